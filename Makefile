@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test lint setup migrate clean-vendor
+
+run: setup
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo --if-empty
+	@echo "Relay on http://$(HOST):$(PORT)/ - sign in as recruiter@acme.example / relay-demo"
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+setup: $(VENV)/.installed static/vendor/htmx.min.js
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# htmx comes from npm, pinned by package-lock.json, and is served by us (never a CDN).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+static/vendor/htmx.min.js: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+migrate: setup
+	$(FLASK) db migrate -m "$(m)"

@@ -1,0 +1,61 @@
+"""Relay: texting candidates and prospects from the ATS. `create_app` is the application factory."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from flask_login import current_user
+
+from webapp import config as settings
+from webapp.extensions import csrf, db, htmx, login_manager, migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+        instance_path=os.path.join(ROOT, "instance"),
+    )
+    app.config.from_mapping(settings.from_environment(app.instance_path))
+    if config:
+        app.config.update(config)
+    settings.check(app.config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+
+    from webapp import auth, cli, errors, templating
+    from webapp.admin import bp as admin_bp
+    from webapp.auth import bp as auth_bp
+    from webapp.inbox import bp as inbox_bp
+    from webapp.jobs import bp as jobs_bp
+
+    auth.init_login(login_manager)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(jobs_bp)
+    app.register_blueprint(inbox_bp)
+    app.register_blueprint(admin_bp)
+    errors.register(app)
+    templating.register(app)
+    cli.register(app)
+
+    @app.get("/")
+    def home() -> Any:
+        if current_user.is_authenticated:
+            return redirect(url_for("jobs.index"))
+        return redirect(url_for("auth.login"))
+
+    @app.get("/healthz")
+    def healthz() -> tuple[str, int]:
+        return "ok", 200
+
+    return app

@@ -1,0 +1,130 @@
+"""Who may see and do what: the one place for organisation and team scoping, rights and entitlements.
+
+Query builders take the user as an argument and know nothing of the request, so the inbox, the
+application page and background jobs scope the same way. The decorators at the bottom are the thin
+Flask layer over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import abort
+from flask_login import current_user, login_required
+from sqlalchemy.orm import Session
+
+from webapp import permissions
+from webapp.models import Application, Candidate, HiringTeamMember, Job, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def has_permission(user: User, code: str) -> bool:
+    if code not in permissions.CODES:
+        raise ValueError(f"unknown permission {code!r}")
+    return code in user.permission_codes
+
+
+def is_org_admin(user: User) -> bool:
+    """Organisation admins see every job and application of their organisation."""
+    return user.organization_id is not None and has_permission(user, permissions.ADMIN_ORGANIZATION)
+
+
+def sees_admin(user: User) -> bool:
+    return user.organization_id is not None and bool(user.permission_codes & permissions.ADMIN_CODES)
+
+
+def entitled(user: User, product: str) -> bool:
+    org = user.organization
+    return org is not None and org.has_product(product)
+
+
+def job_visible_to(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition: the job is in the user's organisation and, unless admin, on one of their teams."""
+    if user.organization_id is None:
+        return sa.false()
+    in_org = Job.organization_id == user.organization_id
+    if is_org_admin(user):
+        return in_org
+    on_team = (
+        sa.select(HiringTeamMember.id)
+        .where(HiringTeamMember.job_id == Job.id, HiringTeamMember.user_id == user.id)
+        .exists()
+    )
+    return sa.and_(in_org, on_team)
+
+
+def visible_jobs(user: User) -> sa.Select[tuple[Job]]:
+    return sa.select(Job).where(job_visible_to(user))
+
+
+def visible_applications(user: User) -> sa.Select[tuple[Application]]:
+    return sa.select(Application).join(Application.job).where(job_visible_to(user))
+
+
+def get_job(session: Session, user: User, job_id: int) -> Job | None:
+    return session.scalar(visible_jobs(user).where(Job.id == job_id))
+
+
+def get_application(session: Session, user: User, application_id: int) -> Application | None:
+    return session.scalar(visible_applications(user).where(Application.id == application_id))
+
+
+def other_applications(session: Session, user: User, application: Application) -> list[Application]:
+    """The candidate's other applications that this user may also see."""
+    query = (
+        visible_applications(user)
+        .join(Application.candidate)
+        .where(Candidate.id == application.candidate_id, Application.id != application.id)
+        .order_by(Application.created_at.desc())
+    )
+    return list(session.scalars(query))
+
+
+# --- The Flask layer -----------------------------------------------------------------------------
+
+
+def permission_required(code: str) -> Callable[[F], F]:
+    """Signed in and holding the permission, else 403 (the 403 page names the missing right)."""
+    spec = next((p for p in permissions.CATALOGUE if p.code == code), None)
+    if spec is None:
+        raise ValueError(f"unknown permission {code!r}")
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not has_permission(current_user, code):
+                abort(403, description=f"This needs the permission “{spec.name}” ({spec.category}).")
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def admin_required(view: F) -> F:
+    """Any administration right opens the admin area; each page checks its own right on top."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not sees_admin(current_user):
+            abort(403, description="The admin area is for organisation administrators.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def staff_required(view: F) -> F:
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_staff:
+            abort(403, description="This page is for Relay customer-success staff.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from webapp.auth import bp, service
+from webapp.auth.forms import LoginForm
+from webapp.extensions import db
+from webapp.models import utcnow
+
+
+def _limits() -> service.Limits:
+    cfg = current_app.config
+    return service.Limits(
+        per_account=cfg["LOGIN_MAX_FAILURES_PER_ACCOUNT"],
+        per_address=cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        window=timedelta(seconds=cfg["LOGIN_FAILURE_WINDOW_SECONDS"]),
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site; anything else (another host, a scheme, //host) goes home."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return url_for("home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return url_for("home")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str | tuple[str, int]:
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        email = form.email.data or ""
+        address = request.remote_addr or "unknown"
+        now = utcnow()
+        limits = _limits()
+        wait = service.retry_after(db.session, email, address, limits, now)
+        if wait is not None:
+            minutes = max(1, math.ceil(wait.total_seconds() / 60))
+            form.form_errors.append(
+                f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            )
+            status = 429
+        else:
+            user = service.authenticate(db.session, email, form.password.data or "")
+            if user is None:
+                service.record_failure(db.session, email, address, limits, now)
+                db.session.commit()
+                form.form_errors.append("Wrong email or password.")
+            else:
+                service.clear_failures(db.session, email)
+                db.session.commit()
+                login_user(user)
+                return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,80 @@
+"""Settings, read from the environment once, with defaults that are safe for development."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+DEV_SECRET_KEY = "relay-development-only-not-secret"
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot be used; the message says which one and why."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment(instance_path: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config from environment variables (DESIGN §6)."""
+    env = os.environ if environ is None else environ
+    relay_env = env.get("RELAY_ENV", "development").strip().lower()
+    if relay_env not in ENVIRONMENTS:
+        raise ConfigError(f"RELAY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {relay_env!r}")
+    production = relay_env == "production"
+    default_db = "sqlite:///" + str(Path(instance_path) / "relay.db")
+
+    return {
+        "RELAY_ENV": relay_env,
+        "SECRET_KEY": env.get("SECRET_KEY") or DEV_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": _database_url(env.get("DATABASE_URL") or default_db),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "MESSAGING_PROVIDER": env.get("MESSAGING_PROVIDER", "simulator"),
+        "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
+        "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
+        "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET"),
+        "VONAGE_API_HOST": env.get("VONAGE_API_HOST", "api.nexmo.com"),
+        "SMTP_URL": env.get("SMTP_URL") or None,
+        "UPLOAD_DIR": env.get("UPLOAD_DIR") or str(Path(instance_path) / "uploads"),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+        # Cookies: never readable from scripts, never sent on cross-site POSTs, HTTPS-only in production.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        # The token is bound to the session, and pages stay open for hours while recruiters work in
+        # them (htmx keeps the token of the first render); the session cookie bounds its life instead.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", "5")),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
+        "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    }
+
+
+def _database_url(url: str) -> str:
+    # Heroku-style and plain postgres URLs mean psycopg 3, the driver we install.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def check(config: dict[str, Any]) -> None:
+    """Refuse settings that would be unsafe in production."""
+    if config.get("RELAY_ENV") != "production":
+        return
+    key = config.get("SECRET_KEY") or ""
+    if key == DEV_SECRET_KEY or len(key) < 32:
+        raise ConfigError(
+            "RELAY_ENV=production needs a real SECRET_KEY (32 characters or more), "
+            "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )

@@ -1,0 +1,491 @@
+"""Demo data (DESIGN §6): two customers, the named users, jobs, candidates, communities, numbers.
+
+Every row is found by its natural key before it is created, so running the seed twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp import permissions
+from webapp.models import (
+    STAGES,
+    Application,
+    Candidate,
+    Community,
+    CommunityMembership,
+    HiringTeamMember,
+    Job,
+    Organization,
+    Permission,
+    Prospect,
+    Role,
+    SendingNumber,
+    SourcingTeamMember,
+    User,
+    utcnow,
+)
+
+PASSWORD = "relay-demo"
+T = TypeVar("T")
+
+ROLES: dict[str, list[str]] = {
+    "Administrator": sorted(permissions.CODES),
+    "Recruiter": [permissions.RECRUITMENT_SMS],
+    "Hiring manager": [],
+    "Sourcer": [permissions.RECRUITMENT_SMS],
+}
+
+# email, name, organisation, role
+USERS = [
+    ("admin@acme.example", "Ada Lindqvist", "Acme", "Administrator"),
+    ("recruiter@acme.example", "Riley Chen", "Acme", "Recruiter"),
+    ("manager@acme.example", "Morgan Patel", "Acme", "Hiring manager"),
+    ("sourcer@acme.example", "Sam Okafor", "Acme", "Sourcer"),
+    ("admin@globex.example", "Gloria Reyes", "Globex", "Administrator"),
+    ("recruiter@globex.example", "Glen Park", "Globex", "Recruiter"),
+]
+STAFF = ("csm@relay.example", "Casey Moore")
+
+# Acme's pool: e164, sms, whatsapp
+ACME_NUMBERS = [
+    ("+12015550100", True, True),
+    ("+12015550101", True, False),
+    ("+15062345600", True, False),
+    ("+447400123400", True, True),
+    ("+447400123401", True, False),
+    ("+33612345600", True, False),
+    ("+4915123456700", True, True),
+]
+
+# organisation, title, location, open, team (email, title)
+JOBS = [
+    (
+        "Acme",
+        "Backend Engineer",
+        "Berlin",
+        True,
+        [
+            ("recruiter@acme.example", "Recruiter"),
+            ("manager@acme.example", "Hiring manager"),
+        ],
+    ),
+    (
+        "Acme",
+        "Product Designer",
+        "London",
+        True,
+        [("recruiter@acme.example", "Recruiter")],
+    ),
+    (
+        "Acme",
+        "Sales Development Representative",
+        "Toronto",
+        True,
+        [("recruiter@acme.example", "Recruiter")],
+    ),
+    (
+        "Acme",
+        "Customer Success Manager",
+        "Paris",
+        True,
+        [("recruiter@acme.example", "Recruiter")],
+    ),
+    (
+        "Acme",
+        "Data Analyst",
+        "Stockholm",
+        True,
+        [
+            ("recruiter@acme.example", "Recruiter"),
+            ("manager@acme.example", "Hiring manager"),
+        ],
+    ),
+    (
+        "Acme",
+        "Warehouse Associate",
+        "Newark, NJ",
+        True,
+        [("recruiter@acme.example", "Recruiter")],
+    ),
+    ("Acme", "Office Manager", "Remote", False, [("admin@acme.example", "Recruiter")]),
+    (
+        "Globex",
+        "Field Technician",
+        "Springfield",
+        True,
+        [("recruiter@globex.example", "Recruiter")],
+    ),
+    (
+        "Globex",
+        "Accountant",
+        "Springfield",
+        True,
+        [("recruiter@globex.example", "Recruiter")],
+    ),
+]
+
+NAMES: dict[str, list[tuple[str, str]]] = {
+    "DE": [
+        ("Lena", "Müller"),
+        ("Jonas", "Schmidt"),
+        ("Mia", "Schneider"),
+        ("Felix", "Fischer"),
+        ("Hannah", "Weber"),
+    ],
+    "GB": [
+        ("Oliver", "Smith"),
+        ("Amelia", "Jones"),
+        ("Harry", "Taylor"),
+        ("Isla", "Brown"),
+        ("George", "Davies"),
+    ],
+    "US": [
+        ("Emma", "Johnson"),
+        ("Liam", "Williams"),
+        ("Olivia", "Garcia"),
+        ("Noah", "Miller"),
+        ("Ava", "Davis"),
+    ],
+    "CA": [
+        ("Chloé", "Tremblay"),
+        ("Ethan", "Roy"),
+        ("Zoe", "Gagnon"),
+        ("Lucas", "Côté"),
+        ("Maya", "Bouchard"),
+    ],
+    "FR": [
+        ("Louise", "Martin"),
+        ("Gabriel", "Bernard"),
+        ("Jade", "Dubois"),
+        ("Raphaël", "Thomas"),
+        ("Léa", "Robert"),
+    ],
+    "SE": [
+        ("Alice", "Andersson"),
+        ("William", "Johansson"),
+        ("Maja", "Karlsson"),
+        ("Hugo", "Nilsson"),
+        ("Elsa", "Eriksson"),
+    ],
+    "NO": [
+        ("Nora", "Hansen"),
+        ("Jakob", "Johansen"),
+        ("Emma", "Olsen"),
+        ("Filip", "Larsen"),
+    ],
+    "DK": [
+        ("Ida", "Nielsen"),
+        ("Oscar", "Jensen"),
+        ("Freja", "Pedersen"),
+        ("Alfred", "Christensen"),
+    ],
+    "FI": [
+        ("Aino", "Korhonen"),
+        ("Eino", "Virtanen"),
+        ("Helmi", "Mäkinen"),
+        ("Väinö", "Nieminen"),
+    ],
+    "NL": [
+        ("Tess", "de Jong"),
+        ("Daan", "Jansen"),
+        ("Sophie", "de Vries"),
+        ("Sem", "van den Berg"),
+    ],
+    "ES": [
+        ("Lucía", "García"),
+        ("Hugo", "Fernández"),
+        ("Martina", "López"),
+        ("Mateo", "Sánchez"),
+    ],
+    "IT": [
+        ("Sofia", "Rossi"),
+        ("Leonardo", "Russo"),
+        ("Giulia", "Ferrari"),
+        ("Francesco", "Esposito"),
+    ],
+    "PL": [
+        ("Zuzanna", "Nowak"),
+        ("Antoni", "Kowalski"),
+        ("Julia", "Wiśniewska"),
+        ("Jan", "Wójcik"),
+    ],
+    "IE": [
+        ("Grace", "Murphy"),
+        ("Jack", "Kelly"),
+        ("Fiadh", "Byrne"),
+        ("Conor", "Walsh"),
+    ],
+    "AU": [("Charlotte", "Wilson"), ("Oliver", "Thompson"), ("Ruby", "White")],
+    "BR": [("Helena", "Silva"), ("Miguel", "Santos"), ("Alice", "Oliveira")],
+}
+
+GLOBEX_NAMES = [
+    ("US", "Homer", "Jay"),
+    ("US", "Marge", "Bouvier"),
+    ("US", "Lenny", "Leonard"),
+    ("US", "Carl", "Carlson"),
+    ("CA", "Maude", "Flanders"),
+    ("GB", "Edna", "Krabappel"),
+    ("US", "Waylon", "Smithers"),
+    ("DE", "Otto", "Mann"),
+    ("US", "Seymour", "Skinner"),
+    ("FR", "Helen", "Lovejoy"),
+]
+
+COMMUNITIES = [
+    (
+        "Engineering talent pool",
+        "Engineers we would like to hire in the next year.",
+        ["sourcer@acme.example", "recruiter@acme.example"],
+    ),
+    (
+        "Nordic sales network",
+        "Sales people in Sweden, Norway, Denmark and Finland.",
+        ["sourcer@acme.example"],
+    ),
+]
+
+PROSPECTS = [
+    ("SE", "Astrid", "Lund"),
+    ("NO", "Sindre", "Berg"),
+    ("DK", "Karla", "Holm"),
+    ("FI", "Otso", "Laine"),
+    ("DE", "Paul", "Becker"),
+    ("GB", "Evie", "Wright"),
+    ("US", "Mason", "Clark"),
+    ("NL", "Lotte", "Bakker"),
+    ("SE", "Nils", "Ek"),
+    ("NO", "Ingrid", "Dahl"),
+    ("FR", "Manon", "Petit"),
+    ("CA", "Owen", "Leblanc"),
+    ("DK", "Emil", "Berg"),
+    ("FI", "Venla", "Salo"),
+    ("IE", "Aoife", "Ryan"),
+    ("US", "Harper", "Lewis"),
+]
+
+
+def database_is_empty(session: Session) -> bool:
+    return session.scalar(sa.select(sa.func.count()).select_from(Organization)) == 0
+
+
+def _one(session: Session, model: type[T], keys: dict[str, Any], **values: Any) -> tuple[T, bool]:
+    """Find the row by its natural key, or create it with the values; True when created."""
+    found = session.scalar(sa.select(model).filter_by(**keys))
+    if found is not None:
+        return found, False
+    row = model(**keys, **values)
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def demo_mobile(country: str, index: int) -> str:
+    """A valid mobile of the country, different for each index (libphonenumber's example, varied)."""
+    example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
+    digits = str(example.national_number)
+    for attempt in range(100):
+        suffix = f"{(index * 7 + attempt) % 100:02d}"
+        candidate = phonenumbers.parse(f"+{example.country_code}{digits[:-2]}{suffix}")
+        if phonenumbers.is_valid_number(candidate):
+            return phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.E164)
+    raise ValueError(f"no valid demo mobile for {country}")
+
+
+def _email(first: str, last: str, domain: str, n: int) -> str:
+    ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+    return f"{ascii_name.lower().replace(' ', '')}.{n}@{domain}"
+
+
+def seed(session: Session) -> dict[str, int]:
+    permissions.sync(session)
+    perms = {p.code: p for p in session.scalars(sa.select(Permission))}
+
+    acme, _ = _one(
+        session,
+        Organization,
+        {"name": "Acme", "parent_id": None},
+        has_messaging=True,
+        has_crm=True,
+        sms_enabled=True,
+        whatsapp_enabled=True,
+        sender_name="Acme",
+    )
+    _one(
+        session,
+        Organization,
+        {"name": "Acme Nordics", "parent_id": acme.id},
+        has_messaging=True,
+        has_crm=True,
+        sms_enabled=True,
+        whatsapp_enabled=True,
+        sender_name="Acme Nordics",
+    )
+    globex, _ = _one(
+        session,
+        Organization,
+        {"name": "Globex", "parent_id": None},
+        sender_name="Globex",
+    )
+    orgs = {"Acme": acme, "Globex": globex}
+
+    roles: dict[tuple[str, str], Role] = {}
+    for org_name, org in orgs.items():
+        for role_name, codes in ROLES.items():
+            if org_name == "Globex" and role_name in ("Hiring manager", "Sourcer"):
+                continue
+            role, created = _one(session, Role, {"organization_id": org.id, "name": role_name})
+            if created:
+                role.permissions = [perms[c] for c in codes]
+            roles[org_name, role_name] = role
+
+    users: dict[str, User] = {}
+    for email, name, org_name, role_name in USERS:
+        user = session.scalar(sa.select(User).where(User.email == email))
+        if user is None:
+            user = User(email=email, name=name, organization_id=orgs[org_name].id)
+            user.set_password(PASSWORD)
+            user.roles = [roles[org_name, role_name]]
+            session.add(user)
+        users[email] = user
+    if session.scalar(sa.select(User).where(User.email == STAFF[0])) is None:
+        staff = User(email=STAFF[0], name=STAFF[1], is_staff=True)
+        staff.set_password(PASSWORD)
+        session.add(staff)
+    session.flush()
+
+    for e164, sms, whatsapp in ACME_NUMBERS:
+        _one(
+            session,
+            SendingNumber,
+            {"e164": e164},
+            organization_id=acme.id,
+            sms=sms,
+            whatsapp=whatsapp,
+        )
+
+    now = utcnow()
+    jobs: list[Job] = []
+    for i, (org_name, title, location, is_open, team) in enumerate(JOBS):
+        job, _ = _one(
+            session,
+            Job,
+            {"organization_id": orgs[org_name].id, "title": title},
+            location=location,
+            is_open=is_open,
+            created_at=now - timedelta(days=40 - i),
+        )
+        for email, member_title in team:
+            _one(
+                session,
+                HiringTeamMember,
+                {"job_id": job.id, "user_id": users[email].id},
+                title=member_title,
+            )
+        jobs.append(job)
+    acme_jobs = [j for j in jobs if j.organization_id == acme.id]
+    globex_jobs = [j for j in jobs if j.organization_id == globex.id]
+
+    stages = list(STAGES)
+    n = 0
+    for country, names in NAMES.items():
+        for first, last in names:
+            n += 1
+            cand, _ = _one(
+                session,
+                Candidate,
+                {
+                    "organization_id": acme.id,
+                    "email": _email(first, last, "example.com", n),
+                },
+                first_name=first,
+                last_name=last,
+                mobile=demo_mobile(country, n),
+            )
+            # Most apply once, every third twice, so the page shows "other applications".
+            for k in range(1 + (n % 3 == 0)):
+                job = acme_jobs[(n + k * 3) % len(acme_jobs)]
+                _one(
+                    session,
+                    Application,
+                    {"job_id": job.id, "candidate_id": cand.id},
+                    stage=stages[(n + k) % len(stages)],
+                    created_at=now - timedelta(days=n % 30, hours=n),
+                )
+    for i, (country, first, last) in enumerate(GLOBEX_NAMES, start=1):
+        cand, _ = _one(
+            session,
+            Candidate,
+            {
+                "organization_id": globex.id,
+                "email": _email(first, last, "example.org", i),
+            },
+            first_name=first,
+            last_name=last,
+            mobile=demo_mobile(country, 50 + i),
+        )
+        _one(
+            session,
+            Application,
+            {"job_id": globex_jobs[i % 2].id, "candidate_id": cand.id},
+            stage=stages[i % 4],
+            created_at=now - timedelta(days=i),
+        )
+
+    communities = []
+    for name, description, team in COMMUNITIES:
+        community, _ = _one(
+            session,
+            Community,
+            {"organization_id": acme.id, "name": name},
+            description=description,
+        )
+        for email in team:
+            _one(
+                session,
+                SourcingTeamMember,
+                {"community_id": community.id, "user_id": users[email].id},
+            )
+        communities.append(community)
+    for i, (country, first, last) in enumerate(PROSPECTS, start=1):
+        prospect, _ = _one(
+            session,
+            Prospect,
+            {
+                "organization_id": acme.id,
+                "email": _email(first, last, "example.net", i),
+            },
+            first_name=first,
+            last_name=last,
+            mobile=demo_mobile(country, 80 + i),
+        )
+        nordic = country in ("SE", "NO", "DK", "FI")
+        _one(
+            session,
+            CommunityMembership,
+            {
+                "community_id": communities[1 if nordic else 0].id,
+                "prospect_id": prospect.id,
+            },
+        )
+
+    session.flush()
+    counted = {
+        "organisations": Organization,
+        "users": User,
+        "jobs": Job,
+        "candidates": Candidate,
+        "applications": Application,
+        "prospects": Prospect,
+        "sending numbers": SendingNumber,
+    }
+    return {
+        what: session.scalar(sa.select(sa.func.count()).select_from(m)) or 0 for what, m in counted.items()
+    }

@@ -1,0 +1,55 @@
+"""Error pages that fit the app: 400, 403, 404, 405, 413, 429, 500 and the CSRF failure."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, make_response, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from webapp.extensions import db
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Too large",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+EXPLANATIONS = {
+    400: "The request could not be understood.",
+    403: "You do not have the right to do this.",
+    404: "It does not exist, or it is not shared with you.",
+    405: "This address does not accept that kind of request.",
+    413: "What was sent is larger than we accept.",
+    429: "Too many attempts in a short time. Wait a while and try again.",
+    500: "We could not finish this. Nothing you typed was saved twice; try again in a moment.",
+}
+
+
+def _page(code: int, detail: str | None = None) -> Response:
+    text = detail or EXPLANATIONS.get(code, "")
+    body = render_template("errors/error.html", code=code, title=TITLES.get(code, "Error"), text=text)
+    return make_response(body, code)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> Response:
+        return _page(400, "The form had expired or was sent from elsewhere. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        code = error.code or 500
+        if code >= 500:
+            # Unhandled exceptions arrive here as InternalServerError (Flask logs them first).
+            db.session.rollback()
+        # Werkzeug's default descriptions are generic; ours are set explicitly with abort(..., description=).
+        default = type(error).description
+        detail = error.description if error.description != default else None
+        response = _page(code, detail)
+        if code == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response

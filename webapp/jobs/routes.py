@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from flask import abort, request
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from webapp import access
+from webapp.extensions import db
+from webapp.htmx import render
+from webapp.jobs import bp, queries
+from webapp.jobs.forms import ApplicationFilterForm
+from webapp.models import STAGES
+
+
+@bp.get("/jobs")
+@login_required
+def index() -> Response:
+    rows = queries.jobs_for(db.session, current_user)
+    return render("jobs/index.html", "jobs/index.html", rows=rows)
+
+
+@bp.get("/jobs/<int:job_id>")
+@login_required
+def detail(job_id: int) -> Response:
+    job = access.get_job(db.session, current_user, job_id) or abort(404)
+    form = ApplicationFilterForm(request.args)
+    if form.validate():
+        applications = queries.applications_for(
+            db.session, current_user, job, q=form.q.data or "", stage=form.stage.data or ""
+        )
+        status = 200
+    else:
+        applications, status = [], 400
+    return render(
+        "jobs/detail.html",
+        "jobs/_applications.html",
+        status=status,
+        job=job,
+        form=form,
+        applications=applications,
+        stages=STAGES,
+        max_rows=queries.MAX_ROWS,
+    )
+
+
+@bp.get("/applications/<int:application_id>")
+@login_required
+def application(application_id: int) -> Response:
+    app_ = access.get_application(db.session, current_user, application_id) or abort(404)
+    others = access.other_applications(db.session, current_user, app_)
+    return render("jobs/application.html", "jobs/application.html", application=app_, others=others)

@@ -1,0 +1,66 @@
+"""Customers: an organisation, its products and its channels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from webapp.models.user import User
+
+PRODUCTS = ("ats", "messaging", "crm")
+CHANNELS = ("sms", "whatsapp")
+
+
+class Organization(Base):
+    __tablename__ = "organization"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    # Every customer has the ATS; these two are bought on top of it.
+    has_messaging: Mapped[bool] = mapped_column(default=False)
+    has_crm: Mapped[bool] = mapped_column(default=False)
+    sms_enabled: Mapped[bool] = mapped_column(default=False)
+    whatsapp_enabled: Mapped[bool] = mapped_column(default=False)
+    sender_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    parent: Mapped[Organization | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Organization]] = relationship(back_populates="parent")
+    users: Mapped[list[User]] = relationship(back_populates="organization")
+
+    def __repr__(self) -> str:
+        return f"<Organization {self.id} {self.name!r}>"
+
+    @property
+    def top(self) -> Organization:
+        """The parent organisation at the top, which holds the shared credits."""
+        org = self
+        while org.parent is not None:
+            org = org.parent
+        return org
+
+    def has_product(self, product: str) -> bool:
+        if product not in PRODUCTS:
+            raise ValueError(f"unknown product {product!r}")
+        return {"ats": True, "messaging": self.has_messaging, "crm": self.has_crm}[product]
+
+    def channel_enabled(self, channel: str) -> bool:
+        """SMS/WhatsApp are usable when Messaging is bought and the channel is switched on."""
+        if channel == "email":
+            return True
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        enabled = self.sms_enabled if channel == "sms" else self.whatsapp_enabled
+        return self.has_messaging and enabled
+
+    @property
+    def channels(self) -> list[str]:
+        """The channels this organisation's users can write on, email first."""
+        return ["email"] + [c for c in CHANNELS if self.channel_enabled(c)]

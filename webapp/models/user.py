@@ -1,0 +1,112 @@
+"""People who sign in, and what they may do: users, roles, permissions, sign-in attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from webapp.models.organization import Organization
+
+user_role = sa.Table(
+    "user_role",
+    Base.metadata,
+    sa.Column("user_id", sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role_id", sa.ForeignKey("role.id", ondelete="CASCADE"), primary_key=True),
+)
+
+role_permission = sa.Table(
+    "role_permission",
+    Base.metadata,
+    sa.Column("role_id", sa.ForeignKey("role.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("permission_code", sa.ForeignKey("permission.code", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Permission(Base):
+    """One right, from the catalogue in webapp.permissions (synchronised into this table)."""
+
+    __tablename__ = "permission"
+
+    code: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    category: Mapped[str] = mapped_column(sa.String(100))
+
+
+class Role(Base):
+    """A named set of permissions, defined per organisation."""
+
+    __tablename__ = "role"
+    __table_args__ = (sa.UniqueConstraint("organization_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+
+    permissions: Mapped[list[Permission]] = relationship(secondary=role_permission)
+
+    def __repr__(self) -> str:
+        return f"<Role {self.name!r}>"
+
+
+class User(UserMixin, Base):
+    __tablename__ = "user"
+    __table_args__ = (
+        # Only customer-success staff stand outside every customer organisation.
+        sa.CheckConstraint("is_staff OR organization_id IS NOT NULL", name="staff_or_member"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    is_staff: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organization: Mapped[Organization | None] = relationship(back_populates="users")
+    roles: Mapped[list[Role]] = relationship(secondary=user_role)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"
+
+    @validates("email")
+    def _normalise_email(self, key: str, value: str) -> str:
+        return value.strip().lower()
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def permission_codes(self) -> frozenset[str]:
+        return frozenset(p.code for role in self.roles for p in role.permissions)
+
+
+class LoginAttempt(Base):
+    """A failed sign-in, kept to limit guessing per account and per address (across processes)."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        sa.Index("ix_login_attempt_email_at", "email", "created_at"),
+        sa.Index("ix_login_attempt_address_at", "remote_addr", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    remote_addr: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,55 @@
+"""Phone numbers: the one place that parses, normalises and describes them (libphonenumber)."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import geocoder
+
+
+class InvalidPhoneNumber(ValueError):
+    """Not a valid phone number; the message says what to type instead."""
+
+
+def normalise(raw: str, default_region: str | None = None) -> str:
+    """Return the number in E.164 (with the +), or raise InvalidPhoneNumber."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhoneNumber("Enter a phone number.")
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber("Enter the number in international format, e.g. +46 70 123 45 67.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(f"{text} is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def country_of(e164: str) -> str | None:
+    """ISO 3166 alpha-2 of a number (NANP numbers are told apart by area code)."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164)) or None
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def display(e164: str) -> str:
+    """The number as people write it internationally: +49 151 12345678."""
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def country_name(e164: str, lang: str = "en") -> str:
+    try:
+        return geocoder.country_name_for_number(phonenumbers.parse(e164), lang)
+    except phonenumbers.NumberParseException:
+        return ""
+
+
+def flag(country: str | None) -> str:
+    """The regional-indicator emoji for an ISO alpha-2 code."""
+    if not country or len(country) != 2 or not country.isalpha():
+        return ""
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in country.upper())

@@ -1,0 +1,29 @@
+"""What every template can use: filters for numbers and times, and the navigation rights."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from flask_login import current_user
+
+from webapp import access, phones
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters["phone"] = phones.display
+    app.jinja_env.filters["flag"] = phones.flag
+    app.jinja_env.filters["datetime"] = _datetime
+
+    @app.context_processor
+    def navigation() -> dict[str, Any]:
+        signed_in = current_user.is_authenticated
+        return {
+            "nav_admin": signed_in and access.sees_admin(current_user),
+            "nav_staff": signed_in and current_user.is_staff,
+        }
+
+
+def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.strftime(fmt) + " UTC" if value else ""
