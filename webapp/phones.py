@@ -47,9 +47,3 @@ def country_name(e164: str, lang: str = "en") -> str:
     except phonenumbers.NumberParseException:
         return ""
 
-
-def flag(country: str | None) -> str:
-    """The regional-indicator emoji for an ISO alpha-2 code."""
-    if not country or len(country) != 2 or not country.isalpha():
-        return ""
-    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in country.upper())

@@ -13,7 +13,6 @@ from webapp import access, phones
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["phone"] = phones.display
-    app.jinja_env.filters["flag"] = phones.flag
     app.jinja_env.filters["datetime"] = _datetime
 
     @app.context_processor

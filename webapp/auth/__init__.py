@@ -6,7 +6,7 @@ from flask import Blueprint, Response, redirect, request, url_for
 from flask_login import LoginManager
 
 from webapp.extensions import db
-from webapp.htmx import wants_fragment
+from webapp.pages import wants_fragment
 
 bp = Blueprint("auth", __name__)
 

@@ -1,4 +1,5 @@
 from wtforms import Form, SearchField, SelectField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from webapp.models import STAGES
@@ -14,7 +15,7 @@ class ApplicationFilterForm(Form):
     )
     stage = SelectField(
         "Stage",
-        choices=[("", "All stages"), *STAGES.items()],
+        choices=[SelectChoice("", "All stages"), *(SelectChoice(k, v) for k, v in STAGES.items())],
         validate_choice=True,
         default="",
     )

@@ -6,7 +6,7 @@ from werkzeug.wrappers import Response
 
 from webapp import access
 from webapp.extensions import db
-from webapp.htmx import render
+from webapp.pages import render
 from webapp.jobs import bp, queries
 from webapp.jobs.forms import ApplicationFilterForm
 from webapp.models import STAGES

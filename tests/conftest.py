@@ -1,0 +1,156 @@
+"""Fixtures: an app per test on SQLite and (with TEST_POSTGRES_URL) again on PostgreSQL, a client, auth.
+
+Under CI=true nothing skips for a missing service: PostgreSQL and Chromium must be there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webapp import create_app
+from webapp.extensions import db
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI and not POSTGRES_URL:
+        raise pytest.UsageError("CI=true: set TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+
+
+def need(what: str) -> None:
+    """Skip for a missing service outside CI; in CI a missing service is a failure."""
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true")
+    pytest.skip(f"{what} is not available here")
+
+
+def _pg_url(database: str) -> sa.URL:
+    url = sa.make_url(POSTGRES_URL)
+    return url.set(drivername="postgresql+psycopg", database=database)
+
+
+def create_postgres_database(prefix: str = "relay_test") -> str:
+    """A new, empty database on the test server; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(_pg_url("postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return _pg_url(name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    name = sa.make_url(url).database
+    engine = sa.create_engine(_pg_url("postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, with the models' schema; dropped at the end."""
+    if not POSTGRES_URL:
+        need("PostgreSQL (TEST_POSTGRES_URL)")
+    url = create_postgres_database()
+    app = create_app(test_config(url))
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    yield url
+    drop_postgres_database(url)
+
+
+def test_config(database_url: str, **overrides: object) -> dict[str, object]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SERVER_NAME": None,
+        **overrides,
+    }
+
+
+test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return "sqlite://"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    """Override in a test module to change settings for its app."""
+    return {}
+
+
+@pytest.fixture
+def app(backend: str, database_url: str, app_config: dict[str, object]) -> Iterator[Flask]:
+    app = create_app(test_config(database_url, **app_config))
+    with app.app_context():
+        if backend == "sqlite":
+            db.create_all()
+        yield app
+        db.session.remove()
+        if backend == "postgresql":
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):  # type: ignore[no-untyped-def]
+    return app.test_cli_runner()
+
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
+
+
+def csrf_from(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path)
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class Auth:
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def login(self, email: str, password: str = "password"):  # type: ignore[no-untyped-def]
+        token = csrf_from(self.client, "/login")
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+    def logout(self):  # type: ignore[no-untyped-def]
+        token = csrf_from(self.client, "/jobs")
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> Auth:
+    return Auth(client)

@@ -1,0 +1,111 @@
+"""Small builders for test data: each makes one object with sensible defaults and flushes it."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from werkzeug.security import generate_password_hash
+
+from webapp import permissions
+from webapp.extensions import db
+from webapp.models import (
+    Application,
+    Candidate,
+    Community,
+    HiringTeamMember,
+    Job,
+    Organization,
+    Permission,
+    Role,
+    User,
+)
+
+PASSWORD = "password"
+# One cheap hash for every test user: checking it is real, hashing it each time would be slow.
+_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+_seq = itertools.count(1)
+
+
+def org(name: str | None = None, **kw: Any) -> Organization:
+    values = {"name": name or f"Org {next(_seq)}", "sender_name": "Org", **kw}
+    o = Organization(**values)
+    db.session.add(o)
+    db.session.flush()
+    return o
+
+
+def messaging_org(name: str | None = None, **kw: Any) -> Organization:
+    return org(name, **{"has_messaging": True, "sms_enabled": True, "whatsapp_enabled": True, **kw})
+
+
+def role(organization: Organization, codes: list[str], name: str | None = None) -> Role:
+    permissions.sync(db.session)
+    r = Role(organization_id=organization.id, name=name or f"Role {next(_seq)}")
+    r.permissions = [db.session.get(Permission, c) for c in codes]
+    db.session.add(r)
+    db.session.flush()
+    return r
+
+
+def user(
+    organization: Organization | None,
+    email: str | None = None,
+    codes: list[str] | None = None,
+    admin: bool = False,
+    **kw: Any,
+) -> User:
+    u = User(
+        email=email or f"user{next(_seq)}@example.test",
+        name=kw.pop("name", "Test User"),
+        organization_id=organization.id if organization else None,
+        password_hash=_HASH,
+        **kw,
+    )
+    wanted = set(codes or [])
+    if admin:
+        wanted |= {permissions.ADMIN_ORGANIZATION}
+    if wanted and organization is not None:
+        u.roles = [role(organization, sorted(wanted))]
+    db.session.add(u)
+    db.session.flush()
+    return u
+
+
+def job(organization: Organization, team: list[User] | None = None, **kw: Any) -> Job:
+    j = Job(organization_id=organization.id, title=kw.pop("title", f"Job {next(_seq)}"), **kw)
+    db.session.add(j)
+    db.session.flush()
+    for member in team or []:
+        db.session.add(HiringTeamMember(job_id=j.id, user_id=member.id, title="Recruiter"))
+    db.session.flush()
+    return j
+
+
+def candidate(organization: Organization, first: str = "Ada", last: str = "Lovelace", **kw: Any) -> Candidate:
+    n = next(_seq)
+    c = Candidate(
+        organization_id=organization.id,
+        first_name=first,
+        last_name=last,
+        email=kw.pop("email", f"cand{n}@example.test"),
+        mobile=kw.pop("mobile", "+4915123456789"),
+        **kw,
+    )
+    db.session.add(c)
+    db.session.flush()
+    return c
+
+
+def application(j: Job, c: Candidate, stage: str = "new", **kw: Any) -> Application:
+    a = Application(job_id=j.id, candidate_id=c.id, stage=stage, **kw)
+    db.session.add(a)
+    db.session.flush()
+    return a
+
+
+def community(organization: Organization, name: str | None = None) -> Community:
+    c = Community(organization_id=organization.id, name=name or f"Community {next(_seq)}")
+    db.session.add(c)
+    db.session.flush()
+    return c

@@ -1,0 +1,130 @@
+"""Relay in headless Chromium, as a recruiter and a hiring manager use it, against the demo data."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser_support import serve
+from tests.conftest import need, test_config
+from webapp import create_app, demo
+from webapp.extensions import db
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        need("Chromium (apt-get install -y chromium)")
+    return {**browser_type_launch_args, "executable_path": path, "args": CHROMIUM_FLAGS}
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("live") / "relay.db"
+    app = create_app(test_config(f"sqlite:///{database}", TESTING=False))
+    with app.app_context():
+        db.create_all()
+        demo.seed(db.session)
+        db.session.commit()
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def base_url(live_server: str) -> str:
+    return live_server
+
+
+def sign_in(page: Page, email: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(demo.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_wrong_password_is_told_on_the_form(page: Page) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill("recruiter@acme.example")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
+    expect(page.get_by_label("Email")).to_have_value("recruiter@acme.example")
+    shot(page, "login-error")
+
+
+def test_recruiter_filters_applications_and_opens_a_candidate(page: Page) -> None:
+    sign_in(page, "recruiter@acme.example")
+    shot(page, "jobs")
+    page.get_by_role("link", name="Backend Engineer").click()
+    expect(page.get_by_role("heading", name="Backend Engineer")).to_be_visible()
+    rows = page.locator("#applications tbody tr")
+    total = rows.count()
+    assert total > 3
+
+    first_name = rows.first.locator("td").first.inner_text().split()[0]
+    page.get_by_label("Search by name").fill(first_name.lower())
+    expect(page).to_have_url(re.compile(rf"[?&]q={first_name.lower()}"))
+    expect(rows).not_to_have_count(total)
+    for name in rows.locator("td:first-child").all_inner_texts():
+        assert first_name.lower() in name.lower()
+
+    page.get_by_label("Search by name").fill("")
+    expect(rows).to_have_count(total)
+    page.get_by_label("Stage").select_option("interview")
+    expect(page).to_have_url(re.compile(r"stage=interview"))
+    stages = rows.locator(".stage").all_inner_texts()
+    assert stages and set(stages) == {"Interview"}
+    shot(page, "job-filtered")
+
+    # The URL keeps the filter: a reload shows the same list.
+    page.reload()
+    expect(page.get_by_label("Stage")).to_have_value("interview")
+    assert set(rows.locator(".stage").all_inner_texts()) == {"Interview"}
+
+    rows.first.get_by_role("link").click()
+    expect(page.locator("#candidate-country")).to_contain_text("(")
+    expect(page.locator("#candidate-mobile")).to_contain_text("+")
+    expect(page.locator("#messaging-panel")).to_be_visible()
+    shot(page, "application")
+
+
+def test_manager_sees_only_their_jobs_and_globex_sees_none_of_acme(page: Page) -> None:
+    sign_in(page, "manager@acme.example")
+    titles = page.locator("#jobs tbody tr td:first-child").all_inner_texts()
+    assert sorted(titles) == ["Backend Engineer", "Data Analyst"]
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+    sign_in(page, "recruiter@globex.example")
+    titles = page.locator("#jobs tbody tr td:first-child").all_inner_texts()
+    assert titles and not {"Backend Engineer", "Data Analyst", "Product Designer"} & set(titles)
+    response = page.goto("/jobs/1")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    shot(page, "not-found")

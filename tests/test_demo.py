@@ -1,0 +1,65 @@
+"""`flask seed-demo` loads what DESIGN §6 describes, and running it twice changes nothing."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from webapp import access, permissions
+from webapp.extensions import db
+from webapp.models import Candidate, Job, Organization, SendingNumber, User
+
+NAMED_USERS = {
+    "admin@acme.example", "recruiter@acme.example", "manager@acme.example", "sourcer@acme.example",
+    "admin@globex.example", "recruiter@globex.example", "csm@relay.example",
+}
+
+
+def dump() -> dict[str, list[tuple]]:
+    out = {}
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            rows = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+            out[table.name] = [tuple(r) for r in rows]
+    return out
+
+
+def test_seed_is_complete_and_idempotent(app, runner) -> None:  # type: ignore[no-untyped-def]
+    first = runner.invoke(args=["seed-demo", "--if-empty"])
+    assert first.exit_code == 0, first.output
+    assert "Demo data ready" in first.output
+    before = dump()
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    assert dump() == before
+    skipped = runner.invoke(args=["seed-demo", "--if-empty"])
+    assert "already has data" in skipped.output
+
+    s = db.session
+    users = {u.email: u for u in s.scalars(sa.select(User))}
+    assert set(users) == NAMED_USERS
+    assert all(u.check_password("relay-demo") for u in users.values())
+    assert users["csm@relay.example"].is_staff and users["csm@relay.example"].organization_id is None
+
+    acme = s.scalar(sa.select(Organization).where(Organization.name == "Acme"))
+    globex = s.scalar(sa.select(Organization).where(Organization.name == "Globex"))
+    assert acme.children and acme.children[0].parent is acme
+    assert acme.channels == ["email", "sms", "whatsapp"] and acme.has_crm
+    assert globex.channels == ["email"] and not globex.has_crm
+
+    assert access.has_permission(users["recruiter@acme.example"], permissions.RECRUITMENT_SMS)
+    assert not access.has_permission(users["manager@acme.example"], permissions.RECRUITMENT_SMS)
+    assert access.is_org_admin(users["admin@acme.example"])
+
+    countries = set(s.scalars(sa.select(SendingNumber.country).where(SendingNumber.organization_id == acme.id)))
+    assert countries == {"US", "CA", "GB", "FR", "DE"}
+
+    assert s.scalar(sa.select(sa.func.count()).select_from(Job)) >= 6
+    candidates = s.scalars(sa.select(Candidate)).all()
+    assert len(candidates) >= 60
+    assert all(c.mobile and c.mobile.startswith("+") and c.country for c in candidates)
+    assert len({c.country for c in candidates}) >= 8
+    assert {"DE", "SE", "US"} <= {c.country for c in candidates}
+
+    manager_jobs = {j.title for j in s.scalars(access.visible_jobs(users["manager@acme.example"]))}
+    all_acme = {j.title for j in s.scalars(access.visible_jobs(users["admin@acme.example"]))}
+    assert manager_jobs and manager_jobs < all_acme
+    assert not {j.title for j in s.scalars(access.visible_jobs(users["recruiter@globex.example"]))} & all_acme

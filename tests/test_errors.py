@@ -1,0 +1,42 @@
+"""Errors answer with pages that fit the app, and a crash rolls the session back."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from tests import factories as f
+from webapp.extensions import db
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    return {"PROPAGATE_EXCEPTIONS": False}
+
+
+def test_404_page_is_ours(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert "Not found" in html and "Back to Relay" in html and "css/app.css" in html
+
+
+def test_405_keeps_allow(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.delete("/login")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+
+
+def test_500_page_and_rollback(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+    @app.get("/boom")
+    def boom() -> str:
+        f.org("Half-made")
+        raise RuntimeError("boom")
+
+    response = client.get("/boom")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.get_data(as_text=True)
+    assert "RuntimeError" not in response.get_data(as_text=True)
+    from webapp.models import Organization
+
+    assert db.session.query(Organization).filter_by(name="Half-made").count() == 0

@@ -1,0 +1,45 @@
+"""`flask db upgrade` on an empty database gives exactly the models' schema, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from tests.conftest import create_postgres_database, drop_postgres_database, need, test_config
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models.base import render_item
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/migrated.db"
+        return
+    from tests.conftest import POSTGRES_URL
+
+    if not POSTGRES_URL:
+        need("PostgreSQL (TEST_POSTGRES_URL)")
+    url = create_postgres_database("relay_migrate")
+    yield url
+    drop_postgres_database(url)
+
+
+def test_upgrade_gives_the_models_schema(empty_database: str) -> None:
+    app = create_app(test_config(empty_database))
+    with app.app_context():
+        upgrade()
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "render_item": render_item}
+            )
+            diff = compare_metadata(context, db.metadata)
+        assert diff == [], f"the models and the migrations differ: {diff}"
+        # And back down again, so every migration can be undone.
+        downgrade(revision="base")
+        with db.engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == ["alembic_version"]
+        db.engine.dispose()
