@@ -25,7 +25,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_configure(config: pytest.Config) -> None:
     if IN_CI and not POSTGRES_URL:
-        raise pytest.UsageError("CI=true: set TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+        raise pytest.UsageError(
+            "CI=true: set TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)"
+        )
 
 
 def need(what: str) -> None:
@@ -124,7 +126,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def runner(app: Flask):  # type: ignore[no-untyped-def]
+def runner(app: Flask):
     return app.test_cli_runner()
 
 
@@ -142,11 +144,11 @@ class Auth:
     def __init__(self, client: FlaskClient) -> None:
         self.client = client
 
-    def login(self, email: str, password: str = "password"):  # type: ignore[no-untyped-def]
+    def login(self, email: str, password: str = "password"):
         token = csrf_from(self.client, "/login")
         return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
-    def logout(self):  # type: ignore[no-untyped-def]
+    def logout(self):
         token = csrf_from(self.client, "/jobs")
         return self.client.post("/logout", data={"csrf_token": token})
 

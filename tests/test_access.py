@@ -10,7 +10,7 @@ from webapp.extensions import db
 
 
 @pytest.fixture
-def world(app):  # type: ignore[no-untyped-def]
+def world(app):
     acme, globex = f.messaging_org("Acme"), f.org("Globex")
     admin = f.user(acme, "admin@acme.test", admin=True)
     recruiter = f.user(acme, "recruiter@acme.test", codes=[permissions.RECRUITMENT_SMS])
@@ -22,20 +22,27 @@ def world(app):  # type: ignore[no-untyped-def]
     globex_job = f.job(globex, team=[outsider], title="Accountant")
     cand = f.candidate(acme)
     w = {
-        "admin": admin, "recruiter": recruiter, "manager": manager, "outsider": outsider, "staff": staff,
-        "team_job": team_job, "other_job": other_job, "globex_job": globex_job,
-        "team_app": f.application(team_job, cand), "other_app": f.application(other_job, cand),
+        "admin": admin,
+        "recruiter": recruiter,
+        "manager": manager,
+        "outsider": outsider,
+        "staff": staff,
+        "team_job": team_job,
+        "other_job": other_job,
+        "globex_job": globex_job,
+        "team_app": f.application(team_job, cand),
+        "other_app": f.application(other_job, cand),
         "globex_app": f.application(globex_job, f.candidate(globex)),
     }
     db.session.commit()
     return w
 
 
-def visible_titles(user) -> set[str]:  # type: ignore[no-untyped-def]
+def visible_titles(user) -> set[str]:
     return {j.title for j in db.session.scalars(access.visible_jobs(user))}
 
 
-def test_jobs_are_scoped_to_the_organisation_and_the_team(world) -> None:  # type: ignore[no-untyped-def]
+def test_jobs_are_scoped_to_the_organisation_and_the_team(world) -> None:
     assert visible_titles(world["admin"]) == {"Backend Engineer", "Designer"}
     assert visible_titles(world["recruiter"]) == {"Backend Engineer", "Designer"}
     assert visible_titles(world["manager"]) == {"Backend Engineer"}
@@ -43,7 +50,7 @@ def test_jobs_are_scoped_to_the_organisation_and_the_team(world) -> None:  # typ
     assert visible_titles(world["staff"]) == set()
 
 
-def test_applications_follow_the_same_rule(world) -> None:  # type: ignore[no-untyped-def]
+def test_applications_follow_the_same_rule(world) -> None:
     s = db.session
     assert access.get_application(s, world["manager"], world["team_app"].id) is not None
     assert access.get_application(s, world["manager"], world["other_app"].id) is None
@@ -52,7 +59,7 @@ def test_applications_follow_the_same_rule(world) -> None:  # type: ignore[no-un
     assert access.get_application(s, world["staff"], world["team_app"].id) is None
 
 
-def test_other_applications_are_only_the_visible_ones(world) -> None:  # type: ignore[no-untyped-def]
+def test_other_applications_are_only_the_visible_ones(world) -> None:
     s = db.session
     assert [a.id for a in access.other_applications(s, world["recruiter"], world["team_app"])] == [
         world["other_app"].id
@@ -60,7 +67,7 @@ def test_other_applications_are_only_the_visible_ones(world) -> None:  # type: i
     assert access.other_applications(s, world["manager"], world["team_app"]) == []
 
 
-def test_permissions(world) -> None:  # type: ignore[no-untyped-def]
+def test_permissions(world) -> None:
     assert access.has_permission(world["recruiter"], permissions.RECRUITMENT_SMS)
     assert not access.has_permission(world["manager"], permissions.RECRUITMENT_SMS)
     assert access.is_org_admin(world["admin"]) and not access.is_org_admin(world["recruiter"])
@@ -68,7 +75,7 @@ def test_permissions(world) -> None:  # type: ignore[no-untyped-def]
         access.has_permission(world["admin"], "no.such.right")
 
 
-def test_entitlements_come_from_the_organisation(world) -> None:  # type: ignore[no-untyped-def]
+def test_entitlements_come_from_the_organisation(world) -> None:
     acme, globex = world["recruiter"].organization, world["outsider"].organization
     assert access.entitled(world["recruiter"], "messaging")
     assert not access.entitled(world["outsider"], "messaging")
@@ -94,7 +101,7 @@ def test_entitlements_come_from_the_organisation(world) -> None:  # type: ignore
         ("admin", lambda w: "/admin/", 200),
     ],
 )
-def test_pages_answer_404_for_what_is_not_yours(client, auth, world, who, path_of, status) -> None:  # type: ignore[no-untyped-def]
+def test_pages_answer_404_for_what_is_not_yours(client, auth, world, who, path_of, status) -> None:
     auth.login(world[who].email)
     response = client.get(path_of(world))
     assert response.status_code == status
@@ -105,7 +112,7 @@ def test_pages_answer_404_for_what_is_not_yours(client, auth, world, who, path_o
             assert leak not in text
 
 
-def test_admin_link_only_for_admins(client, auth, world) -> None:  # type: ignore[no-untyped-def]
+def test_admin_link_only_for_admins(client, auth, world) -> None:
     auth.login("recruiter@acme.test")
     assert 'href="/admin/"' not in client.get("/jobs").get_data(as_text=True)
     auth.logout()
@@ -113,6 +120,6 @@ def test_admin_link_only_for_admins(client, auth, world) -> None:  # type: ignor
     assert 'href="/admin/"' in client.get("/jobs").get_data(as_text=True)
 
 
-def test_forbidden_page_names_the_reason(client, auth, world) -> None:  # type: ignore[no-untyped-def]
+def test_forbidden_page_names_the_reason(client, auth, world) -> None:
     auth.login("recruiter@acme.test")
     assert "organisation administrators" in client.get("/admin/").get_data(as_text=True)

@@ -13,7 +13,7 @@ PROTECTED = ["/jobs", "/jobs/1", "/applications/1", "/inbox", "/admin/"]
 
 
 @pytest.fixture
-def member(app):  # type: ignore[no-untyped-def]
+def member(app):
     org = f.org("Acme")
     u = f.user(org, email="riley@acme.test")
     db.session.commit()
@@ -26,7 +26,7 @@ def test_login_page_has_the_contract_fields(client: FlaskClient) -> None:
         assert name in page
 
 
-def test_sign_in_and_out(client: FlaskClient, auth: Auth, member) -> None:  # type: ignore[no-untyped-def]
+def test_sign_in_and_out(client: FlaskClient, auth: Auth, member) -> None:
     response = auth.login("riley@acme.test")
     assert response.status_code == 302
     cookie = response.headers["Set-Cookie"]
@@ -37,12 +37,14 @@ def test_sign_in_and_out(client: FlaskClient, auth: Auth, member) -> None:  # ty
     assert client.get("/jobs").status_code == 302
 
 
-def test_email_is_case_insensitive(client: FlaskClient, auth: Auth, member) -> None:  # type: ignore[no-untyped-def]
+def test_email_is_case_insensitive(client: FlaskClient, auth: Auth, member) -> None:
     assert auth.login("  Riley@ACME.test ").status_code == 302
 
 
-@pytest.mark.parametrize(("email", "password"), [("riley@acme.test", "wrong"), ("nobody@acme.test", "password")])
-def test_wrong_credentials_get_one_generic_message(client, auth, member, email, password) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("email", "password"), [("riley@acme.test", "wrong"), ("nobody@acme.test", "password")]
+)
+def test_wrong_credentials_get_one_generic_message(client, auth, member, email, password) -> None:
     response = auth.login(email, password)
     assert response.status_code == 200
     text = response.get_data(as_text=True)
@@ -59,20 +61,20 @@ def test_empty_form_says_what_is_missing(client: FlaskClient) -> None:
     assert "Enter your email." in text and "Enter your password." in text
 
 
-def test_inactive_user_cannot_sign_in(client: FlaskClient, auth: Auth, member) -> None:  # type: ignore[no-untyped-def]
+def test_inactive_user_cannot_sign_in(client: FlaskClient, auth: Auth, member) -> None:
     member.active = False
     db.session.commit()
     assert "Wrong email or password." in auth.login("riley@acme.test").get_data(as_text=True)
 
 
-def test_missing_csrf_token_is_refused(client: FlaskClient, member) -> None:  # type: ignore[no-untyped-def]
+def test_missing_csrf_token_is_refused(client: FlaskClient, member) -> None:
     response = client.post("/login", data={"email": "riley@acme.test", "password": "password"})
     assert response.status_code == 400
     assert "Reload the page" in response.get_data(as_text=True)
     assert client.get("/jobs").status_code == 302
 
 
-def test_logout_needs_csrf(client: FlaskClient, auth: Auth, member) -> None:  # type: ignore[no-untyped-def]
+def test_logout_needs_csrf(client: FlaskClient, auth: Auth, member) -> None:
     auth.login("riley@acme.test")
     assert client.post("/logout").status_code == 400
     assert client.get("/jobs").status_code == 200
@@ -93,9 +95,14 @@ def test_htmx_request_without_session_redirects_the_whole_window(client: FlaskCl
 
 @pytest.mark.parametrize(
     ("next_url", "expected"),
-    [("/inbox", "/inbox"), ("//evil.example/x", "/"), ("https://evil.example/", "/"), ("/\\evil.example", "/")],
+    [
+        ("/inbox", "/inbox"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ],
 )
-def test_next_only_goes_to_this_site(client, member, next_url, expected) -> None:  # type: ignore[no-untyped-def]
+def test_next_only_goes_to_this_site(client, member, next_url, expected) -> None:
     token = csrf_from(client)
     response = client.post(
         "/login",
@@ -111,7 +118,7 @@ class TestFailureLimit:
     def app_config(self) -> dict[str, object]:
         return {"LOGIN_MAX_FAILURES_PER_ACCOUNT": 3, "LOGIN_MAX_FAILURES_PER_ADDRESS": 5}
 
-    def test_account_is_locked_after_too_many_failures(self, client, auth, member) -> None:  # type: ignore[no-untyped-def]
+    def test_account_is_locked_after_too_many_failures(self, client, auth, member) -> None:
         for _ in range(3):
             assert auth.login("riley@acme.test", "wrong").status_code == 200
         response = auth.login("riley@acme.test", "password")  # even the right password waits now
@@ -119,12 +126,12 @@ class TestFailureLimit:
         assert "Too many failed sign-ins. Try again in 15 minutes." in response.get_data(as_text=True)
         assert client.get("/jobs").status_code == 302
 
-    def test_address_is_limited_across_accounts(self, client, auth, member) -> None:  # type: ignore[no-untyped-def]
+    def test_address_is_limited_across_accounts(self, client, auth, member) -> None:
         for i in range(5):
             auth.login(f"guess{i}@acme.test", "wrong")
         assert auth.login("riley@acme.test", "password").status_code == 429
 
-    def test_success_clears_the_account_count(self, client, auth, member) -> None:  # type: ignore[no-untyped-def]
+    def test_success_clears_the_account_count(self, client, auth, member) -> None:
         for _ in range(2):
             auth.login("riley@acme.test", "wrong")
         assert auth.login("riley@acme.test").status_code == 302

@@ -8,7 +8,7 @@ from webapp import create_app
 from webapp.config import DEV_SECRET_KEY, ConfigError, from_environment
 
 
-def test_development_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_development_defaults(tmp_path) -> None:
     cfg = from_environment(str(tmp_path), {})
     assert cfg["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/relay.db"
     assert cfg["MESSAGING_PROVIDER"] == "simulator"
@@ -17,13 +17,13 @@ def test_development_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert cfg["SESSION_COOKIE_SECURE"] is False
 
 
-def test_postgres_urls_use_psycopg(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_urls_use_psycopg(tmp_path) -> None:
     cfg = from_environment(str(tmp_path), {"DATABASE_URL": "postgres://u@db/relay"})
     assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/relay"
 
 
 @pytest.mark.parametrize("secret", [None, DEV_SECRET_KEY, "short"])
-def test_production_refuses_a_weak_secret(monkeypatch, secret) -> None:  # type: ignore[no-untyped-def]
+def test_production_refuses_a_weak_secret(monkeypatch, secret) -> None:
     monkeypatch.setenv("RELAY_ENV", "production")
     if secret is None:
         monkeypatch.delenv("SECRET_KEY", raising=False)
@@ -33,7 +33,7 @@ def test_production_refuses_a_weak_secret(monkeypatch, secret) -> None:  # type:
         create_app()
 
 
-def test_production_with_a_real_secret_sets_secure_cookies(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_production_with_a_real_secret_sets_secure_cookies(monkeypatch) -> None:
     monkeypatch.setenv("RELAY_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "x" * 64)
     app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
@@ -41,6 +41,6 @@ def test_production_with_a_real_secret_sets_secure_cookies(monkeypatch) -> None:
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
 
 
-def test_unknown_environment_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_environment_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match="RELAY_ENV"):
         from_environment(str(tmp_path), {"RELAY_ENV": "prod"})

@@ -9,8 +9,13 @@ from webapp.extensions import db
 from webapp.models import Candidate, Job, Organization, SendingNumber, User
 
 NAMED_USERS = {
-    "admin@acme.example", "recruiter@acme.example", "manager@acme.example", "sourcer@acme.example",
-    "admin@globex.example", "recruiter@globex.example", "csm@relay.example",
+    "admin@acme.example",
+    "recruiter@acme.example",
+    "manager@acme.example",
+    "sourcer@acme.example",
+    "admin@globex.example",
+    "recruiter@globex.example",
+    "csm@relay.example",
 }
 
 
@@ -23,7 +28,7 @@ def dump() -> dict[str, list[tuple]]:
     return out
 
 
-def test_seed_is_complete_and_idempotent(app, runner) -> None:  # type: ignore[no-untyped-def]
+def test_seed_is_complete_and_idempotent(app, runner) -> None:
     first = runner.invoke(args=["seed-demo", "--if-empty"])
     assert first.exit_code == 0, first.output
     assert "Demo data ready" in first.output
@@ -49,7 +54,9 @@ def test_seed_is_complete_and_idempotent(app, runner) -> None:  # type: ignore[n
     assert not access.has_permission(users["manager@acme.example"], permissions.RECRUITMENT_SMS)
     assert access.is_org_admin(users["admin@acme.example"])
 
-    countries = set(s.scalars(sa.select(SendingNumber.country).where(SendingNumber.organization_id == acme.id)))
+    countries = set(
+        s.scalars(sa.select(SendingNumber.country).where(SendingNumber.organization_id == acme.id))
+    )
     assert countries == {"US", "CA", "GB", "FR", "DE"}
 
     assert s.scalar(sa.select(sa.func.count()).select_from(Job)) >= 6

@@ -14,20 +14,20 @@ def app_config() -> dict[str, object]:
     return {"PROPAGATE_EXCEPTIONS": False}
 
 
-def test_404_page_is_ours(client) -> None:  # type: ignore[no-untyped-def]
+def test_404_page_is_ours(client) -> None:
     response = client.get("/no/such/page")
     assert response.status_code == 404
     html = response.get_data(as_text=True)
     assert "Not found" in html and "Back to Relay" in html and "css/app.css" in html
 
 
-def test_405_keeps_allow(client) -> None:  # type: ignore[no-untyped-def]
+def test_405_keeps_allow(client) -> None:
     response = client.delete("/login")
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"]
 
 
-def test_500_page_and_rollback(app: Flask, client) -> None:  # type: ignore[no-untyped-def]
+def test_500_page_and_rollback(app: Flask, client) -> None:
     @app.get("/boom")
     def boom() -> str:
         f.org("Half-made")

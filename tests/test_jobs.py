@@ -9,7 +9,7 @@ from webapp.extensions import db
 
 
 @pytest.fixture
-def job_world(app, auth):  # type: ignore[no-untyped-def]
+def job_world(app, auth):
     acme = f.messaging_org("Acme")
     recruiter = f.user(acme, "recruiter@acme.test")
     job = f.job(acme, team=[recruiter], title="Backend Engineer", location="Berlin")
@@ -30,11 +30,11 @@ def job_world(app, auth):  # type: ignore[no-untyped-def]
     return {"job": job, "closed": closed, "apps": apps}
 
 
-def names(html: str, world) -> set[str]:  # type: ignore[no-untyped-def]
+def names(html: str, world) -> set[str]:
     return {first for first, a in world["apps"].items() if f'id="application-{a.id}"' in html}
 
 
-def test_job_list_counts_applications(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_job_list_counts_applications(client, job_world) -> None:
     html = client.get("/jobs").get_data(as_text=True)
     assert "Backend Engineer" in html and "Office Manager" in html
     row = html.split(f'id="job-{job_world["job"].id}"', 1)[1].split("</tr>", 1)[0]
@@ -59,13 +59,13 @@ def test_job_list_counts_applications(client, job_world) -> None:  # type: ignor
         ({"q": "zzz"}, set()),
     ],
 )
-def test_search_and_stage_filter(client, job_world, query, expected) -> None:  # type: ignore[no-untyped-def]
+def test_search_and_stage_filter(client, job_world, query, expected) -> None:
     response = client.get(f"/jobs/{job_world['job'].id}", query_string=query)
     assert response.status_code == 200
     assert names(response.get_data(as_text=True), job_world) == expected
 
 
-def test_filter_values_stay_in_the_form(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_filter_values_stay_in_the_form(client, job_world) -> None:
     html = client.get(f"/jobs/{job_world['job'].id}?q=emma&stage=interview").get_data(as_text=True)
     assert 'value="emma"' in html
     assert '<option selected value="interview">' in html
@@ -76,13 +76,13 @@ def test_filter_values_stay_in_the_form(client, job_world) -> None:  # type: ign
     ("query", "message"),
     [({"stage": "bogus"}, "Not a valid choice"), ({"q": "x" * 101}, "at most 100 characters")],
 )
-def test_malformed_filters_are_a_400_with_a_message(client, job_world, query, message) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_filters_are_a_400_with_a_message(client, job_world, query, message) -> None:
     response = client.get(f"/jobs/{job_world['job'].id}", query_string=query)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
 
 
-def test_htmx_search_returns_only_the_list(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_search_returns_only_the_list(client, job_world) -> None:
     url = f"/jobs/{job_world['job'].id}?q=emma"
     fragment = client.get(url, headers={"HX-Request": "true"})
     html = fragment.get_data(as_text=True)
@@ -95,7 +95,7 @@ def test_htmx_search_returns_only_the_list(client, job_world) -> None:  # type: 
         assert "<html" in page
 
 
-def test_application_page_shows_the_candidate(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_application_page_shows_the_candidate(client, job_world) -> None:
     lena = job_world["apps"]["Lena"]
     html = client.get(f"/applications/{lena.id}").get_data(as_text=True)
     assert "Lena Müller" in html
@@ -105,16 +105,16 @@ def test_application_page_shows_the_candidate(client, job_world) -> None:  # typ
     assert "Office Manager" in html  # her other application
 
 
-def test_canadian_number_is_canada(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_canadian_number_is_canada(client, job_world) -> None:
     html = client.get(f"/applications/{job_world['apps']['Chloé'].id}").get_data(as_text=True)
     assert "Canada (CA)" in html
 
 
-def test_unknown_ids_are_404(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_ids_are_404(client, job_world) -> None:
     assert client.get("/jobs/999999").status_code == 404
     assert client.get("/applications/999999").status_code == 404
     assert client.get("/applications/abc").status_code == 404
 
 
-def test_inbox_answers(client, job_world) -> None:  # type: ignore[no-untyped-def]
+def test_inbox_answers(client, job_world) -> None:
     assert client.get("/inbox").status_code == 200

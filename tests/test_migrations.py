@@ -15,7 +15,7 @@ from webapp.models.base import render_item
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request, tmp_path):  # type: ignore[no-untyped-def]
+def empty_database(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/migrated.db"
         return

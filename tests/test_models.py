@@ -24,7 +24,7 @@ from webapp.models import Candidate, SendingNumber, User
         ("+46 70 123 45 67", "+46701234567", "SE"),
     ],
 )
-def test_mobile_is_normalised_and_gives_the_country(app, raw, e164, country) -> None:  # type: ignore[no-untyped-def]
+def test_mobile_is_normalised_and_gives_the_country(app, raw, e164, country) -> None:
     c = f.candidate(f.org(), mobile=raw)
     db.session.commit()
     stored = db.session.scalar(sa.select(Candidate).where(Candidate.id == c.id))
@@ -47,12 +47,12 @@ def test_sending_number_country_comes_from_the_number() -> None:
     assert SendingNumber(e164="+1 506 234 5678").country == "CA"
 
 
-def test_emails_are_stored_lowercase(app) -> None:  # type: ignore[no-untyped-def]
+def test_emails_are_stored_lowercase(app) -> None:
     u = f.user(f.org(), email=" Mixed@Case.Test ")
     assert u.email == "mixed@case.test"
 
 
-def test_user_email_is_unique(app) -> None:  # type: ignore[no-untyped-def]
+def test_user_email_is_unique(app) -> None:
     org = f.org()
     f.user(org, email="same@x.test")
     with pytest.raises(IntegrityError):
@@ -60,21 +60,21 @@ def test_user_email_is_unique(app) -> None:  # type: ignore[no-untyped-def]
     db.session.rollback()
 
 
-def test_only_staff_may_stand_outside_an_organisation(app) -> None:  # type: ignore[no-untyped-def]
+def test_only_staff_may_stand_outside_an_organisation(app) -> None:
     f.user(None, email="csm@x.test", is_staff=True)
     with pytest.raises(IntegrityError):
         f.user(None, email="lost@x.test")
     db.session.rollback()
 
 
-def test_unknown_stage_is_refused_by_the_database(app) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_stage_is_refused_by_the_database(app) -> None:
     org = f.org()
     with pytest.raises(IntegrityError):
         f.application(f.job(org), f.candidate(org), stage="limbo")
     db.session.rollback()
 
 
-def test_top_organisation_and_products(app) -> None:  # type: ignore[no-untyped-def]
+def test_top_organisation_and_products(app) -> None:
     parent = f.messaging_org("Acme")
     child = f.org("Acme Nordics", parent_id=parent.id)
     grandchild = f.org("Acme Oslo", parent_id=child.id)
@@ -85,7 +85,7 @@ def test_top_organisation_and_products(app) -> None:  # type: ignore[no-untyped-
         parent.has_product("fax")
 
 
-def test_times_come_back_aware_in_utc(app) -> None:  # type: ignore[no-untyped-def]
+def test_times_come_back_aware_in_utc(app) -> None:
     u = f.user(f.org())
     db.session.commit()
     db.session.expire_all()
@@ -94,7 +94,7 @@ def test_times_come_back_aware_in_utc(app) -> None:  # type: ignore[no-untyped-d
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
 
 
-def test_naive_times_are_refused(app) -> None:  # type: ignore[no-untyped-def]
+def test_naive_times_are_refused(app) -> None:
     f.user(f.org()).created_at = datetime(2026, 1, 1)
     with pytest.raises(sa.exc.StatementError):
         db.session.flush()

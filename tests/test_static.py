@@ -17,14 +17,14 @@ def test_htmx_2_0_is_pinned_in_the_lockfile() -> None:
     assert re.fullmatch(r"2\.0\.\d+", lock["packages"]["node_modules/htmx.org"]["version"])
 
 
-def test_htmx_is_served_by_us(client) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_is_served_by_us(client) -> None:
     response = client.get("/static/vendor/htmx.min.js")
     assert response.status_code == 200
     assert b"htmx" in response.data[:2000]
     response.close()
 
 
-def test_pages_load_scripts_only_from_us_and_carry_the_csrf_token(client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_pages_load_scripts_only_from_us_and_carry_the_csrf_token(client, auth) -> None:
     org = f.org()
     f.user(org, email="u@x.test")
     db.session.commit()
@@ -35,7 +35,7 @@ def test_pages_load_scripts_only_from_us_and_carry_the_csrf_token(client, auth) 
     assert re.search(r"<body hx-headers='\{\"X-CSRFToken\": \"[^\"]+\"\}'>", html)
 
 
-def test_csrf_header_is_accepted_for_htmx_posts(client, auth) -> None:  # type: ignore[no-untyped-def]
+def test_csrf_header_is_accepted_for_htmx_posts(client, auth) -> None:
     org = f.org()
     f.user(org, email="u@x.test")
     db.session.commit()

@@ -9,7 +9,7 @@ from flask import Flask, redirect, url_for
 from flask_login import current_user
 
 from webapp import config as settings
-from webapp.extensions import csrf, db, htmx, login_manager, migrate  # noqa: I001
+from webapp.extensions import csrf, db, htmx, login_manager, migrate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

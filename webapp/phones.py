@@ -46,4 +46,3 @@ def country_name(e164: str, lang: str = "en") -> str:
         return geocoder.country_name_for_number(phonenumbers.parse(e164), lang)
     except phonenumbers.NumberParseException:
         return ""
-

@@ -6,10 +6,10 @@ from werkzeug.wrappers import Response
 
 from webapp import access
 from webapp.extensions import db
-from webapp.pages import render
 from webapp.jobs import bp, queries
 from webapp.jobs.forms import ApplicationFilterForm
 from webapp.models import STAGES
+from webapp.pages import render
 
 
 @bp.get("/jobs")
