@@ -1,0 +1,46 @@
+"""What every provider takes and how it fails: the contract between dispatch and the providers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message ready to leave: the rendered text, from one of our numbers (or our sender name)."""
+
+    message_id: int
+    channel: str  # "sms" | "whatsapp" | "email"
+    to: str  # E.164 with the + for sms/whatsapp; an email address for email
+    sender: str  # E.164 with the + for sms/whatsapp; the company's sender name for email
+    body: str
+    subject: str | None = None  # email only
+    reply_to: str | None = None  # email only
+
+
+class ProviderError(Exception):
+    """A send that did not go through. `title`/`detail` are the provider's own words, shown to users."""
+
+    def __init__(self, title: str, detail: str = "", code: str | None = None) -> None:
+        super().__init__(f"{title}: {detail}" if detail else title)
+        self.title = title
+        self.detail = detail
+        self.code = code
+
+
+class Rejected(ProviderError):
+    """Permanent: the provider refused this message (4xx). No retry; the credits go back."""
+
+
+class TemporaryFailure(ProviderError):
+    """Worth trying again later: rate limited (429), a server error (5xx), a timeout, a dropped connection."""
+
+
+class Provider(Protocol):
+    def send(self, outbound: Outbound) -> str:
+        """Hand the message over; return the provider's id for it (Vonage's message_uuid).
+
+        Raises Rejected or TemporaryFailure; never retries by itself (dispatch owns retries).
+        """
+        ...
