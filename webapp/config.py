@@ -27,6 +27,9 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
     if relay_env not in ENVIRONMENTS:
         raise ConfigError(f"RELAY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {relay_env!r}")
     production = relay_env == "production"
+    provider = env.get("MESSAGING_PROVIDER", "simulator")
+    if provider not in ("simulator", "vonage"):
+        raise ConfigError(f"MESSAGING_PROVIDER must be simulator or vonage, not {provider!r}")
     default_db = "sqlite:///" + str(Path(instance_path) / "relay.db")
 
     return {
@@ -36,6 +39,12 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MESSAGING_PROVIDER": env.get("MESSAGING_PROVIDER", "simulator"),
+        # rq when Redis is configured, else a thread pool in this process ("inline" runs it at once).
+        "DISPATCH_MODE": env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread"),
+        "SEND_MAX_ATTEMPTS": int(env.get("SEND_MAX_ATTEMPTS", "4")),
+        "SEND_BACKOFF_SECONDS": float(env.get("SEND_BACKOFF_SECONDS", "2")),
+        "SIMULATOR_DELIVERY_SECONDS": float(env.get("SIMULATOR_DELIVERY_SECONDS", "3")),
+        "VONAGE_TIMEOUT": float(env.get("VONAGE_TIMEOUT", "10")),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
         "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET"),

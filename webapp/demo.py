@@ -14,14 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import permissions
+from webapp.messaging import credits
 from webapp.models import (
     STAGES,
     Application,
     Candidate,
     Community,
     CommunityMembership,
+    CreditTransaction,
     HiringTeamMember,
     Job,
+    MessageTemplate,
     Organization,
     Permission,
     Prospect,
@@ -252,6 +255,71 @@ COMMUNITIES = [
     ),
 ]
 
+# organisation, channel, name, subject, body
+TEMPLATES = [
+    (
+        "Acme",
+        "sms",
+        "Interview invitation (SMS)",
+        None,
+        "Hi %FIRSTNAME%, thanks for applying to %JOBTITLE% at %COMPANY%. Could we book a short call this week? "
+        "Reply with a time that suits you.",
+    ),
+    (
+        "Acme",
+        "sms",
+        "Thank you for applying (SMS)",
+        None,
+        "Hi %FIRSTNAME%, we have received your application for %JOBTITLE%. We will be in touch soon. /%COMPANY%",
+    ),
+    (
+        "Acme",
+        "whatsapp",
+        "Quick question (WhatsApp)",
+        None,
+        "Hi %FIRSTNAME%! This is %SENDERNAME% from %COMPANY% about your application for %JOBTITLE%. "
+        "Do you have a minute for a quick question?",
+    ),
+    (
+        "Acme",
+        "whatsapp",
+        "Documents reminder (WhatsApp)",
+        None,
+        "Hi %FIRSTNAME%, a friendly reminder to send us your documents for %JOBTITLE%. Thank you! – %COMPANY%",
+    ),
+    (
+        "Acme",
+        "email",
+        "Interview invitation (email)",
+        "Interview for %JOBTITLE% at %COMPANY%",
+        "Dear %FIRSTNAME% %LASTNAME%,\n\nThank you for your application for %JOBTITLE%. We would like to invite "
+        "you to an interview. Please reply with a few times that suit you.\n\nKind regards,\n%SENDERNAME%\n%COMPANY%",
+    ),
+    (
+        "Acme",
+        "email",
+        "Application received (email)",
+        "Your application for %JOBTITLE%",
+        "Dear %FIRSTNAME%,\n\nWe have received your application for %JOBTITLE% and will get back to you soon."
+        "\n\nKind regards,\n%COMPANY%",
+    ),
+    (
+        "Globex",
+        "email",
+        "Interview invitation (email)",
+        "Interview for %JOBTITLE%",
+        "Dear %FIRSTNAME%,\n\nWe would like to meet you about %JOBTITLE%. When would suit you?\n\n%SENDERNAME%, %COMPANY%",
+    ),
+    (
+        "Globex",
+        "email",
+        "Application received (email)",
+        "Your application for %JOBTITLE%",
+        "Dear %FIRSTNAME%,\n\nThank you for applying for %JOBTITLE%. We will be in touch.\n\n%COMPANY%",
+    ),
+]
+DEMO_CREDITS = 500
+
 PROSPECTS = [
     ("SE", "Astrid", "Lund"),
     ("NO", "Sindre", "Berg"),
@@ -476,6 +544,19 @@ def seed(session: Session) -> dict[str, int]:
             },
         )
 
+    for org_name, channel, name, subject, body in TEMPLATES:
+        _one(
+            session,
+            MessageTemplate,
+            {"organization_id": orgs[org_name].id, "channel": channel, "name": name},
+            subject=subject,
+            body=body,
+        )
+    if credits.account_for(session, acme).balance == 0 and not session.scalar(
+        sa.select(CreditTransaction.id).where(CreditTransaction.kind == "top_up")
+    ):
+        credits.top_up(session, acme, DEMO_CREDITS, "Demo credits")
+
     session.flush()
     counted = {
         "organisations": Organization,
@@ -485,6 +566,7 @@ def seed(session: Session) -> dict[str, int]:
         "applications": Application,
         "prospects": Prospect,
         "sending numbers": SendingNumber,
+        "message templates": MessageTemplate,
     }
     return {
         what: session.scalar(sa.select(sa.func.count()).select_from(m)) or 0 for what, m in counted.items()

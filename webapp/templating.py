@@ -9,11 +9,15 @@ from flask import Flask
 from flask_login import current_user
 
 from webapp import access, phones
+from webapp.messaging import status
+from webapp.models import CHANNEL_LABELS
 
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["phone"] = phones.display
     app.jinja_env.filters["datetime"] = _datetime
+    app.jinja_env.filters["status_label"] = lambda s: status.LABELS.get(s, s)
+    app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)
 
     @app.context_processor
     def navigation() -> dict[str, Any]:

@@ -18,3 +18,31 @@ function showFlash(text, category) {
   p.textContent = text;
   area.replaceChildren(p);
 }
+
+// Picking a template fills the composer (channel, subject, text) as if the user had typed it,
+// so the live counter runs on it and the user can still edit before sending.
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-template-select]");
+  if (!select) return;
+  const option = select.selectedOptions[0];
+  const form = select.form;
+  if (!option || !option.value || !form) return;
+  const radio = form.querySelector(`input[name="channel"][value="${option.dataset.channel}"]`);
+  if (radio) radio.checked = true;
+  const subject = form.querySelector('[name="subject"]');
+  if (subject && option.dataset.subject) subject.value = option.dataset.subject;
+  const body = form.querySelector('[name="body"]');
+  body.value = option.dataset.body;
+  body.dispatchEvent(new Event("input", { bubbles: true }));
+});
+
+// Opening a channel's tab also picks that channel in the composer, when the user may write on it.
+document.addEventListener("click", (event) => {
+  const tab = event.target.closest("[data-tab-channel]");
+  if (!tab) return;
+  const radio = document.querySelector(`#composer input[name="channel"][value="${tab.dataset.tabChannel}"]`);
+  if (radio && !radio.checked) {
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+});

@@ -8,6 +8,7 @@ from webapp import access
 from webapp.extensions import db
 from webapp.jobs import bp, queries
 from webapp.jobs.forms import ApplicationFilterForm
+from webapp.jobs.messages import panel_context
 from webapp.models import STAGES
 from webapp.pages import render
 
@@ -48,4 +49,5 @@ def detail(job_id: int) -> Response:
 def application(application_id: int) -> Response:
     app_ = access.get_application(db.session, current_user, application_id) or abort(404)
     others = access.other_applications(db.session, current_user, app_)
-    return render("jobs/application.html", "jobs/application.html", application=app_, others=others)
+    context = panel_context(app_, request.args.get("tab"))
+    return render("jobs/application.html", "jobs/application.html", others=others, **context)

@@ -2,26 +2,41 @@
 
 from webapp.models.ats import STAGES, Application, Candidate, HiringTeamMember, Job
 from webapp.models.base import Base, utcnow
+from webapp.models.credits import CreditAccount, CreditTransaction
 from webapp.models.crm import (
     Community,
     CommunityMembership,
     Prospect,
     SourcingTeamMember,
 )
+from webapp.models.messaging import (
+    CHANNEL_LABELS,
+    Conversation,
+    Message,
+    MessageTemplate,
+    OptOut,
+)
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
 from webapp.models.user import LoginAttempt, Permission, Role, User
 
 __all__ = [
+    "CHANNEL_LABELS",
     "STAGES",
     "Application",
     "Base",
     "Candidate",
     "Community",
     "CommunityMembership",
+    "Conversation",
+    "CreditAccount",
+    "CreditTransaction",
     "HiringTeamMember",
     "Job",
     "LoginAttempt",
+    "Message",
+    "MessageTemplate",
+    "OptOut",
     "Organization",
     "Permission",
     "Prospect",

@@ -29,6 +29,8 @@ class Organization(Base):
     sms_enabled: Mapped[bool] = mapped_column(default=False)
     whatsapp_enabled: Mapped[bool] = mapped_column(default=False)
     sender_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    # Credits one WhatsApp message costs this organisation (SMS is priced per segment).
+    whatsapp_price: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     parent: Mapped[Organization | None] = relationship(remote_side=[id], back_populates="children")
@@ -37,6 +39,11 @@ class Organization(Base):
 
     def __repr__(self) -> str:
         return f"<Organization {self.id} {self.name!r}>"
+
+    @property
+    def display_sender(self) -> str:
+        """The name candidates see: the company, never the user."""
+        return self.sender_name or self.name
 
     @property
     def top(self) -> Organization:

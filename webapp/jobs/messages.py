@@ -1,0 +1,152 @@
+"""The messaging panel of the candidate-application page: threads per channel, composer, counter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from webapp import access
+from webapp.extensions import db
+from webapp.jobs import bp
+from webapp.jobs.message_forms import ComposeForm
+from webapp.messaging import checks, compose, conversations, credits, dispatch
+from webapp.messaging.status import PENDING
+from webapp.models import CHANNEL_LABELS, Application
+from webapp.pages import wants_fragment
+
+
+def _application(application_id: int) -> Application:
+    return access.get_application(db.session, current_user, application_id) or abort(404)
+
+
+def default_tab(application: Application) -> str:
+    channels = application.job.organization.channels
+    texting = [c for c in channels if c != "email"]
+    return texting[0] if texting else "email"
+
+
+def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
+    org = application.job.organization
+    tab = tab if tab in org.channels else default_tab(application)
+    conversation = conversations.for_application(db.session, application)
+    items = conversations.messages(db.session, conversation, tab)
+    return {
+        "application": application,
+        "tabs": [(c, CHANNEL_LABELS[c]) for c in org.channels],
+        "tab": tab,
+        "thread": items,
+        "counts": conversations.counts_by_channel(db.session, conversation),
+        "conversation": conversation,
+        "pending": any(m.status in PENDING for m in items),
+    }
+
+
+def composer_context(
+    application: Application, form: ComposeForm | None, channel: str | None
+) -> dict[str, Any]:
+    allowed = checks.allowed_channels(current_user)
+    form = form or ComposeForm()
+    form.channel.choices = [(c, CHANNEL_LABELS[c]) for c in allowed]
+    if form.channel.data not in allowed:
+        # Start on the open tab's channel when the user may write on it, else on their first texting one.
+        texting = [c for c in allowed if c != "email"]
+        form.channel.data = channel if channel in allowed else (texting[0] if texting else "email")
+    templates = compose.templates_for(db.session, current_user, allowed)
+    form.template_id.choices = [("", "No template")] + [(str(t.id), t.name) for t in templates]
+    org = application.job.organization
+    return {
+        "application": application,
+        "form": form,
+        "templates": templates,
+        "allowed": allowed,
+        "missing_right": checks.missing_right(current_user),
+        "balance": credits.balance(db.session, org) if org.channels != ["email"] else None,
+        "preview": compose.preview(
+            application, current_user, form.channel.data or "email", form.body.data or ""
+        ),
+    }
+
+
+def panel_context(
+    application: Application, tab: str | None, form: ComposeForm | None = None
+) -> dict[str, Any]:
+    context = thread_context(application, tab)
+    context.update(composer_context(application, form, context["tab"]))
+    return context
+
+
+@bp.get("/applications/<int:application_id>/messages")
+@login_required
+def thread(application_id: int) -> Response:
+    application = _application(application_id)
+    context = thread_context(application, request.args.get("tab"))
+    if not wants_fragment():
+        return redirect(url_for("jobs.application", application_id=application_id, tab=context["tab"]))
+    response = make_response(render_template("jobs/_thread.html", **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.post("/applications/<int:application_id>/compose/preview")
+@login_required
+def preview(application_id: int) -> str:
+    application = _application(application_id)
+    channel = request.form.get("channel", "email")
+    if channel not in CHANNEL_LABELS:
+        channel = "email"
+    body = request.form.get("body", "")[:60_000]
+    org = application.job.organization
+    return render_template(
+        "jobs/_counter.html",
+        preview=compose.preview(application, current_user, channel, body),
+        channel=channel,
+        balance=credits.balance(db.session, org) if org.channels != ["email"] else None,
+    )
+
+
+@bp.post("/applications/<int:application_id>/messages")
+@login_required
+def send(application_id: int) -> Response:
+    application = _application(application_id)
+    form = ComposeForm()
+    channel = form.channel.data or ""
+    if form.validate_on_submit():
+        try:
+            message = compose.compose(
+                db.session,
+                current_user,
+                application,
+                channel,
+                form.body.data or "",
+                subject=form.subject.data if channel == "email" else None,
+            )
+        except checks.SendRefused as refused:
+            db.session.rollback()
+            target = getattr(form, refused.field, None) if refused.field else None
+            if target is not None:
+                target.errors = [*target.errors, refused.message]
+            else:
+                form.form_errors.append(refused.message)
+        else:
+            db.session.commit()
+            dispatch.enqueue(message.id)
+            if not wants_fragment():
+                flash(f"{CHANNEL_LABELS[channel]} message queued.", "success")
+                return redirect(url_for("jobs.application", application_id=application_id, tab=channel), 303)
+            context = panel_context(application, channel, ComposeForm(formdata=None, channel=channel))
+            response = make_response(render_template("jobs/_sent.html", **context))
+            response.headers["HX-Trigger"] = "messages-changed"
+            return response
+    # Refused or invalid: the composer again, with the text as typed and the reason beside the field.
+    if wants_fragment():
+        context = composer_context(application, form, channel)
+        response = make_response(render_template("jobs/_composer.html", **context), 422)
+        response.headers["HX-Retarget"] = "#composer"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    context = panel_context(application, channel, form)
+    others = access.other_applications(db.session, current_user, application)
+    return make_response(render_template("jobs/application.html", others=others, **context), 422)

@@ -1,0 +1,1 @@
+"""The outbound way of a message: checks, placeholders, segments, routing, credits, dispatch."""

@@ -1,0 +1,119 @@
+"""The checks before a message may go, in the order of DESIGN §3, each with its own clear message."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp import access, permissions, phones
+from webapp.messaging import segments
+from webapp.models import CHANNEL_LABELS, Application, Candidate, OptOut, User
+
+MAX_SMS_SEGMENTS = 10
+MAX_WHATSAPP_CHARACTERS = 4096
+MAX_EMAIL_CHARACTERS = 50_000
+MAX_SUBJECT_CHARACTERS = 300
+
+
+class SendRefused(Exception):
+    """Why this message may not go. `field` names the form field the message belongs next to."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def allowed_channels(user: User) -> list[str]:
+    """The channels this user may write on: email always, SMS/WhatsApp with the right and entitlement."""
+    org = user.organization
+    if org is None:
+        return []
+    texting = access.has_permission(user, permissions.RECRUITMENT_SMS)
+    return [c for c in org.channels if c == "email" or texting]
+
+
+def missing_right(user: User) -> str | None:
+    """The sentence the composer shows when the organisation texts but this user may not."""
+    org = user.organization
+    if org is None or org.channels == ["email"]:
+        return None
+    if access.has_permission(user, permissions.RECRUITMENT_SMS):
+        return None
+    spec = next(p for p in permissions.CATALOGUE if p.code == permissions.RECRUITMENT_SMS)
+    return (
+        f"Sending SMS or WhatsApp needs the permission “{spec.name}” ({spec.category}). "
+        "Ask an administrator for it."
+    )
+
+
+def check_sender(user: User, application: Application, channel: str) -> None:
+    """Tenant, team, right, entitlement, channel enabled."""
+    org = user.organization
+    if org is None or application.job.organization_id != org.id:
+        raise SendRefused("This application belongs to another organisation.")
+    if not access.is_org_admin(user) and not any(m.user_id == user.id for m in application.job.team):
+        raise SendRefused("Only the hiring team of this job can write to the candidate.")
+    if channel not in CHANNEL_LABELS:
+        raise SendRefused("Choose SMS, WhatsApp or email.", "channel")
+    if channel == "email":
+        return
+    label = CHANNEL_LABELS[channel]
+    if not access.has_permission(user, permissions.RECRUITMENT_SMS):
+        raise SendRefused(missing_right(user) or "You may not send SMS or WhatsApp.", "channel")
+    if not org.has_product("messaging"):
+        raise SendRefused(
+            f"Your organisation does not have Messaging, so {label} is not available.", "channel"
+        )
+    if not org.channel_enabled(channel):
+        raise SendRefused(f"{label} is not switched on for your organisation.", "channel")
+
+
+def check_recipient(session: Session, candidate: Candidate, channel: str) -> None:
+    """The recipient can be reached on this channel and has not opted out."""
+    if channel == "email":
+        if not candidate.email:
+            raise SendRefused(f"{candidate.full_name} has no email address.", "channel")
+        return
+    if not candidate.mobile:
+        raise SendRefused(f"{candidate.full_name} has no mobile number.", "channel")
+    opt_out = session.scalar(
+        sa.select(OptOut).where(
+            OptOut.organization_id == candidate.organization_id, OptOut.e164 == candidate.mobile
+        )
+    )
+    if opt_out is not None:
+        raise SendRefused(
+            f"{phones.display(candidate.mobile)} has opted out of texts from your organisation "
+            f"(since {opt_out.created_at:%d %b %Y}). "
+            "It cannot receive SMS or WhatsApp until it opts in again.",
+            "channel",
+        )
+
+
+def check_body(channel: str, text: str, subject: str | None = None) -> segments.SegmentCount | None:
+    """A non-empty text within the channel's limit; for SMS, its segment count."""
+    if not text.strip():
+        raise SendRefused("Write a message.", "body")
+    if channel == "sms":
+        count = segments.count(text)
+        if count.segments > MAX_SMS_SEGMENTS:
+            raise SendRefused(
+                f"This SMS would be {count.segments} segments; the limit is {MAX_SMS_SEGMENTS}. Shorten it.",
+                "body",
+            )
+        return count
+    if channel == "whatsapp" and len(text) > MAX_WHATSAPP_CHARACTERS:
+        raise SendRefused(
+            f"A WhatsApp message holds at most {MAX_WHATSAPP_CHARACTERS:,} characters; this one has "
+            f"{len(text):,}.",
+            "body",
+        )
+    if channel == "email":
+        if len(text) > MAX_EMAIL_CHARACTERS:
+            raise SendRefused(f"An email holds at most {MAX_EMAIL_CHARACTERS:,} characters.", "body")
+        if not (subject or "").strip():
+            raise SendRefused("Give the email a subject.", "subject")
+        if len(subject or "") > MAX_SUBJECT_CHARACTERS:
+            raise SendRefused(f"Keep the subject under {MAX_SUBJECT_CHARACTERS} characters.", "subject")
+    return None

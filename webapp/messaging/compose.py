@@ -1,0 +1,177 @@
+"""The way of one outbound message (DESIGN §3), up to the commit: checks → placeholders → segments →
+sender number → credits + the queued Message. The caller commits, then hands the id to dispatch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.messaging import checks, conversations, credits, placeholders, pricing, routing
+from webapp.messaging.checks import SendRefused
+from webapp.models import Application, Conversation, Message, MessageTemplate, SendingNumber, User, utcnow
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the composer's live counter shows for the text as the candidate will get it."""
+
+    text: str
+    characters: int
+    encoding: str | None
+    units: int
+    segments: int
+    per_segment: int
+    credits: int
+    ucs2_characters: tuple[str, ...]
+    unknown_placeholders: list[str]
+
+
+def recipient_for(application: Application, user: User) -> placeholders.Recipient:
+    org = application.job.organization
+    return placeholders.Recipient(
+        first_name=application.candidate.first_name,
+        last_name=application.candidate.last_name,
+        job_title=application.job.title,
+        company=org.display_sender,
+        sender_name=user.name,
+    )
+
+
+def preview(application: Application, user: User, channel: str, body: str) -> Preview:
+    from webapp.messaging import segments
+
+    text = placeholders.render(body, recipient_for(application, user))
+    org = application.job.organization
+    if channel == "sms":
+        c = segments.count(text)
+        cost = pricing.credits_for("sms", c.segments, org)
+        return Preview(
+            text,
+            c.characters,
+            c.encoding,
+            c.units,
+            c.segments,
+            c.per_segment,
+            cost,
+            c.ucs2_characters,
+            placeholders.unknown(body),
+        )
+    cost = pricing.credits_for(channel, 1, org) if channel in ("whatsapp", "email") else 0
+    return Preview(
+        text,
+        len(text),
+        None,
+        len(text),
+        1 if text else 0,
+        0,
+        cost if text else 0,
+        (),
+        placeholders.unknown(body),
+    )
+
+
+def templates_for(session: Session, user: User, channels: list[str]) -> list[MessageTemplate]:
+    if user.organization_id is None or not channels:
+        return []
+    return list(
+        session.scalars(
+            sa.select(MessageTemplate)
+            .where(
+                MessageTemplate.organization_id == user.organization_id, MessageTemplate.channel.in_(channels)
+            )
+            .order_by(MessageTemplate.channel, MessageTemplate.name)
+        )
+    )
+
+
+def sender_number(
+    session: Session, conversation: Conversation, channel: str, recipient: str
+) -> SendingNumber:
+    """The conversation's number for this channel, or one chosen now by routing and then kept."""
+    kept = conversation.number_for(channel)
+    if kept is not None and kept.status == "active":
+        return kept
+    flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
+    pool = session.scalars(
+        sa.select(SendingNumber)
+        .where(
+            SendingNumber.organization_id == conversation.organization_id,
+            SendingNumber.status == "active",
+            flag.is_(True),
+        )
+        # Least recently used first, so new conversations spread over the numbers of one country.
+        .order_by(SendingNumber.last_used_at.asc().nulls_first(), SendingNumber.id)
+    ).all()
+    number = routing.choose_number(pool, recipient)
+    if number is None:
+        label = "SMS" if channel == "sms" else "WhatsApp"
+        raise SendRefused(
+            f"Your organisation has no {label} sending number yet. Ask customer success.", "channel"
+        )
+    number.last_used_at = utcnow()
+    if channel == "sms":
+        conversation.sms_number = number
+    else:
+        conversation.whatsapp_number = number
+    return number
+
+
+def compose(
+    session: Session,
+    user: User,
+    application: Application,
+    channel: str,
+    body: str,
+    subject: str | None = None,
+) -> Message:
+    """Store the message as queued and debit its credits, in the caller's transaction.
+
+    Raises SendRefused with a message for the user; the caller rolls back and shows it.
+    """
+    checks.check_sender(user, application, channel)
+    candidate = application.candidate
+    checks.check_recipient(session, candidate, channel)
+    recipient = recipient_for(application, user)
+    text = placeholders.render(body, recipient)
+    rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
+    count = checks.check_body(channel, text, rendered_subject)
+    org = application.job.organization
+
+    conversation = conversations.for_application(session, application, create=True)
+    assert conversation is not None
+    if channel == "email":
+        from_addr, to_addr = org.display_sender, candidate.email or ""
+    else:
+        assert candidate.mobile
+        from_addr, to_addr = (
+            sender_number(session, conversation, channel, candidate.mobile).e164,
+            candidate.mobile,
+        )
+    now = utcnow()
+    message = Message(
+        conversation_id=conversation.id,
+        channel=channel,
+        direction="outbound",
+        author_id=user.id,
+        subject=rendered_subject if channel == "email" else None,
+        body=text,
+        status="queued",
+        from_addr=from_addr,
+        to_addr=to_addr,
+        encoding=count.encoding if count else None,
+        segments=count.segments if count else (1 if channel == "whatsapp" else 0),
+        credits=pricing.credits_for(channel, count.segments if count else 1, org),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    session.flush()
+    try:
+        credits.debit(session, org, message)
+    except credits.InsufficientCredits as exc:
+        raise SendRefused(str(exc), "body") from exc
+    conversation.last_message_at = now
+    return message

@@ -1,0 +1,53 @@
+"""Finding and starting conversations, and reading their messages by channel."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from webapp.models import Application, Conversation, Message, utcnow
+from webapp.models.upsert import insert_ignore
+
+
+def for_application(session: Session, application: Application, create: bool = False) -> Conversation | None:
+    query = sa.select(Conversation).where(Conversation.application_id == application.id)
+    conversation = session.scalar(query)
+    if conversation is None and create:
+        # Two first messages at once must share one conversation: the unique key decides, no error.
+        insert_ignore(
+            session,
+            Conversation,
+            {
+                "organization_id": application.job.organization_id,
+                "application_id": application.id,
+                "created_at": utcnow(),
+            },
+            conflict=["application_id"],
+        )
+        conversation = session.scalar(query)
+    return conversation
+
+
+def messages(session: Session, conversation: Conversation | None, channel: str) -> list[Message]:
+    """The conversation's messages on one channel, oldest first."""
+    if conversation is None:
+        return []
+    return list(
+        session.scalars(
+            sa.select(Message)
+            .where(Message.conversation_id == conversation.id, Message.channel == channel)
+            .options(selectinload(Message.author))
+            .order_by(Message.id)
+        )
+    )
+
+
+def counts_by_channel(session: Session, conversation: Conversation | None) -> dict[str, int]:
+    if conversation is None:
+        return {}
+    rows = session.execute(
+        sa.select(Message.channel, sa.func.count())
+        .where(Message.conversation_id == conversation.id)
+        .group_by(Message.channel)
+    )
+    return {channel: n for channel, n in rows}

@@ -1,0 +1,139 @@
+"""Credit balances and their ledger. The balance never changes without a ledger row.
+
+The debit is one conditional UPDATE (`balance >= amount`): PostgreSQL locks the row and re-checks the
+condition for each concurrent writer, SQLite serialises writers, so the balance can never go below zero
+and exactly as many messages go out as the credits pay for.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.models import CreditAccount, CreditTransaction, Message, Organization, User, utcnow
+
+
+class InsufficientCredits(Exception):
+    def __init__(self, needed: int, left: int) -> None:
+        self.needed = needed
+        self.left = left
+        super().__init__(
+            f"This message needs {needed} credit{'s' if needed != 1 else ''} and your organisation has "
+            f"{left} left. Contact your Customer Success Manager to refill."
+        )
+
+
+def account_for(session: Session, organization: Organization) -> CreditAccount:
+    """The account of the organisation's top parent, created empty the first time it is needed."""
+    top = organization.top
+    account = session.scalar(sa.select(CreditAccount).where(CreditAccount.organization_id == top.id))
+    if account is None:
+        account = CreditAccount(organization_id=top.id, balance=0)
+        session.add(account)
+        session.flush()
+    return account
+
+
+def balance(session: Session, organization: Organization) -> int:
+    top = organization.top
+    value = session.scalar(sa.select(CreditAccount.balance).where(CreditAccount.organization_id == top.id))
+    return value or 0
+
+
+def _change(session: Session, account_id: int, amount: int, *, require: int = 0) -> int | None:
+    """Add `amount` (may be negative) if the balance is at least `require`; the new balance or None."""
+    result = session.execute(
+        sa.update(CreditAccount)
+        .where(CreditAccount.id == account_id, CreditAccount.balance >= require)
+        .values(balance=CreditAccount.balance + amount, updated_at=utcnow())
+        .returning(CreditAccount.balance)
+    )
+    return result.scalar_one_or_none()
+
+
+def debit(session: Session, organization: Organization, message: Message) -> CreditTransaction | None:
+    """Take the message's credits from the shared balance, in the caller's transaction."""
+    if message.credits <= 0:
+        return None
+    account = account_for(session, organization)
+    new_balance = _change(session, account.id, -message.credits, require=message.credits)
+    if new_balance is None:
+        session.refresh(account)
+        raise InsufficientCredits(message.credits, account.balance)
+    row = CreditTransaction(
+        account_id=account.id,
+        kind="debit",
+        amount=-message.credits,
+        balance_after=new_balance,
+        message_id=message.id,
+        user_id=message.author_id,
+        note=f"{message.channel.upper()} message",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def refund(session: Session, organization: Organization, message: Message, note: str = "") -> bool:
+    """Give back what the message cost, once; False when there was nothing (left) to refund."""
+    debited = session.scalar(
+        sa.select(CreditTransaction).where(
+            CreditTransaction.message_id == message.id, CreditTransaction.kind == "debit"
+        )
+    )
+    already = session.scalar(
+        sa.select(CreditTransaction.id).where(
+            CreditTransaction.message_id == message.id, CreditTransaction.kind == "refund"
+        )
+    )
+    if debited is None or already is not None:
+        return False
+    new_balance = _change(session, debited.account_id, -debited.amount)
+    assert new_balance is not None  # adding never fails the condition
+    session.add(
+        CreditTransaction(
+            account_id=debited.account_id,
+            kind="refund",
+            amount=-debited.amount,
+            balance_after=new_balance,
+            message_id=message.id,
+            note=note or "Message not sent",
+        )
+    )
+    session.flush()
+    return True
+
+
+def top_up(
+    session: Session, organization: Organization, amount: int, note: str, user: User | None = None
+) -> CreditTransaction:
+    """Customer success refills a balance (on the top organisation)."""
+    if amount <= 0:
+        raise ValueError("a top-up adds a positive number of credits")
+    if not note.strip():
+        raise ValueError("say why in the note (e.g. the order or ticket number)")
+    account = account_for(session, organization)
+    new_balance = _change(session, account.id, amount)
+    assert new_balance is not None
+    row = CreditTransaction(
+        account_id=account.id,
+        kind="top_up",
+        amount=amount,
+        balance_after=new_balance,
+        user_id=user.id if user else None,
+        note=note.strip(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def ledger_sum(session: Session, account_id: int) -> int:
+    return (
+        session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(CreditTransaction.amount), 0)).where(
+                CreditTransaction.account_id == account_id
+            )
+        )
+        or 0
+    )

@@ -1,0 +1,126 @@
+"""Handing a queued message to its provider, once.
+
+`enqueue` runs after the commit that stored the message: through RQ on Redis when REDIS_URL is set
+(`flask --app wsgi worker`), else on a thread pool in this process. `deliver` claims the message with
+one conditional UPDATE (queued → sending, under the row lock), so a job that runs twice sends once.
+Temporary failures are retried with backoff; a rejection or the last failed try refunds the credits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from webapp.extensions import db
+from webapp.messaging import credits, status
+from webapp.models import Message
+from webapp.providers import registry
+from webapp.providers.base import Outbound, ProviderError, Rejected, TemporaryFailure
+
+log = logging.getLogger("relay.dispatch")
+QUEUE_NAME = "relay"
+
+
+def enqueue(message_id: int) -> Future[None] | None:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    mode = app.config["DISPATCH_MODE"]
+    if mode == "inline":
+        deliver(message_id)
+        return None
+    if mode == "rq":
+        queue(app).enqueue("webapp.messaging.dispatch.deliver", message_id, job_id=f"message-{message_id}")
+        return None
+    return _executor(app).submit(_deliver_in_app, app, message_id)
+
+
+def queue(app: Flask):  # type: ignore[no-untyped-def]
+    from redis import Redis
+    from rq import Queue
+
+    if "relay.rq" not in app.extensions:
+        app.extensions["relay.rq"] = Queue(QUEUE_NAME, connection=Redis.from_url(app.config["REDIS_URL"]))
+    return app.extensions["relay.rq"]
+
+
+def _executor(app: Flask) -> ThreadPoolExecutor:
+    if "relay.executor" not in app.extensions:
+        app.extensions["relay.executor"] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="relay-send")
+    return app.extensions["relay.executor"]
+
+
+def _deliver_in_app(app: Flask, message_id: int) -> None:
+    with app.app_context():
+        try:
+            deliver(message_id)
+        except Exception:
+            log.exception("delivering message %s failed", message_id)
+            raise
+
+
+def claim(message_id: int) -> bool:
+    """queued → sending, atomically; False when another run has it already."""
+    result = db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "queued")
+        .values(status="sending", attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def outbound_for(message: Message) -> Outbound:
+    return Outbound(
+        message_id=message.id,
+        channel=message.channel,
+        to=message.to_addr,
+        sender=message.from_addr,
+        body=message.body,
+        subject=message.subject,
+    )
+
+
+def deliver(message_id: int) -> None:
+    if not claim(message_id):
+        log.info("message %s is not queued any more; not sending it again", message_id)
+        return
+    app = current_app
+    message = db.session.get(Message, message_id)
+    assert message is not None
+    outbound = outbound_for(message)
+    provider = registry.for_channel(app, message.channel)
+    attempts = max(1, app.config["SEND_MAX_ATTEMPTS"])
+    backoff = app.config["SEND_BACKOFF_SECONDS"]
+    last: ProviderError | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            provider_id = provider.send(outbound)
+        except Rejected as exc:
+            _fail(message, exc, refund_note="Refused by the provider")
+            return
+        except TemporaryFailure as exc:
+            last = exc
+            log.warning("message %s attempt %s/%s: %s", message_id, attempt, attempts, exc)
+            if attempt < attempts:
+                time.sleep(backoff * 2 ** (attempt - 1))
+            continue
+        message.provider_id = provider_id
+        status.apply(message, "sent" if message.channel == "email" else "submitted")
+        db.session.commit()
+        return
+    assert last is not None
+    _fail(
+        message,
+        TemporaryFailure(f"Not sent after {attempts} attempts: {last.title}", last.detail, last.code),
+        refund_note="Provider unavailable",
+    )
+
+
+def _fail(message: Message, error: ProviderError, refund_note: str) -> None:
+    status.apply(message, "rejected", failure=status.Failure(error.code, error.title, error.detail))
+    credits.refund(db.session, message.conversation.organization, message, refund_note)
+    db.session.commit()

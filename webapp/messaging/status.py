@@ -1,0 +1,78 @@
+"""How a message's status moves: forward only, whatever order the updates arrive in.
+
+queued → sending → submitted/sent → delivered → read; rejected and undeliverable are final. The Vonage
+status webhook and the simulator both call `apply_status`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.models import Message, utcnow
+
+RANK = {"queued": 0, "sending": 1, "submitted": 2, "sent": 2, "delivered": 3, "read": 4}
+FINAL = frozenset({"rejected", "undeliverable"})
+PENDING = frozenset({"queued", "sending", "submitted"})
+LABELS = {
+    "queued": "Queued",
+    "sending": "Sending",
+    "submitted": "Sent to the network",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "read": "Read",
+    "rejected": "Not sent",
+    "undeliverable": "Undeliverable",
+    "received": "Received",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str | None
+    title: str
+    detail: str = ""
+
+
+def may_follow(current: str, new: str) -> bool:
+    if current in FINAL or current == new:
+        return False
+    if new in FINAL:
+        # A delivered or read message cannot fail any more; a late failure report is ignored.
+        return RANK.get(current, 0) < RANK["delivered"]
+    return RANK.get(new, -1) > RANK.get(current, -1)
+
+
+def apply(message: Message, new: str, at: datetime | None = None, failure: Failure | None = None) -> bool:
+    """Move the message to `new` if that is forward; keep the time of each status. True if it moved."""
+    if not may_follow(message.status, new):
+        return False
+    at = at or utcnow()
+    message.status = new
+    if new in ("submitted", "sent"):
+        message.submitted_at = message.submitted_at or at
+    elif new == "delivered":
+        message.delivered_at = message.delivered_at or at
+    elif new == "read":
+        message.read_at = message.read_at or at
+    elif new in FINAL:
+        message.failed_at = at
+        if failure is not None:
+            message.error_code = failure.code
+            message.error_title = failure.title[:300]
+            message.error_detail = failure.detail
+    return True
+
+
+def apply_status(
+    session: Session, provider_id: str, new: str, at: datetime | None = None, failure: Failure | None = None
+) -> Message | None:
+    """A status report from the provider, by its id for the message; locks the row while deciding."""
+    message = session.scalar(sa.select(Message).where(Message.provider_id == provider_id).with_for_update())
+    if message is None:
+        return None
+    apply(message, new, at, failure)
+    return message

@@ -1,0 +1,140 @@
+"""Conversations and their messages, templates, opt-outs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from webapp.models.ats import Application
+    from webapp.models.crm import CommunityMembership
+    from webapp.models.numbers import SendingNumber
+    from webapp.models.organization import Organization
+    from webapp.models.user import User
+
+MESSAGE_CHANNELS = ("email", "sms", "whatsapp")
+CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "whatsapp": "WhatsApp"}
+# How a message moves; webapp.messaging.status owns the order in which statuses may follow each other.
+MESSAGE_STATUSES = (
+    "queued",
+    "sending",
+    "submitted",
+    "sent",
+    "delivered",
+    "read",
+    "rejected",
+    "undeliverable",
+    "received",
+)
+
+
+class Conversation(Base):
+    """One per candidate-application (hiring team) or per prospect-community (sourcing team)."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(application_id IS NULL) <> (community_membership_id IS NULL)", name="exactly_one_subject"
+        ),
+        sa.Index("ix_conversation_org_last", "organization_id", "last_message_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
+    application_id: Mapped[int | None] = mapped_column(sa.ForeignKey("application.id"), unique=True)
+    community_membership_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("community_membership.id"), unique=True
+    )
+    # The sender number is kept per channel once chosen, so that replies thread.
+    sms_number_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sending_number.id"))
+    whatsapp_number_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sending_number.id"))
+    whatsapp_window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organization: Mapped[Organization] = relationship()
+    application: Mapped[Application | None] = relationship()
+    community_membership: Mapped[CommunityMembership | None] = relationship()
+    sms_number: Mapped[SendingNumber | None] = relationship(foreign_keys=[sms_number_id])
+    whatsapp_number: Mapped[SendingNumber | None] = relationship(foreign_keys=[whatsapp_number_id])
+    messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
+
+    def number_for(self, channel: str) -> SendingNumber | None:
+        return {"sms": self.sms_number, "whatsapp": self.whatsapp_number}.get(channel)
+
+
+class Message(Base):
+    __tablename__ = "message"
+    __table_args__ = (
+        sa.Index("ix_message_conversation_channel", "conversation_id", "channel", "id"),
+        sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
+        sa.CheckConstraint("direction IN ('outbound', 'inbound')", name="direction_known"),
+        sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversation.id"))
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    direction: Mapped[str] = mapped_column(sa.String(10), default="outbound")
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    subject: Mapped[str | None] = mapped_column(sa.String(300))
+    body: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued")
+    # Vonage's message_uuid (or the email's Message-ID); unique so a repeated webhook finds one row.
+    provider_id: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
+    from_addr: Mapped[str] = mapped_column(sa.String(254), default="")
+    to_addr: Mapped[str] = mapped_column(sa.String(254), default="")
+    encoding: Mapped[str | None] = mapped_column(sa.String(10))
+    segments: Mapped[int] = mapped_column(default=0)
+    credits: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    error_code: Mapped[str | None] = mapped_column(sa.String(50))
+    error_title: Mapped[str | None] = mapped_column(sa.String(300))
+    error_detail: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    author: Mapped[User | None] = relationship()
+
+    @property
+    def channel_label(self) -> str:
+        return CHANNEL_LABELS[self.channel]
+
+
+class MessageTemplate(Base):
+    __tablename__ = "message_template"
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "channel", "name"),
+        sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    subject: Mapped[str | None] = mapped_column(sa.String(300))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OptOut(Base):
+    """A number that asked not to be texted: for the whole organisation, all numbers, both channels."""
+
+    __tablename__ = "opt_out"
+    __table_args__ = (sa.UniqueConstraint("organization_id", "e164"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
+    e164: Mapped[str] = mapped_column(sa.String(16))
+    source_message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

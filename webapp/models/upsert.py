@@ -1,0 +1,16 @@
+"""INSERT … ON CONFLICT DO NOTHING on both of our databases (no savepoint needed to survive a race)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_ignore(session: Session, model: type, values: dict[str, Any], conflict: list[str]) -> bool:
+    """Insert the row unless one with the same `conflict` columns exists; True if this call inserted it."""
+    dialect = session.get_bind().dialect.name
+    module = {"postgresql": postgresql, "sqlite": sqlite}[dialect]
+    statement = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    return bool(session.execute(statement).rowcount)
