@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from webapp import create_app
 from webapp.extensions import db
+from webapp.providers import registry
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
@@ -80,6 +81,10 @@ def test_config(database_url: str, **overrides: object) -> dict[str, object]:
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SERVER_NAME": None,
+        # Sends run at once in the request (the thread pool and RQ are tested on their own).
+        "DISPATCH_MODE": "inline",
+        "SIMULATOR_DELIVERY_SECONDS": 0.2,
+        "SEND_BACKOFF_SECONDS": 0.01,
         **overrides,
     }
 
@@ -112,6 +117,7 @@ def app(backend: str, database_url: str, app_config: dict[str, object]) -> Itera
         if backend == "sqlite":
             db.create_all()
         yield app
+        registry.close(app)
         db.session.remove()
         if backend == "postgresql":
             tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)

@@ -109,3 +109,18 @@ def community(organization: Organization, name: str | None = None) -> Community:
     db.session.add(c)
     db.session.flush()
     return c
+
+
+def number(organization: Organization, e164: str, sms: bool = True, whatsapp: bool = True, **kw: Any):  # noqa: ANN201
+    from webapp.models import SendingNumber
+
+    n = SendingNumber(organization_id=organization.id, e164=e164, sms=sms, whatsapp=whatsapp, **kw)
+    db.session.add(n)
+    db.session.flush()
+    return n
+
+
+def credits(organization: Organization, amount: int) -> None:
+    from webapp.messaging import credits as ledger
+
+    ledger.top_up(db.session, organization, amount, "test credits")

@@ -1,8 +1,9 @@
-"""Commands for operators: `flask --app wsgi seed-demo`, `flask --app wsgi permissions sync`."""
+"""Commands for operators: seed-demo, permissions sync, credits top-up/balance, worker."""
 
 from __future__ import annotations
 
 import click
+import sqlalchemy as sa
 from flask import Flask
 
 from webapp.extensions import db
@@ -35,3 +36,58 @@ def register(app: Flask) -> None:
         permissions.sync(db.session)
         db.session.commit()
         click.echo(f"{len(permissions.CATALOGUE)} permissions in the catalogue.")
+
+    @app.cli.group("credits")
+    def credits_group() -> None:
+        """Credit balances (held on the top organisation, shared by its sub-organisations)."""
+
+    @credits_group.command("top-up")
+    @click.argument("organization")
+    @click.argument("amount", type=click.IntRange(min=1))
+    @click.option("--note", required=True, help="Why: the order, ticket or agreement.")
+    def credits_top_up(organization: str, amount: int, note: str) -> None:
+        """Add AMOUNT credits to ORGANIZATION (its name or id); writes a ledger row."""
+        from webapp.messaging import credits
+
+        org = _organization(organization)
+        try:
+            row = credits.top_up(db.session, org, amount, note)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        db.session.commit()
+        click.echo(f"{org.top.name}: +{amount} credits, balance {row.balance_after}.")
+
+    @credits_group.command("balance")
+    @click.argument("organization")
+    def credits_balance(organization: str) -> None:
+        """Show the balance ORGANIZATION (name or id) sends from."""
+        from webapp.messaging import credits
+
+        org = _organization(organization)
+        click.echo(f"{org.top.name}: {credits.balance(db.session, org)} credits.")
+
+    @app.cli.command("worker")
+    @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+    def worker(burst: bool) -> None:
+        """Send queued messages from Redis (REDIS_URL) until stopped."""
+        from rq import SimpleWorker
+
+        from webapp.messaging import dispatch
+
+        if not app.config.get("REDIS_URL"):
+            raise click.UsageError("set REDIS_URL to the Redis that the web processes enqueue on")
+        q = dispatch.queue(app)
+        # SimpleWorker runs jobs in this process, inside this app context: no fork, no copied DB pool.
+        SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=False)
+
+
+def _organization(ref: str):  # type: ignore[no-untyped-def]
+    from webapp.models import Organization
+
+    query = sa.select(Organization).where(
+        Organization.id == int(ref) if ref.isdigit() else Organization.name == ref
+    )
+    org = db.session.scalar(query)
+    if org is None:
+        raise click.UsageError(f"no organisation {ref!r}")
+    return org

@@ -88,7 +88,7 @@ def deliver(message_id: int) -> None:
     if not claim(message_id):
         log.info("message %s is not queued any more; not sending it again", message_id)
         return
-    app = current_app
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     message = db.session.get(Message, message_id)
     assert message is not None
     outbound = outbound_for(message)

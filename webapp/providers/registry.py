@@ -27,3 +27,14 @@ def _build(app: Flask, key: str) -> Provider:
     from webapp.providers.simulator import SimulatorProvider
 
     return SimulatorProvider(app, app.config["SIMULATOR_DELIVERY_SECONDS"])
+
+
+def close(app: Flask) -> None:
+    """Stop what the providers and the in-process dispatcher still have running (tests, shutdown)."""
+    executor = app.extensions.pop("relay.executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+    for provider in app.extensions.pop("relay.providers", {}).values():
+        closer = getattr(provider, "close", None)
+        if closer is not None:
+            closer()

@@ -20,6 +20,8 @@ class SimulatorProvider:
     def __init__(self, app: Flask, delivery_seconds: float = 3.0) -> None:
         self.app = app
         self.delivery_seconds = delivery_seconds
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
 
     def send(self, outbound: Outbound) -> str:
         if outbound.channel not in ("sms", "whatsapp"):
@@ -30,10 +32,28 @@ class SimulatorProvider:
         )
         timer = threading.Timer(self.delivery_seconds, self._deliver, args=(provider_id,))
         timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
         timer.start()
         return provider_id
 
+    def close(self) -> None:
+        """Forget the deliveries not yet reported (at shutdown, and between tests)."""
+        with self._lock:
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
+
     def _deliver(self, provider_id: str) -> None:
+        try:
+            self._report(provider_id)
+        except Exception:
+            log.exception("simulated delivery report for %s failed", provider_id)
+        finally:
+            with self._lock:
+                self._timers.discard(threading.current_thread())  # type: ignore[arg-type]
+
+    def _report(self, provider_id: str) -> None:
         from webapp.extensions import db
         from webapp.messaging.status import apply_status
 
