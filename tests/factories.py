@@ -18,6 +18,7 @@ from webapp.models import (
     Organization,
     Permission,
     Role,
+    SendingNumber,
     User,
 )
 
@@ -111,9 +112,9 @@ def community(organization: Organization, name: str | None = None) -> Community:
     return c
 
 
-def number(organization: Organization, e164: str, sms: bool = True, whatsapp: bool = True, **kw: Any):  # noqa: ANN201
-    from webapp.models import SendingNumber
-
+def number(
+    organization: Organization, e164: str, sms: bool = True, whatsapp: bool = True, **kw: Any
+) -> SendingNumber:
     n = SendingNumber(organization_id=organization.id, e164=e164, sms=sms, whatsapp=whatsapp, **kw)
     db.session.add(n)
     db.session.flush()

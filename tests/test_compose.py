@@ -29,8 +29,15 @@ def acme(app):
     astrid = f.application(job, f.candidate(org, "Astrid", "Lund", mobile="+46701234567"))
     f.credits(org, 20)
     db.session.commit()
-    return {"org": org, "sub": sub, "recruiter": recruiter, "manager": manager, "job": job,
-            "lena": lena, "astrid": astrid}
+    return {
+        "org": org,
+        "sub": sub,
+        "recruiter": recruiter,
+        "manager": manager,
+        "job": job,
+        "lena": lena,
+        "astrid": astrid,
+    }
 
 
 def send(w, application, channel="sms", body="Hi %FIRSTNAME%", user="recruiter", subject=None):
@@ -86,7 +93,10 @@ def test_whatsapp_costs_the_organisations_price_and_email_nothing(acme) -> None:
     assert send(acme, "lena", channel="whatsapp").credits == 3
     email = send(acme, "lena", channel="email", body="Dear %FIRSTNAME%", subject="About %JOBTITLE%")
     assert (email.credits, email.subject, email.from_addr, email.to_addr) == (
-        0, "About Backend Engineer", "Acme", acme["lena"].candidate.email,
+        0,
+        "About Backend Engineer",
+        "Acme",
+        acme["lena"].candidate.email,
     )
     assert credits.balance(db.session, acme["org"]) == 17
 

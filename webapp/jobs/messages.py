@@ -7,6 +7,7 @@ from typing import Any
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from webapp import access
 from webapp.extensions import db
@@ -49,13 +50,15 @@ def composer_context(
 ) -> dict[str, Any]:
     allowed = checks.allowed_channels(current_user)
     form = form or ComposeForm()
-    form.channel.choices = [(c, CHANNEL_LABELS[c]) for c in allowed]
+    form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]
     if form.channel.data not in allowed:
         # Start on the open tab's channel when the user may write on it, else on their first texting one.
         texting = [c for c in allowed if c != "email"]
         form.channel.data = channel if channel in allowed else (texting[0] if texting else "email")
     templates = compose.templates_for(db.session, current_user, allowed)
-    form.template_id.choices = [("", "No template")] + [(str(t.id), t.name) for t in templates]
+    form.template_id.choices = [SelectChoice("", "No template")] + [
+        SelectChoice(str(t.id), t.name) for t in templates
+    ]
     org = application.job.organization
     return {
         "application": application,

@@ -1,0 +1,222 @@
+"""Vonage Messages API: SMS and WhatsApp text, through the official `vonage` SDK.
+
+Threading: the SDK's HttpClient is not safe to share between threads. It keeps one mutable header dict
+that every call rewrites (the Authorization JWT, Content-Type) before handing it to a shared
+`requests.Session`, and it records `_last_response` on itself. So each thread gets its own client,
+built on first use and reused for every later send from that thread.
+
+No retries: dispatch owns them. `max_retries=0` switches off urllib3's retries, and `pool_maxsize=1`
+switches off the SDK's own loop that re-sends a request after a `RemoteDisconnected` (it tries up to
+`pool_maxsize` times, which for a POST could text a candidate twice). A pool of one is enough because
+no two threads share a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from cryptography.hazmat.primitives import serialization
+from pydantic import ValidationError
+from vonage import Auth, HttpClientOptions, Vonage
+from vonage_http_client.errors import HttpRequestError
+from vonage_messages.models import Sms, WhatsappText
+
+from webapp.config import ConfigError
+
+from .base import Outbound, Rejected, TemporaryFailure
+
+log = logging.getLogger("relay.vonage")
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class VonageProvider:
+    """Sends `sms` and `whatsapp` messages; returns Vonage's `message_uuid`."""
+
+    def __init__(
+        self, application_id: str, private_key_path: str, api_host: str, timeout: float = 10
+    ) -> None:
+        if not timeout or timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds (the SDK's default waits forever)")
+        self.application_id = application_id
+        self.api_host = api_host
+        self.timeout = float(timeout)
+        self._private_key = _load_private_key(private_key_path)
+        self._local = threading.local()
+        # Weak, so a client dies with its thread; close() reaches the ones still alive.
+        self._clients: weakref.WeakSet[Vonage] = weakref.WeakSet()
+        self._clients_lock = threading.Lock()
+        # Build one now so a bad application id or key fails at start-up, not on the first send.
+        self._client()
+
+    def send(self, outbound: Outbound) -> str:
+        message = self._build(outbound)
+        try:
+            response = self._client().messages.send(message)
+        except HttpRequestError as error:
+            raise _from_http_error(error) from error
+        except requests.Timeout as error:
+            log.warning(
+                "Vonage timed out after %s s for message %s: %s", self.timeout, outbound.message_id, error
+            )
+            raise TemporaryFailure(
+                "Vonage did not answer in time", f"No answer within {self.timeout:g} seconds."
+            ) from error
+        except requests.RequestException as error:
+            # ConnectionError (refused, reset, DNS, TLS) and the rest of requests' failures to talk at all.
+            log.warning("Could not reach Vonage for message %s: %s", outbound.message_id, error)
+            raise TemporaryFailure("Could not reach Vonage", _network_reason(error)) from error
+        return response.message_uuid
+
+    def close(self) -> None:
+        """Close the HTTP connections of every client still alive (optional; for tidy shutdowns)."""
+        with self._clients_lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.http_client._session.close()
+
+    def _build(self, outbound: Outbound) -> Sms | WhatsappText:
+        fields = {
+            "to": _digits(outbound.to),
+            "from_": _digits(outbound.sender),
+            "text": outbound.body,
+            "client_ref": str(outbound.message_id),
+        }
+        try:
+            if outbound.channel == "sms":
+                return Sms(**fields)
+            if outbound.channel == "whatsapp":
+                return WhatsappText(**fields)
+        except ValidationError as error:
+            # The SDK's own checks (number format, text length): Vonage would refuse it the same way.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise Rejected("Invalid message", problems) from error
+        raise ValueError(f"VonageProvider cannot send on channel {outbound.channel!r}")
+
+    def _client(self) -> Vonage:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = Vonage(
+                Auth(application_id=self.application_id, private_key=self._private_key),
+                _http_options(self.api_host, self.timeout),
+            )
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.add(client)
+        return client
+
+
+def from_config(config: Mapping[str, Any]) -> VonageProvider:
+    """Build the provider from the Flask config (VONAGE_* settings, DESIGN §6)."""
+    missing = [name for name in ("VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY_PATH") if not config.get(name)]
+    if missing:
+        raise ConfigError(f"MESSAGING_PROVIDER=vonage needs {' and '.join(missing)}")
+    raw_timeout = config.get("VONAGE_TIMEOUT") or DEFAULT_TIMEOUT
+    try:
+        timeout = float(raw_timeout)
+    except (TypeError, ValueError):
+        raise ConfigError(f"VONAGE_TIMEOUT must be a number of seconds, not {raw_timeout!r}") from None
+    if timeout <= 0:
+        raise ConfigError(f"VONAGE_TIMEOUT must be more than 0 seconds, not {raw_timeout!r}")
+    return VonageProvider(
+        application_id=config["VONAGE_APPLICATION_ID"],
+        private_key_path=config["VONAGE_PRIVATE_KEY_PATH"],
+        api_host=config.get("VONAGE_API_HOST") or "api.nexmo.com",
+        timeout=timeout,
+    )
+
+
+def _http_options(api_host: str, timeout: float) -> HttpClientOptions:
+    options = HttpClientOptions(
+        api_host=api_host, timeout=math.ceil(timeout), max_retries=0, pool_connections=1, pool_maxsize=1
+    )
+    # HttpClientOptions types timeout as int and refuses 0.5; requests takes any float. model_copy(update=)
+    # skips validation, and HttpClient keeps an already-built options object as it is.
+    return options.model_copy(update={"timeout": timeout})
+
+
+def _load_private_key(path_or_pem: str) -> str:
+    """Return the key as PKCS#8 PEM text, which is the only form the SDK accepts as a string.
+
+    Reading the file ourselves avoids two SDK traps: it takes a path only when the name has an extension,
+    and it refuses a PKCS#1 (`BEGIN RSA PRIVATE KEY`) key given as text.
+    """
+    if "-----BEGIN" in path_or_pem:
+        data = path_or_pem.encode()
+    else:
+        try:
+            with open(path_or_pem, "rb") as key_file:
+                data = key_file.read()
+        except OSError as error:
+            raise ConfigError(
+                f"Cannot read the Vonage private key {path_or_pem!r}: {error.strerror}"
+            ) from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"The Vonage private key is not an unencrypted PEM private key: {error}") from None
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _digits(number: str) -> str:
+    """Vonage wants E.164 without the `+` (the SDK checks it for SMS only, so WhatsApp relies on us)."""
+    return number.strip().removeprefix("+")
+
+
+def _network_reason(error: BaseException) -> str:
+    """The innermost cause in a few words ("Connection refused"), not urllib3's nested repr."""
+    current: BaseException | None = error
+    deepest = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        deepest = current
+        inner = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps the cause here
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
+        current = inner or current.__cause__
+    return str(deepest) or type(deepest).__name__
+
+
+def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure:
+    response = error.response
+    status = response.status_code
+    title, detail = _problem(response)
+    log.warning("Vonage answered %s: %s %s", status, title, detail)
+    if status == 429 or status >= 500:
+        return TemporaryFailure(title, detail, code=str(status))
+    if 400 <= status < 500:
+        return Rejected(title, detail, code=str(status))
+    # A 3xx that requests did not follow: nothing was sent that we know of, and it may pass later.
+    return TemporaryFailure(title, detail, code=str(status))
+
+
+def _problem(response: requests.Response) -> tuple[str, str]:
+    """Title and detail from an RFC 7807 body, else the HTTP reason phrase."""
+    fallback = response.reason or f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        return fallback, ""
+    if not isinstance(body, dict):
+        return fallback, ""
+    title = str(body.get("title") or fallback)
+    detail = str(body.get("detail") or "")
+    # Vonage names the offending fields here; "one or more parameters is invalid" alone helps nobody.
+    invalid = body.get("invalid_parameters")
+    if isinstance(invalid, list) and invalid:
+        names = ", ".join(
+            f"{p.get('name')}: {p.get('reason')}" if isinstance(p, dict) else str(p) for p in invalid
+        )
+        detail = f"{detail} ({names})" if detail else names
+    return title, detail
