@@ -128,3 +128,39 @@ def test_manager_sees_only_their_jobs_and_globex_sees_none_of_acme(page: Page) -
     assert response is not None and response.status == 404
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     shot(page, "not-found")
+
+
+def test_recruiter_texts_a_candidate_and_sees_it_delivered(page: Page) -> None:
+    sign_in(page, "recruiter@acme.example")
+    page.get_by_role("link", name="Backend Engineer").click()
+    page.locator("#applications tbody tr").first.get_by_role("link").click()
+    expect(page.locator("#messaging-panel")).to_be_visible()
+    expect(page.get_by_role("tab", name="SMS")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("radio", name="SMS")).to_be_checked()
+
+    message = page.get_by_label("Message")
+    message.fill("Hi %FIRSTNAME%, great news about your application 🎉")
+    counter = page.locator("#counter")
+    expect(counter.locator("[data-counter=encoding]")).to_have_text("UCS-2")
+    expect(counter.locator("[data-counter=ucs2]")).to_contain_text("🎉")
+    expect(counter.locator("[data-counter=credits]")).to_have_text("1 credit")
+    shot(page, "composer-ucs2")
+
+    page.get_by_role("button", name="Send").click()
+    sent = page.locator(".thread .msg-outbound").last
+    expect(sent).to_contain_text("great news about your application 🎉")
+    expect(sent).not_to_contain_text("%FIRSTNAME%")
+    expect(message).to_have_value("")  # a fresh composer after sending
+    expect(sent.locator(".status")).to_have_text("Delivered", timeout=8000)
+    shot(page, "thread-delivered")
+
+
+def test_a_refused_send_keeps_what_was_typed(page: Page) -> None:
+    sign_in(page, "recruiter@acme.example")
+    page.get_by_role("link", name="Backend Engineer").click()
+    page.locator("#applications tbody tr").first.get_by_role("link").click()
+    typed = "Long text. " * 160
+    page.get_by_label("Message").fill(typed)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#body-error")).to_contain_text("the limit is 10")
+    expect(page.get_by_label("Message")).to_have_value(typed)
