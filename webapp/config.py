@@ -45,6 +45,7 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
         "SEND_BACKOFF_SECONDS": float(env.get("SEND_BACKOFF_SECONDS", "2")),
         "SIMULATOR_DELIVERY_SECONDS": float(env.get("SIMULATOR_DELIVERY_SECONDS", "3")),
         "VONAGE_TIMEOUT": float(env.get("VONAGE_TIMEOUT", "10")),
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
         "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET"),

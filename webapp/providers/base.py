@@ -44,3 +44,7 @@ class Provider(Protocol):
         Raises Rejected or TemporaryFailure; never retries by itself (dispatch owns retries).
         """
         ...
+
+    def close(self) -> None:
+        """Let go of connections and timers (the registry calls it at shutdown and between tests)."""
+        ...

@@ -1,0 +1,413 @@
+"""A fake Vonage Messages API over real HTTPS on 127.0.0.1, for testing the real SDK end to end.
+
+The SDK always builds `https://{api_host}/v1/messages`, so the fake serves TLS with a self-signed
+certificate for IP:127.0.0.1. `requests` trusts `REQUESTS_CA_BUNDLE` (then `CURL_CA_BUNDLE`) over any
+`session.verify`, and this machine sets both to the system bundle, so a test must point
+`REQUESTS_CA_BUNDLE` at the fake's certificate. `requests` reads the variable on every request, so
+setting it any time before the send is enough. A test does:
+
+    from tests.fake_vonage import running_fake_vonage
+    from webapp.providers.vonage import VonageProvider
+
+    def test_something(tmp_path, monkeypatch):
+        with running_fake_vonage(tmp_path) as fake:
+            fake.patch_env(monkeypatch)  # REQUESTS_CA_BUNDLE=fake.ca_file, and 127.0.0.1 bypasses proxies
+            provider = VonageProvider(fake.application_id, str(fake.private_key_path), fake.api_host)
+            fake.fail(422, "Invalid params", "The value of one or more parameters is invalid.")
+            ...
+            assert fake.requests[0].body["to"] == "447400123456"
+
+(`monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(fake.ca_file))` is the one line that matters, if you
+would rather not call patch_env.) For the app, set VONAGE_API_HOST=fake.api_host,
+VONAGE_APPLICATION_ID=fake.application_id and VONAGE_PRIVATE_KEY_PATH=fake.private_key_path.
+
+Every POST /v1/messages is recorded (`fake.requests`, a snapshot list of RecordedRequest), its
+`Authorization: Bearer` JWT checked (RS256, signed by the application key, `application_id` claim
+matching); an unverified token is answered 401 like Vonage would, unless `require_auth=False`.
+Otherwise the answer comes from a script: queued behaviours (`respond`, `fail`, `hang`, `drop`) are
+used once each, in order; with the queue empty the answer is 202 `{"message_uuid": <new uuid4>}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import ipaddress
+import json
+import socket
+import ssl
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+MESSAGES_PATH = "/v1/messages"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any  # the parsed JSON, or None when the body was not JSON
+    raw_body: bytes
+    jwt_header: dict[str, Any] | None
+    jwt_claims: dict[str, Any] | None  # decoded without verification, so a bad token can still be inspected
+    jwt_verified: bool
+    jwt_error: str | None
+    status: int | None  # what the fake answered; None when it dropped the connection
+    response_body: Any
+
+
+@dataclass(frozen=True)
+class _Behaviour:
+    status: int = 202
+    body: Any = None  # None with a 2xx status: a fresh message_uuid
+    content_type: str = "application/json"
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class FakeVonage:
+    directory: Path
+    application_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    require_auth: bool = True
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = self.directory / "fake-vonage-cert.pem"
+        self.private_key_path = self.directory / "vonage-application.key"
+        self.errors: list[BaseException] = []  # failures inside handler threads, kept for inspection
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._script: deque[_Behaviour] = deque()
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+        app_key = _application_key()
+        self.private_key_path.write_bytes(
+            app_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        self._public_key = app_key.public_key()
+        key_file = self.directory / "fake-vonage-tls.key"
+        write_self_signed_certificate(self.ca_file, key_file)
+        self._ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ssl_context.load_cert_chain(self.ca_file, key_file)
+
+    # -- life cycle -------------------------------------------------------------------------------------
+
+    def start(self) -> FakeVonage:
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-vonage", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()  # wakes any hang() at once
+        server.shutdown()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            # Unblock a handler still waiting to read; the plain-socket shutdown leaves the TLS object alone.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+        server.server_close()  # joins every handler thread (daemon_threads is off)
+        thread.join()
+        self._server = self._thread = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "the fake is not running"
+        return self._server.server_address[1]
+
+    @property
+    def api_host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def patch_env(self, monkeypatch: Any) -> None:
+        """Make `requests` trust the fake's certificate and talk to it directly, for this test only."""
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(self.ca_file))
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+    # -- the script ---------------------------------------------------------------------------------------
+
+    def respond(self, status: int, json_body: Any = None) -> None:
+        """Answer the next request with this status and JSON body (None: a fresh message_uuid on 2xx)."""
+        self._queue(_Behaviour(status=status, body=json_body))
+
+    def fail(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
+        """Answer the next request with an RFC 7807 problem, the way Vonage reports errors."""
+        body = {
+            "type": f"https://developer.vonage.com/api-errors/messages#{status}",
+            "title": title,
+            "detail": detail,
+            "instance": str(uuid.uuid4()),
+            **extra,
+        }
+        self._queue(_Behaviour(status=status, body=body, content_type="application/problem+json"))
+
+    def hang(self, seconds: float) -> None:
+        """Wait this long before answering the next request (then answer as usual: 202)."""
+        self._queue(_Behaviour(delay=seconds))
+
+    def drop(self) -> None:
+        """Close the next connection without answering (the client sees RemoteDisconnected)."""
+        self._queue(_Behaviour(drop=True))
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def _queue(self, behaviour: _Behaviour) -> None:
+        with self._lock:
+            self._script.append(behaviour)
+
+    def _next(self) -> _Behaviour:
+        with self._lock:
+            return self._script.popleft() if self._script else _Behaviour()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _check_jwt(self, authorization: str) -> tuple[dict | None, dict | None, bool, str | None]:
+        scheme, _, token = authorization.partition(" ")
+        if scheme != "Bearer" or not token:
+            return None, None, False, "no Bearer token"
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as error:
+            return None, None, False, f"malformed token: {error}"
+        if header.get("alg") != "RS256":
+            return header, claims, False, f"alg is {header.get('alg')!r}, not RS256"
+        try:
+            jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "jti", "application_id"]},
+            )
+        except jwt.PyJWTError as error:
+            return header, claims, False, f"{type(error).__name__}: {error}"
+        if claims.get("application_id") != self.application_id:
+            return header, claims, False, f"application_id is {claims.get('application_id')!r}"
+        return header, claims, True, None
+
+
+class _Server(ThreadingHTTPServer):
+    # Non-daemon handler threads are tracked, so server_close() can join them all.
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, fake: FakeVonage) -> None:
+        self.fake = fake
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        # The handshake happens in the handler's thread, so a stalled client cannot block accept().
+        tls = self.fake._ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return tls, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and left, a refused certificate: expected in tests, so kept, not printed.
+        error = sys.exc_info()[1]
+        if error is not None:
+            with self.fake._lock:
+                self.fake.errors.append(error)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = 5  # a client that connects and says nothing cannot hold stop() for long
+    protocol_version = "HTTP/1.0"  # one request per connection: no idle keep-alive threads to wait for
+
+    def setup(self) -> None:
+        with self.server.fake._lock:
+            self.server.fake._connections.add(self.request)
+        try:
+            # Before super().setup() makes the socket's file objects: if the handshake fails (a client that
+            # distrusts the certificate), finish() never runs, and those files would keep the socket open.
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        except BaseException:
+            with self.server.fake._lock:
+                self.server.fake._connections.discard(self.request)
+            raise
+        super().setup()
+
+    def finish(self) -> None:
+        with self.server.fake._lock:
+            self.server.fake._connections.discard(self.request)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the default writes every request to stderr
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != MESSAGES_PATH:
+            self._answer(404, _problem(404, "Not Found", f"No route for POST {self.path}"))
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        header, claims, verified, jwt_error = fake._check_jwt(self.headers.get("Authorization", ""))
+        if fake.require_auth and not verified:
+            behaviour = _Behaviour(
+                status=401,
+                body=_problem(401, "Unauthorized", "You did not provide correct credentials."),
+                content_type="application/problem+json",
+            )
+        else:
+            behaviour = fake._next()
+        response_body = behaviour.body
+        if response_body is None and 200 <= behaviour.status < 300 and not behaviour.drop:
+            response_body = {"message_uuid": str(uuid.uuid4())}
+        fake._record(
+            RecordedRequest(
+                method=self.command,
+                path=self.path,
+                headers=dict(self.headers.items()),
+                body=body,
+                raw_body=raw,
+                jwt_header=header,
+                jwt_claims=claims,
+                jwt_verified=verified,
+                jwt_error=jwt_error,
+                status=None if behaviour.drop else behaviour.status,
+                response_body=None if behaviour.drop else response_body,
+            )
+        )
+        if behaviour.delay and fake._stopping.wait(behaviour.delay):
+            self.close_connection = True
+            return  # shutting down: nobody is waiting for this answer any more
+        if behaviour.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError, ValueError):
+                self.request.unwrap()  # a clean TLS close, so the client sees "no response", not a TLS error
+            return
+        self._answer(behaviour.status, response_body, behaviour.content_type)
+
+    def do_GET(self) -> None:
+        self._answer(404, _problem(404, "Not Found", f"No route for GET {self.path}"))
+
+    def _answer(self, status: int, body: Any, content_type: str = "application/problem+json") -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if payload:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _problem(status: int, title: str, detail: str) -> dict[str, str]:
+    return {
+        "type": f"https://developer.vonage.com/api-errors/messages#{status}",
+        "title": title,
+        "detail": detail,
+        "instance": str(uuid.uuid4()),
+    }
+
+
+# RSA key generation is the slow part (~0.1 s a key); one pair per test session is plenty.
+@functools.cache
+def _application_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@functools.cache
+def _tls_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def write_self_signed_certificate(cert_file: Path, key_file: Path) -> None:
+    """A certificate for IP:127.0.0.1 and localhost that is its own trust anchor, and its key (PEM)."""
+    key = _tls_key()
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    cert_file.write_bytes(_self_signed_certificate(key))
+
+
+def _self_signed_certificate(key: rsa.RSAPrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-vonage.test")])
+    now = dt.datetime.now(dt.UTC)
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=True,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@contextlib.contextmanager
+def running_fake_vonage(tmp_path: Path, *, require_auth: bool = True) -> Iterator[FakeVonage]:
+    """Start a fake in `tmp_path / "fake-vonage"`; stop it (threads joined, sockets closed) on exit."""
+    fake = FakeVonage(Path(tmp_path) / "fake-vonage", require_auth=require_auth)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

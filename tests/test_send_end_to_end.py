@@ -1,0 +1,158 @@
+"""The whole way through the real providers: the app composes, dispatch sends through the vonage SDK
+to the fake Vonage over HTTPS, or through smtplib to an aiosmtpd server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import factories as f
+from tests.fake_vonage import running_fake_vonage
+from tests.smtp_sink import running_smtp_sink
+from webapp import permissions
+from webapp.extensions import db
+from webapp.messaging import compose, credits, dispatch
+from webapp.models import Message
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    with running_fake_vonage(tmp_path) as fake:
+        fake.patch_env(monkeypatch)
+        yield fake
+
+
+@pytest.fixture
+def sink():
+    with running_smtp_sink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def app_config(request) -> dict[str, object]:
+    config: dict[str, object] = {"SEND_MAX_ATTEMPTS": 3, "SEND_BACKOFF_SECONDS": 0.01}
+    if "fake" in request.fixturenames:
+        fake = request.getfixturevalue("fake")
+        config.update(
+            MESSAGING_PROVIDER="vonage",
+            VONAGE_API_HOST=fake.api_host,
+            VONAGE_APPLICATION_ID=fake.application_id,
+            VONAGE_PRIVATE_KEY_PATH=str(fake.private_key_path),
+            VONAGE_TIMEOUT=0.5,
+        )
+    if "sink" in request.fixturenames:
+        config["SMTP_URL"] = request.getfixturevalue("sink").url
+    return config
+
+
+@pytest.fixture
+def world(app):
+    org = f.messaging_org("Acme", sender_name="Acme Careers")
+    user = f.user(org, codes=[permissions.RECRUITMENT_SMS], name="Riley Chen")
+    f.number(org, "+4915123456700")
+    f.number(org, "+12015550100")
+    job = f.job(org, team=[user], title="Backend Engineer")
+    lena = f.application(
+        job, f.candidate(org, "Lena", "Müller", mobile="+4915123456789", email="lena@example.test")
+    )
+    f.credits(org, 10)
+    db.session.commit()
+    return {"org": org, "user": user, "lena": lena}
+
+
+def send(world, channel="sms", body="Hi %FIRSTNAME%, about %JOBTITLE%", subject=None) -> Message:
+    message = compose.compose(db.session, world["user"], world["lena"], channel, body, subject=subject)
+    db.session.commit()
+    dispatch.deliver(message.id)
+    db.session.expire_all()
+    return db.session.get(Message, message.id)
+
+
+def test_sms_reaches_vonage_as_the_messages_api_expects(world, fake) -> None:
+    m = send(world)
+    assert m.status == "submitted"
+    [request] = fake.requests
+    assert request.path == "/v1/messages" and request.jwt_verified
+    assert request.body == {
+        "to": "4915123456789",
+        "from": "4915123456700",
+        "text": "Hi Lena, about Backend Engineer",
+        "channel": "sms",
+        "message_type": "text",
+        "client_ref": str(m.id),
+    }
+    assert m.provider_id == request.response_body["message_uuid"]
+
+
+def test_whatsapp_text(world, fake) -> None:
+    m = send(world, channel="whatsapp", body="Hej 😀")
+    assert m.status == "submitted"
+    body = fake.requests[0].body
+    assert (body["channel"], body["to"], body["text"], body["client_ref"]) == (
+        "whatsapp",
+        "4915123456789",
+        "Hej 😀",
+        str(m.id),
+    )
+
+
+def test_a_4xx_is_shown_and_refunded(world, fake) -> None:
+    fake.fail(422, "Invalid params", "The value of one or more parameters is invalid.")
+    m = send(world)
+    assert m.status == "rejected"
+    assert (m.error_code, m.error_title, m.error_detail) == (
+        "422",
+        "Invalid params",
+        "The value of one or more parameters is invalid.",
+    )
+    assert len(fake.requests) == 1  # a rejection is not retried
+    assert credits.balance(db.session, world["org"]) == 10
+
+
+def test_429_is_retried_then_sent(world, fake) -> None:
+    fake.fail(429, "Rate Limit Hit", "Please wait, then retry your request")
+    m = send(world)
+    assert m.status == "submitted" and len(fake.requests) == 2
+    assert credits.balance(db.session, world["org"]) == 9
+
+
+@pytest.mark.parametrize("trouble", ["500", "hang"])
+def test_lasting_trouble_ends_rejected_and_refunded(world, fake, trouble) -> None:
+    for _ in range(3):
+        if trouble == "500":
+            fake.fail(500, "Internal Error", "Something went wrong on our side")
+        else:
+            fake.hang(2)
+    m = send(world)
+    assert m.status == "rejected" and m.error_title.startswith("Not sent after 3 attempts")
+    assert len(fake.requests) == 3
+    assert credits.balance(db.session, world["org"]) == 10
+    account = credits.account_for(db.session, world["org"])
+    assert credits.ledger_sum(db.session, account.id) == account.balance
+
+
+def test_the_rejection_reads_in_words_on_the_page(world, fake, client, auth) -> None:
+    fake.fail(403, "Forbidden", "Your account is not allowed to send to this destination.")
+    send(world)
+    auth.login(world["user"].email)
+    html = client.get(f"/applications/{world['lena'].id}?tab=sms").get_data(as_text=True)
+    assert "Not sent" in html and "not allowed to send to this destination" in html
+    assert "the credits were given back" in html
+
+
+def test_email_goes_out_through_smtp_from_the_company(world, sink) -> None:
+    m = send(world, channel="email", body="Dear %FIRSTNAME%,\nsee you soon.", subject="About %JOBTITLE%")
+    assert m.status == "sent"
+    [received] = sink.messages
+    email = received.message
+    assert "Acme Careers" in email["From"] and "Riley" not in email["From"]
+    assert email["To"] == "lena@example.test"
+    assert email["Subject"] == "About Backend Engineer"
+    assert email["X-Relay-Message-Id"] == str(m.id)
+    assert "Dear Lena," in email.get_content()
+    assert m.provider_id == email["Message-ID"]
+
+
+def test_email_refused_by_the_server(world, sink) -> None:
+    sink.refuse_next(550, "5.1.1 No such user", at="rcpt")
+    m = send(world, channel="email", body="Hello", subject="Hi")
+    assert m.status == "rejected" and "No such user" in (m.error_title + (m.error_detail or ""))

@@ -1,0 +1,240 @@
+"""Email: SMTP through the standard library, or the log when no SMTP_URL is set (development).
+
+SMTP_URL looks like `smtp://user:pass@host:587/?from=noreply@relay.example&starttls=1`, or
+`smtps://...` for TLS from the first byte (port 465). `from` is the address every email is sent from; the
+company's sender name goes in front of it.
+
+Failures: only a reply about this message (the sender, the recipient or the content refused with a 5xx)
+is Rejected. A 4xx, a dropped or refused connection, a timeout, and a server that will not let us in at all
+(greeting, EHLO, STARTTLS, login) are TemporaryFailure: the email itself is fine and may go once the
+server, or our settings, are.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from webapp.config import ConfigError
+
+from .base import Outbound, ProviderError, Rejected, TemporaryFailure
+
+log = logging.getLogger("relay.email")
+
+DEFAULT_TIMEOUT = 10.0
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    from_address: str
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False  # smtps://
+    starttls: bool = False
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ConfigError(f"SMTP_URL must start with smtp:// or smtps://, not {parts.scheme or url!r}")
+        if not parts.hostname:
+            raise ConfigError("SMTP_URL has no host")
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        from_address = query.get("from", "").strip()
+        if "@" not in from_address:
+            raise ConfigError("SMTP_URL needs the sender address as ?from=noreply@your.domain")
+        implicit_tls = parts.scheme == "smtps"
+        starttls = query.get("starttls", "").strip().lower() in _TRUE
+        if implicit_tls and starttls:
+            raise ConfigError("SMTP_URL: smtps:// is TLS already; drop starttls=1 (or use smtp://)")
+        try:
+            port = parts.port or (465 if implicit_tls else 587 if starttls else 25)
+        except ValueError:
+            raise ConfigError("SMTP_URL has an invalid port") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            from_address=from_address,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=implicit_tls,
+            starttls=starttls,
+        )
+
+
+class SmtpProvider:
+    """Sends `email` messages; returns the Message-ID it gave the email (angle brackets included)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if not timeout or timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        self.settings = SmtpSettings.from_url(url)
+        self.timeout = float(timeout)
+
+    def send(self, outbound: Outbound) -> str:
+        message = compose(outbound, self.settings.from_address)
+        message_id = message["Message-ID"]
+        smtp = self._connect()
+        try:
+            smtp.send_message(message, from_addr=self.settings.from_address, to_addrs=[outbound.to])
+        except smtplib.SMTPRecipientsRefused as error:
+            code, reply = next(iter(error.recipients.values()))
+            raise _by_code(code, reply, "The mail server refused the recipient") from error
+        except smtplib.SMTPSenderRefused as error:
+            raise _by_code(error.smtp_code, error.smtp_error, "The mail server refused the sender") from error
+        except smtplib.SMTPDataError as error:
+            raise _by_code(error.smtp_code, error.smtp_error, "The mail server refused the email") from error
+        except smtplib.SMTPNotSupportedError as error:
+            # An internationalised address the server cannot route: this email will never go there.
+            raise Rejected("The mail server cannot take this address", str(error)) from error
+        except smtplib.SMTPResponseException as error:
+            raise _by_code(error.smtp_code, error.smtp_error, "The mail server refused the email") from error
+        except (smtplib.SMTPException, OSError) as error:
+            raise _unreachable(error) from error
+        finally:
+            _quit_quietly(smtp)
+        return message_id
+
+    def _connect(self) -> smtplib.SMTP:
+        settings = self.settings
+        smtp: smtplib.SMTP | None = None
+        try:
+            if settings.implicit_tls:
+                smtp = smtplib.SMTP_SSL(
+                    settings.host, settings.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                smtp = smtplib.SMTP(settings.host, settings.port, timeout=self.timeout)
+            if settings.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.username:
+                smtp.login(settings.username, settings.password or "")
+            return smtp
+        except smtplib.SMTPResponseException as error:
+            if smtp is not None:
+                _quit_quietly(smtp)
+            reply = _text(error.smtp_error)
+            raise TemporaryFailure(
+                "The mail server would not take email from us",
+                f"{error.smtp_code} {reply}".strip(),
+                code=str(error.smtp_code),
+            ) from error
+        except (smtplib.SMTPException, OSError) as error:
+            if smtp is not None:
+                _quit_quietly(smtp)
+            raise _unreachable(error) from error
+
+
+class LogEmailProvider:
+    """Development without SMTP_URL: the email goes to the log (logger "relay.email"), nowhere else."""
+
+    def send(self, outbound: Outbound) -> str:
+        if outbound.channel != "email":
+            raise ValueError(f"LogEmailProvider cannot send on channel {outbound.channel!r}")
+        provider_id = f"log-{uuid.uuid4()}"
+        log.info(
+            "Email not sent (no SMTP_URL), logged instead: id=%s message=%s from=%r to=%s reply-to=%s "
+            "subject=%r\n%s",
+            provider_id,
+            outbound.message_id,
+            outbound.sender,
+            outbound.to,
+            outbound.reply_to or "-",
+            _subject(outbound),
+            outbound.body,
+        )
+        return provider_id
+
+
+def from_config(config: Mapping[str, Any]) -> SmtpProvider | LogEmailProvider:
+    """SmtpProvider when SMTP_URL is set, else LogEmailProvider (DESIGN §6)."""
+    url = config.get("SMTP_URL")
+    if not url:
+        return LogEmailProvider()
+    raw_timeout = config.get("SMTP_TIMEOUT") or DEFAULT_TIMEOUT
+    try:
+        timeout = float(raw_timeout)
+    except (TypeError, ValueError):
+        raise ConfigError(f"SMTP_TIMEOUT must be a number of seconds, not {raw_timeout!r}") from None
+    if timeout <= 0:
+        raise ConfigError(f"SMTP_TIMEOUT must be more than 0 seconds, not {raw_timeout!r}")
+    return SmtpProvider(url, timeout=timeout)
+
+
+def compose(outbound: Outbound, from_address: str) -> EmailMessage:
+    """The email for one outbound message, with a fresh Message-ID."""
+    if outbound.channel != "email":
+        raise ValueError(f"SmtpProvider cannot send on channel {outbound.channel!r}")
+    domain = from_address.rpartition("@")[2]
+    message = EmailMessage()
+    try:
+        message["From"] = _from_header(outbound.sender, from_address)
+        message["To"] = outbound.to
+        if outbound.reply_to:
+            message["Reply-To"] = outbound.reply_to
+    except (ValueError, IndexError) as error:
+        # Header injection attempts and unparseable addresses end here; no server would take them.
+        raise Rejected("Invalid email address", str(error)) from error
+    message["Subject"] = _subject(outbound)
+    message["Date"] = formatdate(localtime=True)
+    # Our own domain, not socket.getfqdn(): that can block on DNS and leaks the host name.
+    message["Message-ID"] = make_msgid(domain=domain)
+    message["X-Relay-Message-Id"] = str(outbound.message_id)
+    message.set_content(outbound.body)
+    return message
+
+
+def _from_header(sender_name: str, address: str) -> str:
+    """`"Sender Name" <address>`: always quoted (names like "Acme, Inc." need it); the email policy turns
+    a non-ASCII name into an RFC 2047 encoded word."""
+    name = _one_line(sender_name).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{name}" <{address}>' if name else address
+
+
+def _subject(outbound: Outbound) -> str:
+    return _one_line(outbound.subject or "") or f"Message from {_one_line(outbound.sender)}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _by_code(code: int, reply: bytes | str, title: str) -> ProviderError:
+    detail = f"{code} {_text(reply)}".strip()
+    if 500 <= code < 600:
+        return Rejected(title, detail, code=str(code))
+    log.warning("SMTP server deferred an email: %s", detail)
+    return TemporaryFailure(title.replace("refused", "deferred"), detail, code=str(code))
+
+
+def _unreachable(error: BaseException) -> TemporaryFailure:
+    log.warning("Could not talk to the SMTP server: %r", error)
+    # smtplib reports a read timeout as SMTPServerDisconnected("timed out"); the TimeoutError is its context.
+    if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
+        return TemporaryFailure("The mail server did not answer in time", str(error) or "Timed out")
+    if isinstance(error, OSError) and error.strerror:
+        return TemporaryFailure("Could not reach the mail server", error.strerror)
+    return TemporaryFailure("Could not reach the mail server", str(error) or type(error).__name__)
+
+
+def _quit_quietly(smtp: smtplib.SMTP) -> None:
+    # After a send the email is out (or refused) already; a failed QUIT changes nothing about that.
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
