@@ -57,3 +57,33 @@ def test_rq_dispatch_through_redis(app, queued) -> None:
     message = db.session.get(Message, queued)
     assert message.status in ("submitted", "delivered") and message.attempts == 1  # … sends once
     q.empty()
+
+
+def test_worker_command_sends_what_the_web_queued(app, queued, runner) -> None:
+    if not REDIS_URL:
+        need("Redis (REDIS_TEST_URL)")
+    app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL)
+    dispatch.queue(app).empty()
+    dispatch.enqueue(queued)
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    assert status_of(queued) in ("submitted", "delivered")
+
+
+def test_worker_command_needs_redis(app, runner) -> None:
+    app.config["REDIS_URL"] = None
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code != 0 and "REDIS_URL" in result.output
+
+
+def test_credits_command_writes_a_ledger_row(app, runner) -> None:
+    org = f.org("Acme")
+    db.session.commit()
+    result = runner.invoke(args=["credits", "top-up", "Acme", "250", "--note", "Order 42"])
+    assert result.exit_code == 0 and "balance 250" in result.output
+    from webapp.messaging import credits
+
+    account = credits.account_for(db.session, org)
+    assert account.balance == credits.ledger_sum(db.session, account.id) == 250
+    assert runner.invoke(args=["credits", "top-up", "Nobody", "5", "--note", "x"]).exit_code != 0
+    assert "no organisation" in runner.invoke(args=["credits", "balance", "Nobody"]).output
