@@ -22,6 +22,7 @@ from webapp.providers import registry
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
+WEBHOOK_SECRET = "test-webhook-signature-secret-0123456789abcdef"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,8 +84,10 @@ def test_config(database_url: str, **overrides: object) -> dict[str, object]:
         "SERVER_NAME": None,
         # Sends run at once in the request (the thread pool and RQ are tested on their own).
         "DISPATCH_MODE": "inline",
-        "SIMULATOR_DELIVERY_SECONDS": 0.2,
+        # Tests that want the simulator's delivery report ask for it; elsewhere it would race the test.
+        "SIMULATOR_DELIVERY_SECONDS": 3600,
         "SEND_BACKOFF_SECONDS": 0.01,
+        "VONAGE_SIGNATURE_SECRET": WEBHOOK_SECRET,
         **overrides,
     }
 
@@ -98,9 +101,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
     if backend == "sqlite":
-        return "sqlite://"
+        # A file, not ":memory:": background threads (dispatch, the simulator) then get connections
+        # of their own instead of sharing the test's one.
+        return f"sqlite:///{tmp_path}/relay.db"
     return request.getfixturevalue("postgres_url")
 
 

@@ -41,7 +41,7 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database = tmp_path_factory.mktemp("live") / "relay.db"
-    app = create_app(test_config(f"sqlite:///{database}", TESTING=False))
+    app = create_app(test_config(f"sqlite:///{database}", TESTING=False, SIMULATOR_DELIVERY_SECONDS=1))
     with app.app_context():
         db.create_all()
         demo.seed(db.session)

@@ -195,6 +195,7 @@ def test_email_needs_a_subject(acme) -> None:
 def test_simulator_delivers_through_the_status_function(acme, app) -> None:
     from webapp.messaging import dispatch
 
+    app.config["SIMULATOR_DELIVERY_SECONDS"] = 0.2
     m = send(acme, "lena")
     dispatch.deliver(m.id)
     db.session.expire_all()

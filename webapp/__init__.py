@@ -38,12 +38,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.auth import bp as auth_bp
     from webapp.inbox import bp as inbox_bp
     from webapp.jobs import bp as jobs_bp
+    from webapp.webhooks import bp as webhooks_bp
 
     auth.init_login(login_manager)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(webhooks_bp)
     errors.register(app)
     templating.register(app)
     cli.register(app)

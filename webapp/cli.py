@@ -66,6 +66,19 @@ def register(app: Flask) -> None:
         org = _organization(organization)
         click.echo(f"{org.top.name}: {credits.balance(db.session, org)} credits.")
 
+    @app.cli.group("dispatch")
+    def dispatch_group() -> None:
+        """The outbound queue."""
+
+    @dispatch_group.command("requeue")
+    @click.option("--older-than", default=300, show_default=True, help="Seconds a message has waited.")
+    def dispatch_requeue(older_than: int) -> None:
+        """Hand queued messages that nobody picked up to the dispatcher again (each is sent once)."""
+        from webapp.messaging import dispatch
+
+        ids = dispatch.requeue_stale(older_than)
+        click.echo(f"{len(ids)} message(s) handed to the dispatcher again.")
+
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
     def worker(burst: bool) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 DEV_SECRET_KEY = "relay-development-only-not-secret"
+DEV_SIGNATURE_SECRET = "relay-development-signature-secret-0123456789"
 ENVIRONMENTS = ("development", "testing", "production")
 
 
@@ -48,7 +49,9 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
-        "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET"),
+        # Development signs the simulator's fake webhooks with this; production must set its own.
+        "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET")
+        or ("" if production else DEV_SIGNATURE_SECRET),
         "VONAGE_API_HOST": env.get("VONAGE_API_HOST", "api.nexmo.com"),
         "SMTP_URL": env.get("SMTP_URL") or None,
         "UPLOAD_DIR": env.get("UPLOAD_DIR") or str(Path(instance_path) / "uploads"),
@@ -82,6 +85,12 @@ def check(config: dict[str, Any]) -> None:
     """Refuse settings that would be unsafe in production."""
     if config.get("RELAY_ENV") != "production":
         return
+    secret = config.get("VONAGE_SIGNATURE_SECRET") or ""
+    if config.get("MESSAGING_PROVIDER") == "vonage" and len(secret) < 32:
+        raise ConfigError(
+            "MESSAGING_PROVIDER=vonage in production needs VONAGE_SIGNATURE_SECRET (32 characters or "
+            "more, as set for the account in the Vonage dashboard) to verify the webhooks"
+        )
     key = config.get("SECRET_KEY") or ""
     if key == DEV_SECRET_KEY or len(key) < 32:
         raise ConfigError(

@@ -31,15 +31,19 @@ def default_tab(application: Application) -> str:
 
 def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
     org = application.job.organization
-    tab = tab if tab in org.channels else default_tab(application)
     conversation = conversations.for_application(db.session, application)
+    counts = conversations.counts_by_channel(db.session, conversation)
+    # A channel switched off later keeps its tab while it has history.
+    channels = [c for c in CHANNEL_LABELS if c in org.channels or counts.get(c)]
+    tab = tab if tab in channels else default_tab(application)
     items = conversations.messages(db.session, conversation, tab)
     return {
         "application": application,
-        "tabs": [(c, CHANNEL_LABELS[c]) for c in org.channels],
+        "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
         "tab": tab,
         "thread": items,
-        "counts": conversations.counts_by_channel(db.session, conversation),
+        "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
+        "counts": counts,
         "conversation": conversation,
         "pending": any(m.status in PENDING for m in items),
     }

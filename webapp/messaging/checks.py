@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import access, permissions, phones
-from webapp.messaging import segments
-from webapp.models import CHANNEL_LABELS, Application, Candidate, OptOut, User
+from webapp.messaging import optouts, segments
+from webapp.models import CHANNEL_LABELS, Application, Candidate, User
 
 MAX_SMS_SEGMENTS = 10
 MAX_WHATSAPP_CHARACTERS = 4096
@@ -77,11 +76,7 @@ def check_recipient(session: Session, candidate: Candidate, channel: str) -> Non
         return
     if not candidate.mobile:
         raise SendRefused(f"{candidate.full_name} has no mobile number.", "channel")
-    opt_out = session.scalar(
-        sa.select(OptOut).where(
-            OptOut.organization_id == candidate.organization_id, OptOut.e164 == candidate.mobile
-        )
-    )
+    opt_out = optouts.active(session, candidate.organization_id, candidate.mobile)
     if opt_out is not None:
         raise SendRefused(
             f"{phones.display(candidate.mobile)} has opted out of texts from your organisation "

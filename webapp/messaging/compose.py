@@ -95,15 +95,18 @@ def sender_number(
     if kept is not None and kept.status == "active":
         return kept
     flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
+    org = conversation.organization
+    owners = [org.id] if org.top.id == org.id else [org.id, org.top.id]
     pool = session.scalars(
         sa.select(SendingNumber)
-        .where(
-            SendingNumber.organization_id == conversation.organization_id,
-            SendingNumber.status == "active",
-            flag.is_(True),
+        .where(SendingNumber.organization_id.in_(owners), SendingNumber.status == "active", flag.is_(True))
+        # A sub-organisation's own numbers first, then its parent's; least recently used first within,
+        # so that new conversations spread over the numbers of one country.
+        .order_by(
+            (SendingNumber.organization_id != org.id),
+            SendingNumber.last_used_at.asc().nulls_first(),
+            SendingNumber.id,
         )
-        # Least recently used first, so new conversations spread over the numbers of one country.
-        .order_by(SendingNumber.last_used_at.asc().nulls_first(), SendingNumber.id)
     ).all()
     number = routing.choose_number(pool, recipient)
     if number is None:

@@ -137,3 +137,16 @@ def ledger_sum(session: Session, account_id: int) -> int:
         )
         or 0
     )
+
+
+def refunded_ids(session: Session, message_ids: list[int]) -> set[int]:
+    """Which of these messages had their credits given back (from the ledger, the one truth)."""
+    if not message_ids:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(CreditTransaction.message_id).where(
+                CreditTransaction.kind == "refund", CreditTransaction.message_id.in_(message_ids)
+            )
+        )
+    )

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Flask, current_app
 
 from webapp.extensions import db
 from webapp.messaging import credits, status
-from webapp.models import Message
+from webapp.models import Message, utcnow
 from webapp.providers import registry
 from webapp.providers.base import Outbound, ProviderError, Rejected, TemporaryFailure
 
@@ -31,10 +32,40 @@ def enqueue(message_id: int) -> Future[None] | None:
     if mode == "inline":
         deliver(message_id)
         return None
-    if mode == "rq":
-        queue(app).enqueue("webapp.messaging.dispatch.deliver", message_id, job_id=f"message-{message_id}")
+    try:
+        if mode == "rq":
+            queue(app).enqueue(
+                "webapp.messaging.dispatch.deliver_job", message_id, job_id=f"message-{message_id}"
+            )
+            return None
+        return _executor(app).submit(_deliver_in_app, app, message_id)
+    except Exception:
+        # The message is stored and paid for; `flask --app wsgi dispatch requeue` sends it later.
+        log.exception("could not hand message %s to the dispatcher; it stays queued", message_id)
         return None
-    return _executor(app).submit(_deliver_in_app, app, message_id)
+
+
+def deliver_job(message_id: int) -> None:
+    """The RQ job: one delivery, with a session of its own whatever happened to the previous job's."""
+    try:
+        deliver(message_id)
+    finally:
+        db.session.remove()
+
+
+def requeue_stale(older_than_seconds: float) -> list[int]:
+    """Queued messages nobody picked up (the dispatcher was down): hand them over again."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        db.session.scalars(
+            sa.select(Message.id).where(
+                Message.status == "queued", Message.direction == "outbound", Message.created_at < cutoff
+            )
+        )
+    )
+    for message_id in ids:
+        enqueue(message_id)
+    return ids
 
 
 def queue(app: Flask):  # type: ignore[no-untyped-def]
@@ -102,13 +133,20 @@ def deliver(message_id: int) -> None:
         except Rejected as exc:
             _fail(message, exc, refund_note="Refused by the provider")
             return
-        except TemporaryFailure as exc:
+        except Exception as exc:
+            # A 429, 5xx or timeout, or something we did not foresee: never leave it "sending" for ever.
+            if not isinstance(exc, TemporaryFailure):
+                log.exception("message %s: unexpected error from the provider", message_id)
+                exc = TemporaryFailure("Unexpected error", str(exc)[:500])
             last = exc
             log.warning("message %s attempt %s/%s: %s", message_id, attempt, attempts, exc)
             if attempt < attempts:
                 time.sleep(backoff * 2 ** (attempt - 1))
             continue
-        message.provider_id = provider_id
+        # A delivery receipt may have overtaken us (found the message by client_ref): read the row
+        # again under its lock, so that we only ever move its status forward.
+        db.session.refresh(message, with_for_update=True)
+        message.provider_id = message.provider_id or provider_id
         status.apply(message, "sent" if message.channel == "email" else "submitted")
         db.session.commit()
         return
@@ -121,6 +159,7 @@ def deliver(message_id: int) -> None:
 
 
 def _fail(message: Message, error: ProviderError, refund_note: str) -> None:
+    db.session.refresh(message, with_for_update=True)
     status.apply(message, "rejected", failure=status.Failure(error.code, error.title, error.detail))
     credits.refund(db.session, message.conversation.organization, message, refund_note)
     db.session.commit()

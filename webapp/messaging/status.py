@@ -47,24 +47,34 @@ def may_follow(current: str, new: str) -> bool:
 
 
 def apply(message: Message, new: str, at: datetime | None = None, failure: Failure | None = None) -> bool:
-    """Move the message to `new` if that is forward; keep the time of each status. True if it moved."""
-    if not may_follow(message.status, new):
-        return False
+    """Move the message to `new` if that is forward; keep the time of each status. True if it moved.
+
+    A report that arrives late (delivered after read) does not move the status back, but its time is
+    still kept where none is yet.
+    """
     at = at or utcnow()
+    if not may_follow(message.status, new):
+        if message.status not in FINAL and new not in FINAL:
+            _stamp(message, new, at)
+        return False
     message.status = new
-    if new in ("submitted", "sent"):
-        message.submitted_at = message.submitted_at or at
-    elif new == "delivered":
-        message.delivered_at = message.delivered_at or at
-    elif new == "read":
-        message.read_at = message.read_at or at
-    elif new in FINAL:
+    _stamp(message, new, at)
+    if new in FINAL:
         message.failed_at = at
         if failure is not None:
             message.error_code = failure.code
             message.error_title = failure.title[:300]
             message.error_detail = failure.detail
     return True
+
+
+def _stamp(message: Message, new: str, at: datetime) -> None:
+    if new in ("submitted", "sent"):
+        message.submitted_at = message.submitted_at or at
+    elif new == "delivered":
+        message.delivered_at = message.delivered_at or at
+    elif new == "read":
+        message.read_at = message.read_at or at
 
 
 def apply_status(
@@ -75,4 +85,54 @@ def apply_status(
     if message is None:
         return None
     apply(message, new, at, failure)
+    return message
+
+
+ERROR_WORDS = {
+    "1340": "Outside the 24-hour window: until the candidate writes again, WhatsApp allows only an "
+    "approved template.",
+}
+
+
+def explain(message: Message) -> str:
+    """The failure in words for the people who sent it."""
+    words = ERROR_WORDS.get(message.error_code or "")
+    if words:
+        return words
+    parts = [p for p in (message.error_title, message.error_detail) if p]
+    text = ": ".join(parts) if parts else "The provider did not say why"
+    return (
+        f"{text} (code {message.error_code})"
+        if message.error_code and message.error_code not in text
+        else text
+    )
+
+
+def receive_report(
+    session: Session,
+    provider_id: str,
+    new: str,
+    at: datetime | None = None,
+    failure: Failure | None = None,
+    client_ref: str | None = None,
+) -> Message | None:
+    """A delivery receipt from the provider. Finds the message by its id with the provider, or by our
+    id in client_ref when the receipt overtook the dispatcher storing that id; refunds a rejection."""
+    message = session.scalar(sa.select(Message).where(Message.provider_id == provider_id).with_for_update())
+    if message is None and client_ref is not None:
+        message = session.scalar(
+            sa.select(Message)
+            .where(Message.id == int(client_ref), Message.direction == "outbound")
+            .with_for_update()
+        )
+        if message is None or (message.provider_id not in (None, provider_id)):
+            return None
+        message.provider_id = provider_id
+    if message is None:
+        return None
+    moved = apply(message, new, at, failure)
+    if moved and new == "rejected" and message.conversation is not None:
+        from webapp.messaging import credits
+
+        credits.refund(session, message.conversation.organization, message, "Rejected by the network")
     return message

@@ -12,9 +12,11 @@ from webapp.models.crm import (
 from webapp.models.messaging import (
     CHANNEL_LABELS,
     Conversation,
+    ConversationRead,
     Message,
     MessageTemplate,
     OptOut,
+    WhatsappTemplate,
 )
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
@@ -29,6 +31,7 @@ __all__ = [
     "Community",
     "CommunityMembership",
     "Conversation",
+    "ConversationRead",
     "CreditAccount",
     "CreditTransaction",
     "HiringTeamMember",
@@ -44,5 +47,6 @@ __all__ = [
     "SendingNumber",
     "SourcingTeamMember",
     "User",
+    "WhatsappTemplate",
     "utcnow",
 ]

@@ -72,13 +72,20 @@ class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
         sa.Index("ix_message_conversation_channel", "conversation_id", "channel", "id"),
+        # Inbound matching: the last message we sent to this number from that number on that channel.
+        sa.Index("ix_message_route", "to_addr", "from_addr", "channel", "id"),
+        # The "Unmatched messages" list: inbound messages of an organisation not in any conversation.
+        sa.Index("ix_message_unmatched", "organization_id", "conversation_id"),
         sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
         sa.CheckConstraint("direction IN ('outbound', 'inbound')", name="direction_known"),
         sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversation.id"))
+    # None for an inbound message that matched no conversation (yet): it waits in "Unmatched messages".
+    conversation_id: Mapped[int | None] = mapped_column(sa.ForeignKey("conversation.id"))
+    # For unmatched inbound messages to one of our numbers: its organisation (None for an unknown number).
+    organization_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organization.id"))
     channel: Mapped[str] = mapped_column(sa.String(10))
     direction: Mapped[str] = mapped_column(sa.String(10), default="outbound")
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
@@ -101,10 +108,14 @@ class Message(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the candidate sent it (Vonage's timestamp), for inbound messages.
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    whatsapp_template_id: Mapped[int | None] = mapped_column(sa.ForeignKey("whatsapp_template.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     author: Mapped[User | None] = relationship()
+    whatsapp_template: Mapped[WhatsappTemplate | None] = relationship()
 
     @property
     def channel_label(self) -> str:
@@ -127,6 +138,43 @@ class MessageTemplate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WhatsappTemplate(Base):
+    """A WhatsApp template approved by Meta: the only thing that may be sent outside the 24-hour window.
+
+    `parameters` are our placeholders, one per {{n}} of the approved text, filled in per recipient.
+    """
+
+    __tablename__ = "whatsapp_template"
+    __table_args__ = (sa.UniqueConstraint("organization_id", "name", "locale"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    locale: Mapped[str] = mapped_column(sa.String(20), default="en")
+    body: Mapped[str] = mapped_column(sa.Text)  # the approved text, with {{1}} … for the parameters
+    parameters: Mapped[str] = mapped_column(sa.String(500), default="")  # space-separated placeholders
+    approved: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def parameter_list(self) -> list[str]:
+        return self.parameters.split()
+
+
+class ConversationRead(Base):
+    """How far one user has read one channel of one conversation (for unread counts)."""
+
+    __tablename__ = "conversation_read"
+    __table_args__ = (sa.UniqueConstraint("user_id", "conversation_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversation.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    last_read_message_id: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class OptOut(Base):
     """A number that asked not to be texted: for the whole organisation, all numbers, both channels."""
 
@@ -136,5 +184,9 @@ class OptOut(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
     e164: Mapped[str] = mapped_column(sa.String(16))
+    # The STOP (or UNSUBSCRIBE…) that opted the number out; kept as the record of consent.
     source_message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the number opted back in (START, UNSTOP, YES); a new STOP clears it again.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id"))

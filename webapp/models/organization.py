@@ -31,6 +31,8 @@ class Organization(Base):
     sender_name: Mapped[str] = mapped_column(sa.String(100), default="")
     # Credits one WhatsApp message costs this organisation (SMS is priced per segment).
     whatsapp_price: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Answer to HELP/INFO texts; empty means a default naming the company and how to opt out.
+    help_reply: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     parent: Mapped[Organization | None] = relationship(remote_side=[id], back_populates="children")

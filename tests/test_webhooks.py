@@ -1,0 +1,374 @@
+"""The Vonage webhooks through the real endpoints with real signed tokens."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import factories as f
+from tests.conftest import WEBHOOK_SECRET
+from tests.webhook_support import inbound, post, status, token
+from webapp import permissions
+from webapp.extensions import db
+from webapp.messaging import checks, compose, credits, dispatch, optouts
+from webapp.models import Conversation, Message, OptOut
+
+INBOUND = "/webhooks/vonage/inbound"
+STATUS = "/webhooks/vonage/status"
+OUR = "+4915123456700"
+LENA = "+4915123456789"
+
+
+@pytest.fixture
+def world(app):
+    org = f.messaging_org("Acme", sender_name="Acme")
+    user = f.user(org, codes=[permissions.RECRUITMENT_SMS])
+    f.number(org, OUR)
+    f.number(org, "+12015550100")
+    job = f.job(org, team=[user])
+    lena = f.application(job, f.candidate(org, "Lena", "Müller", mobile=LENA))
+    f.credits(org, 10)
+    db.session.commit()
+    sent = compose.compose(db.session, user, lena, "sms", "Hi Lena")
+    db.session.commit()
+    return {"org": org, "user": user, "lena": lena, "sent": sent}
+
+
+def count_messages() -> int:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Message))
+
+
+def inbound_messages() -> list[Message]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Message).where(Message.direction == "inbound")))
+
+
+# --- Signatures ----------------------------------------------------------------------------------
+
+
+def _forged(kind: str, raw: bytes) -> str:
+    if kind == "missing":
+        return ""
+    if kind == "wrong secret":
+        return "Bearer " + token(raw, secret="another-secret-that-is-long-enough-0123456789")
+    if kind == "tampered":
+        return "Bearer " + token(raw + b" ")
+    if kind == "HS512":  # a valid token of another algorithm
+        return "Bearer " + token(raw, secret=WEBHOOK_SECRET * 2, algorithm="HS512")
+    if kind == "none":
+        claims = {"iat": 1, "payload_hash": __import__("hashlib").sha256(raw).hexdigest()}
+        return "Bearer " + jwt.encode(claims, None, algorithm="none")
+    if kind == "malformed":
+        return "Bearer not.a.token"
+    if kind == "no hash":
+        return "Bearer " + jwt.encode({"iat": 1}, WEBHOOK_SECRET)
+    if kind == "basic":
+        return "Basic dXNlcjpwYXNz"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["missing", "wrong secret", "tampered", "HS512", "none", "malformed", "no hash", "basic"]
+)
+@pytest.mark.parametrize("path", [INBOUND, STATUS])
+def test_unsigned_or_forged_is_401_and_stores_nothing(client, world, kind, path) -> None:
+    payload = inbound(OUR, LENA, "STOP") if path == INBOUND else status("x", "delivered")
+    raw = json.dumps(payload).encode()
+    before = count_messages()
+    response = post(client, path, payload, body=raw, auth=_forged(kind, raw))
+    assert response.status_code == 401
+    assert count_messages() == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", "body is not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (json.dumps({"channel": "sms", "message_type": "text", "to": "4915123456700"}).encode(), "missing"),
+        (json.dumps(inbound(OUR, LENA, channel="viber_service")).encode(), "not handled"),
+        (json.dumps({**inbound(OUR, LENA), "from": "not-a-number"}).encode(), "not a phone number"),
+        (json.dumps({**inbound(OUR, LENA), "timestamp": "yesterday"}).encode(), "ISO 8601"),
+    ],
+)
+def test_signed_but_malformed_is_400(client, world, payload, reason) -> None:
+    before = count_messages()
+    response = post(client, INBOUND, None, body=payload)
+    assert response.status_code == 400 and reason in response.get_json()["error"]
+    assert count_messages() == before
+
+
+def test_status_with_unknown_value_is_400(client, world) -> None:
+    response = post(client, STATUS, status("abc", "failed"))
+    assert response.status_code == 400 and "not known" in response.get_json()["error"]
+
+
+def test_body_over_64_kb_is_413(client, world) -> None:
+    payload = inbound(OUR, LENA, "x" * (65 * 1024))
+    assert post(client, INBOUND, payload).status_code == 413
+    assert inbound_messages() == []
+
+
+def test_webhooks_need_no_csrf_but_the_rest_still_does(client, world) -> None:
+    assert post(client, INBOUND, inbound(OUR, LENA)).status_code == 200
+    assert client.post("/logout").status_code == 400
+
+
+# --- Inbound matching ----------------------------------------------------------------------------
+
+
+def test_a_reply_joins_the_conversation_that_wrote_from_that_number(client, world) -> None:
+    response = post(client, INBOUND, inbound(OUR, LENA, "Tuesday works!"))
+    assert response.status_code == 200
+    [reply] = inbound_messages()
+    assert reply.conversation_id == world["sent"].conversation_id
+    assert (reply.body, reply.from_addr, reply.to_addr, reply.status) == (
+        "Tuesday works!",
+        LENA,
+        OUR,
+        "received",
+    )
+
+
+def test_the_same_message_uuid_is_stored_once(client, world) -> None:
+    payload = inbound(OUR, LENA, "Once")
+    assert post(client, INBOUND, payload).status_code == 200
+    assert post(client, INBOUND, payload).status_code == 204
+    assert len(inbound_messages()) == 1
+
+
+def test_a_known_number_without_conversation_waits_unmatched(client, world) -> None:
+    post(client, INBOUND, inbound("+12015550100", LENA, "Wrong number?"))  # we never wrote from this one
+    post(client, INBOUND, inbound(OUR, "+447400123456", "Who is this?"))  # nor to this sender
+    messages = inbound_messages()
+    assert len(messages) == 2
+    assert all(m.conversation_id is None and m.organization_id == world["org"].id for m in messages)
+
+
+def test_an_unknown_number_is_kept_too(client, world) -> None:
+    assert post(client, INBOUND, inbound("+33612345678", LENA, "Hello?")).status_code == 200
+    [m] = inbound_messages()
+    assert m.conversation_id is None and m.organization_id is None
+
+
+def test_whatsapp_media_is_kept_with_its_link(client, world) -> None:
+    payload = inbound(OUR, LENA, channel="whatsapp")
+    payload.update(message_type="image", image={"url": "https://example.test/cv.png", "caption": "My CV"})
+    del payload["text"]
+    assert post(client, INBOUND, payload).status_code == 200
+    assert inbound_messages()[0].body == "[image] https://example.test/cv.png\nMy CV"
+
+
+# --- Opt-out -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "STOP",
+        "stop",
+        "  Stop!  ",
+        "StopAll",
+        "UNSUBSCRIBE.",
+        "cancel",
+        "End",
+        "quit",
+        "REVOKE",
+        "opt out",
+        "Opt-Out",
+        "OPT OUT!!",
+    ],
+)
+def test_stop_words_opt_the_number_out(client, world, text) -> None:
+    post(client, INBOUND, inbound(OUR, LENA, text))
+    row = optouts.active(db.session, world["org"].id, LENA)
+    assert row is not None and row.source_message_id == inbound_messages()[0].id
+    with pytest.raises(checks.SendRefused, match="opted out"):
+        compose.compose(db.session, world["user"], world["lena"], "whatsapp", "Still there?")
+
+
+@pytest.mark.parametrize("text", ["please stop calling me", "STOP IT", "non-stop", "STOPP"])
+def test_stop_inside_a_sentence_is_just_a_message(client, world, text) -> None:
+    post(client, INBOUND, inbound(OUR, LENA, text))
+    assert optouts.active(db.session, world["org"].id, LENA) is None
+
+
+def test_start_opts_back_in_and_stop_again_counts(client, world) -> None:
+    post(client, INBOUND, inbound(OUR, LENA, "STOP"))
+    post(client, INBOUND, inbound(OUR, LENA, "start"))
+    assert optouts.active(db.session, world["org"].id, LENA) is None
+    compose.compose(db.session, world["user"], world["lena"], "sms", "Welcome back")
+    db.session.commit()
+    post(client, INBOUND, inbound("+12015550100", LENA, "Stop"))  # another of our numbers: same organisation
+    assert optouts.active(db.session, world["org"].id, LENA) is not None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 1
+
+
+def test_help_gets_the_company_reply_from_the_same_number(client, world) -> None:
+    balance = credits.balance(db.session, world["org"])
+    post(client, INBOUND, inbound(OUR, LENA, "help"))
+    db.session.expire_all()
+    reply = db.session.scalar(
+        sa.select(Message).where(Message.direction == "outbound", Message.author_id.is_(None))
+    )
+    assert reply is not None and reply.from_addr == OUR and reply.to_addr == LENA
+    assert "Acme" in reply.body and "STOP" in reply.body
+    assert reply.status in ("submitted", "delivered")  # dispatched after the commit
+    assert credits.balance(db.session, world["org"]) == balance - reply.credits
+
+
+# --- Status --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def submitted(world, app):
+    app.config["SIMULATOR_DELIVERY_SECONDS"] = 3600  # the test, not the simulator, reports here
+    dispatch.deliver(world["sent"].id)
+    db.session.expire_all()
+    return db.session.get(Message, world["sent"].id)
+
+
+@pytest.mark.parametrize(
+    ("order", "final"),
+    [
+        (["delivered", "read"], "read"),
+        (["read", "delivered", "submitted"], "read"),
+        (["delivered", "delivered", "delivered"], "delivered"),
+        (["undeliverable", "delivered"], "undeliverable"),
+    ],
+)
+def test_status_moves_only_forward(client, submitted, order, final) -> None:
+    for i, value in enumerate(order):
+        assert (
+            post(client, STATUS, status(submitted.provider_id, value, f"2026-11-23T10:00:0{i}Z")).status_code
+            == 204
+        )
+    db.session.expire_all()
+    m = db.session.get(Message, submitted.id)
+    assert m.status == final
+    if final == "read":
+        assert m.delivered_at is not None and m.read_at is not None
+
+
+def test_rejected_keeps_the_error_in_words_and_refunds(client, world, submitted) -> None:
+    before = credits.balance(db.session, world["org"])
+    payload = status(
+        submitted.provider_id,
+        "rejected",
+        error={
+            "type": "https://developer.vonage.com/api-errors/messages#1340",
+            "title": 1340,
+            "detail": "Outside of the allowed window",
+        },
+    )
+    post(client, STATUS, payload)
+    post(client, STATUS, payload)  # twice: refunded once
+    db.session.expire_all()
+    m = db.session.get(Message, submitted.id)
+    assert (m.status, m.error_code) == ("rejected", "1340")
+    assert credits.balance(db.session, world["org"]) == before + m.credits
+    from webapp.messaging.status import explain
+
+    assert "outside the 24-hour window" in explain(m).lower()
+
+
+def test_a_receipt_that_overtakes_the_dispatcher_finds_the_message_by_client_ref(client, world) -> None:
+    claimed = dispatch.claim(world["sent"].id)  # the dispatcher is mid-send: no provider id stored yet
+    assert claimed
+    vonage_uuid = str(uuid.uuid4())
+    post(client, STATUS, status(vonage_uuid, "delivered", client_ref=str(world["sent"].id)))
+    db.session.expire_all()
+    m = db.session.get(Message, world["sent"].id)
+    assert (m.status, m.provider_id) == ("delivered", vonage_uuid)
+
+
+def test_status_for_a_message_we_do_not_know_is_acknowledged(client, world) -> None:
+    assert (
+        post(client, STATUS, status(str(uuid.uuid4()), "delivered", client_ref="999999")).status_code == 204
+    )
+
+
+# --- WhatsApp window -----------------------------------------------------------------------------
+
+
+def test_inbound_whatsapp_opens_the_window_for_24_hours(client, world) -> None:
+    compose.compose(db.session, world["user"], world["lena"], "whatsapp", "Hi on WhatsApp")
+    db.session.commit()
+    post(client, INBOUND, inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp="2026-11-23T08:30:00Z"))
+    db.session.expire_all()
+    conversation = db.session.get(Conversation, world["sent"].conversation_id)
+    assert conversation.whatsapp_window_ends_at == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    # An older message arriving late does not shorten it.
+    post(client, INBOUND, inbound(OUR, LENA, "Earlier", channel="whatsapp", timestamp="2026-11-23T07:00:00Z"))
+    db.session.expire_all()
+    assert db.session.get(Conversation, conversation.id).whatsapp_window_ends_at - timedelta(
+        hours=24
+    ) == datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+
+
+# --- Races and fuzz ------------------------------------------------------------------------------
+
+
+def test_two_deliveries_of_one_uuid_racing(app, client, world, backend) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
+    payload = inbound(OUR, LENA, "Racing")
+    barrier = threading.Barrier(8)
+    codes: list[int] = []
+
+    def deliver() -> None:
+        c = app.test_client()
+        barrier.wait()
+        codes.append(post(c, INBOUND, payload).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(inbound_messages()) == 1, codes
+    assert sorted(codes).count(200) == 1 and set(codes) <= {200, 204}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6)
+    ),
+    max_leaves=20,
+)
+webhook_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "channel": st.sampled_from(["sms", "whatsapp", "mms", ""]) | st.text(max_size=5),
+        "message_type": st.sampled_from(["text", "image", "audio"]) | json_values,
+        "message_uuid": st.uuids().map(str) | json_values,
+        "to": st.sampled_from(["4915123456700", "+4915123456700", "12", ""]) | json_values,
+        "from": st.sampled_from(["4915123456789", "999999999999999999999"]) | json_values,
+        "text": st.text(max_size=50) | json_values,
+        "timestamp": st.sampled_from(["2026-11-23T10:00:00Z", "2026-13-45", ""]) | json_values,
+        "status": st.sampled_from(["submitted", "delivered", "read", "rejected", "undeliverable"])
+        | json_values,
+        "client_ref": st.sampled_from(["1", "99999999999999999999", "-1"]) | json_values,
+        "error": json_values,
+        "image": json_values,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=webhook_like | json_values)
+def test_arbitrary_json_never_breaks_the_webhooks(client, world, payload) -> None:
+    for path in (INBOUND, STATUS):
+        response = post(client, path, payload)
+        assert response.status_code in (200, 204, 400), (path, payload, response.get_data(as_text=True))

@@ -1,0 +1,141 @@
+"""What a candidate sends us: stored once, joined to its conversation, and read for STOP/START/HELP.
+
+Everything here runs inside the webhook's transaction and is a handful of indexed queries; anything
+slow (the HELP reply) is returned as message ids for the dispatcher to send after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.messaging import credits
+from webapp.messaging.optouts import keyword, opt_in, opt_out
+from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
+from webapp.models.upsert import insert_ignore
+from webapp.webhooks.payloads import Inbound
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"}
+)
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class Received:
+    message: Message
+    duplicate: bool = False
+    to_dispatch: list[int] = field(default_factory=list)
+
+
+def conversation_for(session: Session, number: SendingNumber, sender: str, channel: str) -> int | None:
+    """The conversation that last wrote to this sender from this number on this channel."""
+    return session.scalar(
+        sa.select(Message.conversation_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.direction == "outbound",
+            Message.channel == channel,
+            Message.from_addr == number.e164,
+            Message.to_addr == sender,
+            Conversation.organization_id == number.organization_id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def receive(session: Session, inbound: Inbound) -> Received:
+    existing = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
+    if existing is not None:
+        return Received(existing, duplicate=True)
+    number = session.scalar(sa.select(SendingNumber).where(SendingNumber.e164 == inbound.recipient))
+    conversation_id = conversation_for(session, number, inbound.sender, inbound.channel) if number else None
+    now = utcnow()
+    inserted = insert_ignore(
+        session,
+        Message,
+        {
+            "conversation_id": conversation_id,
+            "organization_id": number.organization_id if number else None,
+            "channel": inbound.channel,
+            "direction": "inbound",
+            "body": inbound.text,
+            "status": "received",
+            "provider_id": inbound.message_uuid,
+            "from_addr": inbound.sender,
+            "to_addr": inbound.recipient,
+            "received_at": inbound.timestamp,
+            "created_at": now,
+            "updated_at": now,
+            "segments": 0,
+            "credits": 0,
+            "attempts": 0,
+        },
+        conflict=["provider_id"],
+    )
+    message = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
+    assert message is not None
+    if not inserted:  # the same delivery, racing us from another worker: it has done the rest
+        return Received(message, duplicate=True)
+    result = Received(message)
+    if conversation_id is not None:
+        conversation = session.get(Conversation, conversation_id, with_for_update=True)
+        assert conversation is not None
+        conversation.last_message_at = max(filter(None, [conversation.last_message_at, now]))
+        if inbound.channel == "whatsapp":
+            ends = inbound.timestamp + WHATSAPP_WINDOW
+            if conversation.whatsapp_window_ends_at is None or ends > conversation.whatsapp_window_ends_at:
+                conversation.whatsapp_window_ends_at = ends
+    if number is not None:
+        word = keyword(inbound.text)
+        if word == "stop":
+            opt_out(session, number.organization_id, inbound.sender, message)
+        elif word == "start":
+            opt_in(session, number.organization_id, inbound.sender, message)
+        elif word == "help" and conversation_id is not None:
+            reply = help_reply(session, number, message)
+            if reply is not None:
+                result.to_dispatch.append(reply.id)
+    return result
+
+
+def help_reply(session: Session, number: SendingNumber, request: Message) -> Message | None:
+    """The company's HELP answer, from the number that was written to; paid like any SMS."""
+    from webapp.messaging import pricing, segments
+
+    org = session.get(Organization, number.organization_id)
+    assert org is not None
+    text = org.help_reply or (
+        f"{org.display_sender}: this number is used for messages about your application. "
+        "Reply here to answer us. Reply STOP to stop messages."
+    )
+    count = segments.count(text)
+    reply = Message(
+        conversation_id=request.conversation_id,
+        channel=request.channel,
+        direction="outbound",
+        author_id=None,
+        body=text,
+        status="queued",
+        from_addr=number.e164,
+        to_addr=request.from_addr,
+        encoding=count.encoding if request.channel == "sms" else None,
+        segments=count.segments if request.channel == "sms" else 1,
+        credits=pricing.credits_for(request.channel, count.segments, org),
+    )
+    session.add(reply)
+    session.flush()
+    try:
+        credits.debit(session, org, reply)
+    except credits.InsufficientCredits:
+        # No credits: keep the request on file but send nothing (nobody is billed for a reply not sent).
+        session.delete(reply)
+        session.flush()
+        return None
+    return reply

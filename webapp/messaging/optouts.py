@@ -1,0 +1,72 @@
+"""Opting out and back in: the keywords, and the one record per organisation and number."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.models import Message, OptOut, utcnow
+from webapp.models.upsert import insert_ignore
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"}
+)
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+
+def keyword(text: str) -> str | None:
+    """The opt-out keyword the whole text is, whatever its case, spacing and punctuation."""
+    words = re.sub(r"[\W_]+", " ", text).strip().upper()
+    words = re.sub(r"\s+", " ", words)
+    if words in STOP_WORDS:
+        return "stop"
+    if words in START_WORDS:
+        return "start"
+    if words in HELP_WORDS:
+        return "help"
+    return None
+
+
+def opt_out(session: Session, organization_id: int, e164: str, source: Message) -> None:
+    """For the whole organisation, all its numbers and both channels, from now on."""
+    insert_ignore(
+        session,
+        OptOut,
+        {
+            "organization_id": organization_id,
+            "e164": e164,
+            "source_message_id": source.id,
+            "created_at": utcnow(),
+        },
+        conflict=["organization_id", "e164"],
+    )
+    row = session.scalar(
+        sa.select(OptOut)
+        .where(OptOut.organization_id == organization_id, OptOut.e164 == e164)
+        .with_for_update()
+    )
+    assert row is not None
+    if row.revoked_at is not None:  # opted in again earlier; this STOP counts anew
+        row.revoked_at, row.revoked_by_message_id = None, None
+        row.source_message_id, row.created_at = source.id, utcnow()
+
+
+def opt_in(session: Session, organization_id: int, e164: str, source: Message) -> None:
+    row = session.scalar(
+        sa.select(OptOut)
+        .where(OptOut.organization_id == organization_id, OptOut.e164 == e164)
+        .with_for_update()
+    )
+    if row is not None and row.revoked_at is None:
+        row.revoked_at, row.revoked_by_message_id = utcnow(), source.id
+
+
+def active(session: Session, organization_id: int, e164: str) -> OptOut | None:
+    return session.scalar(
+        sa.select(OptOut).where(
+            OptOut.organization_id == organization_id, OptOut.e164 == e164, OptOut.revoked_at.is_(None)
+        )
+    )

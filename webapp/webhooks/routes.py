@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import logging
+
+from flask import Response, current_app, jsonify, request
+
+from webapp.extensions import db
+from webapp.messaging import dispatch, inbound, status
+from webapp.webhooks import bp, payloads, signature
+
+log = logging.getLogger("relay.webhooks")
+MAX_BODY = 64 * 1024
+
+
+def _signed_body() -> bytes | Response:
+    """The raw body, if it is small enough and signed by Vonage; else the error response."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _error(413, "body over 64 KB")
+    request.max_content_length = MAX_BODY  # also for bodies without a Content-Length
+    body = request.get_data(cache=True)
+    try:
+        signature.verify(
+            request.headers.get("Authorization"), body, current_app.config["VONAGE_SIGNATURE_SECRET"]
+        )
+    except signature.InvalidSignature as exc:
+        log.warning("webhook refused from %s: %s", request.remote_addr, exc)
+        return _error(401, "invalid signature")
+    return body
+
+
+def _error(code: int, reason: str) -> Response:
+    response = jsonify(error=reason)
+    response.status_code = code
+    return response
+
+
+@bp.post("/vonage/inbound")
+def vonage_inbound() -> Response:
+    body = _signed_body()
+    if isinstance(body, Response):
+        return body
+    try:
+        parsed = payloads.inbound(body)
+    except payloads.BadPayload as exc:
+        return _error(400, str(exc))
+    result = inbound.receive(db.session, parsed)
+    db.session.commit()
+    for message_id in result.to_dispatch:
+        dispatch.enqueue(message_id)
+    return Response(status=204 if result.duplicate else 200)
+
+
+@bp.post("/vonage/status")
+def vonage_status() -> Response:
+    body = _signed_body()
+    if isinstance(body, Response):
+        return body
+    try:
+        report = payloads.status(body)
+    except payloads.BadPayload as exc:
+        return _error(400, str(exc))
+    failure = None
+    if report.status in ("rejected", "undeliverable"):
+        failure = status.Failure(
+            report.error_code, report.error_title or "Not delivered", report.error_detail or ""
+        )
+    message = status.receive_report(
+        db.session, report.message_uuid, report.status, report.timestamp, failure, report.client_ref
+    )
+    db.session.commit()
+    if message is None:
+        # Not one of ours (or long gone): acknowledge, so that Vonage does not send it again and again.
+        log.info("status %s for unknown message %s", report.status, report.message_uuid)
+    return Response(status=204)
