@@ -125,3 +125,32 @@ def credits(organization: Organization, amount: int) -> None:
     from webapp.messaging import credits as ledger
 
     ledger.top_up(db.session, organization, amount, "test credits")
+
+
+def open_whatsapp_window(a: Application, hours: float = 24) -> None:
+    """As if the candidate had just written on WhatsApp."""
+    from datetime import timedelta
+
+    from webapp.messaging import conversations
+    from webapp.models import utcnow
+
+    conversation = conversations.for_application(db.session, a, create=True)
+    assert conversation is not None
+    conversation.whatsapp_window_ends_at = utcnow() + timedelta(hours=hours)
+    db.session.flush()
+
+
+def whatsapp_template(organization: Organization, name: str = "interview_invite", **kw: Any):
+    from webapp.models import WhatsappTemplate
+
+    t = WhatsappTemplate(
+        organization_id=organization.id,
+        name=name,
+        locale=kw.pop("locale", "en_GB"),
+        body=kw.pop("body", "Hi {{1}}, can we talk about {{2}}? Reply here."),
+        parameters=kw.pop("parameters", "%FIRSTNAME% %JOBTITLE%"),
+        **kw,
+    )
+    db.session.add(t)
+    db.session.flush()
+    return t

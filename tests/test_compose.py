@@ -89,6 +89,7 @@ def test_long_message_with_euro_is_two_segments_and_two_credits(acme) -> None:
 
 def test_whatsapp_costs_the_organisations_price_and_email_nothing(acme) -> None:
     acme["org"].whatsapp_price = 3
+    f.open_whatsapp_window(acme["lena"])
     db.session.commit()
     assert send(acme, "lena", channel="whatsapp").credits == 3
     email = send(acme, "lena", channel="email", body="Dear %FIRSTNAME%", subject="About %JOBTITLE%")
@@ -182,6 +183,8 @@ def test_outside_the_team_or_the_organisation(acme) -> None:
     ],
 )
 def test_body_limits(acme, channel, body, expected) -> None:
+    f.open_whatsapp_window(acme["lena"])
+    db.session.commit()
     with pytest.raises(checks.SendRefused, match=expected):
         send(acme, "lena", channel=channel, body=body)
 
@@ -220,3 +223,37 @@ def test_a_job_that_runs_twice_sends_once(acme, app) -> None:
     db.session.expire_all()
     again = db.session.get(Message, m.id)
     assert again.provider_id == first and again.attempts == 1
+
+
+def test_whatsapp_free_text_only_inside_the_window(acme) -> None:
+    with pytest.raises(checks.SendRefused, match="Outside the 24-hour window") as refused:
+        send(acme, "lena", channel="whatsapp", body="Hi")
+    assert refused.value.field == "whatsapp_template_id"
+    db.session.rollback()
+    f.open_whatsapp_window(acme["lena"], hours=-0.001)  # closed a few seconds ago
+    db.session.commit()
+    with pytest.raises(checks.SendRefused, match="Outside the 24-hour window"):
+        send(acme, "lena", channel="whatsapp", body="Hi")
+    db.session.rollback()
+    f.open_whatsapp_window(acme["lena"], hours=0.01)  # closes in under a minute: still open
+    db.session.commit()
+    assert send(acme, "lena", channel="whatsapp", body="Hi").status == "queued"
+
+
+def test_an_approved_template_may_go_outside_the_window(acme) -> None:
+    template = f.whatsapp_template(acme["org"])
+    db.session.commit()
+    m = compose.compose(
+        db.session, acme["recruiter"], acme["lena"], "whatsapp", "", whatsapp_template_id=template.id
+    )
+    db.session.commit()
+    assert m.body == "Hi Lena, can we talk about Backend Engineer? Reply here."
+    assert m.whatsapp_template_id == template.id and m.credits == 1
+    other = f.whatsapp_template(f.messaging_org("Globex"), name="theirs")
+    unapproved = f.whatsapp_template(acme["org"], name="draft", approved=False)
+    db.session.commit()
+    for t in (other, unapproved):
+        with pytest.raises(checks.SendRefused, match="approved WhatsApp templates"):
+            compose.compose(
+                db.session, acme["recruiter"], acme["lena"], "whatsapp", "", whatsapp_template_id=t.id
+            )

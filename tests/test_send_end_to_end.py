@@ -84,6 +84,8 @@ def test_sms_reaches_vonage_as_the_messages_api_expects(world, fake) -> None:
 
 
 def test_whatsapp_text(world, fake) -> None:
+    f.open_whatsapp_window(world["lena"])
+    db.session.commit()
     m = send(world, channel="whatsapp", body="Hej 😀")
     assert m.status == "submitted"
     body = fake.requests[0].body
@@ -156,3 +158,23 @@ def test_email_refused_by_the_server(world, sink) -> None:
     sink.refuse_next(550, "5.1.1 No such user", at="rcpt")
     m = send(world, channel="email", body="Hello", subject="Hi")
     assert m.status == "rejected" and "No such user" in (m.error_title + (m.error_detail or ""))
+
+
+def test_whatsapp_template_outside_the_window(world, fake) -> None:
+    template = f.whatsapp_template(world["org"], locale="de_DE")
+    db.session.commit()
+    message = compose.compose(
+        db.session, world["user"], world["lena"], "whatsapp", "", whatsapp_template_id=template.id
+    )
+    db.session.commit()
+    dispatch.deliver(message.id)
+    body = fake.requests[0].body
+    assert body == {
+        "to": "4915123456789",
+        "from": "4915123456700",
+        "channel": "whatsapp",
+        "message_type": "template",
+        "client_ref": str(message.id),
+        "template": {"name": "interview_invite", "parameters": ["Lena", "Backend Engineer"]},
+        "whatsapp": {"locale": "de_DE"},
+    }

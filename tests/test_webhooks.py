@@ -302,7 +302,10 @@ def test_status_for_a_message_we_do_not_know_is_acknowledged(client, world) -> N
 
 
 def test_inbound_whatsapp_opens_the_window_for_24_hours(client, world) -> None:
+    f.open_whatsapp_window(world["lena"])
     compose.compose(db.session, world["user"], world["lena"], "whatsapp", "Hi on WhatsApp")
+    conversation = db.session.get(Conversation, world["sent"].conversation_id)
+    conversation.whatsapp_window_ends_at = None
     db.session.commit()
     post(client, INBOUND, inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp="2026-11-23T08:30:00Z"))
     db.session.expire_all()

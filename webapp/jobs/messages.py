@@ -13,7 +13,7 @@ from webapp import access
 from webapp.extensions import db
 from webapp.jobs import bp
 from webapp.jobs.message_forms import ComposeForm
-from webapp.messaging import checks, compose, conversations, credits, dispatch
+from webapp.messaging import checks, compose, conversations, credits, dispatch, reads
 from webapp.messaging.status import PENDING
 from webapp.models import CHANNEL_LABELS, Application
 from webapp.pages import wants_fragment
@@ -37,6 +37,9 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
     channels = [c for c in CHANNEL_LABELS if c in org.channels or counts.get(c)]
     tab = tab if tab in channels else default_tab(application)
     items = conversations.messages(db.session, conversation, tab)
+    if conversation is not None and items:
+        # What is on screen is read; the commit is the caller's (the page or the poll).
+        reads.mark_read(db.session, current_user.id, conversation.id, tab, max(m.id for m in items))
     return {
         "application": application,
         "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
@@ -44,6 +47,10 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
         "thread": items,
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
         "counts": counts,
+        "unread": reads.unread_by_channel(
+            db.session, current_user.id, conversation.id if conversation else None
+        ),
+        "version": reads.version(db.session, conversation.id if conversation else None),
         "conversation": conversation,
         "pending": any(m.status in PENDING for m in items),
     }
@@ -89,7 +96,14 @@ def panel_context(
 @login_required
 def thread(application_id: int) -> Response:
     application = _application(application_id)
+    since = request.args.get("since")
+    if since is not None and wants_fragment():
+        # The poll: one indexed query answers "nothing new" without rendering anything.
+        conversation = conversations.for_application(db.session, application)
+        if reads.version(db.session, conversation.id if conversation else None) == since:
+            return Response(status=204)
     context = thread_context(application, request.args.get("tab"))
+    db.session.commit()
     if not wants_fragment():
         return redirect(url_for("jobs.application", application_id=application_id, tab=context["tab"]))
     response = make_response(render_template("jobs/_thread.html", **context))

@@ -112,3 +112,13 @@ def check_body(channel: str, text: str, subject: str | None = None) -> segments.
         if len(subject or "") > MAX_SUBJECT_CHARACTERS:
             raise SendRefused(f"Keep the subject under {MAX_SUBJECT_CHARACTERS} characters.", "subject")
     return None
+
+
+def check_whatsapp_window(window_open: bool, using_template: bool) -> None:
+    """Free text only inside the 24-hour window the candidate's last WhatsApp message opened."""
+    if not window_open and not using_template:
+        raise SendRefused(
+            "Outside the 24-hour window: WhatsApp allows free text only within 24 hours of the "
+            "candidate's last WhatsApp message. Send an approved WhatsApp template instead.",
+            "whatsapp_template_id",
+        )

@@ -4,14 +4,24 @@ sender number → credits + the queued Message. The caller commits, then hands t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.messaging import checks, conversations, credits, placeholders, pricing, routing
+from webapp.messaging import checks, conversations, credits, placeholders, pricing, routing, whatsapp
 from webapp.messaging.checks import SendRefused
-from webapp.models import Application, Conversation, Message, MessageTemplate, SendingNumber, User, utcnow
+from webapp.models import (
+    Application,
+    Conversation,
+    Message,
+    MessageTemplate,
+    SendingNumber,
+    User,
+    WhatsappTemplate,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,7 @@ def compose(
     channel: str,
     body: str,
     subject: str | None = None,
+    whatsapp_template_id: int | None = None,
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
@@ -138,10 +149,19 @@ def compose(
     candidate = application.candidate
     checks.check_recipient(session, candidate, channel)
     recipient = recipient_for(application, user)
+    org = application.job.organization
+    template, parameters = None, None
+    if channel == "whatsapp":
+        existing = conversations.for_application(session, application)
+        if whatsapp_template_id is not None:
+            template = session.get(WhatsappTemplate, whatsapp_template_id)
+            if template is None or template.organization_id != org.id or not template.approved:
+                raise SendRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
+            body, parameters = whatsapp.render(template, recipient)
+        checks.check_whatsapp_window(whatsapp.time_left(existing) is not None, template is not None)
     text = placeholders.render(body, recipient)
     rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
     count = checks.check_body(channel, text, rendered_subject)
-    org = application.job.organization
 
     conversation = conversations.for_application(session, application, create=True)
     assert conversation is not None
@@ -169,6 +189,8 @@ def compose(
         credits=pricing.credits_for(channel, count.segments if count else 1, org),
         created_at=now,
         updated_at=now,
+        whatsapp_template_id=template.id if template else None,
+        template_parameters=json.dumps(parameters) if parameters is not None else None,
     )
     session.add(message)
     session.flush()

@@ -8,6 +8,7 @@ Temporary failures are retried with backoff; a rejection or the last failed try 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,6 +106,8 @@ def claim(message_id: int) -> bool:
 
 
 def outbound_for(message: Message) -> Outbound:
+    template = message.whatsapp_template
+    parameters = tuple(json.loads(message.template_parameters)) if message.template_parameters else ()
     return Outbound(
         message_id=message.id,
         channel=message.channel,
@@ -112,6 +115,9 @@ def outbound_for(message: Message) -> Outbound:
         sender=message.from_addr,
         body=message.body,
         subject=message.subject,
+        template_name=template.name if template else None,
+        template_locale=template.locale if template else None,
+        template_parameters=parameters,
     )
 
 

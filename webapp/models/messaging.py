@@ -111,6 +111,7 @@ class Message(Base):
     # When the candidate sent it (Vonage's timestamp), for inbound messages.
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     whatsapp_template_id: Mapped[int | None] = mapped_column(sa.ForeignKey("whatsapp_template.id"))
+    template_parameters: Mapped[str | None] = mapped_column(sa.Text)  # JSON list, rendered for the recipient
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")

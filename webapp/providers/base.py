@@ -17,6 +17,10 @@ class Outbound:
     body: str
     subject: str | None = None  # email only
     reply_to: str | None = None  # email only
+    # WhatsApp outside the 24-hour window: an approved template, its locale and its parameter values.
+    template_name: str | None = None
+    template_locale: str | None = None
+    template_parameters: tuple[str, ...] = ()
 
 
 class ProviderError(Exception):

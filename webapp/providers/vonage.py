@@ -25,7 +25,13 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import HttpRequestError
-from vonage_messages.models import Sms, WhatsappText
+from vonage_messages.models import (
+    Sms,
+    WhatsappTemplate,
+    WhatsappTemplateResource,
+    WhatsappTemplateSettings,
+    WhatsappText,
+)
 
 from webapp.config import ConfigError
 
@@ -81,7 +87,7 @@ class VonageProvider:
         for client in clients:
             client.http_client._session.close()
 
-    def _build(self, outbound: Outbound) -> Sms | WhatsappText:
+    def _build(self, outbound: Outbound) -> Sms | WhatsappText | WhatsappTemplate:
         fields = {
             "to": _digits(outbound.to),
             "from_": _digits(outbound.sender),
@@ -91,6 +97,15 @@ class VonageProvider:
         try:
             if outbound.channel == "sms":
                 return Sms(**fields)
+            if outbound.channel == "whatsapp" and outbound.template_name:
+                del fields["text"]
+                return WhatsappTemplate(
+                    **fields,
+                    template=WhatsappTemplateResource(
+                        name=outbound.template_name, parameters=list(outbound.template_parameters)
+                    ),
+                    whatsapp=WhatsappTemplateSettings(locale=outbound.template_locale or "en_US"),
+                )
             if outbound.channel == "whatsapp":
                 return WhatsappText(**fields)
         except ValidationError as error:
