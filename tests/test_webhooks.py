@@ -343,6 +343,27 @@ def test_two_deliveries_of_one_uuid_racing(app, client, world, backend) -> None:
     assert sorted(codes).count(200) == 1 and set(codes) <= {200, 204}
 
 
+def test_replies_in_one_conversation_at_once_do_not_deadlock(app, client, world, backend) -> None:
+    if backend != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    barrier = threading.Barrier(8)
+    codes: list[int] = []
+
+    def reply(i: int) -> None:
+        c = app.test_client()
+        payload = inbound(OUR, LENA, f"Reply {i}")
+        barrier.wait()
+        codes.append(post(c, INBOUND, payload).status_code)
+
+    threads = [threading.Thread(target=reply, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert codes == [200] * 8
+    assert {m.conversation_id for m in inbound_messages()} == {world["sent"].conversation_id}
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda children: (

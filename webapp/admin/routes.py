@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import render_template
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
 
-from webapp import permissions
+from webapp import access, permissions
 from webapp.access import admin_required
 from webapp.admin import bp
 from webapp.extensions import db
+from webapp.messaging import unmatched
 from webapp.models import Role, SendingNumber, User
 
 
@@ -28,5 +30,48 @@ def index() -> str:
         .order_by(SendingNumber.country, SendingNumber.e164)
     ).all()
     return render_template(
-        "admin/index.html", org=org, users=users, numbers=numbers, catalogue=permissions.CATALOGUE
+        "admin/index.html",
+        org=org,
+        users=users,
+        numbers=numbers,
+        catalogue=permissions.CATALOGUE,
+        unmatched_count=len(unmatched.waiting(db.session, org.id)),
     )
+
+
+def _may_handle_unmatched() -> None:
+    if not (
+        access.is_org_admin(current_user) or access.has_permission(current_user, permissions.ADMIN_UNMATCHED)
+    ):
+        abort(
+            403, description="Unmatched messages are for administrators with the right “Unmatched messages”."
+        )
+
+
+@bp.get("/unmatched")
+@admin_required
+def unmatched_messages() -> str:
+    _may_handle_unmatched()
+    org_id = current_user.organization_id
+    messages = unmatched.waiting(db.session, org_id)
+    suggestions = {m.id: unmatched.suggestions(db.session, org_id, m.from_addr) for m in messages}
+    return render_template("admin/unmatched.html", messages=messages, suggestions=suggestions)
+
+
+@bp.post("/unmatched/<int:message_id>/assign")
+@admin_required
+def assign_unmatched(message_id: int) -> Response:
+    _may_handle_unmatched()
+    raw = request.form.get("application_id") or request.form.get("other_application_id") or ""
+    if not raw.strip().isdigit():
+        flash("Choose the application the message belongs to, or enter its number.", "error")
+        return redirect(url_for("admin.unmatched_messages"), 303)
+    try:
+        message = unmatched.assign(db.session, current_user, message_id, int(raw))
+    except unmatched.CannotAssign as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.unmatched_messages"), 303)
+    db.session.commit()
+    flash(f"Message from {message.from_addr} assigned.", "success")
+    return redirect(url_for("admin.unmatched_messages"), 303)

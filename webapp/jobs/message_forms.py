@@ -13,5 +13,12 @@ class ComposeForm(FlaskForm):
         "Send as", choices=[SelectChoice(k, v) for k, v in CHANNEL_LABELS.items()], validate_choice=False
     )
     template_id = SelectField("Template", coerce=str, validate_choice=False, validators=[Optional()])
+    whatsapp_template_id = SelectField(
+        "Approved WhatsApp template",
+        coerce=str,
+        validate_choice=False,
+        validators=[Optional()],
+        filters=[lambda v: v if isinstance(v, str) and v.isdigit() else None],
+    )
     subject = StringField("Subject", validators=[Optional(), Length(max=300)])
     body = TextAreaField("Message", validators=[Length(max=60_000)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -13,9 +13,19 @@ from webapp import access
 from webapp.extensions import db
 from webapp.jobs import bp
 from webapp.jobs.message_forms import ComposeForm
-from webapp.messaging import checks, compose, conversations, credits, dispatch, reads
+from webapp.messaging import (
+    checks,
+    compose,
+    conversations,
+    credits,
+    dispatch,
+    optouts,
+    reads,
+    simulate,
+    whatsapp,
+)
 from webapp.messaging.status import PENDING
-from webapp.models import CHANNEL_LABELS, Application
+from webapp.models import CHANNEL_LABELS, Application, Message
 from webapp.pages import wants_fragment
 
 
@@ -37,6 +47,17 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
     channels = [c for c in CHANNEL_LABELS if c in org.channels or counts.get(c)]
     tab = tab if tab in channels else default_tab(application)
     items = conversations.messages(db.session, conversation, tab)
+    opted_out = (
+        optouts.active(db.session, org.id, application.candidate.mobile)
+        if application.candidate.mobile
+        else None
+    )
+    source = (
+        db.session.get(Message, opted_out.source_message_id)
+        if opted_out and opted_out.source_message_id
+        else None
+    )
+    left = whatsapp.time_left(conversation)
     if conversation is not None and items:
         # What is on screen is read; the commit is the caller's (the page or the poll).
         reads.mark_read(db.session, current_user.id, conversation.id, tab, max(m.id for m in items))
@@ -51,8 +72,13 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
             db.session, current_user.id, conversation.id if conversation else None
         ),
         "version": reads.version(db.session, conversation.id if conversation else None),
+        "opted_out": opted_out,
+        "opted_out_text": source.body if source else "STOP",
+        "wa_left": left,
+        "wa_left_text": whatsapp.describe(left) if left else "",
         "conversation": conversation,
         "pending": any(m.status in PENDING for m in items),
+        "simulator": current_app.config["MESSAGING_PROVIDER"] == "simulator",
     }
 
 
@@ -71,9 +97,17 @@ def composer_context(
         SelectChoice(str(t.id), t.name) for t in templates
     ]
     org = application.job.organization
+    wa_templates = whatsapp.approved_templates(db.session, org.id) if "whatsapp" in allowed else []
+    form.whatsapp_template_id.choices = [SelectChoice("", "Choose an approved template")] + [
+        SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
+    ]
+    left = whatsapp.time_left(conversations.for_application(db.session, application))
     return {
         "application": application,
         "form": form,
+        "wa_templates": wa_templates,
+        "wa_left": left,
+        "wa_left_text": whatsapp.describe(left) if left else "",
         "templates": templates,
         "allowed": allowed,
         "missing_right": checks.missing_right(current_user),
@@ -136,6 +170,7 @@ def send(application_id: int) -> Response:
     channel = form.channel.data or ""
     if form.validate_on_submit():
         try:
+            template_id = form.whatsapp_template_id.data
             message = compose.compose(
                 db.session,
                 current_user,
@@ -143,6 +178,7 @@ def send(application_id: int) -> Response:
                 channel,
                 form.body.data or "",
                 subject=form.subject.data if channel == "email" else None,
+                whatsapp_template_id=int(template_id) if channel == "whatsapp" and template_id else None,
             )
         except checks.SendRefused as refused:
             db.session.rollback()
@@ -171,3 +207,29 @@ def send(application_id: int) -> Response:
     context = panel_context(application, channel, form)
     others = access.other_applications(db.session, current_user, application)
     return make_response(render_template("jobs/application.html", others=others, **context), 422)
+
+
+@bp.post("/applications/<int:application_id>/simulate-reply")
+@login_required
+def simulate_reply(application_id: int) -> Response:
+    application = _application(application_id)
+    if current_app.config["MESSAGING_PROVIDER"] != "simulator":
+        abort(404)
+    channel = request.form.get("channel", "sms")
+    if channel not in ("sms", "whatsapp"):
+        abort(400, description="Replies can be simulated on SMS and WhatsApp.")
+    text = (request.form.get("text") or "Yes, that works for me!")[:500]
+    conversation = conversations.for_application(db.session, application)
+    db.session.rollback()  # the webhook writes in a session of its own
+    try:
+        simulate.reply(current_app._get_current_object(), application, conversation, channel, text)
+    except simulate.CannotSimulate as exc:
+        flash(str(exc), "error")
+    db.session.expire_all()
+    if not wants_fragment():
+        return redirect(url_for("jobs.application", application_id=application_id, tab=channel), 303)
+    context = thread_context(application, channel)
+    db.session.commit()
+    response = make_response(render_template("jobs/_thread.html", **context))
+    response.headers["HX-Trigger"] = "messages-changed"
+    return response

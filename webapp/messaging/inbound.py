@@ -50,6 +50,17 @@ def conversation_for(session: Session, number: SendingNumber, sender: str, chann
     )
 
 
+def joined(conversation: Conversation, message: Message) -> None:
+    """A candidate's message is now part of the conversation: it is recent, and on WhatsApp it opens
+    the 24-hour window (counted from when the candidate sent it; a late older one never shortens it)."""
+    now = utcnow()
+    conversation.last_message_at = max(filter(None, [conversation.last_message_at, now]))
+    if message.channel == "whatsapp":
+        ends = (message.received_at or now) + WHATSAPP_WINDOW
+        if conversation.whatsapp_window_ends_at is None or ends > conversation.whatsapp_window_ends_at:
+            conversation.whatsapp_window_ends_at = ends
+
+
 def receive(session: Session, inbound: Inbound) -> Received:
     existing = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
     if existing is not None:
@@ -85,13 +96,11 @@ def receive(session: Session, inbound: Inbound) -> Received:
         return Received(message, duplicate=True)
     result = Received(message)
     if conversation_id is not None:
-        conversation = session.get(Conversation, conversation_id, with_for_update=True)
+        # FOR NO KEY UPDATE: the message just inserted holds a key-share lock on this row (its foreign
+        # key); a plain FOR UPDATE would wait on a concurrent reply doing the same, and deadlock.
+        conversation = session.get(Conversation, conversation_id, with_for_update={"key_share": True})
         assert conversation is not None
-        conversation.last_message_at = max(filter(None, [conversation.last_message_at, now]))
-        if inbound.channel == "whatsapp":
-            ends = inbound.timestamp + WHATSAPP_WINDOW
-            if conversation.whatsapp_window_ends_at is None or ends > conversation.whatsapp_window_ends_at:
-                conversation.whatsapp_window_ends_at = ends
+        joined(conversation, message)
     if number is not None:
         word = keyword(inbound.text)
         if word == "stop":

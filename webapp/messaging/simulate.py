@@ -1,0 +1,52 @@
+"""Development: a candidate's reply, made as Vonage would send it, and posted to this app's own
+inbound webhook with a valid signature, so the whole way (verification, matching, STOP, the live
+thread) runs as in production."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from flask import Flask
+
+from webapp.models import Application, Conversation, utcnow
+from webapp.webhooks.signature import sign
+
+
+class CannotSimulate(Exception):
+    pass
+
+
+def reply(
+    app: Flask, application: Application, conversation: Conversation | None, channel: str, text: str
+) -> int:
+    """Post the reply; returns the webhook's HTTP status."""
+    number = conversation.number_for(channel) if conversation else None
+    if number is None:
+        raise CannotSimulate(
+            f"Send a {'WhatsApp' if channel == 'whatsapp' else 'SMS'} first: a reply needs our number."
+        )
+    if not application.candidate.mobile:
+        raise CannotSimulate("The candidate has no mobile number.")
+    payload = {
+        "channel": channel,
+        "message_type": "text",
+        "message_uuid": str(uuid.uuid4()),
+        "to": number.e164.lstrip("+"),
+        "from": application.candidate.mobile.lstrip("+"),
+        "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "text": text,
+    }
+    if channel == "whatsapp":
+        payload["profile"] = {"name": application.candidate.full_name}
+    else:
+        payload["sms"] = {"num_messages": "1"}
+    body = json.dumps(payload).encode()
+    token = sign(body, app.config["VONAGE_SIGNATURE_SECRET"])
+    # Through the whole WSGI stack of this app, in-process (no network, no deadlock on a one-thread server).
+    response = app.test_client().post(
+        "/webhooks/vonage/inbound",
+        data=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return response.status_code
