@@ -1,0 +1,367 @@
+"""The load generator of bench/webhooks.py: one process, N threads, one http.client connection each.
+
+Started by bench/webhooks.py with a plan (JSON) and writes what it sent and what came back (JSON); not
+meant to be run by hand. Phase 1 posts signed Vonage webhooks for `seconds`: inbound replies from the
+candidates to the number their conversation uses, STOP/START, senders we do not know, each tenth
+inbound posted a second time (half at once, racing the first, half a little later), and status reports
+(submitted/delivered/read, a few rejected/undeliverable, duplicates, out of order) for the outbound
+messages stored beforehand; a webhook answered 5xx is posted again a second later, as Vonage retries.
+Phase 2 measures GET /healthz the same way for `seconds`: the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import http.client
+import itertools
+import json
+import random
+import resource
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from webapp.webhooks.signature import sign  # noqa: E402
+
+REPLIES = [
+    "Yes, Tuesday at 10 works for me.",
+    "Thanks! I'll send the documents tonight.",
+    "Hi, could we move the call to Thursday?",
+    "Sounds good 👍",
+    "Ja, det passar bra. Tack!",
+    "Merci, je suis disponible demain après-midi.",
+    "Can you tell me more about the salary range?",
+    "I have accepted another offer, sorry.",
+]
+STOPS = ["STOP", "Stop", "stop.", "UNSUBSCRIBE"]
+STARTS = ["START", "Start", "UNSTOP"]
+POOL = 64  # status sequences in flight at once: their events interleave between the threads
+RETRIES = 4  # like Vonage, a webhook answered 5xx (or not at all) is posted again, 1 s later
+
+
+@dataclass(order=True)
+class Request:
+    due: float
+    seq: int
+    kind: str = field(compare=False)  # inbound | status
+    path: str = field(compare=False)
+    body: bytes = field(compare=False)
+    key: str = field(compare=False)  # message_uuid
+    status: str | None = field(compare=False, default=None)
+    attempt: int = field(compare=False, default=1)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Source:
+    """Hands the threads their next webhook and keeps the log of what was answered (one lock)."""
+
+    def __init__(self, plan: dict[str, Any], rng: random.Random) -> None:
+        self.plan = plan
+        self.rng = rng
+        self.lock = threading.Lock()
+        self.counter = itertools.count()
+        self.later: list[Request] = []  # heap of second posts by due time
+        self.targets = iter(plan["targets"])
+        self.active: list[list[Any]] = []  # [target, remaining statuses]
+        self.inbound_log: dict[str, dict[str, Any]] = {}
+        self.status_log: dict[str, list[list[Any]]] = {}
+        self.retries = 0
+
+    def next(self) -> Request:
+        with self.lock:
+            now = time.monotonic()
+            if self.later and self.later[0].due <= now:
+                return heapq.heappop(self.later)
+            if self.rng.random() < self.plan["inbound_share"]:
+                return self._inbound(now)
+            return self._status(now)
+
+    def _inbound(self, now: float) -> Request:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.07:  # someone we never wrote to, on one of our numbers
+            kind, channel = "unknown", "sms"
+            sender = "+4917" + "".join(rng.choice("0123456789") for _ in range(9))
+            recipient = rng.choice(self.plan["acme_numbers"])
+            text = rng.choice(REPLIES)
+            route = None
+        else:
+            route = rng.choice(self.plan["routes"])
+            sender, recipient, channel = route["mobile"], route["number"], route["channel"]
+            if r < 0.12:
+                kind, text = "stop", rng.choice(STOPS)
+            elif r < 0.15:
+                kind, text = "start", rng.choice(STARTS)
+            else:
+                kind, text = "reply", rng.choice(REPLIES)
+        message_uuid = str(uuid.uuid4())
+        payload: dict[str, Any] = {
+            "channel": channel,
+            "message_type": "text",
+            "message_uuid": message_uuid,
+            "to": recipient.lstrip("+"),
+            "from": sender.lstrip("+"),
+            "timestamp": _now(),
+            "text": text,
+        }
+        if channel == "sms":
+            payload["sms"] = {"num_messages": "1"}
+            payload["usage"] = {"currency": "EUR", "price": "0.0057"}
+        else:
+            payload["profile"] = {"name": "Candidate"}
+        body = json.dumps(payload).encode()
+        self.inbound_log[message_uuid] = {
+            "kind": kind,
+            "from": sender,
+            "to": recipient,
+            "channel": channel,
+            "codes": [],
+        }
+        request = Request(now, next(self.counter), "inbound", "/webhooks/vonage/inbound", body, message_uuid)
+        if rng.random() < self.plan["duplicate_share"]:
+            # Vonage retries: the same body again, at once (racing the first) or a little later.
+            delay = 0.0 if rng.random() < 0.5 else rng.uniform(0.2, 3.0)
+            heapq.heappush(
+                self.later,
+                Request(now + delay, next(self.counter), "inbound", request.path, body, message_uuid),
+            )
+        return request
+
+    def _sequence(self) -> list[str]:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.03:
+            events = ["rejected"]
+        elif r < 0.07:
+            events = ["submitted", "undeliverable"]
+        else:
+            events = ["submitted", "delivered"]
+        return events
+
+    def _status(self, now: float) -> Request:
+        rng = self.rng
+        while len(self.active) < POOL:
+            target = next(self.targets, None)
+            if target is None:
+                break
+            events = self._sequence()
+            if target["channel"] == "whatsapp" and events[-1] == "delivered":
+                events.append("read")
+            if len(events) > 1 and rng.random() < 0.25:
+                ordered = list(events)
+                while events == ordered:
+                    rng.shuffle(events)  # out of order
+            if rng.random() < 0.15:
+                events.insert(rng.randrange(len(events) + 1), rng.choice(events))  # twice
+            self.active.append([target, events])
+        if not self.active or rng.random() < 0.03:
+            # A receipt for a message that is not ours (or long gone): acknowledged and ignored.
+            target = {
+                "uuid": str(uuid.uuid4()),
+                "id": None,
+                "channel": "sms",
+                "to": "+447400123456",
+                "from": rng.choice(self.plan["acme_numbers"]),
+            }
+            value = "delivered"
+        else:
+            index = rng.randrange(len(self.active))
+            target, events = self.active[index]
+            value = events.pop(0)
+            if not events:
+                self.active[index] = self.active[-1]
+                self.active.pop()
+        payload: dict[str, Any] = {
+            "message_uuid": target["uuid"],
+            "to": target["to"].lstrip("+"),
+            "from": target["from"].lstrip("+"),
+            "timestamp": _now(),
+            "status": value,
+            "channel": target["channel"],
+            "usage": {"currency": "EUR", "price": "0.0333"},
+        }
+        if target["id"] is not None:
+            payload["client_ref"] = str(target["id"])
+        if value in ("rejected", "undeliverable"):
+            payload["error"] = {
+                "type": "https://developer.vonage.com/api-errors/messages#1320",
+                "title": 1320,
+                "detail": "Message failed because the number is not reachable",
+            }
+        body = json.dumps(payload).encode()
+        return Request(
+            now, next(self.counter), "status", "/webhooks/vonage/status", body, target["uuid"], value
+        )
+
+    def answered(self, request: Request, code: int) -> None:
+        with self.lock:
+            if request.kind == "inbound":
+                self.inbound_log[request.key]["codes"].append(code)
+            else:
+                self.status_log.setdefault(request.key, []).append([request.status, code])
+            if (code == 0 or code >= 500) and request.attempt <= RETRIES:
+                self.retries += 1
+                retry = Request(
+                    time.monotonic() + 1.0,
+                    next(self.counter),
+                    request.kind,
+                    request.path,
+                    request.body,
+                    request.key,
+                    request.status,
+                    request.attempt + 1,
+                )
+                heapq.heappush(self.later, retry)
+
+
+class Worker(threading.Thread):
+    def __init__(self, port: int, work: Any, deadline: float) -> None:
+        super().__init__(daemon=True)
+        self.work = work
+        self.deadline = deadline
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.times: dict[str, list[float]] = {}
+        self.codes: dict[str, Counter[int]] = {}
+        self.reconnects = 0
+        self.errors: list[str] = []
+
+    def call(self, kind: str, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> int:
+        started = time.perf_counter()
+        try:
+            if self.conn.sock is None:
+                self.reconnects += 1
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            response.read()
+            if response.will_close:
+                self.conn.close()  # gunicorn's sync workers close after each response
+            code = response.status
+        except (http.client.HTTPException, OSError) as exc:  # never retried: a POST could count twice
+            self.conn.close()
+            self.errors.append(f"{kind}: {exc!r}")
+            code = 0
+        self.times.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+        self.codes.setdefault(kind, Counter())[code] += 1
+        return code
+
+    def run(self) -> None:
+        self.work(self)
+
+
+def _stats(times: list[float], codes: Counter[int], seconds: float) -> dict[str, Any]:
+    ordered = sorted(times)
+
+    def pct(p: float) -> float:
+        return round(ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))], 2)
+
+    return {
+        "requests": len(ordered),
+        "per_second": round(len(ordered) / seconds, 1),
+        "p50_ms": pct(50) if ordered else None,
+        "p95_ms": pct(95) if ordered else None,
+        "p99_ms": pct(99) if ordered else None,
+        "max_ms": round(ordered[-1], 2) if ordered else None,
+        "codes": {str(k): v for k, v in sorted(codes.items())},
+        "non_2xx": sum(v for k, v in codes.items() if not 200 <= k < 300),
+    }
+
+
+def _phase(port: int, threads: int, seconds: float, work: Any) -> tuple[float, list[Worker]]:
+    started = time.monotonic()
+    workers = [Worker(port, work, started + seconds) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(seconds + 60)
+    elapsed = time.monotonic() - started
+    for w in workers:
+        w.conn.close()
+    return elapsed, workers
+
+
+def _merge(workers: list[Worker], kind: str) -> tuple[list[float], Counter[int]]:
+    times: list[float] = []
+    codes: Counter[int] = Counter()
+    for w in workers:
+        times += w.times.get(kind, [])
+        codes.update(w.codes.get(kind, Counter()))
+    return times, codes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--plan", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    plan = json.loads(Path(args.plan).read_text())
+    port, threads, seconds, secret = plan["port"], plan["threads"], plan["seconds"], plan["secret"]
+    source = Source(plan, random.Random(plan["seed"]))
+
+    def webhooks(worker: Worker) -> None:
+        while time.monotonic() < worker.deadline:
+            request = source.next()
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": "Bearer " + sign(request.body, secret),
+            }
+            code = worker.call(request.kind, "POST", request.path, request.body, headers)
+            source.answered(request, code)
+
+    def floor(worker: Worker) -> None:
+        while time.monotonic() < worker.deadline:
+            worker.call("healthz", "GET", "/healthz", None, {})
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    hook_seconds, hook_workers = _phase(port, threads, seconds, webhooks)
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    floor_seconds, floor_workers = _phase(port, threads, seconds, floor)
+    cpu2 = resource.getrusage(resource.RUSAGE_SELF)
+
+    inbound = _stats(*_merge(hook_workers, "inbound"), hook_seconds)
+    status = _stats(*_merge(hook_workers, "status"), hook_seconds)
+    all_times, all_codes = _merge(hook_workers, "inbound")
+    more_times, more_codes = _merge(hook_workers, "status")
+    webhooks_all = _stats(all_times + more_times, all_codes + more_codes, hook_seconds)
+    floor_stats = _stats(*_merge(floor_workers, "healthz"), floor_seconds)
+    result = {
+        "threads": threads,
+        "webhooks": {
+            "seconds": round(hook_seconds, 2),
+            "all": webhooks_all,
+            "inbound": inbound,
+            "status": status,
+        },
+        "floor": {"seconds": round(floor_seconds, 2), "healthz": floor_stats},
+        "new_connections": {
+            "webhooks": sum(w.reconnects for w in hook_workers),
+            "floor": sum(w.reconnects for w in floor_workers),
+        },
+        "transport_errors": [e for w in hook_workers + floor_workers for e in w.errors][:20],
+        "generator_cpu_seconds": {
+            "webhooks": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
+            "floor": round(cpu2.ru_utime + cpu2.ru_stime - cpu1.ru_utime - cpu1.ru_stime, 2),
+        },
+        "retries_after_5xx": source.retries,
+        "unsent_second_posts_or_retries": len(source.later),
+        "inbound_log": source.inbound_log,
+        "status_log": source.status_log,
+    }
+    Path(args.out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
