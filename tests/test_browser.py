@@ -164,3 +164,52 @@ def test_a_refused_send_keeps_what_was_typed(page: Page) -> None:
     page.get_by_role("button", name="Send").click()
     expect(page.locator("#body-error")).to_contain_text("the limit is 10")
     expect(page.get_by_label("Message")).to_have_value(typed)
+
+
+def test_an_inbound_reply_appears_on_the_open_page_within_3_seconds(page: Page, live_server: str) -> None:
+    import json
+    import urllib.request
+
+    from tests.conftest import WEBHOOK_SECRET
+    from webapp.webhooks.signature import sign
+
+    sign_in(page, "recruiter@acme.example")
+    page.get_by_role("link", name="Backend Engineer").click()
+    page.locator("#applications tbody tr").nth(1).get_by_role("link").click()
+    page.get_by_label("Message").fill("Could you do a call on Tuesday?")
+    page.get_by_role("button", name="Send").click()
+    sent = page.locator(".thread .msg-outbound").last
+    expect(sent).to_contain_text("Could you do a call on Tuesday?")
+    origin = (
+        sent.locator(".msg-foot")
+        .inner_text()
+        .split("From ")[1]
+        .split(" ·")[0]
+        .replace(" ", "")
+        .replace("-", "")
+    )
+    mobile = page.locator("#candidate-mobile").inner_text().replace(" ", "").replace("-", "")
+
+    text = "Tuesday at 10 works for me!"
+    body = json.dumps(
+        {
+            "channel": "sms",
+            "message_type": "text",
+            "message_uuid": "4b2c6a6e-8a0f-4f0e-9d7e-3b1c2a9e7f10",
+            "to": origin.lstrip("+"),
+            "from": mobile.lstrip("+"),
+            "timestamp": "2026-11-23T10:00:00Z",
+            "text": text,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{live_server}/webhooks/vonage/inbound",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {sign(body, WEBHOOK_SECRET)}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    # No reload: the poll brings it.
+    expect(page.locator(".thread .msg-inbound").last).to_contain_text(text, timeout=3000)
+    shot(page, "inbound-live")

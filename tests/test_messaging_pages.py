@@ -81,7 +81,7 @@ def test_manager_sees_history_but_no_texting_composer(client, auth, pages) -> No
     auth.login("manager@acme.test")
     html = client.get(f"/applications/{pages['lena'].id}?tab=sms").get_data(as_text=True)
     assert "From Riley" in html
-    assert re.findall(r'name="channel" value="(\w+)"', html) == ["email"]
+    assert re.findall(r'type="radio" name="channel" value="(\w+)"', html) == ["email"]
     assert "needs the permission “Recruitment – SMS” (Candidate management)" in html
     forced = post(client, f"/applications/{pages['lena'].id}/messages", {"channel": "sms", "body": "x"})
     assert forced.status_code == 422 and "Recruitment – SMS" in forced.get_data(as_text=True)
@@ -91,7 +91,7 @@ def test_globex_has_email_only(client, auth, pages) -> None:
     auth.login("recruiter@globex.test")
     html = client.get(f"/applications/{pages['g_app'].id}").get_data(as_text=True)
     assert re.findall(r'id="tab-(\w+)"', html) == ["email"]
-    assert re.findall(r'name="channel" value="(\w+)"', html) == ["email"]
+    assert re.findall(r'type="radio" name="channel" value="(\w+)"', html) == ["email"]
     assert "Recruitment – SMS" not in html and "credits left" not in html
 
 

@@ -104,3 +104,4 @@ def test_naive_times_are_refused(app) -> None:
 def test_display_and_country_name() -> None:
     assert phones.display("+46701234567") == "+46 70 123 45 67"
     assert phones.country_name("+46701234567") == "Sweden"
+    assert phones.country_name("+61412345641") == "Australia"  # +61 mobiles are valid in AU, CC and CX

@@ -322,9 +322,8 @@ def test_inbound_whatsapp_opens_the_window_for_24_hours(client, world) -> None:
 # --- Races and fuzz ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite serialises writers
 def test_two_deliveries_of_one_uuid_racing(app, client, world, backend) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
     payload = inbound(OUR, LENA, "Racing")
     barrier = threading.Barrier(8)
     codes: list[int] = []
@@ -343,9 +342,8 @@ def test_two_deliveries_of_one_uuid_racing(app, client, world, backend) -> None:
     assert sorted(codes).count(200) == 1 and set(codes) <= {200, 204}
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # row locks are PostgreSQL's
 def test_replies_in_one_conversation_at_once_do_not_deadlock(app, client, world, backend) -> None:
-    if backend != "postgresql":
-        pytest.skip("row locks are PostgreSQL's")
     barrier = threading.Barrier(8)
     codes: list[int] = []
 

@@ -32,6 +32,7 @@ from webapp.models import (
     SendingNumber,
     SourcingTeamMember,
     User,
+    WhatsappTemplate,
     utcnow,
 )
 
@@ -319,6 +320,22 @@ TEMPLATES = [
     ),
 ]
 DEMO_CREDITS = 500
+# name, locale, approved text, parameters (our placeholders for {{1}}, {{2}}…)
+WHATSAPP_TEMPLATES = [
+    (
+        "interview_invitation",
+        "en_GB",
+        "Hi {{1}}, this is {{2}}. We would like to invite you to an interview for "
+        "{{3}}. Reply here to pick a time.",
+        "%FIRSTNAME% %COMPANY% %JOBTITLE%",
+    ),
+    (
+        "application_update",
+        "en_GB",
+        "Hi {{1}}, there is news about your application for {{2}}. Reply here and we will tell you more.",
+        "%FIRSTNAME% %JOBTITLE%",
+    ),
+]
 
 PROSPECTS = [
     ("SE", "Astrid", "Lund"),
@@ -551,6 +568,15 @@ def seed(session: Session) -> dict[str, int]:
             {"organization_id": orgs[org_name].id, "channel": channel, "name": name},
             subject=subject,
             body=body,
+        )
+    for name, locale, body, parameters in WHATSAPP_TEMPLATES:
+        _one(
+            session,
+            WhatsappTemplate,
+            {"organization_id": acme.id, "name": name, "locale": locale},
+            body=body,
+            parameters=parameters,
+            approved=True,
         )
     if credits.account_for(session, acme).balance == 0 and not session.scalar(
         sa.select(CreditTransaction.id).where(CreditTransaction.kind == "top_up")

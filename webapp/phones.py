@@ -43,6 +43,13 @@ def display(e164: str) -> str:
 
 def country_name(e164: str, lang: str = "en") -> str:
     try:
-        return geocoder.country_name_for_number(phonenumbers.parse(e164), lang)
+        number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
         return ""
+    # Empty when the number is valid in several regions of one calling code (AU, CC and CX share +61
+    # mobiles): then name the region libphonenumber picks as the number's own.
+    name = geocoder.country_name_for_number(number, lang)
+    region = phonenumbers.region_code_for_number(number)
+    if not name and region:
+        name = geocoder._region_display_name(region, lang)
+    return name or ""
