@@ -282,6 +282,18 @@ def test_rejected_keeps_the_error_in_words_and_refunds(client, world, submitted)
     assert "outside the 24-hour window" in explain(m).lower()
 
 
+def test_the_window_error_reads_in_words_on_the_page(client, auth, world, submitted) -> None:
+    payload = status(
+        submitted.provider_id,
+        "rejected",
+        error={"type": "x", "title": 1340, "detail": "Outside of the allowed window"},
+    )
+    post(client, STATUS, payload)
+    auth.login(world["user"].email)
+    html = client.get(f"/applications/{world['lena'].id}?tab=sms").get_data(as_text=True)
+    assert "Not sent: Outside the 24-hour window" in html and "the credits were given back" in html
+
+
 def test_a_receipt_that_overtakes_the_dispatcher_finds_the_message_by_client_ref(client, world) -> None:
     claimed = dispatch.claim(world["sent"].id)  # the dispatcher is mid-send: no provider id stored yet
     assert claimed

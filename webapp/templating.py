@@ -18,6 +18,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = _datetime
     app.jinja_env.filters["status_label"] = lambda s: status.LABELS.get(s, s)
     app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)
+    app.jinja_env.filters["failure_text"] = status.explain
 
     @app.context_processor
     def navigation() -> dict[str, Any]:
