@@ -6,6 +6,7 @@ import pytest
 from flask import Flask
 
 from tests import factories as f
+from tests.conftest import csrf_from
 from webapp.extensions import db
 
 
@@ -40,3 +41,14 @@ def test_500_page_and_rollback(app: Flask, client) -> None:
     from webapp.models import Organization
 
     assert db.session.query(Organization).filter_by(name="Half-made").count() == 0
+
+
+@pytest.mark.parametrize("where", ["args", "form"])
+def test_nul_characters_are_a_400_not_a_database_error(client, where) -> None:
+    if where == "args":
+        response = client.get("/login", query_string={"next": "/jobs\x00"})
+    else:
+        token = csrf_from(client)
+        response = client.post("/login", data={"email": "a\x00@x.test", "password": "p", "csrf_token": token})
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)

@@ -406,3 +406,9 @@ def test_arbitrary_json_never_breaks_the_webhooks(client, world, payload) -> Non
     for path in (INBOUND, STATUS):
         response = post(client, path, payload)
         assert response.status_code in (200, 204, 400), (path, payload, response.get_data(as_text=True))
+
+
+def test_nul_in_a_signed_body(client, world) -> None:
+    assert post(client, INBOUND, inbound(OUR, LENA, "Hi\x00there")).status_code == 200
+    assert inbound_messages()[0].body == "Hithere"
+    assert post(client, INBOUND, {**inbound(OUR, LENA), "message_uuid": "a\x00b"}).status_code == 400

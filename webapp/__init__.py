@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import Flask, redirect, url_for
+from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
 
 from webapp import config as settings
@@ -55,6 +55,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if current_user.is_authenticated:
             return redirect(url_for("jobs.index"))
         return redirect(url_for("auth.login"))
+
+    @app.before_request
+    def refuse_nul() -> None:
+        # PostgreSQL text cannot hold NUL and no keyboard types one: a clear 400, not a database error.
+        for values in (request.args, request.form if request.mimetype != "application/json" else {}):
+            for value in values.values():
+                if "\x00" in value:
+                    abort(400, description="The request contains a NUL character.")
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:

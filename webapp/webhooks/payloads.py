@@ -59,6 +59,8 @@ def _string(data: dict[str, Any], key: str, max_length: int = 200) -> str:
         raise BadPayload(f"{key} is missing")
     if len(value) > max_length:
         raise BadPayload(f"{key} is too long")
+    if "\x00" in value:
+        raise BadPayload(f"{key} contains a NUL character")
     return value.strip()
 
 
@@ -114,7 +116,8 @@ def inbound(body: bytes) -> Inbound:
         channel=channel,
         sender=_number(data, "from"),
         recipient=_number(data, "to"),
-        text=text[:10_000],
+        # PostgreSQL text cannot hold NUL; a phone never means one.
+        text=text.replace("\x00", "")[:10_000],
         timestamp=_timestamp(data),
         profile_name=name,
     )
