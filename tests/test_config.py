@@ -44,3 +44,13 @@ def test_production_with_a_real_secret_sets_secure_cookies(monkeypatch) -> None:
 def test_unknown_environment_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError, match="RELAY_ENV"):
         from_environment(str(tmp_path), {"RELAY_ENV": "prod"})
+
+
+def test_real_vonage_never_runs_with_the_public_development_signature_secret(monkeypatch) -> None:
+    monkeypatch.setenv("MESSAGING_PROVIDER", "vonage")
+    monkeypatch.delenv("VONAGE_SIGNATURE_SECRET", raising=False)
+    monkeypatch.delenv("RELAY_ENV", raising=False)
+    with pytest.raises(ConfigError, match="VONAGE_SIGNATURE_SECRET"):
+        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "s" * 40)
+    assert create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"}).config["VONAGE_SIGNATURE_SECRET"] == "s" * 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import uuid
@@ -319,16 +320,24 @@ def test_inbound_whatsapp_opens_the_window_for_24_hours(client, world) -> None:
     conversation = db.session.get(Conversation, world["sent"].conversation_id)
     conversation.whatsapp_window_ends_at = None
     db.session.commit()
-    post(client, INBOUND, inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp="2026-11-23T08:30:00Z"))
+    wrote = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    stamp = wrote.strftime("%Y-%m-%dT%H:%M:%SZ")
+    post(client, INBOUND, inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp=stamp))
     db.session.expire_all()
     conversation = db.session.get(Conversation, world["sent"].conversation_id)
-    assert conversation.whatsapp_window_ends_at == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
-    # An older message arriving late does not shorten it.
-    post(client, INBOUND, inbound(OUR, LENA, "Earlier", channel="whatsapp", timestamp="2026-11-23T07:00:00Z"))
+    assert conversation.whatsapp_window_ends_at == wrote + timedelta(hours=24)
+    # An older message arriving late does not shorten it …
+    earlier = (wrote - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post(client, INBOUND, inbound(OUR, LENA, "Earlier", channel="whatsapp", timestamp=earlier))
     db.session.expire_all()
-    assert db.session.get(Conversation, conversation.id).whatsapp_window_ends_at - timedelta(
+    assert db.session.get(Conversation, conversation.id).whatsapp_window_ends_at == wrote + timedelta(
         hours=24
-    ) == datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    )
+    # … and a time in the future (a clock ahead, a forged body) opens it from now, not from then.
+    post(client, INBOUND, inbound(OUR, LENA, "Later", channel="whatsapp", timestamp="2099-01-01T00:00:00Z"))
+    db.session.expire_all()
+    ends = db.session.get(Conversation, conversation.id).whatsapp_window_ends_at
+    assert ends <= datetime.now(UTC) + timedelta(hours=24)
 
 
 # --- Races and fuzz ------------------------------------------------------------------------------
@@ -412,3 +421,85 @@ def test_nul_in_a_signed_body(client, world) -> None:
     assert post(client, INBOUND, inbound(OUR, LENA, "Hi\x00there")).status_code == 200
     assert inbound_messages()[0].body == "Hithere"
     assert post(client, INBOUND, {**inbound(OUR, LENA), "message_uuid": "a\x00b"}).status_code == 400
+
+
+# --- Found in review --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {**status("x", "delivered"), "client_ref": "2147483648"},
+        {**status("x", "rejected"), "error": {"type": "a\x00b", "title": "1\x002", "detail": "\x00"}},
+        {**status("x", "delivered"), "timestamp": "0001-01-01T00:30:00+01:00"},
+        {**status("x", "delivered"), "timestamp": "9999-12-31T23:00:00Z"},
+    ],
+)
+def test_odd_signed_status_bodies_are_not_a_500(client, world, payload) -> None:
+    assert post(client, STATUS, payload).status_code in (204, 400)
+
+
+def test_lone_surrogates_and_deep_nesting_are_a_400(client, world) -> None:
+    assert post(client, INBOUND, None, body=b'{"text": "\\ud800"}').status_code == 400
+    assert post(client, INBOUND, None, body=b"[" * 30000).status_code == 400
+
+
+@pytest.mark.parametrize("written", ["004915123456789", "+49 151 23456789", "+49 (151) 234-56789"])
+def test_stop_from_a_number_written_differently(client, world, written) -> None:
+    assert post(client, INBOUND, {**inbound(OUR, LENA, "STOP"), "from": written}).status_code == 200
+    assert optouts.active(db.session, world["org"].id, LENA) is not None
+
+
+def test_a_queued_message_is_not_sent_after_stop(client, world) -> None:
+    post(client, INBOUND, inbound(OUR, LENA, "STOP"))
+    before = credits.balance(db.session, world["org"])
+    dispatch.deliver(world["sent"].id)
+    db.session.expire_all()
+    m = db.session.get(Message, world["sent"].id)
+    assert m.status == "rejected" and "opted out" in m.error_title
+    assert credits.balance(db.session, world["org"]) == before + m.credits
+
+
+def test_a_status_report_never_touches_an_inbound_message(client, world) -> None:
+    payload = inbound(OUR, LENA, "Hello")
+    post(client, INBOUND, payload)
+    assert (
+        post(
+            client, STATUS, status(payload["message_uuid"], "rejected", client_ref=str(world["sent"].id))
+        ).status_code
+        == 204
+    )
+    assert inbound_messages()[0].status == "received"
+    db.session.expire_all()
+    assert db.session.get(Message, world["sent"].id).status == "queued"
+
+
+def test_chunked_body_over_64_kb_is_413(client, world) -> None:
+    raw = json.dumps(inbound(OUR, LENA, "x" * 70_000)).encode()
+    # No Content-Length, as with Transfer-Encoding: chunked behind gunicorn (wsgi.input_terminated).
+    response = client.post(
+        INBOUND,
+        input_stream=io.BytesIO(raw),
+        headers={"Authorization": "Bearer " + token(raw), "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert inbound_messages() == []
+
+
+def test_sub_organisation_replies_and_stop_through_the_parents_number(client, world) -> None:
+    sub = f.messaging_org("Acme Nordics", parent_id=world["org"].id)
+    user = f.user(sub, codes=[permissions.RECRUITMENT_SMS])
+    application = f.application(
+        f.job(sub, team=[user]), f.candidate(sub, "Sven", "Ek", mobile="+46701234567")
+    )
+    db.session.commit()
+    sent = compose.compose(db.session, user, application, "sms", "Hej Sven")
+    db.session.commit()
+    assert sent.from_addr in (OUR, "+12015550100")  # the parent's pool
+    post(client, INBOUND, inbound(sent.from_addr, "+46701234567", "Hej!"))
+    reply = next(m for m in inbound_messages() if m.body == "Hej!")
+    assert reply.conversation_id == sent.conversation_id
+    post(client, INBOUND, inbound(sent.from_addr, "+46701234567", "STOP"))
+    with pytest.raises(checks.SendRefused, match="opted out"):
+        compose.compose(db.session, user, application, "sms", "Still there?")

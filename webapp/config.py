@@ -82,15 +82,16 @@ def _database_url(url: str) -> str:
 
 
 def check(config: dict[str, Any]) -> None:
-    """Refuse settings that would be unsafe in production."""
+    """Refuse settings that would be unsafe."""
+    secret = config.get("VONAGE_SIGNATURE_SECRET") or ""
+    if config.get("MESSAGING_PROVIDER") == "vonage" and (secret == DEV_SIGNATURE_SECRET or len(secret) < 32):
+        # With real Vonage, webhooks change real data: the public development secret would let anyone sign.
+        raise ConfigError(
+            "MESSAGING_PROVIDER=vonage needs VONAGE_SIGNATURE_SECRET (32 characters or more, as set for "
+            "the account in the Vonage dashboard) to verify the webhooks"
+        )
     if config.get("RELAY_ENV") != "production":
         return
-    secret = config.get("VONAGE_SIGNATURE_SECRET") or ""
-    if config.get("MESSAGING_PROVIDER") == "vonage" and len(secret) < 32:
-        raise ConfigError(
-            "MESSAGING_PROVIDER=vonage in production needs VONAGE_SIGNATURE_SECRET (32 characters or "
-            "more, as set for the account in the Vonage dashboard) to verify the webhooks"
-        )
     key = config.get("SECRET_KEY") or ""
     if key == DEV_SECRET_KEY or len(key) < 32:
         raise ConfigError(

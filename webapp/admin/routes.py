@@ -54,7 +54,8 @@ def unmatched_messages() -> str:
     _may_handle_unmatched()
     org_id = current_user.organization_id
     messages = unmatched.waiting(db.session, org_id)
-    suggestions = {m.id: unmatched.suggestions(db.session, org_id, m.from_addr) for m in messages}
+    by_sender = unmatched.suggestions(db.session, org_id, [m.from_addr for m in messages])
+    suggestions = {m.id: by_sender[m.from_addr] for m in messages}
     return render_template("admin/unmatched.html", messages=messages, suggestions=suggestions)
 
 

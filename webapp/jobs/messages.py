@@ -39,6 +39,14 @@ def default_tab(application: Application) -> str:
     return texting[0] if texting else "email"
 
 
+def thread_version(application: Application, conversation_id: int | None) -> str:
+    """What the open page shows changes with the conversation and with the candidate's opt-out."""
+    version = reads.version(db.session, conversation_id)
+    mobile = application.candidate.mobile
+    opt = optouts.active(db.session, application.job.organization.top.id, mobile) if mobile else None
+    return f"{version}.{opt.id if opt else 0}"
+
+
 def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
     org = application.job.organization
     conversation = conversations.for_application(db.session, application)
@@ -48,7 +56,7 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
     tab = tab if tab in channels else default_tab(application)
     items = conversations.messages(db.session, conversation, tab)
     opted_out = (
-        optouts.active(db.session, org.id, application.candidate.mobile)
+        optouts.active(db.session, org.top.id, application.candidate.mobile)
         if application.candidate.mobile
         else None
     )
@@ -71,7 +79,7 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
         "unread": reads.unread_by_channel(
             db.session, current_user.id, conversation.id if conversation else None
         ),
-        "version": reads.version(db.session, conversation.id if conversation else None),
+        "version": thread_version(application, conversation.id if conversation else None),
         "opted_out": opted_out,
         "opted_out_text": source.body if source else "STOP",
         "wa_left": left,
@@ -134,13 +142,15 @@ def thread(application_id: int) -> Response:
     if since is not None and wants_fragment():
         # The poll: one indexed query answers "nothing new" without rendering anything.
         conversation = conversations.for_application(db.session, application)
-        if reads.version(db.session, conversation.id if conversation else None) == since:
+        if thread_version(application, conversation.id if conversation else None) == since:
             return Response(status=204)
     context = thread_context(application, request.args.get("tab"))
-    db.session.commit()
     if not wants_fragment():
+        db.session.commit()
         return redirect(url_for("jobs.application", application_id=application_id, tab=context["tab"]))
+    # Render before the commit (which would expire every loaded message and reload each one).
     response = make_response(render_template("jobs/_thread.html", **context))
+    db.session.commit()
     response.vary.add("HX-Request")
     return response
 
@@ -229,7 +239,7 @@ def simulate_reply(application_id: int) -> Response:
     if not wants_fragment():
         return redirect(url_for("jobs.application", application_id=application_id, tab=channel), 303)
     context = thread_context(application, channel)
-    db.session.commit()
     response = make_response(render_template("jobs/_thread.html", **context))
+    db.session.commit()
     response.headers["HX-Trigger"] = "messages-changed"
     return response

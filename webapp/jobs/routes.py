@@ -50,5 +50,6 @@ def application(application_id: int) -> Response:
     app_ = access.get_application(db.session, current_user, application_id) or abort(404)
     others = access.other_applications(db.session, current_user, app_)
     context = panel_context(app_, request.args.get("tab"))
-    db.session.commit()  # the read marker of the tab on screen
-    return render("jobs/application.html", "jobs/application.html", others=others, **context)
+    response = render("jobs/application.html", "jobs/application.html", others=others, **context)
+    db.session.commit()  # the read marker of the tab on screen, after rendering (a commit expires all)
+    return response

@@ -34,7 +34,10 @@ class Received:
 
 
 def conversation_for(session: Session, number: SendingNumber, sender: str, channel: str) -> int | None:
-    """The conversation that last wrote to this sender from this number on this channel."""
+    """The conversation that last wrote to this sender from this number on this channel (the number's
+    organisation or one of its sub-organisations, which send from their parent's pool)."""
+    owner = session.get(Organization, number.organization_id)
+    assert owner is not None
     return session.scalar(
         sa.select(Message.conversation_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
@@ -43,11 +46,20 @@ def conversation_for(session: Session, number: SendingNumber, sender: str, chann
             Message.channel == channel,
             Message.from_addr == number.e164,
             Message.to_addr == sender,
-            Conversation.organization_id == number.organization_id,
+            Conversation.organization_id.in_(family_ids(owner)),
         )
         .order_by(Message.id.desc())
         .limit(1)
     )
+
+
+def family_ids(org: Organization) -> list[int]:
+    ids, stack = [], [org]
+    while stack:
+        current = stack.pop()
+        ids.append(current.id)
+        stack.extend(current.children)
+    return ids
 
 
 def joined(conversation: Conversation, message: Message) -> None:
@@ -56,7 +68,8 @@ def joined(conversation: Conversation, message: Message) -> None:
     now = utcnow()
     conversation.last_message_at = max(filter(None, [conversation.last_message_at, now]))
     if message.channel == "whatsapp":
-        ends = (message.received_at or now) + WHATSAPP_WINDOW
+        # Counted from when the candidate wrote, but never from the future (a clock ahead, a forged time).
+        ends = min(message.received_at or now, now) + WHATSAPP_WINDOW
         if conversation.whatsapp_window_ends_at is None or ends > conversation.whatsapp_window_ends_at:
             conversation.whatsapp_window_ends_at = ends
 
@@ -103,10 +116,11 @@ def receive(session: Session, inbound: Inbound) -> Received:
         joined(conversation, message)
     if number is not None:
         word = keyword(inbound.text)
+        top_id = session.get(Organization, number.organization_id).top.id  # opt-outs hold customer-wide
         if word == "stop":
-            opt_out(session, number.organization_id, inbound.sender, message)
+            opt_out(session, top_id, inbound.sender, message)
         elif word == "start":
-            opt_in(session, number.organization_id, inbound.sender, message)
+            opt_in(session, top_id, inbound.sender, message)
         elif word == "help" and conversation_id is not None:
             reply = help_reply(session, number, message)
             if reply is not None:

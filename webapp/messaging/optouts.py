@@ -31,7 +31,7 @@ def keyword(text: str) -> str | None:
 
 
 def opt_out(session: Session, organization_id: int, e164: str, source: Message) -> None:
-    """For the whole organisation, all its numbers and both channels, from now on."""
+    """For the whole customer (pass the top organisation), all its numbers and both channels, from now on."""
     insert_ignore(
         session,
         OptOut,

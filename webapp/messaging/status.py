@@ -118,8 +118,14 @@ def receive_report(
 ) -> Message | None:
     """A delivery receipt from the provider. Finds the message by its id with the provider, or by our
     id in client_ref when the receipt overtook the dispatcher storing that id; refunds a rejection."""
-    message = session.scalar(sa.select(Message).where(Message.provider_id == provider_id).with_for_update())
+    message = session.scalar(
+        sa.select(Message)
+        .where(Message.provider_id == provider_id, Message.direction == "outbound")
+        .with_for_update()
+    )
     if message is None and client_ref is not None:
+        if session.scalar(sa.select(Message.id).where(Message.provider_id == provider_id)) is not None:
+            return None  # that id belongs to another (inbound) message: not a receipt of ours
         message = session.scalar(
             sa.select(Message)
             .where(Message.id == int(client_ref), Message.direction == "outbound")

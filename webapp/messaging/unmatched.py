@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from webapp.messaging import conversations, inbound
-from webapp.models import Application, Candidate, Job, Message, User
+from webapp.models import Application, Candidate, ConversationRead, Job, Message, User
 
 
 class CannotAssign(Exception):
@@ -28,21 +28,26 @@ def waiting(session: Session, organization_id: int, limit: int = 200) -> list[Me
     )
 
 
-def suggestions(session: Session, organization_id: int, sender: str) -> list[Application]:
-    """The applications of candidates of this organisation whose mobile is the sender's number."""
-    return list(
-        session.scalars(
-            sa.select(Application)
-            .join(Application.candidate)
-            .join(Application.job)
-            .where(
-                Candidate.organization_id == organization_id,
-                Candidate.mobile == sender,
-                Job.organization_id == organization_id,
-            )
-            .order_by(Application.created_at.desc())
+def suggestions(session: Session, organization_id: int, senders: list[str]) -> dict[str, list[Application]]:
+    """Per sender: the applications of this organisation's candidates with that mobile (one query)."""
+    found: dict[str, list[Application]] = {s: [] for s in senders}
+    if not senders:
+        return found
+    rows = session.scalars(
+        sa.select(Application)
+        .join(Application.candidate)
+        .join(Application.job)
+        .where(
+            Candidate.organization_id == organization_id,
+            Candidate.mobile.in_(set(senders)),
+            Job.organization_id == organization_id,
         )
+        .options(selectinload(Application.candidate), selectinload(Application.job))
+        .order_by(Application.created_at.desc())
     )
+    for application in rows:
+        found[application.candidate.mobile].append(application)
+    return found
 
 
 def assign(session: Session, admin: User, message_id: int, application_id: int) -> Message:
@@ -69,4 +74,16 @@ def assign(session: Session, admin: User, message_id: int, application_id: int) 
     assert conversation is not None
     message.conversation_id = conversation.id
     inbound.joined(conversation, message)
+    # Read markers are message ids, and this message is older than what readers may have seen:
+    # move their markers back so that it counts as unread for everyone.
+    session.execute(
+        sa.update(ConversationRead)
+        .where(
+            ConversationRead.conversation_id == conversation.id,
+            ConversationRead.channel == message.channel,
+            ConversationRead.last_read_message_id >= message.id,
+        )
+        .values(last_read_message_id=message.id - 1)
+        .execution_options(synchronize_session=False)
+    )
     return message

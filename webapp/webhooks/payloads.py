@@ -14,7 +14,7 @@ from webapp.models import utcnow
 CHANNELS = ("sms", "whatsapp")
 STATUSES = ("submitted", "delivered", "read", "rejected", "undeliverable")
 MEDIA = ("image", "audio", "video", "file", "sticker")
-_OUR_ID = re.compile(r"[0-9]{1,15}")  # client_ref carries our message id
+_OUR_ID = re.compile(r"[0-9]{1,9}")  # client_ref carries our message id (an INTEGER column)
 
 
 class BadPayload(ValueError):
@@ -46,7 +46,9 @@ class StatusReport:
 def _object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # JSON may carry lone surrogates ("\ud800") that no database or encoder accepts.
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError) as exc:
         raise BadPayload("body is not JSON") from exc
     if not isinstance(data, dict):
         raise BadPayload("body is not a JSON object")
@@ -64,11 +66,17 @@ def _string(data: dict[str, Any], key: str, max_length: int = 200) -> str:
     return value.strip()
 
 
+def _clean(value: Any, length: int) -> str | None:
+    return value.replace("\x00", "")[:length] if isinstance(value, str) else None
+
+
 def _number(data: dict[str, Any], key: str) -> str:
     raw = _string(data, key, 32)
-    digits = raw[1:] if raw.startswith("+") else raw
-    if not digits.isdigit():
+    if not re.fullmatch(r"\+?[0-9 ()./-]+", raw):
         raise BadPayload(f"{key} is not a phone number")
+    digits = re.sub(r"[^0-9]", "", raw)
+    if digits.startswith("00"):  # the international prefix written out
+        digits = digits[2:]
     try:
         return phones.normalise("+" + digits)
     except phones.InvalidPhoneNumber:
@@ -86,9 +94,9 @@ def _timestamp(data: dict[str, Any]) -> datetime:
         raise BadPayload("timestamp is not a string")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise BadPayload("timestamp is not ISO 8601") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def inbound(body: bytes) -> Inbound:
@@ -136,7 +144,9 @@ def status(body: bytes) -> StatusReport:
         status=value,
         timestamp=_timestamp(data),
         client_ref=client_ref if isinstance(client_ref, str) and _OUR_ID.fullmatch(client_ref) else None,
-        error_code=str(code)[:50] if isinstance(code, (str, int)) else None,
-        error_title=str(error.get("type"))[:300] if isinstance(error.get("type"), str) else None,
-        error_detail=str(error.get("detail"))[:2000] if isinstance(error.get("detail"), str) else None,
+        error_code=_clean(str(code), 50)
+        if isinstance(code, (str, int)) and not isinstance(code, bool)
+        else None,
+        error_title=_clean(error.get("type"), 300),
+        error_detail=_clean(error.get("detail"), 2000),
     )

@@ -16,8 +16,10 @@ def _signed_body() -> bytes | Response:
     """The raw body, if it is small enough and signed by Vonage; else the error response."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _error(413, "body over 64 KB")
-    request.max_content_length = MAX_BODY  # also for bodies without a Content-Length
-    body = request.get_data(cache=True)
+    # Read one byte more than allowed, so that a body without a Content-Length is measured too.
+    body = request.stream.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        return _error(413, "body over 64 KB")
     try:
         signature.verify(
             request.headers.get("Authorization"), body, current_app.config["VONAGE_SIGNATURE_SECRET"]
