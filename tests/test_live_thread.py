@@ -148,3 +148,31 @@ def test_unmatched_messages_are_assigned_by_an_admin(client, auth, page) -> None
     auth.logout()
     auth.login("recruiter@acme.test")
     assert client.get("/admin/unmatched").status_code == 403
+
+
+def test_the_thread_costs_the_same_queries_for_3_or_30_messages(client, page, app) -> None:
+    from sqlalchemy import event
+
+    def queries_for_thread() -> int:
+        count = 0
+
+        def counter(*args, **kwargs) -> None:
+            nonlocal count
+            count += 1
+
+        event.listen(db.engine, "before_cursor_execute", counter)
+        try:
+            assert (
+                client.get(f"{page['url']}/messages?tab=sms", headers={"HX-Request": "true"}).status_code
+                == 200
+            )
+        finally:
+            event.remove(db.engine, "before_cursor_execute", counter)
+        return count
+
+    for i in range(2):
+        post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, f"Reply {i}"))
+    few = queries_for_thread()
+    for i in range(27):
+        post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, f"More {i}"))
+    assert queries_for_thread() == few
