@@ -119,7 +119,7 @@ def composer_context(
         "templates": templates,
         "allowed": allowed,
         "missing_right": checks.missing_right(current_user),
-        "balance": credits.balance(db.session, org) if org.channels != ["email"] else None,
+        "balance": credits.balance(db.session, org) if org.texts else None,
         "preview": compose.preview(
             application, current_user, form.channel.data or "email", form.body.data or ""
         ),
@@ -168,7 +168,7 @@ def preview(application_id: int) -> str:
         "jobs/_counter.html",
         preview=compose.preview(application, current_user, channel, body),
         channel=channel,
-        balance=credits.balance(db.session, org) if org.channels != ["email"] else None,
+        balance=credits.balance(db.session, org) if org.texts else None,
     )
 
 

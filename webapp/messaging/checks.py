@@ -35,7 +35,7 @@ def allowed_channels(user: User) -> list[str]:
 def missing_right(user: User) -> str | None:
     """The sentence the composer shows when the organisation texts but this user may not."""
     org = user.organization
-    if org is None or org.channels == ["email"]:
+    if org is None or not org.texts:
         return None
     if access.has_permission(user, permissions.RECRUITMENT_SMS):
         return None

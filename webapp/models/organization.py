@@ -70,6 +70,11 @@ class Organization(Base):
         return self.has_messaging and enabled
 
     @property
+    def texts(self) -> bool:
+        """Whether this organisation can text at all (SMS or WhatsApp), i.e. spends credits."""
+        return any(self.channel_enabled(c) for c in CHANNELS)
+
+    @property
     def channels(self) -> list[str]:
         """The channels this organisation's users can write on, email first."""
         return ["email"] + [c for c in CHANNELS if self.channel_enabled(c)]
