@@ -25,7 +25,7 @@ from webapp.messaging import (
     whatsapp,
 )
 from webapp.messaging.status import PENDING
-from webapp.models import CHANNEL_LABELS, Application, Message
+from webapp.models import CHANNEL_LABELS, Application, Message, OptOut
 from webapp.pages import wants_fragment
 
 
@@ -39,12 +39,14 @@ def default_tab(application: Application) -> str:
     return texting[0] if texting else "email"
 
 
-def thread_version(application: Application, conversation_id: int | None) -> str:
-    """What the open page shows changes with the conversation and with the candidate's opt-out."""
-    version = reads.version(db.session, conversation_id)
+def _opt_out(application: Application) -> OptOut | None:
     mobile = application.candidate.mobile
-    opt = optouts.active(db.session, application.job.organization.top.id, mobile) if mobile else None
-    return f"{version}.{opt.id if opt else 0}"
+    return optouts.active(db.session, application.job.organization.top.id, mobile) if mobile else None
+
+
+def thread_version(conversation_id: int | None, opt_out: OptOut | None) -> str:
+    """What the open page shows changes with the conversation and with the candidate's opt-out."""
+    return f"{reads.version(db.session, conversation_id)}.{opt_out.id if opt_out else 0}"
 
 
 def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
@@ -55,11 +57,7 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
     channels = [c for c in CHANNEL_LABELS if c in org.channels or counts.get(c)]
     tab = tab if tab in channels else default_tab(application)
     items = conversations.messages(db.session, conversation, tab)
-    opted_out = (
-        optouts.active(db.session, org.top.id, application.candidate.mobile)
-        if application.candidate.mobile
-        else None
-    )
+    opted_out = _opt_out(application)
     source = (
         db.session.get(Message, opted_out.source_message_id)
         if opted_out and opted_out.source_message_id
@@ -79,7 +77,7 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
         "unread": reads.unread_by_channel(
             db.session, current_user.id, conversation.id if conversation else None
         ),
-        "version": thread_version(application, conversation.id if conversation else None),
+        "version": thread_version(conversation.id if conversation else None, opted_out),
         "opted_out": opted_out,
         "opted_out_text": source.body if source else "STOP",
         "wa_left": left,
@@ -91,7 +89,7 @@ def thread_context(application: Application, tab: str | None) -> dict[str, Any]:
 
 
 def composer_context(
-    application: Application, form: ComposeForm | None, channel: str | None
+    application: Application, form: ComposeForm | None, channel: str | None, conversation: Any = False
 ) -> dict[str, Any]:
     allowed = checks.allowed_channels(current_user)
     form = form or ComposeForm()
@@ -109,7 +107,9 @@ def composer_context(
     form.whatsapp_template_id.choices = [SelectChoice("", "Choose an approved template")] + [
         SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
     ]
-    left = whatsapp.time_left(conversations.for_application(db.session, application))
+    if conversation is False:  # not looked up by the caller yet
+        conversation = conversations.for_application(db.session, application)
+    left = whatsapp.time_left(conversation)
     return {
         "application": application,
         "form": form,
@@ -130,7 +130,7 @@ def panel_context(
     application: Application, tab: str | None, form: ComposeForm | None = None
 ) -> dict[str, Any]:
     context = thread_context(application, tab)
-    context.update(composer_context(application, form, context["tab"]))
+    context.update(composer_context(application, form, context["tab"], context["conversation"]))
     return context
 
 
@@ -142,7 +142,7 @@ def thread(application_id: int) -> Response:
     if since is not None and wants_fragment():
         # The poll: one indexed query answers "nothing new" without rendering anything.
         conversation = conversations.for_application(db.session, application)
-        if thread_version(application, conversation.id if conversation else None) == since:
+        if thread_version(conversation.id if conversation else None, _opt_out(application)) == since:
             return Response(status=204)
     context = thread_context(application, request.args.get("tab"))
     if not wants_fragment():

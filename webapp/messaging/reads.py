@@ -4,10 +4,10 @@ the whole conversation so that a polling page learns "nothing changed" from one 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from webapp.models import ConversationRead, Message, utcnow
-from webapp.models.upsert import insert_ignore
 
 
 def version(session: Session, conversation_id: int | None) -> str:
@@ -24,31 +24,24 @@ def version(session: Session, conversation_id: int | None) -> str:
 
 
 def mark_read(session: Session, user_id: int, conversation_id: int, channel: str, upto: int) -> None:
-    """The user has seen this channel up to message `upto` (never moves back)."""
+    """The user has seen this channel up to message `upto` (never moves back). One statement."""
     if upto <= 0:
         return
-    insert_ignore(
-        session,
-        ConversationRead,
-        {
-            "user_id": user_id,
-            "conversation_id": conversation_id,
-            "channel": channel,
-            "last_read_message_id": 0,
-            "updated_at": utcnow(),
-        },
-        conflict=["user_id", "conversation_id", "channel"],
+    dialect = session.get_bind().dialect.name
+    module = {"postgresql": postgresql, "sqlite": sqlite}[dialect]
+    insert = module.insert(ConversationRead).values(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        channel=channel,
+        last_read_message_id=upto,
+        updated_at=utcnow(),
     )
     session.execute(
-        sa.update(ConversationRead)
-        .where(
-            ConversationRead.user_id == user_id,
-            ConversationRead.conversation_id == conversation_id,
-            ConversationRead.channel == channel,
-            ConversationRead.last_read_message_id < upto,
+        insert.on_conflict_do_update(
+            index_elements=["user_id", "conversation_id", "channel"],
+            set_={"last_read_message_id": upto, "updated_at": utcnow()},
+            where=ConversationRead.last_read_message_id < upto,
         )
-        .values(last_read_message_id=upto, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
     )
 
 
