@@ -129,7 +129,8 @@ def deliver(message_id: int) -> None:
     message = db.session.get(Message, message_id)
     assert message is not None
     if message.channel != "email" and message.author_id is not None and message.conversation is not None:
-        # A STOP may have arrived while the message waited in the queue.
+        # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
+        # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
         top_id = message.conversation.organization.top.id
         if optouts.active(db.session, top_id, message.to_addr) is not None:
             _fail(
