@@ -41,7 +41,7 @@ def default_tab(application: Application) -> str:
 
 def _opt_out(application: Application) -> OptOut | None:
     mobile = application.candidate.mobile
-    return optouts.active(db.session, application.job.organization.top.id, mobile) if mobile else None
+    return optouts.active(db.session, application.job.organization_id, mobile) if mobile else None
 
 
 def thread_version(conversation_id: int | None, opt_out: OptOut | None) -> str:

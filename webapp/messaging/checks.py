@@ -76,7 +76,7 @@ def check_recipient(session: Session, candidate: Candidate, channel: str) -> Non
         return
     if not candidate.mobile:
         raise SendRefused(f"{candidate.full_name} has no mobile number.", "channel")
-    opt_out = optouts.active(session, candidate.organization.top.id, candidate.mobile)
+    opt_out = optouts.active(session, candidate.organization_id, candidate.mobile)
     if opt_out is not None:
         raise SendRefused(
             f"{phones.display(candidate.mobile)} has opted out of texts from your organisation "

@@ -128,17 +128,16 @@ def deliver(message_id: int) -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     message = db.session.get(Message, message_id)
     assert message is not None
-    if message.channel != "email" and message.author_id is not None and message.conversation is not None:
-        # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
-        # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
-        top_id = message.conversation.organization.top.id
-        if optouts.active(db.session, top_id, message.to_addr) is not None:
-            _fail(
-                message,
-                Rejected("Not sent: the number opted out", "It texted STOP before this left."),
-                refund_note="Recipient opted out",
-            )
-            return
+    # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have no
+    # author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
+    texted = message.channel != "email" and message.author_id is not None and message.conversation is not None
+    if texted and optouts.active(db.session, message.conversation.organization_id, message.to_addr):
+        _fail(
+            message,
+            Rejected("Not sent: the number opted out", "It texted STOP before this left."),
+            refund_note="Recipient opted out",
+        )
+        return
     outbound = outbound_for(message)
     provider = registry.for_channel(app, message.channel)
     attempts = max(1, app.config["SEND_MAX_ATTEMPTS"])

@@ -116,11 +116,10 @@ def receive(session: Session, inbound: Inbound) -> Received:
         joined(conversation, message)
     if number is not None:
         word = keyword(inbound.text)
-        top_id = session.get(Organization, number.organization_id).top.id  # opt-outs hold customer-wide
         if word == "stop":
-            opt_out(session, top_id, inbound.sender, message)
+            opt_out(session, number.organization_id, inbound.sender, message)
         elif word == "start":
-            opt_in(session, top_id, inbound.sender, message)
+            opt_in(session, number.organization_id, inbound.sender, message)
         elif word == "help" and conversation_id is not None:
             reply = help_reply(session, number, message)
             if reply is not None:

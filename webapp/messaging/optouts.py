@@ -7,7 +7,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.models import Message, OptOut, utcnow
+from webapp.models import Message, OptOut, Organization, utcnow
 from webapp.models.upsert import insert_ignore
 
 STOP_WORDS = frozenset(
@@ -30,8 +30,17 @@ def keyword(text: str) -> str | None:
     return None
 
 
+def customer_id(session: Session, organization_id: int) -> int:
+    """Opt-outs hold for the whole customer: they are kept on its top organisation, whichever of its
+    (sub-)organisations the STOP reached or the next message comes from."""
+    organization = session.get(Organization, organization_id)
+    assert organization is not None
+    return organization.top.id
+
+
 def opt_out(session: Session, organization_id: int, e164: str, source: Message) -> None:
-    """For the whole customer (pass the top organisation), all its numbers and both channels, from now on."""
+    """For the whole customer, all its numbers and both channels, from now on."""
+    organization_id = customer_id(session, organization_id)
     insert_ignore(
         session,
         OptOut,
@@ -55,6 +64,7 @@ def opt_out(session: Session, organization_id: int, e164: str, source: Message) 
 
 
 def opt_in(session: Session, organization_id: int, e164: str, source: Message) -> None:
+    organization_id = customer_id(session, organization_id)
     row = session.scalar(
         sa.select(OptOut)
         .where(OptOut.organization_id == organization_id, OptOut.e164 == e164)
@@ -65,8 +75,11 @@ def opt_in(session: Session, organization_id: int, e164: str, source: Message) -
 
 
 def active(session: Session, organization_id: int, e164: str) -> OptOut | None:
+    """The opt-out in force for this number, for any organisation of the customer."""
     return session.scalar(
         sa.select(OptOut).where(
-            OptOut.organization_id == organization_id, OptOut.e164 == e164, OptOut.revoked_at.is_(None)
+            OptOut.organization_id == customer_id(session, organization_id),
+            OptOut.e164 == e164,
+            OptOut.revoked_at.is_(None),
         )
     )
