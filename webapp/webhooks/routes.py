@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Response, current_app, jsonify, request
 
@@ -10,6 +12,7 @@ from webapp.webhooks import bp, payloads, signature
 
 log = logging.getLogger("relay.webhooks")
 MAX_BODY = 64 * 1024
+T = TypeVar("T")
 
 
 def _signed_body() -> bytes | Response:
@@ -36,15 +39,22 @@ def _error(code: int, reason: str) -> Response:
     return response
 
 
-@bp.post("/vonage/inbound")
-def vonage_inbound() -> Response:
+def _verified(parse: Callable[[bytes], T]) -> T | Response:
+    """The signed body, parsed; else the 413, 401 or 400 to answer (and nothing stored)."""
     body = _signed_body()
     if isinstance(body, Response):
         return body
     try:
-        parsed = payloads.inbound(body)
+        return parse(body)
     except payloads.BadPayload as exc:
         return _error(400, str(exc))
+
+
+@bp.post("/vonage/inbound")
+def vonage_inbound() -> Response:
+    parsed = _verified(payloads.inbound)
+    if isinstance(parsed, Response):
+        return parsed
     result = inbound.receive(db.session, parsed)
     db.session.commit()
     for message_id in result.to_dispatch:
@@ -54,13 +64,9 @@ def vonage_inbound() -> Response:
 
 @bp.post("/vonage/status")
 def vonage_status() -> Response:
-    body = _signed_body()
-    if isinstance(body, Response):
-        return body
-    try:
-        report = payloads.status(body)
-    except payloads.BadPayload as exc:
-        return _error(400, str(exc))
+    report = _verified(payloads.status)
+    if isinstance(report, Response):
+        return report
     failure = None
     if report.status in ("rejected", "undeliverable"):
         failure = status.Failure(
