@@ -87,6 +87,8 @@ def test_config(database_url: str, **overrides: object) -> dict[str, object]:
         # Tests that want the simulator's delivery report ask for it; elsewhere it would race the test.
         "SIMULATOR_DELIVERY_SECONDS": 3600,
         "SEND_BACKOFF_SECONDS": 0.01,
+        # The periodic sweep would race the tests; the tests of recovery call it themselves.
+        "DISPATCH_SWEEP_SECONDS": 0,
         "VONAGE_SIGNATURE_SECRET": WEBHOOK_SECRET,
         **overrides,
     }

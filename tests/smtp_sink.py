@@ -12,6 +12,7 @@
 
             sink.refuse_next(550, "5.1.1 No such user")  # the next RCPT TO gets "550 5.1.1 No such user"
             sink.refuse_next(451, "4.3.0 Try later", at="data")  # or at "mail" / "data"
+            sink.stall_next(2.0)  # the next email is kept, but its "250" comes only 2 s later
 
 For the app, set SMTP_URL=sink.url. Each refusal is used once, by the next command of that kind.
 
@@ -28,6 +29,7 @@ limit: it only counts STARTTLS as TLS).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -92,6 +94,9 @@ class _Handler:
         # SMTP carries CRLF; the parsed copy uses \n so bodies compare with what the app wrote.
         parsed = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=email.policy.default)
         self.sink._store(ReceivedEmail(envelope.mail_from, list(envelope.rcpt_tos), raw, parsed))
+        stall = self.sink._stall()
+        if stall:
+            await asyncio.sleep(stall)  # kept already: a client that stops waiting cannot know
         return "250 OK: queued"
 
 
@@ -121,6 +126,7 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._messages: list[ReceivedEmail] = []
         self._refusals: dict[Stage, deque[str]] = {"mail": deque(), "rcpt": deque(), "data": deque()}
+        self._stalls: deque[float] = deque()
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
 
         options: dict[str, Any] = {}
@@ -190,6 +196,15 @@ class SmtpSink:
         reply = f"{code} {text or ('Refused' if code >= 500 else 'Try again later')}"
         with self._lock:
             self._refusals[at].append(reply)
+
+    def stall_next(self, seconds: float) -> None:
+        """Keep the next email, then wait this long before answering the end of its DATA."""
+        with self._lock:
+            self._stalls.append(seconds)
+
+    def _stall(self) -> float:
+        with self._lock:
+            return self._stalls.popleft() if self._stalls else 0.0
 
     def _refusal(self, stage: Stage) -> str | None:
         with self._lock:

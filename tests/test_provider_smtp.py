@@ -10,7 +10,7 @@ import pytest
 
 from tests.smtp_sink import SmtpSink, running_smtp_sink
 from webapp.config import ConfigError
-from webapp.providers.base import Outbound, Rejected, TemporaryFailure
+from webapp.providers.base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
 from webapp.providers.smtp import LogEmailProvider, SmtpProvider, SmtpSettings, from_config
 
 
@@ -174,6 +174,18 @@ def test_a_server_that_never_greets_is_temporary() -> None:
             provider.send(email())
 
     assert caught.value.title == "The mail server did not answer in time"
+
+
+def test_a_server_that_goes_quiet_after_the_data_is_an_unknown_outcome(sink: SmtpSink) -> None:
+    # The server keeps the email and only then stops answering: resending would deliver it twice.
+    sink.stall_next(1.5)
+    provider = SmtpProvider(sink.url, timeout=0.3)
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        provider.send(email())
+
+    assert caught.value.title == "The mail server stopped answering"
+    assert len(sink.messages) == 1
 
 
 def test_log_provider_logs_and_returns_an_id(caplog: pytest.LogCaptureFixture) -> None:

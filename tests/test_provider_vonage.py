@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fake_vonage import FakeVonage, running_fake_vonage
 from webapp.config import ConfigError
-from webapp.providers.base import Outbound, Rejected, TemporaryFailure
+from webapp.providers.base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
 from webapp.providers.vonage import VonageProvider, from_config
 
 TO = "+447400123456"
@@ -126,13 +126,22 @@ def test_a_4xx_without_a_problem_body_falls_back_to_the_status_text(
     assert (caught.value.title, caught.value.code) == ("Not Found", "404")
 
 
-@pytest.mark.parametrize("status", [429, 500, 503])
-def test_rate_limits_and_server_errors_are_temporary(
-    fake: FakeVonage, provider: VonageProvider, status: int
-) -> None:
-    fake.fail(status, "Try again", "Later, please.")
+def test_a_429_is_temporary_and_not_retried_by_the_sdk(fake: FakeVonage, provider: VonageProvider) -> None:
+    fake.fail(429, "Rate Limit Hit", "Please wait, then retry your request")
 
     with pytest.raises(TemporaryFailure) as caught:
+        provider.send(outbound())
+
+    assert (caught.value.title, caught.value.code) == ("Rate Limit Hit", "429")
+    assert len(fake.requests) == 1  # the SDK did not retry
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_server_error_is_an_unknown_outcome(fake: FakeVonage, provider: VonageProvider, status: int) -> None:
+    # Vonage had the request and broke while handling it: it may have sent the message anyway.
+    fake.fail(status, "Try again", "Later, please.")
+
+    with pytest.raises(OutcomeUnknown) as caught:
         provider.send(outbound())
 
     assert (caught.value.title, caught.value.detail, caught.value.code) == (
@@ -140,20 +149,53 @@ def test_rate_limits_and_server_errors_are_temporary(
         "Later, please.",
         str(status),
     )
-    assert len(fake.requests) == 1  # the SDK did not retry, not even the 429
+    assert len(fake.requests) == 1
 
 
-def test_a_hang_longer_than_the_timeout_is_temporary(fake: FakeVonage) -> None:
+def test_a_hang_longer_than_the_timeout_is_an_unknown_outcome(fake: FakeVonage) -> None:
     provider = VonageProvider(fake.application_id, str(fake.private_key_path), fake.api_host, timeout=0.5)
     fake.hang(2)
 
     started = time.monotonic()
-    with pytest.raises(TemporaryFailure) as caught:
+    with pytest.raises(OutcomeUnknown) as caught:
         provider.send(outbound())
 
     assert time.monotonic() - started < 1.2
     assert caught.value.title == "Vonage did not answer in time"
+    assert len(fake.requests) == 1  # it reached Vonage: that is why it is not "temporary"
     provider.close()
+
+
+def test_a_server_that_never_accepts_the_connection_is_temporary(fake: FakeVonage) -> None:
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)  # a backlog of 0: after the first queued connection the kernel stops answering SYNs
+        port = full.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        provider = VonageProvider(
+            fake.application_id,
+            str(fake.private_key_path),
+            f"127.0.0.1:{port}",
+            timeout=5,
+            connect_timeout=0.3,
+        )
+        try:
+            with pytest.raises((TemporaryFailure, OutcomeUnknown)) as caught:
+                provider.send(outbound())
+        finally:
+            for filler in fillers:
+                filler.close()
+    # A TLS handshake that never completes is also "never connected"; both say nothing was sent.
+    assert isinstance(caught.value, TemporaryFailure), caught.value
+    assert (caught.value.title, caught.value.detail) == (
+        "Could not reach Vonage",
+        "No connection within 0.3 seconds.",
+    )
 
 
 def test_a_refused_connection_is_temporary(tmp_path: Path, fake: FakeVonage) -> None:
@@ -168,12 +210,16 @@ def test_a_refused_connection_is_temporary(tmp_path: Path, fake: FakeVonage) -> 
     assert (caught.value.title, caught.value.detail) == ("Could not reach Vonage", "Connection refused")
 
 
-def test_a_dropped_connection_is_temporary_and_not_resent(fake: FakeVonage, provider: VonageProvider) -> None:
+def test_a_dropped_connection_is_an_unknown_outcome_and_not_resent(
+    fake: FakeVonage, provider: VonageProvider
+) -> None:
     # The SDK re-sends after RemoteDisconnected up to pool_maxsize times; for a POST that can double-text.
     fake.drop()
 
-    with pytest.raises(TemporaryFailure):
+    with pytest.raises(OutcomeUnknown) as caught:
         provider.send(outbound())
+
+    assert caught.value.title == "The connection to Vonage broke"
 
     assert len(fake.requests) == 1
 

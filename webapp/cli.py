@@ -71,13 +71,19 @@ def register(app: Flask) -> None:
         """The outbound queue."""
 
     @dispatch_group.command("requeue")
-    @click.option("--older-than", default=300, show_default=True, help="Seconds a message has waited.")
-    def dispatch_requeue(older_than: int) -> None:
-        """Hand queued messages that nobody picked up to the dispatcher again (each is sent once)."""
+    @click.option(
+        "--older-than",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Seconds a queued message has waited before it is handed over again "
+        "[default: SEND_REQUEUE_AFTER_SECONDS, 300].",
+    )
+    def dispatch_requeue(older_than: float | None) -> None:
+        """Hand over again what waits: queued messages nobody picked up, and claims whose lease ran out
+        (those become "checking with the network" if a try had begun). Never sends a message twice."""
         from webapp.messaging import dispatch
 
-        ids = dispatch.requeue_stale(older_than)
-        click.echo(f"{len(ids)} message(s) handed to the dispatcher again.")
+        click.echo(str(dispatch.recover(older_than)))
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
@@ -90,8 +96,15 @@ def register(app: Flask) -> None:
         if not app.config.get("REDIS_URL"):
             raise click.UsageError("set REDIS_URL to the Redis that the web processes enqueue on")
         q = dispatch.queue(app)
+        # What a killed worker left behind: recovered now, then every DISPATCH_SWEEP_SECONDS.
+        click.echo(f"Recovery: {dispatch.recover()}")
+        stop = None if burst else dispatch.start_sweeper(app)
         # SimpleWorker runs jobs in this process, inside this app context: no fork, no copied DB pool.
-        SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=False)
+        try:
+            SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=False)
+        finally:
+            if stop is not None:
+                stop.set()
 
 
 def _organization(ref: str):  # type: ignore[no-untyped-def]

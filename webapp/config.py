@@ -42,10 +42,20 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
         "MESSAGING_PROVIDER": env.get("MESSAGING_PROVIDER", "simulator"),
         # rq when Redis is configured, else a thread pool in this process ("inline" runs it at once).
         "DISPATCH_MODE": env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread"),
+        # Tries of a send that certainly did not reach the provider (refused connection, 429).
         "SEND_MAX_ATTEMPTS": int(env.get("SEND_MAX_ATTEMPTS", "4")),
-        "SEND_BACKOFF_SECONDS": float(env.get("SEND_BACKOFF_SECONDS", "2")),
+        "SEND_BACKOFF_SECONDS": float(env.get("SEND_BACKOFF_SECONDS", "1")),
+        # A claim older than this is a dispatcher that died (webapp.messaging.dispatch.recover).
+        "SEND_LEASE_SECONDS": float(env.get("SEND_LEASE_SECONDS", "120")),
+        # How long a send whose outcome is unknown waits for the provider's report before it is given up.
+        "SEND_UNKNOWN_WAIT_SECONDS": float(env.get("SEND_UNKNOWN_WAIT_SECONDS", "900")),
+        "SEND_REQUEUE_AFTER_SECONDS": float(env.get("SEND_REQUEUE_AFTER_SECONDS", "300")),
+        # How often the worker and each web process sweep for the above (0: never; the CLI still does).
+        "DISPATCH_SWEEP_SECONDS": float(env.get("DISPATCH_SWEEP_SECONDS", "30")),
+        "DISPATCH_THREADS": int(env.get("DISPATCH_THREADS", "8")),
         "SIMULATOR_DELIVERY_SECONDS": float(env.get("SIMULATOR_DELIVERY_SECONDS", "3")),
         "VONAGE_TIMEOUT": float(env.get("VONAGE_TIMEOUT", "10")),
+        "VONAGE_CONNECT_TIMEOUT": float(env.get("VONAGE_CONNECT_TIMEOUT", "3")),
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
@@ -83,6 +93,7 @@ def _database_url(url: str) -> str:
 
 def check(config: dict[str, Any]) -> None:
     """Refuse settings that would be unsafe."""
+    _check_dispatch(config)
     secret = config.get("VONAGE_SIGNATURE_SECRET") or ""
     if config.get("MESSAGING_PROVIDER") == "vonage" and (secret == DEV_SIGNATURE_SECRET or len(secret) < 32):
         # With real Vonage, webhooks change real data: the public development secret would let anyone sign.
@@ -97,4 +108,19 @@ def check(config: dict[str, Any]) -> None:
         raise ConfigError(
             "RELAY_ENV=production needs a real SECRET_KEY (32 characters or more), "
             "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+
+
+def _check_dispatch(config: dict[str, Any]) -> None:
+    if config.get("DISPATCH_THREADS", 1) < 1:
+        raise ConfigError("DISPATCH_THREADS must be 1 or more")
+    # A lease shorter than one try would declare a live sender dead (safe, since a lost claim is never
+    # resent, but every slow send would then wait for its report instead of its answer).
+    vonage_try = config.get("VONAGE_CONNECT_TIMEOUT", 0) + config.get("VONAGE_TIMEOUT", 0)
+    longest_try = max(vonage_try, config.get("SMTP_TIMEOUT", 0))
+    backoff = config.get("SEND_BACKOFF_SECONDS", 0) * 2 ** max(0, config.get("SEND_MAX_ATTEMPTS", 1) - 2)
+    if config.get("SEND_LEASE_SECONDS", 0) <= longest_try + backoff:
+        raise ConfigError(
+            f"SEND_LEASE_SECONDS must be longer than one try and its backoff ({longest_try + backoff:g} s "
+            "with these timeouts)"
         )

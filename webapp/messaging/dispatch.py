@@ -1,18 +1,39 @@
-"""Handing a queued message to its provider, once.
+"""Handing a queued message to its provider: once, and never lost.
 
 `enqueue` runs after the commit that stored the message: through RQ on Redis when REDIS_URL is set
 (`flask --app wsgi worker`), else on a thread pool in this process. `deliver` claims the message with
-one conditional UPDATE (queued → sending, under the row lock), so a job that runs twice sends once.
-Temporary failures are retried with backoff; a rejection or the last failed try refunds the credits.
+one conditional UPDATE (queued → sending), so a job that runs twice sends once.
+
+Each HTTP try is counted (`attempts`) and stamped (`claimed_at`) in a commit of its own *before* it
+starts: whatever kills the dispatcher afterwards, the database shows that a try may have gone out. The
+counter is also the claim's fencing token: a dispatcher that finds it changed has lost its claim.
+
+What a try's failure means decides what follows (webapp.providers.base):
+- Rejected (a 4xx): final; the credits go back.
+- TemporaryFailure (no connection at all, a 429): nothing reached the provider; tried again with
+  backoff, up to SEND_MAX_ATTEMPTS tries, then final and refunded.
+- OutcomeUnknown (a timeout waiting for the answer, a 5xx, a broken connection): the provider may
+  have sent it. The message becomes `unknown` ("Checking with the network…") and is never sent again;
+  the status webhook, which carries our id as client_ref, settles it.
+
+`recover` is the sweep, run by `flask --app wsgi dispatch requeue`, periodically by the worker and by
+the in-process dispatcher:
+- a `sending` claim whose lease ran out (its dispatcher died): back to `queued` if no try had begun,
+  else `unknown`, since the try may have reached the provider;
+- an `unknown` message with no report after SEND_UNKNOWN_WAIT_SECONDS: given up as not confirmed and
+  refunded (not resent: a second copy is worse than one the user can resend knowingly);
+- a `queued` message nobody picked up for SEND_REQUEUE_AFTER_SECONDS: handed to the dispatcher again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -21,7 +42,7 @@ from webapp.extensions import db
 from webapp.messaging import credits, optouts, status
 from webapp.models import Message, utcnow
 from webapp.providers import registry
-from webapp.providers.base import Outbound, ProviderError, Rejected, TemporaryFailure
+from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
 
 log = logging.getLogger("relay.dispatch")
 QUEUE_NAME = "relay"
@@ -39,9 +60,10 @@ def enqueue(message_id: int) -> Future[None] | None:
                 "webapp.messaging.dispatch.deliver_job", message_id, job_id=f"message-{message_id}"
             )
             return None
+        start_sweeper(app)
         return _executor(app).submit(_deliver_in_app, app, message_id)
     except Exception:
-        # The message is stored and paid for; `flask --app wsgi dispatch requeue` sends it later.
+        # The message is stored and paid for; the sweep (or `dispatch requeue`) hands it over later.
         log.exception("could not hand message %s to the dispatcher; it stays queued", message_id)
         return None
 
@@ -52,21 +74,6 @@ def deliver_job(message_id: int) -> None:
         deliver(message_id)
     finally:
         db.session.remove()
-
-
-def requeue_stale(older_than_seconds: float) -> list[int]:
-    """Queued messages nobody picked up (the dispatcher was down): hand them over again."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        db.session.scalars(
-            sa.select(Message.id).where(
-                Message.status == "queued", Message.direction == "outbound", Message.created_at < cutoff
-            )
-        )
-    )
-    for message_id in ids:
-        enqueue(message_id)
-    return ids
 
 
 def queue(app: Flask):  # type: ignore[no-untyped-def]
@@ -80,7 +87,9 @@ def queue(app: Flask):  # type: ignore[no-untyped-def]
 
 def _executor(app: Flask) -> ThreadPoolExecutor:
     if "relay.executor" not in app.extensions:
-        app.extensions["relay.executor"] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="relay-send")
+        app.extensions["relay.executor"] = ThreadPoolExecutor(
+            max_workers=app.config["DISPATCH_THREADS"], thread_name_prefix="relay-send"
+        )
     return app.extensions["relay.executor"]
 
 
@@ -93,12 +102,29 @@ def _deliver_in_app(app: Flask, message_id: int) -> None:
             raise
 
 
-def claim(message_id: int) -> bool:
-    """queued → sending, atomically; False when another run has it already."""
-    result = db.session.execute(
+# --- One delivery ------------------------------------------------------------------------------------
+
+
+def claim(message_id: int) -> int | None:
+    """queued → sending, atomically; the claim's token (the tries made so far), or None when another
+    dispatcher has it already."""
+    token = db.session.execute(
         sa.update(Message)
         .where(Message.id == message_id, Message.status == "queued")
-        .values(status="sending", attempts=Message.attempts + 1)
+        .values(status="sending", claimed_at=utcnow())
+        .returning(Message.attempts)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    db.session.commit()
+    return token
+
+
+def _begin_try(message_id: int, token: int) -> bool:
+    """Count and stamp the next try before it starts, if the claim is still ours (committed at once)."""
+    result = db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "sending", Message.attempts == token)
+        .values(attempts=token + 1, claimed_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -122,60 +148,223 @@ def outbound_for(message: Message) -> Outbound:
 
 
 def deliver(message_id: int) -> None:
-    if not claim(message_id):
+    token = claim(message_id)
+    if token is None:
         log.info("message %s is not queued any more; not sending it again", message_id)
         return
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     message = db.session.get(Message, message_id)
     assert message is not None
-    # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have no
-    # author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
-    texted = message.channel != "email" and message.author_id is not None and message.conversation is not None
-    if texted and optouts.active(db.session, message.conversation.organization_id, message.to_addr):
-        _fail(
+    try:
+        # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
+        # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
+        texted = (
+            message.channel != "email" and message.author_id is not None and message.conversation is not None
+        )
+        if texted and optouts.active(db.session, message.conversation.organization_id, message.to_addr):
+            _settle(
+                message,
+                token,
+                Rejected("Not sent: the number opted out", "It texted STOP before this left."),
+                refund_note="Recipient opted out",
+            )
+            return
+        outbound = outbound_for(message)
+        provider = registry.for_channel(app, message.channel)
+    except Exception as exc:
+        # Nothing went out (a provider that cannot be built: a missing key, a bad setting): say so.
+        log.exception("message %s could not be prepared for sending", message_id)
+        db.session.rollback()
+        _settle(
             message,
-            Rejected("Not sent: the number opted out", "It texted STOP before this left."),
-            refund_note="Recipient opted out",
+            token,
+            Rejected("Relay could not send it", f"{type(exc).__name__}: {exc}"[:500]),
+            refund_note="Not sent",
         )
         return
-    outbound = outbound_for(message)
-    provider = registry.for_channel(app, message.channel)
-    attempts = max(1, app.config["SEND_MAX_ATTEMPTS"])
+
+    tries = max(1, app.config["SEND_MAX_ATTEMPTS"])
     backoff = app.config["SEND_BACKOFF_SECONDS"]
-    last: ProviderError | None = None
-    for attempt in range(1, attempts + 1):
+    for n in range(1, tries + 1):
+        if not _begin_try(message_id, token):
+            log.warning("message %s: the claim was taken over (lease ran out); stopping here", message_id)
+            return
+        token += 1
         try:
             provider_id = provider.send(outbound)
-        except Rejected as exc:
-            _fail(message, exc, refund_note="Refused by the provider")
+        except (Rejected, OutcomeUnknown) as exc:
+            _settle(message, token, exc, refund_note="Refused by the provider")
             return
+        except TemporaryFailure as exc:
+            log.warning("message %s try %s/%s not accepted: %s", message_id, n, tries, exc)
+            if n == tries:
+                final = Rejected(f"Not sent after {tries} tries: {exc.title}", exc.detail, exc.code)
+                _settle(message, token, final, refund_note="Provider unavailable")
+                return
+            time.sleep(backoff * 2 ** (n - 1))
         except Exception as exc:
-            # A 429, 5xx or timeout, or something we did not foresee: never leave it "sending" for ever.
-            if not isinstance(exc, TemporaryFailure):
-                log.exception("message %s: unexpected error from the provider", message_id)
-                exc = TemporaryFailure("Unexpected error", str(exc)[:500])
-            last = exc
-            log.warning("message %s attempt %s/%s: %s", message_id, attempt, attempts, exc)
-            if attempt < attempts:
-                time.sleep(backoff * 2 ** (attempt - 1))
-            continue
-        # A delivery receipt may have overtaken us (found the message by client_ref): read the row
-        # again under its lock, so that we only ever move its status forward.
-        db.session.refresh(message, with_for_update=True)
-        message.provider_id = message.provider_id or provider_id
-        status.apply(message, "sent" if message.channel == "email" else "submitted")
+            # Something we did not foresee, maybe after the request went out: treat it as unknown.
+            log.exception("message %s: unexpected error from the provider", message_id)
+            _settle(message, token, OutcomeUnknown("Unexpected error", str(exc)[:500]), refund_note="")
+            return
+        else:
+            _submitted(message, provider_id)
+            return
+
+
+def _submitted(message: Message, provider_id: str) -> None:
+    # A delivery receipt may have overtaken us (found the message by client_ref), or the sweep may have
+    # marked it unknown meanwhile: read the row again under its lock, and only ever move it forward.
+    db.session.refresh(message, with_for_update=True)
+    message.provider_id = message.provider_id or provider_id
+    status.apply(message, "sent" if message.channel == "email" else "submitted")
+    db.session.commit()
+
+
+def _settle(message: Message, token: int, error: ProviderError, refund_note: str) -> None:
+    """A try ended without an id from the provider: final (refunded) or unknown, if still ours."""
+    db.session.refresh(message, with_for_update=True)
+    if message.status != "sending" or message.attempts != token:
+        # A report came first, or the sweep took the message over: theirs is the newer knowledge.
         db.session.commit()
         return
-    assert last is not None
-    _fail(
-        message,
-        TemporaryFailure(f"Not sent after {attempts} attempts: {last.title}", last.detail, last.code),
-        refund_note="Provider unavailable",
-    )
-
-
-def _fail(message: Message, error: ProviderError, refund_note: str) -> None:
-    db.session.refresh(message, with_for_update=True)
-    status.apply(message, "rejected", failure=status.Failure(error.code, error.title, error.detail))
-    credits.refund(db.session, message.conversation.organization, message, refund_note)
+    if isinstance(error, OutcomeUnknown):
+        log.warning("message %s: outcome unknown (%s); waiting for the provider's report", message.id, error)
+        message.status = "unknown"
+        message.error_code, message.error_title, message.error_detail = error.code, error.title, error.detail
+    else:
+        status.apply(message, "rejected", failure=status.Failure(error.code, error.title, error.detail))
+        credits.refund(db.session, message.conversation.organization, message, refund_note)
     db.session.commit()
+
+
+# --- Recovery ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recovered:
+    requeued: list[int] = field(default_factory=list)  # handed to the dispatcher again
+    unknown: list[int] = field(default_factory=list)  # a try may have gone out: waiting for the report
+    given_up: list[int] = field(default_factory=list)  # no report came: not confirmed, refunded
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.requeued)} message(s) handed to the dispatcher again, "
+            f"{len(self.unknown)} left mid-send now waiting for the network's report, "
+            f"{len(self.given_up)} never confirmed and refunded."
+        )
+
+
+def recover(
+    queued_after: float | None = None, now: datetime | None = None, *, hand_over: bool = True
+) -> Recovered:
+    """The sweep (see the module's docstring). Safe to run anywhere, any number of times at once."""
+    config = current_app.config
+    now = now or utcnow()
+    queued_after = config["SEND_REQUEUE_AFTER_SECONDS"] if queued_after is None else queued_after
+    lease_ends = now - timedelta(seconds=config["SEND_LEASE_SECONDS"])
+    wait_ends = now - timedelta(seconds=config["SEND_UNKNOWN_WAIT_SECONDS"])
+    found = Recovered()
+
+    # Claimed but no try begun: nothing can have gone out, so it may be sent (once) after all.
+    back = db.session.execute(
+        sa.update(Message)
+        .where(Message.status == "sending", Message.attempts == 0, Message.claimed_at < lease_ends)
+        .values(status="queued", claimed_at=None)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    found.requeued += back.scalars().all()
+    db.session.commit()
+
+    lost = db.session.execute(
+        sa.update(Message)
+        .where(Message.status == "sending", Message.attempts > 0, Message.claimed_at < lease_ends)
+        .values(
+            status="unknown",
+            claimed_at=now,
+            error_code=None,
+            error_title="The sender stopped mid-send",
+            error_detail="Relay stopped while the provider was being asked; it may have the message.",
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    found.unknown += lost.scalars().all()
+    db.session.commit()
+
+    stale = db.session.scalars(
+        sa.select(Message.id).where(Message.status == "unknown", Message.claimed_at < wait_ends)
+    ).all()
+    for message_id in stale:
+        if _give_up(message_id, wait_ends):
+            found.given_up.append(message_id)
+
+    waiting = db.session.scalars(
+        sa.select(Message.id).where(
+            Message.status == "queued",
+            Message.direction == "outbound",
+            Message.created_at < now - timedelta(seconds=queued_after),
+        )
+    ).all()
+    found.requeued += [m for m in waiting if m not in found.requeued]
+    if hand_over:
+        for message_id in found.requeued:
+            enqueue(message_id)
+    return found
+
+
+def _give_up(message_id: int, wait_ends: datetime) -> bool:
+    message = db.session.get(Message, message_id, with_for_update=True, populate_existing=True)
+    if message is None or message.status != "unknown" or message.claimed_at is None:
+        db.session.commit()
+        return False
+    if message.claimed_at >= wait_ends:  # a newer try or recovery since the select
+        db.session.commit()
+        return False
+    waited = (utcnow() - message.claimed_at).total_seconds()
+    log.warning("message %s: no report from the provider; given up as not confirmed", message_id)
+    status.apply(message, "rejected", failure=status.unconfirmed(waited))
+    credits.refund(db.session, message.conversation.organization, message, "Not confirmed by the network")
+    db.session.commit()
+    return True
+
+
+def requeue_stale(older_than_seconds: float) -> list[int]:
+    """Queued messages nobody picked up (the dispatcher was down): hand them over again."""
+    return recover(older_than_seconds).requeued
+
+
+# --- The periodic sweep ------------------------------------------------------------------------------
+
+
+def sweep_forever(app: Flask, stop: threading.Event) -> None:
+    """Run `recover` every DISPATCH_SWEEP_SECONDS until `stop` is set (a daemon thread's body)."""
+    interval = app.config["DISPATCH_SWEEP_SECONDS"]
+    while not stop.wait(interval):
+        with app.app_context():
+            try:
+                found = recover()
+                if found.requeued or found.unknown or found.given_up:
+                    log.info("sweep: %s", found)
+            except Exception:
+                log.exception("the dispatch sweep failed; trying again in %s s", interval)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+
+def start_sweeper(app: Flask) -> threading.Event | None:
+    """Start this process's sweeper thread once; its stop event (None when sweeping is switched off)."""
+    if app.config["DISPATCH_SWEEP_SECONDS"] <= 0:
+        return None
+    with _sweeper_lock:
+        stop = app.extensions.get("relay.sweeper")
+        if stop is None:
+            stop = app.extensions["relay.sweeper"] = threading.Event()
+            thread = threading.Thread(target=sweep_forever, args=(app, stop), name="relay-sweep", daemon=True)
+            thread.start()
+    return stop
+
+
+_sweeper_lock = threading.Lock()

@@ -1,7 +1,12 @@
 """How a message's status moves: forward only, whatever order the updates arrive in.
 
-queued → sending → submitted/sent → delivered → read; rejected and undeliverable are final. The Vonage
-status webhook and the simulator both call `apply_status`, so they cannot disagree.
+queued → sending → (unknown →) submitted/sent → delivered → read; rejected and undeliverable are final.
+`unknown` is a send whose answer never came (a timeout, a 5xx): the provider may have it, so it waits for
+the provider's report instead of being sent again. The Vonage status webhook and the simulator both call
+`apply_status`, so they cannot disagree.
+
+One exception to "final": a message given up as `unconfirmed` (no report came while we waited) that the
+provider later reports as sent or delivered takes that status, because it is what the candidate got.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from sqlalchemy.orm import Session
 
 from webapp.models import Message, utcnow
 
-RANK = {"queued": 0, "sending": 1, "submitted": 2, "sent": 2, "delivered": 3, "read": 4}
+RANK = {"queued": 0, "sending": 1, "unknown": 2, "submitted": 3, "sent": 3, "delivered": 4, "read": 5}
 FINAL = frozenset({"rejected", "undeliverable"})
-PENDING = frozenset({"queued", "sending", "submitted"})
+PENDING = frozenset({"queued", "sending", "unknown", "submitted"})
+# The error code of a message given up after its outcome stayed unknown (see dispatch.recover).
+UNCONFIRMED = "unconfirmed"
 LABELS = {
     "queued": "Queued",
     "sending": "Sending",
+    "unknown": "Checking with the network…",
     "submitted": "Sent to the network",
     "sent": "Sent",
     "delivered": "Delivered",
@@ -37,7 +45,10 @@ class Failure:
     detail: str = ""
 
 
-def may_follow(current: str, new: str) -> bool:
+def may_follow(current: str, new: str, error_code: str | None = None) -> bool:
+    if current == "rejected" and error_code == UNCONFIRMED:
+        # We gave up waiting, not the network: a later report of it going out is the truth.
+        return RANK.get(new, -1) >= RANK["submitted"]
     if current in FINAL or current == new:
         return False
     if new in FINAL:
@@ -53,10 +64,13 @@ def apply(message: Message, new: str, at: datetime | None = None, failure: Failu
     still kept where none is yet.
     """
     at = at or utcnow()
-    if not may_follow(message.status, new):
+    if not may_follow(message.status, new, message.error_code):
         if message.status not in FINAL and new not in FINAL:
             _stamp(message, new, at)
         return False
+    if message.status in ("unknown", "rejected") and new not in FINAL:
+        # An unknown outcome settled, or an unconfirmed message confirmed after all: no error any more.
+        message.failed_at = message.error_code = message.error_title = message.error_detail = None
     message.status = new
     _stamp(message, new, at)
     if new in FINAL:
@@ -94,6 +108,16 @@ ERROR_WORDS = {
 }
 
 
+def unconfirmed(waited_seconds: float) -> Failure:
+    minutes = max(1, round(waited_seconds / 60))
+    return Failure(
+        UNCONFIRMED,
+        "Not confirmed by the network",
+        f"The provider never confirmed this message, and sent no report within {minutes} minute"
+        f"{'s' if minutes != 1 else ''}. It may not have arrived; send it again if it matters.",
+    )
+
+
 def explain(message: Message) -> str:
     """The failure in words for the people who sent it."""
     words = ERROR_WORDS.get(message.error_code or "")
@@ -101,9 +125,10 @@ def explain(message: Message) -> str:
         return words
     parts = [p for p in (message.error_title, message.error_detail) if p]
     text = ": ".join(parts) if parts else "The provider did not say why"
+    ours = message.error_code == UNCONFIRMED  # our own code, not the provider's: nothing to quote
     return (
         f"{text} (code {message.error_code})"
-        if message.error_code and message.error_code not in text
+        if message.error_code and not ours and message.error_code not in text
         else text
     )
 

@@ -23,6 +23,7 @@ CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "whatsapp": "WhatsApp"}
 MESSAGE_STATUSES = (
     "queued",
     "sending",
+    "unknown",
     "submitted",
     "sent",
     "delivered",
@@ -76,6 +77,8 @@ class Message(Base):
         sa.Index("ix_message_route", "to_addr", "from_addr", "channel", "id"),
         # The "Unmatched messages" list: inbound messages of an organisation not in any conversation.
         sa.Index("ix_message_unmatched", "organization_id", "conversation_id"),
+        # The dispatcher's sweep: claims whose lease ran out, outcomes still unknown, queues left behind.
+        sa.Index("ix_message_status_claimed", "status", "claimed_at"),
         sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
         sa.CheckConstraint("direction IN ('outbound', 'inbound')", name="direction_known"),
         sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
@@ -99,7 +102,11 @@ class Message(Base):
     encoding: Mapped[str | None] = mapped_column(sa.String(10))
     segments: Mapped[int] = mapped_column(default=0)
     credits: Mapped[int] = mapped_column(default=0)
+    # HTTP tries made (each counted before it starts, so a try cut short by a crash is counted too).
     attempts: Mapped[int] = mapped_column(default=0)
+    # When a dispatcher claimed the message or began its latest try: the start of its lease, and for an
+    # unknown outcome the start of the wait for the provider's report.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_code: Mapped[str | None] = mapped_column(sa.String(50))
     error_title: Mapped[str | None] = mapped_column(sa.String(300))
     error_detail: Mapped[str | None] = mapped_column(sa.Text)

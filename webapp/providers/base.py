@@ -38,14 +38,22 @@ class Rejected(ProviderError):
 
 
 class TemporaryFailure(ProviderError):
-    """Worth trying again later: rate limited (429), a server error (5xx), a timeout, a dropped connection."""
+    """Certainly not accepted, worth trying again: rate limited (429), no connection at all (refused, DNS,
+    TLS handshake, connect timeout). Nothing reached the provider, so a retry cannot make a second copy."""
+
+
+class OutcomeUnknown(ProviderError):
+    """The request may have reached the provider, which may have accepted it: a timeout while waiting
+    for the answer, a 5xx, a connection dropped after the request was written. Never resent blindly:
+    the provider's status report (which carries our client_ref) settles it."""
 
 
 class Provider(Protocol):
     def send(self, outbound: Outbound) -> str:
         """Hand the message over; return the provider's id for it (Vonage's message_uuid).
 
-        Raises Rejected or TemporaryFailure; never retries by itself (dispatch owns retries).
+        Raises Rejected, TemporaryFailure or OutcomeUnknown; never retries by itself (dispatch owns
+        retries, and only after a TemporaryFailure).
         """
         ...
 

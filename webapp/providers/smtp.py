@@ -5,9 +5,10 @@ SMTP_URL looks like `smtp://user:pass@host:587/?from=noreply@relay.example&start
 company's sender name goes in front of it.
 
 Failures: only a reply about this message (the sender, the recipient or the content refused with a 5xx)
-is Rejected. A 4xx, a dropped or refused connection, a timeout, and a server that will not let us in at all
-(greeting, EHLO, STARTTLS, login) are TemporaryFailure: the email itself is fine and may go once the
-server, or our settings, are.
+is Rejected. A 4xx reply, a refused connection, and a server that will not let us in at all (greeting,
+EHLO, STARTTLS, login) are TemporaryFailure: the email itself is fine and may go once the server, or our
+settings, are. A timeout or a dropped connection once the transaction has begun is OutcomeUnknown: the
+server may have taken the email before it went quiet, so it is not sent again blindly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from webapp.config import ConfigError
 
-from .base import Outbound, ProviderError, Rejected, TemporaryFailure
+from .base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
 
 log = logging.getLogger("relay.email")
 
@@ -101,7 +102,7 @@ class SmtpProvider:
         except smtplib.SMTPResponseException as error:
             raise _by_code(error.smtp_code, error.smtp_error, "The mail server refused the email") from error
         except (smtplib.SMTPException, OSError) as error:
-            raise _unreachable(error) from error
+            raise _lost(error) from error
         finally:
             _quit_quietly(smtp)
         return message_id
@@ -230,6 +231,18 @@ def _unreachable(error: BaseException) -> TemporaryFailure:
     if isinstance(error, OSError) and error.strerror:
         return TemporaryFailure("Could not reach the mail server", error.strerror)
     return TemporaryFailure("Could not reach the mail server", str(error) or type(error).__name__)
+
+
+def _lost(error: BaseException) -> OutcomeUnknown:
+    log.warning("The SMTP server went quiet during a transaction: %r", error)
+    reason = (
+        "it did not answer in time"
+        if (isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError))
+        else (getattr(error, "strerror", None) or str(error) or type(error).__name__)
+    )
+    return OutcomeUnknown(
+        "The mail server stopped answering", f"{reason}; it may have taken the email before it did."
+    )
 
 
 def _quit_quietly(smtp: smtplib.SMTP) -> None:

@@ -9,6 +9,11 @@ No retries: dispatch owns them. `max_retries=0` switches off urllib3's retries, 
 switches off the SDK's own loop that re-sends a request after a `RemoteDisconnected` (it tries up to
 `pool_maxsize` times, which for a POST could text a candidate twice). A pool of one is enough because
 no two threads share a client.
+
+What a failure means decides what dispatch may do next: a 4xx is `Rejected`; no connection at all
+(refused, DNS, TLS handshake, connect timeout) or a 429 is a `TemporaryFailure` (nothing reached Vonage,
+so a retry cannot double-text); a read timeout, a 5xx or a connection broken after the request was
+written is `OutcomeUnknown` (Vonage may have sent it; its status webhook will say).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
 from vonage import Auth, HttpClientOptions, Vonage
@@ -35,24 +41,32 @@ from vonage_messages.models import (
 
 from webapp.config import ConfigError
 
-from .base import Outbound, Rejected, TemporaryFailure
+from .base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
 
 log = logging.getLogger("relay.vonage")
 
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 3.0
 
 
 class VonageProvider:
     """Sends `sms` and `whatsapp` messages; returns Vonage's `message_uuid`."""
 
     def __init__(
-        self, application_id: str, private_key_path: str, api_host: str, timeout: float = 10
+        self,
+        application_id: str,
+        private_key_path: str,
+        api_host: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
-        if not timeout or timeout <= 0:
-            raise ValueError("timeout must be a positive number of seconds (the SDK's default waits forever)")
+        if not timeout or timeout <= 0 or not connect_timeout or connect_timeout <= 0:
+            raise ValueError("timeouts must be positive numbers of seconds (the SDK's default waits forever)")
         self.application_id = application_id
         self.api_host = api_host
+        # Bounds one call: connect_timeout to connect, then timeout between bytes of the answer.
         self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
         self._private_key = _load_private_key(private_key_path)
         self._local = threading.local()
         # Weak, so a client dies with its thread; close() reaches the ones still alive.
@@ -67,17 +81,33 @@ class VonageProvider:
             response = self._client().messages.send(message)
         except HttpRequestError as error:
             raise _from_http_error(error) from error
+        except requests.ConnectTimeout as error:
+            # Before the ReadTimeout branch: ConnectTimeout is a Timeout too, but nothing was sent.
+            log.warning("Could not connect to Vonage for message %s: %s", outbound.message_id, error)
+            raise TemporaryFailure(
+                "Could not reach Vonage", f"No connection within {self.connect_timeout:g} seconds."
+            ) from error
         except requests.Timeout as error:
             log.warning(
-                "Vonage timed out after %s s for message %s: %s", self.timeout, outbound.message_id, error
+                "Vonage did not answer within %s s for message %s: %s",
+                self.timeout,
+                outbound.message_id,
+                error,
             )
-            raise TemporaryFailure(
-                "Vonage did not answer in time", f"No answer within {self.timeout:g} seconds."
+            raise OutcomeUnknown(
+                "Vonage did not answer in time",
+                f"No answer within {self.timeout:g} seconds; Vonage may have accepted the message.",
             ) from error
         except requests.RequestException as error:
-            # ConnectionError (refused, reset, DNS, TLS) and the rest of requests' failures to talk at all.
-            log.warning("Could not reach Vonage for message %s: %s", outbound.message_id, error)
-            raise TemporaryFailure("Could not reach Vonage", _network_reason(error)) from error
+            reason = _network_reason(error)
+            if _never_connected(error):
+                log.warning("Could not reach Vonage for message %s: %s", outbound.message_id, reason)
+                raise TemporaryFailure("Could not reach Vonage", reason) from error
+            # The connection broke after the request was written: Vonage may have it.
+            log.warning("Vonage's connection broke for message %s: %s", outbound.message_id, reason)
+            raise OutcomeUnknown(
+                "The connection to Vonage broke", f"{reason}; Vonage may have accepted the message."
+            ) from error
         return response.message_uuid
 
     def close(self) -> None:
@@ -119,7 +149,7 @@ class VonageProvider:
         if client is None:
             client = Vonage(
                 Auth(application_id=self.application_id, private_key=self._private_key),
-                _http_options(self.api_host, self.timeout),
+                _http_options(self.api_host, self.connect_timeout, self.timeout),
             )
             self._local.client = client
             with self._clients_lock:
@@ -132,28 +162,33 @@ def from_config(config: Mapping[str, Any]) -> VonageProvider:
     missing = [name for name in ("VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY_PATH") if not config.get(name)]
     if missing:
         raise ConfigError(f"MESSAGING_PROVIDER=vonage needs {' and '.join(missing)}")
-    raw_timeout = config.get("VONAGE_TIMEOUT") or DEFAULT_TIMEOUT
-    try:
-        timeout = float(raw_timeout)
-    except (TypeError, ValueError):
-        raise ConfigError(f"VONAGE_TIMEOUT must be a number of seconds, not {raw_timeout!r}") from None
-    if timeout <= 0:
-        raise ConfigError(f"VONAGE_TIMEOUT must be more than 0 seconds, not {raw_timeout!r}")
     return VonageProvider(
         application_id=config["VONAGE_APPLICATION_ID"],
         private_key_path=config["VONAGE_PRIVATE_KEY_PATH"],
         api_host=config.get("VONAGE_API_HOST") or "api.nexmo.com",
-        timeout=timeout,
+        timeout=_seconds(config, "VONAGE_TIMEOUT", DEFAULT_TIMEOUT),
+        connect_timeout=_seconds(config, "VONAGE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT),
     )
 
 
-def _http_options(api_host: str, timeout: float) -> HttpClientOptions:
+def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
+    raw = config.get(name) or default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be more than 0 seconds, not {raw!r}")
+    return value
+
+
+def _http_options(api_host: str, connect_timeout: float, timeout: float) -> HttpClientOptions:
     options = HttpClientOptions(
         api_host=api_host, timeout=math.ceil(timeout), max_retries=0, pool_connections=1, pool_maxsize=1
     )
-    # HttpClientOptions types timeout as int and refuses 0.5; requests takes any float. model_copy(update=)
-    # skips validation, and HttpClient keeps an already-built options object as it is.
-    return options.model_copy(update={"timeout": timeout})
+    # HttpClientOptions types timeout as int and refuses 0.5 or a (connect, read) pair; requests takes
+    # both. model_copy(update=) skips validation, and HttpClient keeps a built options object as it is.
+    return options.model_copy(update={"timeout": (connect_timeout, timeout)})
 
 
 def _load_private_key(path_or_pem: str) -> str:
@@ -203,13 +238,38 @@ def _network_reason(error: BaseException) -> str:
     return str(deepest) or type(deepest).__name__
 
 
-def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure:
+def _never_connected(error: requests.RequestException) -> bool:
+    """True when no byte of the request can have reached Vonage: refused, no route, DNS, TLS handshake."""
+    if isinstance(error, requests.exceptions.SSLError):
+        return True  # the handshake comes before the request
+    if not isinstance(error, requests.ConnectionError):
+        return False  # an invalid URL, a redirect loop …: unknown what went out, so not "never"
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            return True  # includes NameResolutionError and connection refused
+        if isinstance(current, urllib3.exceptions.ProtocolError):
+            return False  # "Connection aborted": the request was (maybe partly) written
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
+        current = inner or current.__cause__
+    return False
+
+
+def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure | OutcomeUnknown:
     response = error.response
     status = response.status_code
     title, detail = _problem(response)
     log.warning("Vonage answered %s: %s %s", status, title, detail)
-    if status == 429 or status >= 500:
+    if status == 429:
+        # Vonage refused it for now: certainly not accepted, so it may be tried again.
         return TemporaryFailure(title, detail, code=str(status))
+    if status >= 500:
+        # It had the request and broke while handling it: it may have sent the message anyway.
+        return OutcomeUnknown(title, detail, code=str(status))
     if 400 <= status < 500:
         return Rejected(title, detail, code=str(status))
     # A 3xx that requests did not follow: nothing was sent that we know of, and it may pass later.
