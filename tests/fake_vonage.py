@@ -95,6 +95,7 @@ class FakeVonage:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._script: deque[_Behaviour] = deque()
+        self._default = _Behaviour()  # what an empty script answers: 202 at once
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -178,6 +179,16 @@ class FakeVonage:
         """Close the next connection without answering (the client sees RemoteDisconnected)."""
         self._queue(_Behaviour(drop=True))
 
+    def answer_every_request(
+        self, *, delay: float = 0.0, status: int = 202, drop: bool = False, title: str = ""
+    ) -> None:
+        """Change what requests get once the script is empty (a latency, a lasting outage …)."""
+        body = None
+        if status >= 300:
+            body = _problem(status, title or "Error", "The fake was told to fail every request.")
+        with self._lock:
+            self._default = _Behaviour(status=status, body=body, delay=delay, drop=drop)
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -189,7 +200,7 @@ class FakeVonage:
 
     def _next(self) -> _Behaviour:
         with self._lock:
-            return self._script.popleft() if self._script else _Behaviour()
+            return self._script.popleft() if self._script else self._default
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -411,3 +422,52 @@ def running_fake_vonage(tmp_path: Path, *, require_auth: bool = True) -> Iterato
         yield fake
     finally:
         fake.stop()
+
+
+MODES = {
+    "ok": {},
+    "hang": {"delay": 3600.0},
+    "500": {"status": 500, "title": "Internal Error"},
+    "429": {"status": 429, "title": "Rate Limit Hit"},
+    "drop": {"drop": True},
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake on its own, to point `make run` at it and watch what Relay does."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_vonage", description=main.__doc__)
+    parser.add_argument("--mode", choices=sorted(MODES), default="ok", help="how every request is answered")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer (mode ok)")
+    parser.add_argument("--dir", default="instance/fake-vonage", help="where the key and certificate go")
+    args = parser.parse_args(argv)
+    fake = FakeVonage(Path(args.dir), require_auth=True).start()
+    settings = dict(MODES[args.mode])
+    if args.mode == "ok":
+        settings["delay"] = args.delay
+    fake.answer_every_request(**settings)
+    print(
+        f"Fake Vonage on https://{fake.api_host} ({args.mode}). Start Relay with:\n"
+        f"  MESSAGING_PROVIDER=vonage VONAGE_API_HOST={fake.api_host} "
+        f"VONAGE_APPLICATION_ID={fake.application_id} VONAGE_PRIVATE_KEY_PATH={fake.private_key_path} "
+        f"REQUESTS_CA_BUNDLE={fake.ca_file} VONAGE_SIGNATURE_SECRET=<32+ characters> make run",
+        flush=True,
+    )
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.5)
+            for request in fake.requests[seen:]:
+                body = request.body or {}
+                print(
+                    f"POST {request.path} client_ref={body.get('client_ref')} → {request.status}", flush=True
+                )
+            seen = len(fake.requests)
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
