@@ -449,7 +449,8 @@ def main(argv: list[str] | None = None) -> None:
         settings["delay"] = args.delay
     fake.answer_every_request(**settings)
     print(
-        f"Fake Vonage on https://{fake.api_host} ({args.mode}). Start Relay with:\n"
+        f"Fake Vonage on https://{fake.api_host} ({args.mode}) application {fake.application_id}. "
+        "Start Relay with:\n"
         f"  MESSAGING_PROVIDER=vonage VONAGE_API_HOST={fake.api_host} "
         f"VONAGE_APPLICATION_ID={fake.application_id} VONAGE_PRIVATE_KEY_PATH={fake.private_key_path} "
         f"REQUESTS_CA_BUNDLE={fake.ca_file} VONAGE_SIGNATURE_SECRET=<32+ characters> make run",

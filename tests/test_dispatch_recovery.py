@@ -117,7 +117,9 @@ def age(message_id: int, seconds: float) -> None:
 # --- Unknown outcomes, settled by the report ---------------------------------------------------------
 
 
-def test_a_timeout_is_sent_once_shown_as_checking_and_settled_by_the_report(world, fake, client, auth) -> None:
+def test_a_timeout_is_sent_once_shown_as_checking_and_settled_by_the_report(
+    world, fake, client, auth
+) -> None:
     fake.hang(3)
     message_id = queued(world)
     dispatch.deliver(message_id)
@@ -166,7 +168,11 @@ def test_with_no_report_it_is_given_up_refunded_and_a_late_report_still_counts(
     age(message_id, 901)
     assert dispatch.recover().given_up == [message_id]
     m = fresh(message_id)
-    assert (m.status, m.error_code, m.error_title) == ("rejected", "unconfirmed", "Not confirmed by the network")
+    assert (m.status, m.error_code, m.error_title) == (
+        "rejected",
+        "unconfirmed",
+        "Not confirmed by the network",
+    )
     assert balanced(world) == 10
     assert posts_for(fake, message_id) == 1  # given up, never resent
 
@@ -333,7 +339,9 @@ def process_env(database_url: str, fake: FakeVonage, **settings: str) -> dict[st
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:

@@ -137,7 +137,9 @@ def test_a_429_is_temporary_and_not_retried_by_the_sdk(fake: FakeVonage, provide
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_a_server_error_is_an_unknown_outcome(fake: FakeVonage, provider: VonageProvider, status: int) -> None:
+def test_a_server_error_is_an_unknown_outcome(
+    fake: FakeVonage, provider: VonageProvider, status: int
+) -> None:
     # Vonage had the request and broke while handling it: it may have sent the message anyway.
     fake.fail(status, "Try again", "Later, please.")
 
