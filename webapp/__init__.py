@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from webapp import config as settings
 from webapp.extensions import csrf, db, htmx, login_manager, migrate
+from webapp.ids import IdConverter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +27,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     settings.check(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
+    # Before the blueprints: their rules look the converter up when they are added.
+    app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, request, url_for
 from flask_login import LoginManager
 
+from webapp import ids
 from webapp.extensions import db
 from webapp.pages import wants_fragment
 
@@ -20,9 +21,8 @@ def init_login(manager: LoginManager) -> None:
 
     @manager.user_loader
     def load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
-            return None
-        return db.session.get(User, int(user_id))
+        number = ids.parse(user_id)
+        return db.session.get(User, number) if number is not None else None
 
     @manager.unauthorized_handler
     def unauthorized() -> Response:

@@ -27,6 +27,9 @@ def _safe_next(target: str | None) -> str:
     """Only a path on this site; anything else (another host, a scheme, //host) goes home."""
     if not target or not target.startswith("/") or target.startswith("//"):
         return url_for("home")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in target):
+        # Control characters (a CR LF, say) have no place in a path, nor in a Location header.
+        return url_for("home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or "\\" in target:
         return url_for("home")
