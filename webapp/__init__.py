@@ -36,7 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
 
-    from webapp import auth, cli, errors, templating
+    from webapp import auth, cli, errors, headers, templating
     from webapp.admin import bp as admin_bp
     from webapp.auth import bp as auth_bp
     from webapp.inbox import bp as inbox_bp
@@ -50,6 +50,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(webhooks_bp)
     errors.register(app)
+    headers.register(app)
     templating.register(app)
     cli.register(app)
 
