@@ -44,10 +44,8 @@ def login() -> Response | str | tuple[str, int]:
     status = 200
     if form.validate_on_submit():
         email = form.email.data or ""
-        address = request.remote_addr or "unknown"
         now = utcnow()
-        limits = _limits()
-        wait = service.retry_after(db.session, email, address, limits, now)
+        wait = service.begin_attempt(db.session, email, request.remote_addr or "unknown", _limits(), now)
         if wait is not None:
             minutes = max(1, math.ceil(wait.total_seconds() / 60))
             form.form_errors.append(
@@ -57,8 +55,7 @@ def login() -> Response | str | tuple[str, int]:
         else:
             user = service.authenticate(db.session, email, form.password.data or "")
             if user is None:
-                service.record_failure(db.session, email, address, limits, now)
-                db.session.commit()
+                # The attempt's row, already stored, is the failure that counts.
                 form.form_errors.append("Wrong email or password.")
             else:
                 service.clear_failures(db.session, email)
