@@ -43,7 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.jobs import bp as jobs_bp
     from webapp.webhooks import bp as webhooks_bp
 
-    auth.init_login(login_manager)
+    auth.init_login(app, login_manager)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(inbox_bp)
