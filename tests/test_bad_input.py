@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from werkzeug.routing import FloatConverter, IntegerConverter
 
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
@@ -81,6 +82,18 @@ def test_the_route_converter_matches_exactly_the_ids(number: int) -> None:
     pattern = re.compile(IdConverter.regex)
     assert bool(pattern.fullmatch(str(number))) == (1 <= number <= ids.MAX_ID)
     assert not pattern.fullmatch("0" + str(number))  # one spelling per id
+
+
+def test_every_route_takes_ids_through_the_id_converter(app) -> None:
+    # <int:...> would pass 99999999999999999999 (and "٣") on to the database.
+    numeric = [
+        f"{rule.rule} ({name})"
+        for rule in app.url_map.iter_rules()
+        for name, converter in rule._converters.items()
+        if isinstance(converter, (IntegerConverter, FloatConverter))
+    ]
+    assert numeric == []
+    assert any(isinstance(c, IdConverter) for r in app.url_map.iter_rules() for c in r._converters.values())
 
 
 @pytest.mark.parametrize("value", NOT_IDS)
