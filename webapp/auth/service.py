@@ -53,7 +53,7 @@ def begin_attempt(
     """
     email = _normal(email)
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.created_at <= now - limits.window))
-    attempt = LoginAttempt(email=email[:254], remote_addr=address[:64], created_at=now)
+    attempt = LoginAttempt(email=email, remote_addr=address[:64], created_at=now)
     session.add(attempt)
     session.commit()
     if not _over_limit(session, email, address, limits, now):
