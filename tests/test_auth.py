@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
 from webapp.extensions import db
+from webapp.models import LoginAttempt
 
 PROTECTED = ["/jobs", "/jobs/1", "/applications/1", "/inbox", "/admin/"]
 
@@ -130,6 +132,14 @@ class TestFailureLimit:
         for i in range(5):
             auth.login(f"guess{i}@acme.test", "wrong")
         assert auth.login("riley@acme.test", "password").status_code == 429
+
+    def test_attempts_turned_away_do_not_extend_the_lock(self, client, auth, member) -> None:
+        for _ in range(3):
+            auth.login("riley@acme.test", "wrong")
+        for _ in range(4):
+            assert auth.login("riley@acme.test", "wrong").status_code == 429
+        # Only the three checked failures count; the lock ends when the first of them leaves the window.
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginAttempt)) == 3
 
     def test_success_clears_the_account_count(self, client, auth, member) -> None:
         for _ in range(2):

@@ -1,11 +1,51 @@
-"""Settings: safe development defaults, and no production start without a real secret."""
+"""Settings: safe development defaults, and no start outside development with a development secret."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from flask import Flask
 
 from webapp import create_app
-from webapp.config import DEV_SECRET_KEY, ConfigError, from_environment
+from webapp.config import DEV_SECRET_KEY, DEV_SIGNATURE_SECRET, ConfigError, from_environment
+
+SETTINGS = (
+    "RELAY_ENV",
+    "SECRET_KEY",
+    "MESSAGING_PROVIDER",
+    "VONAGE_SIGNATURE_SECRET",
+    "VONAGE_APPLICATION_ID",
+    "VONAGE_PRIVATE_KEY_PATH",
+    "ALLOW_SIMULATOR_IN_PRODUCTION",
+    "SESSION_LIFETIME_SECONDS",
+    "SESSION_IDLE_SECONDS",
+)
+REAL_KEY = "k" * 64
+REAL_SIGNATURE = "s" * 40
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.fixture
+def start(monkeypatch):
+    """create_app() with exactly these environment variables of ours set (None: unset)."""
+
+    def start(**env: str | None) -> Flask:
+        for name in SETTINGS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            if value is not None:
+                monkeypatch.setenv(name, value)
+        return create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+    return start
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> str:
+    path = tmp_path / "vonage.key"
+    path.write_text(PEM)
+    return str(path)
 
 
 def test_development_defaults(tmp_path) -> None:
@@ -15,6 +55,13 @@ def test_development_defaults(tmp_path) -> None:
     assert cfg["REDIS_URL"] is None
     assert cfg["SESSION_COOKIE_HTTPONLY"] and cfg["SESSION_COOKIE_SAMESITE"] == "Lax"
     assert cfg["SESSION_COOKIE_SECURE"] is False
+    assert (cfg["SESSION_LIFETIME_SECONDS"], cfg["SESSION_IDLE_SECONDS"]) == (12 * 3600, 30 * 60)
+
+
+def test_development_starts_on_its_defaults(start) -> None:
+    app = start()
+    assert app.config["SECRET_KEY"] == DEV_SECRET_KEY
+    assert app.config["VONAGE_SIGNATURE_SECRET"] == DEV_SIGNATURE_SECRET
 
 
 def test_postgres_urls_use_psycopg(tmp_path) -> None:
@@ -22,23 +69,129 @@ def test_postgres_urls_use_psycopg(tmp_path) -> None:
     assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db/relay"
 
 
-@pytest.mark.parametrize("secret", [None, DEV_SECRET_KEY, "short"])
-def test_production_refuses_a_weak_secret(monkeypatch, secret) -> None:
-    monkeypatch.setenv("RELAY_ENV", "production")
-    if secret is None:
-        monkeypatch.delenv("SECRET_KEY", raising=False)
-    else:
-        monkeypatch.setenv("SECRET_KEY", secret)
-    with pytest.raises(ConfigError, match="SECRET_KEY"):
-        create_app()
+@pytest.mark.parametrize("relay_env", ["testing", "production"])
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        (None, "not set"),
+        (DEV_SECRET_KEY, "development value"),
+        (DEV_SIGNATURE_SECRET, "development value"),  # the other public one is no better
+        ("short", "only 5 characters"),
+    ],
+)
+def test_outside_development_a_weak_secret_key_refuses_to_start(start, relay_env, secret, problem) -> None:
+    with pytest.raises(ConfigError, match=f"RELAY_ENV={relay_env} needs a real SECRET_KEY .*{problem}"):
+        start(
+            RELAY_ENV=relay_env,
+            SECRET_KEY=secret,
+            VONAGE_SIGNATURE_SECRET=REAL_SIGNATURE,
+            ALLOW_SIMULATOR_IN_PRODUCTION="1",
+        )
 
 
-def test_production_with_a_real_secret_sets_secure_cookies(monkeypatch) -> None:
-    monkeypatch.setenv("RELAY_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "x" * 64)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+@pytest.mark.parametrize("relay_env", ["testing", "production"])
+@pytest.mark.parametrize("secret", [None, DEV_SIGNATURE_SECRET, "s" * 31])
+def test_outside_development_a_weak_signature_secret_refuses_to_start(start, relay_env, secret) -> None:
+    with pytest.raises(ConfigError, match=f"RELAY_ENV={relay_env} needs a real VONAGE_SIGNATURE_SECRET"):
+        start(
+            RELAY_ENV=relay_env,
+            SECRET_KEY=REAL_KEY,
+            VONAGE_SIGNATURE_SECRET=secret,
+            ALLOW_SIMULATOR_IN_PRODUCTION="1",
+        )
+
+
+@pytest.mark.parametrize(
+    ("setting", "env"),
+    [
+        ("SECRET_KEY", {"VONAGE_SIGNATURE_SECRET": REAL_SIGNATURE}),
+        ("VONAGE_SIGNATURE_SECRET", {"SECRET_KEY": REAL_KEY}),
+    ],
+)
+def test_development_with_real_vonage_refuses_development_secrets(start, key_file, setting, env) -> None:
+    vonage = {
+        "MESSAGING_PROVIDER": "vonage",
+        "VONAGE_APPLICATION_ID": "app",
+        "VONAGE_PRIVATE_KEY_PATH": key_file,
+    }
+    with pytest.raises(ConfigError, match=f"MESSAGING_PROVIDER=vonage needs a real {setting}"):
+        start(**vonage, **env)
+    app = start(**vonage, SECRET_KEY=REAL_KEY, VONAGE_SIGNATURE_SECRET=REAL_SIGNATURE)
+    assert app.config["VONAGE_SIGNATURE_SECRET"] == REAL_SIGNATURE
+
+
+def test_testing_starts_with_real_secrets_and_the_simulator(start) -> None:
+    app = start(RELAY_ENV="testing", SECRET_KEY=REAL_KEY, VONAGE_SIGNATURE_SECRET=REAL_SIGNATURE)
+    assert app.config["MESSAGING_PROVIDER"] == "simulator"
+
+
+def test_production_refuses_the_simulator_unless_asked_for(start) -> None:
+    secrets = {"RELAY_ENV": "production", "SECRET_KEY": REAL_KEY, "VONAGE_SIGNATURE_SECRET": REAL_SIGNATURE}
+    with pytest.raises(ConfigError, match="ALLOW_SIMULATOR_IN_PRODUCTION=1"):
+        start(**secrets)
+    with pytest.raises(ConfigError, match="ALLOW_SIMULATOR_IN_PRODUCTION=1"):
+        start(**secrets, MESSAGING_PROVIDER="simulator", ALLOW_SIMULATOR_IN_PRODUCTION="0")
+    app = start(**secrets, ALLOW_SIMULATOR_IN_PRODUCTION="1")
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["REMEMBER_COOKIE_SECURE"] is True
+
+
+def test_production_with_vonage_starts_with_its_credentials(start, key_file) -> None:
+    app = start(
+        RELAY_ENV="production",
+        SECRET_KEY=REAL_KEY,
+        VONAGE_SIGNATURE_SECRET=REAL_SIGNATURE,
+        MESSAGING_PROVIDER="vonage",
+        VONAGE_APPLICATION_ID="0b3f9a5c-app",
+        VONAGE_PRIVATE_KEY_PATH=key_file,
+    )
+    assert app.config["MESSAGING_PROVIDER"] == "vonage"
+    # The provider itself is built on first use, not at start-up.
+    assert "relay.providers" not in app.extensions
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"VONAGE_APPLICATION_ID": None}, "needs VONAGE_APPLICATION_ID$"),
+        ({"VONAGE_PRIVATE_KEY_PATH": None}, "needs VONAGE_PRIVATE_KEY_PATH$"),
+        (
+            {"VONAGE_PRIVATE_KEY_PATH": "/nonexistent/vonage.key"},
+            "cannot be read \\(No such file or directory\\)",
+        ),
+        ({"VONAGE_PRIVATE_KEY_PATH": "/"}, "cannot be read \\(Is a directory\\)"),
+        ({"VONAGE_PRIVATE_KEY_PATH": "NOT-A-KEY"}, "not a PEM private key"),
+    ],
+)
+@pytest.mark.parametrize("relay_env", ["production", "development"])
+def test_vonage_refuses_to_start_without_its_credentials(
+    start, key_file, tmp_path, relay_env, change, complaint
+) -> None:
+    if change.get("VONAGE_PRIVATE_KEY_PATH") == "NOT-A-KEY":  # a public key, say
+        (tmp_path / "vonage.pub").write_text("-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
+        change = {"VONAGE_PRIVATE_KEY_PATH": str(tmp_path / "vonage.pub")}
+    env = {
+        "RELAY_ENV": relay_env,
+        "SECRET_KEY": REAL_KEY,
+        "VONAGE_SIGNATURE_SECRET": REAL_SIGNATURE,
+        "MESSAGING_PROVIDER": "vonage",
+        "VONAGE_APPLICATION_ID": "0b3f9a5c-app",
+        "VONAGE_PRIVATE_KEY_PATH": key_file,
+        **change,
+    }
+    with pytest.raises(ConfigError, match=complaint):
+        start(**env)
+
+
+def test_the_key_itself_may_stand_in_for_its_path(start) -> None:
+    app = start(
+        SECRET_KEY=REAL_KEY,
+        VONAGE_SIGNATURE_SECRET=REAL_SIGNATURE,
+        MESSAGING_PROVIDER="vonage",
+        VONAGE_APPLICATION_ID="0b3f9a5c-app",
+        VONAGE_PRIVATE_KEY_PATH=PEM,
+    )
+    assert app.config["VONAGE_PRIVATE_KEY_PATH"] == PEM
 
 
 def test_unknown_environment_is_refused(tmp_path) -> None:
@@ -46,11 +199,15 @@ def test_unknown_environment_is_refused(tmp_path) -> None:
         from_environment(str(tmp_path), {"RELAY_ENV": "prod"})
 
 
-def test_real_vonage_never_runs_with_the_public_development_signature_secret(monkeypatch) -> None:
-    monkeypatch.setenv("MESSAGING_PROVIDER", "vonage")
-    monkeypatch.delenv("VONAGE_SIGNATURE_SECRET", raising=False)
-    monkeypatch.delenv("RELAY_ENV", raising=False)
-    with pytest.raises(ConfigError, match="VONAGE_SIGNATURE_SECRET"):
-        create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
-    monkeypatch.setenv("VONAGE_SIGNATURE_SECRET", "s" * 40)
-    assert create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"}).config["VONAGE_SIGNATURE_SECRET"] == "s" * 40
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"SESSION_LIFETIME_SECONDS": "12h"}, "SESSION_LIFETIME_SECONDS must be a whole number, not '12h'"),
+        ({"SEND_BACKOFF_SECONDS": "soon"}, "SEND_BACKOFF_SECONDS must be a number"),
+        ({"SESSION_LIFETIME_SECONDS": "0"}, "SESSION_LIFETIME_SECONDS must be more than 0"),
+        ({"SESSION_IDLE_SECONDS": "-1"}, "SESSION_IDLE_SECONDS must be 0"),
+    ],
+)
+def test_numbers_that_are_not_say_which_setting(start, env, complaint) -> None:
+    with pytest.raises(ConfigError, match=complaint):
+        start(**env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -123,6 +124,40 @@ def test_body_over_64_kb_is_413(client, world) -> None:
 def test_webhooks_need_no_csrf_but_the_rest_still_does(client, world) -> None:
     assert post(client, INBOUND, inbound(OUR, LENA)).status_code == 200
     assert client.post("/logout").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("age", "accepted"),
+    [
+        (0, True),
+        (4 * 60, True),  # Vonage's retries within five minutes
+        (-20, True),  # a clock a little ahead of ours
+        (5 * 60 + 5, False),
+        (365 * 24 * 3600, False),  # a token captured a year ago
+        (-5 * 60, False),  # from the future
+    ],
+)
+@pytest.mark.parametrize("path", [INBOUND, STATUS])
+def test_tokens_age_out_after_five_minutes(client, world, path, age, accepted) -> None:
+    payload = inbound(OUR, LENA, "STOP") if path == INBOUND else status(str(uuid.uuid4()), "delivered")
+    raw = json.dumps(payload).encode()
+    before = count_messages()
+    auth = "Bearer " + token(raw, iat=int(time.time()) - age)
+    response = post(client, path, payload, body=raw, auth=auth)
+    if accepted:
+        assert response.status_code in (200, 204)
+        assert count_messages() == before + (1 if path == INBOUND else 0)
+    else:
+        assert response.status_code == 401
+        assert count_messages() == before
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 0
+
+
+@pytest.mark.parametrize("iat", ["1700000000", True, None, 1.5e300, [1]])
+def test_an_iat_that_is_not_a_time_is_refused(client, world, iat) -> None:
+    raw = json.dumps(inbound(OUR, LENA)).encode()
+    response = post(client, INBOUND, None, body=raw, auth="Bearer " + token(raw, iat=iat))
+    assert response.status_code == 401
 
 
 # --- Inbound matching ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from webapp import config as settings
 from webapp.extensions import csrf, db, htmx, login_manager, migrate
+from webapp.ids import IdConverter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +27,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     settings.check(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
+    # Before the blueprints: their rules look the converter up when they are added.
+    app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
@@ -33,20 +36,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
 
-    from webapp import auth, cli, errors, templating
+    from webapp import auth, cli, errors, headers, templating
     from webapp.admin import bp as admin_bp
     from webapp.auth import bp as auth_bp
     from webapp.inbox import bp as inbox_bp
     from webapp.jobs import bp as jobs_bp
     from webapp.webhooks import bp as webhooks_bp
 
-    auth.init_login(login_manager)
+    auth.init_login(app, login_manager)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(webhooks_bp)
     errors.register(app)
+    headers.register(app)
     templating.register(app)
     cli.register(app)
 

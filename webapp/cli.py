@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 import sqlalchemy as sa
 from flask import Flask
 
+from webapp import ids
 from webapp.extensions import db
+
+if TYPE_CHECKING:
+    from webapp.models import Organization
 
 
 def register(app: Flask) -> None:
@@ -53,7 +59,7 @@ def register(app: Flask) -> None:
         try:
             row = credits.top_up(db.session, org, amount, note)
         except ValueError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.ClickException(str(exc)) from exc
         db.session.commit()
         click.echo(f"{org.top.name}: +{amount} credits, balance {row.balance_after}.")
 
@@ -107,13 +113,16 @@ def register(app: Flask) -> None:
                 stop.set()
 
 
-def _organization(ref: str):  # type: ignore[no-untyped-def]
+def _organization(ref: str) -> Organization:
+    """The organisation named `ref`, or with `ref` as its id; a one-line error (exit status 1) if none."""
     from webapp.models import Organization
 
-    query = sa.select(Organization).where(
-        Organization.id == int(ref) if ref.isdigit() else Organization.name == ref
+    number = ids.parse(ref)
+    if "\x00" in ref:  # PostgreSQL cannot even compare it
+        raise click.ClickException(f"no organisation {ref!r}")
+    org = db.session.scalar(
+        sa.select(Organization).where(Organization.id == number if number else Organization.name == ref)
     )
-    org = db.session.scalar(query)
     if org is None:
-        raise click.UsageError(f"no organisation {ref!r}")
+        raise click.ClickException(f"no organisation {ref!r}")
     return org

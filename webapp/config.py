@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 DEV_SECRET_KEY = "relay-development-only-not-secret"
 DEV_SIGNATURE_SECRET = "relay-development-signature-secret-0123456789"
 ENVIRONMENTS = ("development", "testing", "production")
+PUBLIC_SECRETS = (DEV_SECRET_KEY, DEV_SIGNATURE_SECRET)
+MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(RuntimeError):
@@ -21,13 +24,34 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def from_environment(instance_path: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
+def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from environment variables (DESIGN §6)."""
     env = os.environ if environ is None else environ
     relay_env = env.get("RELAY_ENV", "development").strip().lower()
     if relay_env not in ENVIRONMENTS:
         raise ConfigError(f"RELAY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {relay_env!r}")
     production = relay_env == "production"
+    development = relay_env == "development"
     provider = env.get("MESSAGING_PROVIDER", "simulator")
     if provider not in ("simulator", "vonage"):
         raise ConfigError(f"MESSAGING_PROVIDER must be simulator or vonage, not {provider!r}")
@@ -35,7 +59,8 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
 
     return {
         "RELAY_ENV": relay_env,
-        "SECRET_KEY": env.get("SECRET_KEY") or DEV_SECRET_KEY,
+        # Development only: check() refuses this value everywhere else.
+        "SECRET_KEY": env.get("SECRET_KEY") or (DEV_SECRET_KEY if development else ""),
         "SQLALCHEMY_DATABASE_URI": _database_url(env.get("DATABASE_URL") or default_db),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
@@ -43,25 +68,27 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
         # rq when Redis is configured, else a thread pool in this process ("inline" runs it at once).
         "DISPATCH_MODE": env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread"),
         # Tries of a send that certainly did not reach the provider (refused connection, 429).
-        "SEND_MAX_ATTEMPTS": int(env.get("SEND_MAX_ATTEMPTS", "4")),
-        "SEND_BACKOFF_SECONDS": float(env.get("SEND_BACKOFF_SECONDS", "1")),
+        "SEND_MAX_ATTEMPTS": _int(env, "SEND_MAX_ATTEMPTS", 4),
+        "SEND_BACKOFF_SECONDS": _float(env, "SEND_BACKOFF_SECONDS", 1),
         # A claim older than this is a dispatcher that died (webapp.messaging.dispatch.recover).
-        "SEND_LEASE_SECONDS": float(env.get("SEND_LEASE_SECONDS", "120")),
+        "SEND_LEASE_SECONDS": _float(env, "SEND_LEASE_SECONDS", 120),
         # How long a send whose outcome is unknown waits for the provider's report before it is given up.
-        "SEND_UNKNOWN_WAIT_SECONDS": float(env.get("SEND_UNKNOWN_WAIT_SECONDS", "900")),
-        "SEND_REQUEUE_AFTER_SECONDS": float(env.get("SEND_REQUEUE_AFTER_SECONDS", "300")),
+        "SEND_UNKNOWN_WAIT_SECONDS": _float(env, "SEND_UNKNOWN_WAIT_SECONDS", 900),
+        "SEND_REQUEUE_AFTER_SECONDS": _float(env, "SEND_REQUEUE_AFTER_SECONDS", 300),
         # How often the worker and each web process sweep for the above (0: never; the CLI still does).
-        "DISPATCH_SWEEP_SECONDS": float(env.get("DISPATCH_SWEEP_SECONDS", "30")),
-        "DISPATCH_THREADS": int(env.get("DISPATCH_THREADS", "8")),
-        "SIMULATOR_DELIVERY_SECONDS": float(env.get("SIMULATOR_DELIVERY_SECONDS", "3")),
-        "VONAGE_TIMEOUT": float(env.get("VONAGE_TIMEOUT", "10")),
-        "VONAGE_CONNECT_TIMEOUT": float(env.get("VONAGE_CONNECT_TIMEOUT", "3")),
-        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT", "10")),
+        "DISPATCH_SWEEP_SECONDS": _float(env, "DISPATCH_SWEEP_SECONDS", 30),
+        "DISPATCH_THREADS": _int(env, "DISPATCH_THREADS", 8),
+        "SIMULATOR_DELIVERY_SECONDS": _float(env, "SIMULATOR_DELIVERY_SECONDS", 3),
+        "VONAGE_TIMEOUT": _float(env, "VONAGE_TIMEOUT", 10),
+        "VONAGE_CONNECT_TIMEOUT": _float(env, "VONAGE_CONNECT_TIMEOUT", 3),
+        "SMTP_TIMEOUT": _float(env, "SMTP_TIMEOUT", 10),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
-        # Development signs the simulator's fake webhooks with this; production must set its own.
+        # Development signs the simulator's fake webhooks with this; elsewhere it must be set (check()).
         "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET")
-        or ("" if production else DEV_SIGNATURE_SECRET),
+        or (DEV_SIGNATURE_SECRET if development else ""),
+        # Production sends through Vonage; the simulator there is a deliberate choice (a demo server).
+        "ALLOW_SIMULATOR_IN_PRODUCTION": _bool(env.get("ALLOW_SIMULATOR_IN_PRODUCTION")),
         "VONAGE_API_HOST": env.get("VONAGE_API_HOST", "api.nexmo.com"),
         "SMTP_URL": env.get("SMTP_URL") or None,
         "UPLOAD_DIR": env.get("UPLOAD_DIR") or str(Path(instance_path) / "uploads"),
@@ -76,9 +103,13 @@ def from_environment(instance_path: str, environ: dict[str, str] | None = None) 
         # The token is bound to the session, and pages stay open for hours while recruiters work in
         # them (htmx keeps the token of the first render); the session cookie bounds its life instead.
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOGIN_MAX_FAILURES_PER_ACCOUNT": int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", "5")),
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
-        "LOGIN_FAILURE_WINDOW_SECONDS": int(env.get("LOGIN_FAILURE_WINDOW_SECONDS", "900")),
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": _int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": _int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+        "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900),
+        # A sign-in lasts at most SESSION_LIFETIME_SECONDS (absolute) and ends after SESSION_IDLE_SECONDS
+        # without a request (0: no idle limit); both are enforced on the server (webapp.auth.sessions).
+        "SESSION_LIFETIME_SECONDS": _int(env, "SESSION_LIFETIME_SECONDS", 12 * 3600),
+        "SESSION_IDLE_SECONDS": _int(env, "SESSION_IDLE_SECONDS", 30 * 60),
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     }
 
@@ -92,23 +123,64 @@ def _database_url(url: str) -> str:
 
 
 def check(config: dict[str, Any]) -> None:
-    """Refuse settings that would be unsafe."""
+    """Refuse settings that would be unsafe, naming the setting and what to do."""
     _check_dispatch(config)
-    secret = config.get("VONAGE_SIGNATURE_SECRET") or ""
-    if config.get("MESSAGING_PROVIDER") == "vonage" and (secret == DEV_SIGNATURE_SECRET or len(secret) < 32):
-        # With real Vonage, webhooks change real data: the public development secret would let anyone sign.
+    relay_env = config.get("RELAY_ENV")
+    vonage = config.get("MESSAGING_PROVIDER") == "vonage"
+    if relay_env != "development" or vonage:
+        # The development values are in this public source: whoever reads it could sign sessions
+        # (SECRET_KEY) or webhooks that change real data (VONAGE_SIGNATURE_SECRET).
+        why = "MESSAGING_PROVIDER=vonage" if relay_env == "development" else f"RELAY_ENV={relay_env}"
+        _require_secret(config, "SECRET_KEY", why)
+        _require_secret(config, "VONAGE_SIGNATURE_SECRET", why)
+    if relay_env == "production" and not vonage and not config.get("ALLOW_SIMULATOR_IN_PRODUCTION"):
         raise ConfigError(
-            "MESSAGING_PROVIDER=vonage needs VONAGE_SIGNATURE_SECRET (32 characters or more, as set for "
-            "the account in the Vonage dashboard) to verify the webhooks"
+            "RELAY_ENV=production with MESSAGING_PROVIDER=simulator would pretend to send every SMS and "
+            "WhatsApp message: set MESSAGING_PROVIDER=vonage, or ALLOW_SIMULATOR_IN_PRODUCTION=1 for a "
+            "demonstration server"
         )
-    if config.get("RELAY_ENV") != "production":
+    if vonage:
+        _check_vonage_credentials(config)
+    if config.get("SESSION_LIFETIME_SECONDS", 1) <= 0:
+        raise ConfigError("SESSION_LIFETIME_SECONDS must be more than 0")
+    if config.get("SESSION_IDLE_SECONDS", 0) < 0:
+        raise ConfigError("SESSION_IDLE_SECONDS must be 0 (no idle limit) or more")
+
+
+def _require_secret(config: dict[str, Any], name: str, why: str) -> None:
+    value = config.get(name) or ""
+    if value in PUBLIC_SECRETS:
+        problem = "the development value, which is public"
+    elif not value:
+        problem = "not set"
+    elif len(value) < MIN_SECRET_LENGTH:
+        problem = f"only {len(value)} characters long"
+    else:
         return
-    key = config.get("SECRET_KEY") or ""
-    if key == DEV_SECRET_KEY or len(key) < 32:
+    where = " (the account's signature secret in the Vonage dashboard)" if name.startswith("VONAGE") else ""
+    raise ConfigError(
+        f"{why} needs a real {name}{where} of {MIN_SECRET_LENGTH} characters or more; it is {problem}. "
+        "Make one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+    )
+
+
+def _check_vonage_credentials(config: dict[str, Any]) -> None:
+    """The application id and a readable private key, so that the first send does not find out."""
+    missing = [n for n in ("VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY_PATH") if not config.get(n)]
+    if missing:
+        raise ConfigError(f"MESSAGING_PROVIDER=vonage needs {' and '.join(missing)}")
+    key = str(config["VONAGE_PRIVATE_KEY_PATH"])
+    if "-----BEGIN" in key:  # the key itself, as the provider also accepts
+        return
+    try:
+        with open(key, "rb") as key_file:
+            content = key_file.read(64 * 1024)
+    except OSError as error:
         raise ConfigError(
-            "RELAY_ENV=production needs a real SECRET_KEY (32 characters or more), "
-            "e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
-        )
+            f"VONAGE_PRIVATE_KEY_PATH={key}: the Vonage private key cannot be read ({error.strerror})"
+        ) from None
+    if b"PRIVATE KEY-----" not in content:
+        raise ConfigError(f"VONAGE_PRIVATE_KEY_PATH={key}: the file is not a PEM private key")
 
 
 def _check_dispatch(config: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
-from webapp import access, permissions
+from webapp import access, ids, permissions
 from webapp.access import admin_required
 from webapp.admin import bp
 from webapp.extensions import db
@@ -59,16 +59,16 @@ def unmatched_messages() -> str:
     return render_template("admin/unmatched.html", messages=messages, suggestions=suggestions)
 
 
-@bp.post("/unmatched/<int:message_id>/assign")
+@bp.post("/unmatched/<id:message_id>/assign")
 @admin_required
 def assign_unmatched(message_id: int) -> Response:
     _may_handle_unmatched()
-    raw = request.form.get("application_id") or request.form.get("other_application_id") or ""
-    if not raw.strip().isdigit():
+    application_id = ids.parse(request.form.get("application_id") or request.form.get("other_application_id"))
+    if application_id is None:
         flash("Choose the application the message belongs to, or enter its number.", "error")
         return redirect(url_for("admin.unmatched_messages"), 303)
     try:
-        message = unmatched.assign(db.session, current_user, message_id, int(raw))
+        message = unmatched.assign(db.session, current_user, message_id, application_id)
     except unmatched.CannotAssign as exc:
         db.session.rollback()
         flash(str(exc), "error")

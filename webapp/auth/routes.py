@@ -4,11 +4,11 @@ import math
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from webapp.auth import bp, service
+from webapp.auth import SESSION_TOKEN, bp, current_token, lifetime, service, sessions
 from webapp.auth.forms import LoginForm
 from webapp.extensions import db
 from webapp.models import utcnow
@@ -27,6 +27,9 @@ def _safe_next(target: str | None) -> str:
     """Only a path on this site; anything else (another host, a scheme, //host) goes home."""
     if not target or not target.startswith("/") or target.startswith("//"):
         return url_for("home")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in target):
+        # Control characters (a CR LF, say) have no place in a path, nor in a Location header.
+        return url_for("home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or "\\" in target:
         return url_for("home")
@@ -41,10 +44,8 @@ def login() -> Response | str | tuple[str, int]:
     status = 200
     if form.validate_on_submit():
         email = form.email.data or ""
-        address = request.remote_addr or "unknown"
         now = utcnow()
-        limits = _limits()
-        wait = service.retry_after(db.session, email, address, limits, now)
+        wait = service.begin_attempt(db.session, email, request.remote_addr or "unknown", _limits(), now)
         if wait is not None:
             minutes = max(1, math.ceil(wait.total_seconds() / 60))
             form.form_errors.append(
@@ -54,12 +55,15 @@ def login() -> Response | str | tuple[str, int]:
         else:
             user = service.authenticate(db.session, email, form.password.data or "")
             if user is None:
-                service.record_failure(db.session, email, address, limits, now)
-                db.session.commit()
+                # The attempt's row, already stored, is the failure that counts.
                 form.form_errors.append("Wrong email or password.")
             else:
                 service.clear_failures(db.session, email)
+                token = sessions.start(db.session, user, lifetime(current_app.config), now)
+                sessions.purge(db.session, now)
                 db.session.commit()
+                _new_session()
+                session[SESSION_TOKEN] = token
                 login_user(user)
                 return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
@@ -69,6 +73,18 @@ def login() -> Response | str | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    logout_user()
+    sessions.end(db.session, current_token())
+    db.session.commit()
+    _new_session()
+    logout_user()  # after the clear: it marks a remember-me cookie, if any, for deletion
     flash("You are signed out.", "info")
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    # What the browser keeps for this site (htmx's history of pages seen) goes with the session.
+    response.headers["Clear-Site-Data"] = '"storage"'
+    return response
+
+
+def _new_session() -> None:
+    """Nothing from before sign-in or sign-out carries over: no planted values, a new CSRF token."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # Flask-WTF's cache of it

@@ -14,6 +14,9 @@ from webapp.models import LoginAttempt, User
 # Checked when the email is unknown, so that a wrong email costs the same time as a wrong password.
 _DUMMY_HASH = generate_password_hash("relay-timing-equaliser")
 
+# What a turned-away attempt is told to wait when the attempts that filled the limit are gone already.
+MIN_WAIT = timedelta(minutes=1)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -23,13 +26,58 @@ class Limits:
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+    user = session.scalar(sa.select(User).where(User.email == _normal(email)))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
     if not user.check_password(password) or not user.is_active:
         return None
     return user
+
+
+def begin_attempt(
+    session: Session, email: str, address: str, limits: Limits, now: datetime
+) -> timedelta | None:
+    """Count this sign-in attempt, then decide whether its password may be checked: None if it may,
+    else how long until the account or address may try again.
+
+    The attempt is stored and committed first, and only then are the attempts in the window counted,
+    itself included. Each attempt thus counts every attempt committed before it: of any number of
+    parallel guesses, the k-th to commit counts at least k, so at most `limit` of them see a count
+    within the limit and get their password checked. (Counting first, as a read, let 60 parallel
+    guesses through a limit of 5.) The row stays as the failure if the password is wrong; a success
+    clears the account's rows; an attempt turned away removes its own row, so that hammering a locked
+    account does not extend the lock.
+
+    Commits (twice): the protocol needs its rows visible to the other attempts.
+    """
+    email = _normal(email)
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.created_at <= now - limits.window))
+    attempt = LoginAttempt(email=email, remote_addr=address[:64], created_at=now)
+    session.add(attempt)
+    session.commit()
+    if not _over_limit(session, email, address, limits, now):
+        return None
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id == attempt.id))
+    session.commit()
+    # Others' attempts still in flight count here too; a success may have cleared them meanwhile.
+    return retry_after(session, email, address, limits, now) or MIN_WAIT
+
+
+def _over_limit(session: Session, email: str, address: str, limits: Limits, now: datetime) -> bool:
+    since = now - limits.window
+    for column, value, limit in (
+        (LoginAttempt.email, email, limits.per_account),
+        (LoginAttempt.remote_addr, address[:64], limits.per_address),
+    ):
+        count = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(LoginAttempt)
+            .where(column == value, LoginAttempt.created_at > since)
+        )
+        if (count or 0) > limit:
+            return True
+    return False
 
 
 def retry_after(
@@ -39,8 +87,8 @@ def retry_after(
     since = now - limits.window
     waits = []
     for column, value, limit in (
-        (LoginAttempt.email, email.strip().lower(), limits.per_account),
-        (LoginAttempt.remote_addr, address, limits.per_address),
+        (LoginAttempt.email, _normal(email), limits.per_account),
+        (LoginAttempt.remote_addr, address[:64], limits.per_address),
     ):
         times = session.scalars(
             sa.select(LoginAttempt.created_at)
@@ -54,10 +102,9 @@ def retry_after(
     return max(waits) if waits else None
 
 
-def record_failure(session: Session, email: str, address: str, limits: Limits, now: datetime) -> None:
-    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.created_at <= now - limits.window))
-    session.add(LoginAttempt(email=email.strip().lower()[:254], remote_addr=address[:64], created_at=now))
-
-
 def clear_failures(session: Session, email: str) -> None:
-    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == email.strip().lower()))
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == _normal(email)))
+
+
+def _normal(email: str) -> str:
+    return email.strip().lower()[:254]

@@ -3,6 +3,7 @@ from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
+from webapp import ids
 from webapp.models import CHANNEL_LABELS
 
 
@@ -12,13 +13,17 @@ class ComposeForm(FlaskForm):
     channel = RadioField(
         "Send as", choices=[SelectChoice(k, v) for k, v in CHANNEL_LABELS.items()], validate_choice=False
     )
-    template_id = SelectField("Template", coerce=str, validate_choice=False, validators=[Optional()])
-    whatsapp_template_id = SelectField(
-        "Approved WhatsApp template",
+    # Only shown again (the page compares it with str(id)); anything but an id is as if none was chosen.
+    template_id = SelectField(
+        "Template",
         coerce=str,
         validate_choice=False,
         validators=[Optional()],
-        filters=[lambda v: v if isinstance(v, str) and v.isdigit() else None],
+        filters=[lambda v: v if ids.parse(v) is not None else None],
+    )
+    # The id, or None when none (or something that is not an id) was chosen.
+    whatsapp_template_id = SelectField(
+        "Approved WhatsApp template", coerce=ids.parse, validate_choice=False, validators=[Optional()]
     )
     subject = StringField("Subject", validators=[Optional(), Length(max=300)])
     body = TextAreaField("Message", validators=[Length(max=60_000)])

@@ -134,7 +134,7 @@ def panel_context(
     return context
 
 
-@bp.get("/applications/<int:application_id>/messages")
+@bp.get("/applications/<id:application_id>/messages")
 @login_required
 def thread(application_id: int) -> Response:
     application = _application(application_id)
@@ -155,7 +155,7 @@ def thread(application_id: int) -> Response:
     return response
 
 
-@bp.post("/applications/<int:application_id>/compose/preview")
+@bp.post("/applications/<id:application_id>/compose/preview")
 @login_required
 def preview(application_id: int) -> str:
     application = _application(application_id)
@@ -172,7 +172,7 @@ def preview(application_id: int) -> str:
     )
 
 
-@bp.post("/applications/<int:application_id>/messages")
+@bp.post("/applications/<id:application_id>/messages")
 @login_required
 def send(application_id: int) -> Response:
     application = _application(application_id)
@@ -219,7 +219,7 @@ def send(application_id: int) -> Response:
     return make_response(render_template("jobs/application.html", others=others, **context), 422)
 
 
-@bp.post("/applications/<int:application_id>/simulate-reply")
+@bp.post("/applications/<id:application_id>/simulate-reply")
 @login_required
 def simulate_reply(application_id: int) -> Response:
     application = _application(application_id)

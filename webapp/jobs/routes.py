@@ -20,7 +20,7 @@ def index() -> Response:
     return render("jobs/index.html", "jobs/index.html", rows=rows)
 
 
-@bp.get("/jobs/<int:job_id>")
+@bp.get("/jobs/<id:job_id>")
 @login_required
 def detail(job_id: int) -> Response:
     job = access.get_job(db.session, current_user, job_id) or abort(404)
@@ -44,7 +44,7 @@ def detail(job_id: int) -> Response:
     )
 
 
-@bp.get("/applications/<int:application_id>")
+@bp.get("/applications/<id:application_id>")
 @login_required
 def application(application_id: int) -> Response:
     app_ = access.get_application(db.session, current_user, application_id) or abort(404)

@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 
 from webapp.models import CreditAccount, CreditTransaction, Message, Organization, User, utcnow
 
+# The balance and the ledger's amounts are INTEGER columns; the ledger's note is VARCHAR(500).
+MAX_BALANCE = 2**31 - 1
+NOTE_LENGTH = 500
+
 
 class InsufficientCredits(Exception):
     def __init__(self, needed: int, left: int) -> None:
@@ -40,13 +44,18 @@ def balance(session: Session, organization: Organization) -> int:
     return value or 0
 
 
-def _change(session: Session, account_id: int, amount: int, *, require: int = 0) -> int | None:
-    """Add `amount` (may be negative) if the balance is at least `require`; the new balance or None."""
+def _change(
+    session: Session, account_id: int, amount: int, *, require: int = 0, ceiling: int | None = None
+) -> int | None:
+    """Add `amount` (may be negative) if the balance is at least `require` and the new balance at most
+    `ceiling`; the new balance or None."""
+    query = sa.update(CreditAccount).where(CreditAccount.id == account_id, CreditAccount.balance >= require)
+    if ceiling is not None:
+        query = query.where(CreditAccount.balance <= ceiling - amount)
     result = session.execute(
-        sa.update(CreditAccount)
-        .where(CreditAccount.id == account_id, CreditAccount.balance >= require)
-        .values(balance=CreditAccount.balance + amount, updated_at=utcnow())
-        .returning(CreditAccount.balance)
+        query.values(balance=CreditAccount.balance + amount, updated_at=utcnow()).returning(
+            CreditAccount.balance
+        )
     )
     return result.scalar_one_or_none()
 
@@ -110,11 +119,22 @@ def top_up(
     """Customer success refills a balance (on the top organisation)."""
     if amount <= 0:
         raise ValueError("a top-up adds a positive number of credits")
+    if amount > MAX_BALANCE:
+        raise ValueError(f"a top-up adds at most {MAX_BALANCE} credits")
     if not note.strip():
         raise ValueError("say why in the note (e.g. the order or ticket number)")
+    if "\x00" in note:
+        raise ValueError("the note contains a NUL character")
+    if len(note.strip()) > NOTE_LENGTH:
+        raise ValueError(f"the note is {len(note.strip())} characters long; at most {NOTE_LENGTH} fit")
     account = account_for(session, organization)
-    new_balance = _change(session, account.id, amount)
-    assert new_balance is not None
+    new_balance = _change(session, account.id, amount, ceiling=MAX_BALANCE)
+    if new_balance is None:
+        session.refresh(account)
+        raise ValueError(
+            f"the balance ({account.balance}) plus {amount} would be over the most an account holds "
+            f"({MAX_BALANCE})"
+        )
     row = CreditTransaction(
         account_id=account.id,
         kind="top_up",

@@ -20,7 +20,7 @@ from webapp.models.messaging import (
 )
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
-from webapp.models.user import LoginAttempt, Permission, Role, User
+from webapp.models.user import LoginAttempt, Permission, Role, User, UserSession
 
 __all__ = [
     "CHANNEL_LABELS",
@@ -47,6 +47,7 @@ __all__ = [
     "SendingNumber",
     "SourcingTeamMember",
     "User",
+    "UserSession",
     "WhatsappTemplate",
     "utcnow",
 ]

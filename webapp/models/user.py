@@ -110,3 +110,21 @@ class LoginAttempt(Base):
     email: Mapped[str] = mapped_column(sa.String(254))
     remote_addr: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserSession(Base):
+    """One sign-in, checked on every request, so that the server can end it: sign-out, expiry, a password
+    change. The signed session cookie carries a random token; the row is keyed by the token's SHA-256,
+    so that the table alone does not let anyone in."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written at most once a minute (webapp.auth.sessions.TOUCH_EVERY), not on every request.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
