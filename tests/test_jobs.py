@@ -116,7 +116,7 @@ def test_application_page_shows_the_candidate(client, job_world) -> None:
     assert "Lena Müller" in html
     assert "+49 1512 3456789" in html
     assert "Germany (DE)" in html
-    assert 'id="messaging-panel"' in html
+    assert f'id="messaging-panel-{lena.id}"' in html
     assert "Office Manager" in html  # her other application
 
 
