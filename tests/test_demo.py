@@ -70,3 +70,25 @@ def test_seed_is_complete_and_idempotent(app, runner) -> None:
     all_acme = {j.title for j in s.scalars(access.visible_jobs(users["admin@acme.example"]))}
     assert manager_jobs and manager_jobs < all_acme
     assert not {j.title for j in s.scalars(access.visible_jobs(users["recruiter@globex.example"]))} & all_acme
+
+
+def test_the_demo_has_conversations_to_look_at(app, runner) -> None:
+    from webapp.messaging import optouts, whatsapp
+    from webapp.models import Conversation, CreditAccount, Message
+
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    s = db.session
+    conversations = s.scalars(sa.select(Conversation)).all()
+    assert len(conversations) >= 3
+    by_channel = dict(s.execute(sa.select(Message.channel, sa.func.count()).group_by(Message.channel)).all())
+    assert set(by_channel) == {"email", "sms", "whatsapp"} and by_channel["sms"] >= 10
+    statuses = set(s.scalars(sa.select(Message.status)))
+    assert {"delivered", "read", "received", "rejected", "sent"} <= statuses
+    assert any(whatsapp.time_left(c) for c in conversations)  # one WhatsApp window open
+    acme = s.scalar(sa.select(Organization).where(Organization.name == "Acme"))
+    opted = [c for c in conversations if optouts.active(s, acme.id, c.application.candidate.mobile)]
+    assert len(opted) == 1
+    # What the history cost came off the ledger (the rejection was given back).
+    account = s.scalar(sa.select(CreditAccount))
+    spent = s.scalar(sa.select(sa.func.sum(Message.credits)).where(Message.status != "rejected"))
+    assert account.balance == 500 - spent

@@ -49,6 +49,10 @@ def test_job_list_counts_applications(client, job_world) -> None:
         ({}, {"Lena", "Jonas", "Emma", "Chloé", "Per%cent"}),
         ({"q": "lena"}, {"Lena"}),
         ({"q": "MÜLLER"}, {"Lena"}),
+        ({"q": "muller"}, {"Lena"}),
+        ({"q": "Muller Lena"}, {"Lena"}),
+        ({"q": "chloe"}, {"Chloé"}),
+        ({"q": "CHLOÉ tremblay"}, {"Chloé"}),
         ({"q": "jonas schmidt"}, {"Jonas"}),
         ({"q": "schmidt jonas"}, {"Jonas"}),
         ({"q": "  emma "}, {"Emma"}),
@@ -63,6 +67,17 @@ def test_search_and_stage_filter(client, job_world, query, expected) -> None:
     response = client.get(f"/jobs/{job_world['job'].id}", query_string=query)
     assert response.status_code == 200
     assert names(response.get_data(as_text=True), job_world) == expected
+
+
+def test_a_renamed_candidate_is_found_by_the_new_name(client, job_world) -> None:
+    emma = job_world["apps"]["Emma"].candidate
+    emma.last_name = "Sørensen"
+    db.session.commit()
+    url = f"/jobs/{job_world['job'].id}"
+    assert names(client.get(url, query_string={"q": "emma sorensen"}).get_data(as_text=True), job_world) == {
+        "Emma"
+    }
+    assert names(client.get(url, query_string={"q": "johnson"}).get_data(as_text=True), job_world) == set()
 
 
 def test_filter_values_stay_in_the_form(client, job_world) -> None:
@@ -101,7 +116,7 @@ def test_application_page_shows_the_candidate(client, job_world) -> None:
     assert "Lena Müller" in html
     assert "+49 1512 3456789" in html
     assert "Germany (DE)" in html
-    assert 'id="messaging-panel"' in html
+    assert f'id="messaging-panel-{lena.id}"' in html
     assert "Office Manager" in html  # her other application
 
 

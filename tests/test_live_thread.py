@@ -14,7 +14,7 @@ from tests.webhook_support import inbound, post
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import compose
-from webapp.models import Message
+from webapp.models import Message, User, WhatsappTemplate
 
 OUR, LENA = "+4915123456700", "+4915123456789"
 
@@ -64,6 +64,14 @@ def test_polling_answers_204_until_something_changes(client, page) -> None:
     assert poll(client, page, "sms", since).status_code == 200
 
 
+def test_the_whatsapp_window_is_part_of_what_the_poll_compares(client, page) -> None:
+    """A page rendered with a window read just before a reply opened it must not be told "nothing new"."""
+    since = version_of(client.get(page["url"] + "?tab=sms").get_data(as_text=True))
+    f.open_whatsapp_window(page["lena"])
+    db.session.commit()
+    assert poll(client, page, "sms", since).status_code == 200
+
+
 def test_unread_count_per_user_and_channel(client, auth, page) -> None:
     client.get(page["url"] + "?tab=email")
     post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, "One"))
@@ -80,7 +88,7 @@ def test_unread_count_per_user_and_channel(client, auth, page) -> None:
 def test_stop_shows_a_banner_and_start_removes_it(client, page) -> None:
     post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, "Stop."))
     html = client.get(page["url"] + "?tab=sms").get_data(as_text=True)
-    assert 'id="opt-out-banner"' in html and "“Stop.”" in html
+    assert 'id="opt-out-banner-' in html and "“Stop.”" in html
     token = csrf_from(client, page["url"])
     refused = client.post(
         f"{page['url']}/messages",
@@ -89,12 +97,12 @@ def test_stop_shows_a_banner_and_start_removes_it(client, page) -> None:
     )
     assert refused.status_code == 422 and "opted out" in refused.get_data(as_text=True)
     post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, "start"))
-    assert 'id="opt-out-banner"' not in client.get(page["url"] + "?tab=sms").get_data(as_text=True)
+    assert 'id="opt-out-banner-' not in client.get(page["url"] + "?tab=sms").get_data(as_text=True)
 
 
 def test_whatsapp_window_in_the_composer(client, page) -> None:
     html = client.get(page["url"] + "?tab=whatsapp").get_data(as_text=True)
-    assert "outside the 24-hour window" in html and 'class="composer composer-wa-closed"' in html
+    assert "outside the 24-hour window" in html and 'class="wa-window wa-closed"' in html
     assert "interview_invite (en_GB)" in html
     token = csrf_from(client, page["url"])
     template_id = re.search(r'<option value="(\d+)">interview_invite', html).group(1)
@@ -107,7 +115,25 @@ def test_whatsapp_window_in_the_composer(client, page) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp=now))
     html = client.get(page["url"] + "?tab=whatsapp").get_data(as_text=True)
-    assert "free text allowed for 23 h" in html and "composer-wa-closed" not in html
+    assert "free text allowed for 23 h" in html and "wa-closed" not in html
+
+
+def test_a_whatsapp_reply_reaches_the_composer_through_the_poll(client, page) -> None:
+    """The composer's window note is not in the thread: the poll brings it out of band, by its id."""
+    template = db.session.query(WhatsappTemplate).one()
+    recruiter = db.session.query(User).filter_by(email="recruiter@acme.test").one()
+    compose.compose(db.session, recruiter, page["lena"], "whatsapp", "", whatsapp_template_id=template.id)
+    db.session.commit()
+    html = client.get(page["url"] + "?tab=sms").get_data(as_text=True)
+    note = f'id="wa-window-{page["lena"].id}"'
+    assert note in html and "wa-closed" in html
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp=now))
+    fresh = poll(client, page, "sms", version_of(html))
+    body = fresh.get_data(as_text=True)
+    assert fresh.status_code == 200 and fresh.headers["HX-Trigger"] == "thread-refreshed"
+    oob = re.search(rf"<p {note}[^>]*>", body).group(0)
+    assert 'hx-swap-oob="true"' in oob and "wa-open" in oob
 
 
 def test_simulate_a_reply_runs_the_signed_webhook(client, page, app) -> None:
@@ -117,7 +143,10 @@ def test_simulate_a_reply_runs_the_signed_webhook(client, page, app) -> None:
         data={"channel": "sms", "text": "Sounds good", "csrf_token": token},
         headers={"HX-Request": "true"},
     )
-    assert response.status_code == 200 and "Sounds good" in response.get_data(as_text=True)
+    # The form answers for itself (with a fresh box); the thread refreshes itself on the event.
+    assert response.status_code == 200 and response.get_data(as_text=True).lstrip().startswith("<form")
+    assert response.headers["HX-Trigger-After-Settle"] == "messages-changed"
+    assert "Sounds good" in client.get(page["url"] + "?tab=sms").get_data(as_text=True)
     reply = db.session.query(Message).filter_by(direction="inbound").one()
     assert reply.provider_id and reply.conversation_id is not None and reply.to_addr == OUR
     app.config["MESSAGING_PROVIDER"] = "vonage"  # never in production
@@ -126,6 +155,22 @@ def test_simulate_a_reply_runs_the_signed_webhook(client, page, app) -> None:
         == 404
     )
     assert "Simulate a reply" not in client.get(page["url"]).get_data(as_text=True)
+
+
+def test_simulate_a_reply_says_why_not_beside_the_form(client, page) -> None:
+    token = csrf_from(client, page["url"])
+    url = f"{page['url']}/simulate-reply"
+    htmx = {"HX-Request": "true"}
+    # No WhatsApp sent yet: no number to reply to. Said here, now, in words — not flashed for later.
+    refused = client.post(url, data={"channel": "whatsapp", "text": "Hi", "csrf_token": token}, headers=htmx)
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and html.lstrip().startswith("<form")
+    assert "Send a WhatsApp message first" in html and 'role="alert"' in html and 'value="Hi"' in html
+    assert "first: a reply" not in client.get(page["url"]).get_data(as_text=True)
+    # A channel it cannot simulate is an error in the form too, not an error page inside it.
+    odd = client.post(url, data={"channel": "email", "csrf_token": token}, headers=htmx)
+    assert odd.status_code == 422 and "<html" not in odd.get_data(as_text=True)
+    assert db.session.query(Message).filter_by(direction="inbound").count() == 0
 
 
 def test_unmatched_messages_are_assigned_by_an_admin(client, auth, page) -> None:

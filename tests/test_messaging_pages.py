@@ -39,15 +39,20 @@ def test_recruiter_sends_an_sms_and_sees_it_in_the_sms_tab(client, auth, pages) 
     auth.login("recruiter@acme.test")
     url = f"/applications/{pages['lena'].id}"
     page = client.get(url).get_data(as_text=True)
-    assert re.findall(r'id="tab-(\w+)"', page) == ["email", "sms", "whatsapp"]
+    lena = pages["lena"].id
+    assert re.findall(rf'id="tab-{lena}-(\w+)"', page) == ["email", "sms", "whatsapp"]
     assert 'name="channel" value="sms" checked' in page
 
     response = post(client, f"{url}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME% 😀"})
     assert response.status_code == 200
-    assert response.headers["HX-Trigger"] == "messages-changed"
+    # The thread comes with the answer; other regions hear of it after the swap.
+    assert response.headers["HX-Trigger-After-Settle"] == "messages-changed"
+    assert response.headers["HX-Push-Url"] == f"{url}?tab=sms"
     html = response.get_data(as_text=True)
-    assert "Hi Lena 😀" in html and "Riley Chen" in html and 'aria-selected="true" id="tab-sms"' in html
-    assert 'hx-swap-oob="true"' in html  # a fresh composer
+    assert "Hi Lena 😀" in html and "Riley Chen" in html
+    assert re.search(rf'id="tab-{lena}-sms"[^>]*aria-selected="true"', html)
+    assert f'id="composer-{lena}"' in html and 'hx-swap-oob="true"' in html  # a fresh composer
+    assert 'data-follow="newest"' in html  # the thread shows the message just sent
     assert db.session.query(Message).one().status in ("submitted", "delivered")
 
 
@@ -65,7 +70,7 @@ def test_a_refused_send_keeps_the_text_and_says_why(client, auth, pages) -> None
     typed = "A long careful message that must not be lost. " * 40
     response = post(client, url, {"channel": "sms", "body": typed})
     assert response.status_code == 422
-    assert response.headers["HX-Retarget"] == "#composer"
+    assert response.headers["HX-Retarget"] == f"#composer-{pages['lena'].id}"
     html = response.get_data(as_text=True)
     assert "the limit is 10" in html and typed.strip() in html
     # Without htmx the whole page comes back, text and reason included.
@@ -90,7 +95,7 @@ def test_manager_sees_history_but_no_texting_composer(client, auth, pages) -> No
 def test_globex_has_email_only(client, auth, pages) -> None:
     auth.login("recruiter@globex.test")
     html = client.get(f"/applications/{pages['g_app'].id}").get_data(as_text=True)
-    assert re.findall(r'id="tab-(\w+)"', html) == ["email"]
+    assert re.findall(rf'id="tab-{pages["g_app"].id}-(\w+)"', html) == ["email"]
     assert re.findall(r'type="radio" name="channel" value="(\w+)"', html) == ["email"]
     assert "Recruitment – SMS" not in html and "credits left" not in html
 
@@ -119,7 +124,104 @@ def test_thread_fragment_and_other_organisations(client, auth, pages) -> None:
     fragment = client.get(
         f"/applications/{pages['lena'].id}/messages?tab=email", headers={"HX-Request": "true"}
     )
-    assert fragment.get_data(as_text=True).lstrip().startswith('<div id="thread"')
+    assert fragment.get_data(as_text=True).lstrip().startswith(f'<div id="thread-{pages["lena"].id}"')
     assert client.get(f"/applications/{pages['g_app'].id}/messages?tab=email").status_code == 404
     other = post(client, f"/applications/{pages['g_app'].id}/messages", {"channel": "email", "body": "x"})
     assert other.status_code == 404
+
+
+def counter_of(html: str) -> str:
+    """The counter's text, tags and runs of spaces removed."""
+    start = html.index('<div id="counter-')
+    block = html[start : html.index("</div>", start)]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", block)).strip()
+
+
+def version_of(html: str) -> str:
+    return re.search(r'data-version="([^"]+)"', html).group(1)
+
+
+def test_a_send_shows_what_the_dispatcher_did_meanwhile(client, auth, pages, monkeypatch) -> None:
+    """The dispatcher (another thread or process) may mark the email sent before the answer is rendered:
+    the screen must then say Sent, or at least poll with a version that brings it."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from webapp.messaging import dispatch
+
+    def dispatcher_elsewhere(message_id: int) -> None:
+        with db.engine.begin() as conn:  # not the request's session
+            conn.execute(
+                sa.update(Message)
+                .where(Message.id == message_id)
+                .values(status="sent", updated_at=datetime.now(UTC))
+            )
+
+    monkeypatch.setattr(dispatch, "enqueue", dispatcher_elsewhere)
+    auth.login("recruiter@acme.test")
+    url = f"/applications/{pages['lena'].id}"
+    sent = post(client, f"{url}/messages", {"channel": "email", "subject": "Hello", "body": "Hi %FIRSTNAME%"})
+    html = sent.get_data(as_text=True)
+    shown = re.search(r'data-status="(\w+)"', html).group(1)
+    poll = client.get(
+        f"{url}/messages",
+        query_string={"tab": "email", "since": version_of(html)},
+        headers={"HX-Request": "true"},
+    )
+    caught_up = poll.status_code == 200 and 'data-status="sent"' in poll.get_data(as_text=True)
+    assert shown == "sent" or caught_up
+
+
+def test_an_opted_out_number_is_refused_before_send(client, auth, pages) -> None:
+    from webapp.messaging import optouts
+
+    lena = pages["lena"]
+    stop = Message(channel="sms", direction="inbound", body="STOP", status="received", provider_id="stop-1")
+    db.session.add(stop)
+    db.session.flush()
+    optouts.opt_out(db.session, lena.job.organization_id, lena.candidate.mobile, stop)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    page = client.get(f"/applications/{lena.id}?tab=sms").get_data(as_text=True)
+    counter = counter_of(page)
+    assert "has opted out of texts" in counter and "credit" not in counter
+    preview = post(client, f"/applications/{lena.id}/compose/preview", {"channel": "whatsapp", "body": "Hi"})
+    assert "has opted out of texts" in counter_of(preview.get_data(as_text=True))
+    email = post(client, f"/applications/{lena.id}/compose/preview", {"channel": "email", "body": "Hi"})
+    assert "email is free" in counter_of(email.get_data(as_text=True))
+
+
+def test_whatsapp_counter_says_the_price_on_an_empty_box(client, auth, pages) -> None:
+    f.open_whatsapp_window(pages["lena"])
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    url = f"/applications/{pages['lena'].id}/compose/preview"
+    empty = post(client, url, {"channel": "whatsapp", "body": ""})
+    assert "0 characters · 1 credit per WhatsApp message" in counter_of(empty.get_data(as_text=True))
+
+
+def test_an_approved_template_shows_what_the_candidate_will_read(client, auth, pages) -> None:
+    template = f.whatsapp_template(pages["lena"].job.organization)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    url = f"/applications/{pages['lena'].id}/compose/preview"
+    chosen = post(client, url, {"channel": "whatsapp", "body": "", "whatsapp_template_id": str(template.id)})
+    counter = counter_of(chosen.get_data(as_text=True))
+    assert "Lena will read: Hi Lena, can we talk about Backend Engineer? Reply here." in counter
+    assert "1 credit per WhatsApp message" in counter
+    none = counter_of(post(client, url, {"channel": "whatsapp", "body": ""}).get_data(as_text=True))
+    assert "Choose an approved template to see what Lena will read" in none
+    # Another organisation's template id shows nothing of it.
+    other = f.whatsapp_template(f.org("Initech"), name="secret", body="Secret {{1}}")
+    db.session.commit()
+    foreign = post(client, url, {"channel": "whatsapp", "body": "", "whatsapp_template_id": str(other.id)})
+    assert "Secret" not in foreign.get_data(as_text=True)
+
+
+def test_the_missing_right_is_said_once(client, auth, pages) -> None:
+    auth.login("manager@acme.test")
+    url = f"/applications/{pages['lena'].id}/messages"
+    refused = post(client, url, {"channel": "sms", "body": "x"}).get_data(as_text=True)
+    assert refused.count("needs the permission “Recruitment – SMS”") == 1
+    assert 'class="notice notice-error"' in refused and 'role="alert"' in refused

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -42,4 +44,30 @@ def test_upgrade_gives_the_models_schema(empty_database: str) -> None:
         downgrade(revision="base")
         with db.engine.connect() as conn:
             assert sa.inspect(conn).get_table_names() == ["alembic_version"]
+        db.engine.dispose()
+
+
+def test_candidates_stored_before_the_search_column_get_their_folded_names(empty_database: str) -> None:
+    app = create_app(test_config(empty_database))
+    with app.app_context():
+        upgrade(revision="2c282b64e31e")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        org = {"name": "Acme", "has_messaging": False, "has_crm": False, "sms_enabled": False}
+        org |= {"whatsapp_enabled": False, "sender_name": "Acme", "created_at": now}
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["organization", "candidate"])
+            org_id = conn.execute(tables.tables["organization"].insert().values(org)).inserted_primary_key[0]
+            people = [("Lena", "Müller"), ("Søren", "Æbelø")]
+            conn.execute(
+                tables.tables["candidate"].insert(),
+                [
+                    {"organization_id": org_id, "first_name": first, "last_name": last, "created_at": now}
+                    for first, last in people
+                ],
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            folded = conn.execute(sa.text("SELECT search_name FROM candidate ORDER BY id")).scalars().all()
+        assert folded == ["lena muller", "soren aebelo"]
         db.engine.dispose()

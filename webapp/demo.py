@@ -14,17 +14,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import permissions
-from webapp.messaging import credits
+from webapp.messaging import credits, inbound, optouts, pricing, routing, segments
 from webapp.models import (
     STAGES,
     Application,
     Candidate,
     Community,
     CommunityMembership,
+    Conversation,
     CreditTransaction,
     HiringTeamMember,
     Job,
+    Message,
     MessageTemplate,
+    OptOut,
     Organization,
     Permission,
     Prospect,
@@ -337,6 +340,63 @@ WHATSAPP_TEMPLATES = [
     ),
 ]
 
+# Conversations, so that a first look at an application is not empty (DESIGN §6): job, candidate, and
+# the messages as (hours ago, channel, direction, status, text); outbound ones are Riley Chen's. Amelia's
+# SMS thread is long enough to scroll; Lena's WhatsApp is inside its 24-hour window with a reply not yet
+# read; Felix texted STOP; Oliver has email only.
+# fmt: off
+DEMO_THREADS: list[tuple[str, str, str, list[tuple[float, str, str, str, str]]]] = [
+    (
+        "Backend Engineer",
+        "Amelia",
+        "Jones",
+        [
+            (150, "email", "outbound", "sent", "Thank you for applying for Backend Engineer at Acme. We will be in touch within a week."),
+            (120, "sms", "outbound", "read", "Hi Amelia, this is Riley from Acme about Backend Engineer. Do you have time for a call this week?"),
+            (119, "sms", "inbound", "received", "Hi Riley! Yes, Thursday afternoon works for me."),
+            (118, "sms", "outbound", "read", "Great. Thursday 14:00 UK time? I will call this number."),
+            (117.5, "sms", "inbound", "received", "Perfect, talk then."),
+            (96, "sms", "outbound", "rejected", "Reminder: our call is today at 14:00."),
+            (95.5, "sms", "outbound", "delivered", "Reminder: our call is today at 14:00 UK time. Speak soon!"),
+            (70, "sms", "outbound", "delivered", "Thanks for the chat, Amelia. The team would like you to meet them for a technical interview."),
+            (69, "sms", "inbound", "received", "Wonderful! Which days are possible?"),
+            (68, "sms", "outbound", "delivered", "Tuesday or Wednesday next week, 10:00 or 15:00. You will meet two engineers for about 90 minutes."),
+            (50, "sms", "inbound", "received", "Wednesday 10:00 please. Is it on site in Berlin or remote?"),
+            (49, "sms", "outbound", "delivered", "Remote, on video. The link follows by email. Good luck!"),
+            (5, "sms", "inbound", "received", "Thank you! One more question: is there a take-home task before it?"),
+        ],
+    ),
+    (
+        "Product Designer",
+        "Lena",
+        "Müller",
+        [
+            (30, "sms", "outbound", "delivered", "Hallo Lena, thanks for your application for Product Designer. May we write to you on WhatsApp?"),
+            (26, "whatsapp", "outbound", "read", "Hi Lena, this is Acme. We would like to invite you to an interview for Product Designer. Reply here to pick a time."),
+            (2, "whatsapp", "inbound", "received", "Hi! Yes please, any morning next week works for me."),
+        ],
+    ),
+    (
+        "Data Analyst",
+        "Felix",
+        "Fischer",
+        [
+            (80, "sms", "outbound", "delivered", "Hi Felix, thanks for applying for Data Analyst at Acme. Could we call you tomorrow?"),
+            (79, "sms", "inbound", "received", "STOP"),
+        ],
+    ),
+    (
+        "Sales Development Representative",
+        "Oliver",
+        "Smith",
+        [
+            (48, "email", "outbound", "sent", "Dear Oliver, thank you for your application for Sales Development Representative. We would like to invite you to an interview."),
+        ],
+    ),
+]
+# fmt: on
+EMAIL_SUBJECT = "Your application for {job} at Acme"
+
 PROSPECTS = [
     ("SE", "Astrid", "Lund"),
     ("NO", "Sindre", "Berg"),
@@ -387,6 +447,98 @@ def demo_mobile(country: str, index: int) -> str:
 def _email(first: str, last: str, domain: str, n: int) -> str:
     ascii_name = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
     return f"{ascii_name.lower().replace(' ', '')}.{n}@{domain}"
+
+
+def _threads(session: Session, acme: Organization, author: User) -> None:
+    """DEMO_THREADS, each once: a conversation that exists already (the demo's or a user's) is left alone.
+
+    The messages go the way real ones end up (credits debited, a rejection refunded, STOP opting out),
+    without being sent: the demo never calls a provider.
+    """
+    now = utcnow()
+    pool = session.scalars(
+        sa.select(SendingNumber).where(SendingNumber.organization_id == acme.id).order_by(SendingNumber.e164)
+    ).all()
+    for title, first, last, messages in DEMO_THREADS:
+        application = session.scalar(
+            sa.select(Application)
+            .join(Application.job)
+            .join(Application.candidate)
+            .where(
+                Job.organization_id == acme.id,
+                Job.title == title,
+                Candidate.first_name == first,
+                Candidate.last_name == last,
+            )
+        )
+        assert application is not None, (title, first, last)
+        started = now - timedelta(hours=max(m[0] for m in messages) + 1)
+        conversation, created = _one(
+            session,
+            Conversation,
+            {"application_id": application.id},
+            organization_id=acme.id,
+            created_at=started,
+        )
+        if not created:
+            continue
+        candidate = application.candidate
+        assert candidate.mobile and candidate.email
+        for n, (hours, channel, direction, status, text) in enumerate(messages):
+            at = now - timedelta(hours=hours)
+            outbound = direction == "outbound"
+            ours = ""
+            if channel != "email":
+                flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
+                number = routing.choose_number([p for p in pool if getattr(p, flag.key)], candidate.mobile)
+                assert number is not None
+                ours = number.e164
+                if channel == "sms":
+                    conversation.sms_number = number
+                else:
+                    conversation.whatsapp_number = number
+            count = segments.count(text) if channel == "sms" else None
+            message = Message(
+                conversation_id=conversation.id,
+                channel=channel,
+                direction=direction,
+                author_id=author.id if outbound else None,
+                subject=EMAIL_SUBJECT.format(job=title) if channel == "email" else None,
+                body=text,
+                status=status,
+                provider_id=f"demo-{application.id}-{n}",
+                from_addr=(acme.display_sender if channel == "email" else ours)
+                if outbound
+                else candidate.mobile,
+                to_addr=(candidate.email if channel == "email" else candidate.mobile) if outbound else ours,
+                encoding=count.encoding if count and outbound else None,
+                segments=(count.segments if count else 1) if outbound and channel != "email" else 0,
+                credits=pricing.credits_for(channel, count.segments if count else 1, acme) if outbound else 0,
+                created_at=at,
+                updated_at=at,
+                submitted_at=at if outbound and status != "rejected" else None,
+                delivered_at=at + timedelta(seconds=5) if status in ("delivered", "read") else None,
+                read_at=at + timedelta(minutes=3) if status == "read" else None,
+                received_at=None if outbound else at,
+            )
+            session.add(message)
+            session.flush()
+            if outbound:
+                credits.debit(session, acme, message)
+            if status == "rejected":
+                message.failed_at = at
+                message.error_code, message.error_title = "1320", "Network error"
+                message.error_detail = "The carrier could not take the message; try again."
+                credits.refund(session, acme, message, "Rejected by the network")
+            if not outbound and optouts.keyword(text) == "stop":
+                optouts.opt_out(session, acme.id, candidate.mobile, message)
+                opted = session.scalar(sa.select(OptOut).where(OptOut.source_message_id == message.id))
+                assert opted is not None
+                opted.created_at = at  # when the STOP came, not when the demo was loaded
+            if not outbound and channel == "whatsapp":
+                conversation.whatsapp_window_ends_at = at + inbound.WHATSAPP_WINDOW
+            conversation.last_message_at = at
+    session.flush()
 
 
 def seed(session: Session) -> dict[str, int]:
@@ -582,6 +734,7 @@ def seed(session: Session) -> dict[str, int]:
         sa.select(CreditTransaction.id).where(CreditTransaction.kind == "top_up")
     ):
         credits.top_up(session, acme, DEMO_CREDITS, "Demo credits")
+    _threads(session, acme, users["recruiter@acme.example"])
 
     session.flush()
     counted = {

@@ -36,13 +36,55 @@ document.addEventListener("change", (event) => {
   body.dispatchEvent(new Event("input", { bubbles: true }));
 });
 
-// Opening a channel's tab also picks that channel in the composer, when the user may write on it.
+// Opening a channel's tab also picks that channel in the composer, when the user may write on it, and
+// in Simulate a reply.
 document.addEventListener("click", (event) => {
   const tab = event.target.closest("[data-tab-channel]");
   if (!tab) return;
-  const radio = document.querySelector(`#composer input[name="channel"][value="${tab.dataset.tabChannel}"]`);
+  const panel = tab.closest(".panel");
+  if (!panel) return;
+  const channel = tab.dataset.tabChannel;
+  const radio = panel.querySelector(`.composer input[name="channel"][value="${channel}"]`);
   if (radio && !radio.checked) {
     radio.checked = true;
     radio.dispatchEvent(new Event("change", { bubbles: true }));
   }
+  const simulated = panel.querySelector("select[data-simulate-channel]");
+  if (simulated && [...simulated.options].some((o) => o.value === channel)) simulated.value = channel;
+});
+
+// The thread opens at its newest message and follows new ones, unless the reader has scrolled up to
+// read older ones: then a refresh keeps their place. After a send, or on another channel, the newest.
+const NEAR_BOTTOM = 40; // px: "at the bottom", allowing for a message that grew while settling
+const threadPlaces = new Map();
+
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const target = event.detail.target;
+  if (!(target instanceof Element)) return;
+  const panels = target.matches("[data-thread-scroll]") ? [target] : target.querySelectorAll("[data-thread-scroll]");
+  for (const panel of panels) {
+    const atBottom = panel.scrollHeight - panel.scrollTop - panel.clientHeight <= NEAR_BOTTOM;
+    threadPlaces.set(panel.id, { channel: panel.dataset.channel, top: panel.scrollTop, atBottom });
+  }
+});
+
+document.addEventListener("htmx:load", (event) => {
+  const root = event.target;
+  if (!(root instanceof Element)) return;
+  const panels = root.matches("[data-thread-scroll]") ? [root] : root.querySelectorAll("[data-thread-scroll]");
+  for (const panel of panels) {
+    const place = threadPlaces.get(panel.id);
+    threadPlaces.delete(panel.id);
+    const keep = place && !place.atBottom && place.channel === panel.dataset.channel && panel.dataset.follow !== "newest";
+    panel.scrollTop = keep ? place.top : panel.scrollHeight;
+  }
+});
+
+// When a reply opens the WhatsApp window, the template picker steps aside: forget its choice, so that
+// the free text typed next is what gets sent.
+document.addEventListener("htmx:load", (event) => {
+  const note = event.target;
+  if (!(note instanceof Element) || !note.matches("[data-wa-window].wa-open")) return;
+  const select = note.closest("form")?.querySelector('select[name="whatsapp_template_id"]');
+  if (select) select.value = "";
 });

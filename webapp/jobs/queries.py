@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager
 
-from webapp import access
+from webapp import access, search
 from webapp.models import Application, Candidate, Job, User
 
 MAX_ROWS = 500
@@ -52,14 +52,9 @@ def applications_for(
     )
     if stage:
         query = query.where(Application.stage == stage)
-    if q:
-        needle = q.lower()
-        full_name = sa.func.lower(Candidate.first_name + " " + Candidate.last_name)
-        reverse_name = sa.func.lower(Candidate.last_name + " " + Candidate.first_name)
-        query = query.where(
-            sa.or_(
-                full_name.contains(needle, autoescape=True), reverse_name.contains(needle, autoescape=True)
-            )
-        )
+    # Every word of the query somewhere in the name, accents and case aside: "muller lena" finds
+    # Lena Müller, in either order, on any backend.
+    for word in search.words(q):
+        query = query.where(Candidate.search_name.contains(word, autoescape=True))
     query = query.order_by(Application.created_at.desc(), Application.id.desc()).limit(MAX_ROWS)
     return list(session.scalars(query))

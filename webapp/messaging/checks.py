@@ -86,6 +86,15 @@ def check_recipient(session: Session, candidate: Candidate, channel: str) -> Non
         )
 
 
+def recipient_refusal(session: Session, candidate: Candidate, channel: str) -> str | None:
+    """Why check_recipient would refuse this channel, for the composer to say before Send; else None."""
+    try:
+        check_recipient(session, candidate, channel)
+    except SendRefused as refused:
+        return refused.message
+    return None
+
+
 def check_body(channel: str, text: str, subject: str | None = None) -> segments.SegmentCount | None:
     """A non-empty text within the channel's limit; for SMS, its segment count."""
     if not text.strip():

@@ -50,10 +50,21 @@ def recipient_for(application: Application, user: User) -> placeholders.Recipien
     )
 
 
-def preview(application: Application, user: User, channel: str, body: str) -> Preview:
+def preview(
+    application: Application,
+    user: User,
+    channel: str,
+    body: str,
+    whatsapp_template: WhatsappTemplate | None = None,
+) -> Preview:
+    """The text as the candidate will read it (an approved template's, when one is chosen) and its cost."""
     from webapp.messaging import segments
 
-    text = placeholders.render(body, recipient_for(application, user))
+    recipient = recipient_for(application, user)
+    if channel == "whatsapp" and whatsapp_template is not None:
+        text = whatsapp.render(whatsapp_template, recipient)[0]
+    else:
+        text = placeholders.render(body, recipient)
     org = application.job.organization
     if channel == "sms":
         c = segments.count(text)
@@ -69,6 +80,7 @@ def preview(application: Application, user: User, channel: str, body: str) -> Pr
             c.ucs2_characters,
             placeholders.unknown(body),
         )
+    # A WhatsApp message costs the organisation's price whatever its length: say so before any typing.
     cost = pricing.credits_for(channel, 1, org) if channel in ("whatsapp", "email") else 0
     return Preview(
         text,
@@ -77,7 +89,7 @@ def preview(application: Application, user: User, channel: str, body: str) -> Pr
         len(text),
         1 if text else 0,
         0,
-        cost if text else 0,
+        cost,
         (),
         placeholders.unknown(body),
     )
@@ -154,8 +166,8 @@ def compose(
     if channel == "whatsapp":
         existing = conversations.for_application(session, application)
         if whatsapp_template_id is not None:
-            template = session.get(WhatsappTemplate, whatsapp_template_id)
-            if template is None or template.organization_id != org.id or not template.approved:
+            template = whatsapp.approved_template(session, org.id, whatsapp_template_id)
+            if template is None:
                 raise SendRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
             body, parameters = whatsapp.render(template, recipient)
         checks.check_whatsapp_window(whatsapp.time_left(existing) is not None, template is not None)

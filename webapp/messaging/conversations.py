@@ -29,7 +29,11 @@ def for_application(session: Session, application: Application, create: bool = F
 
 
 def messages(session: Session, conversation: Conversation | None, channel: str) -> list[Message]:
-    """The conversation's messages on one channel, oldest first."""
+    """The conversation's messages on one channel, oldest first, as the database has them now.
+
+    populate_existing: a message this session loaded before (the one just composed, still "queued"
+    here) is read again, so that a status the dispatcher committed meanwhile is what gets shown.
+    """
     if conversation is None:
         return []
     return list(
@@ -38,6 +42,7 @@ def messages(session: Session, conversation: Conversation | None, channel: str) 
             .where(Message.conversation_id == conversation.id, Message.channel == channel)
             .options(selectinload(Message.author))
             .order_by(Message.id)
+            .execution_options(populate_existing=True)
         )
     )
 

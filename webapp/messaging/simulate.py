@@ -23,9 +23,8 @@ def reply(
     """Post the reply; returns the webhook's HTTP status."""
     number = conversation.number_for(channel) if conversation else None
     if number is None:
-        raise CannotSimulate(
-            f"Send a {'WhatsApp' if channel == 'whatsapp' else 'SMS'} first: a reply needs our number."
-        )
+        first = "a WhatsApp message" if channel == "whatsapp" else "an SMS"
+        raise CannotSimulate(f"Send {first} first: a reply needs our number.")
     if not application.candidate.mobile:
         raise CannotSimulate("The candidate has no mobile number.")
     payload = {

@@ -38,6 +38,14 @@ def approved_templates(session: Session, organization_id: int) -> list[WhatsappT
     )
 
 
+def approved_template(session: Session, organization_id: int, template_id: int) -> WhatsappTemplate | None:
+    """One of the organisation's approved templates by its id; None for any other id."""
+    template = session.get(WhatsappTemplate, template_id)
+    if template is None or template.organization_id != organization_id or not template.approved:
+        return None
+    return template
+
+
 def render(template: WhatsappTemplate, recipient: placeholders.Recipient) -> tuple[str, list[str]]:
     """The text the candidate will read, and the parameter values Vonage fills into {{1}}, {{2}}…"""
     values = [placeholders.render(p, recipient) for p in template.parameter_list]
