@@ -132,6 +132,7 @@ def test_a_timeout_is_sent_once_shown_as_checking_and_settled_by_the_report(
     auth.login(world["user"].email)
     page = client.get(f"/applications/{world['lena'].id}?tab=sms").get_data(as_text=True)
     assert "Checking with the network…" in page and "Not sent" not in page
+    assert "Vonage did not answer in time. Relay will not send it again" in page
 
     assert report(client, message_id, "delivered").status_code == 204
     m = fresh(message_id)

@@ -52,3 +52,22 @@ def test_nul_characters_are_a_400_not_a_database_error(client, where) -> None:
         response = client.post("/login", data={"email": "a\x00@x.test", "password": "p", "csrf_token": token})
     assert response.status_code == 400
     assert "NUL" in response.get_data(as_text=True)
+
+
+def test_an_htmx_request_that_fails_gets_no_page_to_swap_but_a_message(client, auth) -> None:
+    # A 400 is swapped by our htmx config (forms with errors); an error page must not be swapped in.
+    org = f.org("Acme")
+    f.user(org, email="ada@example.test")
+    db.session.commit()
+    auth.login("ada@example.test")
+    response = client.post("/logout", headers={"HX-Request": "true"}, data={"csrf_token": "forged"})
+    assert response.status_code == 400
+    assert response.headers["HX-Reswap"] == "none"
+    assert "form had expired" in response.headers["HX-Trigger"]
+    assert "<html" not in response.get_data(as_text=True)
+
+    missing = client.get("/jobs/999999", headers={"HX-Request": "true"})
+    assert missing.status_code == 404 and "relay-error" in missing.headers["HX-Trigger"]
+    # Without htmx (or on boosted navigation) it is the whole page, as before.
+    page = client.get("/jobs/999999", headers={"HX-Request": "true", "HX-Boosted": "true"})
+    assert "<html" in page.get_data(as_text=True)

@@ -43,3 +43,10 @@ def test_csrf_header_is_accepted_for_htmx_posts(client, auth) -> None:
     html = client.get("/jobs").get_data(as_text=True)
     token = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
     assert client.post("/logout", headers={"X-CSRFToken": token, "HX-Request": "true"}).status_code == 302
+
+
+def test_the_icon_is_served_where_browsers_look_for_it(client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    assert b"<svg" in response.data
+    response.close()

@@ -76,6 +76,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
             dispatch.start_sweeper(app)
 
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        # Browsers and tools ask for it at the root whatever the page links; the same icon, not a 404.
+        return app.send_static_file("favicon.svg")
+
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:
         return "ok", 200

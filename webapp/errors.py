@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask, Response, make_response, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
+from webapp.pages import wants_fragment
 
 TITLES = {
     400: "Bad request",
@@ -31,6 +34,14 @@ EXPLANATIONS = {
 
 def _page(code: int, detail: str | None = None) -> Response:
     text = detail or EXPLANATIONS.get(code, "")
+    if wants_fragment():
+        # An htmx request swaps into a part of the page: a whole error page there would be a page in
+        # a page. Swap nothing and say it where the user looks (static/js/app.js shows it as a flash).
+        response = make_response(text, code)
+        response.headers["HX-Reswap"] = "none"
+        response.headers["HX-Trigger"] = json.dumps({"relay-error": {"message": text}})
+        response.vary.add("HX-Request")
+        return response
     body = render_template("errors/error.html", code=code, title=TITLES.get(code, "Error"), text=text)
     return make_response(body, code)
 

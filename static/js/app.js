@@ -1,6 +1,8 @@
 // When an htmx request fails in a way the page cannot show (a 403, a 500, a dropped connection),
 // say so in the flash area instead of leaving the user looking at a page that did nothing.
 document.addEventListener("htmx:responseError", (event) => {
+  // Our error answers to htmx name the problem themselves (the relay-error event below).
+  if ((event.detail.xhr.getResponseHeader("HX-Trigger") || "").includes("relay-error")) return;
   const status = event.detail.xhr.status;
   const text = status === 403 ? "You do not have the right to do this."
     : status === 404 ? "That is no longer there. Reload the page."
@@ -8,6 +10,7 @@ document.addEventListener("htmx:responseError", (event) => {
     : "Something went wrong. Try again in a moment.";
   showFlash(text, "error");
 });
+document.addEventListener("relay-error", (event) => showFlash(event.detail.message, "error"));
 document.addEventListener("htmx:sendError", () => showFlash("The server could not be reached. Check your connection.", "error"));
 
 function showFlash(text, category) {
