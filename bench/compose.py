@@ -72,8 +72,14 @@ def compose_times(database_url: str, sends: int) -> dict[str, Any]:
         db.session.commit()
         recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
         from webapp import access
+        from webapp.messaging import optouts
 
-        app_ids = [a.id for a in db.session.scalars(access.visible_applications(recruiter))]
+        def textable(a) -> bool:  # type: ignore[no-untyped-def]
+            mobile = a.candidate.mobile
+            return bool(mobile) and not optouts.active(db.session, a.job.organization_id, mobile)
+
+        # Every application the recruiter may text (the demo has an opted-out candidate).
+        app_ids = [a.id for a in db.session.scalars(access.visible_applications(recruiter)) if textable(a)]
         db.session.remove()
 
     client = app.test_client()
