@@ -70,7 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def sweep_in_this_process() -> None:
-        # The in-process dispatcher recovers what a killed process left behind (DESIGN §6).
+        # The in-process dispatcher recovers what a killed process left behind (dispatch.recover).
         if app.config["DISPATCH_MODE"] == "thread" and "relay.sweeper" not in app.extensions:
             from webapp.messaging import dispatch
 
