@@ -118,6 +118,8 @@ def populate(app: Any, messages: int, rng: random.Random) -> dict[str, Any]:
             .join(Candidate, Candidate.id == Application.candidate_id)
             .join(Job, Job.id == Application.job_id)
             .where(Job.organization_id == acme.id, Candidate.mobile.is_not(None))
+            # The demo's own conversations keep their numbers and history; the load uses the others.
+            .where(~sa.select(Conversation.id).where(Conversation.application_id == Application.id).exists())
             .order_by(Application.id)
         ).all()
 
@@ -246,7 +248,7 @@ def load_plan(app: Any, rng: random.Random) -> dict[str, Any]:
             sa.text(
                 "SELECT DISTINCT ON (to_addr, from_addr, channel)"
                 " to_addr, from_addr, channel, conversation_id"
-                " FROM message WHERE direction = 'outbound'"
+                " FROM message WHERE direction = 'outbound' AND channel IN ('sms', 'whatsapp')"
                 " ORDER BY to_addr, from_addr, channel, id DESC"
             )
         ).all()

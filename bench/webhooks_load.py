@@ -16,6 +16,7 @@ import heapq
 import http.client
 import itertools
 import json
+import os
 import random
 import resource
 import sys
@@ -246,7 +247,9 @@ class Worker(threading.Thread):
                 self.reconnects += 1
             self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
-            response.read()
+            answer = response.read()
+            if response.status == 400 and os.environ.get("BENCH_DEBUG"):
+                print("400", answer[:200], body[:300] if body else b"", file=sys.stderr, flush=True)
             if response.will_close:
                 self.conn.close()  # gunicorn's sync workers close after each response
             code = response.status
