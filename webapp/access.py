@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from flask import abort
@@ -17,7 +17,20 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
 from webapp import permissions
-from webapp.models import Application, Candidate, HiringTeamMember, Job, User
+from webapp.models import (
+    Application,
+    Candidate,
+    Community,
+    CommunityMembership,
+    Conversation,
+    HiringTeamMember,
+    Job,
+    SourcingTeamMember,
+    User,
+)
+
+if TYPE_CHECKING:
+    from webapp.messaging.subjects import Subject
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,6 +95,67 @@ def other_applications(session: Session, user: User, application: Application) -
         .order_by(Application.created_at.desc())
     )
     return list(session.scalars(query))
+
+
+def community_visible_to(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition: the community is in the user's organisation and, unless admin, the user is on its
+    sourcing team."""
+    if user.organization_id is None:
+        return sa.false()
+    in_org = Community.organization_id == user.organization_id
+    if is_org_admin(user):
+        return in_org
+    on_team = (
+        sa.select(SourcingTeamMember.id)
+        .where(SourcingTeamMember.community_id == Community.id, SourcingTeamMember.user_id == user.id)
+        .exists()
+    )
+    return sa.and_(in_org, on_team)
+
+
+def visible_memberships(user: User) -> sa.Select[tuple[CommunityMembership]]:
+    return (
+        sa.select(CommunityMembership)
+        .join(CommunityMembership.community)
+        .where(community_visible_to(user))
+    )
+
+
+def get_membership(session: Session, user: User, membership_id: int) -> CommunityMembership | None:
+    return session.scalar(visible_memberships(user).where(CommunityMembership.id == membership_id))
+
+
+def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition on Conversation: its application's job, or its membership's community, is one the
+    user may see (the hiring-team and sourcing-team rules above)."""
+    by_application = (
+        sa.select(Application.id)
+        .join(Application.job)
+        .where(Application.id == Conversation.application_id, job_visible_to(user))
+        .exists()
+    )
+    by_membership = (
+        sa.select(CommunityMembership.id)
+        .join(CommunityMembership.community)
+        .where(CommunityMembership.id == Conversation.community_membership_id, community_visible_to(user))
+        .exists()
+    )
+    return sa.or_(by_application, by_membership)
+
+
+def get_conversation(session: Session, user: User, conversation_id: int) -> Conversation | None:
+    return session.scalar(
+        sa.select(Conversation).where(Conversation.id == conversation_id, conversation_visible_to(user))
+    )
+
+
+def may_write(session: Session, user: User, subject: Subject) -> bool:
+    """The team rule for writing: the job's hiring team or the community's sourcing team (and admins)."""
+    if subject.kind == "application":
+        query = visible_applications(user).where(Application.id == subject.id)
+    else:
+        query = visible_memberships(user).where(CommunityMembership.id == subject.id)
+    return session.scalar(sa.select(query.exists())) or False
 
 
 # --- The Flask layer -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ class PermissionSpec:
 
 
 RECRUITMENT_SMS = "recruitment.sms"
+SOURCING_MESSAGING = "sourcing.messaging"
 ADMIN_ORGANIZATION = "admin.organization"
 ADMIN_USERS = "admin.users"
 ADMIN_TEMPLATES = "admin.templates"
@@ -25,6 +26,7 @@ ADMIN_UNMATCHED = "admin.unmatched"
 
 CATALOGUE: tuple[PermissionSpec, ...] = (
     PermissionSpec(RECRUITMENT_SMS, "Recruitment – SMS", "Candidate management"),
+    PermissionSpec(SOURCING_MESSAGING, "Sourcing – messaging", "CRM"),
     PermissionSpec(ADMIN_ORGANIZATION, "Organisation administration", "Administration"),
     PermissionSpec(ADMIN_USERS, "Users and roles", "Administration"),
     PermissionSpec(ADMIN_TEMPLATES, "Communication templates", "Administration"),

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from webapp.messaging import credits
 from webapp.messaging.optouts import keyword, opt_in, opt_out
+from webapp.messaging.reports import Inbound
 from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
 from webapp.models.upsert import insert_ignore
-from webapp.webhooks.payloads import Inbound
 
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"}

@@ -10,7 +10,7 @@ import uuid
 from flask import Flask
 
 from webapp.models import Application, Conversation, utcnow
-from webapp.webhooks.signature import sign
+from webapp.providers.vonage_signature import sign
 
 
 class CannotSimulate(Exception):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from webapp import phones
+from webapp.messaging.reports import Inbound, StatusReport
 from webapp.models import utcnow
 
 CHANNELS = ("sms", "whatsapp")
@@ -19,28 +19,6 @@ _OUR_ID = re.compile(r"[0-9]{1,9}")  # client_ref carries our message id (an INT
 
 class BadPayload(ValueError):
     """The body is not a webhook we understand; the message is the short reason returned (400)."""
-
-
-@dataclass(frozen=True)
-class Inbound:
-    message_uuid: str
-    channel: str
-    sender: str  # E.164 with +
-    recipient: str  # E.164 with +: one of our numbers, we hope
-    text: str
-    timestamp: datetime
-    profile_name: str | None = None
-
-
-@dataclass(frozen=True)
-class StatusReport:
-    message_uuid: str
-    status: str
-    timestamp: datetime
-    client_ref: str | None = None
-    error_code: str | None = None
-    error_title: str | None = None
-    error_detail: str | None = None
 
 
 def _object(body: bytes) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from flask import Response, current_app, jsonify, request
 
 from webapp.extensions import db
 from webapp.messaging import dispatch, inbound, status
-from webapp.webhooks import bp, payloads, signature
+from webapp.providers import vonage_signature as signature
+from webapp.webhooks import bp, payloads
 
 log = logging.getLogger("relay.webhooks")
 MAX_BODY = 64 * 1024

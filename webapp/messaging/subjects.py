@@ -1,0 +1,105 @@
+"""What a conversation is about: a candidate's application (written to by the job's hiring team) or a
+prospect's membership of a talent community (written to by its sourcing team).
+
+One small value answers, for either kind, what the way of a message needs to know — the organisation,
+the person written to, the title `%JOBTITLE%` stands for, which right and which products texting
+needs — so that compose, the checks, placeholders, conversations, Simulate a reply and the HELP reply
+work the same for both and never look at an `Application` themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from webapp import permissions
+from webapp.models import (
+    Application,
+    Candidate,
+    Community,
+    CommunityMembership,
+    Conversation,
+    Organization,
+    Prospect,
+)
+
+Kind = Literal["application", "membership"]
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    kind: Kind
+    id: int
+    organization: Organization
+    contact: Candidate | Prospect
+    # What %JOBTITLE% stands for: the job's title, or the community's name.
+    title: str
+    # The right and the products that writing by SMS or WhatsApp about this subject needs.
+    texting_permission: str
+    texting_products: tuple[str, ...]
+    # Who writes: "hiring team of this job", "sourcing team of this community".
+    team: str
+    application: Application | None = None
+    membership: CommunityMembership | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Subject) and (self.kind, self.id) == (other.kind, other.id)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.id))
+
+    @property
+    def conversation_key(self) -> dict[str, Any]:
+        """The conversation's column that names this subject, with its value."""
+        column = "application_id" if self.kind == "application" else "community_membership_id"
+        return {column: self.id}
+
+    @property
+    def conversation_condition(self) -> sa.ColumnElement[bool]:
+        if self.kind == "application":
+            return Conversation.application_id == self.id
+        return Conversation.community_membership_id == self.id
+
+    @property
+    def people(self) -> str:
+        """How the contact is named in sentences: "the candidate", "the prospect"."""
+        return "the candidate" if self.kind == "application" else "the prospect"
+
+
+def of_application(application: Application) -> Subject:
+    job = application.job
+    return Subject(
+        kind="application",
+        id=application.id,
+        organization=job.organization,
+        contact=application.candidate,
+        title=job.title,
+        texting_permission=permissions.RECRUITMENT_SMS,
+        texting_products=("messaging",),
+        team="hiring team of this job",
+        application=application,
+    )
+
+
+def of_membership(membership: CommunityMembership) -> Subject:
+    community: Community = membership.community
+    return Subject(
+        kind="membership",
+        id=membership.id,
+        organization=community.organization,
+        contact=membership.prospect,
+        title=community.name,
+        texting_permission=permissions.SOURCING_MESSAGING,
+        texting_products=("messaging", "crm"),
+        team="sourcing team of this community",
+        membership=membership,
+    )
+
+
+def of_conversation(conversation: Conversation) -> Subject:
+    if conversation.application is not None:
+        return of_application(conversation.application)
+    assert conversation.community_membership is not None
+    return of_membership(conversation.community_membership)
