@@ -38,6 +38,7 @@ from tests.fake_vonage import FakeVonage  # noqa: E402
 from webapp import create_app, permissions  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.messaging import compose, dispatch  # noqa: E402
+from webapp.messaging.subjects import of_application  # noqa: E402
 from webapp.models import Message  # noqa: E402
 from webapp.providers import registry  # noqa: E402
 
@@ -126,7 +127,9 @@ def run(
         db.session.commit()
         ids = []
         for n in range(messages):
-            m = compose.compose(db.session, user, applications[n % 50], "sms", f"Hello {n}, see you Monday?")
+            m = compose.compose(
+                db.session, user, of_application(applications[n % 50]), "sms", f"Hello {n}, see you Monday?"
+            )
             db.session.commit()
             ids.append(m.id)
         for n in range(messages):

@@ -131,13 +131,23 @@ def open_whatsapp_window(a: Application, hours: float = 24) -> None:
     """As if the candidate had just written on WhatsApp."""
     from datetime import timedelta
 
-    from webapp.messaging import conversations
+    from webapp.messaging import conversations, subjects
     from webapp.models import utcnow
 
-    conversation = conversations.for_application(db.session, a, create=True)
+    conversation = conversations.for_subject(db.session, subjects.of_application(a), create=True)
     assert conversation is not None
     conversation.whatsapp_window_ends_at = utcnow() + timedelta(hours=hours)
     db.session.flush()
+
+
+def conversation_url(a: Application) -> str:
+    """The address of the application's conversation (started empty if it has none yet)."""
+    from webapp.messaging import conversations, subjects
+
+    conversation = conversations.for_subject(db.session, subjects.of_application(a), create=True)
+    assert conversation is not None
+    db.session.commit()
+    return f"/conversations/{conversation.id}"
 
 
 def whatsapp_template(organization: Organization, name: str = "interview_invite", **kw: Any):

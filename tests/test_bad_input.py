@@ -98,13 +98,13 @@ def test_every_route_takes_ids_through_the_id_converter(app) -> None:
 
 @pytest.mark.parametrize("value", NOT_IDS)
 def test_an_id_that_is_not_one_in_a_path_is_a_404(client, world, value) -> None:
-    for path in ["/jobs/{}", "/applications/{}", "/applications/{}/messages?tab=sms"]:
+    for path in ["/jobs/{}", "/applications/{}", "/conversations/{}/thread?tab=sms"]:
         assert client.get(path.format(value)).status_code == 404, path
     token = csrf_from(client, "/jobs")
     for path in [
-        "/applications/{}/messages",
-        "/applications/{}/compose/preview",
-        "/applications/{}/simulate-reply",
+        "/conversations/{}/messages",
+        "/conversations/{}/preview",
+        "/conversations/{}/simulate-reply",
         "/admin/unmatched/{}/assign",
     ]:
         assert client.post(path.format(value), data={"csrf_token": token}).status_code == 404, path
@@ -126,8 +126,8 @@ def test_a_non_ascii_digit_does_not_reach_another_application(client, world) -> 
 
 @pytest.mark.parametrize("value", ["²", "٣", "99999999999999999999", "abc"])
 def test_a_whatsapp_template_id_that_is_not_one_is_refused_in_the_form(client, world, value) -> None:
-    url = f"/applications/{world['lena'].id}/messages"
-    token = csrf_from(client, url.replace("/messages", ""))
+    url = f"{f.conversation_url(world['lena'])}/messages"
+    token = csrf_from(client, f"/applications/{world['lena'].id}")
     response = client.post(
         url,
         data={

@@ -11,6 +11,7 @@ from tests import factories as f
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, credits
+from webapp.messaging.subjects import of_application
 from webapp.models import Conversation, CreditTransaction, Message, OptOut
 
 SMS = [permissions.RECRUITMENT_SMS]
@@ -41,7 +42,9 @@ def acme(app):
 
 
 def send(w, application, channel="sms", body="Hi %FIRSTNAME%", user="recruiter", subject=None):
-    message = compose.compose(db.session, w[user], w[application], channel, body, subject=subject)
+    message = compose.compose(
+        db.session, w[user], of_application(w[application]), channel, body, subject=subject
+    )
     db.session.commit()
     return message
 
@@ -74,7 +77,9 @@ def test_new_conversations_spread_over_one_countrys_numbers(acme) -> None:
     for i in range(4):
         application = f.application(job, f.candidate(org, "Brit", f"On{i}", mobile=f"+44740012345{i}"))
         db.session.commit()
-        used.append(compose.compose(db.session, acme["recruiter"], application, "sms", "Hi").from_addr)
+        used.append(
+            compose.compose(db.session, acme["recruiter"], of_application(application), "sms", "Hi").from_addr
+        )
         db.session.commit()
     assert sorted(used) == ["+447400123400", "+447400123400", "+447400123401", "+447400123401"]
     assert used[0] != used[1]
@@ -109,7 +114,7 @@ def test_credits_are_shared_with_the_sub_organisation(acme) -> None:
     f.number(sub, "+46701234500")
     application = f.application(job, f.candidate(sub, "Sven", "Svensson", mobile="+46701234568"))
     db.session.commit()
-    compose.compose(db.session, user, application, "sms", "Hej")
+    compose.compose(db.session, user, of_application(application), "sms", "Hej")
     db.session.commit()
     assert credits.balance(db.session, sub) == credits.balance(db.session, acme["org"]) == 19
 
@@ -244,7 +249,12 @@ def test_an_approved_template_may_go_outside_the_window(acme) -> None:
     template = f.whatsapp_template(acme["org"])
     db.session.commit()
     m = compose.compose(
-        db.session, acme["recruiter"], acme["lena"], "whatsapp", "", whatsapp_template_id=template.id
+        db.session,
+        acme["recruiter"],
+        of_application(acme["lena"]),
+        "whatsapp",
+        "",
+        whatsapp_template_id=template.id,
     )
     db.session.commit()
     assert m.body == "Hi Lena, can we talk about Backend Engineer? Reply here."
@@ -255,5 +265,10 @@ def test_an_approved_template_may_go_outside_the_window(acme) -> None:
     for t in (other, unapproved):
         with pytest.raises(checks.SendRefused, match="approved WhatsApp templates"):
             compose.compose(
-                db.session, acme["recruiter"], acme["lena"], "whatsapp", "", whatsapp_template_id=t.id
+                db.session,
+                acme["recruiter"],
+                of_application(acme["lena"]),
+                "whatsapp",
+                "",
+                whatsapp_template_id=t.id,
             )

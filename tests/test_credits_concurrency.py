@@ -11,6 +11,7 @@ from tests import factories as f
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, credits
+from webapp.messaging.subjects import of_application
 from webapp.models import Application, CreditAccount, CreditTransaction, Message, User
 
 
@@ -48,7 +49,7 @@ def test_fifty_threads_against_twenty_credits(app) -> None:
             application = db.session.get(Application, app_ids[i % len(app_ids)])
             start.wait()
             try:
-                compose.compose(db.session, u, application, "sms", f"Hello {i}")
+                compose.compose(db.session, u, of_application(application), "sms", f"Hello {i}")
                 db.session.commit()
                 result = "sent"
             except checks.SendRefused as refused:

@@ -11,6 +11,7 @@ from tests.conftest import need
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import compose, dispatch
+from webapp.messaging.subjects import of_application
 from webapp.models import Message
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
@@ -24,7 +25,7 @@ def queued(app):
     application = f.application(f.job(org, team=[user]), f.candidate(org))
     f.credits(org, 5)
     db.session.commit()
-    message = compose.compose(db.session, user, application, "sms", "Hello")
+    message = compose.compose(db.session, user, of_application(application), "sms", "Hello")
     db.session.commit()
     return message.id
 

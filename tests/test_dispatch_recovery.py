@@ -26,6 +26,7 @@ from tests.fake_vonage import FakeVonage, running_fake_vonage
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import compose, credits, dispatch
+from webapp.messaging.subjects import of_application
 from webapp.models import Message, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,7 @@ def world(app):
 
 
 def queued(world, body: str = "Hi %FIRSTNAME%") -> int:
-    message = compose.compose(db.session, world["user"], world["lena"], "sms", body)
+    message = compose.compose(db.session, world["user"], of_application(world["lena"]), "sms", body)
     db.session.commit()
     return message.id
 

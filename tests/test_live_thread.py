@@ -14,6 +14,7 @@ from tests.webhook_support import inbound, post
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import compose
+from webapp.messaging.subjects import of_application
 from webapp.models import Message, User, WhatsappTemplate
 
 OUR, LENA = "+4915123456700", "+4915123456789"
@@ -31,10 +32,11 @@ def page(app, auth):
     f.whatsapp_template(org)
     f.credits(org, 20)
     db.session.commit()
-    compose.compose(db.session, recruiter, lena, "sms", "Hi Lena")
+    compose.compose(db.session, recruiter, of_application(lena), "sms", "Hi Lena")
     db.session.commit()
     auth.login("recruiter@acme.test")
-    return {"org": org, "lena": lena, "url": f"/applications/{lena.id}", "admin": admin}
+    conversation = f.conversation_url(lena)
+    return {"org": org, "lena": lena, "url": f"/applications/{lena.id}", "c": conversation, "admin": admin}
 
 
 def version_of(html: str) -> str:
@@ -43,7 +45,7 @@ def version_of(html: str) -> str:
 
 def poll(client, page, tab: str, since: str):
     return client.get(
-        f"{page['url']}/messages", query_string={"tab": tab, "since": since}, headers={"HX-Request": "true"}
+        f"{page['c']}/thread", query_string={"tab": tab, "since": since}, headers={"HX-Request": "true"}
     )
 
 
@@ -91,7 +93,7 @@ def test_stop_shows_a_banner_and_start_removes_it(client, page) -> None:
     assert 'id="opt-out-banner-' in html and "“Stop.”" in html
     token = csrf_from(client, page["url"])
     refused = client.post(
-        f"{page['url']}/messages",
+        f"{page['c']}/messages",
         data={"channel": "sms", "body": "Hi?", "csrf_token": token},
         headers={"HX-Request": "true"},
     )
@@ -107,7 +109,7 @@ def test_whatsapp_window_in_the_composer(client, page) -> None:
     token = csrf_from(client, page["url"])
     template_id = re.search(r'<option value="(\d+)">interview_invite', html).group(1)
     sent = client.post(
-        f"{page['url']}/messages",
+        f"{page['c']}/messages",
         data={"channel": "whatsapp", "body": "", "whatsapp_template_id": template_id, "csrf_token": token},
         headers={"HX-Request": "true"},
     )
@@ -122,10 +124,12 @@ def test_a_whatsapp_reply_reaches_the_composer_through_the_poll(client, page) ->
     """The composer's window note is not in the thread: the poll brings it out of band, by its id."""
     template = db.session.query(WhatsappTemplate).one()
     recruiter = db.session.query(User).filter_by(email="recruiter@acme.test").one()
-    compose.compose(db.session, recruiter, page["lena"], "whatsapp", "", whatsapp_template_id=template.id)
+    compose.compose(
+        db.session, recruiter, of_application(page["lena"]), "whatsapp", "", whatsapp_template_id=template.id
+    )
     db.session.commit()
     html = client.get(page["url"] + "?tab=sms").get_data(as_text=True)
-    note = f'id="wa-window-{page["lena"].id}"'
+    note = f'id="wa-window-{page["c"].split("/")[-1]}"'
     assert note in html and "wa-closed" in html
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     post(client, "/webhooks/vonage/inbound", inbound(OUR, LENA, "Hi!", channel="whatsapp", timestamp=now))
@@ -139,7 +143,7 @@ def test_a_whatsapp_reply_reaches_the_composer_through_the_poll(client, page) ->
 def test_simulate_a_reply_runs_the_signed_webhook(client, page, app) -> None:
     token = csrf_from(client, page["url"])
     response = client.post(
-        f"{page['url']}/simulate-reply",
+        f"{page['c']}/simulate-reply",
         data={"channel": "sms", "text": "Sounds good", "csrf_token": token},
         headers={"HX-Request": "true"},
     )
@@ -151,7 +155,7 @@ def test_simulate_a_reply_runs_the_signed_webhook(client, page, app) -> None:
     assert reply.provider_id and reply.conversation_id is not None and reply.to_addr == OUR
     app.config["MESSAGING_PROVIDER"] = "vonage"  # never in production
     assert (
-        client.post(f"{page['url']}/simulate-reply", data={"channel": "sms", "csrf_token": token}).status_code
+        client.post(f"{page['c']}/simulate-reply", data={"channel": "sms", "csrf_token": token}).status_code
         == 404
     )
     assert "Simulate a reply" not in client.get(page["url"]).get_data(as_text=True)
@@ -159,7 +163,7 @@ def test_simulate_a_reply_runs_the_signed_webhook(client, page, app) -> None:
 
 def test_simulate_a_reply_says_why_not_beside_the_form(client, page) -> None:
     token = csrf_from(client, page["url"])
-    url = f"{page['url']}/simulate-reply"
+    url = f"{page['c']}/simulate-reply"
     htmx = {"HX-Request": "true"}
     # No WhatsApp sent yet: no number to reply to. Said here, now, in words — not flashed for later.
     refused = client.post(url, data={"channel": "whatsapp", "text": "Hi", "csrf_token": token}, headers=htmx)
@@ -208,8 +212,7 @@ def test_the_thread_costs_the_same_queries_for_3_or_30_messages(client, page, ap
         event.listen(db.engine, "before_cursor_execute", counter)
         try:
             assert (
-                client.get(f"{page['url']}/messages?tab=sms", headers={"HX-Request": "true"}).status_code
-                == 200
+                client.get(f"{page['c']}/thread?tab=sms", headers={"HX-Request": "true"}).status_code == 200
             )
         finally:
             event.remove(db.engine, "before_cursor_execute", counter)

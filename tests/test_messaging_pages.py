@@ -26,7 +26,18 @@ def pages(app, auth):
     g_app = f.application(f.job(globex, team=[g_recruiter]), f.candidate(globex, "Homer", "Jay"))
     f.credits(acme, 10)
     db.session.commit()
-    return {"lena": lena, "g_app": g_app}
+    # A conversation's routes and the ids in its partials carry the conversation's id, not the
+    # application's: the numbers differ here so that a test mixing them up fails.
+    g_conversation = f.conversation_url(g_app)
+    conversation = f.conversation_url(lena)
+    assert conversation != f"/conversations/{lena.id}"
+    return {
+        "lena": lena,
+        "g_app": g_app,
+        "c": conversation,
+        "g_c": g_conversation,
+        "uid": conversation.split("/")[-1],
+    }
 
 
 def post(client, url, data, htmx=True):
@@ -39,11 +50,11 @@ def test_recruiter_sends_an_sms_and_sees_it_in_the_sms_tab(client, auth, pages) 
     auth.login("recruiter@acme.test")
     url = f"/applications/{pages['lena'].id}"
     page = client.get(url).get_data(as_text=True)
-    lena = pages["lena"].id
+    lena = pages["uid"]
     assert re.findall(rf'id="tab-{lena}-(\w+)"', page) == ["email", "sms", "whatsapp"]
     assert 'name="channel" value="sms" checked' in page
 
-    response = post(client, f"{url}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME% 😀"})
+    response = post(client, f"{pages['c']}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME% 😀"})
     assert response.status_code == 200
     # The thread comes with the answer; other regions hear of it after the swap.
     assert response.headers["HX-Trigger-After-Settle"] == "messages-changed"
@@ -58,19 +69,18 @@ def test_recruiter_sends_an_sms_and_sees_it_in_the_sms_tab(client, auth, pages) 
 
 def test_no_js_send_redirects_back_to_the_tab(client, auth, pages) -> None:
     auth.login("recruiter@acme.test")
-    url = f"/applications/{pages['lena'].id}"
-    response = post(client, f"{url}/messages", {"channel": "sms", "body": "Hello"}, htmx=False)
+    response = post(client, f"{pages['c']}/messages", {"channel": "sms", "body": "Hello"}, htmx=False)
     assert response.status_code == 303 and response.headers["Location"].endswith("?tab=sms")
     assert "SMS message queued." in client.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_a_refused_send_keeps_the_text_and_says_why(client, auth, pages) -> None:
     auth.login("recruiter@acme.test")
-    url = f"/applications/{pages['lena'].id}/messages"
+    url = f"{pages['c']}/messages"
     typed = "A long careful message that must not be lost. " * 40
     response = post(client, url, {"channel": "sms", "body": typed})
     assert response.status_code == 422
-    assert response.headers["HX-Retarget"] == f"#composer-{pages['lena'].id}"
+    assert response.headers["HX-Retarget"] == f"#composer-{pages['uid']}"
     html = response.get_data(as_text=True)
     assert "the limit is 10" in html and typed.strip() in html
     # Without htmx the whole page comes back, text and reason included.
@@ -81,21 +91,21 @@ def test_a_refused_send_keeps_the_text_and_says_why(client, auth, pages) -> None
 
 def test_manager_sees_history_but_no_texting_composer(client, auth, pages) -> None:
     auth.login("recruiter@acme.test")
-    post(client, f"/applications/{pages['lena'].id}/messages", {"channel": "sms", "body": "From Riley"})
+    post(client, f"{pages['c']}/messages", {"channel": "sms", "body": "From Riley"})
     auth.logout()
     auth.login("manager@acme.test")
     html = client.get(f"/applications/{pages['lena'].id}?tab=sms").get_data(as_text=True)
     assert "From Riley" in html
     assert re.findall(r'type="radio" name="channel" value="(\w+)"', html) == ["email"]
     assert "needs the permission “Recruitment – SMS” (Candidate management)" in html
-    forced = post(client, f"/applications/{pages['lena'].id}/messages", {"channel": "sms", "body": "x"})
+    forced = post(client, f"{pages['c']}/messages", {"channel": "sms", "body": "x"})
     assert forced.status_code == 422 and "Recruitment – SMS" in forced.get_data(as_text=True)
 
 
 def test_globex_has_email_only(client, auth, pages) -> None:
     auth.login("recruiter@globex.test")
     html = client.get(f"/applications/{pages['g_app'].id}").get_data(as_text=True)
-    assert re.findall(rf'id="tab-{pages["g_app"].id}-(\w+)"', html) == ["email"]
+    assert re.findall(rf'id="tab-{pages["g_c"].split("/")[-1]}-(\w+)"', html) == ["email"]
     assert re.findall(r'type="radio" name="channel" value="(\w+)"', html) == ["email"]
     assert "Recruitment – SMS" not in html and "credits left" not in html
 
@@ -110,9 +120,7 @@ def test_globex_has_email_only(client, auth, pages) -> None:
 )
 def test_live_counter(client, auth, pages, body, expected) -> None:
     auth.login("recruiter@acme.test")
-    response = post(
-        client, f"/applications/{pages['lena'].id}/compose/preview", {"channel": "sms", "body": body}
-    )
+    response = post(client, f"{pages['c']}/preview", {"channel": "sms", "body": body})
     html = re.sub(r"\s+", " ", response.get_data(as_text=True))
     for piece in expected:
         assert piece in html
@@ -121,12 +129,16 @@ def test_live_counter(client, auth, pages, body, expected) -> None:
 
 def test_thread_fragment_and_other_organisations(client, auth, pages) -> None:
     auth.login("recruiter@acme.test")
-    fragment = client.get(
-        f"/applications/{pages['lena'].id}/messages?tab=email", headers={"HX-Request": "true"}
+    fragment = client.get(f"{pages['c']}/thread?tab=email", headers={"HX-Request": "true"})
+    assert fragment.get_data(as_text=True).lstrip().startswith(f'<div id="thread-{pages["uid"]}"')
+    # Without htmx, the thread's address leads to the page it lives on.
+    assert (
+        client.get(f"{pages['c']}/thread?tab=email")
+        .headers["Location"]
+        .endswith(f"/applications/{pages['lena'].id}?tab=email")
     )
-    assert fragment.get_data(as_text=True).lstrip().startswith(f'<div id="thread-{pages["lena"].id}"')
-    assert client.get(f"/applications/{pages['g_app'].id}/messages?tab=email").status_code == 404
-    other = post(client, f"/applications/{pages['g_app'].id}/messages", {"channel": "email", "body": "x"})
+    assert client.get(f"{pages['g_c']}/thread?tab=email").status_code == 404
+    other = post(client, f"{pages['g_c']}/messages", {"channel": "email", "body": "x"})
     assert other.status_code == 404
 
 
@@ -160,12 +172,12 @@ def test_a_send_shows_what_the_dispatcher_did_meanwhile(client, auth, pages, mon
 
     monkeypatch.setattr(dispatch, "enqueue", dispatcher_elsewhere)
     auth.login("recruiter@acme.test")
-    url = f"/applications/{pages['lena'].id}"
+    url = pages["c"]
     sent = post(client, f"{url}/messages", {"channel": "email", "subject": "Hello", "body": "Hi %FIRSTNAME%"})
     html = sent.get_data(as_text=True)
     shown = re.search(r'data-status="(\w+)"', html).group(1)
     poll = client.get(
-        f"{url}/messages",
+        f"{url}/thread",
         query_string={"tab": "email", "since": version_of(html)},
         headers={"HX-Request": "true"},
     )
@@ -186,9 +198,9 @@ def test_an_opted_out_number_is_refused_before_send(client, auth, pages) -> None
     page = client.get(f"/applications/{lena.id}?tab=sms").get_data(as_text=True)
     counter = counter_of(page)
     assert "has opted out of texts" in counter and "credit" not in counter
-    preview = post(client, f"/applications/{lena.id}/compose/preview", {"channel": "whatsapp", "body": "Hi"})
+    preview = post(client, f"{pages['c']}/preview", {"channel": "whatsapp", "body": "Hi"})
     assert "has opted out of texts" in counter_of(preview.get_data(as_text=True))
-    email = post(client, f"/applications/{lena.id}/compose/preview", {"channel": "email", "body": "Hi"})
+    email = post(client, f"{pages['c']}/preview", {"channel": "email", "body": "Hi"})
     assert "email is free" in counter_of(email.get_data(as_text=True))
 
 
@@ -196,7 +208,7 @@ def test_whatsapp_counter_says_the_price_on_an_empty_box(client, auth, pages) ->
     f.open_whatsapp_window(pages["lena"])
     db.session.commit()
     auth.login("recruiter@acme.test")
-    url = f"/applications/{pages['lena'].id}/compose/preview"
+    url = f"{pages['c']}/preview"
     empty = post(client, url, {"channel": "whatsapp", "body": ""})
     assert "0 characters · 1 credit per WhatsApp message" in counter_of(empty.get_data(as_text=True))
 
@@ -205,7 +217,7 @@ def test_an_approved_template_shows_what_the_candidate_will_read(client, auth, p
     template = f.whatsapp_template(pages["lena"].job.organization)
     db.session.commit()
     auth.login("recruiter@acme.test")
-    url = f"/applications/{pages['lena'].id}/compose/preview"
+    url = f"{pages['c']}/preview"
     chosen = post(client, url, {"channel": "whatsapp", "body": "", "whatsapp_template_id": str(template.id)})
     counter = counter_of(chosen.get_data(as_text=True))
     assert "Lena will read: Hi Lena, can we talk about Backend Engineer? Reply here." in counter
@@ -221,7 +233,7 @@ def test_an_approved_template_shows_what_the_candidate_will_read(client, auth, p
 
 def test_the_missing_right_is_said_once(client, auth, pages) -> None:
     auth.login("manager@acme.test")
-    url = f"/applications/{pages['lena'].id}/messages"
+    url = f"{pages['c']}/messages"
     refused = post(client, url, {"channel": "sms", "body": "x"}).get_data(as_text=True)
     assert refused.count("needs the permission “Recruitment – SMS”") == 1
     assert 'class="notice notice-error"' in refused and 'role="alert"' in refused

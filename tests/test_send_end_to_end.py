@@ -11,6 +11,7 @@ from tests.smtp_sink import running_smtp_sink
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import compose, credits, dispatch
+from webapp.messaging.subjects import of_application
 from webapp.models import Message
 
 
@@ -60,7 +61,9 @@ def world(app):
 
 
 def send(world, channel="sms", body="Hi %FIRSTNAME%, about %JOBTITLE%", subject=None) -> Message:
-    message = compose.compose(db.session, world["user"], world["lena"], channel, body, subject=subject)
+    message = compose.compose(
+        db.session, world["user"], of_application(world["lena"]), channel, body, subject=subject
+    )
     db.session.commit()
     dispatch.deliver(message.id)
     db.session.expire_all()
@@ -175,7 +178,12 @@ def test_whatsapp_template_outside_the_window(world, fake) -> None:
     template = f.whatsapp_template(world["org"], locale="de_DE")
     db.session.commit()
     message = compose.compose(
-        db.session, world["user"], world["lena"], "whatsapp", "", whatsapp_template_id=template.id
+        db.session,
+        world["user"],
+        of_application(world["lena"]),
+        "whatsapp",
+        "",
+        whatsapp_template_id=template.id,
     )
     db.session.commit()
     dispatch.deliver(message.id)

@@ -21,6 +21,7 @@ from tests.webhook_support import inbound, post, status, token
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, credits, dispatch, optouts
+from webapp.messaging.subjects import of_application
 from webapp.models import Conversation, Message, OptOut
 
 INBOUND = "/webhooks/vonage/inbound"
@@ -39,7 +40,7 @@ def world(app):
     lena = f.application(job, f.candidate(org, "Lena", "Müller", mobile=LENA))
     f.credits(org, 10)
     db.session.commit()
-    sent = compose.compose(db.session, user, lena, "sms", "Hi Lena")
+    sent = compose.compose(db.session, user, of_application(lena), "sms", "Hi Lena")
     db.session.commit()
     return {"org": org, "user": user, "lena": lena, "sent": sent}
 
@@ -230,7 +231,7 @@ def test_stop_words_opt_the_number_out(client, world, text) -> None:
     row = optouts.active(db.session, world["org"].id, LENA)
     assert row is not None and row.source_message_id == inbound_messages()[0].id
     with pytest.raises(checks.SendRefused, match="opted out"):
-        compose.compose(db.session, world["user"], world["lena"], "whatsapp", "Still there?")
+        compose.compose(db.session, world["user"], of_application(world["lena"]), "whatsapp", "Still there?")
 
 
 @pytest.mark.parametrize("text", ["please stop calling me", "STOP IT", "non-stop", "STOPP"])
@@ -243,7 +244,7 @@ def test_start_opts_back_in_and_stop_again_counts(client, world) -> None:
     post(client, INBOUND, inbound(OUR, LENA, "STOP"))
     post(client, INBOUND, inbound(OUR, LENA, "start"))
     assert optouts.active(db.session, world["org"].id, LENA) is None
-    compose.compose(db.session, world["user"], world["lena"], "sms", "Welcome back")
+    compose.compose(db.session, world["user"], of_application(world["lena"]), "sms", "Welcome back")
     db.session.commit()
     post(client, INBOUND, inbound("+12015550100", LENA, "Stop"))  # another of our numbers: same organisation
     assert optouts.active(db.session, world["org"].id, LENA) is not None
@@ -351,7 +352,7 @@ def test_status_for_a_message_we_do_not_know_is_acknowledged(client, world) -> N
 
 def test_inbound_whatsapp_opens_the_window_for_24_hours(client, world) -> None:
     f.open_whatsapp_window(world["lena"])
-    compose.compose(db.session, world["user"], world["lena"], "whatsapp", "Hi on WhatsApp")
+    compose.compose(db.session, world["user"], of_application(world["lena"]), "whatsapp", "Hi on WhatsApp")
     conversation = db.session.get(Conversation, world["sent"].conversation_id)
     conversation.whatsapp_window_ends_at = None
     db.session.commit()
@@ -529,7 +530,7 @@ def test_sub_organisation_replies_and_stop_through_the_parents_number(client, wo
         f.job(sub, team=[user]), f.candidate(sub, "Sven", "Ek", mobile="+46701234567")
     )
     db.session.commit()
-    sent = compose.compose(db.session, user, application, "sms", "Hej Sven")
+    sent = compose.compose(db.session, user, of_application(application), "sms", "Hej Sven")
     db.session.commit()
     assert sent.from_addr in (OUR, "+12015550100")  # the parent's pool
     post(client, INBOUND, inbound(sent.from_addr, "+46701234567", "Hej!"))
@@ -537,4 +538,4 @@ def test_sub_organisation_replies_and_stop_through_the_parents_number(client, wo
     assert reply.conversation_id == sent.conversation_id
     post(client, INBOUND, inbound(sent.from_addr, "+46701234567", "STOP"))
     with pytest.raises(checks.SendRefused, match="opted out"):
-        compose.compose(db.session, user, application, "sms", "Still there?")
+        compose.compose(db.session, user, of_application(application), "sms", "Still there?")

@@ -39,6 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp import auth, cli, errors, headers, templating
     from webapp.admin import bp as admin_bp
     from webapp.auth import bp as auth_bp
+    from webapp.conversations import bp as conversations_bp
     from webapp.inbox import bp as inbox_bp
     from webapp.jobs import bp as jobs_bp
     from webapp.webhooks import bp as webhooks_bp
@@ -46,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_login(app, login_manager)
     app.register_blueprint(auth_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(conversations_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(webhooks_bp)

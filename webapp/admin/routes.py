@@ -68,7 +68,7 @@ def assign_unmatched(message_id: int) -> Response:
         flash("Choose the application the message belongs to, or enter its number.", "error")
         return redirect(url_for("admin.unmatched_messages"), 303)
     try:
-        message = unmatched.assign(db.session, current_user, message_id, application_id)
+        message = unmatched.assign_to_application(db.session, current_user, message_id, application_id)
     except unmatched.CannotAssign as exc:
         db.session.rollback()
         flash(str(exc), "error")

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("jobs", __name__)
 
-from webapp.jobs import messages, routes  # noqa: E402,F401
+from webapp.jobs import routes  # noqa: E402,F401

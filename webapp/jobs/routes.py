@@ -5,11 +5,13 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from webapp import access
+from webapp.conversations.forms import ComposeForm
+from webapp.conversations.routes import panel_context
 from webapp.extensions import db
 from webapp.jobs import bp, queries
 from webapp.jobs.forms import ApplicationFilterForm
-from webapp.jobs.messages import panel_context
-from webapp.models import STAGES
+from webapp.messaging import conversations, subjects
+from webapp.models import STAGES, Application
 from webapp.pages import render
 
 
@@ -48,8 +50,20 @@ def detail(job_id: int) -> Response:
 @login_required
 def application(application_id: int) -> Response:
     app_ = access.get_application(db.session, current_user, application_id) or abort(404)
-    others = access.other_applications(db.session, current_user, app_)
-    context = panel_context(app_, request.args.get("tab"))
-    response = render("jobs/application.html", "jobs/application.html", others=others, **context)
+    return application_page(app_, request.args.get("tab"))
+
+
+def application_page(
+    application: Application, tab: str | None, form: ComposeForm | None = None, status: int = 200
+) -> Response:
+    """The candidate-application page: the profile, and the conversation's panel."""
+    about = subjects.of_application(application)
+    # Started empty on first view, so that its panel (whose ids carry the conversation's id) has one.
+    conversation = conversations.for_subject(db.session, about, create=True)
+    assert conversation is not None
+    others = access.other_applications(db.session, current_user, application)
+    context = panel_context(conversation, about, tab, form)
+    page = "jobs/application.html"
+    response = render(page, page, status=status, application=application, others=others, **context)
     db.session.commit()  # the read marker of the tab on screen, after rendering (a commit expires all)
     return response

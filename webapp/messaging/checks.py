@@ -6,12 +6,14 @@ from sqlalchemy.orm import Session
 
 from webapp import access, permissions, phones
 from webapp.messaging import optouts, segments
-from webapp.models import CHANNEL_LABELS, Application, Candidate, User
+from webapp.messaging.subjects import Subject
+from webapp.models import CHANNEL_LABELS, Candidate, Prospect, User
 
 MAX_SMS_SEGMENTS = 10
 MAX_WHATSAPP_CHARACTERS = 4096
 MAX_EMAIL_CHARACTERS = 50_000
 MAX_SUBJECT_CHARACTERS = 300
+PRODUCT_NAMES = {"messaging": "Messaging", "crm": "CRM"}
 
 
 class SendRefused(Exception):
@@ -23,73 +25,85 @@ class SendRefused(Exception):
         self.field = field
 
 
-def allowed_channels(user: User) -> list[str]:
-    """The channels this user may write on: email always, SMS/WhatsApp with the right and entitlement."""
+def _right(about: Subject | None) -> str:
+    return about.texting_permission if about is not None else permissions.RECRUITMENT_SMS
+
+
+def _products(about: Subject | None) -> tuple[str, ...]:
+    return about.texting_products if about is not None else ("messaging",)
+
+
+def allowed_channels(user: User, about: Subject | None = None) -> list[str]:
+    """The channels this user may write on about this subject (a candidate's application when None):
+    email always, SMS/WhatsApp with the subject's right and products."""
     org = user.organization
     if org is None:
         return []
-    texting = access.has_permission(user, permissions.RECRUITMENT_SMS)
+    texting = access.has_permission(user, _right(about)) and all(org.has_product(p) for p in _products(about))
     return [c for c in org.channels if c == "email" or texting]
 
 
-def missing_right(user: User) -> str | None:
+def missing_right(user: User, about: Subject | None = None) -> str | None:
     """The sentence the composer shows when the organisation texts but this user may not."""
     org = user.organization
     if org is None or not org.texts:
         return None
-    if access.has_permission(user, permissions.RECRUITMENT_SMS):
+    code = _right(about)
+    if access.has_permission(user, code):
         return None
-    spec = next(p for p in permissions.CATALOGUE if p.code == permissions.RECRUITMENT_SMS)
+    spec = next(p for p in permissions.CATALOGUE if p.code == code)
     return (
         f"Sending SMS or WhatsApp needs the permission “{spec.name}” ({spec.category}). "
         "Ask an administrator for it."
     )
 
 
-def check_sender(user: User, application: Application, channel: str) -> None:
+def check_sender(session: Session, user: User, about: Subject, channel: str) -> None:
     """Tenant, team, right, entitlement, channel enabled."""
     org = user.organization
-    if org is None or application.job.organization_id != org.id:
-        raise SendRefused("This application belongs to another organisation.")
-    if not access.is_org_admin(user) and not any(m.user_id == user.id for m in application.job.team):
-        raise SendRefused("Only the hiring team of this job can write to the candidate.")
+    if org is None or about.organization.id != org.id:
+        raise SendRefused("This conversation belongs to another organisation.")
+    if not access.may_write(session, user, about):
+        raise SendRefused(f"Only the {about.team} can write to {about.people}.")
     if channel not in CHANNEL_LABELS:
         raise SendRefused("Choose SMS, WhatsApp or email.", "channel")
     if channel == "email":
         return
     label = CHANNEL_LABELS[channel]
-    if not access.has_permission(user, permissions.RECRUITMENT_SMS):
-        raise SendRefused(missing_right(user) or "You may not send SMS or WhatsApp.", "channel")
-    if not org.has_product("messaging"):
-        raise SendRefused(
-            f"Your organisation does not have Messaging, so {label} is not available.", "channel"
-        )
+    if not access.has_permission(user, about.texting_permission):
+        raise SendRefused(missing_right(user, about) or "You may not send SMS or WhatsApp.", "channel")
+    for product in about.texting_products:
+        if not org.has_product(product):
+            name = PRODUCT_NAMES[product]
+            raise SendRefused(
+                f"Your organisation does not have {name}, so {label} is not available.", "channel"
+            )
     if not org.channel_enabled(channel):
         raise SendRefused(f"{label} is not switched on for your organisation.", "channel")
 
 
-def check_recipient(session: Session, candidate: Candidate, channel: str) -> None:
+def check_recipient(session: Session, contact: Candidate | Prospect, channel: str) -> None:
     """The recipient can be reached on this channel and has not opted out."""
     if channel == "email":
-        if not candidate.email:
-            raise SendRefused(f"{candidate.full_name} has no email address.", "channel")
+        if not contact.email:
+            raise SendRefused(f"{contact.full_name} has no email address.", "channel")
         return
-    if not candidate.mobile:
-        raise SendRefused(f"{candidate.full_name} has no mobile number.", "channel")
-    opt_out = optouts.active(session, candidate.organization_id, candidate.mobile)
+    if not contact.mobile:
+        raise SendRefused(f"{contact.full_name} has no mobile number.", "channel")
+    opt_out = optouts.active(session, contact.organization_id, contact.mobile)
     if opt_out is not None:
         raise SendRefused(
-            f"{phones.display(candidate.mobile)} has opted out of texts from your organisation "
+            f"{phones.display(contact.mobile)} has opted out of texts from your organisation "
             f"(since {opt_out.created_at:%d %b %Y}). "
             "It cannot receive SMS or WhatsApp until it opts in again.",
             "channel",
         )
 
 
-def recipient_refusal(session: Session, candidate: Candidate, channel: str) -> str | None:
+def recipient_refusal(session: Session, contact: Candidate | Prospect, channel: str) -> str | None:
     """Why check_recipient would refuse this channel, for the composer to say before Send; else None."""
     try:
-        check_recipient(session, candidate, channel)
+        check_recipient(session, contact, channel)
     except SendRefused as refused:
         return refused.message
     return None

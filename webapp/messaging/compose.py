@@ -1,19 +1,29 @@
 """The way of one outbound message (DESIGN §3), up to the commit: checks → placeholders → segments →
-sender number → credits + the queued Message. The caller commits, then hands the id to dispatch.
+sender number → credits + the queued Message (webapp.messaging.outbox). The caller commits, then hands
+the id to dispatch. It works on a subject (an application or a community membership), never on an
+`Application` itself.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.messaging import checks, conversations, credits, placeholders, pricing, routing, whatsapp
+from webapp.messaging import (
+    checks,
+    conversations,
+    credits,
+    outbox,
+    placeholders,
+    pricing,
+    routing,
+    whatsapp,
+)
 from webapp.messaging.checks import SendRefused
+from webapp.messaging.subjects import Subject
 from webapp.models import (
-    Application,
     Conversation,
     Message,
     MessageTemplate,
@@ -39,33 +49,32 @@ class Preview:
     unknown_placeholders: list[str]
 
 
-def recipient_for(application: Application, user: User) -> placeholders.Recipient:
-    org = application.job.organization
+def recipient_for(about: Subject, user: User) -> placeholders.Recipient:
     return placeholders.Recipient(
-        first_name=application.candidate.first_name,
-        last_name=application.candidate.last_name,
-        job_title=application.job.title,
-        company=org.display_sender,
+        first_name=about.contact.first_name,
+        last_name=about.contact.last_name,
+        job_title=about.title,
+        company=about.organization.display_sender,
         sender_name=user.name,
     )
 
 
 def preview(
-    application: Application,
+    about: Subject,
     user: User,
     channel: str,
     body: str,
     whatsapp_template: WhatsappTemplate | None = None,
 ) -> Preview:
-    """The text as the candidate will read it (an approved template's, when one is chosen) and its cost."""
+    """The text as the recipient will read it (an approved template's, when one is chosen) and its cost."""
     from webapp.messaging import segments
 
-    recipient = recipient_for(application, user)
+    recipient = recipient_for(about, user)
     if channel == "whatsapp" and whatsapp_template is not None:
         text = whatsapp.render(whatsapp_template, recipient)[0]
     else:
         text = placeholders.render(body, recipient)
-    org = application.job.organization
+    org = about.organization
     if channel == "sms":
         c = segments.count(text)
         cost = pricing.credits_for("sms", c.segments, org)
@@ -147,7 +156,7 @@ def sender_number(
 def compose(
     session: Session,
     user: User,
-    application: Application,
+    about: Subject,
     channel: str,
     body: str,
     subject: str | None = None,
@@ -155,16 +164,17 @@ def compose(
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
+    `about` is what the conversation is about; `subject` is an email's subject line.
     Raises SendRefused with a message for the user; the caller rolls back and shows it.
     """
-    checks.check_sender(user, application, channel)
-    candidate = application.candidate
-    checks.check_recipient(session, candidate, channel)
-    recipient = recipient_for(application, user)
-    org = application.job.organization
+    checks.check_sender(session, user, about, channel)
+    contact = about.contact
+    checks.check_recipient(session, contact, channel)
+    recipient = recipient_for(about, user)
+    org = about.organization
     template, parameters = None, None
     if channel == "whatsapp":
-        existing = conversations.for_application(session, application)
+        existing = conversations.for_subject(session, about)
         if whatsapp_template_id is not None:
             template = whatsapp.approved_template(session, org.id, whatsapp_template_id)
             if template is None:
@@ -175,40 +185,27 @@ def compose(
     rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
     count = checks.check_body(channel, text, rendered_subject)
 
-    conversation = conversations.for_application(session, application, create=True)
+    conversation = conversations.for_subject(session, about, create=True)
     assert conversation is not None
     if channel == "email":
-        from_addr, to_addr = org.display_sender, candidate.email or ""
+        from_addr, to_addr = org.display_sender, contact.email or ""
     else:
-        assert candidate.mobile
-        from_addr, to_addr = (
-            sender_number(session, conversation, channel, candidate.mobile).e164,
-            candidate.mobile,
-        )
-    now = utcnow()
-    message = Message(
-        conversation_id=conversation.id,
-        channel=channel,
-        direction="outbound",
-        author_id=user.id,
-        subject=rendered_subject if channel == "email" else None,
-        body=text,
-        status="queued",
-        from_addr=from_addr,
-        to_addr=to_addr,
-        encoding=count.encoding if count else None,
-        segments=count.segments if count else (1 if channel == "whatsapp" else 0),
-        credits=pricing.credits_for(channel, count.segments if count else 1, org),
-        created_at=now,
-        updated_at=now,
-        whatsapp_template_id=template.id if template else None,
-        template_parameters=json.dumps(parameters) if parameters is not None else None,
-    )
-    session.add(message)
-    session.flush()
+        assert contact.mobile
+        to_addr = contact.mobile
+        from_addr = sender_number(session, conversation, channel, to_addr).e164
     try:
-        credits.debit(session, org, message)
+        return outbox.queue(
+            session,
+            conversation,
+            channel=channel,
+            body=text,
+            from_addr=from_addr,
+            to_addr=to_addr,
+            author_id=user.id,
+            count=count,
+            email_subject=rendered_subject,
+            whatsapp_template_id=template.id if template else None,
+            template_parameters=parameters,
+        )
     except credits.InsufficientCredits as exc:
         raise SendRefused(str(exc), "body") from exc
-    conversation.last_message_at = now
-    return message

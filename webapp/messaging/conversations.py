@@ -5,24 +5,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from webapp.models import Application, Conversation, Message, utcnow
+from webapp.messaging.subjects import Subject
+from webapp.models import Conversation, Message, utcnow
 from webapp.models.upsert import insert_ignore
 
 
-def for_application(session: Session, application: Application, create: bool = False) -> Conversation | None:
-    query = sa.select(Conversation).where(Conversation.application_id == application.id)
+def for_subject(session: Session, about: Subject, create: bool = False) -> Conversation | None:
+    """The conversation about this application or membership; started (empty) when `create` is set."""
+    query = sa.select(Conversation).where(about.conversation_condition)
     conversation = session.scalar(query)
     if conversation is None and create:
         # Two first messages at once must share one conversation: the unique key decides, no error.
+        key = about.conversation_key
         insert_ignore(
             session,
             Conversation,
-            {
-                "organization_id": application.job.organization_id,
-                "application_id": application.id,
-                "created_at": utcnow(),
-            },
-            conflict=["application_id"],
+            {"organization_id": about.organization.id, "created_at": utcnow(), **key},
+            conflict=list(key),
         )
         conversation = session.scalar(query)
     return conversation

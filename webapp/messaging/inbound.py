@@ -128,36 +128,27 @@ def receive(session: Session, inbound: Inbound) -> Received:
 
 
 def help_reply(session: Session, number: SendingNumber, request: Message) -> Message | None:
-    """The company's HELP answer, from the number that was written to; paid like any SMS."""
-    from webapp.messaging import pricing, segments
+    """The company's HELP answer, from the number that was written to; paid like any message."""
+    from webapp.messaging import outbox, segments, subjects
 
-    org = session.get(Organization, number.organization_id)
-    assert org is not None
-    text = org.help_reply or (
-        f"{org.display_sender}: this number is used for messages about your application. "
+    conversation = session.get(Conversation, request.conversation_id)
+    assert conversation is not None
+    org = subjects.of_conversation(conversation).organization
+    text = org.help_reply or org.top.help_reply or (
+        f"{org.display_sender}: this number is used for messages from our recruiting team. "
         "Reply here to answer us. Reply STOP to stop messages."
     )
-    count = segments.count(text)
-    reply = Message(
-        conversation_id=request.conversation_id,
-        channel=request.channel,
-        direction="outbound",
-        author_id=None,
-        body=text,
-        status="queued",
-        from_addr=number.e164,
-        to_addr=request.from_addr,
-        encoding=count.encoding if request.channel == "sms" else None,
-        segments=count.segments if request.channel == "sms" else 1,
-        credits=pricing.credits_for(request.channel, count.segments, org),
-    )
-    session.add(reply)
-    session.flush()
     try:
-        credits.debit(session, org, reply)
+        return outbox.queue(
+            session,
+            conversation,
+            channel=request.channel,
+            body=text,
+            from_addr=number.e164,
+            to_addr=request.from_addr,
+            author_id=None,
+            count=segments.count(text) if request.channel == "sms" else None,
+        )
     except credits.InsufficientCredits:
         # No credits: keep the request on file but send nothing (nobody is billed for a reply not sent).
-        session.delete(reply)
-        session.flush()
         return None
-    return reply

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from webapp.messaging import conversations, inbound
+from webapp.messaging import conversations, inbound, subjects
+from webapp.messaging.subjects import Subject
 from webapp.models import Application, Candidate, ConversationRead, Job, Message, User
 
 
@@ -50,8 +51,32 @@ def suggestions(session: Session, organization_id: int, senders: list[str]) -> d
     return found
 
 
-def assign(session: Session, admin: User, message_id: int, application_id: int) -> Message:
-    """Put the message into the application's conversation (both must be the admin's organisation's)."""
+def assign_to_application(session: Session, admin: User, message_id: int, application_id: int) -> Message:
+    """Assign to an application of the admin's organisation, named by its number."""
+    application = session.scalar(
+        sa.select(Application)
+        .join(Application.job)
+        .where(Application.id == application_id, Job.organization_id == admin.organization_id)
+    )
+    if application is None:
+        if waiting_message(session, admin, message_id) is None:
+            raise CannotAssign("That message is no longer waiting to be assigned.")
+        raise CannotAssign(f"There is no application {application_id} in your organisation.")
+    return assign(session, admin, message_id, subjects.of_application(application))
+
+
+def waiting_message(session: Session, admin: User, message_id: int) -> Message | None:
+    return session.scalar(
+        sa.select(Message).where(
+            Message.id == message_id,
+            Message.organization_id == admin.organization_id,
+            Message.conversation_id.is_(None),
+        )
+    )
+
+
+def assign(session: Session, admin: User, message_id: int, about: Subject) -> Message:
+    """Put the message into the conversation about `about` (both must be the admin's organisation's)."""
     message = session.scalar(
         sa.select(Message)
         .where(
@@ -63,14 +88,9 @@ def assign(session: Session, admin: User, message_id: int, application_id: int) 
     )
     if message is None:
         raise CannotAssign("That message is no longer waiting to be assigned.")
-    application = session.scalar(
-        sa.select(Application)
-        .join(Application.job)
-        .where(Application.id == application_id, Job.organization_id == admin.organization_id)
-    )
-    if application is None:
-        raise CannotAssign(f"There is no application {application_id} in your organisation.")
-    conversation = conversations.for_application(session, application, create=True)
+    if about.organization.id != admin.organization_id:
+        raise CannotAssign("That conversation is not in your organisation.")
+    conversation = conversations.for_subject(session, about, create=True)
     assert conversation is not None
     message.conversation_id = conversation.id
     inbound.joined(conversation, message)
