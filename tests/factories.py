@@ -13,12 +13,15 @@ from webapp.models import (
     Application,
     Candidate,
     Community,
+    CommunityMembership,
     HiringTeamMember,
     Job,
     Organization,
     Permission,
+    Prospect,
     Role,
     SendingNumber,
+    SourcingTeamMember,
     User,
 )
 
@@ -105,11 +108,30 @@ def application(j: Job, c: Candidate, stage: str = "new", **kw: Any) -> Applicat
     return a
 
 
-def community(organization: Organization, name: str | None = None) -> Community:
+def community(
+    organization: Organization, name: str | None = None, team: list[User] | None = None
+) -> Community:
     c = Community(organization_id=organization.id, name=name or f"Community {next(_seq)}")
     db.session.add(c)
     db.session.flush()
+    for member in team or []:
+        db.session.add(SourcingTeamMember(community_id=c.id, user_id=member.id))
+    db.session.flush()
     return c
+
+
+def prospect(organization: Organization, first: str = "Grace", last: str = "Hopper", **kw: Any) -> Prospect:
+    p = Prospect(organization_id=organization.id, first_name=first, last_name=last, **kw)
+    db.session.add(p)
+    db.session.flush()
+    return p
+
+
+def membership(c: Community, p: Prospect) -> CommunityMembership:
+    m = CommunityMembership(community_id=c.id, prospect_id=p.id)
+    db.session.add(m)
+    db.session.flush()
+    return m
 
 
 def number(
