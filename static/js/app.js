@@ -91,3 +91,26 @@ document.addEventListener("htmx:load", (event) => {
   const select = note.closest("form")?.querySelector('select[name="whatsapp_template_id"]');
   if (select) select.value = "";
 });
+
+// A refreshed thread keeps what the reader loaded by scrolling up: the poll asks for every message from
+// the oldest one on screen.
+document.addEventListener("htmx:configRequest", (event) => {
+  const elt = event.detail.elt;
+  if (!(elt instanceof Element) || !elt.matches("[data-version]") || event.detail.verb !== "get") return;
+  const first = elt.querySelector(".messages > li.msg[id^='message-']");
+  if (first) event.detail.parameters.from = first.id.slice("message-".length);
+});
+
+// Earlier messages arrive above the ones being read: keep those where they were on screen.
+const olderLoads = new WeakMap();
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const target = event.detail.target;
+  if (!(target instanceof Element) || !target.matches("[data-older]")) return;
+  const panel = target.closest("[data-thread-scroll]");
+  if (panel) olderLoads.set(target, { panel, fromBottom: panel.scrollHeight - panel.scrollTop });
+});
+document.addEventListener("htmx:afterSwap", (event) => {
+  const load = olderLoads.get(event.detail.target);
+  if (!load) return;
+  load.panel.scrollTop = load.panel.scrollHeight - load.fromBottom;
+});

@@ -33,6 +33,8 @@ from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
 from webapp.pages import wants_fragment
 
 SIMULATED_REPLY = "Yes, that works for me!"
+# The pseudo-tab of every channel interleaved in time.
+ALL = "all"
 # Other regions of the page (the thread) refresh themselves on this event (HX-Trigger).
 MESSAGES_CHANGED = "messages-changed"
 # Sent with a thread that changed, for the composer's counter (opt-out, WhatsApp window) to follow.
@@ -73,8 +75,15 @@ def page_url(conversation: Conversation, about: Subject, tab: str) -> str:
 
 
 def thread_context(
-    conversation: Conversation, about: Subject, tab: str | None, follow_newest: bool = False
+    conversation: Conversation,
+    about: Subject,
+    tab: str | None,
+    follow_newest: bool = False,
+    from_id: int | None = None,
 ) -> dict[str, Any]:
+    """The thread on one channel's tab, or every channel interleaved (`tab` ALL, as the Inbox shows
+    it): the newest page of messages, or all from `from_id` on when a refresh must keep what the
+    reader scrolled up to."""
     org = about.organization
     opted_out = _opt_out(about)
     # The version before the messages: what is shown is then never older than the version the page
@@ -83,8 +92,10 @@ def thread_context(
     counts = conversations.counts_by_channel(db.session, conversation)
     # A channel switched off later keeps its tab while it has history.
     channels = [c for c in CHANNEL_LABELS if c in org.channels or counts.get(c)]
-    tab = tab if tab in channels else default_tab(about)
-    items = conversations.messages(db.session, conversation, tab)
+    if tab != ALL:
+        tab = tab if tab in channels else default_tab(about)
+    channel = None if tab == ALL else tab
+    items = conversations.messages(db.session, conversation, channel, from_id=from_id)
     source = (
         db.session.get(Message, opted_out.source_message_id)
         if opted_out and opted_out.source_message_id
@@ -93,12 +104,15 @@ def thread_context(
     left = whatsapp.time_left(conversation)
     if items:
         # What is on screen is read; the commit is the caller's (the page or the poll).
-        reads.mark_read(db.session, current_user.id, conversation.id, tab, max(m.id for m in items))
+        newest = max(m.id for m in items)
+        for read_channel in channels if channel is None else [channel]:
+            reads.mark_read(db.session, current_user.id, conversation.id, read_channel, newest)
     return {
         **_identity(conversation, about),
         "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
         "tab": tab,
         "thread": items,
+        "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
         "counts": counts,
         "unread": reads.unread_by_channel(db.session, current_user.id, conversation.id),
@@ -236,7 +250,9 @@ def thread(conversation_id: int) -> Response:
     # The poll: one indexed query answers "nothing new" without rendering anything.
     if since is not None and wants_fragment() and thread_version(conversation, _opt_out(about)) == since:
         return Response(status=204)
-    context = thread_context(conversation, about, request.args.get("tab"))
+    context = thread_context(
+        conversation, about, request.args.get("tab"), from_id=ids.parse(request.args.get("from"))
+    )
     if not wants_fragment():
         db.session.commit()
         return redirect(page_url(conversation, about, context["tab"]))
@@ -245,6 +261,27 @@ def thread(conversation_id: int) -> Response:
     db.session.commit()
     response.vary.add("HX-Request")
     response.headers["HX-Trigger"] = THREAD_REFRESHED
+    return response
+
+
+@bp.get("/conversations/<id:conversation_id>/older")
+@login_required
+def older(conversation_id: int) -> Response:
+    """The page of messages before `before`, as the reader scrolls up (reads nothing as read)."""
+    conversation, about = _conversation(conversation_id)
+    before = ids.parse(request.args.get("before"))
+    tab = request.args.get("tab") or ALL
+    channel = None if tab == ALL or tab not in CHANNEL_LABELS else tab
+    items = conversations.messages(db.session, conversation, channel, before_id=before) if before else []
+    context = {
+        **_identity(conversation, about),
+        "tab": tab if channel or tab == ALL else ALL,
+        "thread": items,
+        "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
+        "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
+    }
+    response = make_response(render_template("conversations/_messages.html", **context))
+    response.vary.add("HX-Request")
     return response
 
 

@@ -27,23 +27,52 @@ def for_subject(session: Session, about: Subject, create: bool = False) -> Conve
     return conversation
 
 
-def messages(session: Session, conversation: Conversation | None, channel: str) -> list[Message]:
-    """The conversation's messages on one channel, oldest first, as the database has them now.
+# A thread opens with the newest messages; older ones come as the reader scrolls up.
+PAGE = 50
+
+
+def messages(
+    session: Session,
+    conversation: Conversation | None,
+    channel: str | None,
+    *,
+    from_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = PAGE,
+) -> list[Message]:
+    """The conversation's messages on one channel (all channels when None), oldest first, as the
+    database has them now: the newest `limit` (before `before_id`, when given), or every one from
+    `from_id` on (what a refreshed thread already showed, however far the reader had scrolled up).
 
     populate_existing: a message this session loaded before (the one just composed, still "queued"
     here) is read again, so that a status the dispatcher committed meanwhile is what gets shown.
     """
     if conversation is None:
         return []
-    return list(
-        session.scalars(
-            sa.select(Message)
-            .where(Message.conversation_id == conversation.id, Message.channel == channel)
-            .options(selectinload(Message.author))
-            .order_by(Message.id)
-            .execution_options(populate_existing=True)
-        )
-    )
+    query = sa.select(Message).where(Message.conversation_id == conversation.id)
+    if channel is not None:
+        query = query.where(Message.channel == channel)
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    # From where the reader had scrolled up to, or the newest page.
+    query = query.where(Message.id >= from_id).limit(MAX_SHOWN) if from_id is not None else query.limit(limit)
+    newest_first = session.scalars(
+        query.options(selectinload(Message.author))
+        .order_by(Message.id.desc())
+        .execution_options(populate_existing=True)
+    ).all()
+    return list(reversed(newest_first))
+
+
+# However far up a reader scrolled, a refresh redraws at most this many messages.
+MAX_SHOWN = 2000
+
+
+def has_older(session: Session, conversation: Conversation, channel: str | None, oldest_id: int) -> bool:
+    query = sa.select(Message.id).where(Message.conversation_id == conversation.id, Message.id < oldest_id)
+    if channel is not None:
+        query = query.where(Message.channel == channel)
+    return session.scalar(sa.select(query.exists())) or False
 
 
 def counts_by_channel(session: Session, conversation: Conversation | None) -> dict[str, int]:
