@@ -107,3 +107,27 @@ def test_a_refresh_keeps_what_the_reader_scrolled_up_to(client, long_thread) -> 
     ).get_data(as_text=True)
     assert numbers(html) == list(range(10, 120))
     assert "before=" in older_link(html)
+
+
+def test_the_panel_with_every_channel_and_a_send_that_keeps_it(client, long_thread) -> None:
+    from tests.conftest import csrf_from
+
+    f.credits(long_thread["lena"].job.organization, 5)
+    f.number(long_thread["lena"].job.organization, "+4915123456700")
+    db.session.commit()
+    panel = client.get(long_thread["c"], headers={"HX-Request": "true"})
+    html = panel.get_data(as_text=True)
+    assert f'id="messaging-panel-{long_thread["id"]}"' in html and 'role="tablist"' not in html
+    assert 'name="view" type="hidden" value="all"' in html
+    # Without htmx the panel's address is the application's page.
+    assert "/applications/" in client.get(long_thread["c"]).headers["Location"]
+    token = csrf_from(client, "/jobs")
+    sent = client.post(
+        f"{long_thread['c']}/messages",
+        data={"channel": "sms", "body": "Newest of all", "view": "all", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert sent.status_code == 200 and "HX-Push-Url" not in sent.headers
+    html = sent.get_data(as_text=True)
+    assert 'role="tablist"' not in html and numbers(html)[-1] == 119 and "Newest of all" in html
+    assert 'name="view" type="hidden" value="all"' in html  # the fresh composer stays in this view

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
@@ -27,3 +27,6 @@ class ComposeForm(FlaskForm):
     )
     subject = StringField("Subject", validators=[Optional(), Length(max=300)])
     body = TextAreaField("Message", validators=[Length(max=60_000)])
+    # "all" when the composer sits under every channel's messages interleaved (the Inbox): a send then
+    # keeps that view instead of opening the channel's tab.
+    view = HiddenField(filters=[lambda v: v if v == "all" else None])

@@ -227,7 +227,11 @@ def panel_context(
 ) -> dict[str, Any]:
     """Everything templates/conversations/_panel.html draws, for a page that includes it."""
     context = thread_context(conversation, about, tab, follow_newest)
-    context.update(composer_context(conversation, about, form, context["tab"]))
+    if context["tab"] == ALL:
+        form = form or ComposeForm(formdata=None, view=ALL)
+    context.update(
+        composer_context(conversation, about, form, None if context["tab"] == ALL else context["tab"])
+    )
     context.update(simulate_context(conversation, about, context["tab"]))
     return context
 
@@ -261,6 +265,22 @@ def thread(conversation_id: int) -> Response:
     db.session.commit()
     response.vary.add("HX-Request")
     response.headers["HX-Trigger"] = THREAD_REFRESHED
+    return response
+
+
+@bp.get("/conversations/<id:conversation_id>")
+@login_required
+def panel(conversation_id: int) -> Response:
+    """The whole panel (thread, Simulate a reply, composer), for a page that loads it into a region:
+    the Inbox's thread pane shows every channel interleaved (tab "all")."""
+    conversation, about = _conversation(conversation_id)
+    tab = request.args.get("tab") or ALL
+    if not wants_fragment():
+        return redirect(page_url(conversation, about, default_tab(about) if tab == ALL else tab))
+    context = panel_context(conversation, about, tab)
+    response = make_response(render_template("conversations/_panel.html", **context))
+    db.session.commit()  # the read markers of what is on screen
+    response.vary.add("HX-Request")
     return response
 
 
@@ -329,14 +349,15 @@ def send(conversation_id: int) -> Response:
             if not wants_fragment():
                 flash(f"{CHANNEL_LABELS[channel]} message queued.", "success")
                 return redirect(page_url(conversation, about, channel), 303)
-            context = panel_context(
-                conversation, about, channel, ComposeForm(formdata=None, channel=channel), follow_newest=True
-            )
+            view = ALL if form.view.data == ALL else channel
+            fresh = ComposeForm(formdata=None, channel=channel, view=form.view.data)
+            context = panel_context(conversation, about, view, fresh, follow_newest=True)
             response = make_response(render_template("conversations/_sent.html", **context))
             db.session.commit()  # the read marker of the thread just rendered
             # The thread came with this answer; the event is for other regions, after the swap.
             response.headers["HX-Trigger-After-Settle"] = MESSAGES_CHANGED
-            response.headers["HX-Push-Url"] = page_url(conversation, about, context["tab"])
+            if view != ALL:  # the tab shown is in the page's address; the Inbox keeps its own
+                response.headers["HX-Push-Url"] = page_url(conversation, about, context["tab"])
             return response
     # Refused or invalid: the composer again, with the text as typed and the reason beside the field.
     if wants_fragment():
