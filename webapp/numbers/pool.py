@@ -100,9 +100,10 @@ def add(
         if existing.status != "released":
             raise NumberRefused(f"{phones.display(e164)} is already in this pool.")
         number = existing
+        status = status_for(session, organization.id, number.country)
         number.released_at = None
         number.sms, number.whatsapp = sms, whatsapp
-        number.status = status_for(session, organization.id, number.country)
+        number.status = status
         detail = "Taken back into the pool after its release"
     else:
         number = SendingNumber(organization_id=organization.id, sms=sms, whatsapp=whatsapp)
@@ -156,8 +157,9 @@ def resume(session: Session, actor: User, number: SendingNumber) -> None:
             + (" (its documents are)." if number.suspension == "compliance" else "."),
             "status",
         )
-    number.suspension = None
-    number.status = status_for(session, number.organization_id, number.country)
+    # Status and reason change together (a check constraint ties them), after the look-up's autoflush.
+    status = status_for(session, number.organization_id, number.country)
+    number.status, number.suspension = status, None
     _event(session, actor, number, "number_resumed", number.status_label)
 
 
