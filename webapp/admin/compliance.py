@@ -83,6 +83,7 @@ def _page(country: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         "missing": submissions.missing(db.session, submission) if submission else None,
         "numbers": [n for n in pool.numbers_of(db.session, org.id, False) if n.country == country],
         "submit_error": None,
+        "card_errors": {},
         **extra,
     }
     return render_template("admin/compliance_country.html", **context), status
@@ -130,6 +131,11 @@ def upload_document(country: str, requirement_id: int) -> Response | tuple[str, 
         if stored:
             store.remove(stored)
         field = getattr(refusal, "field", "file")
+        if field == "form":
+            # About the requirement, not a field (it is locked, say): said on its card.
+            return _page(
+                country, 422, forms={requirement.id: form}, card_errors={requirement.id: str(refusal)}
+            )
         target = {"kind": form.kind, "value": form.value}.get(field, form.file)
         target.errors = [*target.errors, str(refusal)]
         return _page(country, 422, forms={requirement.id: form})

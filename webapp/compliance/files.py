@@ -71,7 +71,7 @@ def clean_filename(filename: str | None) -> str:
         raise Refused("Choose a file.")
     if any(unicodedata.category(c) == "Cc" for c in name):
         raise Refused("The file name contains control characters. Rename the file and try again.")
-    if "/" in name or "\\" in name or name in (".", "..") or ".." in name.split("."):
+    if "/" in name or "\\" in name or name in (".", ".."):
         raise Refused("The file name must not contain a path (/, \\ or ..). Rename the file and try again.")
     if len(name) > 200:
         stem, dot, extension = name.rpartition(".")
