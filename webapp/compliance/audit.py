@@ -68,6 +68,6 @@ def history(session: Session, organization_id: int, country: str) -> list[Compli
             sa.select(ComplianceEvent)
             .where(ComplianceEvent.organization_id == organization_id, ComplianceEvent.country == country)
             .options(selectinload(ComplianceEvent.actor))
-            .order_by(ComplianceEvent.id.desc())
+            .order_by(ComplianceEvent.created_at.desc(), ComplianceEvent.id.desc())
         )
     )
