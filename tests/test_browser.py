@@ -55,7 +55,10 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     database = tmp_path_factory.mktemp("live") / "relay.db"
     # Sends go through the thread pool, as in `make run`: the page and the dispatcher race as they do there.
-    config = test_config(f"sqlite:///{database}", TESTING=False, SIMULATOR_DELIVERY_SECONDS=1)
+    uploads = tmp_path_factory.mktemp("uploads")
+    config = test_config(
+        f"sqlite:///{database}", TESTING=False, SIMULATOR_DELIVERY_SECONDS=1, UPLOAD_DIR=str(uploads)
+    )
     app = create_app({**config, "DISPATCH_MODE": "thread"})
     with app.app_context():
         db.create_all()
