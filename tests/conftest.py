@@ -23,6 +23,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
 WEBHOOK_SECRET = "test-webhook-signature-secret-0123456789abcdef"
+# A fixed Fernet key for the compliance files of the tests (never the instance folder's).
+FILE_KEY = "2u9Jw7Zb6oKpR0l3ZCk4a1jQG2f9s8Vt5XxYyWnLmE0="
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,6 +92,7 @@ def test_config(database_url: str, **overrides: object) -> dict[str, object]:
         # The periodic sweep would race the tests; the tests of recovery call it themselves.
         "DISPATCH_SWEEP_SECONDS": 0,
         "VONAGE_SIGNATURE_SECRET": WEBHOOK_SECRET,
+        "RELAY_FILE_KEY": FILE_KEY,
         **overrides,
     }
 
@@ -118,8 +121,8 @@ def app_config() -> dict[str, object]:
 
 
 @pytest.fixture
-def app(backend: str, database_url: str, app_config: dict[str, object]) -> Iterator[Flask]:
-    app = create_app(test_config(database_url, **app_config))
+def app(backend: str, database_url: str, app_config: dict[str, object], tmp_path) -> Iterator[Flask]:
+    app = create_app(test_config(database_url, **{"UPLOAD_DIR": str(tmp_path / "uploads"), **app_config}))
     with app.app_context():
         if backend == "sqlite":
             db.create_all()

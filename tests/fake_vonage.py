@@ -21,6 +21,13 @@ setting it any time before the send is enough. A test does:
 would rather not call patch_env.) For the app, set VONAGE_API_HOST=fake.api_host,
 VONAGE_APPLICATION_ID=fake.application_id and VONAGE_PRIVATE_KEY_PATH=fake.private_key_path.
 
+It also serves the Numbers API's `GET /account/numbers` (what `client.numbers.list_owned_numbers` calls
+on the REST host): HTTP Basic with `fake.api_key`/`fake.api_secret` (401 otherwise), `size` and `index`
+paging, `country` and `pattern`/`search_pattern` filters, and Vonage's shape
+`{"count": N, "numbers": [{"country", "msisdn", "type", "features", "messagesCallbackType", …}]}` (no
+`numbers` key when there are none). `fake.own("+447400123456", …)` sets the account's numbers; point
+the app at it with VONAGE_REST_HOST=fake.api_host, VONAGE_API_KEY and VONAGE_API_SECRET.
+
 Every POST /v1/messages is recorded (`fake.requests`, a snapshot list of RecordedRequest), its
 `Authorization: Bearer` JWT checked (RS256, signed by the application key, `application_id` claim
 matching); an unverified token is answered 401 like Vonage would, unless `require_auth=False`.
@@ -30,9 +37,11 @@ used once each, in order; with the queue empty the answer is 202 `{"message_uuid
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import functools
+import hmac
 import ipaddress
 import json
 import socket
@@ -46,14 +55,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
+import phonenumbers
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MESSAGES_PATH = "/v1/messages"
+OWNED_NUMBERS_PATH = "/account/numbers"
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class FakeVonage:
     directory: Path
     application_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     require_auth: bool = True
+    api_key: str = "fa4e0b1c"
+    api_secret: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -95,6 +109,7 @@ class FakeVonage:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._script: deque[_Behaviour] = deque()
+        self._owned: list[dict[str, Any]] = []
         self._default = _Behaviour()  # what an empty script answers: 202 at once
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -188,6 +203,48 @@ class FakeVonage:
             body = _problem(status, title or "Error", "The fake was told to fail every request.")
         with self._lock:
             self._default = _Behaviour(status=status, body=body, delay=delay, drop=drop)
+
+    def own(
+        self, *numbers: str, features: tuple[str, ...] = ("VOICE", "SMS"), number_type: str = "mobile-lvn"
+    ) -> None:
+        """Add numbers (E.164) to what the account owns, as the Numbers API lists them."""
+        with self._lock:
+            for number in numbers:
+                parsed = phonenumbers.parse(number)
+                self._owned.append(
+                    {
+                        "country": phonenumbers.region_code_for_number(parsed),
+                        "msisdn": number.lstrip("+"),
+                        "type": number_type,
+                        "features": list(features),
+                        "messagesCallbackType": "app",
+                        "messagesCallbackValue": self.application_id,
+                        "voiceCallbackType": "app",
+                        "voiceCallbackValue": self.application_id,
+                        "app_id": self.application_id,
+                    }
+                )
+
+    def owned_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """One page of /account/numbers, filtered and paged the way Vonage does."""
+        with self._lock:
+            numbers = list(self._owned)
+        country = (query.get("country") or [""])[0]
+        if country:
+            numbers = [n for n in numbers if n["country"] == country]
+        pattern, how = (query.get("pattern") or [""])[0], (query.get("search_pattern") or ["0"])[0]
+        if pattern:
+            test = {"0": str.startswith, "1": str.__contains__, "2": str.endswith}[how]
+            numbers = [n for n in numbers if test(n["msisdn"], pattern)]
+        size = int((query.get("size") or ["10"])[0])
+        index = int((query.get("index") or ["1"])[0])
+        page = numbers[(index - 1) * size : index * size]
+        return {"count": len(numbers), "numbers": page} if page else {"count": len(numbers)}
+
+    def _basic_auth_ok(self, authorization: str) -> bool:
+        expected = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
+        scheme, _, value = authorization.partition(" ")
+        return scheme == "Basic" and hmac.compare_digest(value.strip(), expected)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -329,7 +386,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(behaviour.status, response_body, behaviour.content_type)
 
     def do_GET(self) -> None:
-        self._answer(404, _problem(404, "Not Found", f"No route for GET {self.path}"))
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        if url.path != OWNED_NUMBERS_PATH:
+            self._answer(404, _problem(404, "Not Found", f"No route for GET {self.path}"))
+            return
+        authorised = fake._basic_auth_ok(self.headers.get("Authorization", ""))
+        if authorised:
+            status, body = 200, fake.owned_page(parse_qs(url.query))
+        else:
+            status, body = 401, {"error-code": "401", "error-code-label": "authentication failed"}
+        fake._record(
+            RecordedRequest(
+                method="GET",
+                path=self.path,
+                headers=dict(self.headers.items()),
+                body=None,
+                raw_body=b"",
+                jwt_header=None,
+                jwt_claims=None,
+                jwt_verified=False,
+                jwt_error=None,
+                status=status,
+                response_body=body,
+            )
+        )
+        self._answer(status, body, "application/json")
 
     def _answer(self, status: int, body: Any, content_type: str = "application/problem+json") -> None:
         payload = b"" if body is None else json.dumps(body).encode()

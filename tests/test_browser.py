@@ -55,7 +55,10 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     database = tmp_path_factory.mktemp("live") / "relay.db"
     # Sends go through the thread pool, as in `make run`: the page and the dispatcher race as they do there.
-    config = test_config(f"sqlite:///{database}", TESTING=False, SIMULATOR_DELIVERY_SECONDS=1)
+    uploads = tmp_path_factory.mktemp("uploads")
+    config = test_config(
+        f"sqlite:///{database}", TESTING=False, SIMULATOR_DELIVERY_SECONDS=1, UPLOAD_DIR=str(uploads)
+    )
     app = create_app({**config, "DISPATCH_MODE": "thread"})
     with app.app_context():
         db.create_all()
@@ -96,7 +99,8 @@ def sign_in(page: Page, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(demo.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    # Customers land on their jobs, Relay's staff on the staff area.
+    expect(page.get_by_role("heading", name=re.compile(r"^(Jobs|Customer success)$"))).to_be_visible()
 
 
 def shot(page: Page, name: str) -> None:
@@ -126,6 +130,21 @@ def job_path(app: Flask, title: str) -> str:
         found = db.session.scalar(sa.select(Job.id).where(Job.title == title))
         db.session.remove()
     return f"/jobs/{found}"
+
+
+def staff_path(app: Flask, org_name: str, country: str | None = None) -> str:
+    """A staff page of the demo: an organisation, or its submission for a country."""
+    from webapp.models import ComplianceSubmission, Organization
+
+    with app.app_context():
+        org_id = db.session.scalar(sa.select(Organization.id).where(Organization.name == org_name))
+        submission_id = db.session.scalar(
+            sa.select(ComplianceSubmission.id).where(
+                ComplianceSubmission.organization_id == org_id, ComplianceSubmission.country == country
+            )
+        )
+        db.session.remove()
+    return f"/staff/submissions/{submission_id}" if country else f"/staff/organizations/{org_id}"
 
 
 def digits(text: str) -> str:
@@ -450,7 +469,21 @@ EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
         *((f"manager-application-{tab}", on(*AMELIA, tab)) for tab in ("sms", "email", "whatsapp")),
         ("manager-application-opted-out", on(*FELIX)),
     ],
-    "admin@acme.example": [("admin", "/admin/"), ("unmatched", "/admin/unmatched")],
+    "admin@acme.example": [
+        ("admin", "/admin/"),
+        ("unmatched", "/admin/unmatched"),
+        ("admin-numbers", "/admin/numbers"),
+        ("admin-compliance", "/admin/compliance"),
+        ("admin-compliance-de", "/admin/compliance/DE"),
+        ("admin-compliance-fr", "/admin/compliance/FR"),
+        ("403-staff", "!/staff/"),
+    ],
+    "csm@relay.example": [
+        ("staff", "/staff/"),
+        ("staff-organization", lambda app: staff_path(app, "Acme")),
+        ("staff-submission-de", lambda app: staff_path(app, "Acme", "DE")),
+        ("403-admin-numbers", "!/admin/numbers"),
+    ],
     "recruiter@globex.example": [("globex-jobs", "/jobs")],
 }
 
@@ -480,3 +513,88 @@ def test_every_page_fits_a_phone_and_passes_axe(
             found += [f"{name} at {width}: {problem}" for problem in axe_problems(page, axe_source)]
             shot(page, f"page-{name}-{size['width']}")
     assert not found, "\n".join(found)
+
+
+# --- Sending numbers and compliance documents (issue #11) ---------------------------------------------
+
+
+def customer_with_a_french_number(app: Flask, name: str, e164: str) -> str:
+    """A new customer with an admin and a French number (pending documents); returns the admin's email."""
+    from tests import factories as f
+    from webapp.models import User
+    from webapp.numbers import pool
+
+    email = f"admin@{name.lower()}.example"
+    with app.app_context():
+        org = f.messaging_org(name)
+        admin = f.user(org, email, admin=True, name=f"{name} Admin")
+        admin.set_password(demo.PASSWORD)
+        staff = db.session.scalar(sa.select(User).where(User.email == "csm@relay.example"))
+        assert pool.add(db.session, staff, org, e164, sms=True, whatsapp=False).status == "pending_documents"
+        db.session.commit()
+        db.session.remove()
+    return email
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_an_admin_uploads_the_french_documents_and_staff_approve_them(
+    page: Page, live_app: Flask, tmp_path: Path, size: dict
+) -> None:
+    page.set_viewport_size(size)
+    width = size["width"]
+    name, e164 = f"Initech{width}", f"+336123456{width % 100:02d}"
+    email = customer_with_a_french_number(live_app, name, e164)
+    scan = tmp_path / "extrait-kbis.pdf"
+    scan.write_bytes(demo._demo_pdf(f"{name} SAS, RCS Paris 552 100 554"))
+    bill = tmp_path / "facture-electricite.png"
+    bill.write_bytes(Path(__file__).resolve().parent.parent.joinpath("static", "favicon.svg").read_bytes())
+
+    sign_in(page, email)
+    page.get_by_role("link", name="Admin").click()
+    page.get_by_role("link", name="Compliance documents").click()
+    page.get_by_role("link", name="France").click()
+    expect(page.get_by_role("heading", name="France: proof of business")).to_be_visible()
+    values = {
+        "Business name": f"{name} SAS",
+        "Business address": "1 rue de Rivoli, 75001 Paris",
+        "Business registration number": "552 100 554",
+        "Name of authorized representative": "Jeanne Dupont",
+    }
+    # A file that is not what its name says is refused next to the field, and the value typed stays.
+    card = page.locator(".requirement", has=page.get_by_role("heading", name="Business address"))
+    card.get_by_label("Business address in France").fill(values["Business address"])
+    card.get_by_label("File (PDF, PNG or JPEG, at most 10 MB)").set_input_files(str(bill))
+    card.get_by_role("button", name="Upload").click()
+    card = page.locator(".requirement", has=page.get_by_role("heading", name="Business address"))
+    expect(card.locator(".field-error")).to_contain_text("Only PDF, PNG or JPEG files are accepted")
+    shot(page, f"compliance-refused-{width}")
+
+    for requirement, value in values.items():
+        card = page.locator(".requirement", has=page.get_by_role("heading", name=requirement, exact=True))
+        card.locator("input[type=text]").fill(value)
+        card.get_by_label("File (PDF, PNG or JPEG, at most 10 MB)").set_input_files(str(scan))
+        card.get_by_role("button", name="Upload").click()
+        expect(page.locator(".flash-success")).to_contain_text(f"{requirement}: extrait-kbis.pdf uploaded.")
+    shot(page, f"compliance-uploaded-{width}")
+    page.get_by_role("button", name="Submit documents").click()
+    expect(page.locator(".flash-success")).to_contain_text("Submitted")
+    expect(page.locator(".page-head .status")).to_have_text("Waiting for review")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, "csm@relay.example")
+    page.get_by_role("link", name=f"{name} · France").click()
+    expect(page.get_by_role("heading", name=f"{name}: France documents")).to_be_visible()
+    shot(page, f"staff-review-{width}")
+    for requirement in values:
+        page.get_by_role("button", name=f"Approve {requirement.lower()}").click()
+        expect(page.locator(".flash-success")).to_contain_text(f"{requirement}: approved.")
+    expect(page.locator(".page-head .status")).to_have_text("Approved")
+    expect(page.locator("#history")).to_contain_text("Number activated")
+    shot(page, f"staff-approved-{width}")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, email)
+    page.goto("/admin/numbers")
+    row = page.locator("#pool tbody tr").first
+    expect(row).to_contain_text("Active")
+    shot(page, f"admin-numbers-active-{width}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from tests.conftest import FILE_KEY
 from webapp import create_app
 from webapp.config import DEV_SECRET_KEY, DEV_SIGNATURE_SECRET, ConfigError, from_environment
 
@@ -20,6 +21,9 @@ SETTINGS = (
     "ALLOW_SIMULATOR_IN_PRODUCTION",
     "SESSION_LIFETIME_SECONDS",
     "SESSION_IDLE_SECONDS",
+    "RELAY_FILE_KEY",
+    "VONAGE_API_KEY",
+    "VONAGE_API_SECRET",
 )
 REAL_KEY = "k" * 64
 REAL_SIGNATURE = "s" * 40
@@ -126,7 +130,12 @@ def test_testing_starts_with_real_secrets_and_the_simulator(start) -> None:
 
 
 def test_production_refuses_the_simulator_unless_asked_for(start) -> None:
-    secrets = {"RELAY_ENV": "production", "SECRET_KEY": REAL_KEY, "VONAGE_SIGNATURE_SECRET": REAL_SIGNATURE}
+    secrets = {
+        "RELAY_ENV": "production",
+        "SECRET_KEY": REAL_KEY,
+        "VONAGE_SIGNATURE_SECRET": REAL_SIGNATURE,
+        "RELAY_FILE_KEY": FILE_KEY,
+    }
     with pytest.raises(ConfigError, match="ALLOW_SIMULATOR_IN_PRODUCTION=1"):
         start(**secrets)
     with pytest.raises(ConfigError, match="ALLOW_SIMULATOR_IN_PRODUCTION=1"):
@@ -139,6 +148,7 @@ def test_production_refuses_the_simulator_unless_asked_for(start) -> None:
 def test_production_with_vonage_starts_with_its_credentials(start, key_file) -> None:
     app = start(
         RELAY_ENV="production",
+        RELAY_FILE_KEY=FILE_KEY,
         SECRET_KEY=REAL_KEY,
         VONAGE_SIGNATURE_SECRET=REAL_SIGNATURE,
         MESSAGING_PROVIDER="vonage",
@@ -211,3 +221,32 @@ def test_unknown_environment_is_refused(tmp_path) -> None:
 def test_numbers_that_are_not_say_which_setting(start, env, complaint) -> None:
     with pytest.raises(ConfigError, match=complaint):
         start(**env)
+
+
+def test_production_refuses_to_start_without_a_file_key(start) -> None:
+    secrets = {"SECRET_KEY": REAL_KEY, "VONAGE_SIGNATURE_SECRET": REAL_SIGNATURE}
+    with pytest.raises(ConfigError, match="RELAY_ENV=production needs RELAY_FILE_KEY"):
+        start(RELAY_ENV="production", ALLOW_SIMULATOR_IN_PRODUCTION="1", **secrets)
+    app = start(RELAY_ENV="production", ALLOW_SIMULATOR_IN_PRODUCTION="1", RELAY_FILE_KEY=FILE_KEY, **secrets)
+    assert app.config["RELAY_FILE_KEY"] == FILE_KEY
+
+
+@pytest.mark.parametrize("value", ["not-a-key", "k" * 44, f"{FILE_KEY},short"])
+def test_a_file_key_that_is_not_a_fernet_key_is_refused_everywhere(start, value) -> None:
+    with pytest.raises(ConfigError, match=r"RELAY_FILE_KEY: key [12] is not a Fernet key"):
+        start(RELAY_FILE_KEY=value)
+
+
+def test_development_keeps_a_generated_file_key_in_the_instance_folder(tmp_path) -> None:
+    from webapp.compliance.files import _development_key
+
+    first = _development_key(str(tmp_path))
+    assert _development_key(str(tmp_path)) == first  # kept, not made again
+    assert (tmp_path / "relay-file.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_vonage_api_key_and_secret_go_together(start) -> None:
+    with pytest.raises(ConfigError, match="VONAGE_API_KEY and VONAGE_API_SECRET go together"):
+        start(VONAGE_API_KEY="abc123")
+    app = start(VONAGE_API_KEY="abc123", VONAGE_API_SECRET="s3cret")
+    assert (app.config["VONAGE_API_KEY"], app.config["VONAGE_REST_HOST"]) == ("abc123", "rest.nexmo.com")

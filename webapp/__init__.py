@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.conversations import bp as conversations_bp
     from webapp.inbox import bp as inbox_bp
     from webapp.jobs import bp as jobs_bp
+    from webapp.staff import bp as staff_bp
     from webapp.webhooks import bp as webhooks_bp
 
     auth.init_login(app, login_manager)
@@ -50,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(conversations_bp)
     app.register_blueprint(inbox_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)
     errors.register(app)
     headers.register(app)
@@ -59,7 +61,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/")
     def home() -> Any:
         if current_user.is_authenticated:
-            return redirect(url_for("jobs.index"))
+            # Staff belong to no customer: their home is the staff area.
+            return redirect(url_for("staff.index" if current_user.is_staff else "jobs.index"))
         return redirect(url_for("auth.login"))
 
     @app.before_request

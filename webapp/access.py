@@ -22,6 +22,8 @@ from webapp.models import (
     Candidate,
     Community,
     CommunityMembership,
+    ComplianceDocument,
+    ComplianceSubmission,
     Conversation,
     HiringTeamMember,
     Job,
@@ -48,6 +50,32 @@ def is_org_admin(user: User) -> bool:
 
 def sees_admin(user: User) -> bool:
     return user.organization_id is not None and bool(user.permission_codes & permissions.ADMIN_CODES)
+
+
+def manages_numbers(user: User) -> bool:
+    """Sending numbers and compliance documents: organisation admins, or the right "Sending numbers and
+    compliance documents"."""
+    return user.organization_id is not None and (
+        is_org_admin(user) or has_permission(user, permissions.ADMIN_NUMBERS)
+    )
+
+
+def compliance_document_visible_to(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition on ComplianceDocument (joined to its submission): identity documents are for Relay's
+    staff and for the admins of the organisation that uploaded them, nobody else."""
+    if user.is_staff:
+        return sa.true()
+    if manages_numbers(user):
+        return ComplianceSubmission.organization_id == user.organization_id
+    return sa.false()
+
+
+def get_compliance_document(session: Session, user: User, document_id: int) -> ComplianceDocument | None:
+    return session.scalar(
+        sa.select(ComplianceDocument)
+        .join(ComplianceDocument.submission)
+        .where(ComplianceDocument.id == document_id, compliance_document_visible_to(user))
+    )
 
 
 def entitled(user: User, product: str) -> bool:
@@ -199,6 +227,20 @@ def staff_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_staff:
             abort(403, description="This page is for Relay customer-success staff.")
+        return view(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def numbers_admin_required(view: F) -> F:
+    """The admin pages of sending numbers and compliance documents (see manages_numbers)."""
+    spec = next(p for p in permissions.CATALOGUE if p.code == permissions.ADMIN_NUMBERS)
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not manages_numbers(current_user):
+            abort(403, description=f"This needs the permission “{spec.name}” ({spec.category}).")
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

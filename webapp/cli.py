@@ -1,4 +1,5 @@
-"""Commands for operators: seed-demo, permissions sync, credits top-up/balance, worker."""
+"""Commands for operators: seed-demo, permissions sync, compliance sync/expire, credits top-up/balance,
+worker."""
 
 from __future__ import annotations
 
@@ -42,6 +43,35 @@ def register(app: Flask) -> None:
         permissions.sync(db.session)
         db.session.commit()
         click.echo(f"{len(permissions.CATALOGUE)} permissions in the catalogue.")
+
+    @app.cli.group("compliance")
+    def compliance_group() -> None:
+        """Proof-of-business documents for sending numbers."""
+
+    @compliance_group.command("sync")
+    def compliance_sync() -> None:
+        """Write the requirements catalogue (webapp/compliance/requirements.json) into the database."""
+        from webapp.compliance import catalogue
+
+        try:
+            count = catalogue.sync(db.session)
+        except catalogue.CatalogueError as error:
+            db.session.rollback()
+            raise click.ClickException(str(error)) from None
+        db.session.commit()
+        countries = ", ".join(catalogue.countries(db.session))
+        click.echo(f"{count} requirements in the catalogue ({countries}).")
+
+    @compliance_group.command("expire")
+    def compliance_expire() -> None:
+        """Mark approvals past their expiry date expired and suspend those countries' numbers."""
+        from webapp.compliance import submissions
+
+        expired = submissions.expire_due(db.session)
+        db.session.commit()
+        for s in expired:
+            click.echo(f"Expired: {s.organization.name} {s.country}")
+        click.echo(f"{len(expired)} approval(s) expired.")
 
     @app.cli.group("credits")
     def credits_group() -> None:

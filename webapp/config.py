@@ -90,8 +90,18 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # Production sends through Vonage; the simulator there is a deliberate choice (a demo server).
         "ALLOW_SIMULATOR_IN_PRODUCTION": _bool(env.get("ALLOW_SIMULATOR_IN_PRODUCTION")),
         "VONAGE_API_HOST": env.get("VONAGE_API_HOST", "api.nexmo.com"),
+        # The Numbers API (the numbers the account owns, for the staff pages) signs in with the account's
+        # API key and secret, not the application's JWT, and lives on the REST host. Optional: without
+        # them staff type numbers in.
+        "VONAGE_API_KEY": env.get("VONAGE_API_KEY") or None,
+        "VONAGE_API_SECRET": env.get("VONAGE_API_SECRET") or None,
+        "VONAGE_REST_HOST": env.get("VONAGE_REST_HOST", "rest.nexmo.com"),
         "SMTP_URL": env.get("SMTP_URL") or None,
         "UPLOAD_DIR": env.get("UPLOAD_DIR") or str(Path(instance_path) / "uploads"),
+        # Fernet key(s) for the compliance documents at rest, comma-separated: the first encrypts, all
+        # decrypt (so a key can be rotated). Production requires it; elsewhere, without it, a key is
+        # generated into the instance folder on first use (webapp.compliance.files).
+        "RELAY_FILE_KEY": env.get("RELAY_FILE_KEY") or None,
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         # Cookies: never readable from scripts, never sent on cross-site POSTs, HTTPS-only in production.
         "SESSION_COOKIE_HTTPONLY": True,
@@ -141,6 +151,9 @@ def check(config: dict[str, Any]) -> None:
         )
     if vonage:
         _check_vonage_credentials(config)
+    _check_file_key(config)
+    if bool(config.get("VONAGE_API_KEY")) != bool(config.get("VONAGE_API_SECRET")):
+        raise ConfigError("VONAGE_API_KEY and VONAGE_API_SECRET go together: set both, or neither")
     if config.get("SESSION_LIFETIME_SECONDS", 1) <= 0:
         raise ConfigError("SESSION_LIFETIME_SECONDS must be more than 0")
     if config.get("SESSION_IDLE_SECONDS", 0) < 0:
@@ -195,4 +208,32 @@ def _check_dispatch(config: dict[str, Any]) -> None:
         raise ConfigError(
             f"SEND_LEASE_SECONDS must be longer than one try and its backoff ({longest_try + backoff:g} s "
             "with these timeouts)"
+        )
+
+
+def file_keys(value: str | None) -> list[bytes]:
+    """The Fernet keys in RELAY_FILE_KEY (comma-separated, the first encrypts), or ConfigError."""
+    from cryptography.fernet import Fernet
+
+    keys = [k.strip().encode() for k in (value or "").split(",") if k.strip()]
+    for number, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"RELAY_FILE_KEY: key {number} is not a Fernet key (32 bytes in URL-safe base64). Make one "
+                "with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+    return keys
+
+
+def _check_file_key(config: dict[str, Any]) -> None:
+    keys = file_keys(config.get("RELAY_FILE_KEY"))
+    if not keys and config.get("RELAY_ENV") == "production":
+        # Identity documents are personal data: production never falls back to a key on local disk.
+        raise ConfigError(
+            "RELAY_ENV=production needs RELAY_FILE_KEY, the key that encrypts compliance documents at rest. "
+            "Make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
         )

@@ -735,6 +735,7 @@ def seed(session: Session) -> dict[str, int]:
     ):
         credits.top_up(session, acme, DEMO_CREDITS, "Demo credits")
     _threads(session, acme, users["recruiter@acme.example"])
+    seed_numbers_and_compliance(session, acme)
 
     session.flush()
     counted = {
@@ -750,3 +751,129 @@ def seed(session: Session) -> dict[str, int]:
     return {
         what: session.scalar(sa.select(sa.func.count()).select_from(m)) or 0 for what, m in counted.items()
     }
+
+
+# --- Sending numbers and compliance documents (issue #11) ------------------------------------------
+
+# Acme's German documents are approved (its DE number sends, and the German conversations keep it);
+# its French ones were never uploaded, so the FR number waits in "pending documents" and French
+# candidates are texted from the US number until an admin uploads them and staff approve.
+DEMO_DE_DOCUMENTS = [
+    ("business_name", "commercial_register_excerpt", "Acme GmbH", "Handelsregisterauszug-HRB-123456.pdf"),
+    (
+        "business_address",
+        "commercial_register_excerpt",
+        "Friedrichstraße 68, 10117 Berlin",
+        "Handelsregisterauszug-Adresse.pdf",
+    ),
+]
+
+
+def seed_numbers_and_compliance(session: Session, acme: Organization) -> None:
+    """The requirements catalogue, Acme's approved DE submission, and each number's status by the rule
+    (webapp.numbers.pool.status_for). Idempotent: an existing submission is left as it is."""
+    from flask import current_app
+
+    from webapp import phones
+    from webapp.compliance import audit, catalogue, files
+    from webapp.compliance.files import Upload
+    from webapp.models import ComplianceDocument, ComplianceSubmission
+    from webapp.numbers import pool
+
+    catalogue.sync(session)
+    admin = session.scalar(sa.select(User).where(User.email == "admin@acme.example"))
+    staff = session.scalar(sa.select(User).where(User.email == STAFF[0]))
+    assert admin is not None and staff is not None
+    now = utcnow()
+    submission, created = _one(
+        session,
+        ComplianceSubmission,
+        {"organization_id": acme.id, "country": "DE"},
+        status="approved",
+        created_at=now - timedelta(days=21),
+        submitted_at=now - timedelta(days=20),
+        approved_at=now - timedelta(days=19),
+    )
+    if created:
+        store = files.store_for(current_app)
+        requirements = {r.code: r for r in catalogue.requirements(session, "DE")}
+        for code, kind_code, value, filename in DEMO_DE_DOCUMENTS:
+            requirement = requirements[code]
+            kind = next(k for k in requirement.documents if k.code == kind_code)
+            upload = Upload(filename=filename, content_type="application/pdf", data=_demo_pdf(f"{value}"))
+            document = ComplianceDocument(
+                submission=submission,
+                requirement_id=requirement.id,
+                kind_id=kind.id,
+                value=value,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                size=upload.size,
+                sha256=upload.sha256,
+                stored_name=store.write(upload.data),
+                status="approved",
+                uploaded_by_id=admin.id,
+                reviewed_by_id=staff.id,
+                reviewed_at=now - timedelta(days=19),
+                created_at=now - timedelta(days=21),
+            )
+            session.add(document)
+            session.flush()
+            for action, actor, days in (("uploaded", admin, 21), ("document_approved", staff, 19)):
+                event = audit.record(
+                    session,
+                    organization_id=acme.id,
+                    country="DE",
+                    action=action,
+                    actor=actor,
+                    detail=f"{requirement.name}: {kind.name} — {filename}"
+                    if action == "uploaded"
+                    else requirement.name,
+                    submission=submission,
+                    document=document,
+                )
+                event.created_at = now - timedelta(days=days)
+        for action, actor, days in (("submitted", admin, 20), ("approved", staff, 19)):
+            event = audit.record(
+                session, organization_id=acme.id, country="DE", action=action, actor=actor, submission=submission
+            )
+            event.created_at = now - timedelta(days=days)
+    # Numbers that nobody stopped take the status the documents give them (FR: pending documents).
+    for number in pool.numbers_of(session, acme.id):
+        if number.status in ("active", "pending_documents"):
+            wanted = pool.status_for(session, acme.id, number.country)
+            if number.status != wanted:
+                number.status = wanted
+                audit.record(
+                    session,
+                    organization_id=acme.id,
+                    country=number.country,
+                    action="number_pending" if wanted == "pending_documents" else "number_activated",
+                    actor=None,
+                    detail=phones.display(number.e164),
+                    number=number,
+                )
+    session.flush()
+
+
+def _demo_pdf(text: str) -> bytes:
+    """A one-page PDF saying `text` (enough for a viewer to open; the demo's documents are not real)."""
+    safe = text.encode("latin-1", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    stream = b"BT /F1 18 Tf 72 720 Td (Demo document: " + safe + b") Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)

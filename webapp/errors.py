@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, Response, make_response, render_template
+from flask import Flask, Response, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -26,10 +26,34 @@ EXPLANATIONS = {
     403: "You do not have the right to do this.",
     404: "It does not exist, or it is not shared with you.",
     405: "This address does not accept that kind of request.",
-    413: "What was sent is larger than we accept.",
+    413: "What was sent is larger than we accept: a file may be at most 10 MB. Scan it at a lower "
+    "resolution, or save it as a PDF, and try again.",
     429: "Too many attempts in a short time. Wait a while and try again.",
     500: "We could not finish this. Nothing you typed was saved twice; try again in a moment.",
 }
+
+
+# A request body larger than this is not read to its end after a 413: the connection is closed on it.
+DRAIN_LIMIT = 256 * 1024 * 1024
+
+
+def _drain_request_body() -> None:
+    """Read and drop the rest of a body that was refused as too large (413), so that the client gets
+    our page. Answering while the upload is still coming and then closing the socket with unread data
+    makes the kernel send a reset, and the browser shows "connection reset" instead of the page."""
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    length = request.content_length
+    remaining = DRAIN_LIMIT if length is None else min(length, DRAIN_LIMIT)
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 1024 * 1024))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        pass  # the client went away: nothing left to answer
 
 
 def _page(code: int, detail: str | None = None) -> Response:
@@ -54,6 +78,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         code = error.code or 500
+        if code == 413:
+            _drain_request_body()
         if code >= 500:
             # Unhandled exceptions arrive here as InternalServerError (Flask logs them first).
             db.session.rollback()

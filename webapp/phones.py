@@ -53,3 +53,8 @@ def country_name(e164: str, lang: str = "en") -> str:
     if not name and region:
         name = geocoder._region_display_name(region, lang)
     return name or ""
+
+
+def region_name(region: str, lang: str = "en") -> str:
+    """The country's name for an ISO 3166 alpha-2 code ("FR" → "France"), or the code if unknown."""
+    return geocoder._region_display_name(region, lang) or region

@@ -15,6 +15,7 @@ from webapp.models import CHANNEL_LABELS
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["phone"] = phones.display
+    app.jinja_env.filters["region_name"] = phones.region_name
     app.jinja_env.filters["datetime"] = _datetime
     app.jinja_env.filters["status_label"] = lambda s: status.LABELS.get(s, s)
     app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)

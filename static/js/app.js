@@ -114,3 +114,9 @@ document.addEventListener("htmx:afterSwap", (event) => {
   if (!load) return;
   load.panel.scrollTop = load.panel.scrollHeight - load.fromBottom;
 });
+
+// A form that cannot be undone asks first (data-confirm holds the question).
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});

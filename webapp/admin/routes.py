@@ -11,7 +11,8 @@ from webapp.access import admin_required
 from webapp.admin import bp
 from webapp.extensions import db
 from webapp.messaging import unmatched
-from webapp.models import Role, SendingNumber, User
+from webapp.models import Role, User
+from webapp.numbers import pool
 
 
 @bp.get("/")
@@ -24,16 +25,13 @@ def index() -> str:
         .options(selectinload(User.roles).selectinload(Role.permissions))
         .order_by(User.name)
     ).all()
-    numbers = db.session.scalars(
-        sa.select(SendingNumber)
-        .where(SendingNumber.organization_id == org.id)
-        .order_by(SendingNumber.country, SendingNumber.e164)
-    ).all()
+    numbers = pool.numbers_of(db.session, org.id, include_released=False)
     return render_template(
         "admin/index.html",
         org=org,
         users=users,
         numbers=numbers,
+        pending=sum(n.status == "pending_documents" for n in numbers),
         catalogue=permissions.CATALOGUE,
         unmatched_count=len(unmatched.waiting(db.session, org.id)),
     )

@@ -2,6 +2,13 @@
 
 from webapp.models.ats import STAGES, Application, Candidate, HiringTeamMember, Job
 from webapp.models.base import Base, utcnow
+from webapp.models.compliance import (
+    AcceptableDocument,
+    ComplianceDocument,
+    ComplianceEvent,
+    ComplianceRequirement,
+    ComplianceSubmission,
+)
 from webapp.models.credits import CreditAccount, CreditTransaction
 from webapp.models.crm import (
     Community,
@@ -25,11 +32,16 @@ from webapp.models.user import LoginAttempt, Permission, Role, User, UserSession
 __all__ = [
     "CHANNEL_LABELS",
     "STAGES",
+    "AcceptableDocument",
     "Application",
     "Base",
     "Candidate",
     "Community",
     "CommunityMembership",
+    "ComplianceDocument",
+    "ComplianceEvent",
+    "ComplianceRequirement",
+    "ComplianceSubmission",
     "Conversation",
     "ConversationRead",
     "CreditAccount",

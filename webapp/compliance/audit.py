@@ -1,0 +1,73 @@
+"""The audit trail of numbers and compliance: one row per step, who did it, when and what."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from webapp.models import (
+    ComplianceDocument,
+    ComplianceEvent,
+    ComplianceSubmission,
+    SendingNumber,
+    User,
+)
+
+# What each action reads as on the submission's history.
+LABELS = {
+    "uploaded": "Uploaded",
+    "replaced": "Replaced",
+    "submitted": "Submitted for review",
+    "document_approved": "Document approved",
+    "document_rejected": "Document rejected",
+    "approved": "Submission approved",
+    "rejected": "Changes requested",
+    "expired": "Approval expired",
+    "number_added": "Number added",
+    "number_activated": "Number activated",
+    "number_pending": "Number waits for documents",
+    "number_suspended": "Number suspended",
+    "number_resumed": "Number resumed",
+    "number_released": "Number released",
+}
+
+
+def record(
+    session: Session,
+    *,
+    organization_id: int,
+    country: str,
+    action: str,
+    actor: User | None,
+    detail: str = "",
+    submission: ComplianceSubmission | None = None,
+    document: ComplianceDocument | None = None,
+    number: SendingNumber | None = None,
+) -> ComplianceEvent:
+    if action not in LABELS:
+        raise ValueError(f"unknown audit action {action!r}")
+    event = ComplianceEvent(
+        organization_id=organization_id,
+        country=country,
+        action=action,
+        actor_id=actor.id if actor is not None else None,
+        detail=detail[:1000],
+        submission_id=submission.id if submission is not None else None,
+        document_id=document.id if document is not None else None,
+        number_id=number.id if number is not None else None,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def history(session: Session, organization_id: int, country: str) -> list[ComplianceEvent]:
+    """Everything that happened to this organisation's documents and numbers in this country, newest first."""
+    return list(
+        session.scalars(
+            sa.select(ComplianceEvent)
+            .where(ComplianceEvent.organization_id == organization_id, ComplianceEvent.country == country)
+            .options(selectinload(ComplianceEvent.actor))
+            .order_by(ComplianceEvent.created_at.desc(), ComplianceEvent.id.desc())
+        )
+    )

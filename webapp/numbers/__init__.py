@@ -1,0 +1,1 @@
+"""Sending numbers: the pool (pool.py) and the numbers the Vonage account owns (vonage_account.py)."""

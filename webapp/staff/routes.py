@@ -1,0 +1,233 @@
+"""Customer-success pages: every customer's number pool, and the review of compliance documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from webapp import access, phones
+from webapp.access import staff_required
+from webapp.compliance import audit, catalogue, files, submissions
+from webapp.compliance.downloads import attachment
+from webapp.extensions import db
+from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber
+from webapp.numbers import pool, vonage_account
+from webapp.staff import bp
+from webapp.staff.forms import AddNumberForm, NumberActionForm, ReviewForm
+
+
+@bp.get("/")
+@staff_required
+def index() -> str:
+    orgs = db.session.scalars(sa.select(Organization).order_by(Organization.name)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for org_id, status, n in db.session.execute(
+        sa.select(SendingNumber.organization_id, SendingNumber.status, sa.func.count()).group_by(
+            SendingNumber.organization_id, SendingNumber.status
+        )
+    ):
+        counts.setdefault(org_id, {})[status] = n
+    return render_template(
+        "staff/index.html",
+        orgs=orgs,
+        counts=counts,
+        queue=submissions.waiting_for_review(db.session),
+    )
+
+
+def _organization(org_id: int) -> Organization:
+    return db.session.get(Organization, org_id) or abort(404)
+
+
+def _owned_numbers() -> tuple[list[vonage_account.OwnedNumber], str | None]:
+    """The account's numbers not yet in any pool, or why there are none to show."""
+    if not vonage_account.configured(current_app.config):
+        return (
+            [],
+            "VONAGE_API_KEY and VONAGE_API_SECRET are not set, so the account's numbers cannot be "
+            "listed: type the number instead.",
+        )
+    try:
+        owned = vonage_account.owned_numbers(current_app.config)
+    except vonage_account.NumbersUnavailable as error:
+        return [], f"{error} Type the number instead."
+    taken = set(db.session.scalars(sa.select(SendingNumber.e164)))
+    free = [n for n in owned if n.e164 not in taken]
+    return free, None if free else "Every number on the Vonage account is in a pool already."
+
+
+def _add_form(formdata: Any = None) -> tuple[AddNumberForm, list[vonage_account.OwnedNumber], str | None]:
+    form = AddNumberForm(formdata=formdata) if formdata is not None else AddNumberForm()
+    owned, note = _owned_numbers()
+    form.owned.choices = [("", "— type it below —")] + [
+        (n.e164, f"{phones.display(n.e164)} · {n.country} · {', '.join(n.features) or 'no features listed'}")
+        for n in owned
+    ]
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS, key=phones.region_name)
+    form.country.choices = [("", "— from the number —")] + [
+        (r, f"{phones.region_name(r)} ({r})") for r in regions
+    ]
+    return form, owned, note
+
+
+def _organization_page(
+    org: Organization, status: int = 200, form: AddNumberForm | None = None
+) -> tuple[str, int]:
+    add_form, owned, note = _add_form()
+    countries = catalogue.countries(db.session)
+    return render_template(
+        "staff/organization.html",
+        org=org,
+        entries=pool.with_usage(db.session, org),
+        usage_days=pool.USAGE_DAYS,
+        form=form or add_form,
+        owned=owned,
+        owned_note=note,
+        action_form=NumberActionForm(),
+        countries=countries,
+        submissions={c: submissions.get(db.session, org.id, c) for c in countries},
+    ), status
+
+
+@bp.get("/organizations/<id:org_id>")
+@staff_required
+def organization(org_id: int) -> tuple[str, int]:
+    return _organization_page(_organization(org_id))
+
+
+@bp.post("/organizations/<id:org_id>/numbers")
+@staff_required
+def add_number(org_id: int) -> Response | tuple[str, int]:
+    org = _organization(org_id)
+    form, _owned, _note = _add_form(request.form)
+    if not form.validate():
+        return _organization_page(org, 422, form)
+    picked, typed = (form.owned.data or "").strip(), (form.number.data or "").strip()
+    if picked and typed:
+        form.number.errors = ["Pick a number from the account or type one, not both."]
+        return _organization_page(org, 422, form)
+    try:
+        number = pool.add(
+            db.session,
+            current_user,
+            org,
+            picked or typed,
+            sms=form.sms.data,
+            whatsapp=form.whatsapp.data,
+            country=form.country.data or None,
+        )
+    except pool.NumberRefused as refusal:
+        db.session.rollback()
+        field = {"country": form.country, "capabilities": form.sms}.get(refusal.field)
+        if field is None:
+            field = form.owned if picked else form.number
+        field.errors = [*field.errors, str(refusal)]
+        return _organization_page(org, 422, form)
+    db.session.commit()
+    flash(
+        f"{phones.display(number.e164)} added to {org.name}'s pool ({number.status_label.lower()}).",
+        "success",
+    )
+    return redirect(url_for("staff.organization", org_id=org.id), 303)
+
+
+@bp.post("/organizations/<id:org_id>/numbers/<id:number_id>/<any(suspend, resume, release):action>")
+@staff_required
+def number_action(org_id: int, number_id: int, action: str) -> Response:
+    org = _organization(org_id)
+    number = pool.get_number(db.session, org.id, number_id) or abort(404)
+    form = NumberActionForm()
+    if not form.validate():
+        abort(400)
+    try:
+        if action == "suspend":
+            pool.suspend(db.session, current_user, number, form.reason.data or "")
+        elif action == "resume":
+            pool.resume(db.session, current_user, number)
+        else:
+            pool.release(db.session, current_user, number)
+    except pool.NumberRefused as refusal:
+        db.session.rollback()
+        flash(str(refusal), "error")
+        return redirect(url_for("staff.organization", org_id=org.id), 303)
+    db.session.commit()
+    flash(f"{phones.display(number.e164)}: {number.status_label.lower()}.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id), 303)
+
+
+def _submission(submission_id: int) -> ComplianceSubmission:
+    return db.session.get(ComplianceSubmission, submission_id) or abort(404)
+
+
+def _review_page(submission: ComplianceSubmission, status: int = 200, **extra: Any) -> tuple[str, int]:
+    forms = {d.id: ReviewForm(prefix=f"d{d.id}", formdata=None) for d in submission.documents}
+    forms.update(extra.pop("forms", {}))
+    return render_template(
+        "staff/submission.html",
+        submission=submission,
+        org=submission.organization,
+        country_name=phones.region_name(submission.country),
+        requirements=catalogue.requirements(db.session, submission.country),
+        current=submission.current_documents,
+        history=audit.history(db.session, submission.organization_id, submission.country),
+        labels=audit.LABELS,
+        forms=forms,
+        numbers=[
+            n
+            for n in pool.numbers_of(db.session, submission.organization_id, False)
+            if n.country == submission.country
+        ],
+        **extra,
+    ), status
+
+
+@bp.get("/submissions/<id:submission_id>")
+@staff_required
+def submission(submission_id: int) -> tuple[str, int]:
+    return _review_page(_submission(submission_id))
+
+
+@bp.post("/submissions/<id:submission_id>/documents/<id:document_id>/<any(approve, reject):decision>")
+@staff_required
+def review(submission_id: int, document_id: int, decision: str) -> Response | tuple[str, int]:
+    submission = _submission(submission_id)
+    document = db.session.scalar(
+        sa.select(ComplianceDocument).where(
+            ComplianceDocument.id == document_id, ComplianceDocument.submission_id == submission.id
+        )
+    )
+    if document is None:
+        abort(404)  # a document of another submission (or organisation) through a forged address
+    form = ReviewForm(prefix=f"d{document.id}")
+    if not form.validate():
+        return _review_page(submission, 422, forms={document.id: form})
+    try:
+        submissions.review_document(
+            db.session, current_user, submission, document.id, decision, form.reason.data
+        )
+    except submissions.ComplianceRefused as refusal:
+        db.session.rollback()
+        form.reason.errors = [*form.reason.errors, str(refusal)]
+        return _review_page(submission, 422, forms={document.id: form})
+    db.session.commit()
+    verb = "approved" if decision == "approve" else "rejected"
+    flash(
+        f"{document.requirement.name}: {verb}. The submission is now “{submission.status_label}”.", "success"
+    )
+    return redirect(
+        url_for("staff.submission", submission_id=submission.id) + f"#document-{document.id}", 303
+    )
+
+
+@bp.get("/submissions/<id:submission_id>/documents/<id:document_id>")
+@staff_required
+def document_file(submission_id: int, document_id: int) -> Response:
+    document = access.get_compliance_document(db.session, current_user, document_id)
+    if document is None or document.submission_id != submission_id:
+        abort(404)
+    return attachment(files.store_for(current_app), document)
