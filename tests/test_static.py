@@ -50,3 +50,11 @@ def test_the_icon_is_served_where_browsers_look_for_it(client) -> None:
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
     assert b"<svg" in response.data
     response.close()
+
+
+def test_staff_see_no_customer_navigation(client, auth) -> None:
+    f.user(None, email="csm@x.test", is_staff=True)
+    db.session.commit()
+    auth.login("csm@x.test")
+    html = client.get("/staff/").get_data(as_text=True)
+    assert ">Staff</a>" in html and ">Jobs</a>" not in html and ">Inbox</a>" not in html
