@@ -497,3 +497,27 @@ def test_file_names_with_a_path_or_control_characters_are_refused(name) -> None:
 def test_long_file_names_are_shortened_keeping_the_extension() -> None:
     assert files.clean_filename("a" * 300 + ".pdf") == "a" * 190 + ".pdf"
     assert files.clean_filename(" ..kbis.pdf ") == "..kbis.pdf"  # dots alone are no path
+
+
+def test_staff_may_approve_until_a_date(client, world) -> None:
+    auth = Auth(client)
+    auth.login("admin@acme.test")
+    upload_all(client)
+    submit(client)
+    auth.logout()
+    auth.login("csm@relay.test")
+    document = current("business_name")
+    path = f"/staff/submissions/{document.submission_id}"
+    past = {"csrf_token": csrf_from(client, path), f"d{document.id}-valid_until": "2020-01-01"}
+    refused = client.post(f"{path}/documents/{document.id}/approve", data=past)
+    assert refused.status_code == 422 and "Choose a date after today" in refused.get_data(as_text=True)
+    assert current("business_name").status != "approved"
+    for code in ("business_name", "business_address", "registration_number"):
+        assert review(client, current(code), "approve").status_code == 303
+    last = current("representative")
+    later = (utcnow() + timedelta(days=200)).date().isoformat()
+    data = {"csrf_token": csrf_from(client, path), f"d{last.id}-valid_until": later}
+    assert client.post(f"{path}/documents/{last.id}/approve", data=data).status_code == 303
+    submission = db.session.get(ComplianceSubmission, last.submission_id)
+    db.session.refresh(submission)
+    assert submission.status == "approved" and submission.expires_at.date().isoformat() == later

@@ -1,5 +1,7 @@
+from datetime import UTC, datetime
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.validators import Length, Optional
 
 
@@ -19,3 +21,10 @@ class NumberActionForm(FlaskForm):
 
 class ReviewForm(FlaskForm):
     reason = TextAreaField("Reason for rejecting", validators=[Optional(), Length(max=500)])
+    # An approval may hold until a date (a register excerpt some months old); `flask compliance expire`
+    # then suspends the country's numbers until new documents are approved.
+    valid_until = DateField("Valid until (optional)", validators=[Optional()])
+
+    def validate_valid_until(self, field: DateField) -> None:
+        if field.data is not None and field.data <= datetime.now(UTC).date():
+            raise ValidationError("Choose a date after today, or leave it empty.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Any
 
 import phonenumbers
@@ -207,8 +208,15 @@ def review(submission_id: int, document_id: int, decision: str) -> Response | tu
     if not form.validate():
         return _review_page(submission, 422, forms={document.id: form})
     try:
+        until = form.valid_until.data if decision == "approve" else None
         submissions.review_document(
-            db.session, current_user, submission, document.id, decision, form.reason.data
+            db.session,
+            current_user,
+            submission,
+            document.id,
+            decision,
+            form.reason.data,
+            expires_at=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
         )
     except submissions.ComplianceRefused as refusal:
         db.session.rollback()
