@@ -13,7 +13,7 @@ from flask_migrate import downgrade, upgrade
 from tests.conftest import create_postgres_database, drop_postgres_database, need, test_config
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models.base import render_item
+from webapp.models.base import include_object_for, render_item
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,7 +36,12 @@ def test_upgrade_gives_the_models_schema(empty_database: str) -> None:
         upgrade()
         with db.engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "render_item": render_item}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "render_item": render_item,
+                    "include_object": include_object_for(conn.dialect.name),
+                },
             )
             diff = compare_metadata(context, db.metadata)
         assert diff == [], f"the models and the migrations differ: {diff}"

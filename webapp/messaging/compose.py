@@ -10,7 +10,16 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.messaging import checks, conversations, credits, placeholders, pricing, routing, whatsapp
+from webapp.messaging import (
+    activity,
+    checks,
+    conversations,
+    credits,
+    placeholders,
+    pricing,
+    routing,
+    whatsapp,
+)
 from webapp.messaging.checks import SendRefused
 from webapp.models import (
     Application,
@@ -210,5 +219,5 @@ def compose(
         credits.debit(session, org, message)
     except credits.InsufficientCredits as exc:
         raise SendRefused(str(exc), "body") from exc
-    conversation.last_message_at = now
+    activity.record(session, conversation, message)
     return message

@@ -11,8 +11,10 @@ from webapp.models.crm import (
 )
 from webapp.models.messaging import (
     CHANNEL_LABELS,
+    ActivityClock,
     Conversation,
     ConversationRead,
+    ConversationState,
     Message,
     MessageTemplate,
     OptOut,
@@ -25,6 +27,7 @@ from webapp.models.user import LoginAttempt, Permission, Role, User, UserSession
 __all__ = [
     "CHANNEL_LABELS",
     "STAGES",
+    "ActivityClock",
     "Application",
     "Base",
     "Candidate",
@@ -32,6 +35,7 @@ __all__ = [
     "CommunityMembership",
     "Conversation",
     "ConversationRead",
+    "ConversationState",
     "CreditAccount",
     "CreditTransaction",
     "HiringTeamMember",
