@@ -22,7 +22,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, SessionTransaction, object_session, scoped_session
 
 from webapp import access
 from webapp.models import (
@@ -124,6 +124,10 @@ def touch(session: Session | None, conversation_id: int | None) -> None:
     """Something shown about the conversation changed: move its change marker at the commit."""
     if session is None or conversation_id is None:
         return
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's db.session: the session it stands for
+        session = session()
+    if session.get_transaction() is None:
+        session.connection()  # begin now, so that a rollback forgets this touch (after_transaction_end)
     session.info.setdefault(_PENDING, set()).add(conversation_id)
 
 
@@ -209,6 +213,7 @@ def _before_commit(session: Session) -> None:
     _stamp(session, pending)
 
 
-@sa.event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@sa.event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (stamped already) or rolled back: nothing pending
+        session.info.pop(_PENDING, None)
