@@ -584,3 +584,26 @@ def test_a_sub_organisations_change_moves_its_clock_and_its_parents(world) -> No
     assert (
         clock(w["acme"]) == seq + 1 and clock(w["nordics"]) == seq
     )  # the parent's change is not the child's
+
+
+# --- Jobs and applications show unread and last activity -------------------------------------------
+
+
+def test_the_jobs_and_a_jobs_applications_show_unread_and_last_activity(client, auth, varied) -> None:
+    w = varied
+    auth.login("recruiter@acme.test")
+    jobs = client.get("/jobs").get_data(as_text=True)
+    backend = re.search(rf'<tr id="job-{w["backend"].id}">.*?</tr>', jobs, re.S).group(0)
+    design = re.search(rf'<tr id="job-{w["design"].id}">.*?</tr>', jobs, re.S).group(0)
+    assert 'data-unread="1"' in backend and "<time" in backend  # Lena's reply
+    assert "data-unread" not in design and "<time" in design  # Mia's, read
+    detail = client.get(f"/jobs/{w['backend'].id}").get_data(as_text=True)
+    lena = re.search(rf'<tr id="application-{w["lena"].id}">.*?</tr>', detail, re.S).group(0)
+    jonas = re.search(rf'<tr id="application-{w["jonas"].id}">.*?</tr>', detail, re.S).group(0)
+    assert 'data-unread="1"' in lena and "<time" in lena
+    assert "data-unread" not in jonas and "<time" in jonas
+    # Unread is the reader's: the manager has not read Mia's (not theirs) nor Lena's.
+    auth.logout()
+    auth.login("manager@acme.test")
+    jobs = client.get("/jobs").get_data(as_text=True)
+    assert 'data-unread="1"' in re.search(rf'<tr id="job-{w["backend"].id}">.*?</tr>', jobs, re.S).group(0)
