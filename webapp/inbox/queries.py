@@ -130,6 +130,7 @@ class Scope:
     user_id: int
     organization_ids: list[int]
     team: sa.ColumnElement[bool]
+    admin: bool
     # Opt-outs are kept on the customer's top organisation (webapp.messaging.optouts).
     top_id: int | None
 
@@ -140,6 +141,7 @@ def scope_for(session: Session, user: User) -> Scope:
         user_id=user.id,
         organization_ids=access.conversation_organization_ids(session, user),
         team=access.conversation_team_condition(user),
+        admin=access.is_org_admin(user),
         top_id=org.top.id if org is not None else None,
     )
 
@@ -304,9 +306,46 @@ def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
     """The list's rows for these conversations (the ones the user may see), in the order given."""
     if not ids:
         return []
+    now = utcnow()
+    query = _rows_statement(scope)
+    found = {}
+    for r in session.execute(query, {"ids": ids}):
+        first, last = r[12] or "", r[13] or ""
+        found[r[0]] = Row(
+            id=r[0],
+            contact=f"{first} {last}".strip(),
+            first_name=first,
+            mobile=r[14],
+            about=r[15] or "",
+            application_id=r[1],
+            membership_id=r[2],
+            channels=tuple(c for c, on in zip(CHANNELS, (r[7], r[8], r[9]), strict=True) if on),
+            preview=r[6] or "",
+            direction=r[4] or "",
+            channel=r[5] or "",
+            author=r[16],
+            at=r[3],
+            unread=r[17] or 0,
+            opted_out=r[18] is not None,
+            whatsapp_open=r[10] is not None and r[10] > now,
+            change_seq=r[11],
+        )
+    return [found[i] for i in ids if i in found]
+
+
+# The row statement is big (a dozen joins); building it for every request costs more than running it,
+# mostly in SQLAlchemy's cache key. So it is built once per scope and reused, the ids a bind parameter
+# (the cache key of a statement object is computed once).
+_ROW_STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
+
+
+def _rows_statement(scope: Scope) -> sa.Select[Any]:
+    key = (scope.user_id, tuple(scope.organization_ids), scope.top_id, scope.admin)
+    query = _ROW_STATEMENTS.get(key)
+    if query is not None:
+        return query
     author = aliased(User)
     mobile = sa.func.coalesce(Candidate.mobile, Prospect.mobile)
-    now = utcnow()
     query = (
         sa.select(
             C.id,
@@ -343,31 +382,16 @@ def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
                 OptOut.organization_id == scope.top_id, OptOut.e164 == mobile, OptOut.revoked_at.is_(None)
             ),
         )
-        .where(C.id.in_(ids), C.organization_id.in_(scope.organization_ids or [-1]), scope.team)
-    )
-    found = {}
-    for r in session.execute(query):
-        first, last = r[12] or "", r[13] or ""
-        found[r[0]] = Row(
-            id=r[0],
-            contact=f"{first} {last}".strip(),
-            first_name=first,
-            mobile=r[14],
-            about=r[15] or "",
-            application_id=r[1],
-            membership_id=r[2],
-            channels=tuple(c for c, on in zip(CHANNELS, (r[7], r[8], r[9]), strict=True) if on),
-            preview=r[6] or "",
-            direction=r[4] or "",
-            channel=r[5] or "",
-            author=r[16],
-            at=r[3],
-            unread=r[17] or 0,
-            opted_out=r[18] is not None,
-            whatsapp_open=r[10] is not None and r[10] > now,
-            change_seq=r[11],
+        .where(
+            C.id.in_(sa.bindparam("ids", expanding=True)),
+            C.organization_id.in_(scope.organization_ids or [-1]),
+            scope.team,
         )
-    return [found[i] for i in ids if i in found]
+    )
+    if len(_ROW_STATEMENTS) > 1000:  # users come and go: a bound, not a leak
+        _ROW_STATEMENTS.clear()
+    _ROW_STATEMENTS[key] = query
+    return query
 
 
 def unread_total(session: Session, scope: Scope) -> int:
