@@ -137,19 +137,29 @@ def conversation_team_condition(user: User) -> sa.ColumnElement[bool]:
         return sa.false()
     if is_org_admin(user):
         return sa.true()
+    # The job (community) of the conversation's subject, as a scalar subquery inside the test: written
+    # as a join, PostgreSQL would hash every application of the user's jobs to test a page of rows (a
+    # cost that grows with them); this way each row costs two index lookups.
+    job = (
+        sa.select(Application.job_id)
+        .where(Application.id == Conversation.application_id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    community = (
+        sa.select(CommunityMembership.community_id)
+        .where(CommunityMembership.id == Conversation.community_membership_id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
     on_hiring_team = (
         sa.select(HiringTeamMember.id)
-        .join(Application, Application.job_id == HiringTeamMember.job_id)
-        .where(Application.id == Conversation.application_id, HiringTeamMember.user_id == user.id)
+        .where(HiringTeamMember.user_id == user.id, HiringTeamMember.job_id == job)
         .exists()
     )
     on_sourcing_team = (
         sa.select(SourcingTeamMember.id)
-        .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
-        .where(
-            CommunityMembership.id == Conversation.community_membership_id,
-            SourcingTeamMember.user_id == user.id,
-        )
+        .where(SourcingTeamMember.user_id == user.id, SourcingTeamMember.community_id == community)
         .exists()
     )
     return sa.and_(
