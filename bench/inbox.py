@@ -330,7 +330,7 @@ def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool) -> di
         "/login", data={"email": "recruiter@acme.example", "password": demo.PASSWORD, "csrf_token": token}
     )
     html = client.get("/inbox").get_data(as_text=True)
-    poll = re.search(r'hx-get="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
+    poll = re.search(r'data-url="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
     with app.app_context():
         name = db.session.scalar(sa.select(Candidate.last_name).order_by(Candidate.id.desc()).limit(1))
         thread = None

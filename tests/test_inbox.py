@@ -437,7 +437,7 @@ class Statements:
 
 
 def poll_url(html: str) -> str:
-    return re.search(r'hx-get="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
+    return re.search(r'data-url="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
 
 
 def test_the_unchanged_poll_is_a_204_from_two_statements(client, auth, talking) -> None:

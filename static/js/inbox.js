@@ -1,16 +1,55 @@
 // The inbox (templates/inbox/): live rows from the one poll, pages as you scroll, the keyboard.
 "use strict";
 
-// The poll rests while the tab is hidden, and asks at once when it is shown again.
-document.addEventListener("htmx:confirm", (event) => {
-  if (event.target instanceof Element && event.target.matches("[data-inbox-poll]") && document.hidden) {
-    event.preventDefault();
+// The one poll of the page. A plain fetch, not an htmx trigger: the list it belongs to is swapped by
+// the filters, and a request cut short that way (or by leaving the page) is nothing to report. It
+// rests while the tab is hidden and asks at once when the tab is shown again.
+const POLL_EVERY = 2000;
+let polling = false;
+
+async function poll() {
+  const poller = document.getElementById("inbox-poll");
+  if (!poller || polling || document.hidden) return;
+  polling = true;
+  try {
+    const response = await fetch(poller.dataset.url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+    if (response.status !== 200) return; // 204: nothing changed
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const next = doc.getElementById("inbox-poll");
+    const template = doc.querySelector("template[data-inbox-changes]");
+    const current = document.getElementById("inbox-poll");
+    const wrap = document.getElementById("inbox-list");
+    // An answer for a list that has since been replaced (other filters) is dropped.
+    if (!template || !wrap || !current || template.dataset.query !== wrap.dataset.query) return;
+    if (next) current.dataset.url = next.dataset.url;
+    applyChanges(template);
+  } catch (error) {
+    // The page is going away, or the network is: the next tick asks again.
+  } finally {
+    polling = false;
   }
-});
+}
+
+setInterval(poll, POLL_EVERY); // a no-op on pages without the inbox
 document.addEventListener("visibilitychange", () => {
-  const poll = document.getElementById("inbox-poll");
-  if (!document.hidden && poll && window.htmx) htmx.trigger(poll, "inbox-poll");
+  if (!document.hidden) poll();
 });
+
+// Too much changed to apply row by row: the list again, as the filters would fetch it.
+async function reloadList(url) {
+  try {
+    const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+    if (response.status !== 200) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("inbox-list");
+    const wrap = document.getElementById("inbox-list");
+    if (!fresh || !wrap || fresh.dataset.query !== wrap.dataset.query) return;
+    const node = document.importNode(fresh, true);
+    wrap.replaceWith(node);
+    htmx.process(node);
+  } catch (error) {
+    // As for the poll: the next one asks again.
+  }
+}
 
 // What a poll brought (an inert <template data-inbox-changes>): each changed row goes where its key
 // sorts, replacing its old self; rows that no longer match leave. Rows inserted above the reader's
@@ -18,16 +57,15 @@ document.addEventListener("visibilitychange", () => {
 function applyChanges(template) {
   const wrap = document.getElementById("inbox-list");
   const list = document.getElementById("inbox-rows");
-  template.remove();
-  if (!wrap || !list || template.dataset.query !== wrap.dataset.query) return; // a late answer for old filters
+  if (!wrap || !list) return;
   if (template.dataset.reload) {
-    htmx.ajax("GET", template.dataset.reload, { target: "#inbox-list", swap: "outerHTML" });
+    reloadList(template.dataset.reload);
     return;
   }
   for (const id of (template.dataset.removed || "").split(" ").filter(Boolean)) {
     document.getElementById("inbox-row-" + id)?.remove();
   }
-  const rows = [...template.content.querySelectorAll("li.inbox-row")];
+  const rows = [...template.content.querySelectorAll("li.inbox-row")].map((li) => document.importNode(li, true));
   for (const row of rows) {
     const old = document.getElementById(row.id);
     const hadFocus = old && old.contains(document.activeElement);
@@ -50,7 +88,6 @@ function applyChanges(template) {
 }
 
 document.addEventListener("htmx:afterSettle", () => {
-  document.querySelectorAll("template[data-inbox-changes]").forEach(applyChanges);
   // A new list (filters, search) brings its own title (the unread count).
   const wrap = document.getElementById("inbox-list");
   if (wrap?.dataset.title) document.title = wrap.dataset.title;
