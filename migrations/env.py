@@ -90,6 +90,10 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # Indexes of one database only (webapp.models.base.postgresql_only) are not compared on another.
+        from webapp.models.base import include_object_for
+
+        conf_args["include_object"] = include_object_for(connection.dialect.name)
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -74,7 +74,7 @@ def test_seed_is_complete_and_idempotent(app, runner) -> None:
 
 def test_the_demo_has_conversations_to_look_at(app, runner) -> None:
     from webapp.messaging import optouts, whatsapp
-    from webapp.models import Conversation, CreditAccount, Message
+    from webapp.models import Conversation, ConversationState, CreditAccount, Message
 
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     s = db.session
@@ -86,8 +86,24 @@ def test_the_demo_has_conversations_to_look_at(app, runner) -> None:
     assert {"delivered", "read", "received", "rejected", "sent"} <= statuses
     assert any(whatsapp.time_left(c) for c in conversations)  # one WhatsApp window open
     acme = s.scalar(sa.select(Organization).where(Organization.name == "Acme"))
-    opted = [c for c in conversations if optouts.active(s, acme.id, c.application.candidate.mobile)]
+    contacts = [
+        c.application.candidate if c.application else c.community_membership.prospect for c in conversations
+    ]
+    opted = [c for c in contacts if optouts.active(s, acme.id, c.mobile)]
     assert len(opted) == 1
+    # A first inbox is not empty: a few dozen conversations, read and unread, prospects with the sourcer.
+    assert len(conversations) >= 30
+    states = s.scalars(sa.select(ConversationState)).all()
+    recruiter = s.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
+    sourcer = s.scalar(sa.select(User).where(User.email == "sourcer@acme.example"))
+    mine = [st for st in states if st.user_id == recruiter.id]
+    assert any(st.unread for st in mine) and any(st.wrote and not st.unread for st in mine)
+    prospects = [c for c in conversations if c.community_membership_id]
+    assert len(prospects) >= 5
+    assert {st.conversation_id for st in states if st.user_id == sourcer.id and st.wrote} >= {
+        c.id for c in prospects
+    }
+    assert all(c.last_message_id and c.last_preview for c in conversations)
     # What the history cost came off the ledger (the rejection was given back).
     account = s.scalar(sa.select(CreditAccount))
     spent = s.scalar(sa.select(sa.func.sum(Message.credits)).where(Message.status != "rejected"))

@@ -13,7 +13,7 @@ from flask_migrate import downgrade, upgrade
 from tests.conftest import create_postgres_database, drop_postgres_database, need, test_config
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models.base import render_item
+from webapp.models.base import include_object_for, render_item
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,7 +36,12 @@ def test_upgrade_gives_the_models_schema(empty_database: str) -> None:
         upgrade()
         with db.engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "render_item": render_item}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "render_item": render_item,
+                    "include_object": include_object_for(conn.dialect.name),
+                },
             )
             diff = compare_metadata(context, db.metadata)
         assert diff == [], f"the models and the migrations differ: {diff}"
@@ -70,4 +75,98 @@ def test_candidates_stored_before_the_search_column_get_their_folded_names(empty
         with db.engine.connect() as conn:
             folded = conn.execute(sa.text("SELECT search_name FROM candidate ORDER BY id")).scalars().all()
         assert folded == ["lena muller", "soren aebelo"]
+        db.engine.dispose()
+
+
+def test_conversations_stored_before_the_inbox_get_what_it_keeps(empty_database: str) -> None:
+    app = create_app(test_config(empty_database))
+    with app.app_context():
+        upgrade(revision="6b6ff4898ea0")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with db.engine.begin() as conn:
+            t = sa.MetaData()
+            t.reflect(conn)
+
+            def add(table: str, **values: object) -> int:
+                return conn.execute(t.tables[table].insert().values(values)).inserted_primary_key[0]
+
+            org = add(
+                "organization",
+                name="Acme",
+                has_messaging=True,
+                has_crm=False,
+                sms_enabled=True,
+                whatsapp_enabled=False,
+                sender_name="Acme",
+                whatsapp_price=1,
+                help_reply="",
+                created_at=now,
+            )
+            user = add(
+                "user",
+                email="r@acme.test",
+                name="Riley",
+                password_hash="x",
+                organization_id=org,
+                is_staff=False,
+                active=True,
+                created_at=now,
+            )
+            job = add("job", organization_id=org, title="Engineer", location="", is_open=True, created_at=now)
+            add("hiring_team_member", job_id=job, user_id=user, title="Recruiter")
+            cand = add(
+                "candidate",
+                organization_id=org,
+                first_name="Lena",
+                last_name="Müller",
+                mobile="+4915123456789",
+                created_at=now,
+                search_name="lena muller",
+            )
+            application = add("application", job_id=job, candidate_id=cand, stage="new", created_at=now)
+            conversation = add(
+                "conversation",
+                organization_id=org,
+                application_id=application,
+                last_message_at=now,
+                created_at=now,
+            )
+            common = {
+                "conversation_id": conversation,
+                "segments": 1,
+                "credits": 0,
+                "attempts": 0,
+                "from_addr": "",
+                "to_addr": "",
+                "created_at": now,
+                "updated_at": now,
+            }
+            add(
+                "message",
+                channel="sms",
+                direction="outbound",
+                author_id=user,
+                body="Hi Lena\nsee you",
+                status="delivered",
+                **common,
+            )
+            last = add(
+                "message",
+                channel="sms",
+                direction="inbound",
+                body="\n  Yes,   Thursday  ",
+                status="received",
+                **common,
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT last_message_id, last_direction, last_preview, has_sms, has_email"
+                    " FROM conversation"
+                )
+            ).one()
+            state = conn.execute(sa.text("SELECT user_id, unread, wrote FROM conversation_state")).all()
+        assert tuple(row) == (last, "inbound", "Yes, Thursday", True, False)
+        assert [tuple(s) for s in state] == [(user, 1, True)]
         db.engine.dispose()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import abort
 from flask_login import current_user, login_required
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from webapp import permissions
 from webapp.models import (
@@ -27,9 +27,11 @@ from webapp.models import (
     Conversation,
     HiringTeamMember,
     Job,
+    Organization,
     SourcingTeamMember,
     User,
 )
+from webapp.models.user import role_permission, user_role
 
 if TYPE_CHECKING:
     from webapp.messaging.subjects import Subject
@@ -153,30 +155,6 @@ def get_membership(session: Session, user: User, membership_id: int) -> Communit
     return session.scalar(visible_memberships(user).where(CommunityMembership.id == membership_id))
 
 
-def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
-    """SQL condition on Conversation: its application's job, or its membership's community, is one the
-    user may see (the hiring-team and sourcing-team rules above)."""
-    by_application = (
-        sa.select(Application.id)
-        .join(Application.job)
-        .where(Application.id == Conversation.application_id, job_visible_to(user))
-        .exists()
-    )
-    by_membership = (
-        sa.select(CommunityMembership.id)
-        .join(CommunityMembership.community)
-        .where(CommunityMembership.id == Conversation.community_membership_id, community_visible_to(user))
-        .exists()
-    )
-    return sa.or_(by_application, by_membership)
-
-
-def get_conversation(session: Session, user: User, conversation_id: int) -> Conversation | None:
-    return session.scalar(
-        sa.select(Conversation).where(Conversation.id == conversation_id, conversation_visible_to(user))
-    )
-
-
 def may_write(session: Session, user: User, subject: Subject) -> bool:
     """The team rule for writing: the job's hiring team or the community's sourcing team (and admins)."""
     if subject.kind == "application":
@@ -184,6 +162,131 @@ def may_write(session: Session, user: User, subject: Subject) -> bool:
     else:
         query = visible_memberships(user).where(CommunityMembership.id == subject.id)
     return session.scalar(sa.select(query.exists())) or False
+
+
+# --- Conversations (the inbox) -------------------------------------------------------------------
+# Who may see a conversation: an application's, the hiring team of its job; a community membership's,
+# the community's sourcing team; an organisation administrator, every conversation of their
+# organisation and of its sub-organisations. Another customer's, never. `conversation_visible_to` says
+# it for reading, `conversation_viewers` for the other direction (whom a new message concerns); the
+# tests hold them to the same answers.
+
+
+def _descendants(organization_id: int) -> sa.CTE:
+    """The organisation and its sub-organisations, at any depth."""
+    family = sa.select(Organization.id).where(Organization.id == organization_id).cte(recursive=True)
+    return family.union_all(sa.select(Organization.id).where(Organization.parent_id == family.c.id))
+
+
+def _ancestors(organization_id: int) -> sa.CTE:
+    """The organisation and its parents up to the top."""
+    chain = (
+        sa.select(Organization.id, Organization.parent_id)
+        .where(Organization.id == organization_id)
+        .cte(recursive=True)
+    )
+    parent = aliased(Organization)
+    return chain.union_all(sa.select(parent.id, parent.parent_id).where(parent.id == chain.c.parent_id))
+
+
+def conversation_organization_ids(session: Session, user: User) -> list[int]:
+    """The organisations in whose conversations the user may see some (admins: with sub-organisations)."""
+    if user.organization_id is None:
+        return []
+    if not is_org_admin(user):
+        return [user.organization_id]
+    family = _descendants(user.organization_id)
+    return sorted(session.scalars(sa.select(family.c.id)))
+
+
+def conversation_team_condition(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition, within the user's organisations: the conversation is one of their teams' (always
+    true for an administrator)."""
+    if user.organization_id is None:
+        return sa.false()
+    if is_org_admin(user):
+        return sa.true()
+    # The job (community) of the conversation's subject, as a scalar subquery inside the test: written
+    # as a join, PostgreSQL would hash every application of the user's jobs to test a page of rows (a
+    # cost that grows with them); this way each row costs two index lookups.
+    job = (
+        sa.select(Application.job_id)
+        .where(Application.id == Conversation.application_id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    community = (
+        sa.select(CommunityMembership.community_id)
+        .where(CommunityMembership.id == Conversation.community_membership_id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    on_hiring_team = (
+        sa.select(HiringTeamMember.id)
+        .where(HiringTeamMember.user_id == user.id, HiringTeamMember.job_id == job)
+        .exists()
+    )
+    on_sourcing_team = (
+        sa.select(SourcingTeamMember.id)
+        .where(SourcingTeamMember.user_id == user.id, SourcingTeamMember.community_id == community)
+        .exists()
+    )
+    return sa.and_(
+        Conversation.organization_id == user.organization_id, sa.or_(on_hiring_team, on_sourcing_team)
+    )
+
+
+def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition: the user may see the conversation."""
+    if user.organization_id is None:
+        return sa.false()
+    if is_org_admin(user):
+        family = _descendants(user.organization_id)
+        return Conversation.organization_id.in_(sa.select(family.c.id))
+    return conversation_team_condition(user)
+
+
+def visible_conversations(user: User) -> sa.Select[tuple[Conversation]]:
+    return sa.select(Conversation).where(conversation_visible_to(user))
+
+
+def get_conversation(session: Session, user: User, conversation_id: int) -> Conversation | None:
+    return session.scalar(visible_conversations(user).where(Conversation.id == conversation_id))
+
+
+def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:
+    """SQL: the ids of the users who may see this conversation (the rule above, the other way round)."""
+    chain = _ancestors(conversation.organization_id)
+    admins = (
+        sa.select(User.id)
+        .join(user_role, user_role.c.user_id == User.id)
+        .join(role_permission, role_permission.c.role_id == user_role.c.role_id)
+        .where(
+            role_permission.c.permission_code == permissions.ADMIN_ORGANIZATION,
+            User.organization_id.in_(sa.select(chain.c.id)),
+        )
+    )
+    if conversation.application_id is not None:
+        team = (
+            sa.select(HiringTeamMember.user_id)
+            .join(Application, Application.job_id == HiringTeamMember.job_id)
+            .join(User, User.id == HiringTeamMember.user_id)
+            .where(
+                Application.id == conversation.application_id,
+                User.organization_id == conversation.organization_id,
+            )
+        )
+    else:
+        team = (
+            sa.select(SourcingTeamMember.user_id)
+            .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
+            .join(User, User.id == SourcingTeamMember.user_id)
+            .where(
+                CommunityMembership.id == conversation.community_membership_id,
+                User.organization_id == conversation.organization_id,
+            )
+        )
+    return sa.union(admins, team)
 
 
 # --- The Flask layer -----------------------------------------------------------------------------

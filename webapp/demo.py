@@ -6,7 +6,8 @@ Every row is found by its natural key before it is created, so running the seed 
 from __future__ import annotations
 
 import unicodedata
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import phonenumbers
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import permissions
-from webapp.messaging import credits, inbound, optouts, pricing, routing, segments
+from webapp.messaging import activity, credits, inbound, optouts, pricing, reads, routing, segments
 from webapp.models import (
     STAGES,
     Application,
@@ -396,6 +397,125 @@ DEMO_THREADS: list[tuple[str, str, str, list[tuple[float, str, str, str, str]]]]
 ]
 # fmt: on
 EMAIL_SUBJECT = "Your application for {job} at Acme"
+MORE_CONVERSATIONS = 24
+# More conversations (the scripts in turn), written by Riley Chen over the recruiter's other jobs: (channel,
+# direction, status, text), oldest first ({first}, {job} filled in). Some end with the candidate's
+# reply (they need one), some with ours.
+MORE_THREADS: list[list[tuple[str, str, str, str]]] = [
+    [
+        (
+            "sms",
+            "outbound",
+            "delivered",
+            "Hi {first}, thanks for applying for {job} at Acme. Could we call you this week?",
+        ),
+        ("sms", "inbound", "received", "Yes! Wednesday after 3 pm works for me."),
+    ],
+    [
+        (
+            "email",
+            "outbound",
+            "sent",
+            "Dear {first},\n\nthank you for your application for {job}. We will get back to you within a week.\n\nKind regards,\nRiley",
+        )
+    ],
+    [
+        (
+            "whatsapp",
+            "outbound",
+            "read",
+            "Hi {first}, this is Acme. We would like to invite you to an interview for {job}. Reply here to pick a time.",
+        ),
+        ("whatsapp", "inbound", "received", "Thank you! Monday morning would be perfect."),
+        ("whatsapp", "outbound", "delivered", "Monday 9:30 it is. You will get the video link by email."),
+    ],
+    [
+        (
+            "sms",
+            "outbound",
+            "delivered",
+            "Hi {first}, a quick reminder: your interview for {job} is tomorrow at 10:00.",
+        ),
+        ("sms", "inbound", "received", "Thanks for the reminder, see you then."),
+        (
+            "email",
+            "outbound",
+            "sent",
+            "Dear {first},\n\nhere is the agenda for tomorrow. Looking forward to it!\n\nRiley",
+        ),
+    ],
+    [
+        ("sms", "outbound", "delivered", "Hi {first}, could you send us two references for {job}?"),
+        ("sms", "inbound", "received", "Sure, I will email them tonight."),
+        ("sms", "inbound", "received", "Sent! Let me know if you need anything else."),
+    ],
+    [
+        (
+            "email",
+            "outbound",
+            "sent",
+            "Dear {first},\n\nwe would like to make you an offer for {job}. Do you have time for a call?",
+        ),
+        ("sms", "outbound", "delivered", "Hi {first}, I just emailed you about {job}, good news inside!"),
+        ("sms", "inbound", "received", "Wow, thank you!! Calling you in 10 minutes."),
+    ],
+    [
+        (
+            "whatsapp",
+            "outbound",
+            "delivered",
+            "Hi {first}, there is news about your application for {job}. Reply here and we will tell you more.",
+        )
+    ],
+    [
+        ("sms", "outbound", "undeliverable", "Hi {first}, are you still interested in {job}?"),
+        (
+            "email",
+            "outbound",
+            "sent",
+            "Dear {first},\n\nwe could not reach you by text. Are you still interested in {job}?",
+        ),
+    ],
+]
+# Prospects in conversation with the sourcer (Sam Okafor), by community.
+PROSPECT_THREADS: list[list[tuple[str, str, str, str]]] = [
+    [
+        (
+            "sms",
+            "outbound",
+            "delivered",
+            "Hi {first}, I am Sam from Acme. We are growing our {job}; may I tell you more?",
+        ),
+        ("sms", "inbound", "received", "Hi Sam, sure, what do you have in mind?"),
+    ],
+    [
+        ("whatsapp", "outbound", "read", "Hi {first}, Sam from Acme here. Would you like to join our {job}?"),
+        ("whatsapp", "inbound", "received", "Sounds interesting, send me the details."),
+    ],
+    [
+        (
+            "email",
+            "outbound",
+            "sent",
+            "Dear {first},\n\nI would love to keep you posted about openings in our {job}.\n\nSam",
+        )
+    ],
+    [
+        (
+            "sms",
+            "outbound",
+            "delivered",
+            "Hi {first}, Sam from Acme. We have an event for our {job} next month, interested?",
+        ),
+        ("sms", "inbound", "received", "Yes please!"),
+        ("sms", "outbound", "delivered", "Great, I will send the invitation by email."),
+    ],
+    [("sms", "outbound", "delivered", "Hi {first}, quick hello from Acme's {job}. Open to a chat?")],
+    [
+        ("whatsapp", "outbound", "delivered", "Hi {first}, Sam from Acme. Thanks for joining our {job}!"),
+        ("whatsapp", "inbound", "received", "Happy to be here 🙂"),
+    ],
+]
 
 PROSPECTS = [
     ("SE", "Astrid", "Lund"),
@@ -449,16 +569,14 @@ def _email(first: str, last: str, domain: str, n: int) -> str:
     return f"{ascii_name.lower().replace(' ', '')}.{n}@{domain}"
 
 
-def _threads(session: Session, acme: Organization, author: User) -> None:
-    """DEMO_THREADS, each once: a conversation that exists already (the demo's or a user's) is left alone.
-
-    The messages go the way real ones end up (credits debited, a rejection refunded, STOP opting out),
-    without being sent: the demo never calls a provider.
-    """
+def _threads(session: Session, acme: Organization, users: dict[str, User]) -> None:
+    """DEMO_THREADS, then a few dozen more (MORE_THREADS over applications, PROSPECT_THREADS with the
+    sourcer), each once: a conversation that exists already (the demo's or a user's) is left alone."""
     now = utcnow()
     pool = session.scalars(
         sa.select(SendingNumber).where(SendingNumber.organization_id == acme.id).order_by(SendingNumber.e164)
     ).all()
+    recruiter, sourcer = users["recruiter@acme.example"], users["sourcer@acme.example"]
     for title, first, last, messages in DEMO_THREADS:
         application = session.scalar(
             sa.select(Application)
@@ -472,73 +590,124 @@ def _threads(session: Session, acme: Organization, author: User) -> None:
             )
         )
         assert application is not None, (title, first, last)
-        started = now - timedelta(hours=max(m[0] for m in messages) + 1)
-        conversation, created = _one(
-            session,
-            Conversation,
-            {"application_id": application.id},
-            organization_id=acme.id,
-            created_at=started,
+        _thread(session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now)
+
+    # More conversations, so that the inbox has pages: over the recruiter's other jobs (Backend
+    # Engineer keeps its few, which the browser tests rely on), some read by the recruiter, some not.
+    others = session.scalars(
+        sa.select(Application)
+        .join(Application.job)
+        .join(Application.candidate)
+        .where(Job.organization_id == acme.id, Job.title.notin_(("Backend Engineer", "Office Manager")))
+        .order_by(Job.title, Candidate.last_name, Candidate.first_name, Application.id)
+    ).all()
+    for i, application in enumerate(others[: MORE_CONVERSATIONS * 2 : 2]):
+        script = MORE_THREADS[i % len(MORE_THREADS)]
+        hours = 3 + i * 4.5  # spread over the last five days
+        messages = [(hours - k * 0.4, *step) for k, step in enumerate(script)]
+        conversation = _thread(
+            session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now
         )
-        if not created:
-            continue
-        candidate = application.candidate
-        assert candidate.mobile and candidate.email
-        for n, (hours, channel, direction, status, text) in enumerate(messages):
-            at = now - timedelta(hours=hours)
-            outbound = direction == "outbound"
-            ours = ""
-            if channel != "email":
-                flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
-                number = routing.choose_number([p for p in pool if getattr(p, flag.key)], candidate.mobile)
-                assert number is not None
-                ours = number.e164
-                if channel == "sms":
-                    conversation.sms_number = number
-                else:
-                    conversation.whatsapp_number = number
-            count = segments.count(text) if channel == "sms" else None
-            message = Message(
-                conversation_id=conversation.id,
-                channel=channel,
-                direction=direction,
-                author_id=author.id if outbound else None,
-                subject=EMAIL_SUBJECT.format(job=title) if channel == "email" else None,
-                body=text,
-                status=status,
-                provider_id=f"demo-{application.id}-{n}",
-                from_addr=(acme.display_sender if channel == "email" else ours)
-                if outbound
-                else candidate.mobile,
-                to_addr=(candidate.email if channel == "email" else candidate.mobile) if outbound else ours,
-                encoding=count.encoding if count and outbound else None,
-                segments=(count.segments if count else 1) if outbound and channel != "email" else 0,
-                credits=pricing.credits_for(channel, count.segments if count else 1, acme) if outbound else 0,
-                created_at=at,
-                updated_at=at,
-                submitted_at=at if outbound and status != "rejected" else None,
-                delivered_at=at + timedelta(seconds=5) if status in ("delivered", "read") else None,
-                read_at=at + timedelta(minutes=3) if status == "read" else None,
-                received_at=None if outbound else at,
-            )
-            session.add(message)
-            session.flush()
-            if outbound:
-                credits.debit(session, acme, message)
-            if status == "rejected":
-                message.failed_at = at
-                message.error_code, message.error_title = "1320", "Network error"
-                message.error_detail = "The carrier could not take the message; try again."
-                credits.refund(session, acme, message, "Rejected by the network")
-            if not outbound and optouts.keyword(text) == "stop":
-                optouts.opt_out(session, acme.id, candidate.mobile, message)
-                opted = session.scalar(sa.select(OptOut).where(OptOut.source_message_id == message.id))
-                assert opted is not None
-                opted.created_at = at  # when the STOP came, not when the demo was loaded
-            if not outbound and channel == "whatsapp":
-                conversation.whatsapp_window_ends_at = at + inbound.WHATSAPP_WINDOW
-            conversation.last_message_at = at
+        if conversation is not None and i % 3 != 0:
+            reads.mark_conversation_read(session, recruiter.id, conversation)
+
+    memberships = session.scalars(
+        sa.select(CommunityMembership)
+        .join(CommunityMembership.prospect)
+        .where(Prospect.organization_id == acme.id)
+        .order_by(Prospect.last_name, Prospect.first_name)
+    ).all()
+    for i, membership in enumerate(memberships[: len(PROSPECT_THREADS)]):
+        script = PROSPECT_THREADS[i]
+        hours = 6 + i * 11
+        messages = [(hours - k * 0.5, *step) for k, step in enumerate(script)]
+        conversation = _thread(
+            session, acme, pool, None, membership, messages, sourcer, f"demo-m{membership.id}", now
+        )
+        if conversation is not None and i % 2:
+            reads.mark_conversation_read(session, sourcer.id, conversation)
     session.flush()
+
+
+def _thread(
+    session: Session,
+    acme: Organization,
+    pool: Sequence[SendingNumber],
+    application: Application | None,
+    membership: CommunityMembership | None,
+    messages: list[tuple[float, str, str, str, str]],
+    author: User,
+    ids: str,
+    now: datetime,
+) -> Conversation | None:
+    """One conversation and its messages, the way real ones end up (credits debited, a rejection
+    refunded, STOP opting out, what the inbox keeps), without being sent: the demo never calls a
+    provider. None when the conversation was there already."""
+    started = now - timedelta(hours=max(m[0] for m in messages) + 1)
+    subject = (
+        {"application_id": application.id} if application else {"community_membership_id": membership.id}
+    )
+    conversation, created = _one(session, Conversation, subject, organization_id=acme.id, created_at=started)
+    if not created:
+        return None
+    contact = application.candidate if application else membership.prospect
+    about = application.job.title if application else membership.community.name
+    assert contact.mobile and contact.email
+    for n, (hours, channel, direction, status, text) in enumerate(messages):
+        at = now - timedelta(hours=hours)
+        outbound = direction == "outbound"
+        text = text.format(first=contact.first_name, job=about)
+        ours = ""
+        if channel != "email":
+            flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
+            number = routing.choose_number([p for p in pool if getattr(p, flag.key)], contact.mobile)
+            assert number is not None
+            ours = number.e164
+            if channel == "sms":
+                conversation.sms_number = number
+            else:
+                conversation.whatsapp_number = number
+        count = segments.count(text) if channel == "sms" else None
+        message = Message(
+            conversation_id=conversation.id,
+            channel=channel,
+            direction=direction,
+            author_id=author.id if outbound else None,
+            subject=EMAIL_SUBJECT.format(job=about) if channel == "email" else None,
+            body=text,
+            status=status,
+            provider_id=f"{ids}-{n}",
+            from_addr=(acme.display_sender if channel == "email" else ours) if outbound else contact.mobile,
+            to_addr=(contact.email if channel == "email" else contact.mobile) if outbound else ours,
+            encoding=count.encoding if count and outbound else None,
+            segments=(count.segments if count else 1) if outbound and channel != "email" else 0,
+            credits=pricing.credits_for(channel, count.segments if count else 1, acme) if outbound else 0,
+            created_at=at,
+            updated_at=at,
+            submitted_at=at if outbound and status != "rejected" else None,
+            delivered_at=at + timedelta(seconds=5) if status in ("delivered", "read") else None,
+            read_at=at + timedelta(minutes=3) if status == "read" else None,
+            received_at=None if outbound else at,
+        )
+        session.add(message)
+        session.flush()
+        if outbound:
+            credits.debit(session, acme, message)
+        if status == "rejected":
+            message.failed_at = at
+            message.error_code, message.error_title = "1320", "Network error"
+            message.error_detail = "The carrier could not take the message; try again."
+            credits.refund(session, acme, message, "Rejected by the network")
+        if not outbound and optouts.keyword(text) == "stop":
+            optouts.opt_out(session, acme.id, contact.mobile, message)
+            opted = session.scalar(sa.select(OptOut).where(OptOut.source_message_id == message.id))
+            assert opted is not None
+            opted.created_at = at  # when the STOP came, not when the demo was loaded
+        if not outbound and channel == "whatsapp":
+            conversation.whatsapp_window_ends_at = at + inbound.WHATSAPP_WINDOW
+        # What the inbox keeps: the latest message, channels, unread for the team, "mine" for the author.
+        activity.record(session, conversation, message)
+    return conversation
 
 
 def seed(session: Session) -> dict[str, int]:
@@ -734,7 +903,7 @@ def seed(session: Session) -> dict[str, int]:
         sa.select(CreditTransaction.id).where(CreditTransaction.kind == "top_up")
     ):
         credits.top_up(session, acme, DEMO_CREDITS, "Demo credits")
-    _threads(session, acme, users["recruiter@acme.example"])
+    _threads(session, acme, users)
     seed_numbers_and_compliance(session, acme)
 
     session.flush()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from flask import Flask
@@ -30,5 +30,9 @@ def register(app: Flask) -> None:
         }
 
 
-def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.strftime(fmt) + " UTC" if value else ""
+def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: tzinfo | None = None) -> str:
+    """The time in the reader's zone (UTC until users have one), named after it."""
+    if not value:
+        return ""
+    local = value.astimezone(zone or UTC)
+    return local.strftime(fmt) + " " + (local.tzname() or "UTC")

@@ -1,12 +1,7 @@
-"""The inbox: every conversation the user may see, in one list (built out with messaging)."""
+"""The inbox: every conversation the user may see, in one list, newest first, live."""
 
-from flask import Blueprint, render_template
-from flask_login import login_required
+from flask import Blueprint
 
 bp = Blueprint("inbox", __name__)
 
-
-@bp.get("/inbox")
-@login_required
-def index() -> str:
-    return render_template("inbox/index.html")
+from webapp.inbox import routes  # noqa: E402,F401  (routes attach themselves to bp)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager
 
 from webapp import access, search
-from webapp.models import Application, Candidate, Job, User
+from webapp.models import Application, Candidate, Conversation, ConversationState, Job, User
 
 MAX_ROWS = 500
 
@@ -18,6 +19,33 @@ class JobRow:
     job: Job
     applications: int
     active: int
+    unread: int = 0  # inbound messages this user has not read, over the job's conversations
+    last_activity: datetime | None = None  # the newest message of any of its conversations
+
+
+@dataclass(frozen=True)
+class Activity:
+    unread: int
+    last_activity: datetime | None
+
+
+def _activity(user: User) -> sa.Select:
+    """Per application with a conversation: this user's unread count (what the inbox keeps, see
+    webapp.messaging.activity) and the time of its newest message."""
+    return (
+        sa.select(
+            Conversation.application_id.label("application_id"),
+            sa.func.coalesce(ConversationState.unread, 0).label("unread"),
+            Conversation.last_message_at.label("last_at"),
+        )
+        .outerjoin(
+            ConversationState,
+            sa.and_(
+                ConversationState.conversation_id == Conversation.id, ConversationState.user_id == user.id
+            ),
+        )
+        .where(Conversation.application_id.is_not(None))
+    )
 
 
 def jobs_for(session: Session, user: User) -> list[JobRow]:
@@ -31,13 +59,41 @@ def jobs_for(session: Session, user: User) -> list[JobRow]:
         .group_by(Application.job_id)
         .subquery()
     )
+    per_application = _activity(user).subquery()
+    activity = (
+        sa.select(
+            Application.job_id,
+            sa.func.sum(per_application.c.unread).label("unread"),
+            sa.func.max(per_application.c.last_at).label("last_at"),
+        )
+        .join(per_application, per_application.c.application_id == Application.id)
+        .group_by(Application.job_id)
+        .subquery()
+    )
     query = (
         access.visible_jobs(user)
-        .add_columns(sa.func.coalesce(counts.c.total, 0), sa.func.coalesce(counts.c.active, 0))
+        .add_columns(
+            sa.func.coalesce(counts.c.total, 0),
+            sa.func.coalesce(counts.c.active, 0),
+            sa.func.coalesce(activity.c.unread, 0),
+            activity.c.last_at,
+        )
         .outerjoin(counts, counts.c.job_id == Job.id)
+        .outerjoin(activity, activity.c.job_id == Job.id)
         .order_by(Job.is_open.desc(), Job.created_at.desc(), Job.id.desc())
     )
-    return [JobRow(job, total, active) for job, total, active in session.execute(query)]
+    return [JobRow(*row) for row in session.execute(query)]
+
+
+def activity_for(session: Session, user: User, applications: list[Application]) -> dict[int, Activity]:
+    """Unread count and last activity of these applications' conversations, for this user (one query)."""
+    if not applications:
+        return {}
+    per_application = _activity(user).where(Conversation.application_id.in_([a.id for a in applications]))
+    return {
+        application_id: Activity(unread, last_at)
+        for application_id, unread, last_at in session.execute(per_application)
+    }
 
 
 def applications_for(

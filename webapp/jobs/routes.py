@@ -34,6 +34,7 @@ def detail(job_id: int) -> Response:
         status = 200
     else:
         applications, status = [], 400
+    activity = queries.activity_for(db.session, current_user, applications)
     return render(
         "jobs/detail.html",
         "jobs/_applications.html",
@@ -41,6 +42,7 @@ def detail(job_id: int) -> Response:
         job=job,
         form=form,
         applications=applications,
+        activity=activity,
         stages=STAGES,
         max_rows=queries.MAX_ROWS,
     )

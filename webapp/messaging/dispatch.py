@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from webapp.extensions import db
-from webapp.messaging import credits, optouts, status
+from webapp.messaging import activity, credits, optouts, status
 from webapp.models import Message, utcnow
 from webapp.providers import registry
 from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
@@ -232,6 +232,7 @@ def _settle(message: Message, token: int, error: ProviderError, refund_note: str
         log.warning("message %s: outcome unknown (%s); waiting for the provider's report", message.id, error)
         message.status = "unknown"
         message.error_code, message.error_title, message.error_detail = error.code, error.title, error.detail
+        activity.touch_message(message)
     else:
         status.apply(message, "rejected", failure=status.Failure(error.code, error.title, error.detail))
         credits.refund(db.session, message.conversation.organization, message, refund_note)
@@ -275,6 +276,7 @@ def recover(
         .execution_options(synchronize_session=False)
     )
     found.requeued += back.scalars().all()
+    activity.touch_messages(db.session, found.requeued)
     db.session.commit()
 
     lost = db.session.execute(
@@ -291,6 +293,7 @@ def recover(
         .execution_options(synchronize_session=False)
     )
     found.unknown += lost.scalars().all()
+    activity.touch_messages(db.session, found.unknown)
     db.session.commit()
 
     stale = db.session.scalars(

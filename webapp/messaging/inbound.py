@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from webapp.messaging import credits
+from webapp.messaging import activity, credits
 from webapp.messaging.optouts import keyword, opt_in, opt_out
 from webapp.messaging.reports import Inbound
 from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
@@ -66,7 +66,9 @@ def joined(conversation: Conversation, message: Message) -> None:
     """A candidate's message is now part of the conversation: it is recent, and on WhatsApp it opens
     the 24-hour window (counted from when the candidate sent it; a late older one never shortens it)."""
     now = utcnow()
-    conversation.last_message_at = max(filter(None, [conversation.last_message_at, now]))
+    session = object_session(conversation)
+    assert session is not None
+    activity.record(session, conversation, message)
     if message.channel == "whatsapp":
         # Counted from when the candidate wrote, but never from the future (a clock ahead, a forged time).
         ends = min(message.received_at or now, now) + WHATSAPP_WINDOW

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from webapp.messaging import credits, pricing
+from webapp.messaging import activity, credits, pricing
 from webapp.messaging.segments import SegmentCount
 from webapp.models import Conversation, Message, utcnow
 
@@ -66,5 +66,5 @@ def queue(
         session.delete(message)
         session.flush()
         raise
-    conversation.last_message_at = now
+    activity.record(session, conversation, message)
     return message

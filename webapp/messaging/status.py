@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.messaging import activity
 from webapp.models import Message, utcnow
 
 RANK = {"queued": 0, "sending": 1, "unknown": 2, "submitted": 3, "sent": 3, "delivered": 4, "read": 5}
@@ -79,6 +80,7 @@ def apply(message: Message, new: str, at: datetime | None = None, failure: Failu
             message.error_code = failure.code
             message.error_title = failure.title[:300]
             message.error_detail = failure.detail
+    activity.touch_message(message)  # pages showing the conversation learn it from its change marker
     return True
 
 

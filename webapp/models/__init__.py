@@ -18,8 +18,10 @@ from webapp.models.crm import (
 )
 from webapp.models.messaging import (
     CHANNEL_LABELS,
+    ActivityClock,
     Conversation,
     ConversationRead,
+    ConversationState,
     Message,
     MessageTemplate,
     OptOut,
@@ -33,6 +35,7 @@ __all__ = [
     "CHANNEL_LABELS",
     "STAGES",
     "AcceptableDocument",
+    "ActivityClock",
     "Application",
     "Base",
     "Candidate",
@@ -44,6 +47,7 @@ __all__ = [
     "ComplianceSubmission",
     "Conversation",
     "ConversationRead",
+    "ConversationState",
     "CreditAccount",
     "CreditTransaction",
     "HiringTeamMember",

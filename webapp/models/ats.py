@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from webapp.models.base import Base, UTCDateTime, utcnow
+from webapp.models.base import Base, UTCDateTime, postgresql_only, utcnow
 from webapp.models.contact import ContactMixin
 from webapp.search import fold
 
@@ -64,7 +64,26 @@ class HiringTeamMember(Base):
 
 class Candidate(ContactMixin, Base):
     __tablename__ = "candidate"
-    __table_args__ = (sa.Index("ix_candidate_org_mobile", "organization_id", "mobile"),)
+    __table_args__ = (
+        sa.Index("ix_candidate_org_mobile", "organization_id", "mobile"),
+        # The inbox's search by name and by part of a number (PostgreSQL): trigram indexes for LIKE '%…%'.
+        postgresql_only(
+            sa.Index(
+                "ix_candidate_search_name_trgm",
+                "search_name",
+                postgresql_using="gin",
+                postgresql_ops={"search_name": "gin_trgm_ops"},
+            )
+        ),
+        postgresql_only(
+            sa.Index(
+                "ix_candidate_mobile_trgm",
+                "mobile",
+                postgresql_using="gin",
+                postgresql_ops={"mobile": "gin_trgm_ops"},
+            )
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)

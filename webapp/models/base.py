@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -20,6 +21,15 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# The inbox's trigram indexes (PostgreSQL only) need pg_trgm; the migration creates it, and so does
+# create_all (the tests' schema). A trusted extension: the database's owner may create it.
+sa.event.listen(
+    Base.metadata,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -48,3 +58,22 @@ def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"
     return False
+
+
+def postgresql_only(index: sa.Index) -> sa.Index:
+    """An index PostgreSQL has and SQLite does not (a trigram index): created, and compared by Alembic,
+    on PostgreSQL only."""
+    index.info["only_on"] = "postgresql"
+    return index.ddl_if(dialect="postgresql")
+
+
+def include_object_for(dialect: str) -> Callable[..., bool]:
+    """Alembic's include_object for a database of this dialect: leaves out the indexes of another one."""
+
+    def include_object(obj: object, name: str, type_: str, reflected: bool, compare_to: object) -> bool:
+        if type_ == "index" and not reflected:
+            only_on = getattr(obj, "info", {}).get("only_on")
+            return only_on in (None, dialect)
+        return True
+
+    return include_object

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.models.base import Base, UTCDateTime, utcnow
+from webapp.models.base import Base, UTCDateTime, postgresql_only, utcnow
 
 if TYPE_CHECKING:
     from webapp.models.ats import Application
@@ -42,7 +42,10 @@ class Conversation(Base):
         sa.CheckConstraint(
             "(application_id IS NULL) <> (community_membership_id IS NULL)", name="exactly_one_subject"
         ),
-        sa.Index("ix_conversation_org_last", "organization_id", "last_message_at"),
+        # The inbox: an organisation's conversations newest first, read in keyset pages (…, id) < cursor.
+        sa.Index("ix_conversation_org_recent", "organization_id", "last_message_at", "id"),
+        # The inbox's poll: what changed in an organisation since the change marker a page holds.
+        sa.Index("ix_conversation_org_change", "organization_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,6 +60,20 @@ class Conversation(Base):
     whatsapp_window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the inbox shows and filters on, kept by webapp.messaging.activity in the transaction that
+    # adds a message, so that the list never reads the messages themselves. last_message_id is a plain
+    # number, not a foreign key: message already points here, and a cycle would complicate every insert.
+    last_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    last_direction: Mapped[str | None] = mapped_column(sa.String(10))
+    last_channel: Mapped[str | None] = mapped_column(sa.String(10))
+    last_author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    last_preview: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    has_email: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    has_sms: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    has_whatsapp: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The change marker: the value of the customer's ActivityClock at the last change (a message added,
+    # a status moved). Pages that show the conversation compare it with the one they were drawn from.
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
     organization: Mapped[Organization] = relationship()
     application: Mapped[Application | None] = relationship()
@@ -79,6 +96,15 @@ class Message(Base):
         sa.Index("ix_message_unmatched", "organization_id", "conversation_id"),
         # The dispatcher's sweep: claims whose lease ran out, outcomes still unknown, queues left behind.
         sa.Index("ix_message_status_claimed", "status", "claimed_at"),
+        # The inbox's search by message text (PostgreSQL): trigrams answer ILIKE '%words%' from the index.
+        postgresql_only(
+            sa.Index(
+                "ix_message_body_trgm",
+                "body",
+                postgresql_using="gin",
+                postgresql_ops={"body": "gin_trgm_ops"},
+            )
+        ),
         sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
         sa.CheckConstraint("direction IN ('outbound', 'inbound')", name="direction_known"),
         sa.CheckConstraint("credits >= 0", name="credits_not_negative"),
@@ -181,6 +207,56 @@ class ConversationRead(Base):
     channel: Mapped[str] = mapped_column(sa.String(10))
     last_read_message_id: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConversationState(Base):
+    """One user's side of one conversation, for the inbox: how many inbound messages they have not read,
+    and whether they wrote in it ("mine"). Kept by webapp.messaging.activity (an inbound message adds
+    one for everyone who may see the conversation) and webapp.messaging.reads (reading recounts from
+    the per-channel markers, which stay the truth), so that the list, its unread filter and the unread
+    total never count messages."""
+
+    __tablename__ = "conversation_state"
+    __table_args__ = (
+        # The user's own changes (reading, "mark unread") move their part of the inbox's change marker.
+        sa.Index("ix_conversation_state_user_changed", "user_id", "changed_at"),
+        # The unread total and the unread filter read only the rows that have something unread.
+        sa.Index(
+            "ix_conversation_state_user_unread",
+            "user_id",
+            "conversation_id",
+            postgresql_where=sa.text("unread > 0"),
+            sqlite_where=sa.text("unread > 0"),
+        ),
+        sa.CheckConstraint("unread >= 0", name="unread_not_negative"),
+    )
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversation.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    unread: Mapped[int] = mapped_column(default=0, server_default="0")
+    wrote: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActivityClock(Base):
+    """A counter per organisation that moves whenever one of its conversations (or one of its
+    sub-organisations') changes: the organisation-wide half of the inbox's change marker.
+
+    Every change of a customer takes the next value from the top organisation's row, under its row lock
+    until the commit, and writes it into the rows of the organisation and the parents in between. So
+    values become visible in the order they were taken: a page that has seen value n has seen every
+    change numbered up to n, which a timestamp or a sequence (taken before a commit that may come
+    late) would not guarantee.
+    """
+
+    __tablename__ = "activity_clock"
+
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organization.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class OptOut(Base):

@@ -1,0 +1,173 @@
+"""The inbox in headless Chromium against the demo data: search, filters, the keyboard, history, and a
+reply arriving while the user types (the live server, console watch and axe of tests/test_browser.py,
+whose other tests may have run first: nothing here depends on the order they left)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests import test_browser as _browser
+from tests.browser_support import axe_problems
+from tests.test_browser import DESKTOP, PHONE, our_number, reply, shot, sign_in
+
+pytestmark = pytest.mark.browser
+# The fixtures of tests/test_browser.py, by name (this module gets its own live server from them).
+browser_type_launch_args = _browser.browser_type_launch_args
+live_app, live_server, base_url = _browser.live_app, _browser.live_server, _browser.base_url
+axe_source, page = _browser.axe_source, _browser.page
+ROWS = "#inbox-rows > li.inbox-row"
+
+
+def open_inbox(page: Page, email: str = "recruiter@acme.example") -> None:
+    sign_in(page, email)
+    page.get_by_role("link", name="Inbox").click()
+    expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    expect(page.locator(ROWS).first).to_be_visible()
+
+
+def a_read_sms_conversation(page: Page) -> tuple[str, str, str]:
+    """From the open inbox: a read conversation with a candidate, texted by SMS, some way down the list,
+    whose name the search "e" keeps; its name, the candidate's mobile and our number (from its page)."""
+    rows = page.locator(ROWS)
+    for row in rows.all()[3:]:
+        name = row.locator(".inbox-name").inner_text()
+        if "e" not in name.lower() or row.locator(".ch-sms").count() == 0:
+            continue
+        if row.locator(".inbox-unread").count() or row.locator(".marker-optout").count():
+            continue
+        href = row.locator("a").get_attribute("href")
+        row.locator("a").click()
+        link = page.locator("#inbox-thread").get_by_role("link", name="Open the application")
+        expect(page.locator("#inbox-thread").get_by_role("heading")).to_have_text(name)
+        if link.count() == 0:
+            continue
+        page.goto(link.get_attribute("href") + "?tab=sms")
+        mobile, ours = page.locator("#candidate-mobile").inner_text(), our_number(page)
+        page.goto(href)
+        return name, mobile, ours
+    raise AssertionError("no conversation to reply to")
+
+
+def test_search_filters_keyboard_and_history(page: Page) -> None:
+    open_inbox(page)
+    rows = page.locator(ROWS)
+    expect(page).to_have_title(re.compile(r"^Inbox \(\d+\) · Relay$"))
+    total = rows.count()
+    assert total >= 20
+    shot(page, "inbox")
+
+    search = page.get_by_label("Search")
+    search.fill("muller")  # accents aside
+    expect(page).to_have_url(re.compile(r"[?&]q=muller"))
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Lena Müller")
+    search.fill("take-home task")  # words of a message
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Amelia Jones")
+    search.fill("")
+    expect(rows).to_have_count(total)
+
+    page.get_by_label("Unread").check()
+    expect(page).to_have_url(re.compile(r"[?&]unread=1"))
+    unread = rows.count()
+    assert 0 < unread < total
+    assert rows.locator(".inbox-unread").count() == unread
+    page.get_by_label("Channel").select_option("whatsapp")
+    expect(page).to_have_url(re.compile(r"channel=whatsapp"))
+    for row in rows.all():
+        expect(row.locator(".ch-whatsapp")).to_be_visible()
+    shot(page, "inbox-filtered")
+    page.get_by_label("Unread").uncheck()
+    page.get_by_label("Channel").select_option("")
+    expect(rows).to_have_count(total)
+
+    # The keyboard: / to the search, j and k through the rows, Enter opens one.
+    page.locator("h1").click()
+    page.keyboard.press("/")
+    expect(search).to_be_focused()
+    page.locator("h1").click()
+    page.keyboard.press("j")
+    expect(rows.nth(0).locator("a")).to_be_focused()
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    second = rows.nth(1)
+    expect(second.locator("a")).to_be_focused()
+    name = second.locator(".inbox-name").inner_text()
+    page.keyboard.press("Enter")
+    pane = page.locator("#inbox-thread")
+    expect(pane.get_by_role("heading")).to_have_text(name)
+    expect(page).to_have_url(re.compile(r"[?&]c=\d+"))
+    expect(second.locator("a")).to_have_attribute("aria-current", "true")
+    shot(page, "inbox-open")
+
+    # The address holds the state: reload, back and forward land on it.
+    page.reload()
+    expect(pane.get_by_role("heading")).to_have_text(name)
+    page.go_back()
+    expect(page).not_to_have_url(re.compile(r"[?&]c="))
+    page.go_forward()
+    expect(page.locator("#inbox-thread").get_by_role("heading")).to_have_text(name)
+
+
+def test_a_reply_moves_its_row_to_the_top_while_the_user_types(page: Page) -> None:
+    open_inbox(page)
+    # The server this page talks to (the browser's base URL), whichever test module started it.
+    origin = re.match(r"https?://[^/]+", page.url)[0]
+    name, mobile, ours = a_read_sms_conversation(page)
+    rows = page.locator(ROWS)
+    first_name = name.split()[0]
+    assert rows.first.locator(".inbox-name").inner_text() != name
+    title = page.title()
+    # The user is typing a search that the row matches, and has scrolled the list a little.
+    search = page.get_by_label("Search")
+    search.click()
+    search.press_sequentially("e", delay=50)
+    expect(page).to_have_url(re.compile(r"[?&]q=e"))
+    page.set_viewport_size({"width": 1366, "height": 500})
+    page.evaluate("() => window.scrollTo(0, 260)")
+    search.focus()
+    anchor = rows.nth(4)
+    before = anchor.evaluate("el => el.getBoundingClientRect().top")
+    reply(origin, ours, mobile, f"Hello from {first_name}, one question")
+
+    expect(rows.first.locator(".inbox-name")).to_have_text(name, timeout=3000)
+    expect(rows.first.locator(".inbox-unread")).to_have_text(re.compile(r"^1"))
+    expect(rows.first).to_contain_text("one question")
+    expect(rows.filter(has_text=name)).to_have_count(1)
+    expect(page).not_to_have_title(title)
+    # What was being typed and where the user was reading did not move.
+    expect(search).to_be_focused()
+    expect(search).to_have_value("e")
+    after = anchor.evaluate("el => el.getBoundingClientRect().top")
+    assert abs(after - before) <= 2, (before, after)
+    search.press_sequentially("r", delay=50)
+    expect(search).to_have_value("er")
+
+
+@pytest.mark.parametrize(
+    "who", ["recruiter@acme.example", "recruiter@globex.example", "sourcer@acme.example"]
+)
+def test_the_inbox_fits_a_phone_and_passes_axe(page: Page, axe_source: str, who: str) -> None:
+    sign_in(page, who)
+    found: list[str] = []
+    page.goto("/inbox")
+    first = page.locator(ROWS + " a").first
+    paths = ["/inbox"]
+    if first.count():
+        paths.append(first.get_attribute("href"))
+    for path in paths:
+        for size in (PHONE, DESKTOP):
+            page.set_viewport_size(size)
+            page.goto(path)
+            scroll, inner = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            if scroll > inner:
+                found.append(f"{path} at {size['width']}px: {scroll} px wide")
+            found += [f"{path} at {size['width']}px: {p}" for p in axe_problems(page, axe_source)]
+            shot(page, f"inbox-{who.split('@')[0]}-{who.split('@')[1].split('.')[0]}-{size['width']}")
+    if who == "recruiter@globex.example":
+        assert page.locator("#inbox-channel").count() == 0 and page.locator(".ch").count() == 0
+    assert not found, "\n".join(found)

@@ -1,0 +1,465 @@
+"""Reading the inbox for one user: the list, its filters and search, its pages, and what changed.
+
+Every query starts from the user's organisations and team rule (webapp.access) and reads what
+webapp.messaging.activity keeps on the conversation and per user, never the messages (except the
+search by message text, which has its own index). A page is two statements: the ids in order (keyset:
+`(last_message_at, id) < cursor`, one ordered index range per organisation), then those rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from webapp import access, search
+from webapp.models import (
+    ActivityClock,
+    Application,
+    Candidate,
+    Community,
+    CommunityMembership,
+    Conversation,
+    ConversationState,
+    Job,
+    Message,
+    OptOut,
+    Prospect,
+    User,
+    utcnow,
+)
+
+PAGE_SIZE = 30
+# The unread total counts this far and then says "99+": it never costs more than reading 100 rows.
+UNREAD_CAP = 99
+# More changed conversations than this since a page's marker: the page reloads its list instead.
+CHANGES_CAP = 100
+CHANNELS = ("email", "sms", "whatsapp")
+# Search by message text needs three characters: a trigram index cannot help with fewer.
+MIN_TEXT_SEARCH = 3
+
+C = Conversation
+S = ConversationState
+
+
+def user_zone(user: User) -> tzinfo:
+    """The time zone the user reads times in. There is no per-user setting yet: UTC for everyone."""
+    return UTC
+
+
+@dataclass(frozen=True)
+class Filters:
+    q: str = ""
+    channel: str = ""
+    unread: bool = False
+    job: int | None = None
+    reply: bool = False  # needs a reply: the last message came in
+    mine: bool = False  # the user wrote in it
+
+    def params(self) -> dict[str, Any]:
+        """The filters as query-string parameters (those that are set), for links and the poll."""
+        values = {
+            "q": self.q,
+            "channel": self.channel,
+            "unread": "1" if self.unread else "",
+            "job": str(self.job) if self.job else "",
+            "reply": "1" if self.reply else "",
+            "mine": "1" if self.mine else "",
+        }
+        return {k: v for k, v in values.items() if v}
+
+    @property
+    def any(self) -> bool:
+        return bool(self.params())
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: the last row's time and id (keyset pagination)."""
+
+    at: datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{_micros(self.at)}-{self.id}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor | None:
+        match = re.fullmatch(r"(\d{1,17})-(\d{1,10})", text or "")
+        if not match:
+            return None
+        micros, id_ = int(match[1]), int(match[2])
+        try:
+            at = datetime.fromtimestamp(micros / 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+        except (OverflowError, OSError, ValueError):
+            return None
+        return cls(at, id_) if id_ <= 2**31 - 1 else None
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What an open inbox has seen: its customer's activity clock, and the time of the user's own last
+    change (read, mark unread). Equal markers: nothing to show has changed."""
+
+    seq: int
+    stamp: int  # microseconds
+
+    def encode(self) -> str:
+        return f"{self.seq}-{self.stamp}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Marker | None:
+        match = re.fullmatch(r"(\d{1,19})-(\d{1,17})", text or "")
+        return cls(int(match[1]), int(match[2])) if match else None
+
+    @property
+    def stamp_time(self) -> datetime:
+        return datetime.fromtimestamp(self.stamp // 1_000_000, UTC).replace(
+            microsecond=self.stamp % 1_000_000
+        )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where the user's conversations are: their organisations, and the team rule within them."""
+
+    user_id: int
+    organization_ids: list[int]
+    team: sa.ColumnElement[bool]
+    admin: bool
+    # Opt-outs are kept on the customer's top organisation (webapp.messaging.optouts).
+    top_id: int | None
+
+
+def scope_for(session: Session, user: User) -> Scope:
+    org = user.organization
+    return Scope(
+        user_id=user.id,
+        organization_ids=access.conversation_organization_ids(session, user),
+        team=access.conversation_team_condition(user),
+        admin=access.is_org_admin(user),
+        top_id=org.top.id if org is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    contact: str
+    first_name: str
+    mobile: str | None
+    about: str  # the job's title, or the community's name
+    application_id: int | None
+    membership_id: int | None
+    channels: tuple[str, ...]
+    preview: str
+    direction: str
+    channel: str
+    author: str | None  # who wrote the last message, for an outbound one (None: Relay itself)
+    at: datetime
+    unread: int
+    opted_out: bool
+    whatsapp_open: bool
+    change_seq: int
+
+    @property
+    def key(self) -> str:
+        """Sorts as the list does (newest first = greatest), as a string the page's script compares."""
+        return f"{_micros(self.at):017d}-{self.id:010d}"
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.at, self.id)
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    next: Cursor | None
+
+
+@dataclass
+class Changes:
+    rows: list[Row] = field(default_factory=list)  # changed and still in the list: put in place
+    removed: list[int] = field(default_factory=list)  # changed and no longer matching the filters
+    reload: bool = False  # too many to apply one by one
+
+
+def _micros(at: datetime) -> int:
+    return int(at.timestamp()) * 1_000_000 + at.microsecond
+
+
+# --- Filters and search --------------------------------------------------------------------------------
+
+
+def _conditions(scope: Scope, filters: Filters) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = [C.last_message_at.is_not(None), scope.team]
+    if filters.channel in CHANNELS:
+        conditions.append(getattr(C, f"has_{filters.channel}").is_(True))
+    if filters.unread:
+        conditions.append(
+            C.id.in_(sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.unread > 0))
+        )
+    if filters.mine:
+        conditions.append(
+            C.id.in_(sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.wrote.is_(True)))
+        )
+    if filters.reply:
+        conditions.append(C.last_direction == "inbound")
+    if filters.job:
+        conditions.append(
+            C.application_id.in_(sa.select(Application.id).where(Application.job_id == filters.job))
+        )
+    matched = search_condition(filters.q)
+    if matched is not None:
+        conditions.append(matched)
+    return conditions
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern for `text` anywhere, with LIKE's own characters escaped (escape character \\)."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def search_condition(q: str) -> sa.ColumnElement[bool] | None:
+    """The contact's name (every word, accents and case aside), part of their number (three digits or
+    more, typed any way), or a message's text (case aside)."""
+    words = search.words(q)
+    if not words:
+        return None
+    found: list[sa.ColumnElement[bool]] = []
+    by_name = sa.and_(*(Candidate.search_name.like(_like(w), escape="\\") for w in words))
+    prospect_name = sa.func.lower(Prospect.first_name + " " + Prospect.last_name)
+    # Prospects have no folded name column yet (the CRM issue): case aside, accents not.
+    prospect_by_name = sa.and_(*(prospect_name.like(_like(w), escape="\\") for w in words))
+    digits = re.sub(r"\D", "", q)
+    if len(digits) >= 3 and not re.search(r"[^\d\s()+./-]", q):
+        by_name = sa.or_(by_name, Candidate.mobile.like(_like(digits), escape="\\"))
+        prospect_by_name = sa.or_(prospect_by_name, Prospect.mobile.like(_like(digits), escape="\\"))
+    found.append(C.application_id.in_(sa.select(Application.id).join(Candidate).where(by_name)))
+    found.append(
+        C.community_membership_id.in_(
+            sa.select(CommunityMembership.id).join(Prospect).where(prospect_by_name)
+        )
+    )
+    text = " ".join(q.split())
+    if len(text) >= MIN_TEXT_SEARCH:
+        found.append(
+            C.id.in_(
+                sa.select(Message.conversation_id).where(
+                    Message.body.ilike(_like(text), escape="\\"), Message.conversation_id.is_not(None)
+                )
+            )
+        )
+    return sa.or_(*found)
+
+
+# --- The list -----------------------------------------------------------------------------------------
+
+
+def _ordered_ids(
+    session: Session, scope: Scope, conditions: list[sa.ColumnElement[bool]], after: Cursor | None, limit: int
+) -> list[tuple[int, datetime]]:
+    """Ids and times of the newest conversations that meet the conditions, after the cursor.
+
+    One ordered index range (organisation, last_message_at, id) per organisation, merged: an IN over
+    an administrator's organisations would make the database sort them all before the first row.
+    """
+
+    def branch(organization_id: int) -> sa.Select[Any]:
+        query = sa.select(C.id.label("id"), C.last_message_at.label("at")).where(
+            C.organization_id == organization_id, *conditions
+        )
+        if after is not None:
+            query = query.where(
+                sa.tuple_(C.last_message_at, C.id)
+                < sa.tuple_(sa.literal(after.at, C.last_message_at.type), sa.literal(after.id))
+            )
+        return query.order_by(C.last_message_at.desc(), C.id.desc()).limit(limit)
+
+    if not scope.organization_ids:
+        return []
+    if len(scope.organization_ids) == 1:
+        query = branch(scope.organization_ids[0])
+    else:
+        merged = sa.union_all(*(sa.select(branch(o).subquery()) for o in scope.organization_ids)).subquery()
+        query = (
+            sa.select(merged.c.id, merged.c.at).order_by(merged.c.at.desc(), merged.c.id.desc()).limit(limit)
+        )
+    return [(id_, at) for id_, at in session.execute(query)]
+
+
+def page(
+    session: Session, scope: Scope, filters: Filters, after: Cursor | None = None, size: int = PAGE_SIZE
+) -> Page:
+    found = _ordered_ids(session, scope, _conditions(scope, filters), after, size + 1)
+    more = len(found) > size
+    rows = rows_by_id(session, scope, [id_ for id_, _ in found[:size]])
+    return Page(rows, rows[-1].cursor if more and rows else None)
+
+
+def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
+    """The list's rows for these conversations (the ones the user may see), in the order given."""
+    if not ids:
+        return []
+    now = utcnow()
+    query = _rows_statement(scope)
+    found = {}
+    for r in session.execute(query, {"ids": ids}):
+        first, last = r[12] or "", r[13] or ""
+        found[r[0]] = Row(
+            id=r[0],
+            contact=f"{first} {last}".strip(),
+            first_name=first,
+            mobile=r[14],
+            about=r[15] or "",
+            application_id=r[1],
+            membership_id=r[2],
+            channels=tuple(c for c, on in zip(CHANNELS, (r[7], r[8], r[9]), strict=True) if on),
+            preview=r[6] or "",
+            direction=r[4] or "",
+            channel=r[5] or "",
+            author=r[16],
+            at=r[3],
+            unread=r[17] or 0,
+            opted_out=r[18] is not None,
+            whatsapp_open=r[10] is not None and r[10] > now,
+            change_seq=r[11],
+        )
+    return [found[i] for i in ids if i in found]
+
+
+# The row statement is big (a dozen joins); building it for every request costs more than running it,
+# mostly in SQLAlchemy's cache key. So it is built once per scope and reused, the ids a bind parameter
+# (the cache key of a statement object is computed once).
+_ROW_STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
+
+
+def _rows_statement(scope: Scope) -> sa.Select[Any]:
+    key = (scope.user_id, tuple(scope.organization_ids), scope.top_id, scope.admin)
+    query = _ROW_STATEMENTS.get(key)
+    if query is not None:
+        return query
+    author = aliased(User)
+    mobile = sa.func.coalesce(Candidate.mobile, Prospect.mobile)
+    query = (
+        sa.select(
+            C.id,
+            C.application_id,
+            C.community_membership_id,
+            C.last_message_at,
+            C.last_direction,
+            C.last_channel,
+            C.last_preview,
+            C.has_email,
+            C.has_sms,
+            C.has_whatsapp,
+            C.whatsapp_window_ends_at,
+            C.change_seq,
+            sa.func.coalesce(Candidate.first_name, Prospect.first_name),
+            sa.func.coalesce(Candidate.last_name, Prospect.last_name),
+            mobile,
+            sa.func.coalesce(Job.title, Community.name),
+            author.name,
+            S.unread,
+            OptOut.id,
+        )
+        .outerjoin(Application, Application.id == C.application_id)
+        .outerjoin(Job, Job.id == Application.job_id)
+        .outerjoin(Candidate, Candidate.id == Application.candidate_id)
+        .outerjoin(CommunityMembership, CommunityMembership.id == C.community_membership_id)
+        .outerjoin(Community, Community.id == CommunityMembership.community_id)
+        .outerjoin(Prospect, Prospect.id == CommunityMembership.prospect_id)
+        .outerjoin(author, author.id == C.last_author_id)
+        .outerjoin(S, sa.and_(S.conversation_id == C.id, S.user_id == scope.user_id))
+        .outerjoin(
+            OptOut,
+            sa.and_(
+                OptOut.organization_id == scope.top_id, OptOut.e164 == mobile, OptOut.revoked_at.is_(None)
+            ),
+        )
+        .where(
+            C.id.in_(sa.bindparam("ids", expanding=True)),
+            C.organization_id.in_(scope.organization_ids or [-1]),
+            scope.team,
+        )
+    )
+    if len(_ROW_STATEMENTS) > 1000:  # users come and go: a bound, not a leak
+        _ROW_STATEMENTS.clear()
+    _ROW_STATEMENTS[key] = query
+    return query
+
+
+def unread_total(session: Session, scope: Scope) -> int:
+    """Conversations with something this user has not read, up to UNREAD_CAP + 1 (the title's count)."""
+    if not scope.organization_ids:
+        return 0
+    rows = (
+        sa.select(S.conversation_id)
+        .join(C, C.id == S.conversation_id)
+        .where(
+            S.user_id == scope.user_id,
+            S.unread > 0,
+            C.organization_id.in_(scope.organization_ids),
+            scope.team,
+        )
+        .limit(UNREAD_CAP + 1)
+        .subquery()
+    )
+    return session.scalar(sa.select(sa.func.count()).select_from(rows)) or 0
+
+
+def unread_label(total: int) -> str:
+    return f"{UNREAD_CAP}+" if total > UNREAD_CAP else str(total)
+
+
+# --- What changed (the poll) ---------------------------------------------------------------------------
+
+
+def marker(session: Session, user: User) -> Marker:
+    """The user's change marker: one statement, two index lookups (the clock's row by its key, the
+    newest of the user's own changes from ix_conversation_state_user_changed)."""
+    seq, stamp = session.execute(
+        sa.select(
+            sa.select(ActivityClock.seq)
+            .where(ActivityClock.organization_id == user.organization_id)
+            .scalar_subquery(),
+            sa.select(sa.func.max(S.changed_at)).where(S.user_id == user.id).scalar_subquery(),
+        )
+    ).one()
+    return Marker(seq or 0, _micros(stamp) if stamp else 0)
+
+
+def changes(session: Session, scope: Scope, filters: Filters, since: Marker) -> Changes:
+    """The conversations whose row may look different since the marker: changed for everyone (the
+    clock) or for this user (read, unread, wrote); each either in the list as it is now, or out of it."""
+    if not scope.organization_ids:
+        return Changes()
+    by_everyone = sa.select(C.id).where(
+        C.organization_id.in_(scope.organization_ids), C.change_seq > since.seq, scope.team
+    )
+    by_user = sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.changed_at > since.stamp_time)
+    changed = list(session.scalars(sa.union(by_everyone, by_user).limit(CHANGES_CAP + 1)))
+    if len(changed) > CHANGES_CAP:
+        return Changes(reload=True)
+    if not changed:
+        return Changes()
+    matching = set(session.scalars(sa.select(C.id).where(C.id.in_(changed), *_conditions(scope, filters))))
+    rows = rows_by_id(session, scope, sorted(matching))
+    rows.sort(key=lambda r: r.key, reverse=True)
+    return Changes(rows=rows, removed=sorted(set(changed) - {r.id for r in rows}))
+
+
+# --- For the filters -----------------------------------------------------------------------------------
+
+
+def job_choices(session: Session, user: User) -> list[tuple[int, str]]:
+    """The jobs the user may see, for the job filter, open ones first."""
+    return [
+        (job.id, job.title)
+        for job in session.scalars(access.visible_jobs(user).order_by(Job.is_open.desc(), Job.title, Job.id))
+    ]
