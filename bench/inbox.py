@@ -18,7 +18,8 @@ rounds, interleaved:
 - first page: GET /inbox; filtered: the list for WhatsApp conversations that need a reply (htmx);
   search by name and by message text (htmx);
 - the unchanged poll: GET /inbox/changes with the page's own marker (204);
-- a thread of 5,000 messages: when the conversations blueprint of issue #9 part 1 is there (THREAD).
+- a thread of 5,000 messages opened in the Inbox's pane (THREAD: the conversation's panel, every
+  channel interleaved, its newest page of messages, the composer).
 
 and prints p50/p95 and the ratios, and on PostgreSQL the EXPLAIN (ANALYZE, BUFFERS) of the list's and
 the search's statements as the app sends them.
@@ -92,8 +93,8 @@ OUTBOUND = [
 INBOUND = ["Yes, that works.", "Thanks!", "Can we do Thursday instead?", "Sounds good", "OK 👍"]
 TEXT_QUERY = "thursday instead"  # 1 inbound message in 5: a common phrase, the hard case for an index
 THREAD_MESSAGES = 5000
-# The conversation thread of issue #9 part 1, when its blueprint is there: endpoint and its argument.
-THREAD = ("conversations.thread", "conversation_id")
+# Opening a conversation in the Inbox: its whole panel, every channel interleaved (endpoint, argument).
+THREAD = ("conversations.panel", "conversation_id")
 FLOOR_TEMPLATE = '{% extends "base.html" %}{% block content %}<p>{{ c.last_preview }}</p>{% endblock %}'
 
 

@@ -202,7 +202,8 @@ def test_the_page_answers_404_for_a_conversation_of_another_organisation(client,
         assert client.get(f"/inbox?c={other}").status_code == 404
         assert client.get(f"/inbox/conversations/{other}", headers=HX).status_code == 404
     page = client.get(f"/inbox?c={lena}").get_data(as_text=True)
-    assert f'data-conversation="{lena}"' in page and "Open the application" in page
+    assert f'data-conversation="{lena}"' in page and ">Application</a>" in page
+    assert f'id="messaging-panel-{lena}"' in page and 'role="tablist"' not in page  # every channel
     assert "Homer" not in page and "Mia" not in page
 
 

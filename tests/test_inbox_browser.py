@@ -40,7 +40,7 @@ def a_read_sms_conversation(page: Page) -> tuple[str, str, str]:
             continue
         href = row.locator("a").get_attribute("href")
         row.locator("a").click()
-        link = page.locator("#inbox-thread").get_by_role("link", name="Open the application")
+        link = page.locator("#inbox-thread").get_by_role("link", name="Application", exact=True)
         expect(page.locator("#inbox-thread").get_by_role("heading")).to_have_text(name)
         if link.count() == 0:
             continue
@@ -171,3 +171,48 @@ def test_the_inbox_fits_a_phone_and_passes_axe(page: Page, axe_source: str, who:
     if who == "recruiter@globex.example":
         assert page.locator("#inbox-channel").count() == 0 and page.locator(".ch").count() == 0
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_reply_from_the_pane_and_see_the_answer_come_in(page: Page, size: dict) -> None:
+    page.set_viewport_size(size)
+    open_inbox(page)
+    rows = page.locator(ROWS)
+    # A conversation texted by SMS, not opted out: open it with the keyboard.
+    target = None
+    for row in rows.all():
+        if row.locator(".ch-sms").count() and not row.locator(".marker-optout").count():
+            target = row
+            break
+    assert target is not None
+    name = target.locator(".inbox-name").inner_text()
+    target.locator("a").focus()
+    page.keyboard.press("Enter")
+    pane = page.locator("#inbox-thread")
+    expect(pane.get_by_role("heading", name=name)).to_be_visible()
+    expect(pane.locator("[data-thread-scroll]")).to_be_visible()
+    expect(pane.get_by_role("tablist")).to_have_count(0)  # every channel in one thread
+
+    # r: to the reply box; the SMS goes from the pane and shows in its thread, the pane staying put.
+    page.locator("body").click(position={"x": 2, "y": 2})
+    page.keyboard.press("r")
+    box = pane.get_by_role("textbox", name="Message", exact=True)
+    expect(box).to_be_focused()
+    pane.get_by_role("radio", name="SMS").check()
+    text = f"Can you come in on Friday? ({size['width']})"
+    box.fill(text)
+    pane.get_by_role("button", name="Send").click()
+    sent = pane.locator(".msg-outbound").last
+    expect(sent).to_contain_text(text)
+    expect(sent.locator(".channel-tag")).to_have_text("SMS")
+    expect(box).to_have_value("")
+    expect(page).to_have_url(re.compile(r"/inbox\?.*c=\d+|/inbox\?c=\d+"))
+    # The candidate answers (the simulator posts a signed webhook to the app itself): the pane shows it
+    # within 3 s, and its row is at the top of the list.
+    pane.get_by_label("Simulated reply").fill("Friday is perfect")
+    pane.get_by_role("button", name="Simulate a reply").click()
+    expect(pane.locator(".msg-inbound").last).to_contain_text("Friday is perfect", timeout=3000)
+    expect(rows.first.locator(".inbox-name")).to_have_text(name, timeout=3000)
+    expect(rows.first.locator(".inbox-preview")).to_contain_text("Friday is perfect", timeout=3000)
+    shot(page, f"inbox-pane-reply-{size['width']}")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

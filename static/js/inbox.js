@@ -81,6 +81,11 @@ function applyChanges(template) {
     if (hadFocus) row.querySelector(".inbox-link")?.focus({ preventScroll: true });
   }
   if (list.querySelector("li.inbox-row")) document.getElementById("inbox-empty")?.remove();
+  // The open conversation changed too: its thread asks (with its version, so only if it did change).
+  const open = document.getElementById("inbox-thread")?.dataset.conversation;
+  if (open && rows.some((row) => row.id === "inbox-row-" + open)) {
+    document.body.dispatchEvent(new CustomEvent("conversation-changed"));
+  }
   if (template.dataset.title) {
     document.title = template.dataset.title;
     wrap.dataset.title = template.dataset.title;
@@ -103,7 +108,8 @@ document.addEventListener("htmx:afterSwap", (event) => {
   document.querySelector(".inbox")?.classList.toggle("has-selection", Boolean(open));
 });
 
-// Keyboard: j / k to the next / previous conversation, Enter opens it (it is a link), / to search.
+// Keyboard: j / k to the next / previous conversation, Enter opens it (it is a link), / to search,
+// r to reply in the open one.
 document.addEventListener("keydown", (event) => {
   if (!document.getElementById("inbox-rows")) return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -115,6 +121,15 @@ document.addEventListener("keydown", (event) => {
       event.preventDefault();
       search.focus();
       search.select();
+    }
+    return;
+  }
+  if (event.key === "r") {
+    // Reply: to the text box of the open conversation's composer.
+    const box = document.querySelector("#inbox-thread textarea[name='body']");
+    if (box) {
+      event.preventDefault();
+      box.focus();
     }
     return;
   }

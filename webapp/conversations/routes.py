@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
@@ -282,6 +283,25 @@ def panel(conversation_id: int) -> Response:
     db.session.commit()  # the read markers of what is on screen
     response.vary.add("HX-Request")
     return response
+
+
+def pane_html(conversation: Conversation, about: Subject) -> Markup:
+    """The panel as the Inbox's pane shows it (every channel interleaved), rendered on its own: the pane's
+    page has a filter form and addresses of its own, which must not mix with the panel's. Opening it
+    marks what it shows read (the caller commits)."""
+    return Markup(render_template("conversations/_panel.html", **panel_context(conversation, about, ALL)))
+
+
+@bp.post("/conversations/<id:conversation_id>/unread")
+@login_required
+def mark_unread(conversation_id: int) -> Response:
+    """"Mark unread": the conversation counts as unread for this user until they open it again."""
+    conversation, _ = _conversation(conversation_id)
+    reads.mark_unread(db.session, current_user.id, conversation.id)
+    db.session.commit()
+    if not wants_fragment():
+        return redirect(url_for("inbox.index"), 303)
+    return make_response(render_template("conversations/_marked_unread.html", conversation=conversation))
 
 
 @bp.get("/conversations/<id:conversation_id>/older")

@@ -9,12 +9,15 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from webapp import ids
+from webapp import access, ids
+from webapp.conversations.routes import pane_html
 from webapp.extensions import db
 from webapp.inbox import bp, queries
 from webapp.inbox.forms import InboxFilterForm
+from webapp.messaging import subjects
 from webapp.pages import render, wants_fragment
 
 
@@ -80,18 +83,39 @@ def index() -> Response:
     scope = queries.scope_for(db.session, current_user)
     # The marker before the rows: what is shown is never older than what the poll compares with.
     marker = queries.marker(db.session, current_user)
+    selected, pane = None, None
+    chosen = request.args.get("c")
+    number = ids.parse(chosen) if chosen else None
+    if chosen and number is None:
+        abort(404)
+    if number is not None and not wants_fragment():
+        # The open conversation first: opening it reads it, and the list below then shows it read.
+        selected, pane = _open(scope, number)
+        if selected is None:
+            abort(404)
+    elif number is not None:
+        # The filters changed: the list again, with the open conversation marked (its pane stays).
+        found = queries.rows_by_id(db.session, scope, [number])
+        selected = found[0] if found else None
     after = queries.Cursor.decode(request.args.get("after"))
     listing = queries.page(db.session, scope, filters, after) if filters else queries.Page([], None)
-    selected = None
-    chosen = request.args.get("c")
-    if chosen:
-        number = ids.parse(chosen)
-        found = queries.rows_by_id(db.session, scope, [number]) if number else []
-        if not found:
-            abort(404)
-        selected = found[0]
-    context = _context(filters, scope, marker, form=form, listing=listing, after=after, selected=selected)
-    return render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
+    context = _context(
+        filters, scope, marker, form=form, listing=listing, after=after, selected=selected, pane=pane
+    )
+    response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
+    db.session.commit()  # the read markers of the open conversation
+    return response
+
+
+def _open(scope: queries.Scope, conversation_id: int) -> tuple[Any, Markup | None]:
+    """The list's row of the conversation and its pane, if the user may see it; else (None, None)."""
+    conversation = access.get_conversation(db.session, current_user, conversation_id)
+    if conversation is None:
+        return None, None
+    pane = pane_html(conversation, subjects.of_conversation(conversation))
+    db.session.flush()
+    found = queries.rows_by_id(db.session, scope, [conversation_id])
+    return (found[0] if found else None), pane
 
 
 @bp.get("/inbox/more")
@@ -145,7 +169,9 @@ def conversation(conversation_id: int) -> Response:
     if not wants_fragment():
         return redirect(url_for("inbox.index", c=conversation_id, **filters.params()))
     scope = queries.scope_for(db.session, current_user)
-    found = queries.rows_by_id(db.session, scope, [conversation_id])
-    if not found:
+    selected, pane = _open(scope, conversation_id)
+    if selected is None:
         abort(404)
-    return Response(render_template("inbox/_thread.html", selected=found[0], oob=True, **_urls(filters)))
+    body = render_template("inbox/_thread.html", selected=selected, pane=pane, oob=True, **_urls(filters))
+    db.session.commit()  # the read markers of what the pane shows
+    return Response(body)
