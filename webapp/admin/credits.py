@@ -66,6 +66,7 @@ def _context(request_form: RefillRequestForm | None = None) -> dict[str, Any]:
         "threshold": top.low_credit_threshold,
         "read_only": org.parent_id is not None,
         "zone": org.time_zone,
+        "request_form": request_form or RefillRequestForm(formdata=None),
     }
     if org.parent_id is not None:
         # A sub-organisation's admins see the shared balance, not the parent's ledger.
@@ -90,7 +91,6 @@ def _context(request_form: RefillRequestForm | None = None) -> dict[str, Any]:
         chart=ledger.chart(use),
         month_label=ledger.month_label,
         open_request=refills.open_request(db.session, org),
-        request_form=request_form or RefillRequestForm(formdata=None),
         in_sync=credits.ledger_sum(db.session, account.id) == account.balance,
     )
     return context

@@ -97,7 +97,7 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
             "body",
         )
     text = placeholders.render(draft.body, recipient)
-    subject = placeholders.render(draft.subject, recipient) if draft.channel == "email" else None
+    subject = placeholders.render(draft.subject or "", recipient) if draft.channel == "email" else None
     try:
         checks.check_body(draft.channel, text, subject if draft.channel == "email" else None)
     except checks.SendRefused as refusal:
