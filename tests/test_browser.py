@@ -147,6 +147,37 @@ def staff_path(app: Flask, org_name: str, country: str | None = None) -> str:
     return f"/staff/submissions/{submission_id}" if country else f"/staff/organizations/{org_id}"
 
 
+def person_path(app: Flask, email: str) -> str:
+    from webapp.models import User
+
+    with app.app_context():
+        found = db.session.scalar(sa.select(User.id).where(User.email == email))
+        db.session.remove()
+    return f"/admin/people/{found}"
+
+
+def template_path(app: Flask, name: str) -> str:
+    from webapp.models import MessageTemplate
+
+    with app.app_context():
+        found = db.session.scalar(sa.select(MessageTemplate.id).where(MessageTemplate.name == name))
+        db.session.remove()
+    return f"/admin/templates/{found}"
+
+
+def set_password_path(app: Flask, email: str) -> str:
+    """A fresh one-time link for the user (as an admin would make it)."""
+    from webapp.auth import password_links
+    from webapp.models import User
+
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        token = password_links.issue(db.session, user, None)
+        db.session.commit()
+        db.session.remove()
+    return f"/set-password/{token}"
+
+
 def digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
@@ -454,7 +485,12 @@ AMELIA = ("Amelia Jones", "Backend Engineer")  # a long SMS thread, an email
 LENA = ("Lena Müller", "Product Designer")  # WhatsApp inside its window
 FELIX = ("Felix Fischer", "Data Analyst")  # texted STOP
 EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
-    "anonymous": [("login", "/login"), ("404-anonymous", "!/no-such-page")],
+    "anonymous": [
+        ("login", "/login"),
+        ("404-anonymous", "!/no-such-page"),
+        ("set-password", lambda app: set_password_path(app, "jordan.blake@acme.example")),
+        ("set-password-used", "!/set-password/not-a-live-link"),
+    ],
     "recruiter@acme.example": [
         ("jobs", "/jobs"),
         ("job", lambda app: job_path(app, "Backend Engineer")),
@@ -463,6 +499,7 @@ EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
         ("application-opted-out", on(*FELIX)),
         ("inbox", "/inbox"),
         ("403", "!/admin/"),
+        ("403-admin-credits", "!/admin/credits"),
         ("404", "!/jobs/999999"),
     ],
     "manager@acme.example": [
@@ -476,6 +513,16 @@ EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
         ("admin-compliance", "/admin/compliance"),
         ("admin-compliance-de", "/admin/compliance/DE"),
         ("admin-compliance-fr", "/admin/compliance/FR"),
+        ("admin-settings", "/admin/settings"),
+        ("admin-people", "/admin/people"),
+        ("admin-person-invited", lambda app: person_path(app, "jordan.blake@acme.example")),
+        ("admin-roles", "/admin/roles"),
+        ("admin-credits", "/admin/credits"),
+        ("admin-credits-filtered", "/admin/credits?kind=debit"),
+        ("admin-templates", "/admin/templates"),
+        ("admin-template-new", "/admin/templates/new"),
+        ("admin-template-invitation", lambda app: template_path(app, "Invitation to interview (SMS)")),
+        ("admin-whatsapp-template-new", "/admin/templates/whatsapp/new"),
         ("403-staff", "!/staff/"),
     ],
     "csm@relay.example": [
@@ -598,3 +645,102 @@ def test_an_admin_uploads_the_french_documents_and_staff_approve_them(
     row = page.locator("#pool tbody tr").first
     expect(row).to_contain_text("Active")
     shot(page, f"admin-numbers-active-{width}")
+
+
+# --- Administration (issue #12) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_an_admin_creates_an_sms_template_and_uses_it_from_the_composer(page: Page, size: dict) -> None:
+    page.set_viewport_size(size)
+    width = size["width"]
+    name = f"Quick call ({width})"
+    sign_in(page, "admin@acme.example")
+    page.get_by_role("link", name="Admin").click()
+    page.get_by_role("link", name="Candidate contact").click()
+    page.get_by_role("link", name="New template").click()
+    expect(page.get_by_role("heading", name="New template")).to_be_visible()
+
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("radio", name="SMS").check()
+    body = page.get_by_label("Text")
+    # Placeholders go in at the cursor.
+    body.fill("Hi , are you free for a call about ?")
+    body.evaluate("el => el.setSelectionRange(3, 3)")
+    page.get_by_role("button", name="%FIRSTNAME%").click()
+    body.evaluate("el => el.setSelectionRange(el.value.length - 1, el.value.length - 1)")
+    page.get_by_role("button", name="%JOBTITLE%").click()
+    expect(body).to_have_value("Hi %FIRSTNAME%, are you free for a call about %JOBTITLE%?")
+    preview = page.locator("#template-preview")
+    expect(preview.locator("[data-preview=text]")).to_have_text(
+        "Hi Alex, are you free for a call about Backend Engineer?"
+    )
+    expect(preview.locator("[data-counter=segments]")).to_have_text("1 segment")
+    expect(preview.locator("[data-counter=credits]")).to_have_text("1 credit")
+
+    # An interview invitation by SMS needs the booking link: said while typing, and refused next to the text.
+    page.get_by_label("Kind").select_option(label="Interview invitation")
+    expect(preview.locator("[data-preview=problem]")).to_contain_text("must contain %INVITELINK%")
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".field-error#body-error")).to_contain_text("must contain %INVITELINK%")
+    expect(page.get_by_label("Name")).to_have_value(name)
+    shot(page, f"template-refused-{width}")
+    page.get_by_label("Kind").select_option(label="General")
+    body.press("End")
+    body.type(" %NAME%")
+    expect(preview.locator("[data-preview=unknown]")).to_contain_text("%NAME%")
+    body.fill("Hi %FIRSTNAME%, are you free for a call about %JOBTITLE%?")
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Template “{name}” saved.")
+    expect(page.locator("#templates-sms")).to_contain_text(name)
+    shot(page, f"templates-{width}")
+
+    # A recruiter-to-be: the admin sees every job and writes from the composer with it.
+    page.get_by_role("link", name="Jobs").click()
+    page.get_by_role("link", name="Customer Success Manager").click()
+    page.locator("#applications tbody tr").nth(1 if width == 375 else 0).get_by_role("link").click()
+    expect(page.locator(".panel")).to_be_visible()
+    first_name = page.locator("h1").inner_text().split()[0]
+    page.get_by_label("Template", exact=True).select_option(label=f"SMS · {name}")
+    expect(page.get_by_role("radio", name="SMS")).to_be_checked()
+    expect(page.get_by_label("Message")).to_have_value(
+        "Hi %FIRSTNAME%, are you free for a call about %JOBTITLE%?"
+    )
+    expect(page.locator("[data-counter=credits]")).to_have_text("1 credit")
+    shot(page, f"composer-with-template-{width}")
+    page.get_by_role("button", name="Send").click()
+    sent = page.locator(".messages .msg-outbound").last
+    expect(sent).to_contain_text(f"Hi {first_name}, are you free for a call about Customer Success Manager?")
+
+
+def test_an_admin_invites_a_colleague_who_sets_a_password_and_signs_in(page: Page) -> None:
+    page.set_viewport_size(PHONE)
+    sign_in(page, "admin@acme.example")
+    page.goto("/admin/people")
+    invite = page.locator("#invite")
+    invite.get_by_label("Name").fill("Robin Invited")
+    invite.get_by_label("Email").fill("recruiter@acme.example")
+    invite.get_by_role("button", name="Invite").click()
+    expect(page.locator("#invite .field-error")).to_contain_text("already has a Relay account")
+    page.locator("#invite").get_by_label("Email").fill("robin.invited@acme.example")
+    page.locator("#invite").get_by_label("Recruiter").check()
+    page.locator("#invite").get_by_role("button", name="Invite").click()
+    link = page.locator("#new-link-url").input_value()
+    # The link is made for PUBLIC_BASE_URL (where candidates and colleagues reach Relay); here, its path.
+    assert link.startswith("http://127.0.0.1:5000/set-password/")
+    link = link.removeprefix("http://127.0.0.1:5000")
+    shot(page, "people-invited-375")
+    page.get_by_role("button", name="Sign out").click()
+
+    page.goto(link)
+    page.get_by_label("New password").fill("a-long-enough-secret")
+    page.get_by_label("The same again").fill("a-long-enough-secret")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.locator(".flash-success")).to_contain_text("Your password is set")
+    page.get_by_label("Email").fill("robin.invited@acme.example")
+    page.get_by_label("Password").fill("a-long-enough-secret")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    # The link worked once.
+    response = page.goto(link)
+    assert response is not None and response.status == 404

@@ -39,9 +39,13 @@ def test_seed_is_complete_and_idempotent(app, runner) -> None:
     assert "already has data" in skipped.output
 
     s = db.session
-    users = {u.email: u for u in s.scalars(sa.select(User))}
+    everyone = {u.email: u for u in s.scalars(sa.select(User))}
+    # Besides the named users, the administration demo has an invited and a deactivated colleague.
+    users = {e: u for e, u in everyone.items() if u.active and u.password_hash}
     assert set(users) == NAMED_USERS
     assert all(u.check_password("relay-demo") for u in users.values())
+    assert not everyone["jordan.blake@acme.example"].check_password("relay-demo")  # invited, no password
+    assert not everyone["pat.former@acme.example"].is_active
     assert users["csm@relay.example"].is_staff and users["csm@relay.example"].organization_id is None
 
     acme = s.scalar(sa.select(Organization).where(Organization.name == "Acme"))

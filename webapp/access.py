@@ -62,6 +62,29 @@ def manages_numbers(user: User) -> bool:
     )
 
 
+def handles_unmatched(user: User) -> bool:
+    return user.organization_id is not None and (
+        is_org_admin(user) or has_permission(user, permissions.ADMIN_UNMATCHED)
+    )
+
+
+def admin_rights(user: User) -> dict[str, bool]:
+    """Which admin areas the user may open (the navigation; each route checks its own right again)."""
+    member = user.organization_id is not None
+
+    def holds(code: str) -> bool:
+        return member and has_permission(user, code)
+
+    return {
+        "settings": holds(permissions.ADMIN_ORGANIZATION),
+        "people": holds(permissions.ADMIN_USERS),
+        "credits": holds(permissions.ADMIN_CREDITS),
+        "templates": holds(permissions.ADMIN_TEMPLATES),
+        "numbers": manages_numbers(user),
+        "unmatched": handles_unmatched(user),
+    }
+
+
 def compliance_document_visible_to(user: User) -> sa.ColumnElement[bool]:
     """SQL condition on ComplianceDocument (joined to its submission): identity documents are for Relay's
     staff and for the admins of the organisation that uploaded them, nobody else."""

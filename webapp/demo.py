@@ -899,6 +899,7 @@ def seed(session: Session) -> dict[str, int]:
             parameters=parameters,
             approved=True,
         )
+    seed_administration(session, acme)
     if credits.account_for(session, acme).balance == 0 and not session.scalar(
         sa.select(CreditTransaction.id).where(CreditTransaction.kind == "top_up")
     ):
@@ -1046,3 +1047,75 @@ def _demo_pdf(text: str) -> bytes:
     out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+# --- Administration (issue #12) ----------------------------------------------------------------------
+
+# Interview invitations carry the booking link; general templates are in TEMPLATES above.
+INVITATION_TEMPLATES = [
+    (
+        "sms",
+        "Invitation to interview (SMS)",
+        None,
+        "Hi %FIRSTNAME%, we would love to meet you about %JOBTITLE%. Pick a time that suits you: %INVITELINK% /%COMPANY%",
+    ),
+    (
+        "whatsapp",
+        "Invitation to interview (WhatsApp)",
+        None,
+        "Hi %FIRSTNAME%! %SENDERNAME% from %COMPANY% here. We would like to invite you to an interview for %JOBTITLE%. Book a slot: %INVITELINK%",
+    ),
+    (
+        "email",
+        "Invitation to interview (email)",
+        "Interview for %JOBTITLE% at %COMPANY%",
+        "Dear %FIRSTNAME%,\n\nWe would like to invite you to an interview for %JOBTITLE%. Choose a time here: %INVITELINK%\n\nKind regards,\n%SENDERNAME%\n%COMPANY%",
+    ),
+]
+# email, name, role; the first has been invited and not signed up yet, the second has left.
+ADMIN_PEOPLE = [
+    ("jordan.blake@acme.example", "Jordan Blake", "Recruiter", "invited"),
+    ("pat.former@acme.example", "Pat Former", "Recruiter", "deactivated"),
+]
+# The demo's 500 credits as Acme bought them: an opening balance and a refill, backdated.
+DEMO_LEDGER = [(120, 300, "Opening balance, order 1001"), (40, 200, "Refill, order 1042")]
+
+
+def seed_administration(session: Session, acme: Organization) -> None:
+    """Acme's settings (time zones), its interview-invitation templates, an invited and a deactivated
+    colleague, and a credit history with a refill. Before the demo's threads: they spend from it.
+    Idempotent."""
+    from webapp.auth import password_links
+
+    acme.time_zone = acme.time_zone if acme.time_zone != "UTC" else "Europe/Berlin"
+    nordics = session.scalar(sa.select(Organization).where(Organization.parent_id == acme.id))
+    if nordics is not None and nordics.time_zone == "UTC":
+        nordics.time_zone = "Europe/Stockholm"
+    for channel, name, subject, body in INVITATION_TEMPLATES:
+        _one(
+            session,
+            MessageTemplate,
+            {"organization_id": acme.id, "channel": channel, "name": name},
+            subject=subject,
+            body=body,
+            kind="interview_invitation",
+        )
+    admin = session.scalar(sa.select(User).where(User.email == "admin@acme.example"))
+    for email, name, role_name, state in ADMIN_PEOPLE:
+        if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+            continue
+        role = session.scalar(sa.select(Role).where(Role.organization_id == acme.id, Role.name == role_name))
+        person = User(email=email, name=name, organization_id=acme.id, password_hash="", roles=[role])
+        if state == "deactivated":
+            person.set_password(PASSWORD)
+            person.active = False
+        session.add(person)
+        session.flush()
+        if state == "invited":
+            password_links.issue(session, person, admin)  # the link itself was handed over, not kept
+    if not session.scalar(sa.select(CreditTransaction.id).where(CreditTransaction.kind == "top_up")):
+        now = utcnow()
+        for days_ago, amount, note in DEMO_LEDGER:
+            row = credits.top_up(session, acme, amount, note)
+            row.created_at = now - timedelta(days=days_ago)
+    session.flush()

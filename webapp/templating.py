@@ -8,18 +8,21 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
-from webapp import access, phones
+from webapp import access, phones, zones
 from webapp.messaging import status
-from webapp.models import CHANNEL_LABELS
+from webapp.models import CHANNEL_LABELS, Organization
 
 
 def register(app: Flask) -> None:
     app.jinja_env.filters["phone"] = phones.display
     app.jinja_env.filters["region_name"] = phones.region_name
     app.jinja_env.filters["datetime"] = _datetime
+    app.jinja_env.filters["localtime"] = _localtime
     app.jinja_env.filters["status_label"] = lambda s: status.LABELS.get(s, s)
     app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)
     app.jinja_env.filters["failure_text"] = status.explain
+
+    app.jinja_env.globals["low_credits"] = _low_credits
 
     @app.context_processor
     def navigation() -> dict[str, Any]:
@@ -36,3 +39,21 @@ def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: tzinfo 
         return ""
     local = value.astimezone(zone or UTC)
     return local.strftime(fmt) + " " + (local.tzname() or "UTC")
+
+
+def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None) -> str:
+    """The time in `zone`, or else in the signed-in user's organisation's zone (UTC for staff)."""
+    if zone is None:
+        org = current_user.organization if current_user.is_authenticated else None
+        zone = org.time_zone if org is not None else zones.DEFAULT
+    return zones.format_time(value, zone, fmt)
+
+
+def _low_credits(organization: Organization | None) -> int | None:
+    """The shared balance when it is at or below the threshold (for the banners), else None."""
+    if organization is None or not organization.texts:
+        return None
+    from webapp.extensions import db
+    from webapp.messaging import credits
+
+    return credits.low_balance(db.session, organization)

@@ -120,3 +120,22 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// Placeholder buttons put their placeholder where the cursor is in the field they name, and the text
+// then changes as if typed (the live preview follows).
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-insert]");
+  if (!button) return;
+  const field = button.form?.elements.namedItem(button.dataset.insertInto);
+  if (!(field instanceof HTMLTextAreaElement || field instanceof HTMLInputElement)) return;
+  const start = field.selectionStart ?? field.value.length;
+  const end = field.selectionEnd ?? start;
+  field.setRangeText(button.dataset.insert, start, end, "end");
+  field.focus();
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+});
+
+// A link to hand over (a set-password link) is selected whole when focused, ready to copy.
+document.addEventListener("focusin", (event) => {
+  if (event.target instanceof HTMLInputElement && event.target.matches("[data-select-on-focus]")) event.target.select();
+});

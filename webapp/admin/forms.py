@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import SelectField, StringField
+from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from webapp import ids
@@ -18,3 +18,56 @@ class DocumentForm(FlaskForm):
 
 class SubmitForm(FlaskForm):
     pass
+
+
+class SettingsForm(FlaskForm):
+    """The values are checked by webapp.organizations (the rules' one place), not here."""
+
+    sender_name = StringField("Name candidates see", validators=[Optional(), Length(max=1000)])
+    channels = RadioField("Channels", validate_choice=False, validators=[Optional()])
+    help_reply = TextAreaField("Reply to HELP and INFO", validators=[Optional(), Length(max=5000)])
+    low_credit_threshold = StringField("Warn when credits fall to", validators=[Optional(), Length(max=50)])
+    time_zone = StringField("Time zone", validators=[Optional(), Length(max=100)])
+
+
+class InviteForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=1000)])
+    email = StringField("Email", validators=[Optional(), Length(max=1000)])
+    roles = SelectMultipleField("Roles", coerce=ids.parse, validate_choice=False, validators=[Optional()])
+
+
+class RolesForm(FlaskForm):
+    roles = SelectMultipleField("Roles", coerce=ids.parse, validate_choice=False, validators=[Optional()])
+
+
+class TeamsForm(FlaskForm):
+    jobs = SelectMultipleField(
+        "Hiring teams", coerce=ids.parse, validate_choice=False, validators=[Optional()]
+    )
+    communities = SelectMultipleField(
+        "Sourcing teams", coerce=ids.parse, validate_choice=False, validators=[Optional()]
+    )
+
+
+class NewRoleForm(FlaskForm):
+    name = StringField("New role", validators=[Optional(), Length(max=1000)])
+
+
+class RefillRequestForm(FlaskForm):
+    note = TextAreaField("Note for customer success (optional)", validators=[Optional(), Length(max=5000)])
+
+
+class TemplateForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=1000)])
+    channel = RadioField("Channel", validate_choice=False, validators=[Optional()])
+    kind = SelectField("Kind", validate_choice=False, validators=[Optional()])
+    subject = StringField("Subject", validators=[Optional(), Length(max=1000)])
+    body = TextAreaField("Text", validators=[Optional(), Length(max=60_000)])
+
+
+class WhatsappTemplateForm(FlaskForm):
+    name = StringField("Name (as approved by Meta)", validators=[Optional(), Length(max=1000)])
+    locale = StringField("Language", validators=[Optional(), Length(max=100)])
+    body = TextAreaField("Approved text", validators=[Optional(), Length(max=10_000)])
+    parameters = StringField("Parameters", validators=[Optional(), Length(max=1000)])
+    approved = BooleanField("Approved: may be sent")

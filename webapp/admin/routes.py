@@ -10,8 +10,8 @@ from webapp import access, ids, permissions
 from webapp.access import admin_required
 from webapp.admin import bp
 from webapp.extensions import db
-from webapp.messaging import unmatched
-from webapp.models import Role, User
+from webapp.messaging import credits, refills, unmatched
+from webapp.models import MessageTemplate, Role, User
 from webapp.numbers import pool
 
 
@@ -34,6 +34,11 @@ def index() -> str:
         pending=sum(n.status == "pending_documents" for n in numbers),
         catalogue=permissions.CATALOGUE,
         unmatched_count=len(unmatched.waiting(db.session, org.id)),
+        balance=credits.balance(db.session, org),
+        open_request=refills.open_request(db.session, org),
+        template_count=db.session.scalar(
+            sa.select(sa.func.count()).where(MessageTemplate.organization_id == org.id)
+        ),
     )
 
 

@@ -8,8 +8,8 @@ from flask import current_app, flash, g, redirect, render_template, request, ses
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from webapp.auth import SESSION_TOKEN, bp, current_token, lifetime, service, sessions
-from webapp.auth.forms import LoginForm
+from webapp.auth import SESSION_TOKEN, bp, current_token, lifetime, password_links, service, sessions
+from webapp.auth.forms import LoginForm, SetPasswordForm
 from webapp.extensions import db
 from webapp.models import utcnow
 
@@ -88,3 +88,31 @@ def _new_session() -> None:
     """Nothing from before sign-in or sign-out carries over: no planted values, a new CSRF token."""
     session.clear()
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # Flask-WTF's cache of it
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str) -> Response | tuple[str, int]:
+    """The one-time link of an invitation (or a new link from an admin): choose a password."""
+    link = password_links.find(db.session, token)
+    if link is None:
+        return render_template("auth/set_password.html", form=None, user=None), 404
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        mine = current_user.is_authenticated and current_user.id == link.user_id
+        try:
+            user = password_links.redeem(
+                db.session,
+                token,
+                form.password.data or "",
+                form.repeated.data or "",
+                current_session=current_token() if mine else None,
+            )
+        except password_links.PasswordRefused as refusal:
+            db.session.rollback()
+            form.password.errors = [*form.password.errors, str(refusal)]
+            return render_template("auth/set_password.html", form=form, user=link.user), 422
+        db.session.commit()
+        flash(f"Your password is set, {user.name}. Sign in with it.", "success")
+        return redirect(url_for("auth.login"), 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/set_password.html", form=form, user=link.user), status

@@ -113,6 +113,8 @@ def templates_for(session: Session, user: User, channels: list[str]) -> list[Mes
             .where(
                 MessageTemplate.organization_id == user.organization_id, MessageTemplate.channel.in_(channels)
             )
+            # Interview invitations need a booking link (%INVITELINK%), which only an invitation has.
+            .where(MessageTemplate.kind == "general")
             .order_by(MessageTemplate.channel, MessageTemplate.name)
         )
     )

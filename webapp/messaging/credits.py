@@ -17,6 +17,15 @@ MAX_BALANCE = 2**31 - 1
 NOTE_LENGTH = 500
 
 
+class RefillRefused(ValueError):
+    """A top-up that cannot be made; `field` says which input is wrong ("amount" or "note"), so that a
+    form can say it next to it. A ValueError, so that the CLI reports it as before."""
+
+    def __init__(self, message: str, field: str = "amount") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InsufficientCredits(Exception):
     def __init__(self, needed: int, left: int) -> None:
         self.needed = needed
@@ -116,22 +125,26 @@ def refund(session: Session, organization: Organization, message: Message, note:
 def top_up(
     session: Session, organization: Organization, amount: int, note: str, user: User | None = None
 ) -> CreditTransaction:
-    """Customer success refills a balance (on the top organisation)."""
+    """Customer success refills a balance (on the top organisation): the CLI and the staff page."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise RefillRefused("a top-up adds a whole number of credits")
     if amount <= 0:
-        raise ValueError("a top-up adds a positive number of credits")
+        raise RefillRefused("a top-up adds a positive number of credits")
     if amount > MAX_BALANCE:
-        raise ValueError(f"a top-up adds at most {MAX_BALANCE} credits")
+        raise RefillRefused(f"a top-up adds at most {MAX_BALANCE} credits")
     if not note.strip():
-        raise ValueError("say why in the note (e.g. the order or ticket number)")
+        raise RefillRefused("say why in the note (e.g. the order or ticket number)", "note")
     if "\x00" in note:
-        raise ValueError("the note contains a NUL character")
+        raise RefillRefused("the note contains a NUL character", "note")
     if len(note.strip()) > NOTE_LENGTH:
-        raise ValueError(f"the note is {len(note.strip())} characters long; at most {NOTE_LENGTH} fit")
+        raise RefillRefused(
+            f"the note is {len(note.strip())} characters long; at most {NOTE_LENGTH} fit", "note"
+        )
     account = account_for(session, organization)
     new_balance = _change(session, account.id, amount, ceiling=MAX_BALANCE)
     if new_balance is None:
         session.refresh(account)
-        raise ValueError(
+        raise RefillRefused(
             f"the balance ({account.balance}) plus {amount} would be over the most an account holds "
             f"({MAX_BALANCE})"
         )
@@ -146,6 +159,27 @@ def top_up(
     session.add(row)
     session.flush()
     return row
+
+
+def parse_amount(text: str) -> int:
+    """A number of credits as typed into a form ("500", " +500 "); RefillRefused for anything that is
+    not a whole number written in ASCII digits. The sign is kept, so that top_up says why a negative
+    amount is refused."""
+    value = (text or "").strip()
+    digits = value.lstrip("+-")
+    if not value:
+        raise RefillRefused("enter the number of credits to add")
+    if not digits.isascii() or not digits.isdigit() or len(value) - len(digits) > 1:
+        raise RefillRefused(f"“{value[:40]}” is not a whole number of credits")
+    if len(digits) > 12:  # far past MAX_BALANCE: do not make Python build a huge int to say so
+        raise RefillRefused(f"a top-up adds at most {MAX_BALANCE} credits")
+    return -int(digits) if value.startswith("-") else int(digits)
+
+
+def low_balance(session: Session, organization: Organization) -> int | None:
+    """The shared balance if it is at or below the top organisation's threshold, else None."""
+    value = balance(session, organization)
+    return value if value <= organization.top.low_credit_threshold else None
 
 
 def ledger_sum(session: Session, account_id: int) -> int:

@@ -9,7 +9,7 @@ from webapp.models.compliance import (
     ComplianceRequirement,
     ComplianceSubmission,
 )
-from webapp.models.credits import CreditAccount, CreditTransaction
+from webapp.models.credits import CreditAccount, CreditTransaction, RefillRequest
 from webapp.models.crm import (
     Community,
     CommunityMembership,
@@ -18,6 +18,7 @@ from webapp.models.crm import (
 )
 from webapp.models.messaging import (
     CHANNEL_LABELS,
+    TEMPLATE_KINDS,
     ActivityClock,
     Conversation,
     ConversationRead,
@@ -29,11 +30,12 @@ from webapp.models.messaging import (
 )
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
-from webapp.models.user import LoginAttempt, Permission, Role, User, UserSession
+from webapp.models.user import LoginAttempt, Permission, Role, SetPasswordLink, User, UserSession
 
 __all__ = [
     "CHANNEL_LABELS",
     "STAGES",
+    "TEMPLATE_KINDS",
     "AcceptableDocument",
     "ActivityClock",
     "Application",
@@ -59,8 +61,10 @@ __all__ = [
     "Organization",
     "Permission",
     "Prospect",
+    "RefillRequest",
     "Role",
     "SendingNumber",
+    "SetPasswordLink",
     "SourcingTeamMember",
     "User",
     "UserSession",

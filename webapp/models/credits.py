@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from webapp.models.organization import Organization
+    from webapp.models.user import User
 
 TRANSACTION_KINDS = ("top_up", "debit", "refund")
 
@@ -43,3 +48,24 @@ class CreditTransaction(Base):
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
     note: Mapped[str] = mapped_column(sa.String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RefillRequest(Base):
+    """An admin asked customer success for credits; open until staff refill the account."""
+
+    __tablename__ = "refill_request"
+    __table_args__ = (sa.Index("ix_refill_request_open", "handled_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The top organisation: the one whose balance is refilled.
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    transaction_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_transaction.id"))
+
+    organization: Mapped[Organization] = relationship()
+    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
+    handled_by: Mapped[User | None] = relationship(foreign_keys=[handled_by_id])

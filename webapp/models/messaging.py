@@ -156,11 +156,15 @@ class Message(Base):
         return CHANNEL_LABELS[self.channel]
 
 
+TEMPLATE_KINDS = {"general": "General", "interview_invitation": "Interview invitation"}
+
+
 class MessageTemplate(Base):
     __tablename__ = "message_template"
     __table_args__ = (
         sa.UniqueConstraint("organization_id", "channel", "name"),
         sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
+        sa.CheckConstraint("kind IN ('general', 'interview_invitation')", name="kind_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,7 +173,14 @@ class MessageTemplate(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     subject: Mapped[str | None] = mapped_column(sa.String(300))
     body: Mapped[str] = mapped_column(sa.Text)
+    # An interview invitation goes with a booking link (%INVITELINK%); see webapp.messaging.templates.
+    kind: Mapped[str] = mapped_column(sa.String(30), default="general", server_default="general")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
+
+    @property
+    def kind_label(self) -> str:
+        return TEMPLATE_KINDS[self.kind]
 
 
 class WhatsappTemplate(Base):

@@ -19,6 +19,7 @@ CHANNELS = ("sms", "whatsapp")
 
 class Organization(Base):
     __tablename__ = "organization"
+    __table_args__ = (sa.CheckConstraint("low_credit_threshold >= 0", name="threshold_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -33,6 +34,11 @@ class Organization(Base):
     whatsapp_price: Mapped[int] = mapped_column(default=1, server_default="1")
     # Answer to HELP/INFO texts; empty means a default naming the company and how to opt out.
     help_reply: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
+    # Admins and senders are warned when the shared balance is at or below this (the top organisation's
+    # value counts: the balance is its).
+    low_credit_threshold: Mapped[int] = mapped_column(default=50, server_default="50")
+    # IANA name; pages show times in it (webapp.zones).
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     parent: Mapped[Organization | None] = relationship(remote_side=[id], back_populates="children")

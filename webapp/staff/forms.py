@@ -28,3 +28,16 @@ class ReviewForm(FlaskForm):
     def validate_valid_until(self, field: DateField) -> None:
         if field.data is not None and field.data <= datetime.now(UTC).date():
             raise ValidationError("Choose a date after today, or leave it empty.")
+
+
+class RefillForm(FlaskForm):
+    # Text, not IntegerField: webapp.messaging.credits.parse_amount says what is wrong with it, the same
+    # way for every caller.
+    amount = StringField("Credits to add", validators=[Optional(), Length(max=100)])
+    note = StringField("Note (order, ticket or agreement)", validators=[Optional(), Length(max=2000)])
+
+
+class EntitlementsForm(FlaskForm):
+    has_messaging = BooleanField("Messaging (SMS and WhatsApp)")
+    has_crm = BooleanField("CRM (communities and prospects)")
+    whatsapp_price = StringField("Credits per WhatsApp message", validators=[Optional(), Length(max=50)])

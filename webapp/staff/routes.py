@@ -11,15 +11,16 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from webapp import access, phones
+from webapp import access, organizations, phones
 from webapp.access import staff_required
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.compliance.downloads import attachment
 from webapp.extensions import db
+from webapp.messaging import credits, ledger, refills
 from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber
 from webapp.numbers import pool, vonage_account
 from webapp.staff import bp
-from webapp.staff.forms import AddNumberForm, NumberActionForm, ReviewForm
+from webapp.staff.forms import AddNumberForm, EntitlementsForm, NumberActionForm, RefillForm, ReviewForm
 
 
 @bp.get("/")
@@ -38,6 +39,7 @@ def index() -> str:
         orgs=orgs,
         counts=counts,
         queue=submissions.waiting_for_review(db.session),
+        refill_requests=refills.waiting(db.session),
     )
 
 
@@ -77,12 +79,31 @@ def _add_form(formdata: Any = None) -> tuple[AddNumberForm, list[vonage_account.
 
 
 def _organization_page(
-    org: Organization, status: int = 200, form: AddNumberForm | None = None
+    org: Organization,
+    status: int = 200,
+    form: AddNumberForm | None = None,
+    refill_form: RefillForm | None = None,
+    entitlements_form: EntitlementsForm | None = None,
 ) -> tuple[str, int]:
     add_form, owned, note = _add_form()
     countries = catalogue.countries(db.session)
+    top = org.top
+    account = credits.account_for(db.session, top)
+    recent, _total = ledger.page(db.session, account.id, ledger.Filters(), top.time_zone)
     return render_template(
         "staff/organization.html",
+        top=top,
+        balance=account.balance,
+        recent=recent[:10],
+        open_request=refills.open_request(db.session, top),
+        refill_form=refill_form or RefillForm(formdata=None),
+        entitlements_form=entitlements_form
+        or EntitlementsForm(
+            formdata=None,
+            has_messaging=org.has_messaging,
+            has_crm=org.has_crm,
+            whatsapp_price=str(org.whatsapp_price),
+        ),
         org=org,
         entries=pool.with_usage(db.session, org),
         usage_days=pool.USAGE_DAYS,
@@ -239,3 +260,47 @@ def document_file(submission_id: int, document_id: int) -> Response:
     if document is None or document.submission_id != submission_id:
         abort(404)
     return attachment(files.store_for(current_app), document)
+
+
+# --- Credits and entitlements (issue #12) ------------------------------------------------------------
+
+
+@bp.post("/organizations/<id:org_id>/credits")
+@staff_required
+def refill(org_id: int) -> Response | tuple[str, int]:
+    """Add credits to the organisation's (top) account: the rules of `flask credits top-up`."""
+    org = _organization(org_id)
+    form = RefillForm()
+    if not form.validate():
+        return _organization_page(org, 422, refill_form=form)
+    try:
+        row = refills.refill(db.session, current_user, org, form.amount.data or "", form.note.data or "")
+    except credits.RefillRefused as refusal:
+        db.session.rollback()
+        field = form.note if refusal.field == "note" else form.amount
+        text = str(refusal)
+        field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
+        return _organization_page(org, 422, refill_form=form)
+    db.session.commit()
+    flash(f"{org.top.name}: +{row.amount} credits, balance {row.balance_after}.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id) + "#credits", 303)
+
+
+@bp.post("/organizations/<id:org_id>/entitlements")
+@staff_required
+def entitlements(org_id: int) -> Response | tuple[str, int]:
+    org = _organization(org_id)
+    form = EntitlementsForm()
+    if not form.validate():
+        return _organization_page(org, 422, entitlements_form=form)
+    try:
+        organizations.set_entitlements(
+            org, form.has_messaging.data, form.has_crm.data, form.whatsapp_price.data or ""
+        )
+    except organizations.SettingsRefused as refusal:
+        db.session.rollback()
+        form.whatsapp_price.errors = [*form.whatsapp_price.errors, str(refusal)]
+        return _organization_page(org, 422, entitlements_form=form)
+    db.session.commit()
+    flash(f"{org.name}: products saved.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id) + "#entitlements", 303)

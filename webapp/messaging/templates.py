@@ -1,0 +1,294 @@
+"""Communication templates: the rules a template must follow, and its preview with sample data.
+
+A template is checked as the message it would become: its text rendered for a sample candidate goes
+through the same checks as a message (webapp.messaging.checks.check_body: SMS segments, lengths, an
+email's subject), and is counted by webapp.messaging.segments, so the admin's preview, the composer's
+counter and the send agree. The one rule of its own is the booking link: an interview invitation by
+SMS or WhatsApp must carry %INVITELINK%, or the candidate gets no way to book; and only an invitation
+has a link to put there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.messaging import checks, placeholders, pricing, segments
+from webapp.models import (
+    CHANNEL_LABELS,
+    TEMPLATE_KINDS,
+    Message,
+    MessageTemplate,
+    Organization,
+    User,
+    WhatsappTemplate,
+    utcnow,
+)
+
+INVITELINK = "%INVITELINK%"
+NAME_LENGTH = 200
+# What a booking link looks like, for the preview's count (the real token is as long).
+SAMPLE_BOOKING_PATH = "/book/Xy7Qm2Lp9Rt4Vw8Zb3Nc5K"
+
+
+class TemplateRefused(ValueError):
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Draft:
+    name: str
+    channel: str
+    kind: str
+    subject: str | None
+    body: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    text: str
+    subject: str | None
+    count: segments.SegmentCount | None  # SMS only
+    credits: int
+    unknown: list[str]
+    problem: str | None  # what would refuse it, said while typing
+
+
+def sample_recipient(org: Organization, user: User, base_url: str) -> placeholders.Recipient:
+    return placeholders.Recipient(
+        first_name="Alex",
+        last_name="Morgan",
+        job_title="Backend Engineer",
+        company=org.display_sender,
+        sender_name=user.name,
+        invite_link=base_url.rstrip("/") + SAMPLE_BOOKING_PATH,
+    )
+
+
+def needs_invitelink(channel: str, kind: str) -> bool:
+    return kind == "interview_invitation" and channel in ("sms", "whatsapp")
+
+
+def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
+    """Raise TemplateRefused for the first thing wrong, naming its field."""
+    if not draft.name.strip():
+        raise TemplateRefused("Give the template a name.", "name")
+    if len(draft.name.strip()) > NAME_LENGTH:
+        raise TemplateRefused(f"Keep the name under {NAME_LENGTH} characters.", "name")
+    if draft.channel not in CHANNEL_LABELS:
+        raise TemplateRefused("Choose SMS, WhatsApp or email.", "channel")
+    if draft.kind not in TEMPLATE_KINDS:
+        raise TemplateRefused("Choose general or interview invitation.", "kind")
+    has_link = INVITELINK in draft.body or INVITELINK in (draft.subject or "")
+    if needs_invitelink(draft.channel, draft.kind) and INVITELINK not in draft.body:
+        raise TemplateRefused(
+            f"An interview invitation by {CHANNEL_LABELS[draft.channel]} must contain {INVITELINK}: "
+            "without it the candidate gets no booking link.",
+            "body",
+        )
+    if has_link and draft.kind != "interview_invitation":
+        raise TemplateRefused(
+            f"{INVITELINK} is filled in only in interview invitations: choose that kind, or take it out.",
+            "body",
+        )
+    text = placeholders.render(draft.body, recipient)
+    subject = placeholders.render(draft.subject or "", recipient) if draft.channel == "email" else None
+    try:
+        checks.check_body(draft.channel, text, subject if draft.channel == "email" else None)
+    except checks.SendRefused as refusal:
+        raise TemplateRefused(str(refusal), refusal.field or "body") from refusal
+
+
+def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Preview:
+    """The template as a sample candidate reads it, its cost, and what would refuse it."""
+    recipient = sample_recipient(org, user, base_url)
+    text = placeholders.render(draft.body, recipient)
+    channel = draft.channel if draft.channel in CHANNEL_LABELS else "sms"
+    count = segments.count(text) if channel == "sms" else None
+    cost = pricing.credits_for(channel, count.segments if count else 1, org)
+    problem = None
+    if draft.body.strip():
+        try:
+            _check(Draft(draft.name or "-", channel, draft.kind, draft.subject, draft.body), recipient)
+        except TemplateRefused as refusal:
+            problem = str(refusal) if refusal.field in ("body", "kind") else None
+    return Preview(
+        text=text,
+        subject=placeholders.render(draft.subject or "", recipient) if channel == "email" else None,
+        count=count,
+        credits=cost,
+        unknown=placeholders.unknown(draft.body + " " + (draft.subject or "")),
+        problem=problem,
+    )
+
+
+def templates_of(session: Session, organization_id: int) -> list[MessageTemplate]:
+    return list(
+        session.scalars(
+            sa.select(MessageTemplate)
+            .where(MessageTemplate.organization_id == organization_id)
+            .order_by(MessageTemplate.channel, MessageTemplate.kind, MessageTemplate.name)
+        )
+    )
+
+
+def get(session: Session, organization_id: int, template_id: int) -> MessageTemplate | None:
+    return session.scalar(
+        sa.select(MessageTemplate).where(
+            MessageTemplate.id == template_id, MessageTemplate.organization_id == organization_id
+        )
+    )
+
+
+def save(
+    session: Session,
+    org: Organization,
+    user: User,
+    draft: Draft,
+    base_url: str,
+    template: MessageTemplate | None = None,
+) -> MessageTemplate:
+    """Create (template None) or change a template of the organisation; TemplateRefused if it breaks a
+    rule, and then nothing is written."""
+    draft = Draft(
+        draft.name.strip(),
+        draft.channel,
+        draft.kind,
+        (draft.subject or "").strip() or None if draft.channel == "email" else None,
+        draft.body,
+    )
+    _check(draft, sample_recipient(org, user, base_url))
+    clash = session.scalar(
+        sa.select(MessageTemplate.id).where(
+            MessageTemplate.organization_id == org.id,
+            MessageTemplate.channel == draft.channel,
+            MessageTemplate.name == draft.name,
+            MessageTemplate.id != (template.id if template else 0),
+        )
+    )
+    if clash is not None:
+        raise TemplateRefused(
+            f"There is already a {CHANNEL_LABELS[draft.channel]} template called “{draft.name}”.", "name"
+        )
+    if template is None:
+        template = MessageTemplate(organization_id=org.id)
+        session.add(template)
+    else:
+        template.updated_at = utcnow()
+    template.name, template.channel, template.kind = draft.name, draft.channel, draft.kind
+    template.subject, template.body = draft.subject, draft.body
+    session.flush()
+    return template
+
+
+# --- Approved WhatsApp templates ---------------------------------------------------------------------
+# Kept as Meta approved them: the name and language Vonage sends, the approved text with {{1}} … slots,
+# and which of our placeholders fills each slot.
+
+WA_NAME = re.compile(r"[a-z0-9_]{1,200}")
+WA_LOCALE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
+WA_BODY_LENGTH = 1024  # Meta's limit for a template's body
+_SLOT = re.compile(r"\{\{(\d+)\}\}")
+
+
+@dataclass(frozen=True)
+class WhatsappDraft:
+    name: str
+    locale: str
+    body: str
+    parameters: str
+    approved: bool
+
+
+def _check_whatsapp(draft: WhatsappDraft) -> None:
+    if not WA_NAME.fullmatch(draft.name):
+        raise TemplateRefused(
+            "Type the name exactly as Meta approved it: lower-case letters, digits and underscores.", "name"
+        )
+    if not WA_LOCALE.fullmatch(draft.locale):
+        raise TemplateRefused("Type the language code as Meta has it, e.g. en, en_GB or pt_BR.", "locale")
+    if not draft.body.strip():
+        raise TemplateRefused("Paste the approved text.", "body")
+    if len(draft.body) > WA_BODY_LENGTH:
+        raise TemplateRefused(f"An approved text holds at most {WA_BODY_LENGTH} characters.", "body")
+    slots = sorted({int(n) for n in _SLOT.findall(draft.body)})
+    if slots != list(range(1, len(slots) + 1)):
+        raise TemplateRefused("Number the slots {{1}}, {{2}}, … without gaps.", "body")
+    params = draft.parameters.split()
+    unknown = [p for p in params if p not in placeholders.PLACEHOLDERS]
+    if unknown:
+        raise TemplateRefused(
+            f"Unknown placeholder{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+            f"Use {', '.join(placeholders.PLACEHOLDERS)}.",
+            "parameters",
+        )
+    if len(params) != len(slots):
+        raise TemplateRefused(
+            f"The text has {len(slots)} slot{'s' if len(slots) != 1 else ''}; give one placeholder for each "
+            f"(you gave {len(params)}).",
+            "parameters",
+        )
+
+
+def whatsapp_templates_of(session: Session, organization_id: int) -> list[WhatsappTemplate]:
+    return list(
+        session.scalars(
+            sa.select(WhatsappTemplate)
+            .where(WhatsappTemplate.organization_id == organization_id)
+            .order_by(WhatsappTemplate.name, WhatsappTemplate.locale)
+        )
+    )
+
+
+def get_whatsapp(session: Session, organization_id: int, template_id: int) -> WhatsappTemplate | None:
+    return session.scalar(
+        sa.select(WhatsappTemplate).where(
+            WhatsappTemplate.id == template_id, WhatsappTemplate.organization_id == organization_id
+        )
+    )
+
+
+def save_whatsapp(
+    session: Session, org: Organization, draft: WhatsappDraft, template: WhatsappTemplate | None = None
+) -> WhatsappTemplate:
+    draft = WhatsappDraft(
+        draft.name.strip(),
+        draft.locale.strip(),
+        draft.body.strip(),
+        " ".join(draft.parameters.split()),
+        draft.approved,
+    )
+    _check_whatsapp(draft)
+    clash = session.scalar(
+        sa.select(WhatsappTemplate.id).where(
+            WhatsappTemplate.organization_id == org.id,
+            WhatsappTemplate.name == draft.name,
+            WhatsappTemplate.locale == draft.locale,
+            WhatsappTemplate.id != (template.id if template else 0),
+        )
+    )
+    if clash is not None:
+        raise TemplateRefused(f"{draft.name} ({draft.locale}) is here already.", "name")
+    if template is None:
+        template = WhatsappTemplate(organization_id=org.id)
+        session.add(template)
+    template.name, template.locale, template.body = draft.name, draft.locale, draft.body
+    template.parameters, template.approved = draft.parameters, draft.approved
+    session.flush()
+    return template
+
+
+def remove_whatsapp(session: Session, template: WhatsappTemplate) -> bool:
+    """Delete it, or, if messages were sent with it (they keep pointing at it), withdraw it: it can no
+    longer be chosen. True when deleted."""
+    used = session.scalar(sa.select(Message.id).where(Message.whatsapp_template_id == template.id).limit(1))
+    if used is not None:
+        template.approved = False
+        return False
+    session.delete(template)
+    return True
