@@ -272,3 +272,16 @@ def test_an_approved_template_may_go_outside_the_window(acme) -> None:
                 "",
                 whatsapp_template_id=t.id,
             )
+
+
+def test_a_sub_organisation_of_a_sub_organisation_sends_from_the_numbers_above_it(app) -> None:
+    top = f.messaging_org("Acme")
+    middle = f.messaging_org("Acme Europe", parent_id=top.id)
+    bottom = f.messaging_org("Acme Nordics", parent_id=middle.id)
+    f.number(middle, "+4915123456700")  # the middle one lends its number; the top has none
+    user = f.user(bottom, codes=[permissions.RECRUITMENT_SMS])
+    application = f.application(f.job(bottom, team=[user]), f.candidate(bottom, mobile="+4915123456789"))
+    f.credits(top, 5)
+    db.session.commit()
+    message = compose.compose(db.session, user, of_application(application), "sms", "Hej")
+    assert message.from_addr == "+4915123456700"

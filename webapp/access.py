@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import abort
 from flask_login import current_user, login_required
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from webapp import permissions
 from webapp.models import (
@@ -27,10 +27,10 @@ from webapp.models import (
     Conversation,
     HiringTeamMember,
     Job,
-    Organization,
     SourcingTeamMember,
     User,
 )
+from webapp.models.organization import family_above, family_below
 from webapp.models.user import role_permission, user_role
 
 if TYPE_CHECKING:
@@ -195,30 +195,13 @@ def may_write(session: Session, user: User, subject: Subject) -> bool:
 # tests hold them to the same answers.
 
 
-def _descendants(organization_id: int) -> sa.CTE:
-    """The organisation and its sub-organisations, at any depth."""
-    family = sa.select(Organization.id).where(Organization.id == organization_id).cte(recursive=True)
-    return family.union_all(sa.select(Organization.id).where(Organization.parent_id == family.c.id))
-
-
-def _ancestors(organization_id: int) -> sa.CTE:
-    """The organisation and its parents up to the top."""
-    chain = (
-        sa.select(Organization.id, Organization.parent_id)
-        .where(Organization.id == organization_id)
-        .cte(recursive=True)
-    )
-    parent = aliased(Organization)
-    return chain.union_all(sa.select(parent.id, parent.parent_id).where(parent.id == chain.c.parent_id))
-
-
 def conversation_organization_ids(session: Session, user: User) -> list[int]:
     """The organisations in whose conversations the user may see some (admins: with sub-organisations)."""
     if user.organization_id is None:
         return []
     if not is_org_admin(user):
         return [user.organization_id]
-    family = _descendants(user.organization_id)
+    family = family_below(user.organization_id)
     return sorted(session.scalars(sa.select(family.c.id)))
 
 
@@ -264,7 +247,7 @@ def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
     if user.organization_id is None:
         return sa.false()
     if is_org_admin(user):
-        family = _descendants(user.organization_id)
+        family = family_below(user.organization_id)
         return Conversation.organization_id.in_(sa.select(family.c.id))
     return conversation_team_condition(user)
 
@@ -279,7 +262,7 @@ def get_conversation(session: Session, user: User, conversation_id: int) -> Conv
 
 def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:
     """SQL: the ids of the users who may see this conversation (the rule above, the other way round)."""
-    chain = _ancestors(conversation.organization_id)
+    chain = family_above(conversation.organization_id)
     admins = (
         sa.select(User.id)
         .join(user_role, user_role.c.user_id == User.id)

@@ -30,9 +30,9 @@ from webapp.models import (
     Conversation,
     ConversationState,
     Message,
-    Organization,
     utcnow,
 )
+from webapp.models.organization import family_above
 
 PREVIEW_LENGTH = 200
 _PENDING = "relay.activity.pending"
@@ -178,11 +178,13 @@ def _stamp(session: Session, conversation_ids: set[int]) -> None:
 
 def _chain(session: Session, organization_id: int) -> list[int]:
     """The organisation and its parents, the top last."""
-    chain = [organization_id]
-    org = session.get(Organization, organization_id)
-    while org is not None and org.parent_id is not None:
-        chain.append(org.parent_id)
-        org = session.get(Organization, org.parent_id)
+    above = family_above(organization_id)
+    rows = session.execute(sa.select(above.c.id, above.c.parent_id)).all()
+    parents = {row.id: row.parent_id for row in rows}
+    chain, current = [], organization_id
+    while current is not None:
+        chain.append(current)
+        current = parents.get(current)
     return chain
 
 

@@ -32,6 +32,7 @@ from webapp.models import (
     WhatsappTemplate,
     utcnow,
 )
+from webapp.models.organization import family_above
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def sender_number(
         return kept
     flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
     org = conversation.organization
-    owners = [org.id] if org.top.id == org.id else [org.id, org.top.id]
+    # Its own numbers, then those its parents lend it (at any depth).
+    owners = sa.select(family_above(org.id).c.id)
     pool = session.scalars(
         sa.select(SendingNumber)
         .where(SendingNumber.organization_id.in_(owners), SendingNumber.status == "active", flag.is_(True))

@@ -16,6 +16,7 @@ from webapp.messaging import activity, credits
 from webapp.messaging.optouts import keyword, opt_in, opt_out
 from webapp.messaging.reports import Inbound
 from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
+from webapp.models.organization import family_below
 from webapp.models.upsert import insert_ignore
 
 STOP_WORDS = frozenset(
@@ -46,20 +47,11 @@ def conversation_for(session: Session, number: SendingNumber, sender: str, chann
             Message.channel == channel,
             Message.from_addr == number.e164,
             Message.to_addr == sender,
-            Conversation.organization_id.in_(family_ids(owner)),
+            Conversation.organization_id.in_(sa.select(family_below(owner.id).c.id)),
         )
         .order_by(Message.id.desc())
         .limit(1)
     )
-
-
-def family_ids(org: Organization) -> list[int]:
-    ids, stack = [], [org]
-    while stack:
-        current = stack.pop()
-        ids.append(current.id)
-        stack.extend(current.children)
-    return ids
 
 
 def joined(conversation: Conversation, message: Message) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
 
 from webapp.models.base import Base, UTCDateTime, utcnow
 
@@ -84,3 +84,25 @@ class Organization(Base):
     def channels(self) -> list[str]:
         """The channels this organisation's users can write on, email first."""
         return ["email"] + [c for c in CHANNELS if self.channel_enabled(c)]
+
+
+# The family of an organisation (a customer's parent and its sub-organisations, at any depth) is walked
+# here only, in SQL: below an organisation for what it and its subs own or may see, above it for what
+# its parents lend it (numbers, credits, administrators).
+
+
+def family_below(organization_id: int) -> sa.CTE:
+    """The organisation and its sub-organisations at any depth (column `id`)."""
+    family = sa.select(Organization.id).where(Organization.id == organization_id).cte(recursive=True)
+    return family.union_all(sa.select(Organization.id).where(Organization.parent_id == family.c.id))
+
+
+def family_above(organization_id: int) -> sa.CTE:
+    """The organisation and its parents up to the top (columns `id`, `parent_id`)."""
+    chain = (
+        sa.select(Organization.id, Organization.parent_id)
+        .where(Organization.id == organization_id)
+        .cte(recursive=True)
+    )
+    parent = aliased(Organization)
+    return chain.union_all(sa.select(parent.id, parent.parent_id).where(parent.id == chain.c.parent_id))

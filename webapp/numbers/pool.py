@@ -27,6 +27,7 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.models.organization import family_below
 
 USAGE_DAYS = 30
 
@@ -257,10 +258,7 @@ def with_usage(session: Session, organization: Organization, now: datetime | Non
     if not numbers:
         return []
     since = (now or utcnow()) - timedelta(days=USAGE_DAYS)
-    owners = [
-        organization.id,
-        *session.scalars(sa.select(Organization.id).where(Organization.parent_id == organization.id)),
-    ]
+    owners = list(session.scalars(sa.select(family_below(organization.id).c.id)))
     ours = sa.case((Message.direction == "outbound", Message.from_addr), else_=Message.to_addr)
     recent = Message.created_at >= since
     rows = session.execute(
