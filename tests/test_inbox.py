@@ -35,7 +35,7 @@ HX = {"HX-Request": "true"}
 
 @pytest.fixture
 def world(app):
-    acme = f.messaging_org("Acme", sender_name="Acme")
+    acme = f.messaging_org("Acme", sender_name="Acme", has_crm=True)
     nordics = f.messaging_org("Acme Nordics", parent_id=acme.id)
     globex = f.org("Globex")
     admin = f.user(acme, "admin@acme.test", admin=True, name="Ada Admin")

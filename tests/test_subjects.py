@@ -101,8 +101,8 @@ def test_a_prospect_conversation_through_its_routes(client, auth, crm) -> None:
     assert sent.status_code == 200
     html = sent.get_data(as_text=True)
     assert "Hi Grace" in html and f'id="thread-{conversation.id}"' in html
-    # Until the prospect page lands with the CRM, its address is the Inbox with it open.
-    assert sent.headers["HX-Push-Url"] == f"/inbox?c={conversation.id}"
+    # Its address is the prospect-community page, on the tab written on.
+    assert sent.headers["HX-Push-Url"] == f"/memberships/{crm['membership'].id}?tab=sms"
     preview = client.post(
         f"{url}/preview", data={"channel": "sms", "body": "%JOBTITLE%", "csrf_token": token}
     ).get_data(as_text=True)

@@ -40,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp.admin import bp as admin_bp
     from webapp.auth import bp as auth_bp
     from webapp.conversations import bp as conversations_bp
+    from webapp.crm import bp as crm_bp
     from webapp.inbox import bp as inbox_bp
     from webapp.jobs import bp as jobs_bp
     from webapp.staff import bp as staff_bp
@@ -50,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(jobs_bp)
     app.register_blueprint(conversations_bp)
     app.register_blueprint(inbox_bp)
+    app.register_blueprint(crm_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)

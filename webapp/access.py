@@ -27,6 +27,7 @@ from webapp.models import (
     Conversation,
     HiringTeamMember,
     Job,
+    Organization,
     SourcingTeamMember,
     User,
 )
@@ -153,7 +154,8 @@ def other_applications(session: Session, user: User, application: Application) -
 def community_visible_to(user: User) -> sa.ColumnElement[bool]:
     """SQL condition: the community is in the user's organisation and, unless admin, the user is on its
     sourcing team."""
-    if user.organization_id is None:
+    # Without the CRM product there are no communities (and no prospects) to see.
+    if user.organization_id is None or not entitled(user, "crm"):
         return sa.false()
     in_org = Community.organization_id == user.organization_id
     if is_org_admin(user):
@@ -211,7 +213,7 @@ def conversation_team_condition(user: User) -> sa.ColumnElement[bool]:
     if user.organization_id is None:
         return sa.false()
     if is_org_admin(user):
-        return sa.true()
+        return _crm_condition(user)
     # The job (community) of the conversation's subject, as a scalar subquery inside the test: written
     # as a join, PostgreSQL would hash every application of the user's jobs to test a page of rows (a
     # cost that grows with them); this way each row costs two index lookups.
@@ -237,9 +239,16 @@ def conversation_team_condition(user: User) -> sa.ColumnElement[bool]:
         .where(SourcingTeamMember.user_id == user.id, SourcingTeamMember.community_id == community)
         .exists()
     )
+    if not entitled(user, "crm"):
+        return sa.and_(Conversation.organization_id == user.organization_id, on_hiring_team)
     return sa.and_(
         Conversation.organization_id == user.organization_id, sa.or_(on_hiring_team, on_sourcing_team)
     )
+
+
+def _crm_condition(user: User) -> sa.ColumnElement[bool]:
+    """Prospects' conversations are for customers with the CRM product (kept, not shown, if it ends)."""
+    return sa.true() if entitled(user, "crm") else Conversation.application_id.is_not(None)
 
 
 def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
@@ -248,7 +257,7 @@ def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
         return sa.false()
     if is_org_admin(user):
         family = family_below(user.organization_id)
-        return Conversation.organization_id.in_(sa.select(family.c.id))
+        return sa.and_(Conversation.organization_id.in_(sa.select(family.c.id)), _crm_condition(user))
     return conversation_team_condition(user)
 
 
@@ -272,6 +281,11 @@ def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:
             User.organization_id.in_(sa.select(chain.c.id)),
         )
     )
+    if conversation.community_membership_id is not None:
+        # A prospect's conversation is for those whose organisation has the CRM (see _crm_condition).
+        admins = admins.join(Organization, Organization.id == User.organization_id).where(
+            Organization.has_crm.is_(True)
+        )
     if conversation.application_id is not None:
         team = (
             sa.select(HiringTeamMember.user_id)
@@ -287,9 +301,11 @@ def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:
             sa.select(SourcingTeamMember.user_id)
             .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
             .join(User, User.id == SourcingTeamMember.user_id)
+            .join(Organization, Organization.id == User.organization_id)
             .where(
                 CommunityMembership.id == conversation.community_membership_id,
                 User.organization_id == conversation.organization_id,
+                Organization.has_crm.is_(True),
             )
         )
     return sa.union(admins, team)
@@ -353,3 +369,20 @@ def numbers_admin_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+def product_required(product: str) -> Callable[[F], F]:
+    """Signed in and the organisation has the product, else 404: without the CRM, its pages do not
+    exist for the customer (the navigation does not show them either)."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not entitled(current_user, product):
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator

@@ -47,7 +47,7 @@ ROLES: dict[str, list[str]] = {
     "Administrator": sorted(permissions.CODES),
     "Recruiter": [permissions.RECRUITMENT_SMS],
     "Hiring manager": [],
-    "Sourcer": [permissions.RECRUITMENT_SMS],
+    "Sourcer": [permissions.RECRUITMENT_SMS, permissions.SOURCING_MESSAGING],
 }
 
 # email, name, organisation, role

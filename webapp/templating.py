@@ -30,6 +30,7 @@ def register(app: Flask) -> None:
         return {
             "nav_admin": signed_in and access.sees_admin(current_user),
             "nav_staff": signed_in and current_user.is_staff,
+            "nav_crm": signed_in and access.entitled(current_user, "crm"),
         }
 
 

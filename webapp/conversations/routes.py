@@ -68,11 +68,10 @@ def thread_version(conversation: Conversation | None, opt_out: OptOut | None) ->
 
 
 def page_url(conversation: Conversation, about: Subject, tab: str) -> str:
-    """Where the conversation lives as a page: its application's page (the prospect page comes with the
-    CRM), else the Inbox with it open."""
+    """Where the conversation lives as a page: its application's page, or its prospect-community page."""
     if about.application is not None:
         return url_for("jobs.application", application_id=about.id, tab=tab)
-    return url_for("inbox.index", c=conversation.id)
+    return url_for("crm.membership", membership_id=about.id, tab=tab)
 
 
 def thread_context(
@@ -391,8 +390,10 @@ def send(conversation_id: int) -> Response:
         from webapp.jobs.routes import application_page
 
         return application_page(about.application, channel, form, status=422)
-    flash(" ".join(form.form_errors + form.body.errors + form.channel.errors) or "Not sent.", "error")
-    return redirect(page_url(conversation, about, channel if channel in CHANNEL_LABELS else "email"), 303)
+    from webapp.crm.routes import membership_page
+
+    assert about.membership is not None
+    return membership_page(about.membership, channel, form, status=422)
 
 
 @bp.post("/conversations/<id:conversation_id>/simulate-reply")

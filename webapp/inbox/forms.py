@@ -15,6 +15,17 @@ class InboxFilterForm(Form):
     )
     channel = SelectField("Channel", validate_choice=True, default="")
     job = SelectField("Job", validate_choice=True, default="")
+    # Candidates (applications) or prospects (community memberships): with the CRM product only.
+    who = SelectField(
+        "People",
+        choices=[
+            SelectChoice("", "Candidates and prospects"),
+            SelectChoice("candidates", "Candidates"),
+            SelectChoice("prospects", "Prospects"),
+        ],
+        validate_choice=True,
+        default="",
+    )
     unread = BooleanField("Unread")
     reply = BooleanField("Needs a reply")
     mine = BooleanField("Mine")

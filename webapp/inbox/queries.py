@@ -59,6 +59,7 @@ class Filters:
     job: int | None = None
     reply: bool = False  # needs a reply: the last message came in
     mine: bool = False  # the user wrote in it
+    who: str = ""  # "candidates" or "prospects" (the CRM's), or both
 
     def params(self) -> dict[str, Any]:
         """The filters as query-string parameters (those that are set), for links and the poll."""
@@ -69,6 +70,7 @@ class Filters:
             "job": str(self.job) if self.job else "",
             "reply": "1" if self.reply else "",
             "mine": "1" if self.mine else "",
+            "who": self.who,
         }
         return {k: v for k, v in values.items() if v}
 
@@ -210,6 +212,10 @@ def _conditions(scope: Scope, filters: Filters) -> list[sa.ColumnElement[bool]]:
         )
     if filters.reply:
         conditions.append(C.last_direction == "inbound")
+    if filters.who == "candidates":
+        conditions.append(C.application_id.is_not(None))
+    elif filters.who == "prospects":
+        conditions.append(C.community_membership_id.is_not(None))
     if filters.job:
         conditions.append(
             C.application_id.in_(sa.select(Application.id).where(Application.job_id == filters.job))
@@ -233,9 +239,7 @@ def search_condition(q: str) -> sa.ColumnElement[bool] | None:
         return None
     found: list[sa.ColumnElement[bool]] = []
     by_name = sa.and_(*(Candidate.search_name.like(_like(w), escape="\\") for w in words))
-    prospect_name = sa.func.lower(Prospect.first_name + " " + Prospect.last_name)
-    # Prospects have no folded name column yet (the CRM issue): case aside, accents not.
-    prospect_by_name = sa.and_(*(prospect_name.like(_like(w), escape="\\") for w in words))
+    prospect_by_name = sa.and_(*(Prospect.search_name.like(_like(w), escape="\\") for w in words))
     digits = re.sub(r"\D", "", q)
     if len(digits) >= 3 and not re.search(r"[^\d\s()+./-]", q):
         by_name = sa.or_(by_name, Candidate.mobile.like(_like(digits), escape="\\"))

@@ -36,6 +36,7 @@ def _filters() -> tuple[InboxFilterForm, queries.Filters | None]:
         job=job,
         reply=bool(form.reply.data),
         mine=bool(form.mine.data),
+        who=form.who.data or "" if access.entitled(current_user, "crm") else "",
     )
 
 
@@ -69,6 +70,7 @@ def _context(
         "inbox_title": f"Inbox ({label})" if unread else "Inbox",
         # Email-only customers (ATS only) see no channel filter and no channel marks.
         "texting": len(channels) > 1,
+        "crm": access.entitled(current_user, "crm"),
         "zone": queries.user_zone(current_user),
         **_urls(filters or queries.Filters()),
         **more,

@@ -63,8 +63,15 @@ def check_sender(session: Session, user: User, about: Subject, channel: str) -> 
     org = user.organization
     if org is None or about.organization.id != org.id:
         raise SendRefused("This conversation belongs to another organisation.")
+    if about.kind == "membership" and not org.has_product("crm"):
+        raise SendRefused("Your organisation does not have CRM, so prospects cannot be written to.")
     if not access.may_write(session, user, about):
         raise SendRefused(f"Only the {about.team} can write to {about.people}.")
+    if about.membership is not None and about.membership.removed_at is not None:
+        raise SendRefused(
+            f"{about.contact.full_name} was removed from {about.title}. Add them to the community again "
+            "to write to them."
+        )
     if channel not in CHANNEL_LABELS:
         raise SendRefused("Choose SMS, WhatsApp or email.", "channel")
     if channel == "email":

@@ -143,7 +143,22 @@ def sender_number(
             SendingNumber.id,
         )
     ).all()
-    number = routing.choose_number(pool, recipient)
+    # Numbers another conversation already writes to this person from on this channel (a candidate who
+    # is also a prospect): a different one, where the country has one, keeps their replies apart.
+    taken = set(
+        session.scalars(
+            sa.select(Message.from_addr)
+            .where(
+                Message.to_addr == recipient,
+                Message.channel == channel,
+                Message.direction == "outbound",
+                Message.conversation_id != conversation.id,
+                Message.from_addr.in_([n.e164 for n in pool]),
+            )
+            .distinct()
+        )
+    )
+    number = routing.choose_number(pool, recipient, avoid=taken)
     if number is None:
         label = "SMS" if channel == "sms" else "WhatsApp"
         raise SendRefused(

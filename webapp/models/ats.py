@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, UTCDateTime, postgresql_only, utcnow
 from webapp.models.contact import ContactMixin
-from webapp.search import fold
 
 if TYPE_CHECKING:
     from webapp.models.organization import Organization
@@ -88,19 +87,9 @@ class Candidate(ContactMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # "first last" through webapp.search.fold, for the application search ("muller" finds Müller).
-    # Kept by _fold_name whenever a name is set through the ORM; a bulk UPDATE of names must set it too.
-    search_name: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
     organization: Mapped[Organization] = relationship()
     applications: Mapped[list[Application]] = relationship(back_populates="candidate")
-
-    @validates("first_name", "last_name")
-    def _fold_name(self, key: str, value: str) -> str:
-        first = value if key == "first_name" else self.first_name
-        last = value if key == "last_name" else self.last_name
-        self.search_name = fold(f"{first or ''} {last or ''}")
-        return value
 
     def __repr__(self) -> str:
         return f"<Candidate {self.id} {self.full_name!r}>"

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from webapp import phones
+from webapp.search import fold
 
 
 class ContactMixin:
@@ -15,6 +16,16 @@ class ContactMixin:
     # E.164 with the +; the country is derived from it and kept for filtering and routing.
     mobile: Mapped[str | None] = mapped_column(sa.String(16))
     country: Mapped[str | None] = mapped_column(sa.String(2))
+    # "first last" through webapp.search.fold, for searches by name ("muller" finds Müller). Kept by
+    # _fold_name whenever a name is set through the ORM; a bulk UPDATE of names must set it too.
+    search_name: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+
+    @validates("first_name", "last_name")
+    def _fold_name(self, key: str, value: str) -> str:
+        first = value if key == "first_name" else self.first_name
+        last = value if key == "last_name" else self.last_name
+        self.search_name = fold(f"{first or ''} {last or ''}")
+        return value
 
     @validates("mobile")
     def _normalise_mobile(self, key: str, value: str | None) -> str | None:

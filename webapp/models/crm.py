@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.models.base import Base, UTCDateTime, utcnow
+from webapp.models.base import Base, UTCDateTime, postgresql_only, utcnow
 from webapp.models.contact import ContactMixin
 
 if TYPE_CHECKING:
@@ -47,7 +47,26 @@ class SourcingTeamMember(Base):
 
 class Prospect(ContactMixin, Base):
     __tablename__ = "prospect"
-    __table_args__ = (sa.Index("ix_prospect_org_mobile", "organization_id", "mobile"),)
+    __table_args__ = (
+        sa.Index("ix_prospect_org_mobile", "organization_id", "mobile"),
+        # The inbox's and the community's search by name and by part of a number (PostgreSQL).
+        postgresql_only(
+            sa.Index(
+                "ix_prospect_search_name_trgm",
+                "search_name",
+                postgresql_using="gin",
+                postgresql_ops={"search_name": "gin_trgm_ops"},
+            )
+        ),
+        postgresql_only(
+            sa.Index(
+                "ix_prospect_mobile_trgm",
+                "mobile",
+                postgresql_using="gin",
+                postgresql_ops={"mobile": "gin_trgm_ops"},
+            )
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
@@ -67,6 +86,9 @@ class CommunityMembership(Base):
     community_id: Mapped[int] = mapped_column(sa.ForeignKey("community.id"))
     prospect_id: Mapped[int] = mapped_column(sa.ForeignKey("prospect.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Removing a member keeps the membership (its conversation is history that must not be lost); a
+    # removed member is not listed and cannot be written to until added again.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     community: Mapped[Community] = relationship(back_populates="memberships")
     prospect: Mapped[Prospect] = relationship(back_populates="memberships")

@@ -1,0 +1,360 @@
+"""The CRM's pages: communities, their members (adding and removing prospects), the prospect-community
+page, the entitlement and sourcing-team rules, the Inbox's prospects, and a person who is both a
+candidate and a prospect."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.conftest import csrf_from
+from tests.webhook_support import inbound, post
+from webapp import permissions
+from webapp.extensions import db
+from webapp.messaging import checks, compose, conversations, subjects
+from webapp.models import CommunityMembership, Conversation, Message, Prospect
+
+OUR, SECOND, GRACE = "+4915123456700", "+4915123456701", "+4915123456788"
+
+
+@pytest.fixture
+def crm(app):
+    org = f.messaging_org("Acme", sender_name="Acme Careers", has_crm=True)
+    sourcer = f.user(org, "sourcer@acme.test", codes=[permissions.SOURCING_MESSAGING], name="Sam Sourcer")
+    other = f.user(org, "other@acme.test", codes=[permissions.SOURCING_MESSAGING], name="Olga Other")
+    admin = f.user(org, "admin@acme.test", admin=True)
+    f.number(org, OUR)
+    nordic = f.community(org, "Nordic engineers", team=[sourcer])
+    designers = f.community(org, "Designers", team=[other])
+    grace = f.prospect(org, "Grace", "Hopper", mobile=GRACE, email="grace@example.test")
+    membership = f.membership(nordic, grace)
+    f.credits(org, 20)
+    db.session.commit()
+    return {
+        "org": org,
+        "sourcer": sourcer,
+        "other": other,
+        "admin": admin,
+        "nordic": nordic,
+        "designers": designers,
+        "grace": grace,
+        "membership": membership,
+    }
+
+
+def _add(client, community_id: int, token: str, htmx: bool = True, **fields: str):
+    data = {"first_name": "", "last_name": "", "mobile": "", "email": "", "csrf_token": token, **fields}
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(f"/communities/{community_id}/members", data=data, headers=headers)
+
+
+# --- Entitlement and scoping ---------------------------------------------------------------------
+
+
+def test_without_crm_there_are_no_communities(client, auth, crm) -> None:
+    auth.login("sourcer@acme.test")
+    assert 'href="/communities"' in client.get("/jobs").get_data(as_text=True)
+    conversation = conversations.for_subject(
+        db.session, subjects.of_membership(crm["membership"]), create=True
+    )
+    db.session.commit()
+    crm["org"].has_crm = False
+    db.session.commit()
+    assert 'href="/communities"' not in client.get("/jobs").get_data(as_text=True)
+    for url in (
+        "/communities",
+        f"/communities/{crm['nordic'].id}",
+        f"/memberships/{crm['membership'].id}",
+        f"/conversations/{conversation.id}",
+    ):
+        assert client.get(url).status_code == 404, url
+    token = csrf_from(client, "/jobs")
+    assert (
+        _add(client, crm["nordic"].id, token, first_name="A", last_name="B", mobile=SECOND).status_code == 404
+    )
+    # Nor in the Inbox, for the team or an administrator.
+    assert "Grace Hopper" not in client.get("/inbox").get_data(as_text=True)
+    auth.logout()
+    auth.login("admin@acme.test")
+    assert "Grace Hopper" not in client.get("/inbox").get_data(as_text=True)
+    assert client.get(f"/conversations/{conversation.id}").status_code == 404
+
+
+def test_the_sourcing_team_sees_its_communities_and_nobody_elses(client, auth, crm) -> None:
+    auth.login("sourcer@acme.test")
+    page = client.get("/communities").get_data(as_text=True)
+    assert "Nordic engineers" in page and "Designers" not in page
+    assert client.get(f"/communities/{crm['designers'].id}").status_code == 404
+    assert client.get(f"/memberships/{crm['membership'].id}").status_code == 200
+    auth.logout()
+    auth.login("other@acme.test")
+    assert client.get(f"/communities/{crm['nordic'].id}").status_code == 404
+    assert client.get(f"/memberships/{crm['membership'].id}").status_code == 404
+    token = csrf_from(client, "/communities")
+    assert (
+        client.post(f"/memberships/{crm['membership'].id}/remove", data={"csrf_token": token}).status_code
+        == 404
+    )
+    auth.logout()
+    auth.login("admin@acme.test")
+    page = client.get("/communities").get_data(as_text=True)
+    assert "Nordic engineers" in page and "Designers" in page
+    # Another customer's, never.
+    globex = f.org("Globex", has_crm=True)
+    f.user(globex, "boss@globex.test", admin=True)
+    db.session.commit()
+    auth.logout()
+    auth.login("boss@globex.test")
+    assert client.get(f"/communities/{crm['nordic'].id}").status_code == 404
+    assert client.get(f"/memberships/{crm['membership'].id}").status_code == 404
+    assert "Nordic" not in client.get("/communities").get_data(as_text=True)
+
+
+# --- Members ---------------------------------------------------------------------------------------
+
+
+def test_adding_a_prospect_parses_the_number_into_e164(client, auth, crm) -> None:
+    auth.login("sourcer@acme.test")
+    url = f"/communities/{crm['nordic'].id}"
+    token = csrf_from(client, url)
+    added = _add(
+        client, crm["nordic"].id, token, first_name="Ada", last_name="Lovelace", mobile="+46 (70) 123-45 67"
+    )
+    assert added.status_code == 200
+    assert added.headers["HX-Trigger-After-Settle"] == "members-changed"
+    html = added.get_data(as_text=True)
+    assert "Ada Lovelace added" in html
+    assert 'value="Ada"' not in html  # a fresh form for the next one
+    ada = db.session.scalar(sa.select(Prospect).where(Prospect.last_name == "Lovelace"))
+    assert (ada.mobile, ada.country, ada.organization_id) == ("+46701234567", "SE", crm["org"].id)
+    listing = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Ada Lovelace" in listing and "Grace Hopper" in listing and "2 members" in listing
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "field"),
+    [
+        ({"mobile": "070 123 45 67"}, "international format", "mobile"),
+        ({"mobile": "+46 70 12"}, "is not a valid phone number", "mobile"),
+        ({"mobile": ""}, "Enter a mobile number or an email address", "mobile"),
+        ({"last_name": "", "mobile": "+46701234567"}, "last name", "last_name"),
+        ({"email": "not-an-address", "mobile": ""}, "Enter an email address like", "email"),
+    ],
+)
+def test_a_bad_prospect_is_refused_beside_its_field_and_keeps_what_was_typed(
+    client, auth, crm, fields, error, field
+) -> None:
+    auth.login("sourcer@acme.test")
+    token = csrf_from(client, f"/communities/{crm['nordic'].id}")
+    typed = {"first_name": "Ada", "last_name": "Lovelace", **fields}
+    answer = _add(client, crm["nordic"].id, token, **typed)
+    assert answer.status_code == 422
+    html = answer.get_data(as_text=True)
+    assert re.search(rf'id="{field}-error">[^<]*{re.escape(error)}', html), html
+    assert 'value="Ada"' in html
+    assert "HX-Trigger-After-Settle" not in answer.headers
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Prospect)) == 1
+
+
+def test_a_duplicate_is_refused_and_a_known_prospect_is_added_not_copied(client, auth, crm) -> None:
+    auth.login("admin@acme.test")
+    token = csrf_from(client, "/communities")
+    nordic, designers = crm["nordic"].id, crm["designers"].id
+    # Already a member: said beside the number, in any format it is typed.
+    answer = _add(client, nordic, token, first_name="Grace", last_name="Hopper", mobile="+49 151 23456788")
+    assert answer.status_code == 422
+    assert "Grace Hopper is already a member of Nordic engineers" in answer.get_data(as_text=True)
+    # Someone else's number.
+    answer = _add(client, designers, token, first_name="Alan", last_name="Turing", mobile=GRACE)
+    assert answer.status_code == 422
+    assert "already the number of Grace Hopper" in answer.get_data(as_text=True)
+    # The same person (accents and case aside) in a second community: the same prospect, a new membership.
+    answer = _add(client, designers, token, first_name="grace", last_name="HOPPER", mobile=GRACE)
+    assert answer.status_code == 200
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Prospect)) == 1
+    memberships = db.session.scalars(
+        sa.select(CommunityMembership).where(CommunityMembership.prospect_id == crm["grace"].id)
+    ).all()
+    assert {m.community_id for m in memberships} == {nordic, designers}
+    # Without htmx: the page again with the reason, or a redirect with a message.
+    answer = _add(client, nordic, token, htmx=False, first_name="Grace", last_name="Hopper", mobile=GRACE)
+    assert answer.status_code == 422
+    assert "already a member" in answer.get_data(as_text=True)
+    answer = _add(
+        client, nordic, token, htmx=False, first_name="Linus", last_name="T", email="linus@example.com"
+    )
+    assert answer.status_code == 303
+
+
+def test_removing_a_member_keeps_the_conversation_and_stops_writing(client, auth, crm) -> None:
+    about = subjects.of_membership(crm["membership"])
+    compose.compose(db.session, crm["sourcer"], about, "sms", "Hi Grace")
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    url = f"/communities/{crm['nordic'].id}"
+    token = csrf_from(client, url)
+    removed = client.post(
+        f"/memberships/{crm['membership'].id}/remove",
+        data={"csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert removed.status_code == 200 and "was removed" in removed.get_data(as_text=True)
+    listing = client.get(url, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Grace Hopper" not in listing and "0 members" in listing
+    page = client.get(f"/memberships/{crm['membership'].id}").get_data(as_text=True)
+    assert "Hi Grace" in page and 'id="removed-banner"' in page
+    db.session.expire_all()
+    with pytest.raises(checks.SendRefused, match="was removed from Nordic engineers"):
+        compose.compose(db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi")
+    # Her reply still lands in the conversation.
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Why did I stop hearing from you?"))
+    reply = db.session.scalar(sa.select(Message).where(Message.direction == "inbound"))
+    assert reply.conversation_id is not None
+    # Added again (by the form, or the page's button): the same membership and its conversation.
+    again = _add(client, crm["nordic"].id, token, first_name="Grace", last_name="Hopper", mobile=GRACE)
+    assert again.status_code == 200
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CommunityMembership)) == 1
+    assert crm["membership"].removed_at is None
+    compose.compose(
+        db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Welcome back"
+    )
+
+
+def test_member_search_by_name_and_number(client, auth, crm) -> None:
+    f.membership(crm["nordic"], f.prospect(crm["org"], "Åsa", "Müller", mobile="+46701112233"))
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    url = f"/communities/{crm['nordic'].id}"
+
+    def names(q: str) -> set[str]:
+        html = client.get(url, query_string={"q": q}, headers={"HX-Request": "true"}).get_data(as_text=True)
+        return {n for n in ("Grace Hopper", "Åsa Müller") if n in html}
+
+    assert names("asa muller") == {"Åsa Müller"}
+    assert names("HOPPER") == {"Grace Hopper"}
+    assert names("111") == {"Åsa Müller"}
+    assert names("") == {"Grace Hopper", "Åsa Müller"}
+    assert client.get(url, query_string={"q": "x" * 101}, headers={"HX-Request": "true"}).status_code == 400
+
+
+# --- The prospect-community page ---------------------------------------------------------------------
+
+
+def test_the_prospect_page_is_the_conversation_panel(client, auth, crm) -> None:
+    auth.login("sourcer@acme.test")
+    page = client.get(f"/memberships/{crm['membership'].id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == crm["membership"].id)
+    )
+    assert f'id="composer-{conversation.id}"' in html and f'id="thread-{conversation.id}"' in html
+    assert "Prospect in Nordic engineers" in html
+    # Without htmx, a refused send comes back as the page with the text as typed.
+    token = csrf_from(client, f"/memberships/{crm['membership'].id}")
+    refused = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "sms", "body": "", "csrf_token": token},
+    )
+    assert refused.status_code == 422 and "Write a message." in refused.get_data(as_text=True)
+    assert "Prospect in Nordic engineers" in refused.get_data(as_text=True)
+    sent = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "sms", "body": "Hi %FIRSTNAME%", "csrf_token": token},
+    )
+    assert sent.status_code == 303
+    assert sent.headers["Location"] == f"/memberships/{crm['membership'].id}?tab=sms"
+
+
+def test_a_prospect_conversation_end_to_end_in_the_inbox(client, auth, crm) -> None:
+    candidate_org_job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    f.application(candidate_org_job, f.candidate(crm["org"], "Linus", "Torvalds", mobile="+4915123450000"))
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    page = client.get(f"/memberships/{crm['membership'].id}")
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == crm["membership"].id)
+    )
+    token = csrf_from(client, f"/memberships/{crm['membership'].id}")
+    assert page.status_code == 200
+    sent = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "sms", "body": "Hi %FIRSTNAME%, about %JOBTITLE%", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert sent.status_code == 200
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Tell me more"))
+    inbox = client.get("/inbox").get_data(as_text=True)
+    row = re.search(rf'<li[^>]*id="inbox-row-{conversation.id}".*?</li>', inbox, re.S)
+    assert row, inbox
+    assert "Grace Hopper" in row[0] and "Nordic engineers" in row[0] and "Tell me more" in row[0]
+    assert 'id="inbox-who"' in inbox
+    prospects_only = client.get("/inbox", query_string={"who": "prospects"}).get_data(as_text=True)
+    candidates_only = client.get("/inbox", query_string={"who": "candidates"}).get_data(as_text=True)
+    assert "Grace Hopper" in prospects_only and "Grace Hopper" not in candidates_only
+
+
+def test_a_customer_without_crm_has_no_prospect_filter(client, auth) -> None:
+    org = f.messaging_org("Initech")
+    f.user(org, "r@initech.test", codes=[permissions.RECRUITMENT_SMS])
+    db.session.commit()
+    auth.login("r@initech.test")
+    assert 'id="inbox-who"' not in client.get("/inbox").get_data(as_text=True)
+
+
+# --- One person, a candidate and a prospect ------------------------------------------------------------
+
+
+def test_a_candidate_who_is_also_a_prospect_gets_a_second_number_and_replies_thread(client, crm) -> None:
+    f.number(crm["org"], SECOND)
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    application = f.application(job, f.candidate(crm["org"], "Grace", "Hopper", mobile=GRACE))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
+    db.session.commit()
+    as_candidate, as_prospect = (
+        subjects.of_application(application),
+        subjects.of_membership(crm["membership"]),
+    )
+    first = compose.compose(db.session, crm["sourcer"], as_candidate, "sms", "About the job")
+    db.session.commit()
+    second = compose.compose(db.session, crm["sourcer"], as_prospect, "sms", "About the community")
+    db.session.commit()
+    assert first.from_addr != second.from_addr
+    assert {first.from_addr, second.from_addr} == {OUR, SECOND}
+    # Each number's reply goes to its own conversation.
+    post(client, "/webhooks/vonage/inbound", inbound(first.from_addr, GRACE, "Job reply"))
+    post(client, "/webhooks/vonage/inbound", inbound(second.from_addr, GRACE, "Community reply"))
+    replies = {
+        m.body: m.conversation_id
+        for m in db.session.scalars(sa.select(Message).where(Message.direction == "inbound"))
+    }
+    assert replies == {"Job reply": first.conversation_id, "Community reply": second.conversation_id}
+    # STOP on either number: one opt-out list per organisation, whoever the number belongs to.
+    post(client, "/webhooks/vonage/inbound", inbound(second.from_addr, GRACE, "STOP"))
+    db.session.expire_all()
+    for about in (as_candidate, as_prospect):
+        with pytest.raises(checks.SendRefused, match="opted out"):
+            compose.compose(db.session, crm["sourcer"], about, "sms", "Still there?")
+
+
+def test_with_one_number_a_reply_goes_to_the_conversation_last_written_in(client, crm) -> None:
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    application = f.application(job, f.candidate(crm["org"], "Grace", "Hopper", mobile=GRACE))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
+    db.session.commit()
+    as_candidate, as_prospect = (
+        subjects.of_application(application),
+        subjects.of_membership(crm["membership"]),
+    )
+    first = compose.compose(db.session, crm["sourcer"], as_prospect, "sms", "About the community")
+    db.session.commit()
+    second = compose.compose(db.session, crm["sourcer"], as_candidate, "sms", "About the job")
+    db.session.commit()
+    assert first.from_addr == second.from_addr == OUR
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Which one?"))
+    reply = db.session.scalar(sa.select(Message).where(Message.direction == "inbound"))
+    assert reply.conversation_id == second.conversation_id
