@@ -170,9 +170,7 @@ def community_visible_to(user: User) -> sa.ColumnElement[bool]:
 
 def visible_memberships(user: User) -> sa.Select[tuple[CommunityMembership]]:
     return (
-        sa.select(CommunityMembership)
-        .join(CommunityMembership.community)
-        .where(community_visible_to(user))
+        sa.select(CommunityMembership).join(CommunityMembership.community).where(community_visible_to(user))
     )
 
 

@@ -1005,7 +1005,12 @@ def seed_numbers_and_compliance(session: Session, acme: Organization) -> None:
                 event.created_at = now - timedelta(days=days)
         for action, actor, days in (("submitted", admin, 20), ("approved", staff, 19)):
             event = audit.record(
-                session, organization_id=acme.id, country="DE", action=action, actor=actor, submission=submission
+                session,
+                organization_id=acme.id,
+                country="DE",
+                action=action,
+                actor=actor,
+                submission=submission,
             )
             event.created_at = now - timedelta(days=days)
     # Numbers that nobody stopped take the status the documents give them (FR: pending documents).
@@ -1028,7 +1033,9 @@ def seed_numbers_and_compliance(session: Session, acme: Organization) -> None:
 
 def _demo_pdf(text: str) -> bytes:
     """A one-page PDF saying `text` (enough for a viewer to open; the demo's documents are not real)."""
-    safe = text.encode("latin-1", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    safe = (
+        text.encode("latin-1", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    )
     stream = b"BT /F1 18 Tf 72 720 Td (Demo document: " + safe + b") Tj ET"
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",

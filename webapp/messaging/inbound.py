@@ -128,9 +128,13 @@ def help_reply(session: Session, number: SendingNumber, request: Message) -> Mes
     conversation = session.get(Conversation, request.conversation_id)
     assert conversation is not None
     org = subjects.of_conversation(conversation).organization
-    text = org.help_reply or org.top.help_reply or (
-        f"{org.display_sender}: this number is used for messages from our recruiting team. "
-        "Reply here to answer us. Reply STOP to stop messages."
+    text = (
+        org.help_reply
+        or org.top.help_reply
+        or (
+            f"{org.display_sender}: this number is used for messages from our recruiting team. "
+            "Reply here to answer us. Reply STOP to stop messages."
+        )
     )
     try:
         return outbox.queue(
