@@ -18,8 +18,9 @@ rounds, interleaved:
 - first page: GET /inbox; filtered: the list for WhatsApp conversations that need a reply (htmx);
   search by name and by message text (htmx);
 - the unchanged poll: GET /inbox/changes with the page's own marker (204);
-- a thread of 5,000 messages opened in the Inbox's pane (THREAD: the conversation's panel, every
-  channel interleaved, its newest page of messages, the composer).
+- a thread of 5,000 messages: its newest page, every channel interleaved, as the thread region draws
+  it (GET /conversations/<id>/thread?tab=all), and the Inbox's pane that opens it (THREAD: the
+  conversation's panel, the same thread and the composer).
 
 and prints p50/p95 and the ratios, and on PostgreSQL the EXPLAIN (ANALYZE, BUFFERS) of the list's and
 the search's statements as the app sends them.
@@ -350,7 +351,8 @@ def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool) -> di
         "unchanged poll": (poll, hx, 204),
     }
     if thread:
-        endpoints["thread of 5,000"] = (thread, hx, 200)
+        endpoints["thread of 5,000"] = (thread + "/thread?tab=all", hx, 200)
+        endpoints["pane of 5,000 (thread + composer)"] = (thread, hx, 200)
 
     def once(path: str, headers: dict[str, str], expected: int) -> float:
         begun = time.perf_counter()

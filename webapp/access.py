@@ -8,7 +8,7 @@ Flask layer over them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -208,10 +208,19 @@ def conversation_organization_ids(session: Session, user: User) -> list[int]:
 def conversation_team_condition(user: User) -> sa.ColumnElement[bool]:
     """SQL condition, within the user's organisations: the conversation is one of their teams' (always
     true for an administrator)."""
-    if user.organization_id is None:
+    return _team_rule(*_rule_inputs(user))
+
+
+def _rule_inputs(user: User) -> tuple[int, int | None, bool, bool]:
+    """What the conversation rule reads of a user: who, which organisation, admin or not, CRM or not."""
+    return user.id, user.organization_id, is_org_admin(user), entitled(user, "crm")
+
+
+def _team_rule(user_id: int, organization_id: int | None, admin: bool, crm: bool) -> sa.ColumnElement[bool]:
+    if organization_id is None:
         return sa.false()
-    if is_org_admin(user):
-        return _crm_condition(user)
+    if admin:
+        return _crm_rule(crm)
     # The job (community) of the conversation's subject, as a scalar subquery inside the test: written
     # as a join, PostgreSQL would hash every application of the user's jobs to test a page of rows (a
     # cost that grows with them); this way each row costs two index lookups.
@@ -221,42 +230,46 @@ def conversation_team_condition(user: User) -> sa.ColumnElement[bool]:
         .correlate(Conversation)
         .scalar_subquery()
     )
+    on_hiring_team = (
+        sa.select(HiringTeamMember.id)
+        .where(HiringTeamMember.user_id == user_id, HiringTeamMember.job_id == job)
+        .exists()
+    )
+    if not crm:
+        return sa.and_(Conversation.organization_id == organization_id, on_hiring_team)
     community = (
         sa.select(CommunityMembership.community_id)
         .where(CommunityMembership.id == Conversation.community_membership_id)
         .correlate(Conversation)
         .scalar_subquery()
     )
-    on_hiring_team = (
-        sa.select(HiringTeamMember.id)
-        .where(HiringTeamMember.user_id == user.id, HiringTeamMember.job_id == job)
-        .exists()
-    )
     on_sourcing_team = (
         sa.select(SourcingTeamMember.id)
-        .where(SourcingTeamMember.user_id == user.id, SourcingTeamMember.community_id == community)
+        .where(SourcingTeamMember.user_id == user_id, SourcingTeamMember.community_id == community)
         .exists()
     )
-    if not entitled(user, "crm"):
-        return sa.and_(Conversation.organization_id == user.organization_id, on_hiring_team)
-    return sa.and_(
-        Conversation.organization_id == user.organization_id, sa.or_(on_hiring_team, on_sourcing_team)
-    )
+    return sa.and_(Conversation.organization_id == organization_id, sa.or_(on_hiring_team, on_sourcing_team))
 
 
-def _crm_condition(user: User) -> sa.ColumnElement[bool]:
+def _crm_rule(crm: bool) -> sa.ColumnElement[bool]:
     """Prospects' conversations are for customers with the CRM product (kept, not shown, if it ends)."""
-    return sa.true() if entitled(user, "crm") else Conversation.application_id.is_not(None)
+    return sa.true() if crm else Conversation.application_id.is_not(None)
+
+
+def _visible_rule(
+    user_id: int, organization_id: int | None, admin: bool, crm: bool
+) -> sa.ColumnElement[bool]:
+    if organization_id is None:
+        return sa.false()
+    if admin:
+        family = family_below(organization_id)
+        return sa.and_(Conversation.organization_id.in_(sa.select(family.c.id)), _crm_rule(crm))
+    return _team_rule(user_id, organization_id, admin, crm)
 
 
 def conversation_visible_to(user: User) -> sa.ColumnElement[bool]:
     """SQL condition: the user may see the conversation."""
-    if user.organization_id is None:
-        return sa.false()
-    if is_org_admin(user):
-        family = family_below(user.organization_id)
-        return sa.and_(Conversation.organization_id.in_(sa.select(family.c.id)), _crm_condition(user))
-    return conversation_team_condition(user)
+    return _visible_rule(*_rule_inputs(user))
 
 
 def visible_conversations(user: User) -> sa.Select[tuple[Conversation]]:
@@ -264,7 +277,18 @@ def visible_conversations(user: User) -> sa.Select[tuple[Conversation]]:
 
 
 def get_conversation(session: Session, user: User, conversation_id: int) -> Conversation | None:
-    return session.scalar(visible_conversations(user).where(Conversation.id == conversation_id))
+    return session.scalar(_conversation_by_id(*_rule_inputs(user)), {"conversation_id": conversation_id})
+
+
+@lru_cache(maxsize=1024)
+def _conversation_by_id(
+    user_id: int, organization_id: int | None, admin: bool, crm: bool
+) -> sa.Select[tuple[Conversation]]:
+    """One conversation by id under the rule, built once per user and what the rule reads (a panel is
+    opened and polled all day, and building the rule cost more than running it). Statements are
+    immutable values, safe to share between requests."""
+    rule = _visible_rule(user_id, organization_id, admin, crm)
+    return sa.select(Conversation).where(rule, Conversation.id == sa.bindparam("conversation_id"))
 
 
 def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import geocoder
 
@@ -32,6 +34,8 @@ def country_of(e164: str) -> str | None:
         return None
 
 
+# A thread shows the same two numbers on every message: formatting is cached (numbers are immutable).
+@lru_cache(maxsize=4096)
 def display(e164: str) -> str:
     """The number as people write it internationally: +49 151 12345678."""
     try:

@@ -102,11 +102,12 @@ def thread_context(
         else None
     )
     left = whatsapp.time_left(conversation)
+    known = reads.markers(db.session, current_user.id, conversation.id)
     if items:
         # What is on screen is read; the commit is the caller's (the page or the poll).
         newest = max(m.id for m in items)
-        for read_channel in channels if channel is None else [channel]:
-            reads.mark_read(db.session, current_user.id, conversation.id, read_channel, newest)
+        read_channels = channels if channel is None else [channel]
+        known = reads.mark_read(db.session, current_user.id, conversation.id, read_channels, newest, known)
     return {
         **_identity(conversation, about),
         "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
@@ -115,7 +116,13 @@ def thread_context(
         "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
         "counts": counts,
-        "unread": reads.unread_by_channel(db.session, current_user.id, conversation.id),
+        "unread": reads.unread_by_channel(
+            db.session,
+            current_user.id,
+            conversation.id,
+            known,
+            max([conversation.last_message_id or 0, *(m.id for m in items)]),
+        ),
         "version": version,
         "opted_out": opted_out,
         "opted_out_text": source.body if source else "STOP",

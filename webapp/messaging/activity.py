@@ -205,13 +205,27 @@ def _advance(session: Session, organization_id: int, to: int | None = None) -> i
     ).scalar_one()
 
 
+@sa.event.listens_for(Session, "before_flush")
+def _messages_changed(session: Session, flush_context: object, instances: object) -> None:
+    """A message changed through the ORM (its status, its text): the pages showing its conversation
+    learn it from the marker, whichever code made the change. (Bulk UPDATEs touch explicitly.)"""
+    for obj in session.dirty:
+        if (
+            isinstance(obj, Message)
+            and obj.conversation_id is not None
+            and session.is_modified(obj, include_collections=False)
+        ):
+            touch(session, obj.conversation_id)
+
+
 @sa.event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
+    # What the commit would write anyway, before the clock (the last lock taken); a message changed in
+    # it adds its conversation (_messages_changed).
+    session.flush()
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    session.flush()  # what the commit would write anyway, before the clock (the last lock taken)
-    pending |= session.info.pop(_PENDING, set())
     _stamp(session, pending)
 
 

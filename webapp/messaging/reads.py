@@ -8,57 +8,100 @@ function here that moves a marker recounts in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from webapp.models import Conversation, ConversationRead, ConversationState, Message, utcnow
 
+CHANNELS = ("email", "sms", "whatsapp")
+
 
 def version(session: Session, conversation_id: int | None) -> str:
-    """Changes whenever a message is added to the conversation or one of its messages changes."""
+    """Changes whenever a message is added to the conversation or one of its messages changes: the
+    newest message's id and the change marker that webapp.messaging.activity moves with every such
+    change (an added message, a status). Read from the conversation's row as the database has it now
+    (one lookup by key), never counted from its messages: a thread of thousands costs what one of ten
+    does."""
     if conversation_id is None:
         return "0"
-    newest, changed, n = session.execute(
-        sa.select(sa.func.max(Message.id), sa.func.max(Message.updated_at), sa.func.count()).where(
-            Message.conversation_id == conversation_id
+    row = session.execute(
+        sa.select(Conversation.last_message_id, Conversation.change_seq).where(
+            Conversation.id == conversation_id
         )
-    ).one()
-    stamp = int(changed.timestamp() * 1_000_000) if changed else 0
-    return f"{newest or 0}.{n}.{stamp}"
+    ).one_or_none()
+    return f"{row[0] or 0}.{row[1] or 0}" if row else "0"
 
 
-def mark_read(session: Session, user_id: int, conversation_id: int, channel: str, upto: int) -> None:
-    """The user has seen this channel up to message `upto` (never moves back). One statement."""
+def markers(session: Session, user_id: int, conversation_id: int) -> dict[str, int]:
+    """The user's markers of the conversation: the last message read, per channel."""
+    rows = session.execute(
+        sa.select(ConversationRead.channel, ConversationRead.last_read_message_id).where(
+            ConversationRead.user_id == user_id, ConversationRead.conversation_id == conversation_id
+        )
+    )
+    return {channel: upto for channel, upto in rows}
+
+
+def mark_read(
+    session: Session,
+    user_id: int,
+    conversation_id: int,
+    channels: str | Iterable[str],
+    upto: int,
+    known: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """The user has seen these channels up to message `upto` (a marker never moves back). Writes only
+    the markers that are behind, and then recounts the inbox's unread number once (which writes only
+    when it changed: a thread opened again with nothing new writes nothing). `known`: the markers, if
+    the caller has read them. Returns the markers as they are now."""
+    wanted = [channels] if isinstance(channels, str) else list(channels)
+    now = dict(markers(session, user_id, conversation_id) if known is None else known)
+    behind = [c for c in wanted if now.get(c, 0) < upto]
     if upto <= 0:
-        return
+        return now
+    if not behind:
+        # Nothing to move, but a conversation marked unread is read again once opened.
+        _recount(session, user_id, conversation_id)
+        return now
     dialect = session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}[dialect]
+    stamp = utcnow()
     insert = module.insert(ConversationRead).values(
-        user_id=user_id,
-        conversation_id=conversation_id,
-        channel=channel,
-        last_read_message_id=upto,
-        updated_at=utcnow(),
+        [
+            {
+                "user_id": user_id,
+                "conversation_id": conversation_id,
+                "channel": channel,
+                "last_read_message_id": upto,
+                "updated_at": stamp,
+            }
+            for channel in behind
+        ]
     )
     session.execute(
         insert.on_conflict_do_update(
             index_elements=["user_id", "conversation_id", "channel"],
-            set_={"last_read_message_id": upto, "updated_at": utcnow()},
+            set_={"last_read_message_id": upto, "updated_at": stamp},
             where=ConversationRead.last_read_message_id < upto,
         )
     )
     _recount(session, user_id, conversation_id)
+    now.update({c: upto for c in behind})
+    return now
 
 
-def _unread_count(user_id: int, conversation_id: int) -> sa.ScalarSelect[int]:
-    """Inbound messages of the conversation past this user's marker of their channel."""
+def _unread_on(user_id: int, conversation_id: int, channel: str) -> sa.ScalarSelect[int]:
+    """Inbound messages of one channel past this user's marker of it: one index range (conversation,
+    channel, id) from the marker on, whatever the length of the thread."""
     marker = (
         sa.select(ConversationRead.last_read_message_id)
         .where(
             ConversationRead.user_id == user_id,
             ConversationRead.conversation_id == conversation_id,
-            ConversationRead.channel == Message.channel,
+            ConversationRead.channel == channel,
         )
         .scalar_subquery()
     )
@@ -67,11 +110,21 @@ def _unread_count(user_id: int, conversation_id: int) -> sa.ScalarSelect[int]:
         .select_from(Message)
         .where(
             Message.conversation_id == conversation_id,
+            Message.channel == channel,
             Message.direction == "inbound",
             Message.id > sa.func.coalesce(marker, 0),
         )
         .scalar_subquery()
     )
+
+
+def _unread_count(user_id: int, conversation_id: int) -> sa.ColumnElement[int]:
+    """Inbound messages of the conversation past this user's marker of their channel."""
+    first, *rest = (_unread_on(user_id, conversation_id, c) for c in CHANNELS)
+    total: sa.ColumnElement[int] = first
+    for more in rest:
+        total = total + more
+    return total
 
 
 def _recount(session: Session, user_id: int, conversation_id: int) -> None:
@@ -94,9 +147,9 @@ def _recount(session: Session, user_id: int, conversation_id: int) -> None:
 def mark_conversation_read(session: Session, user_id: int, conversation: Conversation) -> None:
     """The user has seen the whole conversation, every channel (the inbox's thread shows them all)."""
     upto = conversation.last_message_id or 0
-    for channel in ("email", "sms", "whatsapp"):
-        if getattr(conversation, f"has_{channel}"):
-            mark_read(session, user_id, conversation.id, channel, upto)
+    mark_read(
+        session, user_id, conversation.id, [c for c in CHANNELS if getattr(conversation, f"has_{c}")], upto
+    )
 
 
 def mark_unread(session: Session, user_id: int, conversation_id: int) -> None:
@@ -116,26 +169,19 @@ def mark_unread(session: Session, user_id: int, conversation_id: int) -> None:
     )
 
 
-def unread_by_channel(session: Session, user_id: int, conversation_id: int | None) -> dict[str, int]:
-    """Inbound messages this user has not seen yet, per channel."""
+def unread_by_channel(
+    session: Session,
+    user_id: int,
+    conversation_id: int | None,
+    known: dict[str, int] | None = None,
+    newest: int | None = None,
+) -> dict[str, int]:
+    """Inbound messages this user has not seen yet, per channel. With the user's markers (`known`) and
+    the conversation's newest message id (`newest`), a channel read up to the newest is not counted."""
     if conversation_id is None:
         return {}
-    marker = (
-        sa.select(ConversationRead.last_read_message_id)
-        .where(
-            ConversationRead.user_id == user_id,
-            ConversationRead.conversation_id == conversation_id,
-            ConversationRead.channel == Message.channel,
-        )
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        sa.select(Message.channel, sa.func.count())
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.direction == "inbound",
-            Message.id > sa.func.coalesce(marker, 0),
-        )
-        .group_by(Message.channel)
-    )
-    return {channel: n for channel, n in rows}
+    channels = [c for c in CHANNELS if known is None or newest is None or known.get(c, 0) < newest]
+    if not channels:
+        return {}
+    counts = session.execute(sa.select(*(_unread_on(user_id, conversation_id, c) for c in channels))).one()
+    return {channel: n for channel, n in zip(channels, counts, strict=True) if n}

@@ -90,6 +90,8 @@ class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
         sa.Index("ix_message_conversation_channel", "conversation_id", "channel", "id"),
+        # A thread of every channel interleaved: its newest page, in id order, without sorting the thread.
+        sa.Index("ix_message_conversation_id", "conversation_id", "id"),
         # Inbound matching: the last message we sent to this number from that number on that channel.
         sa.Index("ix_message_route", "to_addr", "from_addr", "channel", "id"),
         # The "Unmatched messages" list: inbound messages of an organisation not in any conversation.
