@@ -50,6 +50,7 @@ def _urls(filters: queries.Filters) -> dict[str, str]:
         "row_prefix": page + ("&" if "?" in page else "?") + "c=",
         "pane_prefix": url_for("inbox.conversation", conversation_id=1)[:-1],
         "application_prefix": url_for("jobs.application", application_id=1)[:-1],
+        "membership_prefix": url_for("crm.membership", membership_id=1)[:-1],
         "query": "&".join(f"{k}={v}" for k, v in sorted(params.items())),
     }
 
