@@ -104,6 +104,9 @@ def test_the_demo_has_conversations_to_look_at(app, runner) -> None:
     assert any(st.unread for st in mine) and any(st.wrote and not st.unread for st in mine)
     prospects = [c for c in conversations if c.community_membership_id]
     assert len(prospects) >= 5
+    # The sourcer may text the prospects they are in conversation with (the CRM's right).
+    assert permissions.SOURCING_MESSAGING in sourcer.permission_codes
+    assert permissions.SOURCING_MESSAGING not in recruiter.permission_codes
     assert {st.conversation_id for st in states if st.user_id == sourcer.id and st.wrote} >= {
         c.id for c in prospects
     }
