@@ -52,7 +52,10 @@ class ConsoleWatch:
         if message.type == "error":
             # A page or an htmx request answering 4xx on purpose (the 404 page, a refused send) is logged
             # as "Failed to load resource"; _response decides which of those are problems.
-            if not text.startswith("Failed to load resource"):
+            # htmx reports a request it aborted (htmx:sendAbort) as an error: a page left while a
+            # poll or preview was on its way, or a request replaced by a newer one (hx-sync). The
+            # user sees nothing of it; a slow machine makes it likely.
+            if not text.startswith("Failed to load resource") and not text.startswith("htmx:sendAbort"):
                 self.problems.append(f"console error: {text}")
         elif message.type == "warning" and ("Content Security Policy" in text or "htmx" in text.lower()):
             self.problems.append(f"console warning: {text}")
