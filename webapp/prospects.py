@@ -234,7 +234,7 @@ def add_member(
         membership = CommunityMembership(community_id=community.id, prospect_id=prospect.id)
         session.add(membership)
     else:
-        membership.removed_at = None  # back, with the conversation they had
+        restore_member(membership)
     session.flush()
     return membership, existing is not None
 
@@ -243,6 +243,11 @@ def remove_member(membership: CommunityMembership) -> None:
     """Take the prospect out of the community's list; the conversation stays, read-only."""
     if membership.removed_at is None:
         membership.removed_at = utcnow()
+
+
+def restore_member(membership: CommunityMembership) -> None:
+    """A removed member back in the community, with the conversation they had."""
+    membership.removed_at = None
 
 
 def other_memberships(

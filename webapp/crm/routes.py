@@ -129,7 +129,7 @@ def remove_member(membership_id: int) -> Response:
 @crm_required
 def restore_member(membership_id: int) -> Response:
     membership = _membership(membership_id)
-    membership.removed_at = None
+    prospects.restore_member(membership)
     db.session.commit()
     flash(f"{membership.prospect.full_name} is a member of {membership.community.name} again.", "success")
     return redirect(url_for("crm.membership", membership_id=membership.id), 303)
