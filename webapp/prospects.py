@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
 from webapp import access, phones, search
@@ -227,15 +228,22 @@ def add_member(
             CommunityMembership.community_id == community.id, CommunityMembership.prospect_id == prospect.id
         )
     )
+    already = ProspectRefused(
+        f"{prospect.full_name} is already a member of {community.name}.", "mobile" if e164 else "email"
+    )
     if membership is not None and membership.removed_at is None:
-        field = "mobile" if e164 else "email"
-        raise ProspectRefused(f"{prospect.full_name} is already a member of {community.name}.", field)
-    if membership is None:
-        membership = CommunityMembership(community_id=community.id, prospect_id=prospect.id)
-        session.add(membership)
-    else:
+        raise already
+    if membership is not None:
         restore_member(membership)
-    session.flush()
+        session.flush()
+        return membership, existing is not None
+    membership = CommunityMembership(community_id=community.id, prospect_id=prospect.id)
+    try:
+        # Two people adding the same prospect at once: the unique key lets one in, the other is told.
+        with session.begin_nested():
+            session.add(membership)
+    except IntegrityError as exc:
+        raise already from exc
     return membership, existing is not None
 
 
