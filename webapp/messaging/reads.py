@@ -9,6 +9,8 @@ function here that moves a marker recounts in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -93,7 +95,7 @@ def mark_read(
     return now
 
 
-def _unread_on(user_id: int, conversation_id: int, channel: str) -> sa.ScalarSelect[int]:
+def _unread_on(user_id: Any, conversation_id: Any, channel: str) -> sa.ScalarSelect[int]:
     """Inbound messages of one channel past this user's marker of it: one index range (conversation,
     channel, id) from the marker on, whatever the length of the thread."""
     marker = (
@@ -118,29 +120,39 @@ def _unread_on(user_id: int, conversation_id: int, channel: str) -> sa.ScalarSel
     )
 
 
-def _unread_count(user_id: int, conversation_id: int) -> sa.ColumnElement[int]:
-    """Inbound messages of the conversation past this user's marker of their channel."""
-    first, *rest = (_unread_on(user_id, conversation_id, c) for c in CHANNELS)
-    total: sa.ColumnElement[int] = first
-    for more in rest:
-        total = total + more
-    return total
+# The statements below run on every opened thread; they are built once, with bound parameters
+# (building them cost more than running them).
+_USER, _CONVERSATION = sa.bindparam("reader"), sa.bindparam("conversation")
+
+
+@lru_cache(maxsize=1)
+def _recount_statement() -> sa.Update:
+    total: sa.ColumnElement[int] = sa.literal(0)
+    for channel in CHANNELS:
+        total = total + _unread_on(_USER, _CONVERSATION, channel)
+    return (
+        sa.update(ConversationState)
+        .where(
+            ConversationState.user_id == _USER,
+            ConversationState.conversation_id == _CONVERSATION,
+            ConversationState.unread > 0,
+            ConversationState.unread != total,
+        )
+        .values(unread=total, changed_at=sa.bindparam("now"))
+        .execution_options(synchronize_session=False)
+    )
+
+
+@lru_cache(maxsize=8)
+def _unread_statement(channels: tuple[str, ...]) -> sa.Select[Any]:
+    return sa.select(*(_unread_on(_USER, _CONVERSATION, c) for c in channels))
 
 
 def _recount(session: Session, user_id: int, conversation_id: int) -> None:
     """The inbox's unread count of this user and conversation, from the markers (when it has one and it
     changed: a write only when the number does)."""
-    count = _unread_count(user_id, conversation_id)
     session.execute(
-        sa.update(ConversationState)
-        .where(
-            ConversationState.user_id == user_id,
-            ConversationState.conversation_id == conversation_id,
-            ConversationState.unread > 0,
-            ConversationState.unread != count,
-        )
-        .values(unread=count, changed_at=utcnow())
-        .execution_options(synchronize_session=False)
+        _recount_statement(), {"reader": user_id, "conversation": conversation_id, "now": utcnow()}
     )
 
 
@@ -183,5 +195,7 @@ def unread_by_channel(
     channels = [c for c in CHANNELS if known is None or newest is None or known.get(c, 0) < newest]
     if not channels:
         return {}
-    counts = session.execute(sa.select(*(_unread_on(user_id, conversation_id, c) for c in channels))).one()
+    counts = session.execute(
+        _unread_statement(tuple(channels)), {"reader": user_id, "conversation": conversation_id}
+    ).one()
     return {channel: n for channel, n in zip(channels, counts, strict=True) if n}
