@@ -89,12 +89,13 @@ def thread_context(
     # The version before the messages: what is shown is then never older than the version the page
     # polls with, so a status committed meanwhile (the dispatcher's "sent") comes with the next poll.
     version = thread_version(conversation, opted_out)
-    counts = conversations.counts_by_channel(db.session, conversation)
-    # A channel switched off later keeps its tab while it has history.
-    channels = [c for c in CHANNEL_LABELS if c in org.channels or counts.get(c)]
+    # A channel switched off later keeps its tab while it has history (kept on the conversation).
+    channels = [c for c in CHANNEL_LABELS if c in org.channels or getattr(conversation, f"has_{c}")]
     if tab != ALL:
         tab = tab if tab in channels else default_tab(about)
     channel = None if tab == ALL else tab
+    # The tabs' counts; every channel interleaved shows no tabs (and need not count a long thread).
+    counts = conversations.counts_by_channel(db.session, conversation) if channel else {}
     items = conversations.messages(db.session, conversation, channel, from_id=from_id)
     source = (
         db.session.get(Message, opted_out.source_message_id)
