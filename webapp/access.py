@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from flask import abort
 from flask_login import current_user, login_required
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from webapp import permissions
 from webapp.models import (
@@ -288,7 +288,19 @@ def _conversation_by_id(
     opened and polled all day, and building the rule cost more than running it). Statements are
     immutable values, safe to share between requests."""
     rule = _visible_rule(user_id, organization_id, admin, crm)
-    return sa.select(Conversation).where(rule, Conversation.id == sa.bindparam("conversation_id"))
+    # With what its subject is made of (webapp.messaging.subjects), in the same statement.
+    application = joinedload(Conversation.application)
+    membership = joinedload(Conversation.community_membership)
+    return (
+        sa.select(Conversation)
+        .where(rule, Conversation.id == sa.bindparam("conversation_id"))
+        .options(
+            application.joinedload(Application.job),
+            application.joinedload(Application.candidate),
+            membership.joinedload(CommunityMembership.community),
+            membership.joinedload(CommunityMembership.prospect),
+        )
+    )
 
 
 def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:

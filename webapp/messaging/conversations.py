@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from webapp.messaging.subjects import Subject
-from webapp.models import Conversation, Message, utcnow
+from webapp.models import Conversation, Message, User, utcnow
 from webapp.models.upsert import insert_ignore
 
 
@@ -57,10 +57,14 @@ def messages(
     # From where the reader had scrolled up to, or the newest page.
     query = query.where(Message.id >= from_id).limit(MAX_SHOWN) if from_id is not None else query.limit(limit)
     newest_first = session.scalars(
-        query.options(selectinload(Message.author))
-        .order_by(Message.id.desc())
-        .execution_options(populate_existing=True)
+        query.order_by(Message.id.desc()).execution_options(populate_existing=True)
     ).all()
+    # The authors in one statement, not refreshed: populate_existing on them would reset the signed-in
+    # user's loaded rights, to be read again by the next check. Each message then finds its author in
+    # the session without a query.
+    authors = {m.author_id for m in newest_first if m.author_id is not None}
+    if authors:
+        session.scalars(sa.select(User).where(User.id.in_(authors))).all()
     return list(reversed(newest_first))
 
 
