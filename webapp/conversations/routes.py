@@ -16,6 +16,7 @@ from webapp import access, ids
 from webapp.conversations import bp
 from webapp.conversations.forms import ComposeForm
 from webapp.extensions import db
+from webapp.interviews import invitations
 from webapp.messaging import (
     checks,
     compose,
@@ -115,6 +116,7 @@ def thread_context(
         "thread": items,
         "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
+        "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
         "counts": counts,
         "unread": reads.unread_by_channel(db.session, current_user.id, conversation.id),
         "version": version,
@@ -295,7 +297,7 @@ def pane_html(conversation: Conversation, about: Subject) -> Markup:
 @bp.post("/conversations/<id:conversation_id>/unread")
 @login_required
 def mark_unread(conversation_id: int) -> Response:
-    """"Mark unread": the conversation counts as unread for this user until they open it again."""
+    """ "Mark unread": the conversation counts as unread for this user until they open it again."""
     conversation, _ = _conversation(conversation_id)
     reads.mark_unread(db.session, current_user.id, conversation.id)
     db.session.commit()
@@ -319,6 +321,7 @@ def older(conversation_id: int) -> Response:
         "thread": items,
         "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
+        "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
     }
     response = make_response(render_template("conversations/_messages.html", **context))
     response.vary.add("HX-Request")
