@@ -297,7 +297,7 @@ def pane_html(conversation: Conversation, about: Subject) -> Markup:
 @bp.post("/conversations/<id:conversation_id>/unread")
 @login_required
 def mark_unread(conversation_id: int) -> Response:
-    """ "Mark unread": the conversation counts as unread for this user until they open it again."""
+    """"Mark unread": the conversation counts as unread for this user until they open it again."""
     conversation, _ = _conversation(conversation_id)
     reads.mark_unread(db.session, current_user.id, conversation.id)
     db.session.commit()
