@@ -58,6 +58,8 @@ def of_job(session: Session, job: Job) -> list[InterviewSlot]:
                 .selectinload(Application.candidate),
             )
             .order_by(InterviewSlot.starts_at, InterviewSlot.id)
+            # Sessions keep what they loaded past a commit: read who holds each slot afresh.
+            .execution_options(populate_existing=True)
         )
     )
 
