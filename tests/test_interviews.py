@@ -650,3 +650,13 @@ def test_invitation_templates_are_offered_on_the_invite_form_only(world, client,
     assert "Invite SMS" in form and ">SMS · Hello<" not in form
     # The form opens with the first invitation template's text.
     assert "Hi %FIRSTNAME%, book: %INVITELINK%</textarea>" in form
+
+
+def test_the_demo_has_slots_an_invitation_and_a_booking(app, runner) -> None:
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    all_slots = db.session.scalars(sa.select(InterviewSlot)).all()
+    assert len(all_slots) == 9 and {s.job.title for s in all_slots} == {"Backend Engineer"}
+    states = sorted(db.session.scalars(sa.select(Invitation.state)))
+    assert states == ["booked", "sent"]
+    sent = db.session.scalar(sa.select(Invitation).where(Invitation.state == "sent"))
+    assert sent.channel == "sms" and "/book/" in sent.message.body and sent.message.status == "delivered"
