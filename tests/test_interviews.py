@@ -154,7 +154,9 @@ def test_the_form_refuses_an_sms_without_the_link_and_keeps_the_text(world, clie
     )
     assert response.status_code == 422
     html = text(response)
-    error = re.search(r'<p class="field-error" id="body-error">([^<]+)</p>', html)
+    error = re.search(
+        r'<p class="field-error" data-counter="missing-link" id="body-error" role="alert">([^<]+)</p>', html
+    )
     assert error and "no booking link" in error.group(1) and "Insert booking link" in error.group(1)
     assert "Hi %FIRSTNAME%, call us</textarea>" in html
     assert 'id="insert-link"' in html

@@ -70,8 +70,10 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
 def _by_day(slots: list, zone: str) -> list[tuple[str, list]]:
     """The slots grouped under their day as the candidate's clock reads it."""
     days: list[tuple[str, list]] = []
+    this_year = zones.local(utcnow(), zone).year
     for slot in slots:
-        label = zones.local(slot.starts_at, zone).strftime("%A %d %B")
+        local = zones.local(slot.starts_at, zone)
+        label = local.strftime("%A %d %B" if local.year == this_year else "%A %d %B %Y")
         if not days or days[-1][0] != label:
             days.append((label, []))
         days[-1][1].append(slot)

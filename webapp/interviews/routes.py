@@ -60,6 +60,8 @@ def job_slots(job_id: int) -> Response:
     form.interviewer_id.choices = [SelectChoice("", "Not named")] + [
         SelectChoice(str(u.id), u.name) for u in team
     ]
+    if request.method == "GET" and any(u.id == current_user.id for u in team):
+        form.interviewer_id.data = current_user.id  # most often the one adding the slot
     status = 200
     if request.method == "POST":
         if form.validate_on_submit():
@@ -188,6 +190,7 @@ def _invite_page(
         else url_for("interviews.invite_many", job_id=job.id),
     }
     context.update(counter_context(applications, form.channel.data or "email", form.body.data or ""))
+    context["refused"] = bool(form.body.errors)  # the counter's warning is then the field's error
     return render("interviews/invite.html", "interviews/invite.html", status=status, **context)
 
 
