@@ -9,15 +9,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
 from tests import test_browser as _browser
 from tests.browser_support import ConsoleWatch, axe_problems
-from tests.test_browser import DESKTOP, PHONE, shot, sign_in
-from webapp.extensions import db
-from webapp.models import Application, Candidate, Conversation, Invitation, Job, OptOut
+from tests.test_browser import DESKTOP, PHONE, application_path, shot, sign_in
 
 pytestmark = pytest.mark.browser
 browser_type_launch_args = _browser.browser_type_launch_args
@@ -26,34 +23,19 @@ axe_source, page = _browser.axe_source, _browser.page
 LINK = re.compile(r"https?://[^/\s]+(/book/[A-Za-z0-9_-]+)")
 
 
-def fresh_applications(app: Flask, job: str, countries: tuple[str, ...], count: int) -> list[tuple[int, str]]:
-    """Applications to `job` nobody has written to, of candidates with a mobile of one of `countries`:
-    (id, name)."""
-    with app.app_context():
-        written = sa.select(Conversation.application_id).where(Conversation.application_id.is_not(None))
-        opted = sa.select(OptOut.e164)
-        rows = db.session.execute(
-            sa.select(Application.id, Candidate.first_name, Candidate.last_name)
-            .join(Application.candidate)
-            .join(Application.job)
-            .where(
-                Job.title == job,
-                Application.id.notin_(written),
-                Candidate.country.in_(countries),
-                Candidate.mobile.notin_(opted),
-            )
-            .order_by(Application.id)
-            .limit(count)
-        ).all()
-        db.session.remove()
-    assert len(rows) == count, (job, countries, rows)
-    return [(i, f"{first} {last}") for i, first, last in rows]
+def origin(page: Page) -> str:
+    """Where the recruiter's browser is served from: the candidate's phone opens links there. (The page
+    fixture's address is decided once per run, by the first browser module; this module's own live
+    server may be another, with the same demo data but not the same history.)"""
+    found = re.match(r"https?://[^/]+", page.url)
+    assert found, page.url
+    return found.group(0)
 
 
 @pytest.fixture
-def candidate_page(browser: Browser, live_server: str) -> Iterator[Page]:
+def candidate_page(browser: Browser) -> Iterator[Page]:
     """The candidate's phone: a browser of its own (no sign-in), 375 px, in another zone than Berlin."""
-    context = browser.new_context(base_url=live_server, viewport=PHONE, timezone_id="America/Chicago")
+    context = browser.new_context(viewport=PHONE, timezone_id="America/Chicago")
     phone = context.new_page()
     watch = ConsoleWatch().attach(phone)
     phone.on("dialog", lambda dialog: dialog.accept())
@@ -70,7 +52,9 @@ def test_invite_book_rebook_and_cancel(
     width = size["width"]
     page.set_viewport_size(size)
     page.on("dialog", lambda dialog: dialog.accept())
-    ((application_id, _),) = fresh_applications(live_app, "Backend Engineer", ("FI",), 1)
+    # Candidates nobody has written to in the demo, with a Swedish and a Finnish mobile.
+    name = "Maja Karlsson" if width == 1366 else "Aino Korhonen"
+    application_id = int(application_path(live_app, name, "Backend Engineer").rsplit("/", 1)[1])
     sign_in(page, "recruiter@acme.example")
 
     # A slot of its own, on the job's slots page.
@@ -126,11 +110,14 @@ def test_invite_book_rebook_and_cancel(
     assert link, text
     path = link.group(1)
 
-    # The candidate books on their phone, in their number's zone (a Finnish mobile: Helsinki).
+    # The candidate books on their phone, in their number's zone (a Finnish or Swedish mobile), not in the
+    # phone's own (Chicago).
     phone = candidate_page
-    phone.goto(path)
+    phone.goto(origin(page) + path)
     expect(phone.get_by_role("heading", name="Your interview for Backend Engineer")).to_be_visible()
-    expect(phone.locator("#zone-note")).to_contain_text("Europe/Helsinki")
+    expect(phone.locator("#zone-note")).to_contain_text(
+        re.compile(r"Europe/(Helsinki|Stockholm) time, where your phone")
+    )
     expect(phone.locator(".booking-bar")).to_contain_text("Acme")
     assert phone.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     assert not axe_problems(phone, axe_source)
@@ -157,21 +144,16 @@ def test_invite_book_rebook_and_cancel(
     expect(phone.locator("#cancelled-note")).to_be_visible()
     expect(phone.locator("#booked")).to_have_count(0)
     expect(card).to_contain_text("Cancelled by the candidate", timeout=15_000)
+    expect(page.locator(".msg-invitation").first).to_contain_text("Cancelled by the candidate")
     shot(page, f"interview-cancelled-{width}")
-    with live_app.app_context():
-        states = db.session.scalars(
-            sa.select(Invitation.state).where(Invitation.application_id == application_id)
-        ).all()
-        db.session.remove()
-    assert states == ["cancelled"]
 
 
 def test_a_bulk_invitation_reports_each_candidate(page: Page, live_app: Flask, axe_source: str) -> None:
     page.set_viewport_size(PHONE)
-    chosen = fresh_applications(live_app, "Backend Engineer", ("SE", "PL"), 2)
+    chosen = ["Louise Martin", "Zoe Gagnon"]  # nobody has written to them in the demo
     sign_in(page, "recruiter@acme.example")
     page.get_by_role("link", name="Backend Engineer").first.click()
-    for _, name in chosen:
+    for name in chosen:
         page.get_by_label(f"Select {name}").check()
     page.get_by_role("button", name="Invite selected to interview").click()
     expect(page.get_by_role("heading", name="Invite to interview")).to_be_visible()

@@ -15,7 +15,7 @@ from webapp.booking import bp
 from webapp.extensions import db
 from webapp.interviews import booking, invitations
 from webapp.messaging import dispatch
-from webapp.models import Invitation, utcnow
+from webapp.models import InterviewSlot, Invitation, utcnow
 
 
 @bp.before_request
@@ -63,13 +63,12 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
         "tz": request.values.get("tz") if source == "browser" else None,
         "error": error,
     }
-    response = make_response(render_template("booking/page.html", **context), status)
-    return response
+    return make_response(render_template("booking/page.html", **context), status)
 
 
-def _by_day(slots: list, zone: str) -> list[tuple[str, list]]:
+def _by_day(slots: list[InterviewSlot], zone: str) -> list[tuple[str, list[InterviewSlot]]]:
     """The slots grouped under their day as the candidate's clock reads it."""
-    days: list[tuple[str, list]] = []
+    days: list[tuple[str, list[InterviewSlot]]] = []
     this_year = zones.local(utcnow(), zone).year
     for slot in slots:
         local = zones.local(slot.starts_at, zone)

@@ -55,10 +55,11 @@ def seed(session: Session, acme: Organization) -> None:
             draft = slots.Draft(day, time(hour, minute), 45, PLACES[n % 2], recruiter.id)
             made.append(slots.create(session, recruiter, job, draft, now))
 
-    # Two candidates of the job nobody has written to yet, with a mobile that has not opted out.
+    # Two candidates of the job nobody has written to yet, with a mobile that has not opted out and
+    # that says its time zone (the booking page then needs nothing from the browser), the last first.
     written = sa.select(Conversation.application_id).where(Conversation.application_id.is_not(None))
     opted = sa.select(OptOut.e164).where(OptOut.revoked_at.is_(None))
-    fresh = session.scalars(
+    candidates = session.scalars(
         sa.select(Application)
         .join(Application.candidate)
         .where(
@@ -68,11 +69,9 @@ def seed(session: Session, acme: Organization) -> None:
             Candidate.mobile.notin_(opted),
             Candidate.email.is_not(None),
         )
-        .order_by(Application.id)
-        .limit(2)
+        .order_by(Application.id.desc())
     ).all()
-    if len(fresh) < 2:
-        return
+    fresh = [a for a in candidates if zones.for_number(a.candidate.mobile)][:2]
     base = current_app.config["PUBLIC_BASE_URL"]
     texts = {
         t.channel: t
