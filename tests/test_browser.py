@@ -57,7 +57,13 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     # Sends go through the thread pool, as in `make run`: the page and the dispatcher race as they do there.
     uploads = tmp_path_factory.mktemp("uploads")
     config = test_config(
-        f"sqlite:///{database}", TESTING=False, SIMULATOR_DELIVERY_SECONDS=1, UPLOAD_DIR=str(uploads)
+        f"sqlite:///{database}",
+        TESTING=False,
+        SIMULATOR_DELIVERY_SECONDS=1,
+        UPLOAD_DIR=str(uploads),
+        # Every test's candidate browses from 127.0.0.1: the booking page's per-address limit is tested
+        # on its own (tests/test_interviews.py).
+        BOOKING_MAX_REQUESTS_PER_ADDRESS=10_000,
     )
     app = create_app({**config, "DISPATCH_MODE": "thread"})
     with app.app_context():
@@ -176,6 +182,39 @@ def set_password_path(app: Flask, email: str) -> str:
         db.session.commit()
         db.session.remove()
     return f"/set-password/{token}"
+
+
+def booking_path(app: Flask, state: str) -> str:
+    """The booking link of the demo's invitation in that state, as its message carries it."""
+    from webapp.models import Invitation, Message
+
+    with app.app_context():
+        body = db.session.scalar(
+            sa.select(Message.body)
+            .join(Invitation, Invitation.message_id == Message.id)
+            .where(Invitation.state == state)
+        )
+        db.session.remove()
+    found = re.search(r"(/book/[A-Za-z0-9_-]+)", body or "")
+    assert found, body
+    return found.group(1)
+
+
+def invite_path(app: Flask, job: str, count: int) -> str:
+    """The invitation form for the first `count` applications to `job` (one: the application's own)."""
+    with app.app_context():
+        found = db.session.scalars(
+            sa.select(Application.id)
+            .join(Application.job)
+            .where(Job.title == job)
+            .order_by(Application.id)
+            .limit(count)
+        ).all()
+        job_id = db.session.scalar(sa.select(Job.id).where(Job.title == job))
+        db.session.remove()
+    if count == 1:
+        return f"/applications/{found[0]}/invite"
+    return f"/jobs/{job_id}/invite?" + "&".join(f"application={i}" for i in found)
 
 
 def digits(text: str) -> str:
@@ -490,10 +529,16 @@ EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
         ("404-anonymous", "!/no-such-page"),
         ("set-password", lambda app: set_password_path(app, "jordan.blake@acme.example")),
         ("set-password-used", "!/set-password/not-a-live-link"),
+        ("booking", lambda app: booking_path(app, "sent")),
+        ("booking-booked", lambda app: booking_path(app, "booked")),
+        ("booking-unknown", "!/book/not-a-live-booking-link"),
     ],
     "recruiter@acme.example": [
         ("jobs", "/jobs"),
         ("job", lambda app: job_path(app, "Backend Engineer")),
+        ("job-slots", lambda app: job_path(app, "Backend Engineer") + "/slots"),
+        ("invite", lambda app: invite_path(app, "Backend Engineer", 1)),
+        ("invite-bulk", lambda app: invite_path(app, "Backend Engineer", 3)),
         *((f"application-{tab}", on(*AMELIA, tab)) for tab in ("sms", "email", "whatsapp")),
         ("application-whatsapp-open", on(*LENA, "whatsapp")),
         ("application-opted-out", on(*FELIX)),

@@ -39,9 +39,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from webapp import auth, cli, errors, headers, templating
     from webapp.admin import bp as admin_bp
     from webapp.auth import bp as auth_bp
+    from webapp.booking import bp as booking_bp
     from webapp.conversations import bp as conversations_bp
     from webapp.crm import bp as crm_bp
     from webapp.inbox import bp as inbox_bp
+    from webapp.interviews import bp as interviews_bp
     from webapp.jobs import bp as jobs_bp
     from webapp.staff import bp as staff_bp
     from webapp.webhooks import bp as webhooks_bp
@@ -55,6 +57,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(staff_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(interviews_bp)
+    app.register_blueprint(booking_bp)
     errors.register(app)
     headers.register(app)
     templating.register(app)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import permissions
+from webapp.interviews import demo as interviews_demo
 from webapp.messaging import activity, credits, inbound, optouts, pricing, reads, routing, segments
 from webapp.models import (
     STAGES,
@@ -906,6 +907,8 @@ def seed(session: Session) -> dict[str, int]:
         credits.top_up(session, acme, DEMO_CREDITS, "Demo credits")
     _threads(session, acme, users)
     seed_numbers_and_compliance(session, acme)
+    # Slots and invitations on Backend Engineer, after the numbers they are texted from.
+    interviews_demo.seed(session, acme)
 
     session.flush()
     counted = {

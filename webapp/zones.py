@@ -56,3 +56,39 @@ def start_of_day(day: date, name: str | None) -> datetime:
 
 def local(value: datetime, name: str | None) -> datetime:
     return value.astimezone(zone(name))
+
+
+@cache
+def _by_country() -> dict[str, tuple[str, ...]]:
+    """ISO country → its zones, from the tz database's zone.tab (shipped by `tzdata`)."""
+    from importlib import resources
+
+    table: dict[str, list[str]] = {}
+    text = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            country, _, name, *_ = line.split("\t")
+            table.setdefault(country, []).append(name)
+    return {country: tuple(found) for country, found in table.items()}
+
+
+def for_number(e164: str | None) -> str | None:
+    """The time zone of a phone number's place when that is one zone (a German mobile: Europe/Berlin; a
+    New Jersey number: America/New_York); None when the number does not say (a US mobile-only prefix,
+    a Spanish mobile: mainland or Canaries) or is unknown."""
+    if not e164:
+        return None
+    import phonenumbers
+    from phonenumbers import timezone
+
+    try:
+        number = phonenumbers.parse(e164)
+    except phonenumbers.NumberParseException:
+        return None
+    own = [z for z in _by_country().get(phonenumbers.region_code_for_number(number) or "", ()) if is_known(z)]
+    if len(own) == 1:  # a country of one zone: its numbers need no more thought
+        return own[0]
+    # Several: libphonenumber narrows by prefix (a New Jersey area code: America/New_York), kept to the
+    # number's own country (its data puts some Irish mobiles in London).
+    found = [z for z in timezone.time_zones_for_number(number) if z in own]
+    return found[0] if len(found) == 1 else None

@@ -16,6 +16,7 @@ from webapp import access, ids
 from webapp.conversations import bp
 from webapp.conversations.forms import ComposeForm
 from webapp.extensions import db
+from webapp.interviews import invitations
 from webapp.messaging import (
     checks,
     compose,
@@ -116,6 +117,7 @@ def thread_context(
         "thread": items,
         "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
+        "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
         "counts": counts,
         "unread": reads.unread_by_channel(
             db.session,
@@ -326,6 +328,7 @@ def older(conversation_id: int) -> Response:
         "thread": items,
         "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
+        "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
     }
     response = make_response(render_template("conversations/_messages.html", **context))
     response.vary.add("HX-Request")

@@ -8,6 +8,7 @@ from webapp import access
 from webapp.conversations.forms import ComposeForm
 from webapp.conversations.routes import panel_context
 from webapp.extensions import db
+from webapp.interviews.routes import status_context as interview_context
 from webapp.jobs import bp, queries
 from webapp.jobs.forms import ApplicationFilterForm
 from webapp.messaging import conversations, subjects
@@ -65,6 +66,7 @@ def application_page(
     assert conversation is not None
     others = access.other_applications(db.session, current_user, application)
     context = panel_context(conversation, about, tab, form)
+    context.update(interview_context(application))
     page = "jobs/application.html"
     response = render(page, page, status=status, application=application, others=others, **context)
     db.session.commit()  # the read marker of the tab on screen, after rendering (a commit expires all)

@@ -50,13 +50,15 @@ class Preview:
     unknown_placeholders: list[str]
 
 
-def recipient_for(about: Subject, user: User) -> placeholders.Recipient:
+def recipient_for(about: Subject, user: User, invite_link: str | None = None) -> placeholders.Recipient:
+    """What the placeholders stand for; %INVITELINK% only in an invitation, which has a booking link."""
     return placeholders.Recipient(
         first_name=about.contact.first_name,
         last_name=about.contact.last_name,
         job_title=about.title,
         company=about.organization.display_sender,
         sender_name=user.name,
+        invite_link=invite_link,
     )
 
 
@@ -66,11 +68,12 @@ def preview(
     channel: str,
     body: str,
     whatsapp_template: WhatsappTemplate | None = None,
+    invite_link: str | None = None,
 ) -> Preview:
     """The text as the recipient will read it (an approved template's, when one is chosen) and its cost."""
     from webapp.messaging import segments
 
-    recipient = recipient_for(about, user)
+    recipient = recipient_for(about, user, invite_link)
     if channel == "whatsapp" and whatsapp_template is not None:
         text = whatsapp.render(whatsapp_template, recipient)[0]
     else:
@@ -180,16 +183,18 @@ def compose(
     body: str,
     subject: str | None = None,
     whatsapp_template_id: int | None = None,
+    invite_link: str | None = None,
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
-    `about` is what the conversation is about; `subject` is an email's subject line.
+    `about` is what the conversation is about; `subject` is an email's subject line; `invite_link` what
+    %INVITELINK% becomes (an interview invitation's booking link, webapp.interviews.invitations).
     Raises SendRefused with a message for the user; the caller rolls back and shows it.
     """
     checks.check_sender(session, user, about, channel)
     contact = about.contact
     checks.check_recipient(session, contact, channel)
-    recipient = recipient_for(about, user)
+    recipient = recipient_for(about, user, invite_link)
     org = about.organization
     template, parameters = None, None
     if channel == "whatsapp":

@@ -16,6 +16,7 @@ from webapp.models.crm import (
     Prospect,
     SourcingTeamMember,
 )
+from webapp.models.interviews import INVITATION_STATES, BookingVisit, InterviewSlot, Invitation
 from webapp.models.messaging import (
     CHANNEL_LABELS,
     TEMPLATE_KINDS,
@@ -34,12 +35,14 @@ from webapp.models.user import LoginAttempt, Permission, Role, SetPasswordLink, 
 
 __all__ = [
     "CHANNEL_LABELS",
+    "INVITATION_STATES",
     "STAGES",
     "TEMPLATE_KINDS",
     "AcceptableDocument",
     "ActivityClock",
     "Application",
     "Base",
+    "BookingVisit",
     "Candidate",
     "Community",
     "CommunityMembership",
@@ -53,6 +56,8 @@ __all__ = [
     "CreditAccount",
     "CreditTransaction",
     "HiringTeamMember",
+    "InterviewSlot",
+    "Invitation",
     "Job",
     "LoginAttempt",
     "Message",

@@ -1,0 +1,664 @@
+"""Interview invitations (issue #13): slots, the %INVITELINK% rules per channel, the rendered link and
+what it costs, invitations as normal messages, the booking page (book, rebook, cancel, confirmations,
+closed links, noindex, the rate limit), bulk invitations with mixed results, and the state shown live."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.conftest import csrf_from
+from webapp import permissions, zones
+from webapp.extensions import db
+from webapp.interviews import booking, invitations, slots
+from webapp.messaging.checks import SendRefused
+from webapp.models import (
+    Conversation,
+    CreditAccount,
+    InterviewSlot,
+    Invitation,
+    Message,
+    MessageTemplate,
+    OptOut,
+    utcnow,
+)
+
+SMS = [permissions.RECRUITMENT_SMS]
+BASE = "https://relay.example"
+TOKEN_RE = re.compile(r"https://relay\.example/book/([A-Za-z0-9_-]+)")
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    return {"PUBLIC_BASE_URL": BASE}
+
+
+def opt_out(org, e164: str) -> None:
+    """As if the number had texted STOP."""
+    db.session.add(OptOut(organization_id=org.id, e164=e164))
+    db.session.flush()
+
+
+@pytest.fixture
+def world(app):
+    org = f.messaging_org("Acme", sender_name="Acme", time_zone="Europe/Berlin")
+    recruiter = f.user(org, "recruiter@acme.test", codes=SMS, name="Riley Chen")
+    manager = f.user(org, "manager@acme.test", name="Morgan Patel")
+    job = f.job(org, team=[recruiter, manager], title="Backend Engineer")
+    other_job = f.job(org, team=[recruiter], title="Designer")
+    for e164 in ("+12015550100", "+4915123456700"):
+        f.number(org, e164)
+    lena = f.application(job, f.candidate(org, "Lena", "Müller", mobile="+4915123456789"))
+    astrid = f.application(job, f.candidate(org, "Astrid", "Lund", mobile="+46701234567"))
+    noel = f.application(job, f.candidate(org, "Noel", "Nomobile", mobile=None))
+    oscar = f.application(job, f.candidate(org, "Oscar", "Out", mobile="+4915123456788"))
+    elsewhere = f.application(other_job, f.candidate(org, "Eve", "Else", mobile="+4915123456787"))
+    opt_out(org, "+4915123456788")
+    f.credits(org, 50)
+    soon = utcnow().replace(microsecond=0) + timedelta(days=2)
+    slot_list = [
+        InterviewSlot(job_id=job.id, starts_at=soon + timedelta(hours=h), minutes=30, place=place)
+        for h, place in ((0, "Room 3, Hauptstr. 1"), (1, "https://meet.example/abc"), (2, "Room 4"))
+    ]
+    db.session.add_all(slot_list)
+    db.session.commit()
+    return {
+        "org": org,
+        "recruiter": recruiter,
+        "manager": manager,
+        "job": job,
+        "other_job": other_job,
+        "lena": lena,
+        "astrid": astrid,
+        "noel": noel,
+        "oscar": oscar,
+        "elsewhere": elsewhere,
+        "slots": slot_list,
+    }
+
+
+def invite(w, who="lena", channel="sms", body="Hi %FIRSTNAME%, book here: %INVITELINK%", subject=None):
+    invitation = invitations.invite(
+        db.session, w["recruiter"], w[who], channel, body, subject, BASE, utcnow()
+    )
+    db.session.commit()
+    return invitation
+
+
+def token_of(invitation: Invitation) -> str:
+    match = TOKEN_RE.search(invitation.message.body)
+    assert match, invitation.message.body
+    return match.group(1)
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# --- The %INVITELINK% rules per channel ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+def test_sms_and_whatsapp_invitations_must_carry_the_link(channel: str) -> None:
+    problem = invitations.missing_link(channel, "Hi, come to an interview")
+    assert problem and "%INVITELINK%" in problem and "no booking link" in problem
+    with pytest.raises(SendRefused) as refused:
+        invitations.with_link(channel, "Hi, come to an interview")
+    assert refused.value.field == "body"
+    assert invitations.missing_link(channel, "Book: %INVITELINK%") is None
+    assert invitations.with_link(channel, "Book: %INVITELINK%") == "Book: %INVITELINK%"
+
+
+def test_an_email_without_the_link_gets_it_added() -> None:
+    assert invitations.missing_link("email", "Dear Lena, come and see us.") is None
+    body = invitations.with_link("email", "Dear Lena, come and see us.\n")
+    assert body.startswith("Dear Lena, come and see us.") and body.endswith("%INVITELINK%")
+    # Once only: a text that has it is left as it is.
+    assert invitations.with_link("email", "Pick: %INVITELINK%") == "Pick: %INVITELINK%"
+
+
+def test_the_link_renders_to_the_public_base_url_and_an_unguessable_token(world) -> None:
+    first, second = invite(world), invite(world, "astrid")
+    token = token_of(first)
+    assert first.message.body == f"Hi Lena, book here: {BASE}/book/{token}"
+    assert len(token) == 22 and token != token_of(second)
+    # Only the token's hash is kept.
+    assert first.token_hash == invitations.token_hash(token) and token not in first.token_hash
+    assert first.expires_at - first.created_at == invitations.VALID_FOR
+
+
+def test_an_email_invitation_gets_the_link_and_its_subject(world) -> None:
+    invitation = invite(
+        world,
+        channel="email",
+        body="Dear %FIRSTNAME%,\nwe would like to meet you.",
+        subject="Interview for %JOBTITLE%",
+    )
+    assert invitation.message.subject == "Interview for Backend Engineer"
+    assert invitation.message.body.startswith("Dear Lena,\nwe would like to meet you.")
+    assert f"{BASE}/book/{token_of(invitation)}" in invitation.message.body
+
+
+def test_the_form_refuses_an_sms_without_the_link_and_keeps_the_text(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    path = f"/applications/{world['lena'].id}/invite"
+    page = client.get(path)
+    assert page.status_code == 200 and 'data-insert="%INVITELINK%"' in text(page)
+    token = csrf_from(client, path)
+    response = client.post(
+        path, data={"csrf_token": token, "channel": "sms", "body": "Hi %FIRSTNAME%, call us"}
+    )
+    assert response.status_code == 422
+    html = text(response)
+    error = re.search(
+        r'<p class="field-error" data-counter="missing-link" id="body-error" role="alert">([^<]+)</p>', html
+    )
+    assert error and "no booking link" in error.group(1) and "Insert booking link" in error.group(1)
+    assert "Hi %FIRSTNAME%, call us</textarea>" in html
+    assert 'id="insert-link"' in html
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+
+
+def test_the_counter_counts_the_rendered_link(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    token = csrf_from(client, f"/applications/{world['lena'].id}/invite")
+    body = "x" * 120 + " %INVITELINK%"
+    response = client.post(
+        "/interviews/preview",
+        data={"channel": "sms", "body": body, "application": world["lena"].id, "job": world["job"].id},
+        headers={"X-CSRFToken": token},
+    )
+    html = text(response)
+    link_length = len(f"{BASE}/book/") + 22
+    characters = int(re.search(r'data-counter="characters">(\d+)', html).group(1))
+    assert characters == 121 + link_length  # 160 would fit "%INVITELINK%" as typed; the link does not
+    assert re.search(r'data-counter="segments">2 segments', html)
+    # And the message sent costs what the counter said.
+    sent = invite(world, body=body)
+    assert (len(sent.message.body), sent.message.segments, sent.message.credits) == (characters, 2, 2)
+
+
+# --- An invitation is a normal message ------------------------------------------------------------------
+
+
+def test_an_invitation_is_a_paid_routed_message_in_the_conversation(world) -> None:
+    invitation = invite(world)
+    message = invitation.message
+    assert (message.channel, message.status, message.from_addr, message.to_addr) == (
+        "sms",
+        "queued",
+        "+4915123456700",
+        "+4915123456789",
+    )
+    assert message.author.name == "Riley Chen" and message.credits == 1
+    conversation = db.session.get(Conversation, message.conversation_id)
+    assert conversation.application_id == world["lena"].id
+    assert db.session.scalar(sa.select(CreditAccount.balance)) == 49
+
+
+@pytest.mark.parametrize(
+    ("who", "channel", "reason"),
+    [
+        ("oscar", "sms", "opted out"),
+        ("noel", "sms", "has no mobile number"),
+        ("lena", "whatsapp", "24-hour window"),
+    ],
+)
+def test_the_rules_of_a_message_apply(world, who: str, channel: str, reason: str) -> None:
+    with pytest.raises(SendRefused) as refused:
+        invite(world, who, channel)
+    db.session.rollback()
+    assert reason in refused.value.message
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Invitation)) == 0
+
+
+def test_no_credits_no_invitation(world) -> None:
+    for i in range(50):
+        invite(world, "astrid", body=f"{i} %INVITELINK%")
+    with pytest.raises(SendRefused) as refused:
+        invite(world)
+    db.session.rollback()
+    assert "credit" in refused.value.message
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Invitation)) == 50
+
+
+def test_the_manager_without_the_right_cannot_invite_by_sms(world) -> None:
+    with pytest.raises(SendRefused) as refused:
+        invitations.invite(
+            db.session, world["manager"], world["lena"], "sms", "%INVITELINK%", None, BASE, utcnow()
+        )
+    assert "Recruitment" in refused.value.message
+
+
+def test_no_free_slots_no_invitation(world) -> None:
+    for slot in world["slots"]:
+        db.session.delete(slot)
+    db.session.commit()
+    with pytest.raises(SendRefused) as refused:
+        invite(world)
+    assert "no free interview slots" in refused.value.message
+
+
+def test_a_new_invitation_replaces_the_open_one(world) -> None:
+    first = invite(world)
+    second = invite(world)
+    db.session.refresh(first)
+    assert (first.state, second.state) == ("replaced", "sent")
+    assert booking.closed_reason(first, utcnow()) == "replaced"
+
+
+# --- Slots ----------------------------------------------------------------------------------------------
+
+
+def test_a_slot_is_read_in_the_organisations_zone(world) -> None:
+    draft = slots.Draft(datetime(2031, 7, 1).date(), datetime(2031, 7, 1, 9, 30).time(), 45, " Room 1 ", None)
+    slot = slots.create(db.session, world["recruiter"], world["job"], draft, utcnow())
+    assert slot.starts_at == datetime(2031, 7, 1, 7, 30, tzinfo=UTC)  # 09:30 CEST
+    assert (slot.minutes, slot.place) == (45, "Room 1")
+
+
+@pytest.mark.parametrize(
+    ("day", "at", "minutes", "place", "interviewer", "field"),
+    [
+        (None, "10:00", 30, "Room", None, "day"),
+        ("2031-01-01", None, 30, "Room", None, "at"),
+        ("2031-01-01", "10:00", 7, "Room", None, "minutes"),
+        ("2031-01-01", "10:00", 30, "  ", None, "place"),
+        ("2020-01-01", "10:00", 30, "Room", None, "at"),
+        ("2031-01-01", "10:00", 30, "Room", "outsider", "interviewer_id"),
+    ],
+)
+def test_a_bad_slot_is_refused_next_to_its_field(world, day, at, minutes, place, interviewer, field) -> None:
+    outsider = f.user(world["org"], name="Not On Team")
+    draft = slots.Draft(
+        datetime.fromisoformat(day).date() if day else None,
+        datetime.fromisoformat(f"2000-01-01T{at}").time() if at else None,
+        minutes,
+        place,
+        outsider.id if interviewer else None,
+    )
+    with pytest.raises(slots.SlotRefused) as refused:
+        slots.create(db.session, world["recruiter"], world["job"], draft, utcnow())
+    assert refused.value.field == field
+
+
+def test_the_slots_page_adds_lists_and_removes(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    path = f"/jobs/{world['job'].id}/slots"
+    token = csrf_from(client, path)
+    bad = client.post(
+        path, data={"csrf_token": token, "day": "2031-03-04", "at": "10:00", "minutes": "30", "place": ""}
+    )
+    assert bad.status_code == 422 and "Say where" in text(bad) and 'value="2031-03-04"' in text(bad)
+    good = client.post(
+        path,
+        data={
+            "csrf_token": token,
+            "day": "2031-03-04",
+            "at": "10:00",
+            "minutes": "60",
+            "place": "Room 9",
+            "interviewer_id": str(world["recruiter"].id),
+        },
+    )
+    assert good.status_code == 303
+    page = text(client.get(path))
+    assert "Tue 04 Mar 2031, 10:00 CET" in page and "Room 9" in page and "With Riley Chen" in page
+    invitation = invite(world)
+    booking.book(db.session, invitation, world["slots"][0].id, utcnow())
+    db.session.commit()
+    page = text(client.get(path))
+    assert page.count('data-slot-state="booked"') == 1 and "Lena Müller" in page
+    # A booked slot stays; a free one goes.
+    booked = client.post(f"{path}/{world['slots'][0].id}/delete", data={"csrf_token": token})
+    assert booked.status_code == 303 and db.session.get(InterviewSlot, world["slots"][0].id) is not None
+    assert "This slot is booked" in text(client.get(path))
+    free_id = world["slots"][2].id
+    client.post(f"{path}/{free_id}/delete", data={"csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(InterviewSlot, free_id) is None
+
+
+def test_another_organisations_user_gets_404(world, client, auth) -> None:
+    other = f.messaging_org("Globex")
+    f.user(other, "admin@globex.test", admin=True, codes=SMS)
+    db.session.commit()
+    auth.login("admin@globex.test")
+    for path in (
+        f"/jobs/{world['job'].id}/slots",
+        f"/applications/{world['lena'].id}/invite",
+        f"/jobs/{world['job'].id}/invite?application={world['lena'].id}",
+        f"/applications/{world['lena'].id}/interview",
+    ):
+        assert client.get(path).status_code == 404, path
+
+
+# --- Booking --------------------------------------------------------------------------------------------
+
+
+def book_page(client, token: str):
+    return client.get(f"/book/{token}")
+
+
+def post_book(client, token: str, slot_id: int):
+    csrf = csrf_from(client, f"/book/{token}")
+    return client.post(f"/book/{token}", data={"csrf_token": csrf, "slot": slot_id})
+
+
+def test_book_rebook_and_cancel_with_confirmations(world, app) -> None:
+    invitation = invite(world)
+    token = token_of(invitation)
+    candidate = app.test_client()
+    page = book_page(candidate, token)
+    html = text(page)
+    assert page.status_code == 200 and "Backend Engineer" in html and "Acme" in html
+    assert "Times are in Europe/Berlin time, where your phone number is from" in html
+    assert html.count('name="slot"') == 3
+
+    first, second = world["slots"][0], world["slots"][1]
+    assert post_book(candidate, token, first.id).status_code == 303
+    db.session.expire_all()
+    assert (invitation.state, invitation.slot_id) == ("booked", first.id)
+    when = zones.format_time(first.starts_at, "Europe/Berlin", "%a %d %b %Y %H:%M")
+    confirmation = db.session.scalars(sa.select(Message).order_by(Message.id.desc())).first()
+    assert confirmation.channel == "sms" and confirmation.author_id is None
+    assert when in confirmation.body and "Room 3, Hauptstr. 1" in confirmation.body
+    assert f"{BASE}/book/{token}" in confirmation.body
+    html = text(book_page(candidate, token))
+    assert zones.format_time(first.starts_at, "Europe/Berlin", "%A %d %B %Y, %H:%M") in html
+    assert "Cancel the interview" in html and html.count('name="slot"') == 2
+
+    assert post_book(candidate, token, second.id).status_code == 303
+    db.session.expire_all()
+    assert invitation.slot_id == second.id
+    assert {s.id for s in slots.free(db.session, world["job"].id, utcnow())} == {
+        first.id,
+        world["slots"][2].id,
+    }
+
+    csrf = csrf_from(candidate, f"/book/{token}")
+    assert candidate.post(f"/book/{token}/cancel", data={"csrf_token": csrf}).status_code == 303
+    db.session.expire_all()
+    assert (invitation.state, invitation.slot_id) == ("cancelled", None)
+    last = db.session.scalars(sa.select(Message).order_by(Message.id.desc())).first()
+    assert "is cancelled" in last.body
+    assert "You cancelled your interview" in text(book_page(candidate, token))
+    # The same link books again.
+    assert post_book(candidate, token, first.id).status_code == 303
+    db.session.expire_all()
+    assert invitation.state == "booked"
+    messages = db.session.scalar(sa.select(sa.func.count()).select_from(Message))
+    assert messages == 5  # the invitation, three bookings, a cancellation
+
+
+def test_a_slot_someone_holds_is_neither_shown_nor_bookable(world, app) -> None:
+    lena, astrid = invite(world), invite(world, "astrid")
+    booking.book(db.session, lena, world["slots"][0].id, utcnow())
+    db.session.commit()
+    candidate = app.test_client()
+    html = text(book_page(candidate, token_of(astrid)))
+    assert f'value="{world["slots"][0].id}"' not in html and "Lena" not in html and "Müller" not in html
+    response = post_book(candidate, token_of(astrid), world["slots"][0].id)
+    assert response.status_code == 409 and "Someone has just booked that time" in text(response)
+    db.session.expire_all()
+    assert astrid.slot_id is None and lena.slot_id == world["slots"][0].id
+
+
+def test_booking_a_held_slot_is_refused_by_the_database(world) -> None:
+    lena, astrid = invite(world), invite(world, "astrid")
+    booking.book(db.session, lena, world["slots"][0].id, utcnow())
+    db.session.commit()
+    with pytest.raises(booking.BookingRefused) as refused:
+        booking.book(db.session, astrid, world["slots"][0].id, utcnow())
+    assert "just booked" in str(refused.value)
+    db.session.commit()
+    db.session.expire_all()
+    assert (astrid.state, astrid.slot_id) == ("sent", None)
+
+
+def test_a_slot_of_another_job_or_past_is_not_offered(world) -> None:
+    invitation = invite(world)
+    other = InterviewSlot(
+        job_id=world["other_job"].id, starts_at=utcnow() + timedelta(days=1), minutes=30, place="X"
+    )
+    past = InterviewSlot(
+        job_id=world["job"].id, starts_at=utcnow() - timedelta(hours=1), minutes=30, place="X"
+    )
+    db.session.add_all([other, past])
+    db.session.commit()
+    for slot in (other, past):
+        with pytest.raises(booking.BookingRefused):
+            booking.book(db.session, invitation, slot.id, utcnow())
+
+
+def test_an_expired_link_gets_a_friendly_page(world, app) -> None:
+    invitation = invite(world)
+    invitation.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    candidate = app.test_client()
+    page = book_page(candidate, token_of(invitation))
+    assert page.status_code == 200 and "This link has expired" in text(page) and "Lena" not in text(page)
+    assert 'name="slot"' not in text(page)
+    csrf = csrf_from(candidate, "/login")
+    response = candidate.post(
+        f"/book/{token_of(invitation)}", data={"csrf_token": csrf, "slot": world["slots"][0].id}
+    )
+    assert "This link has expired" in text(response)
+    db.session.expire_all()
+    assert invitation.slot_id is None
+
+
+def test_a_booked_link_lives_until_the_interview_starts(world, app) -> None:
+    invitation = invite(world)
+    booking.book(db.session, invitation, world["slots"][0].id, utcnow())
+    invitation.expires_at = utcnow() - timedelta(days=1)  # past its booking window: still changeable
+    db.session.commit()
+    candidate = app.test_client()
+    assert "Cancel the interview" in text(book_page(candidate, token_of(invitation)))
+    world["slots"][0].starts_at = utcnow() - timedelta(minutes=5)
+    db.session.commit()
+    page = book_page(candidate, token_of(invitation))
+    assert page.status_code == 200 and "This interview has begun" in text(page)
+    assert "Cancel the interview" not in text(page)
+
+
+@pytest.mark.parametrize("token", ["not-a-real-token-at-all", "short", "x" * 200, "%00%00"])
+def test_an_unknown_link_gets_a_friendly_page_that_names_no_one(world, app, token: str) -> None:
+    invite(world)
+    page = app.test_client().get(f"/book/{token}")
+    assert page.status_code == 404
+    html = text(page)
+    assert "This link does not work" in html and "Lena" not in html and "Acme" not in html
+
+
+def test_the_booking_page_is_not_indexed(world, app) -> None:
+    candidate = app.test_client()
+    for path in (f"/book/{token_of(invite(world))}", "/book/not-a-real-token-at-all"):
+        page = candidate.get(path)
+        assert page.headers["X-Robots-Tag"] == "noindex, nofollow"
+        assert '<meta name="robots" content="noindex, nofollow">' in text(page)
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+class TestRateLimit:
+    @pytest.fixture
+    def app_config(self) -> dict[str, object]:
+        return {"PUBLIC_BASE_URL": BASE, "BOOKING_MAX_REQUESTS_PER_ADDRESS": 3}
+
+    def test_an_address_asking_too_often_is_told_to_wait(self, world, app) -> None:
+        token = token_of(invite(world))
+        candidate = app.test_client()
+        codes = [candidate.get(f"/book/{token}").status_code for _ in range(3)]
+        assert codes == [200, 200, 200]
+        too_many = candidate.get("/book/not-a-real-token-at-all")
+        assert too_many.status_code == 429 and "Wait a few minutes" in text(too_many)
+        assert "Retry-After" in too_many.headers
+        # Another address is not held back.
+        other = app.test_client().get(f"/book/{token}", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+        assert other.status_code == 200
+
+
+def test_the_confirmation_is_skipped_not_the_booking_when_the_channel_cannot_carry_it(world, app) -> None:
+    invitation = invite(world)
+    opt_out(world["org"], "+4915123456789")
+    db.session.commit()
+    assert post_book(app.test_client(), token_of(invitation), world["slots"][0].id).status_code == 303
+    db.session.expire_all()
+    assert invitation.state == "booked"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 1
+
+
+# --- Bulk -----------------------------------------------------------------------------------------------
+
+
+def test_a_bulk_invitation_reports_each_candidate(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    job = world["job"]
+    chosen = [world[k].id for k in ("lena", "noel", "oscar", "astrid")] + [world["elsewhere"].id]
+    form = client.get(f"/jobs/{job.id}/invite?" + "&".join(f"application={i}" for i in chosen))
+    assert form.status_code == 200 and "Send 4 invitations" in text(form)  # Eve is on another job
+    token = csrf_from(client, f"/jobs/{job.id}/invite?application={chosen[0]}")
+    response = client.post(
+        f"/jobs/{job.id}/invite",
+        data={
+            "csrf_token": token,
+            "channel": "sms",
+            "body": "Hi %FIRSTNAME%: %INVITELINK%",
+            "application": chosen,
+        },
+    )
+    assert response.status_code == 200
+    html = text(response)
+    rows = re.findall(r'data-outcome="(\w+)">\s*<a [^>]+>([^<]+)</a>', html)
+    assert rows == [
+        ("sent", "Lena Müller"),
+        ("refused", "Noel Nomobile"),
+        ("refused", "Oscar Out"),
+        ("sent", "Astrid Lund"),
+    ]
+    reasons = re.findall(r'class="report-reason">([^<]+)<', html)
+    assert "no mobile number" in reasons[0] and "opted out" in reasons[1]
+    assert "2 of 4 sent, 2 refused" in html
+    sent = db.session.scalars(sa.select(Invitation).order_by(Invitation.id)).all()
+    assert [i.application_id for i in sent] == [world["lena"].id, world["astrid"].id]
+    assert len({i.token_hash for i in sent}) == 2
+    assert db.session.scalar(sa.select(CreditAccount.balance)) == 48
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 2
+
+
+def test_a_bulk_invitation_without_the_link_sends_nothing(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    job = world["job"]
+    token = csrf_from(client, f"/jobs/{job.id}/invite?application={world['lena'].id}")
+    response = client.post(
+        f"/jobs/{job.id}/invite",
+        data={
+            "csrf_token": token,
+            "channel": "whatsapp",
+            "body": "Hi",
+            "application": [world["lena"].id, world["astrid"].id],
+        },
+    )
+    assert response.status_code == 422 and "no booking link" in text(response)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+
+
+def test_the_job_list_offers_ticking_candidates(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    html = text(client.get(f"/jobs/{world['job'].id}"))
+    assert 'id="invite-selected"' in html
+    assert f'name="application" value="{world["lena"].id}"' in html
+
+
+# --- The state, live ------------------------------------------------------------------------------------
+
+
+def test_the_state_shows_on_the_application_page_and_in_the_thread(world, app, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    invitation = invite(world)
+    page = text(client.get(f"/applications/{world['lena'].id}?tab=sms"))
+    assert "Sent, not booked yet" in page and 'data-invitation-state="sent"' in page
+    conversation_id = invitation.message.conversation_id
+    thread = client.get(f"/conversations/{conversation_id}/thread?tab=sms", headers={"HX-Request": "true"})
+    version = re.search(r'data-version="([^"]+)"', text(thread)).group(1)
+    unchanged = client.get(
+        f"/conversations/{conversation_id}/thread?tab=sms&since={version}", headers={"HX-Request": "true"}
+    )
+    assert unchanged.status_code == 204
+
+    booking.book(db.session, invitation, world["slots"][0].id, utcnow())
+    db.session.commit()
+    changed = client.get(
+        f"/conversations/{conversation_id}/thread?tab=sms&since={version}", headers={"HX-Request": "true"}
+    )
+    assert changed.status_code == 200 and "Interview invitation · Booked for" in text(changed)
+    card = text(client.get(f"/applications/{world['lena'].id}/interview", headers={"HX-Request": "true"}))
+    when = zones.format_time(world["slots"][0].starts_at, "Europe/Berlin", "%a %d %b %Y, %H:%M")
+    assert f"Booked for {when}" in card
+    # The Inbox's marker moved too.
+    db.session.expire_all()
+    assert db.session.get(Conversation, conversation_id).change_seq > 0
+
+
+def test_times_follow_the_number_then_the_browser(world) -> None:
+    invitation = invite(world)
+    assert booking.candidate_zone(invitation, "America/Chicago", "UTC") == ("Europe/Berlin", "number")
+    world["lena"].candidate.mobile = "+34612345678"  # mainland or the Canaries: the number cannot say
+    assert booking.candidate_zone(invitation, "Atlantic/Canary", "UTC") == ("Atlantic/Canary", "browser")
+    assert booking.candidate_zone(invitation, "Not/AZone", "Europe/Berlin") == (
+        "Europe/Berlin",
+        "organisation",
+    )
+    db.session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("number", "zone"),
+    [
+        ("+4915123456789", "Europe/Berlin"),
+        ("+447400123400", "Europe/London"),
+        ("+353850123420", "Europe/Dublin"),
+        ("+12015550100", "America/New_York"),
+        ("+34612345678", None),
+        (None, None),
+    ],
+)
+def test_a_numbers_zone(number, zone) -> None:
+    assert zones.for_number(number) == zone
+
+
+def test_invitation_templates_are_offered_on_the_invite_form_only(world, client, auth) -> None:
+    db.session.add_all(
+        [
+            MessageTemplate(
+                organization_id=world["org"].id,
+                name="Invite SMS",
+                channel="sms",
+                kind="interview_invitation",
+                body="Hi %FIRSTNAME%, book: %INVITELINK%",
+            ),
+            MessageTemplate(
+                organization_id=world["org"].id, name="Hello", channel="sms", kind="general", body="Hello"
+            ),
+        ]
+    )
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    form = text(client.get(f"/applications/{world['lena'].id}/invite"))
+    assert "Invite SMS" in form and ">SMS · Hello<" not in form
+    # The form opens with the first invitation template's text.
+    assert "Hi %FIRSTNAME%, book: %INVITELINK%</textarea>" in form
+
+
+def test_the_demo_has_slots_an_invitation_and_a_booking(app, runner) -> None:
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    all_slots = db.session.scalars(sa.select(InterviewSlot)).all()
+    assert len(all_slots) == 9 and {s.job.title for s in all_slots} == {"Backend Engineer"}
+    states = sorted(db.session.scalars(sa.select(Invitation.state)))
+    assert states == ["booked", "sent"]
+    sent = db.session.scalar(sa.select(Invitation).where(Invitation.state == "sent"))
+    assert sent.channel == "sms" and "/book/" in sent.message.body and sent.message.status == "delivered"

@@ -1,0 +1,147 @@
+"""/book/<token>: the candidate picks, changes or cancels their interview. Public, no sign-in; the token
+is the only key, so every answer is about that invitation alone, and a link that does not work says so
+kindly without saying whose it was."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from webapp import ids, zones
+from webapp.booking import bp
+from webapp.extensions import db
+from webapp.interviews import booking, invitations
+from webapp.messaging import dispatch
+from webapp.models import InterviewSlot, Invitation, utcnow
+
+
+@bp.before_request
+def rate_limit() -> Response | None:
+    limit = booking.Limit(
+        per_address=current_app.config["BOOKING_MAX_REQUESTS_PER_ADDRESS"],
+        window=timedelta(seconds=current_app.config["BOOKING_WINDOW_SECONDS"]),
+    )
+    if booking.visit(db.session, request.remote_addr or "", limit, utcnow()):
+        return None
+    response = make_response(render_template("booking/closed.html", reason="busy", company=None), 429)
+    response.headers["Retry-After"] = str(current_app.config["BOOKING_WINDOW_SECONDS"])
+    return response
+
+
+@bp.after_request
+def private(response: Response) -> Response:
+    # Not for search engines, and the token in the address goes nowhere else (a link on the page, a
+    # video call's site, must not learn it from the Referer).
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _zone(invitation: Invitation) -> tuple[str, str]:
+    org = invitation.application.job.organization
+    return booking.candidate_zone(invitation, request.values.get("tz"), org.time_zone)
+
+
+def _page(token: str, invitation: Invitation, error: str | None = None, status: int = 200) -> Response:
+    now = utcnow()
+    zone, source = _zone(invitation)
+    job = invitation.application.job
+    slots = booking.offered(db.session, invitation, now)
+    context: dict[str, Any] = {
+        "token": token,
+        "invitation": invitation,
+        "company": job.organization.display_sender,
+        "job": job,
+        "first_name": invitation.application.candidate.first_name,
+        "booked": invitation.slot if invitation.state == "booked" else None,
+        "days": _by_day(slots, zone),
+        "zone": zone,
+        "zone_source": source,
+        "tz": request.values.get("tz") if source == "browser" else None,
+        "error": error,
+    }
+    return make_response(render_template("booking/page.html", **context), status)
+
+
+def _by_day(slots: list[InterviewSlot], zone: str) -> list[tuple[str, list[InterviewSlot]]]:
+    """The slots grouped under their day as the candidate's clock reads it."""
+    days: list[tuple[str, list[InterviewSlot]]] = []
+    this_year = zones.local(utcnow(), zone).year
+    for slot in slots:
+        local = zones.local(slot.starts_at, zone)
+        label = local.strftime("%A %d %B" if local.year == this_year else "%A %d %B %Y")
+        if not days or days[-1][0] != label:
+            days.append((label, []))
+        days[-1][1].append(slot)
+    return days
+
+
+def _closed(invitation: Invitation | None, reason: str) -> Response:
+    company = invitation.application.job.organization.display_sender if invitation else None
+    body = render_template("booking/closed.html", reason=reason, company=company)
+    return make_response(body, 404 if reason == "unknown" else 200)
+
+
+def _open(token: str) -> tuple[Invitation | None, str | None]:
+    invitation = booking.find(db.session, token)
+    return invitation, booking.closed_reason(invitation, utcnow())
+
+
+def _back(token: str) -> Response:
+    tz = request.values.get("tz")
+    return redirect(url_for("booking.page", token=token, tz=tz if zones.is_known(tz) else None), 303)
+
+
+@bp.get("/book/<token>")
+def page(token: str) -> Response:
+    invitation, reason = _open(token)
+    if reason or invitation is None:
+        return _closed(invitation, reason or "unknown")
+    return _page(token, invitation)
+
+
+@bp.post("/book/<token>")
+def book(token: str) -> Response:
+    invitation, reason = _open(token)
+    if reason or invitation is None:
+        return _closed(invitation, reason or "unknown")
+    slot_id = ids.parse(request.form.get("slot"))
+    if slot_id is None:
+        return _page(token, invitation, "Pick a time first.", 422)
+    now = utcnow()
+    try:
+        slot = booking.book(db.session, invitation, slot_id, now)
+    except booking.BookingRefused as refused:
+        db.session.rollback()
+        return _page(token, invitation, str(refused), 409)
+    zone, _ = _zone(invitation)
+    link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
+    message = booking.send_confirmation(
+        db.session, invitation, booking.confirmation(invitation, slot, zone, link)
+    )
+    db.session.commit()
+    if message is not None:
+        dispatch.enqueue(message.id)
+    flash("Your interview is booked.", "success")
+    return _back(token)
+
+
+@bp.post("/book/<token>/cancel")
+def cancel(token: str) -> Response:
+    invitation, reason = _open(token)
+    if reason or invitation is None:
+        return _closed(invitation, reason or "unknown")
+    slot = booking.cancel(db.session, invitation, utcnow())
+    if slot is not None:
+        zone, _ = _zone(invitation)
+        link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
+        text = booking.confirmation(invitation, slot, zone, link, cancelled=True)
+        message = booking.send_confirmation(db.session, invitation, text)
+        db.session.commit()
+        if message is not None:
+            dispatch.enqueue(message.id)
+        flash("Your interview is cancelled. You can pick another time below.", "success")
+    return _back(token)

@@ -1,0 +1,211 @@
+"""The candidate's side of an invitation: finding it by its link, booking, rebooking and cancelling a
+slot, the confirmation message, the time zone times are shown in, and how often one address may ask.
+
+Two candidates can never hold the same slot: `invitation.slot_id` is unique, so of two bookings at
+once the database lets one commit and refuses the other (IntegrityError), whatever Python checked
+before. Plain functions over a session; nothing here knows of the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from webapp import zones
+from webapp.interviews import invitations, slots
+from webapp.messaging import activity, checks, compose, credits, outbox, subjects, whatsapp
+from webapp.models import BookingVisit, Conversation, InterviewSlot, Invitation, Message
+
+log = logging.getLogger(__name__)
+# What a token from new_token() looks like; anything else is unknown without asking the database.
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class BookingRefused(ValueError):
+    """Why that booking could not be made, for the candidate."""
+
+
+def find(session: Session, token: str) -> Invitation | None:
+    if not TOKEN.fullmatch(token or ""):
+        return None
+    return session.scalar(sa.select(Invitation).where(Invitation.token_hash == invitations.token_hash(token)))
+
+
+def closed_reason(invitation: Invitation | None, now: datetime) -> str | None:
+    """Why the link no longer books — "unknown", "replaced", "over" (the interview has started) or
+    "expired" — or None while it works."""
+    if invitation is None:
+        return "unknown"
+    if invitation.state == "replaced":
+        return "replaced"
+    if invitation.state == "booked" and invitation.slot is not None:
+        return "over" if invitation.slot.starts_at <= now else None
+    return "expired" if invitation.expires_at <= now else None
+
+
+def candidate_zone(invitation: Invitation, browser_zone: str | None, fallback: str) -> tuple[str, str]:
+    """The zone to show times in, and where it came from: the candidate's number's country when it has
+    one zone, else the browser's, else the organisation's."""
+    mobile = invitation.application.candidate.mobile
+    from_number = zones.for_number(mobile)
+    if from_number:
+        return from_number, "number"
+    if zones.is_known(browser_zone):
+        assert browser_zone is not None
+        return browser_zone, "browser"
+    return fallback, "organisation"
+
+
+def offered(session: Session, invitation: Invitation, now: datetime) -> list[InterviewSlot]:
+    """What the candidate may pick: the job's free slots to come (their own, if booked, is shown apart)."""
+    return slots.free(session, invitation.application.job_id, now)
+
+
+def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) -> InterviewSlot:
+    """Hold this slot for the invitation (giving back the one it held); BookingRefused if the slot is not
+    offered or someone else holds it. In the caller's transaction."""
+    slot = session.scalar(
+        sa.select(InterviewSlot).where(
+            InterviewSlot.id == slot_id,
+            InterviewSlot.job_id == invitation.application.job_id,
+            InterviewSlot.starts_at > now,
+        )
+    )
+    if slot is None:
+        raise BookingRefused("That time is no longer offered. Pick another.")
+    if invitation.slot_id == slot.id:
+        return slot
+    try:
+        with session.begin_nested():
+            invitation.slot_id = slot.id
+            invitation.state = "booked"
+            invitation.booked_at = now
+            invitation.cancelled_at = None
+            session.flush()
+    except IntegrityError as exc:
+        # The unique slot_id: someone committed this slot first (or holds it still, uncommitted, and
+        # PostgreSQL made us wait for their commit).
+        raise BookingRefused("Someone has just booked that time. Pick another.") from exc
+    session.refresh(invitation)
+    _changed(invitation, now)
+    return slot
+
+
+def cancel(session: Session, invitation: Invitation, now: datetime) -> InterviewSlot | None:
+    """Give the slot back; the link can book again until it expires. The slot it held, or None."""
+    slot = invitation.slot
+    if invitation.state != "booked" or slot is None:
+        return None
+    invitation.slot_id = None
+    invitation.state = "cancelled"
+    invitation.cancelled_at = now
+    session.flush()
+    session.refresh(invitation)
+    _changed(invitation, now)
+    return slot
+
+
+def _changed(invitation: Invitation, now: datetime) -> None:
+    """The invitation's message shows its state: its thread and the Inbox see a change."""
+    invitation.message.updated_at = now
+    activity.touch_message(invitation.message)
+
+
+# --- The confirmation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    subject: str
+    body: str
+
+
+def confirmation(
+    invitation: Invitation, slot: InterviewSlot, zone: str, link: str, cancelled: bool = False
+) -> Confirmation:
+    """What the candidate gets after booking (or cancelling), in their zone, with the link to change it."""
+    org = invitation.application.job.organization.display_sender
+    job = invitation.application.job.title
+    when = zones.format_time(slot.starts_at, zone, "%a %d %b %Y %H:%M")
+    if cancelled:
+        return Confirmation(
+            f"Interview cancelled: {job}",
+            f"Your interview with {org} for {job} on {when} is cancelled. To pick another time: {link}",
+        )
+    return Confirmation(
+        f"Interview booked: {job}",
+        f"Your interview with {org} for {job} is booked: {when}, {slot.minutes} min, {slot.place}. "
+        f"To change or cancel: {link}",
+    )
+
+
+def send_confirmation(session: Session, invitation: Invitation, text: Confirmation) -> Message | None:
+    """Queue the confirmation on the invitation's channel, if its rules allow it now (the candidate may
+    have opted out, the WhatsApp window closed, the credits run out): the booking stands either way,
+    and the page says when and where. In a savepoint of the caller's transaction."""
+    conversation = session.get(Conversation, invitation.message.conversation_id)
+    if conversation is None:
+        return None
+    about = subjects.of_conversation(conversation)
+    channel = invitation.channel
+    contact = about.contact
+    try:
+        with session.begin_nested():
+            checks.check_recipient(session, contact, channel)
+            if channel == "whatsapp":
+                checks.check_whatsapp_window(whatsapp.time_left(conversation) is not None, False)
+            count = checks.check_body(channel, text.body, text.subject if channel == "email" else None)
+            if channel == "email":
+                from_addr, to_addr = about.organization.display_sender, contact.email or ""
+            else:
+                assert contact.mobile
+                to_addr = contact.mobile
+                from_addr = compose.sender_number(session, conversation, channel, to_addr).e164
+            return outbox.queue(
+                session,
+                conversation,
+                channel=channel,
+                body=text.body,
+                from_addr=from_addr,
+                to_addr=to_addr,
+                author_id=None,
+                count=count,
+                email_subject=text.subject if channel == "email" else None,
+            )
+    except (checks.SendRefused, credits.InsufficientCredits) as refused:
+        log.info("no confirmation for invitation %s: %s", invitation.id, refused)
+        return None
+
+
+# --- How often one address may ask --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limit:
+    per_address: int
+    window: timedelta
+
+
+def visit(session: Session, address: str, limit: Limit, now: datetime) -> bool:
+    """Count this request; False when the address has asked more than the limit within the window.
+
+    Stored and committed before counting, as the sign-in limit does (webapp.auth.service), so that
+    parallel requests cannot all see a count under the limit. Rows older than the window go.
+    """
+    address = address[:64]
+    since = now - limit.window
+    session.execute(sa.delete(BookingVisit).where(BookingVisit.created_at <= since))
+    session.add(BookingVisit(remote_addr=address, created_at=now))
+    session.commit()
+    count = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(BookingVisit)
+        .where(BookingVisit.remote_addr == address, BookingVisit.created_at > since)
+    )
+    return (count or 0) <= limit.per_address

@@ -1,0 +1,230 @@
+"""Inviting candidates to interview: the booking link's rules per channel, one invitation (a normal
+message of the conversation, through webapp.messaging.compose, so credits, routing, opt-out and the
+WhatsApp window all apply), several at once with a result per candidate, and what state each is in.
+
+Plain functions over a session; nothing here knows of the request. The caller has found the
+applications through webapp.access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from webapp import zones
+from webapp.interviews import slots
+from webapp.messaging import compose, subjects
+from webapp.messaging.checks import SendRefused
+from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
+from webapp.models import CHANNEL_LABELS, Application, Invitation, MessageTemplate, User
+
+# An unbooked link books for this long; a booked one lives until its interview starts.
+VALID_FOR = timedelta(days=14)
+# What an email without the link gets at its end (email has room, and a link is what it is for).
+EMAIL_LINK_LINE = "\n\nChoose a time for your interview here: " + INVITELINK
+# 16 random bytes: 22 URL-safe characters, as long as the sample link the previews count.
+TOKEN_BYTES = 16
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def booking_url(base_url: str, token: str) -> str:
+    """What %INVITELINK% renders to: PUBLIC_BASE_URL/book/<token>."""
+    return f"{base_url.rstrip('/')}/book/{token}"
+
+
+def sample_url(base_url: str) -> str:
+    """A link as long as a real one, for counting before the token exists."""
+    return base_url.rstrip("/") + SAMPLE_BOOKING_PATH
+
+
+def missing_link(channel: str, body: str) -> str | None:
+    """Why this text may not go as an invitation on this channel, or None. The rule itself (SMS and
+    WhatsApp invitations carry the link) is the templates' (webapp.messaging.templates)."""
+    if INVITELINK in body or not needs_invitelink(channel, "interview_invitation"):
+        return None
+    return (
+        f"An invitation by {CHANNEL_LABELS[channel]} must contain {INVITELINK}: without it the candidate "
+        "would get no booking link. “Insert booking link” puts it where the cursor is."
+    )
+
+
+def with_link(channel: str, body: str) -> str:
+    """The text to send: refused without the link by SMS or WhatsApp; an email gets it added."""
+    problem = missing_link(channel, body)
+    if problem:
+        raise SendRefused(problem, "body")
+    if INVITELINK not in body and body.strip():
+        return body.rstrip() + EMAIL_LINK_LINE
+    return body
+
+
+def templates_for(session: Session, user: User, channels: Sequence[str]) -> list[MessageTemplate]:
+    """The organisation's interview invitation templates on the channels the user may use."""
+    if user.organization_id is None or not channels:
+        return []
+    return list(
+        session.scalars(
+            sa.select(MessageTemplate)
+            .where(
+                MessageTemplate.organization_id == user.organization_id,
+                MessageTemplate.channel.in_(channels),
+                MessageTemplate.kind == "interview_invitation",
+            )
+            .order_by(MessageTemplate.channel, MessageTemplate.name)
+        )
+    )
+
+
+def check_slots(session: Session, application: Application, now: datetime) -> None:
+    if not slots.free(session, application.job_id, now):
+        raise SendRefused(
+            f"{application.job.title} has no free interview slots to book: add some first.", "slots"
+        )
+
+
+def invite(
+    session: Session,
+    user: User,
+    application: Application,
+    channel: str,
+    body: str,
+    subject: str | None,
+    base_url: str,
+    now: datetime,
+) -> Invitation:
+    """Store the invitation and its message (queued, paid) in the caller's transaction; SendRefused
+    says why not. The caller commits, then hands invitation.message_id to dispatch."""
+    check_slots(session, application, now)
+    text = with_link(channel, body)
+    token = new_token()
+    message = compose.compose(
+        session,
+        user,
+        subjects.of_application(application),
+        channel,
+        text,
+        subject=subject if channel == "email" else None,
+        invite_link=booking_url(base_url, token),
+    )
+    # One live link per application: an earlier one that holds no slot steps aside, so that a
+    # candidate never books twice from two messages. A booked one stays until its holder rebooks.
+    session.execute(
+        sa.update(Invitation)
+        .where(Invitation.application_id == application.id, Invitation.state.in_(("sent", "cancelled")))
+        .values(state="replaced")
+    )
+    invitation = Invitation(
+        application_id=application.id,
+        message_id=message.id,
+        token_hash=token_hash(token),
+        channel=channel,
+        state="sent",
+        expires_at=now + VALID_FOR,
+        created_by_id=user.id,
+        created_at=now,
+    )
+    session.add(invitation)
+    session.flush()
+    return invitation
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One candidate's line of a bulk invitation's report."""
+
+    application: Application
+    name: str
+    invitation: Invitation | None
+    refusal: str | None
+
+    @property
+    def sent(self) -> bool:
+        return self.invitation is not None
+
+
+def invite_many(
+    session: Session,
+    user: User,
+    applications: Iterable[Application],
+    channel: str,
+    body: str,
+    subject: str | None,
+    base_url: str,
+    now: datetime,
+    handed_over: Callable[[int], object],
+) -> list[Outcome]:
+    """Invite each candidate in a transaction of their own: one refused (opted out, no mobile, no
+    credits left…) does not stop the others. Each sent message is handed to `handed_over` (dispatch)
+    after its commit."""
+    outcomes = []
+    for application in applications:
+        name = application.candidate.full_name
+        try:
+            invitation = invite(session, user, application, channel, body, subject, base_url, now)
+        except SendRefused as refused:
+            session.rollback()
+            outcomes.append(Outcome(application, name, None, refused.message))
+            continue
+        session.commit()
+        handed_over(invitation.message_id)
+        outcomes.append(Outcome(application, name, invitation, None))
+    return outcomes
+
+
+# --- What state an invitation is in ------------------------------------------------------------------
+
+
+def is_expired(invitation: Invitation, now: datetime) -> bool:
+    return invitation.state in ("sent", "cancelled") and invitation.expires_at <= now
+
+
+def describe(invitation: Invitation, zone: str | None, now: datetime) -> str:
+    """The invitation's state in words, times in `zone` (the organisation's, for the team)."""
+    if invitation.state == "booked" and invitation.slot is not None:
+        when = zones.format_time(invitation.slot.starts_at, zone, "%a %d %b %Y, %H:%M")
+        over = invitation.slot.starts_at <= now
+        return f"{'Was booked' if over else 'Booked'} for {when}"
+    if invitation.state == "replaced":
+        return "Replaced by a newer invitation"
+    if is_expired(invitation, now):
+        return "Expired without a booking"
+    if invitation.state == "cancelled":
+        return "Cancelled by the candidate; the link can still book"
+    return "Sent, not booked yet"
+
+
+def for_messages(session: Session, message_ids: Sequence[int]) -> dict[int, Invitation]:
+    """The invitations among these messages, by message id (one query, for a thread)."""
+    if not message_ids:
+        return {}
+    found = session.scalars(
+        sa.select(Invitation)
+        .where(Invitation.message_id.in_(list(message_ids)))
+        .options(selectinload(Invitation.slot))
+    )
+    return {i.message_id: i for i in found}
+
+
+def of_application(session: Session, application_id: int) -> list[Invitation]:
+    """The application's invitations, newest first."""
+    return list(
+        session.scalars(
+            sa.select(Invitation)
+            .where(Invitation.application_id == application_id)
+            .options(selectinload(Invitation.slot), selectinload(Invitation.created_by))
+            .order_by(Invitation.id.desc())
+        )
+    )
