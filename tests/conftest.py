@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -105,11 +106,24 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file with the models' schema, made once: each test starts from a copy of it (copying
+    takes a millisecond, making the schema a hundred)."""
+    path = tmp_path_factory.mktemp("schema") / "relay.db"
+    app = create_app(test_config(f"sqlite:///{path}"))
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    return str(path)
+
+
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
     if backend == "sqlite":
         # A file, not ":memory:": background threads (dispatch, the simulator) then get connections
         # of their own instead of sharing the test's one.
+        shutil.copyfile(request.getfixturevalue("sqlite_schema"), tmp_path / "relay.db")
         return f"sqlite:///{tmp_path}/relay.db"
     return request.getfixturevalue("postgres_url")
 
@@ -123,9 +137,7 @@ def app_config() -> dict[str, object]:
 @pytest.fixture
 def app(backend: str, database_url: str, app_config: dict[str, object], tmp_path) -> Iterator[Flask]:
     app = create_app(test_config(database_url, **{"UPLOAD_DIR": str(tmp_path / "uploads"), **app_config}))
-    with app.app_context():
-        if backend == "sqlite":
-            db.create_all()
+    with app.app_context():  # the schema is there: a copy (SQLite) or the run's database (PostgreSQL)
         yield app
         registry.close(app)
         db.session.remove()
