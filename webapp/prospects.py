@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
 from webapp import access, phones, search
+from webapp.messaging import reads
 from webapp.models import (
     Community,
     CommunityMembership,
     Conversation,
-    ConversationState,
     Organization,
     Prospect,
     SourcingTeamMember,
@@ -61,21 +61,7 @@ class MemberRow:
 
 
 def _activity(user: User) -> sa.Select:
-    """Per membership with a conversation: this user's unread count and the newest message's time."""
-    return (
-        sa.select(
-            Conversation.community_membership_id.label("membership_id"),
-            sa.func.coalesce(ConversationState.unread, 0).label("unread"),
-            Conversation.last_message_at.label("last_at"),
-        )
-        .outerjoin(
-            ConversationState,
-            sa.and_(
-                ConversationState.conversation_id == Conversation.id, ConversationState.user_id == user.id
-            ),
-        )
-        .where(Conversation.community_membership_id.is_not(None))
-    )
+    return reads.activity_per_subject(user.id, Conversation.community_membership_id)
 
 
 def communities_for(session: Session, user: User) -> list[CommunityRow]:
@@ -89,7 +75,7 @@ def communities_for(session: Session, user: User) -> list[CommunityRow]:
             sa.func.coalesce(sa.func.sum(per_membership.c.unread), 0).label("unread"),
             sa.func.max(per_membership.c.last_at).label("last_at"),
         )
-        .outerjoin(per_membership, per_membership.c.membership_id == CommunityMembership.id)
+        .outerjoin(per_membership, per_membership.c.subject_id == CommunityMembership.id)
         .where(active)
         .group_by(CommunityMembership.community_id)
         .subquery()

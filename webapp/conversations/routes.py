@@ -12,7 +12,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from webapp import access, ids
+from webapp import access, form_errors, ids
 from webapp.conversations import bp
 from webapp.conversations.forms import ComposeForm
 from webapp.extensions import db
@@ -368,11 +368,7 @@ def send(conversation_id: int) -> Response:
             )
         except checks.SendRefused as refused:
             db.session.rollback()
-            target = getattr(form, refused.field, None) if refused.field else None
-            if target is not None:
-                target.errors = [*target.errors, refused.message]
-            else:
-                form.form_errors.append(refused.message)
+            form_errors.put(form, refused.message, refused.field)
         else:
             db.session.commit()
             dispatch.enqueue(message.id)

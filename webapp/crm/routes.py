@@ -4,7 +4,7 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from webapp import access, prospects
+from webapp import access, form_errors, prospects
 from webapp.conversations.forms import ComposeForm
 from webapp.conversations.routes import panel_context
 from webapp.crm import bp
@@ -77,11 +77,7 @@ def add_member(community_id: int) -> Response:
             )
         except prospects.ProspectRefused as refused:
             db.session.rollback()
-            target = getattr(form, refused.field, None) if refused.field else None
-            if target is not None:
-                target.errors = [*target.errors, refused.message]
-            else:
-                form.form_errors.append(refused.message)
+            form_errors.put(form, refused.message, refused.field)
         else:
             db.session.commit()
             added = membership

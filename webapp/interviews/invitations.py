@@ -22,7 +22,7 @@ from webapp.interviews import slots
 from webapp.messaging import compose, subjects
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
-from webapp.models import CHANNEL_LABELS, Application, Invitation, MessageTemplate, User
+from webapp.models import CHANNEL_LABELS, Application, Invitation, User
 
 # An unbooked link books for this long; a booked one lives until its interview starts.
 VALID_FOR = timedelta(days=14)
@@ -69,23 +69,6 @@ def with_link(channel: str, body: str) -> str:
     if INVITELINK not in body and body.strip():
         return body.rstrip() + EMAIL_LINK_LINE
     return body
-
-
-def templates_for(session: Session, user: User, channels: Sequence[str]) -> list[MessageTemplate]:
-    """The organisation's interview invitation templates on the channels the user may use."""
-    if user.organization_id is None or not channels:
-        return []
-    return list(
-        session.scalars(
-            sa.select(MessageTemplate)
-            .where(
-                MessageTemplate.organization_id == user.organization_id,
-                MessageTemplate.channel.in_(channels),
-                MessageTemplate.kind == "interview_invitation",
-            )
-            .order_by(MessageTemplate.channel, MessageTemplate.name)
-        )
-    )
 
 
 def check_slots(session: Session, application: Application, now: datetime) -> None:

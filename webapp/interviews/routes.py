@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from webapp import access, ids, zones
+from webapp import access, form_errors, ids, zones
 from webapp.extensions import db
 from webapp.interviews import bp, invitations, slots
 from webapp.interviews.forms import InviteForm, SlotForm
@@ -168,7 +168,7 @@ def _invite_page(
     if form.channel.data not in allowed:
         texting = [c for c in allowed if c != "email"]
         form.channel.data = texting[0] if texting else "email"
-    templates = invitations.templates_for(db.session, current_user, allowed)
+    templates = compose.templates_for(db.session, current_user, allowed, kind="interview_invitation")
     if not form.body.data and request.method == "GET":
         # Start from the channel's first invitation template, so the form opens ready to send.
         first = next((t for t in templates if t.channel == form.channel.data), None)
@@ -195,11 +195,8 @@ def _invite_page(
 
 
 def _refuse(form: InviteForm, refused: SendRefused) -> None:
-    target = getattr(form, refused.field, None) if refused.field else None
-    if target is not None and refused.field != "slots":
-        target.errors = [*target.errors, refused.message]
-    else:
-        form.form_errors.append(refused.message)
+    # "slots" names no field of this form (there are no free slots): said at its top.
+    form_errors.put(form, refused.message, None if refused.field == "slots" else refused.field)
 
 
 def _check_text(form: InviteForm, allowed: list[str]) -> bool:

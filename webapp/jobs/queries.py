@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager
 
 from webapp import access, search
-from webapp.models import Application, Candidate, Conversation, ConversationState, Job, User
+from webapp.messaging import reads
+from webapp.models import Application, Candidate, Conversation, Job, User
 
 MAX_ROWS = 500
 
@@ -30,22 +31,7 @@ class Activity:
 
 
 def _activity(user: User) -> sa.Select:
-    """Per application with a conversation: this user's unread count (what the inbox keeps, see
-    webapp.messaging.activity) and the time of its newest message."""
-    return (
-        sa.select(
-            Conversation.application_id.label("application_id"),
-            sa.func.coalesce(ConversationState.unread, 0).label("unread"),
-            Conversation.last_message_at.label("last_at"),
-        )
-        .outerjoin(
-            ConversationState,
-            sa.and_(
-                ConversationState.conversation_id == Conversation.id, ConversationState.user_id == user.id
-            ),
-        )
-        .where(Conversation.application_id.is_not(None))
-    )
+    return reads.activity_per_subject(user.id, Conversation.application_id)
 
 
 def jobs_for(session: Session, user: User) -> list[JobRow]:
@@ -66,7 +52,7 @@ def jobs_for(session: Session, user: User) -> list[JobRow]:
             sa.func.sum(per_application.c.unread).label("unread"),
             sa.func.max(per_application.c.last_at).label("last_at"),
         )
-        .join(per_application, per_application.c.application_id == Application.id)
+        .join(per_application, per_application.c.subject_id == Application.id)
         .group_by(Application.job_id)
         .subquery()
     )

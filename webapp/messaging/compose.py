@@ -6,6 +6,7 @@ the id to dispatch. It works on a subject (an application or a community members
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -108,7 +109,12 @@ def preview(
     )
 
 
-def templates_for(session: Session, user: User, channels: list[str]) -> list[MessageTemplate]:
+def templates_for(
+    session: Session, user: User, channels: Sequence[str], kind: str = "general"
+) -> list[MessageTemplate]:
+    """The organisation's templates of one kind on the channels the user may use. The composer offers
+    general ones: an interview invitation needs a booking link (%INVITELINK%), which only an
+    invitation (webapp.interviews.invitations) has."""
     if user.organization_id is None or not channels:
         return []
     return list(
@@ -117,8 +123,7 @@ def templates_for(session: Session, user: User, channels: list[str]) -> list[Mes
             .where(
                 MessageTemplate.organization_id == user.organization_id, MessageTemplate.channel.in_(channels)
             )
-            # Interview invitations need a booking link (%INVITELINK%), which only an invitation has.
-            .where(MessageTemplate.kind == "general")
+            .where(MessageTemplate.kind == kind)
             .order_by(MessageTemplate.channel, MessageTemplate.name)
         )
     )

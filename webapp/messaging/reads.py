@@ -199,3 +199,24 @@ def unread_by_channel(
         _unread_statement(tuple(channels)), {"reader": user_id, "conversation": conversation_id}
     ).one()
     return {channel: n for channel, n in zip(channels, counts, strict=True) if n}
+
+
+def activity_per_subject(user_id: int, key: Any) -> sa.Select[Any]:
+    """Per subject with a conversation (`key`: Conversation.application_id or
+    Conversation.community_membership_id): this user's unread count (what the inbox keeps, see
+    webapp.messaging.activity) and the time of the newest message, as `subject_id`, `unread`,
+    `last_at`; for the lists of applications and of community members."""
+    return (
+        sa.select(
+            key.label("subject_id"),
+            sa.func.coalesce(ConversationState.unread, 0).label("unread"),
+            Conversation.last_message_at.label("last_at"),
+        )
+        .outerjoin(
+            ConversationState,
+            sa.and_(
+                ConversationState.conversation_id == Conversation.id, ConversationState.user_id == user_id
+            ),
+        )
+        .where(key.is_not(None))
+    )
