@@ -4,7 +4,7 @@ console, and axe-core's accessibility checks."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,30 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practi
 AXE_FAILING = ("serious", "critical")
 
 
+def _closed_before_sent(app: Flask) -> Callable[[dict, Callable], list[bytes]]:
+    """The app with each response read whole and closed before werkzeug writes it.
+
+    When the browser drops a connection (a page left while a script loads, a poll replaced), werkzeug's
+    development server raises out of its drain loop before it closes the response; a static file's
+    handle is then left to the garbage collector, whose ResourceWarning lands in whichever test runs
+    next. Pages here are small, so buffering costs nothing the tests measure.
+    """
+
+    def wsgi(environ: dict, start_response: Callable) -> list[bytes]:
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 @contextmanager
 def serve(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _closed_before_sent(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-relay", daemon=True)
     thread.start()
     try:
