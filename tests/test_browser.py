@@ -378,6 +378,70 @@ def test_an_inbound_reply_appears_on_the_open_page_within_3_seconds(page: Page, 
     shot(page, "inbound-live")
 
 
+HIDE_TAB = """(hidden) => {
+  Object.defineProperty(document, "hidden", {value: hidden, configurable: true});
+  const state = hidden ? "hidden" : "visible";
+  Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def unread_of(app: Flask, email: str, conversation_id: int) -> int:
+    from webapp.models import ConversationState, User
+
+    with app.app_context():
+        found = db.session.scalar(
+            sa.select(ConversationState.unread)
+            .join(User, User.id == ConversationState.user_id)
+            .where(User.email == email, ConversationState.conversation_id == conversation_id)
+        )
+        db.session.remove()
+    return found or 0
+
+
+def test_a_hidden_tab_asks_nothing_and_marks_nothing_read(
+    page: Page, live_app: Flask, live_server: str
+) -> None:
+    sign_in(page, "recruiter@acme.example")
+    page.get_by_role("link", name="Backend Engineer").click()
+    page.locator("#applications tbody tr").nth(2).get_by_role("link").click()
+    page.get_by_label("Message").fill("Are you free on Friday?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".messages .msg-outbound").last).to_contain_text("Are you free on Friday?")
+    conversation_id = int(page.locator(".thread-wrap").get_attribute("id").removeprefix("thread-"))
+    asked: list[str] = []
+    mine = f"/conversations/{conversation_id}/"
+    page.on("request", lambda r: asked.append(r.url) if mine in r.url else None)
+    page.evaluate(HIDE_TAB, True)
+    asked.clear()
+    text = "Friday is fine, after lunch."
+    ours, mobile = our_number(page), page.locator("#candidate-mobile").inner_text()
+    reply(live_server, ours, mobile, text)
+    page.wait_for_timeout(4500)  # two polls' worth
+    assert asked == []
+    expect(page.locator(".messages")).not_to_contain_text(text)
+    assert unread_of(live_app, "recruiter@acme.example", conversation_id) == 1
+    # Shown again: it asks at once, and what it draws is read.
+    page.evaluate(HIDE_TAB, False)
+    expect(page.locator(".messages .msg-inbound").last).to_contain_text(text, timeout=1500)
+    assert unread_of(live_app, "recruiter@acme.example", conversation_id) == 0
+
+    # The Inbox's one poll rests too, and neither list nor pane marks anything read meanwhile.
+    page.goto("/inbox")
+    expect(page.locator("#inbox-rows li.inbox-row").first).to_be_visible()
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/inbox" in r.url else None)
+    page.evaluate(HIDE_TAB, True)
+    polls.clear()
+    reply(live_server, ours, mobile, "One more thing")
+    page.wait_for_timeout(4500)
+    assert polls == []
+    assert unread_of(live_app, "recruiter@acme.example", conversation_id) == 1
+    page.evaluate(HIDE_TAB, False)
+    row = page.locator(f"#inbox-row-{conversation_id}")
+    expect(row.locator("[data-unread]")).to_have_attribute("data-unread", "1", timeout=1500)
+
+
 def test_the_thread_opens_at_the_newest_and_keeps_the_readers_place(
     page: Page, live_app: Flask, live_server: str
 ) -> None:

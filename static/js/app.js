@@ -139,3 +139,16 @@ document.addEventListener("click", (event) => {
 document.addEventListener("focusin", (event) => {
   if (event.target instanceof HTMLInputElement && event.target.matches("[data-select-on-focus]")) event.target.select();
 });
+
+// A thread's own poll (the application and prospect pages ask every 2 s) rests while the tab is hidden:
+// nobody reads what would arrive, and drawing it would mark it read. Shown again, the thread asks at
+// once. (The Inbox's one poll rests the same way, in inbox.js.)
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const elt = event.detail.elt;
+  if (document.hidden && elt instanceof Element && elt.matches(".thread-wrap[data-version]")) event.preventDefault();
+});
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && document.querySelector(".thread-wrap[data-version]")) {
+    document.body.dispatchEvent(new CustomEvent("messages-changed"));
+  }
+});
