@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -613,3 +613,24 @@ def test_the_jobs_and_a_jobs_applications_show_unread_and_last_activity(client, 
     auth.login("manager@acme.test")
     jobs = client.get("/jobs").get_data(as_text=True)
     assert 'data-unread="1"' in re.search(rf'<tr id="job-{w["backend"].id}">.*?</tr>', jobs, re.S).group(0)
+
+
+def test_times_read_in_the_organisations_zone(client, auth, world) -> None:
+    w = world
+    w["acme"].time_zone = "Europe/Berlin"
+    db.session.commit()
+    at = datetime(2026, 1, 15, 12, 5, tzinfo=UTC)  # winter: 13:05 in Berlin
+    say(w["lena"], text="Noon in London", at=at)
+    auth.login("recruiter@acme.test")
+    inbox = client.get("/inbox").get_data(as_text=True)
+    row = re.search(rf'<li [^>]*id="inbox-row-{conversation_of(w["lena"]).id}".*?</li>', inbox, re.S).group(0)
+    assert "15 Jan 13:05 CET" in row
+    detail = client.get(f"/jobs/{w['backend'].id}").get_data(as_text=True)
+    lena = re.search(rf'<tr id="application-{w["lena"].id}">.*?</tr>', detail, re.S).group(0)
+    assert "15 Jan 13:05 CET" in lena
+    # Someone of an organisation in UTC reads the same moment in UTC.
+    auth.logout()
+    w["acme"].time_zone = "UTC"
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    assert "15 Jan 12:05 UTC" in client.get("/inbox").get_data(as_text=True)

@@ -35,10 +35,12 @@ def register(app: Flask) -> None:
 
 
 def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: tzinfo | None = None) -> str:
-    """The time in the reader's zone (UTC until users have one), named after it."""
+    """The time in `zone`, or else in the signed-in reader's organisation's zone, named after it."""
     if not value:
         return ""
-    local = value.astimezone(zone or UTC)
+    if zone is None:
+        zone = zones.of_reader(current_user) if current_user.is_authenticated else UTC
+    local = value.astimezone(zone)
     return local.strftime(fmt) + " " + (local.tzname() or "UTC")
 
 

@@ -49,6 +49,12 @@ def format_time(value: datetime | None, name: str | None, fmt: str = "%Y-%m-%d %
     return f"{local.strftime(fmt)} {local.tzname() or name}"
 
 
+def of_reader(user: object) -> tzinfo:
+    """The zone a signed-in person reads times in: their organisation's (staff, who have none: UTC)."""
+    org = getattr(user, "organization", None)
+    return zone(org.time_zone) if org is not None else UTC
+
+
 def start_of_day(day: date, name: str | None) -> datetime:
     """Midnight of that day in the zone, in UTC: where a date filter begins."""
     return datetime.combine(day, time.min, tzinfo=zone(name)).astimezone(UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,11 +44,6 @@ MIN_TEXT_SEARCH = 3
 
 C = Conversation
 S = ConversationState
-
-
-def user_zone(user: User) -> tzinfo:
-    """The time zone the user reads times in. There is no per-user setting yet: UTC for everyone."""
-    return UTC
 
 
 @dataclass(frozen=True)

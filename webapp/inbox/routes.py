@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from webapp import access, ids
+from webapp import access, ids, zones
 from webapp.conversations.routes import pane_html
 from webapp.extensions import db
 from webapp.inbox import bp, queries
@@ -72,7 +72,7 @@ def _context(
         # Email-only customers (ATS only) see no channel filter and no channel marks.
         "texting": len(channels) > 1,
         "crm": access.entitled(current_user, "crm"),
-        "zone": queries.user_zone(current_user),
+        "zone": zones.of_reader(current_user),
         **_urls(filters or queries.Filters()),
         **more,
     }
@@ -138,7 +138,7 @@ def more() -> Response:
         filters=filters,
         selected=None,
         texting=len(current_user.organization.channels) > 1 if current_user.organization else False,
-        zone=queries.user_zone(current_user),
+        zone=zones.of_reader(current_user),
         **urls,
     )
 
