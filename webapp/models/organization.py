@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, aliased, mapped_column, relationship
+from sqlalchemy.orm import Mapped, aliased, mapped_column, object_session, relationship
 
 from webapp.models.base import Base, UTCDateTime, utcnow
 
@@ -55,11 +55,18 @@ class Organization(Base):
 
     @property
     def top(self) -> Organization:
-        """The parent organisation at the top, which holds the shared credits."""
-        org = self
-        while org.parent is not None:
-            org = org.parent
-        return org
+        """The parent organisation at the top, which holds the shared credits: one statement over
+        family_above (the family is walked there only), none for an organisation without a parent."""
+        if self.parent_id is None and self.parent is None:
+            return self
+        session = object_session(self)
+        if session is None:
+            raise RuntimeError(f"{self!r} is not in a session: its parents cannot be read")
+        if self.id is None:
+            session.flush()
+        chain = family_above(self.id)
+        query = sa.select(Organization).join(chain, chain.c.id == Organization.id)
+        return session.scalars(query.where(chain.c.parent_id.is_(None))).one()
 
     def has_product(self, product: str) -> bool:
         if product not in PRODUCTS:
@@ -87,8 +94,8 @@ class Organization(Base):
 
 
 # The family of an organisation (a customer's parent and its sub-organisations, at any depth) is walked
-# here only, in SQL: below an organisation for what it and its subs own or may see, above it for what
-# its parents lend it (numbers, credits, administrators).
+# here only, in SQL (Organization.top too): below an organisation for what it and its subs own or may
+# see, above it for what its parents lend it (numbers, credits, administrators).
 
 
 def family_below(organization_id: int) -> sa.CTE:
