@@ -207,6 +207,33 @@ def test_the_page_answers_404_for_a_conversation_of_another_organisation(client,
     assert "Homer" not in page and "Mia" not in page
 
 
+def test_a_sub_organisations_conversation_is_read_only_for_the_parents_admin(client, auth, talking) -> None:
+    """The parent's administrator sees Acme Nordics' conversations; its own team writes in them."""
+    from tests.conftest import CSRF_RE
+
+    w = talking
+    astrid = conversation_of(w["astrid"])
+    before = db.session.scalar(sa.select(sa.func.count(Message.id)))
+    auth.login("admin@acme.test")
+    page = client.get(f"/inbox?c={astrid.id}").get_data(as_text=True)
+    assert f'id="messaging-panel-{astrid.id}"' in page and "Astrid Lund" in page
+    assert f'id="read-only-{astrid.id}"' in page and "belongs to Acme Nordics" in page
+    assert f'id="composer-{astrid.id}" class="composer"' in page and "<textarea" not in page
+    assert ">Application</a>" not in page  # its application page is Acme Nordics' people's
+    token = CSRF_RE.search(page).group(1)
+    sent = client.post(
+        f"/conversations/{astrid.id}/messages",
+        data={"csrf_token": token, "channel": "email", "subject": "Hi", "body": "Hello Astrid"},
+        headers=HX,
+    )
+    assert sent.status_code == 422 and f'id="read-only-{astrid.id}"' in sent.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Message.id))) == before
+    # Their own conversations they write in as before.
+    lena = conversation_of(w["lena"]).id
+    own = client.get(f"/inbox?c={lena}").get_data(as_text=True)
+    assert f'id="composer-{lena}"' in own and "<textarea" in own and f'id="read-only-{lena}"' not in own
+
+
 # --- Ordering and unread --------------------------------------------------------------------------------
 
 

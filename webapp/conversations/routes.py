@@ -164,6 +164,9 @@ def counter_context(
 def composer_context(
     conversation: Conversation, about: Subject, form: ComposeForm | None, channel: str | None
 ) -> dict[str, Any]:
+    read_only = checks.not_ours(current_user, about)
+    if read_only:
+        return {**_identity(conversation, about), "read_only": read_only}
     allowed = checks.allowed_channels(current_user, about)
     form = form or ComposeForm()
     form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]

@@ -58,10 +58,22 @@ def missing_right(user: User, about: Subject | None = None) -> str | None:
     )
 
 
+def not_ours(user: User, about: Subject) -> str | None:
+    """Why the user may read but never write in this conversation (a sub-organisation's, which its
+    parent's administrators see in their Inbox: its own teams write in it, under its name), or None."""
+    org = user.organization
+    if org is None or about.organization.id != org.id:
+        return (
+            f"This conversation belongs to {about.organization.name}: you can read it, and its own team "
+            "writes in it."
+        )
+    return None
+
+
 def check_sender(session: Session, user: User, about: Subject, channel: str) -> None:
     """Tenant, team, right, entitlement, channel enabled."""
     org = user.organization
-    if org is None or about.organization.id != org.id:
+    if org is None or not_ours(user, about):
         raise SendRefused("This conversation belongs to another organisation.")
     if about.kind == "membership" and not org.has_product("crm"):
         raise SendRefused("Your organisation does not have CRM, so prospects cannot be written to.")
