@@ -410,9 +410,10 @@ def test_a_hidden_tab_asks_nothing_and_marks_nothing_read(
     expect(page.locator(".messages .msg-outbound").last).to_contain_text("Are you free on Friday?")
     conversation_id = int(page.locator(".thread-wrap").get_attribute("id").removeprefix("thread-"))
     asked: list[str] = []
-    mine = f"/conversations/{conversation_id}/"
+    mine = f"/conversations/{conversation_id}/thread"
     page.on("request", lambda r: asked.append(r.url) if mine in r.url else None)
     page.evaluate(HIDE_TAB, True)
+    page.wait_for_timeout(500)  # a poll already on its way when the tab was hidden comes back
     asked.clear()
     text = "Friday is fine, after lunch."
     ours, mobile = our_number(page), page.locator("#candidate-mobile").inner_text()
@@ -432,6 +433,7 @@ def test_a_hidden_tab_asks_nothing_and_marks_nothing_read(
     polls: list[str] = []
     page.on("request", lambda r: polls.append(r.url) if "/inbox" in r.url else None)
     page.evaluate(HIDE_TAB, True)
+    page.wait_for_timeout(500)
     polls.clear()
     reply(live_server, ours, mobile, "One more thing")
     page.wait_for_timeout(4500)

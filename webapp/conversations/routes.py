@@ -391,10 +391,7 @@ def send(conversation_id: int) -> Response:
     # Refused or invalid: the composer again, with the text as typed and the reason beside the field.
     if wants_fragment():
         context = composer_context(conversation, about, form, channel)
-        response = make_response(render_template("conversations/_composer.html", **context), 422)
-        response.headers["HX-Retarget"] = f"#composer-{conversation.id}"
-        response.headers["HX-Reswap"] = "outerHTML"
-        return response
+        return make_response(render_template("conversations/_composer.html", **context), 422)
     # Without htmx: the whole page again, the text as typed and the reason beside its field.
     if about.application is not None:
         from webapp.jobs.routes import application_page
