@@ -113,6 +113,33 @@ def test_the_sourcing_team_sees_its_communities_and_nobody_elses(client, auth, c
     assert "Nordic" not in client.get("/communities").get_data(as_text=True)
 
 
+def test_the_admin_person_page_offers_sourcing_teams_only_with_the_crm(client, auth, crm) -> None:
+    f.user(crm["org"], "people@acme.test", codes=[permissions.ADMIN_USERS])
+    db.session.commit()
+    auth.login("people@acme.test")
+    url = f"/admin/people/{crm['sourcer'].id}"
+    html = client.get(url).get_data(as_text=True)
+    assert "Sourcing team of" in html
+    assert re.search(rf'name="communities" value="{crm["nordic"].id}" checked', html)
+    crm["org"].has_crm = False
+    db.session.commit()
+    html = client.get(url).get_data(as_text=True)
+    assert "Sourcing team of" not in html and 'name="communities"' not in html
+    assert "Nordic engineers" not in html and "Hiring team of" in html
+    # Saving the teams the page shows keeps the sourcing teams it does not show (nor lets them be set).
+    job = f.job(crm["org"], title="Backend engineer")
+    db.session.commit()
+    token = csrf_from(client, url)
+    saved = client.post(
+        f"{url}/teams", data={"jobs": [job.id], "communities": [crm["designers"].id], "csrf_token": token}
+    )
+    assert saved.status_code == 303
+    from webapp import people
+
+    db.session.expire_all()
+    assert people.team_ids(db.session, crm["sourcer"]) == ({job.id}, {crm["nordic"].id})
+
+
 # --- Members ---------------------------------------------------------------------------------------
 
 
