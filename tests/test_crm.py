@@ -385,3 +385,102 @@ def test_with_one_number_a_reply_goes_to_the_conversation_last_written_in(client
     post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Which one?"))
     reply = db.session.scalar(sa.select(Message).where(Message.direction == "inbound"))
     assert reply.conversation_id == second.conversation_id
+
+
+# --- Texting a prospect: opting out and back in, and a CRM without Messaging --------------------------
+
+
+def test_a_prospect_who_texts_stop_has_the_banner_and_the_composer_says_texts_cannot_go(
+    client, auth, crm
+) -> None:
+    compose.compose(db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi Grace")
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    url = f"/memberships/{crm['membership'].id}"
+    assert 'id="opt-out-banner-' not in client.get(url).get_data(as_text=True)
+    assert post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Stop.")).status_code == 200
+    for tab in ("sms", "whatsapp"):
+        html = client.get(url, query_string={"tab": tab}).get_data(as_text=True)
+        banner = re.search(
+            r'<p class="banner banner-danger" id="opt-out-banner-\d+"[^>]*>(.*?)</p>', html, re.S
+        )
+        assert banner, html
+        assert "“Stop.”" in banner[1] and "until the prospect texts START" in banner[1]
+        blocked = re.search(r'data-counter="blocked">([^<]*)<', html)
+        assert blocked and "cannot receive SMS or WhatsApp until it opts in again" in blocked[1], html
+    # Email still goes, and its counter says nothing of the opt-out.
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == crm["membership"].id)
+    )
+    preview = client.post(
+        f"/conversations/{conversation.id}/preview",
+        data={"channel": "email", "body": "Hi", "csrf_token": csrf_from(client, url)},
+    ).get_data(as_text=True)
+    assert 'data-counter="blocked"' not in preview
+
+
+def test_a_prospect_who_texts_start_after_stop_can_be_texted_again(client, auth, crm) -> None:
+    compose.compose(db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi Grace")
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    url = f"/memberships/{crm['membership'].id}"
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == crm["membership"].id)
+    )
+    token = csrf_from(client, url)
+
+    def send(body: str):
+        return client.post(
+            f"/conversations/{conversation.id}/messages",
+            data={"channel": "sms", "body": body, "csrf_token": token},
+            headers={"HX-Request": "true"},
+        )
+
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "STOP"))
+    refused = send("Are you sure?")
+    assert refused.status_code == 422
+    assert re.search(rf'id="channel-error-{conversation.id}">[^<]*opted out', refused.get_data(as_text=True))
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Start"))
+    html = client.get(url, query_string={"tab": "sms"}).get_data(as_text=True)
+    assert 'id="opt-out-banner-' not in html and 'data-counter="blocked"' not in html
+    assert send("Welcome back").status_code == 200
+    sent = db.session.scalar(sa.select(Message).where(Message.body == "Welcome back"))
+    assert sent is not None and (sent.direction, sent.channel, sent.to_addr) == ("outbound", "sms", GRACE)
+    assert sent.conversation_id == conversation.id
+
+
+def test_crm_without_messaging_writes_to_prospects_by_email_only(client, auth) -> None:
+    org = f.org("Solo", has_crm=True)
+    assert not org.has_messaging
+    sourcer = f.user(org, "sourcer@solo.test", codes=[permissions.SOURCING_MESSAGING])
+    community = f.community(org, "Nordic engineers", team=[sourcer])
+    membership = f.membership(community, f.prospect(org, mobile=GRACE, email="grace@example.test"))
+    db.session.commit()
+    auth.login("sourcer@solo.test")
+    assert client.get(f"/communities/{community.id}").status_code == 200
+    page = client.get(f"/memberships/{membership.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert re.findall(r'name="channel" value="([^"]+)"', html) == ["email"]
+    assert re.findall(r'data-tab-channel="([^"]+)"', html) == ["email"]
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == membership.id)
+    )
+    token = csrf_from(client, f"/memberships/{membership.id}")
+    refused = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "sms", "body": "Hi", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status_code == 422
+    reason = "Your organisation does not have Messaging, so SMS is not available"
+    html = refused.get_data(as_text=True)
+    assert re.search(rf'id="channel-error-{conversation.id}">{reason}', html), html
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+    sent = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "email", "subject": "Hello", "body": "Hi Grace", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert sent.status_code == 200
+    assert db.session.scalar(sa.select(Message.channel)) == "email"
