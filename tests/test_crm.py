@@ -5,6 +5,7 @@ candidate and a prospect."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from tests.webhook_support import inbound, post
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, conversations, subjects
-from webapp.models import CommunityMembership, Conversation, Message, Prospect
+from webapp.models import CommunityMembership, Conversation, Message, Prospect, SendingNumber
 
 OUR, SECOND, GRACE = "+4915123456700", "+4915123456701", "+4915123456788"
 
@@ -368,23 +369,72 @@ def test_a_candidate_who_is_also_a_prospect_gets_a_second_number_and_replies_thr
             compose.compose(db.session, crm["sourcer"], about, "sms", "Still there?")
 
 
-def test_with_one_number_a_reply_goes_to_the_conversation_last_written_in(client, crm) -> None:
+US = "+12025550143"
+
+
+@pytest.mark.parametrize("second_de", [False, True])
+def test_the_second_conversation_keeps_to_the_persons_country(client, crm, second_de) -> None:
+    """A pool of DE and US numbers: the second conversation with a German number is sent from a German
+    number too, the other one when there are two, the same one rather than the US one when there is not."""
+    f.number(crm["org"], US)
+    if second_de:
+        f.number(crm["org"], SECOND)
     job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
     application = f.application(job, f.candidate(crm["org"], "Grace", "Hopper", mobile=GRACE))
     crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
     db.session.commit()
-    as_candidate, as_prospect = (
-        subjects.of_application(application),
-        subjects.of_membership(crm["membership"]),
+    first = compose.compose(db.session, crm["sourcer"], subjects.of_application(application), "sms", "Job")
+    db.session.commit()
+    assert first.from_addr in (OUR, SECOND)
+    if second_de:
+        # The other German number was used more recently: least-recently-used alone would pick the first's.
+        other = SECOND if first.from_addr == OUR else OUR
+        numbers = {n.e164: n for n in db.session.scalars(sa.select(SendingNumber))}
+        numbers[other].last_used_at = numbers[first.from_addr].last_used_at + timedelta(hours=1)
+        db.session.commit()
+    second = compose.compose(
+        db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi"
     )
-    first = compose.compose(db.session, crm["sourcer"], as_prospect, "sms", "About the community")
     db.session.commit()
-    second = compose.compose(db.session, crm["sourcer"], as_candidate, "sms", "About the job")
+    assert second.from_addr != US
+    if second_de:
+        assert second.from_addr == other
+    else:
+        assert second.from_addr == first.from_addr == OUR
+    # The number is the conversation's from now on.
+    again = compose.compose(
+        db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "And"
+    )
+    assert again.from_addr == second.from_addr
+
+
+@pytest.mark.parametrize("last", ["prospect", "candidate"])
+def test_with_one_number_a_reply_goes_to_the_conversation_last_written_in(client, crm, last) -> None:
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    application = f.application(job, f.candidate(crm["org"], "Grace", "Hopper", mobile=GRACE))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
     db.session.commit()
-    assert first.from_addr == second.from_addr == OUR
+    about = {
+        "candidate": subjects.of_application(application),
+        "prospect": subjects.of_membership(crm["membership"]),
+    }
+    other = "candidate" if last == "prospect" else "prospect"
+    # Written in the one, then the other, then the first again: the first is the last written in, though
+    # the other was written in after its first message.
+    sent = []
+    for who in (last, other, last):
+        sent.append(compose.compose(db.session, crm["sourcer"], about[who], "sms", f"To the {who}"))
+        db.session.commit()
+    assert {m.from_addr for m in sent} == {OUR}
+    assert sent[0].conversation_id == sent[2].conversation_id != sent[1].conversation_id
     post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Which one?"))
     reply = db.session.scalar(sa.select(Message).where(Message.direction == "inbound"))
-    assert reply.conversation_id == second.conversation_id
+    conversation = db.session.get(Conversation, reply.conversation_id)
+    assert conversation.id == sent[2].conversation_id
+    if last == "prospect":
+        assert conversation.community_membership_id == crm["membership"].id
+    else:
+        assert conversation.application_id == application.id
 
 
 # --- Texting a prospect: opting out and back in, and a CRM without Messaging --------------------------
