@@ -114,6 +114,23 @@ def test_the_sourcing_team_sees_its_communities_and_nobody_elses(client, auth, c
     assert "Nordic" not in client.get("/communities").get_data(as_text=True)
 
 
+def test_the_community_page_lists_its_sourcing_team(client, auth, crm) -> None:
+    auth.login("admin@acme.test")
+    html = client.get(f"/communities/{crm['nordic'].id}").get_data(as_text=True)
+    panel = re.search(r'<div class="card" id="sourcing-team">(.*?)</div>', html, re.S)
+    assert panel, html
+    assert re.findall(r"<li>([^<]*)</li>", panel[1]) == ["Sam Sourcer"]
+    # Olga is on another community's team (and the admin on none): not listed here.
+    html = client.get(f"/communities/{crm['designers'].id}").get_data(as_text=True)
+    panel = re.search(r'<div class="card" id="sourcing-team">(.*?)</div>', html, re.S)
+    assert re.findall(r"<li>([^<]*)</li>", panel[1]) == ["Olga Other"]
+    empty = f.community(crm["org"], "Empty")
+    db.session.commit()
+    html = client.get(f"/communities/{empty.id}").get_data(as_text=True)
+    panel = re.search(r'<div class="card" id="sourcing-team">(.*?)</div>', html, re.S)
+    assert "<li>" not in panel[1] and "Nobody yet" in panel[1]
+
+
 def test_the_admin_person_page_offers_sourcing_teams_only_with_the_crm(client, auth, crm) -> None:
     f.user(crm["org"], "people@acme.test", codes=[permissions.ADMIN_USERS])
     db.session.commit()
@@ -188,17 +205,34 @@ def test_a_bad_prospect_is_refused_beside_its_field_and_keeps_what_was_typed(
 
 
 def test_a_duplicate_is_refused_and_a_known_prospect_is_added_not_copied(client, auth, crm) -> None:
+    crm["grace"].email = "grace@example.com"  # the form's Email check refuses the reserved .test
+    db.session.commit()
     auth.login("admin@acme.test")
     token = csrf_from(client, "/communities")
     nordic, designers = crm["nordic"].id, crm["designers"].id
     # Already a member: said beside the number, in any format it is typed.
     answer = _add(client, nordic, token, first_name="Grace", last_name="Hopper", mobile="+49 151 23456788")
     assert answer.status_code == 422
-    assert "Grace Hopper is already a member of Nordic engineers" in answer.get_data(as_text=True)
+    assert re.search(
+        r'id="mobile-error">Grace Hopper is already a member of Nordic engineers',
+        answer.get_data(as_text=True),
+    )
     # Someone else's number.
     answer = _add(client, designers, token, first_name="Alan", last_name="Turing", mobile=GRACE)
     assert answer.status_code == 422
-    assert "already the number of Grace Hopper" in answer.get_data(as_text=True)
+    assert re.search(
+        r'id="mobile-error">[^<]*already the number of Grace Hopper', answer.get_data(as_text=True)
+    )
+    # Someone else's address (no number typed): beside the email.
+    answer = _add(client, designers, token, first_name="Alan", last_name="Turing", email="GRACE@example.com")
+    assert answer.status_code == 422
+    assert re.search(
+        r'id="email-error">[^<]*already the address of Grace Hopper', answer.get_data(as_text=True)
+    )
+    # Already a member, found by the email: beside the email.
+    answer = _add(client, nordic, token, first_name="Grace", last_name="Hopper", email="grace@example.com")
+    assert answer.status_code == 422
+    assert re.search(r'id="email-error">Grace Hopper is already a member', answer.get_data(as_text=True))
     # The same person (accents and case aside) in a second community: the same prospect, a new membership.
     answer = _add(client, designers, token, first_name="grace", last_name="HOPPER", mobile=GRACE)
     assert answer.status_code == 200
@@ -210,7 +244,7 @@ def test_a_duplicate_is_refused_and_a_known_prospect_is_added_not_copied(client,
     # Without htmx: the page again with the reason, or a redirect with a message.
     answer = _add(client, nordic, token, htmx=False, first_name="Grace", last_name="Hopper", mobile=GRACE)
     assert answer.status_code == 422
-    assert "already a member" in answer.get_data(as_text=True)
+    assert re.search(r'id="mobile-error">[^<]*already a member', answer.get_data(as_text=True))
     answer = _add(
         client, nordic, token, htmx=False, first_name="Linus", last_name="T", email="linus@example.com"
     )
@@ -324,6 +358,27 @@ def test_a_prospect_conversation_end_to_end_in_the_inbox(client, auth, crm) -> N
     prospects_only = client.get("/inbox", query_string={"who": "prospects"}).get_data(as_text=True)
     candidates_only = client.get("/inbox", query_string={"who": "candidates"}).get_data(as_text=True)
     assert "Grace Hopper" in prospects_only and "Grace Hopper" not in candidates_only
+
+
+def test_the_inbox_who_filter_returns_only_its_kind(client, auth, crm) -> None:
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    linus = f.application(job, f.candidate(crm["org"], "Linus", "Torvalds", mobile="+4915123450000"))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
+    db.session.commit()
+    for about in (subjects.of_application(linus), subjects.of_membership(crm["membership"])):
+        compose.compose(db.session, crm["sourcer"], about, "sms", "Hello")
+        db.session.commit()
+    auth.login("sourcer@acme.test")
+
+    def names(who: str) -> set[str]:
+        html = client.get("/inbox", query_string={"who": who}).get_data(as_text=True)
+        rows = re.findall(r'<li[^>]*id="inbox-row-\d+".*?</li>', html, re.S)
+        return {n for n in ("Linus Torvalds", "Grace Hopper") for row in rows if n in row}
+
+    assert names("") == {"Linus Torvalds", "Grace Hopper"}
+    assert names("candidates") == {"Linus Torvalds"}
+    assert names("prospects") == {"Grace Hopper"}
+    assert client.get("/inbox", query_string={"who": "everyone"}).status_code == 400
 
 
 def test_a_customer_without_crm_has_no_prospect_filter(client, auth) -> None:
