@@ -420,6 +420,7 @@ def test_the_matrix_roles_and_teams(client, world) -> None:
 
     rid = world["recruiter"].id
     other_job = f.job(world["acme"], title="Designer")
+    world["acme"].has_crm = True  # sourcing teams are the CRM's (tests/test_crm.py: without it)
     db.session.commit()
     saved = post(
         client, f"/admin/people/{rid}/teams", {"jobs": [other_job.id], "communities": [world["community"].id]}

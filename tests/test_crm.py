@@ -5,6 +5,7 @@ candidate and a prospect."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from tests.webhook_support import inbound, post
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, conversations, subjects
-from webapp.models import CommunityMembership, Conversation, Message, Prospect
+from webapp.models import CommunityMembership, Conversation, Message, Prospect, SendingNumber
 
 OUR, SECOND, GRACE = "+4915123456700", "+4915123456701", "+4915123456788"
 
@@ -113,6 +114,50 @@ def test_the_sourcing_team_sees_its_communities_and_nobody_elses(client, auth, c
     assert "Nordic" not in client.get("/communities").get_data(as_text=True)
 
 
+def test_the_community_page_lists_its_sourcing_team(client, auth, crm) -> None:
+    auth.login("admin@acme.test")
+    html = client.get(f"/communities/{crm['nordic'].id}").get_data(as_text=True)
+    panel = re.search(r'<div class="card" id="sourcing-team">(.*?)</div>', html, re.S)
+    assert panel, html
+    assert re.findall(r"<li>([^<]*)</li>", panel[1]) == ["Sam Sourcer"]
+    # Olga is on another community's team (and the admin on none): not listed here.
+    html = client.get(f"/communities/{crm['designers'].id}").get_data(as_text=True)
+    panel = re.search(r'<div class="card" id="sourcing-team">(.*?)</div>', html, re.S)
+    assert re.findall(r"<li>([^<]*)</li>", panel[1]) == ["Olga Other"]
+    empty = f.community(crm["org"], "Empty")
+    db.session.commit()
+    html = client.get(f"/communities/{empty.id}").get_data(as_text=True)
+    panel = re.search(r'<div class="card" id="sourcing-team">(.*?)</div>', html, re.S)
+    assert "<li>" not in panel[1] and "Nobody yet" in panel[1]
+
+
+def test_the_admin_person_page_offers_sourcing_teams_only_with_the_crm(client, auth, crm) -> None:
+    f.user(crm["org"], "people@acme.test", codes=[permissions.ADMIN_USERS])
+    db.session.commit()
+    auth.login("people@acme.test")
+    url = f"/admin/people/{crm['sourcer'].id}"
+    html = client.get(url).get_data(as_text=True)
+    assert "Sourcing team of" in html
+    assert re.search(rf'name="communities" value="{crm["nordic"].id}" checked', html)
+    crm["org"].has_crm = False
+    db.session.commit()
+    html = client.get(url).get_data(as_text=True)
+    assert "Sourcing team of" not in html and 'name="communities"' not in html
+    assert "Nordic engineers" not in html and "Hiring team of" in html
+    # Saving the teams the page shows keeps the sourcing teams it does not show (nor lets them be set).
+    job = f.job(crm["org"], title="Backend engineer")
+    db.session.commit()
+    token = csrf_from(client, url)
+    saved = client.post(
+        f"{url}/teams", data={"jobs": [job.id], "communities": [crm["designers"].id], "csrf_token": token}
+    )
+    assert saved.status_code == 303
+    from webapp import people
+
+    db.session.expire_all()
+    assert people.team_ids(db.session, crm["sourcer"]) == ({job.id}, {crm["nordic"].id})
+
+
 # --- Members ---------------------------------------------------------------------------------------
 
 
@@ -160,17 +205,34 @@ def test_a_bad_prospect_is_refused_beside_its_field_and_keeps_what_was_typed(
 
 
 def test_a_duplicate_is_refused_and_a_known_prospect_is_added_not_copied(client, auth, crm) -> None:
+    crm["grace"].email = "grace@example.com"  # the form's Email check refuses the reserved .test
+    db.session.commit()
     auth.login("admin@acme.test")
     token = csrf_from(client, "/communities")
     nordic, designers = crm["nordic"].id, crm["designers"].id
     # Already a member: said beside the number, in any format it is typed.
     answer = _add(client, nordic, token, first_name="Grace", last_name="Hopper", mobile="+49 151 23456788")
     assert answer.status_code == 422
-    assert "Grace Hopper is already a member of Nordic engineers" in answer.get_data(as_text=True)
+    assert re.search(
+        r'id="mobile-error">Grace Hopper is already a member of Nordic engineers',
+        answer.get_data(as_text=True),
+    )
     # Someone else's number.
     answer = _add(client, designers, token, first_name="Alan", last_name="Turing", mobile=GRACE)
     assert answer.status_code == 422
-    assert "already the number of Grace Hopper" in answer.get_data(as_text=True)
+    assert re.search(
+        r'id="mobile-error">[^<]*already the number of Grace Hopper', answer.get_data(as_text=True)
+    )
+    # Someone else's address (no number typed): beside the email.
+    answer = _add(client, designers, token, first_name="Alan", last_name="Turing", email="GRACE@example.com")
+    assert answer.status_code == 422
+    assert re.search(
+        r'id="email-error">[^<]*already the address of Grace Hopper', answer.get_data(as_text=True)
+    )
+    # Already a member, found by the email: beside the email.
+    answer = _add(client, nordic, token, first_name="Grace", last_name="Hopper", email="grace@example.com")
+    assert answer.status_code == 422
+    assert re.search(r'id="email-error">Grace Hopper is already a member', answer.get_data(as_text=True))
     # The same person (accents and case aside) in a second community: the same prospect, a new membership.
     answer = _add(client, designers, token, first_name="grace", last_name="HOPPER", mobile=GRACE)
     assert answer.status_code == 200
@@ -182,7 +244,7 @@ def test_a_duplicate_is_refused_and_a_known_prospect_is_added_not_copied(client,
     # Without htmx: the page again with the reason, or a redirect with a message.
     answer = _add(client, nordic, token, htmx=False, first_name="Grace", last_name="Hopper", mobile=GRACE)
     assert answer.status_code == 422
-    assert "already a member" in answer.get_data(as_text=True)
+    assert re.search(r'id="mobile-error">[^<]*already a member', answer.get_data(as_text=True))
     answer = _add(
         client, nordic, token, htmx=False, first_name="Linus", last_name="T", email="linus@example.com"
     )
@@ -298,6 +360,27 @@ def test_a_prospect_conversation_end_to_end_in_the_inbox(client, auth, crm) -> N
     assert "Grace Hopper" in prospects_only and "Grace Hopper" not in candidates_only
 
 
+def test_the_inbox_who_filter_returns_only_its_kind(client, auth, crm) -> None:
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    linus = f.application(job, f.candidate(crm["org"], "Linus", "Torvalds", mobile="+4915123450000"))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
+    db.session.commit()
+    for about in (subjects.of_application(linus), subjects.of_membership(crm["membership"])):
+        compose.compose(db.session, crm["sourcer"], about, "sms", "Hello")
+        db.session.commit()
+    auth.login("sourcer@acme.test")
+
+    def names(who: str) -> set[str]:
+        html = client.get("/inbox", query_string={"who": who}).get_data(as_text=True)
+        rows = re.findall(r'<li[^>]*id="inbox-row-\d+".*?</li>', html, re.S)
+        return {n for n in ("Linus Torvalds", "Grace Hopper") for row in rows if n in row}
+
+    assert names("") == {"Linus Torvalds", "Grace Hopper"}
+    assert names("candidates") == {"Linus Torvalds"}
+    assert names("prospects") == {"Grace Hopper"}
+    assert client.get("/inbox", query_string={"who": "everyone"}).status_code == 400
+
+
 def test_a_customer_without_crm_has_no_prospect_filter(client, auth) -> None:
     org = f.messaging_org("Initech")
     f.user(org, "r@initech.test", codes=[permissions.RECRUITMENT_SMS])
@@ -341,20 +424,168 @@ def test_a_candidate_who_is_also_a_prospect_gets_a_second_number_and_replies_thr
             compose.compose(db.session, crm["sourcer"], about, "sms", "Still there?")
 
 
-def test_with_one_number_a_reply_goes_to_the_conversation_last_written_in(client, crm) -> None:
+US = "+12025550143"
+
+
+@pytest.mark.parametrize("second_de", [False, True])
+def test_the_second_conversation_keeps_to_the_persons_country(client, crm, second_de) -> None:
+    """A pool of DE and US numbers: the second conversation with a German number is sent from a German
+    number too, the other one when there are two, the same one rather than the US one when there is not."""
+    f.number(crm["org"], US)
+    if second_de:
+        f.number(crm["org"], SECOND)
     job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
     application = f.application(job, f.candidate(crm["org"], "Grace", "Hopper", mobile=GRACE))
     crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
     db.session.commit()
-    as_candidate, as_prospect = (
-        subjects.of_application(application),
-        subjects.of_membership(crm["membership"]),
+    first = compose.compose(db.session, crm["sourcer"], subjects.of_application(application), "sms", "Job")
+    db.session.commit()
+    assert first.from_addr in (OUR, SECOND)
+    if second_de:
+        # The other German number was used more recently: least-recently-used alone would pick the first's.
+        other = SECOND if first.from_addr == OUR else OUR
+        numbers = {n.e164: n for n in db.session.scalars(sa.select(SendingNumber))}
+        numbers[other].last_used_at = numbers[first.from_addr].last_used_at + timedelta(hours=1)
+        db.session.commit()
+    second = compose.compose(
+        db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi"
     )
-    first = compose.compose(db.session, crm["sourcer"], as_prospect, "sms", "About the community")
     db.session.commit()
-    second = compose.compose(db.session, crm["sourcer"], as_candidate, "sms", "About the job")
+    assert second.from_addr != US
+    if second_de:
+        assert second.from_addr == other
+    else:
+        assert second.from_addr == first.from_addr == OUR
+    # The number is the conversation's from now on.
+    again = compose.compose(
+        db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "And"
+    )
+    assert again.from_addr == second.from_addr
+
+
+@pytest.mark.parametrize("last", ["prospect", "candidate"])
+def test_with_one_number_a_reply_goes_to_the_conversation_last_written_in(client, crm, last) -> None:
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    application = f.application(job, f.candidate(crm["org"], "Grace", "Hopper", mobile=GRACE))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
     db.session.commit()
-    assert first.from_addr == second.from_addr == OUR
+    about = {
+        "candidate": subjects.of_application(application),
+        "prospect": subjects.of_membership(crm["membership"]),
+    }
+    other = "candidate" if last == "prospect" else "prospect"
+    # Written in the one, then the other, then the first again: the first is the last written in, though
+    # the other was written in after its first message.
+    sent = []
+    for who in (last, other, last):
+        sent.append(compose.compose(db.session, crm["sourcer"], about[who], "sms", f"To the {who}"))
+        db.session.commit()
+    assert {m.from_addr for m in sent} == {OUR}
+    assert sent[0].conversation_id == sent[2].conversation_id != sent[1].conversation_id
     post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Which one?"))
     reply = db.session.scalar(sa.select(Message).where(Message.direction == "inbound"))
-    assert reply.conversation_id == second.conversation_id
+    conversation = db.session.get(Conversation, reply.conversation_id)
+    assert conversation.id == sent[2].conversation_id
+    if last == "prospect":
+        assert conversation.community_membership_id == crm["membership"].id
+    else:
+        assert conversation.application_id == application.id
+
+
+# --- Texting a prospect: opting out and back in, and a CRM without Messaging --------------------------
+
+
+def test_a_prospect_who_texts_stop_has_the_banner_and_the_composer_says_texts_cannot_go(
+    client, auth, crm
+) -> None:
+    compose.compose(db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi Grace")
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    url = f"/memberships/{crm['membership'].id}"
+    assert 'id="opt-out-banner-' not in client.get(url).get_data(as_text=True)
+    assert post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Stop.")).status_code == 200
+    for tab in ("sms", "whatsapp"):
+        html = client.get(url, query_string={"tab": tab}).get_data(as_text=True)
+        banner = re.search(
+            r'<p class="banner banner-danger" id="opt-out-banner-\d+"[^>]*>(.*?)</p>', html, re.S
+        )
+        assert banner, html
+        assert "“Stop.”" in banner[1] and "until the prospect texts START" in banner[1]
+        blocked = re.search(r'data-counter="blocked">([^<]*)<', html)
+        assert blocked and "cannot receive SMS or WhatsApp until it opts in again" in blocked[1], html
+    # Email still goes, and its counter says nothing of the opt-out.
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == crm["membership"].id)
+    )
+    preview = client.post(
+        f"/conversations/{conversation.id}/preview",
+        data={"channel": "email", "body": "Hi", "csrf_token": csrf_from(client, url)},
+    ).get_data(as_text=True)
+    assert 'data-counter="blocked"' not in preview
+
+
+def test_a_prospect_who_texts_start_after_stop_can_be_texted_again(client, auth, crm) -> None:
+    compose.compose(db.session, crm["sourcer"], subjects.of_membership(crm["membership"]), "sms", "Hi Grace")
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    url = f"/memberships/{crm['membership'].id}"
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == crm["membership"].id)
+    )
+    token = csrf_from(client, url)
+
+    def send(body: str):
+        return client.post(
+            f"/conversations/{conversation.id}/messages",
+            data={"channel": "sms", "body": body, "csrf_token": token},
+            headers={"HX-Request": "true"},
+        )
+
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "STOP"))
+    refused = send("Are you sure?")
+    assert refused.status_code == 422
+    assert re.search(rf'id="channel-error-{conversation.id}">[^<]*opted out', refused.get_data(as_text=True))
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, GRACE, "Start"))
+    html = client.get(url, query_string={"tab": "sms"}).get_data(as_text=True)
+    assert 'id="opt-out-banner-' not in html and 'data-counter="blocked"' not in html
+    assert send("Welcome back").status_code == 200
+    sent = db.session.scalar(sa.select(Message).where(Message.body == "Welcome back"))
+    assert sent is not None and (sent.direction, sent.channel, sent.to_addr) == ("outbound", "sms", GRACE)
+    assert sent.conversation_id == conversation.id
+
+
+def test_crm_without_messaging_writes_to_prospects_by_email_only(client, auth) -> None:
+    org = f.org("Solo", has_crm=True)
+    assert not org.has_messaging
+    sourcer = f.user(org, "sourcer@solo.test", codes=[permissions.SOURCING_MESSAGING])
+    community = f.community(org, "Nordic engineers", team=[sourcer])
+    membership = f.membership(community, f.prospect(org, mobile=GRACE, email="grace@example.test"))
+    db.session.commit()
+    auth.login("sourcer@solo.test")
+    assert client.get(f"/communities/{community.id}").status_code == 200
+    page = client.get(f"/memberships/{membership.id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert re.findall(r'name="channel" value="([^"]+)"', html) == ["email"]
+    assert re.findall(r'data-tab-channel="([^"]+)"', html) == ["email"]
+    conversation = db.session.scalar(
+        sa.select(Conversation).where(Conversation.community_membership_id == membership.id)
+    )
+    token = csrf_from(client, f"/memberships/{membership.id}")
+    refused = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "sms", "body": "Hi", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert refused.status_code == 422
+    reason = "Your organisation does not have Messaging, so SMS is not available"
+    html = refused.get_data(as_text=True)
+    assert re.search(rf'id="channel-error-{conversation.id}">{reason}', html), html
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+    sent = client.post(
+        f"/conversations/{conversation.id}/messages",
+        data={"channel": "email", "subject": "Hello", "body": "Hi Grace", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert sent.status_code == 200
+    assert db.session.scalar(sa.select(Message.channel)) == "email"
