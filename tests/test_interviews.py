@@ -251,6 +251,93 @@ def test_a_new_invitation_replaces_the_open_one(world) -> None:
     assert booking.closed_reason(first, utcnow()) == "replaced"
 
 
+def held_by(application) -> list[int]:
+    """The slots the application's invitations hold, read from the database."""
+    return list(
+        db.session.scalars(
+            sa.select(Invitation.slot_id).where(
+                Invitation.application_id == application.id, Invitation.slot_id.is_not(None)
+            )
+        )
+    )
+
+
+def test_a_booked_invitation_stays_until_the_newer_link_books(world, client, auth) -> None:
+    """Invited again after booking, the candidate keeps their interview; booking with the new link
+    gives the old slot back and closes the old link: one application never holds two slots."""
+    # One client for the candidate's pages and the team's: a test's requests share one app context,
+    # where Flask-WTF keeps the CSRF token of the first client that asked for one.
+    auth.login("recruiter@acme.test")
+    candidate = client
+    slot_list = world["slots"]
+    old = invite(world)
+    booking.book(db.session, old, slot_list[0].id, utcnow())
+    db.session.commit()
+    new = invite(world)
+    db.session.expire_all()
+    assert (old.state, new.state) == ("booked", "sent") and held_by(world["lena"]) == [slot_list[0].id]
+    # The old link still moves the interview (the candidate may not have read the new message).
+    assert post_book(candidate, token_of(old), slot_list[2].id).status_code == 303
+    assert held_by(world["lena"]) == [slot_list[2].id]
+
+    assert post_book(candidate, token_of(new), slot_list[1].id).status_code == 303
+    db.session.expire_all()
+    assert (old.state, old.slot_id) == ("replaced", None)
+    assert (new.state, new.slot_id) == ("booked", slot_list[1].id)
+    assert held_by(world["lena"]) == [slot_list[1].id]
+    free = {s.id for s in slots.free(db.session, world["job"].id, utcnow())}
+    assert free == {slot_list[0].id, slot_list[2].id}
+    page = text(book_page(candidate, token_of(old)))
+    assert "There is a newer link" in page and 'name="slot"' not in page
+    # The old link cannot take a slot back either.
+    csrf = csrf_from(candidate, f"/book/{token_of(new)}")  # the closed page has no form
+    refused = candidate.post(f"/book/{token_of(old)}", data={"csrf_token": csrf, "slot": slot_list[0].id})
+    assert "There is a newer link" in text(refused)
+    assert held_by(world["lena"]) == [slot_list[1].id]
+
+    # What the team sees says the same: the card and both messages of the thread.
+    card = text(client.get(f"/applications/{world['lena'].id}/interview", headers={"HX-Request": "true"}))
+    berlin = "Europe/Berlin"
+    assert f"Booked for {zones.format_time(slot_list[1].starts_at, berlin, '%a %d %b %Y, %H:%M')}" in card
+    assert card.count("Booked for") == 1 and "Replaced by a newer invitation" in card
+    thread = text(
+        client.get(
+            f"/conversations/{new.message.conversation_id}/thread?tab=sms", headers={"HX-Request": "true"}
+        )
+    )
+    states = re.findall(r'class="msg-invitation" data-invitation-state="(\w+)"', thread)
+    assert sorted(states) == ["booked", "replaced"]
+    slots_page = text(client.get(f"/jobs/{world['job'].id}/slots"))
+    assert slots_page.count('data-slot-state="booked"') == 1
+
+
+def test_the_newer_link_may_take_the_time_the_older_one_held(world) -> None:
+    old = invite(world)
+    booking.book(db.session, old, world["slots"][0].id, utcnow())
+    db.session.commit()
+    new = invite(world)
+    booking.book(db.session, new, world["slots"][0].id, utcnow())
+    db.session.commit()
+    db.session.expire_all()
+    assert (old.state, new.state, new.slot_id) == ("replaced", "booked", world["slots"][0].id)
+    assert held_by(world["lena"]) == [world["slots"][0].id]
+
+
+def test_a_refused_booking_with_the_newer_link_keeps_the_older_booking(world) -> None:
+    old = invite(world)
+    booking.book(db.session, old, world["slots"][0].id, utcnow())
+    astrid = invite(world, "astrid")
+    booking.book(db.session, astrid, world["slots"][1].id, utcnow())
+    db.session.commit()
+    new = invite(world)
+    with pytest.raises(booking.BookingRefused):
+        booking.book(db.session, new, world["slots"][1].id, utcnow())
+    db.session.commit()  # what the refusal left of the transaction: the old booking must be in it
+    db.session.expire_all()
+    assert (old.state, old.slot_id, new.state) == ("booked", world["slots"][0].id, "sent")
+    assert held_by(world["lena"]) == [world["slots"][0].id]
+
+
 # --- Slots ----------------------------------------------------------------------------------------------
 
 

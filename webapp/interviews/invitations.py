@@ -103,7 +103,9 @@ def invite(
         invite_link=booking_url(base_url, token),
     )
     # One live link per application: an earlier one that holds no slot steps aside, so that a
-    # candidate never books twice from two messages. A booked one stays until its holder rebooks.
+    # candidate never books twice from two messages. A booked one stays (the candidate keeps their
+    # interview if they ignore the new message) until the new link books: booking.book then gives its
+    # slot back and replaces it.
     session.execute(
         sa.update(Invitation)
         .where(Invitation.application_id == application.id, Invitation.state.in_(("sent", "cancelled")))
