@@ -5,6 +5,8 @@ closed links, noindex, the rate limit), bulk invitations with mixed results, and
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -635,6 +637,74 @@ def test_a_bulk_invitation_reports_each_candidate(world, client, auth) -> None:
     assert len({i.token_hash for i in sent}) == 2
     assert db.session.scalar(sa.select(CreditAccount.balance)) == 48
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 2
+
+
+@contextmanager
+def database_refusing_messages_to(to_addr: str) -> Iterator[None]:
+    """A trigger that makes the database itself refuse to store a message to this address: a real
+    failure of the send that no check of Relay's foresees. Dropped afterwards (the PostgreSQL
+    database is shared by the run's tests)."""
+    if db.engine.dialect.name == "sqlite":
+        create = [
+            f"CREATE TRIGGER refuse_message BEFORE INSERT ON message WHEN NEW.to_addr = '{to_addr}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER IF EXISTS refuse_message"]
+    else:
+        create = [
+            "CREATE FUNCTION refuse_message() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test trigger'; END $$",
+            f"CREATE TRIGGER refuse_message BEFORE INSERT ON message FOR EACH ROW "
+            f"WHEN (NEW.to_addr = '{to_addr}') EXECUTE FUNCTION refuse_message()",
+        ]
+        drop = [
+            "DROP TRIGGER IF EXISTS refuse_message ON message",
+            "DROP FUNCTION IF EXISTS refuse_message()",
+        ]
+    with db.engine.begin() as conn:
+        for statement in create:
+            conn.execute(sa.text(statement))
+    try:
+        yield
+    finally:
+        db.session.rollback()
+        with db.engine.begin() as conn:
+            for statement in drop:
+                conn.execute(sa.text(statement))
+
+
+def test_an_unexpected_failure_in_a_bulk_invitation_is_that_candidates_only(
+    world, client, auth, caplog
+) -> None:
+    ida = f.application(world["job"], f.candidate(world["org"], "Ida", "Third", mobile="+4915123456786"))
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    job = world["job"]
+    chosen = [world["lena"].id, world["astrid"].id, ida.id]
+    token = csrf_from(client, f"/jobs/{job.id}/invite?application={chosen[0]}")
+    with database_refusing_messages_to("+46701234567"), caplog.at_level("ERROR"):
+        response = client.post(
+            f"/jobs/{job.id}/invite",
+            data={
+                "csrf_token": token,
+                "channel": "sms",
+                "body": "Hi %FIRSTNAME%: %INVITELINK%",
+                "application": chosen,
+            },
+        )
+    assert response.status_code == 200
+    html = text(response)
+    rows = re.findall(r'data-outcome="(\w+)">\s*<a [^>]+>([^<]+)</a>', html)
+    assert rows == [("sent", "Lena Müller"), ("refused", "Astrid Lund"), ("sent", "Ida Third")]
+    assert re.findall(r'class="report-reason">([^<]+)<', html) == [invitations.UNEXPECTED]
+    assert "2 of 3 sent, 1 refused" in html
+    # Astrid's transaction was undone whole: no invitation, no message, no credit spent on her.
+    sent = db.session.scalars(sa.select(Invitation).order_by(Invitation.id)).all()
+    assert [i.application_id for i in sent] == [world["lena"].id, ida.id]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 2
+    assert db.session.scalar(sa.select(CreditAccount.balance)) == 48
+    logged = [r for r in caplog.records if r.name == "webapp.interviews.invitations"]
+    assert logged and logged[0].exc_info and f"application {world['astrid'].id}" in logged[0].getMessage()
 
 
 def test_a_bulk_invitation_without_the_link_sends_nothing(world, client, auth) -> None:
