@@ -412,6 +412,23 @@ def test_the_slots_page_adds_lists_and_removes(world, client, auth) -> None:
     assert db.session.get(InterviewSlot, free_id) is None
 
 
+def test_a_slot_booked_after_it_was_loaded_is_not_deleted(world) -> None:
+    """Deleting is one conditional step: a booking that landed after the team's page (and the route)
+    loaded the slot is found by the delete itself, and reported, not a 500."""
+    slot = slots.get(db.session, world["job"], world["slots"][0].id)
+    assert slot is not None
+    invitation = invite(world)
+    booking.book(db.session, invitation, slot.id, utcnow())
+    db.session.commit()
+    with pytest.raises(slots.SlotRefused) as refused:
+        slots.delete(db.session, slot)
+    assert "This slot is booked" in refused.value.message
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(InterviewSlot, slot.id) is not None
+    assert (invitation.state, invitation.slot_id) == ("booked", slot.id)
+
+
 def test_another_organisations_user_gets_404(world, client, auth) -> None:
     other = f.messaging_org("Globex")
     f.user(other, "admin@globex.test", admin=True, codes=SMS)
