@@ -501,6 +501,54 @@ def test_book_rebook_and_cancel_with_confirmations(world, app) -> None:
     assert messages == 5  # the invitation, three bookings, a cancellation
 
 
+def last_message() -> Message:
+    return db.session.scalars(sa.select(Message).order_by(Message.id.desc())).first()
+
+
+def test_an_email_invitation_is_confirmed_by_email(world, app) -> None:
+    invitation = invite(world, channel="email", body="Dear %FIRSTNAME%, pick a time.", subject="Interview")
+    slot = world["slots"][1]
+    assert post_book(app.test_client(), token_of(invitation), slot.id).status_code == 303
+    db.session.expire_all()
+    confirmation = last_message()
+    assert confirmation.id != invitation.message_id and confirmation.channel == "email"
+    assert confirmation.to_addr == world["lena"].candidate.email and confirmation.author_id is None
+    assert confirmation.subject == "Interview booked: Backend Engineer"
+    when = zones.format_time(slot.starts_at, "Europe/Berlin", "%a %d %b %Y %H:%M")
+    assert when in confirmation.body and "https://meet.example/abc" in confirmation.body
+    assert f"{BASE}/book/{token_of(invitation)}" in confirmation.body
+    assert confirmation.conversation_id == invitation.message.conversation_id
+
+
+def test_a_whatsapp_invitation_is_confirmed_by_whatsapp(world, app) -> None:
+    f.open_whatsapp_window(world["lena"])
+    db.session.commit()
+    invitation = invite(world, channel="whatsapp")
+    slot = world["slots"][0]
+    assert post_book(app.test_client(), token_of(invitation), slot.id).status_code == 303
+    db.session.expire_all()
+    confirmation = last_message()
+    assert confirmation.id != invitation.message_id
+    assert (confirmation.channel, confirmation.to_addr, confirmation.from_addr) == (
+        "whatsapp",
+        "+4915123456789",
+        invitation.message.from_addr,
+    )
+    when = zones.format_time(slot.starts_at, "Europe/Berlin", "%a %d %b %Y %H:%M")
+    assert when in confirmation.body and "Room 3, Hauptstr. 1" in confirmation.body
+
+
+def test_a_replaced_link_gets_a_friendly_page_that_names_no_one(world, app) -> None:
+    old = invite(world)
+    invite(world)
+    page = book_page(app.test_client(), token_of(old))
+    html = text(page)
+    assert page.status_code == 200 and "There is a newer link" in html
+    assert "Acme has sent you a newer invitation" in html
+    for private in ("Lena", "Müller", "Backend Engineer", 'name="slot"'):
+        assert private not in html, private
+
+
 def test_a_slot_someone_holds_is_neither_shown_nor_bookable(world, app) -> None:
     lena, astrid = invite(world), invite(world, "astrid")
     booking.book(db.session, lena, world["slots"][0].id, utcnow())
