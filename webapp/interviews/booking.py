@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from webapp import zones
 from webapp.interviews import invitations, slots
 from webapp.messaging import activity, checks, compose, credits, outbox, subjects, whatsapp
-from webapp.models import BookingVisit, Conversation, InterviewSlot, Invitation, Message
+from webapp.models import Application, BookingVisit, Conversation, InterviewSlot, Invitation, Message
 
 log = logging.getLogger(__name__)
 # What a token from new_token() looks like; anything else is unknown without asking the database.
@@ -69,7 +69,18 @@ def offered(session: Session, invitation: Invitation, now: datetime) -> list[Int
 
 def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) -> InterviewSlot:
     """Hold this slot for the invitation (giving back the one it held); BookingRefused if the slot is not
-    offered or someone else holds it. In the caller's transaction."""
+    offered or someone else holds it. In the caller's transaction.
+
+    One application holds one slot at most: a candidate invited again keeps their booked interview
+    until they book with the newer link, and that booking gives back what the older invitations held
+    (they become "replaced", their links closed), in the same savepoint as the new hold.
+    """
+    # Bookings of one application take turns (on PostgreSQL; SQLite has one writer at a time anyway):
+    # two links of one candidate booking at once would otherwise each see no other holder and both
+    # commit, the candidate then holding two slots.
+    session.execute(
+        sa.select(Application.id).where(Application.id == invitation.application_id).with_for_update()
+    )
     slot = session.scalar(
         sa.select(InterviewSlot).where(
             InterviewSlot.id == slot_id,
@@ -83,6 +94,7 @@ def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) 
         return slot
     try:
         with session.begin_nested():
+            released = _release_others(session, invitation)
             invitation.slot_id = slot.id
             invitation.state = "booked"
             invitation.booked_at = now
@@ -90,11 +102,37 @@ def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) 
             session.flush()
     except IntegrityError as exc:
         # The unique slot_id: someone committed this slot first (or holds it still, uncommitted, and
-        # PostgreSQL made us wait for their commit).
+        # PostgreSQL made us wait for their commit). Or the slot was removed meanwhile (its foreign key).
+        if session.scalar(sa.select(InterviewSlot.id).where(InterviewSlot.id == slot_id)) is None:
+            raise BookingRefused("That time is no longer offered. Pick another.") from exc
         raise BookingRefused("Someone has just booked that time. Pick another.") from exc
     session.refresh(invitation)
+    for other in released:
+        _changed(other, now)
     _changed(invitation, now)
     return slot
+
+
+def _release_others(session: Session, invitation: Invitation) -> list[Invitation]:
+    """Give back the slots the application's other invitations hold; flushed before the new hold, so
+    that the candidate may take the very time an older link held."""
+    others = list(
+        session.scalars(
+            sa.select(Invitation)
+            .where(
+                Invitation.application_id == invitation.application_id,
+                Invitation.id != invitation.id,
+                Invitation.state == "booked",
+            )
+            # Read afresh under the application's lock: the session may hold an older copy.
+            .execution_options(populate_existing=True)
+        )
+    )
+    for other in others:
+        other.slot_id = None
+        other.state = "replaced"
+    session.flush()
+    return others
 
 
 def cancel(session: Session, invitation: Invitation, now: datetime) -> InterviewSlot | None:

@@ -9,6 +9,7 @@ applications through webapp.access.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,16 @@ from webapp.messaging.checks import SendRefused
 from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
 from webapp.models import CHANNEL_LABELS, Application, Invitation, User
 
+log = logging.getLogger(__name__)
+
 # An unbooked link books for this long; a booked one lives until its interview starts.
 VALID_FOR = timedelta(days=14)
 # What an email without the link gets at its end (email has room, and a link is what it is for).
 EMAIL_LINK_LINE = "\n\nChoose a time for your interview here: " + INVITELINK
 # 16 random bytes: 22 URL-safe characters, as long as the sample link the previews count.
 TOKEN_BYTES = 16
+# A bulk invitation's line for a candidate whose send failed for a reason no check foresaw.
+UNEXPECTED = "Could not be sent: an unexpected error; try again."
 
 
 def new_token() -> str:
@@ -103,7 +108,9 @@ def invite(
         invite_link=booking_url(base_url, token),
     )
     # One live link per application: an earlier one that holds no slot steps aside, so that a
-    # candidate never books twice from two messages. A booked one stays until its holder rebooks.
+    # candidate never books twice from two messages. A booked one stays (the candidate keeps their
+    # interview if they ignore the new message) until the new link books: booking.book then gives its
+    # slot back and replaces it.
     session.execute(
         sa.update(Invitation)
         .where(Invitation.application_id == application.id, Invitation.state.in_(("sent", "cancelled")))
@@ -157,11 +164,21 @@ def invite_many(
         name = application.candidate.full_name
         try:
             invitation = invite(session, user, application, channel, body, subject, base_url, now)
+            session.commit()
         except SendRefused as refused:
             session.rollback()
             outcomes.append(Outcome(application, name, None, refused.message))
             continue
-        session.commit()
+        except Exception:
+            # Anything else (the database refusing a row, a lost connection…) is this candidate's
+            # failure only: the ones before are sent already and the ones after may still go, so a
+            # 500 here would hide both from the recruiter. Their transaction is undone, nothing paid.
+            session.rollback()
+            log.exception("bulk invitation: application %s could not be invited", application.id)
+            outcomes.append(Outcome(application, name, None, UNEXPECTED))
+            continue
+        # Stored and paid: sent, whatever the hand-over does (dispatch keeps a queued message for its
+        # sweep when the hand-over fails).
         handed_over(invitation.message_id)
         outcomes.append(Outcome(application, name, invitation, None))
     return outcomes

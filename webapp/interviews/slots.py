@@ -119,8 +119,24 @@ def get(session: Session, job: Job, slot_id: int) -> InterviewSlot | None:
 
 
 def delete(session: Session, slot: InterviewSlot) -> None:
-    """Remove a free slot; a booked one stays (the candidate was told it), SlotRefused says so."""
-    if session.scalar(sa.select(Invitation.id).where(Invitation.slot_id == slot.id)) is not None:
-        raise SlotRefused("This slot is booked: the candidate would lose their interview.", "slot")
-    session.delete(slot)
-    session.flush()
+    """Remove a free slot; a booked one stays (the candidate was told it), SlotRefused says so.
+
+    A candidate may be booking it at this very moment, so "is it free?" and the delete must be one
+    step: the row is locked first (PostgreSQL: a booking in flight holds a key lock on it, so this
+    waits for that booking's commit or rollback, and a booking after it waits for ours), then deleted
+    only if no invitation holds it.
+    """
+    session.execute(sa.select(InterviewSlot.id).where(InterviewSlot.id == slot.id).with_for_update())
+    held = sa.select(Invitation.id).where(Invitation.slot_id == slot.id).exists()
+    deleted = session.execute(
+        sa.delete(InterviewSlot)
+        .where(InterviewSlot.id == slot.id, ~held)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not deleted:
+        raise SlotRefused(
+            "This slot is booked (perhaps since this page was shown): the candidate would lose their "
+            "interview.",
+            "slot",
+        )
+    session.expunge(slot)
