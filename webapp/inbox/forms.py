@@ -19,7 +19,7 @@ class InboxFilterForm(Form):
     who = SelectField(
         "People",
         choices=[
-            SelectChoice("", "Candidates and prospects"),
+            SelectChoice("", "Everyone"),  # short: the select shares a row with two others
             SelectChoice("candidates", "Candidates"),
             SelectChoice("prospects", "Prospects"),
         ],
