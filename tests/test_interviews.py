@@ -669,15 +669,12 @@ def test_the_confirmation_is_skipped_not_the_booking_when_the_channel_cannot_car
 # --- Bulk -----------------------------------------------------------------------------------------------
 
 
-def test_a_bulk_invitation_reports_each_candidate(world, client, auth) -> None:
-    auth.login("recruiter@acme.test")
-    job = world["job"]
-    chosen = [world[k].id for k in ("lena", "noel", "oscar", "astrid")] + [world["elsewhere"].id]
-    form = client.get(f"/jobs/{job.id}/invite?" + "&".join(f"application={i}" for i in chosen))
-    assert form.status_code == 200 and "Send 4 invitations" in text(form)  # Eve is on another job
-    token = csrf_from(client, f"/jobs/{job.id}/invite?application={chosen[0]}")
+def bulk_invite(client, job_id: int, chosen: list[int]) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """Invite the chosen applications by SMS from the job's page: the report's page, its rows
+    (outcome, name) and the reasons it gives."""
+    token = csrf_from(client, f"/jobs/{job_id}/invite?application={chosen[0]}")
     response = client.post(
-        f"/jobs/{job.id}/invite",
+        f"/jobs/{job_id}/invite",
         data={
             "csrf_token": token,
             "channel": "sms",
@@ -688,13 +685,22 @@ def test_a_bulk_invitation_reports_each_candidate(world, client, auth) -> None:
     assert response.status_code == 200
     html = text(response)
     rows = re.findall(r'data-outcome="(\w+)">\s*<a [^>]+>([^<]+)</a>', html)
+    return html, rows, re.findall(r'class="report-reason">([^<]+)<', html)
+
+
+def test_a_bulk_invitation_reports_each_candidate(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    job = world["job"]
+    chosen = [world[k].id for k in ("lena", "noel", "oscar", "astrid")] + [world["elsewhere"].id]
+    form = client.get(f"/jobs/{job.id}/invite?" + "&".join(f"application={i}" for i in chosen))
+    assert form.status_code == 200 and "Send 4 invitations" in text(form)  # Eve is on another job
+    html, rows, reasons = bulk_invite(client, job.id, chosen)
     assert rows == [
         ("sent", "Lena Müller"),
         ("refused", "Noel Nomobile"),
         ("refused", "Oscar Out"),
         ("sent", "Astrid Lund"),
     ]
-    reasons = re.findall(r'class="report-reason">([^<]+)<', html)
     assert "no mobile number" in reasons[0] and "opted out" in reasons[1]
     assert "2 of 4 sent, 2 refused" in html
     sent = db.session.scalars(sa.select(Invitation).order_by(Invitation.id)).all()
@@ -746,22 +752,10 @@ def test_an_unexpected_failure_in_a_bulk_invitation_is_that_candidates_only(
     auth.login("recruiter@acme.test")
     job = world["job"]
     chosen = [world["lena"].id, world["astrid"].id, ida.id]
-    token = csrf_from(client, f"/jobs/{job.id}/invite?application={chosen[0]}")
     with database_refusing_messages_to("+46701234567"), caplog.at_level("ERROR"):
-        response = client.post(
-            f"/jobs/{job.id}/invite",
-            data={
-                "csrf_token": token,
-                "channel": "sms",
-                "body": "Hi %FIRSTNAME%: %INVITELINK%",
-                "application": chosen,
-            },
-        )
-    assert response.status_code == 200
-    html = text(response)
-    rows = re.findall(r'data-outcome="(\w+)">\s*<a [^>]+>([^<]+)</a>', html)
+        html, rows, reasons = bulk_invite(client, job.id, chosen)
     assert rows == [("sent", "Lena Müller"), ("refused", "Astrid Lund"), ("sent", "Ida Third")]
-    assert re.findall(r'class="report-reason">([^<]+)<', html) == [invitations.UNEXPECTED]
+    assert reasons == [invitations.UNEXPECTED]
     assert "2 of 3 sent, 1 refused" in html
     # Astrid's transaction was undone whole: no invitation, no message, no credit spent on her.
     sent = db.session.scalars(sa.select(Invitation).order_by(Invitation.id)).all()
