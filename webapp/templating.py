@@ -41,6 +41,8 @@ def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: tzinfo 
     if zone is None:
         zone = zones.of_reader(current_user) if current_user.is_authenticated else UTC
     local = value.astimezone(zone)
+    if "%H" not in fmt and "%I" not in fmt:
+        return local.strftime(fmt)  # a day needs no zone after it ("01 Dec 2026")
     return local.strftime(fmt) + " " + (local.tzname() or "UTC")
 
 
