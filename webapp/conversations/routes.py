@@ -60,9 +60,10 @@ def _opt_out(about: Subject) -> OptOut | None:
 
 def thread_version(conversation: Conversation | None, opt_out: OptOut | None) -> str:
     """What the open page shows changes with the messages, the candidate's opt-out and the WhatsApp
-    window. The last two are taken from the objects the page is rendered from: if a webhook committed
-    after they were read, the next poll's version differs and brings the change."""
-    messages = reads.version(db.session, conversation.id if conversation else None)
+    window. All three are taken from the objects the page is rendered from, read before its messages
+    (the conversation by key at the request's start): if a webhook committed after they were read, the
+    next poll's version differs and brings the change."""
+    messages = reads.version_of(conversation)
     window = conversation.whatsapp_window_ends_at if conversation else None
     stamp = int(window.timestamp()) if window else 0
     return f"{messages}.{opt_out.id if opt_out else 0}.{stamp}"
@@ -81,12 +82,14 @@ def thread_context(
     tab: str | None,
     follow_newest: bool = False,
     from_id: int | None = None,
+    opted_out: OptOut | bool | None = False,
 ) -> dict[str, Any]:
     """The thread on one channel's tab, or every channel interleaved (`tab` ALL, as the Inbox shows
     it): the newest page of messages, or all from `from_id` on when a refresh must keep what the
     reader scrolled up to."""
     org = about.organization
-    opted_out = _opt_out(about)
+    if opted_out is False:  # not read yet by the caller
+        opted_out = _opt_out(about)
     # The version before the messages: what is shown is then never older than the version the page
     # polls with, so a status committed meanwhile (the dispatcher's "sent") comes with the next poll.
     version = thread_version(conversation, opted_out)
@@ -264,11 +267,17 @@ def _identity(conversation: Conversation, about: Subject) -> dict[str, Any]:
 def thread(conversation_id: int) -> Response:
     conversation, about = _conversation(conversation_id)
     since = request.args.get("since")
-    # The poll: one indexed query answers "nothing new" without rendering anything.
-    if since is not None and wants_fragment() and thread_version(conversation, _opt_out(about)) == since:
+    opted_out = _opt_out(about)
+    # The poll: the conversation (read by key) and one indexed query answer "nothing new" without
+    # rendering anything.
+    if since is not None and wants_fragment() and thread_version(conversation, opted_out) == since:
         return Response(status=204)
     context = thread_context(
-        conversation, about, request.args.get("tab"), from_id=ids.parse(request.args.get("from"))
+        conversation,
+        about,
+        request.args.get("tab"),
+        from_id=ids.parse(request.args.get("from")),
+        opted_out=opted_out,
     )
     if not wants_fragment():
         db.session.commit()

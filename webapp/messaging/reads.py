@@ -21,20 +21,16 @@ from webapp.models import Conversation, ConversationRead, ConversationState, Mes
 CHANNELS = ("email", "sms", "whatsapp")
 
 
-def version(session: Session, conversation_id: int | None) -> str:
+def version_of(conversation: Conversation | None) -> str:
     """Changes whenever a message is added to the conversation or one of its messages changes: the
     newest message's id and the change marker that webapp.messaging.activity moves with every such
-    change (an added message, a status). Read from the conversation's row as the database has it now
-    (one lookup by key), never counted from its messages: a thread of thousands costs what one of ten
-    does."""
-    if conversation_id is None:
+    change (an added message, a status). Read off the conversation's row, never counted from its
+    messages: a thread of thousands costs what one of ten does. The row as the caller loaded it: loaded
+    before the messages it draws, the version is never newer than they are (a commit in between makes
+    the next poll draw again, it loses nothing)."""
+    if conversation is None:
         return "0"
-    row = session.execute(
-        sa.select(Conversation.last_message_id, Conversation.change_seq).where(
-            Conversation.id == conversation_id
-        )
-    ).one_or_none()
-    return f"{row[0] or 0}.{row[1] or 0}" if row else "0"
+    return f"{conversation.last_message_id or 0}.{conversation.change_seq or 0}"
 
 
 def markers(session: Session, user_id: int, conversation_id: int) -> dict[str, int]:
