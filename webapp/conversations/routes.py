@@ -100,7 +100,7 @@ def thread_context(
     channel = None if tab == ALL else tab
     # The tabs' counts; every channel interleaved shows no tabs (and need not count a long thread).
     counts = conversations.counts_by_channel(db.session, conversation) if channel else {}
-    items = conversations.messages(db.session, conversation, channel, from_id=from_id)
+    items, older = conversations.page(db.session, conversation, channel, from_id=from_id)
     source = (
         db.session.get(Message, opted_out.source_message_id)
         if opted_out and opted_out.source_message_id
@@ -118,7 +118,7 @@ def thread_context(
         "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
         "tab": tab,
         "thread": items,
-        "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
+        "older": older,
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
         "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
         "counts": counts,
@@ -333,12 +333,14 @@ def older(conversation_id: int) -> Response:
     before = ids.parse(request.args.get("before"))
     tab = request.args.get("tab") or ALL
     channel = None if tab == ALL or tab not in CHANNEL_LABELS else tab
-    items = conversations.messages(db.session, conversation, channel, before_id=before) if before else []
+    items, older = (
+        conversations.page(db.session, conversation, channel, before_id=before) if before else ([], False)
+    )
     context = {
         **_identity(conversation, about),
         "tab": tab if channel or tab == ALL else ALL,
         "thread": items,
-        "older": bool(items) and conversations.has_older(db.session, conversation, channel, items[0].id),
+        "older": older,
         "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
         "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
     }

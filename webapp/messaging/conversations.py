@@ -47,25 +47,46 @@ def messages(
     populate_existing: a message this session loaded before (the one just composed, still "queued"
     here) is read again, so that a status the dispatcher committed meanwhile is what gets shown.
     """
+    return page(session, conversation, channel, from_id=from_id, before_id=before_id, limit=limit)[0]
+
+
+def page(
+    session: Session,
+    conversation: Conversation | None,
+    channel: str | None,
+    *,
+    from_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = PAGE,
+) -> tuple[list[Message], bool]:
+    """messages(), and whether there are older ones still: asked in the same statement (one row more
+    than the page) unless the page runs from `from_id`."""
     if conversation is None:
-        return []
+        return [], False
     query = sa.select(Message).where(Message.conversation_id == conversation.id)
     if channel is not None:
         query = query.where(Message.channel == channel)
     if before_id is not None:
         query = query.where(Message.id < before_id)
     # From where the reader had scrolled up to, or the newest page.
-    query = query.where(Message.id >= from_id).limit(MAX_SHOWN) if from_id is not None else query.limit(limit)
-    newest_first = session.scalars(
-        query.order_by(Message.id.desc()).execution_options(populate_existing=True)
-    ).all()
+    query = (
+        query.where(Message.id >= from_id).limit(MAX_SHOWN) if from_id is not None else query.limit(limit + 1)
+    )
+    newest_first = list(
+        session.scalars(query.order_by(Message.id.desc()).execution_options(populate_existing=True)).all()
+    )
+    if from_id is None:
+        older = len(newest_first) > limit
+        del newest_first[limit:]
+    else:
+        older = bool(newest_first) and has_older(session, conversation, channel, newest_first[-1].id)
     # The authors in one statement, not refreshed: populate_existing on them would reset the signed-in
     # user's loaded rights, to be read again by the next check. Each message then finds its author in
     # the session without a query.
     authors = {m.author_id for m in newest_first if m.author_id is not None}
     if authors:
         session.scalars(sa.select(User).where(User.id.in_(authors))).all()
-    return list(reversed(newest_first))
+    return list(reversed(newest_first)), older
 
 
 # However far up a reader scrolled, a refresh redraws at most this many messages.
