@@ -221,8 +221,14 @@ def test_reply_from_the_pane_and_see_the_answer_come_in(page: Page, size: dict) 
     # within 3 s, and its row is at the top of the list.
     pane.get_by_label("Simulated reply").fill("Friday is perfect")
     pane.get_by_role("button", name="Simulate a reply").click()
+    # Meanwhile the recruiter starts the next message: the live update leaves it as typed.
+    draft = "And bring your portfolio"
+    box.click()
+    box.press_sequentially(draft, delay=20)
     expect(pane.locator(".msg-inbound").last).to_contain_text("Friday is perfect", timeout=3000)
     expect(rows.first.locator(".inbox-name")).to_have_text(name, timeout=3000)
     expect(rows.first.locator(".inbox-preview")).to_contain_text("Friday is perfect", timeout=3000)
+    expect(box).to_have_value(draft)
+    expect(box).to_be_focused()
     shot(page, f"inbox-pane-reply-{size['width']}")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
