@@ -53,7 +53,11 @@ async function reloadList(url) {
 
 // What a poll brought (an inert <template data-inbox-changes>): each changed row goes where its key
 // sorts, replacing its old self; rows that no longer match leave. Rows inserted above the reader's
-// place do not move what they are reading (the browser's scroll anchoring keeps it).
+// place do not move what they are reading: the lowest row in view that does not change stays where it
+// was on screen (a row moving up from below the screen would push every row in view down; one moving
+// up from within it moves only those above its old place). The browser's scroll anchoring is off for
+// the rows (app.css): it anchors on the focused element when there is one — the search box being
+// typed in — which does not move.
 function applyChanges(template) {
   const wrap = document.getElementById("inbox-list");
   const list = document.getElementById("inbox-rows");
@@ -62,10 +66,20 @@ function applyChanges(template) {
     reloadList(template.dataset.reload);
     return;
   }
-  for (const id of (template.dataset.removed || "").split(" ").filter(Boolean)) {
+  const removed = (template.dataset.removed || "").split(" ").filter(Boolean);
+  const rows = [...template.content.querySelectorAll("li.inbox-row")].map((li) => document.importNode(li, true));
+  const changing = new Set([...removed.map((id) => "inbox-row-" + id), ...rows.map((row) => row.id)]);
+  const inView = (li) => {
+    const box = li.getBoundingClientRect();
+    return box.bottom > 0 && box.top < window.innerHeight;
+  };
+  const place = window.scrollY > 0
+    ? [...list.querySelectorAll(":scope > li.inbox-row")].filter((li) => !changing.has(li.id) && inView(li)).pop()
+    : null;
+  const placeTop = place?.getBoundingClientRect().top;
+  for (const id of removed) {
     document.getElementById("inbox-row-" + id)?.remove();
   }
-  const rows = [...template.content.querySelectorAll("li.inbox-row")].map((li) => document.importNode(li, true));
   for (const row of rows) {
     const old = document.getElementById(row.id);
     const hadFocus = old && old.contains(document.activeElement);
@@ -81,6 +95,10 @@ function applyChanges(template) {
     if (hadFocus) row.querySelector(".inbox-link")?.focus({ preventScroll: true });
   }
   if (list.querySelector("li.inbox-row")) document.getElementById("inbox-empty")?.remove();
+  if (place?.isConnected) {
+    const moved = place.getBoundingClientRect().top - placeTop;
+    if (Math.abs(moved) >= 1) window.scrollBy(0, moved);
+  }
   // The open conversation changed too: its thread asks (with its version, so only if it did change).
   const open = document.getElementById("inbox-thread")?.dataset.conversation;
   if (open && rows.some((row) => row.id === "inbox-row-" + open)) {
