@@ -249,10 +249,13 @@ def jobs_of(session: Session, organization_id: int) -> list[Job]:
     )
 
 
-def communities_of(session: Session, organization_id: int) -> list[Community]:
+def communities_of(session: Session, organization: Organization) -> list[Community]:
+    """The communities whose sourcing teams people can be put on: none without the CRM product."""
+    if not organization.has_product("crm"):
+        return []
     return list(
         session.scalars(
-            sa.select(Community).where(Community.organization_id == organization_id).order_by(Community.name)
+            sa.select(Community).where(Community.organization_id == organization.id).order_by(Community.name)
         )
     )
 
@@ -269,10 +272,14 @@ def team_ids(session: Session, user: User) -> tuple[set[int], set[int]]:
 
 
 def set_teams(session: Session, user: User, job_ids: Iterable[int], community_ids: Iterable[int]) -> None:
-    """Put the user on exactly these hiring teams and sourcing teams (of their organisation)."""
+    """Put the user on exactly these hiring teams and sourcing teams (of their organisation). Without
+    the CRM product no sourcing teams are offered (communities_of): those the user is on, from when the
+    organisation had it, are kept as they are, whatever was asked."""
     org_id = user.organization_id or 0
     jobs = set(job_ids)
-    communities = set(community_ids)
+    current_jobs, current_communities = team_ids(session, user)
+    crm = user.organization is not None and user.organization.has_product("crm")
+    communities = set(community_ids) if crm else set(current_communities)
     own_jobs = set(session.scalars(sa.select(Job.id).where(Job.organization_id == org_id, Job.id.in_(jobs))))
     own_communities = set(
         session.scalars(
@@ -281,7 +288,6 @@ def set_teams(session: Session, user: User, job_ids: Iterable[int], community_id
     )
     if own_jobs != jobs or own_communities != communities:
         raise PeopleRefused("Choose jobs and communities of your organisation.", "teams")
-    current_jobs, current_communities = team_ids(session, user)
     session.execute(
         sa.delete(HiringTeamMember).where(
             HiringTeamMember.user_id == user.id, HiringTeamMember.job_id.in_(current_jobs - jobs)

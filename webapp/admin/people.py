@@ -11,7 +11,7 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from webapp import access, people, permissions
+from webapp import people, permissions
 from webapp.access import permission_required
 from webapp.admin import bp
 from webapp.admin.forms import InviteForm, NewRoleForm, RolesForm, SubmitForm, TeamsForm
@@ -101,8 +101,7 @@ def _person_page(
     org_id = _org_id()
     roles = people.roles_of(db.session, org_id)
     jobs = people.jobs_of(db.session, org_id)
-    # Sourcing teams are the CRM's: without it, no communities to put anyone on.
-    communities = people.communities_of(db.session, org_id) if access.entitled(current_user, "crm") else []
+    communities = people.communities_of(db.session, current_user.organization)
     job_ids, community_ids = people.team_ids(db.session, user)
     if roles_form is None:
         roles_form = RolesForm(formdata=None, roles=[r.id for r in user.roles])
@@ -158,14 +157,7 @@ def person_teams(user_id: int) -> Response | tuple[str, int]:
     if not form.validate():
         return _person_page(user, 422, teams_form=form)
     try:
-        # Without the CRM the page shows no sourcing teams: those the user is on (from when the
-        # organisation had it) are kept as they are, whatever was posted.
-        community_ids = (
-            form.communities.data or []
-            if access.entitled(current_user, "crm")
-            else sorted(people.team_ids(db.session, user)[1])
-        )
-        people.set_teams(db.session, user, form.jobs.data or [], community_ids)
+        people.set_teams(db.session, user, form.jobs.data or [], form.communities.data or [])
     except people.PeopleRefused as refusal:
         db.session.rollback()
         form.jobs.errors = [*form.jobs.errors, str(refusal)]
