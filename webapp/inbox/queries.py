@@ -152,7 +152,6 @@ class Row:
     about: str  # the job's title, or the community's name
     application_id: int | None
     membership_id: int | None
-    organization_id: int  # a sub-organisation's, for its parent's administrators
     channels: tuple[str, ...]
     preview: str
     direction: str
@@ -319,7 +318,6 @@ def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
             about=r[15] or "",
             application_id=r[1],
             membership_id=r[2],
-            organization_id=r[19],
             channels=tuple(c for c, on in zip(CHANNELS, (r[7], r[8], r[9]), strict=True) if on),
             preview=r[6] or "",
             direction=r[4] or "",
@@ -368,7 +366,6 @@ def _rows_statement(scope: Scope) -> sa.Select[Any]:
             author.name,
             S.unread,
             OptOut.id,
-            C.organization_id,
         )
         .outerjoin(Application, Application.id == C.application_id)
         .outerjoin(Job, Job.id == Application.job_id)

@@ -17,7 +17,7 @@ from webapp.conversations.routes import pane_html
 from webapp.extensions import db
 from webapp.inbox import bp, queries
 from webapp.inbox.forms import InboxFilterForm
-from webapp.messaging import subjects
+from webapp.messaging import checks, subjects
 from webapp.pages import render, wants_fragment
 
 
@@ -86,14 +86,14 @@ def index() -> Response:
     scope = queries.scope_for(db.session, current_user)
     # The marker before the rows: what is shown is never older than what the poll compares with.
     marker = queries.marker(db.session, current_user)
-    selected, pane = None, None
+    selected, pane, ours = None, None, False
     chosen = request.args.get("c")
     number = ids.parse(chosen) if chosen else None
     if chosen and number is None:
         abort(404)
     if number is not None and not wants_fragment():
         # The open conversation first: opening it reads it, and the list below then shows it read.
-        selected, pane = _open(scope, number)
+        selected, pane, ours = _open(scope, number)
         if selected is None:
             abort(404)
     elif number is not None:
@@ -103,22 +103,33 @@ def index() -> Response:
     after = queries.Cursor.decode(request.args.get("after"))
     listing = queries.page(db.session, scope, filters, after) if filters else queries.Page([], None)
     context = _context(
-        filters, scope, marker, form=form, listing=listing, after=after, selected=selected, pane=pane
+        filters,
+        scope,
+        marker,
+        form=form,
+        listing=listing,
+        after=after,
+        selected=selected,
+        pane=pane,
+        ours=ours,
     )
     response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
     db.session.commit()  # the read markers of the open conversation
     return response
 
 
-def _open(scope: queries.Scope, conversation_id: int) -> tuple[Any, Markup | None]:
-    """The list's row of the conversation and its pane, if the user may see it; else (None, None)."""
+def _open(scope: queries.Scope, conversation_id: int) -> tuple[Any, Markup | None, bool]:
+    """The list's row of the conversation, its pane, and whether it is the user's organisation's (a
+    sub-organisation's, which its parent's administrators read, has no page of theirs to link to), if
+    the user may see it; else (None, None, False)."""
     conversation = access.get_conversation(db.session, current_user, conversation_id)
     if conversation is None:
-        return None, None
-    pane = pane_html(conversation, subjects.of_conversation(conversation))
+        return None, None, False
+    about = subjects.of_conversation(conversation)
+    pane = pane_html(conversation, about)
     db.session.flush()
     found = queries.rows_by_id(db.session, scope, [conversation_id])
-    return (found[0] if found else None), pane
+    return (found[0] if found else None), pane, checks.not_ours(current_user, about) is None
 
 
 @bp.get("/inbox/more")
@@ -172,9 +183,11 @@ def conversation(conversation_id: int) -> Response:
     if not wants_fragment():
         return redirect(url_for("inbox.index", c=conversation_id, **filters.params()))
     scope = queries.scope_for(db.session, current_user)
-    selected, pane = _open(scope, conversation_id)
+    selected, pane, ours = _open(scope, conversation_id)
     if selected is None:
         abort(404)
-    body = render_template("inbox/_thread.html", selected=selected, pane=pane, oob=True, **_urls(filters))
+    body = render_template(
+        "inbox/_thread.html", selected=selected, pane=pane, ours=ours, oob=True, **_urls(filters)
+    )
     db.session.commit()  # the read markers of what the pane shows
     return Response(body)
