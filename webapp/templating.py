@@ -49,8 +49,7 @@ def _datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: tzinfo 
 def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None) -> str:
     """The time in `zone`, or else in the signed-in user's organisation's zone (UTC for staff)."""
     if zone is None:
-        org = current_user.organization if current_user.is_authenticated else None
-        zone = org.time_zone if org is not None else zones.DEFAULT
+        zone = zones.name_of_reader(current_user) if current_user.is_authenticated else zones.DEFAULT
     return zones.format_time(value, zone, fmt)
 
 

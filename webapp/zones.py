@@ -49,10 +49,14 @@ def format_time(value: datetime | None, name: str | None, fmt: str = "%Y-%m-%d %
     return f"{local.strftime(fmt)} {local.tzname() or name}"
 
 
-def of_reader(user: object) -> tzinfo:
+def name_of_reader(user: object) -> str:
     """The zone a signed-in person reads times in: their organisation's (staff, who have none: UTC)."""
     org = getattr(user, "organization", None)
-    return zone(org.time_zone) if org is not None else UTC
+    return org.time_zone if org is not None else DEFAULT
+
+
+def of_reader(user: object) -> tzinfo:
+    return zone(name_of_reader(user))
 
 
 def start_of_day(day: date, name: str | None) -> datetime:
