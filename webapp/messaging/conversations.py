@@ -31,25 +31,6 @@ def for_subject(session: Session, about: Subject, create: bool = False) -> Conve
 PAGE = 50
 
 
-def messages(
-    session: Session,
-    conversation: Conversation | None,
-    channel: str | None,
-    *,
-    from_id: int | None = None,
-    before_id: int | None = None,
-    limit: int = PAGE,
-) -> list[Message]:
-    """The conversation's messages on one channel (all channels when None), oldest first, as the
-    database has them now: the newest `limit` (before `before_id`, when given), or every one from
-    `from_id` on (what a refreshed thread already showed, however far the reader had scrolled up).
-
-    populate_existing: a message this session loaded before (the one just composed, still "queued"
-    here) is read again, so that a status the dispatcher committed meanwhile is what gets shown.
-    """
-    return page(session, conversation, channel, from_id=from_id, before_id=before_id, limit=limit)[0]
-
-
 def page(
     session: Session,
     conversation: Conversation | None,
@@ -59,8 +40,15 @@ def page(
     before_id: int | None = None,
     limit: int = PAGE,
 ) -> tuple[list[Message], bool]:
-    """messages(), and whether there are older ones still: asked in the same statement (one row more
-    than the page) unless the page runs from `from_id`."""
+    """The conversation's messages on one channel (all channels when None), oldest first, as the
+    database has them now: the newest `limit` (before `before_id`, when given), or every one from
+    `from_id` on (what a refreshed thread already showed, however far the reader had scrolled up); and
+    whether there are older ones still, asked in the same statement (one row more than the page)
+    unless the page runs from `from_id`.
+
+    populate_existing: a message this session loaded before (the one just composed, still "queued"
+    here) is read again, so that a status the dispatcher committed meanwhile is what gets shown.
+    """
     if conversation is None:
         return [], False
     query = sa.select(Message).where(Message.conversation_id == conversation.id)
