@@ -227,6 +227,12 @@ def ledger() -> tuple[int, int]:
         (["99999999999999999999", "5", "--note", "Order 1"], "no organisation"),
         (["²", "5", "--note", "Order 1"], "no organisation '²'"),
         (["Nobody", "5", "--note", "Order 1"], "no organisation 'Nobody'"),
+        # Amounts that are not whole positive numbers: the form's rule, a one-line error, not a usage text.
+        (["Acme", "0", "--note", "Order 1"], "a top-up adds a positive number of credits"),
+        (["Acme", "-5", "--note", "Order 1"], "a top-up adds a positive number of credits"),
+        (["Acme", "nan", "--note", "Order 1"], "“nan” is not a whole number of credits"),
+        (["Acme", "1e3", "--note", "Order 1"], "“1e3” is not a whole number of credits"),
+        (["Acme", "99999999999999999999", "--note", "Order 1"], "at most 2147483647"),
     ],
 )
 def test_a_bad_top_up_is_a_one_line_error_and_writes_nothing(runner, acme, args, text) -> None:
@@ -253,3 +259,10 @@ def test_balance_of_an_unknown_organisation_is_a_one_line_error(runner, acme, re
     assert_one_line_error(runner.invoke(args=["credits", "balance", ref]), "no organisation")
     result = runner.invoke(args=["credits", "balance", str(acme.id)])
     assert result.exit_code == 0 and "Acme: 0 credits" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", "-1", "soon", "", "٣"])
+def test_requeue_older_than_a_time_that_is_not_one_is_a_one_line_error(runner, acme, value) -> None:
+    result = runner.invoke(args=["dispatch", "requeue", "--older-than", value])
+    assert_one_line_error(result, "--older-than takes a number of seconds from 0 to 316224000 (ten years)")
+    assert runner.invoke(args=["dispatch", "requeue", "--older-than", "316224000"]).exit_code == 0

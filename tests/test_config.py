@@ -214,6 +214,14 @@ def test_unknown_environment_is_refused(tmp_path) -> None:
     [
         ({"SESSION_LIFETIME_SECONDS": "12h"}, "SESSION_LIFETIME_SECONDS must be a whole number, not '12h'"),
         ({"SEND_BACKOFF_SECONDS": "soon"}, "SEND_BACKOFF_SECONDS must be a number"),
+        # Seconds that no date can be moved by would fail every sweep, later, with a traceback.
+        *(
+            (
+                {"SEND_LEASE_SECONDS": value},
+                "SEND_LEASE_SECONDS must be a number of seconds from 0 to 316224000",
+            )
+            for value in ("nan", "inf", "1e308", "-1")
+        ),
         ({"SESSION_LIFETIME_SECONDS": "0"}, "SESSION_LIFETIME_SECONDS must be more than 0"),
         ({"SESSION_IDLE_SECONDS": "-1"}, "SESSION_IDLE_SECONDS must be 0"),
     ],

@@ -9,7 +9,7 @@ import click
 import sqlalchemy as sa
 from flask import Flask
 
-from webapp import ids
+from webapp import config, ids
 from webapp.extensions import db
 
 if TYPE_CHECKING:
@@ -77,21 +77,24 @@ def register(app: Flask) -> None:
     def credits_group() -> None:
         """Credit balances (held on the top organisation, shared by its sub-organisations)."""
 
-    @credits_group.command("top-up")
+    # A negative AMOUNT reaches the command (and is refused by the rule) instead of being taken for an
+    # option.
+    @credits_group.command("top-up", context_settings={"ignore_unknown_options": True})
     @click.argument("organization")
-    @click.argument("amount", type=click.IntRange(min=1))
+    @click.argument("amount")
     @click.option("--note", required=True, help="Why: the order, ticket or agreement.")
-    def credits_top_up(organization: str, amount: int, note: str) -> None:
+    def credits_top_up(organization: str, amount: str, note: str) -> None:
         """Add AMOUNT credits to ORGANIZATION (its name or id); writes a ledger row."""
         from webapp.messaging import credits
 
         org = _organization(organization)
         try:
-            row = credits.top_up(db.session, org, amount, note)
+            # The staff page's rule for what a number of credits is, and for what a top-up may add.
+            row = credits.top_up(db.session, org, credits.parse_amount(amount), note)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
         db.session.commit()
-        click.echo(f"{org.top.name}: +{amount} credits, balance {row.balance_after}.")
+        click.echo(f"{org.top.name}: +{row.amount} credits, balance {row.balance_after}.")
 
     @credits_group.command("balance")
     @click.argument("organization")
@@ -109,17 +112,18 @@ def register(app: Flask) -> None:
     @dispatch_group.command("requeue")
     @click.option(
         "--older-than",
-        type=click.FloatRange(min=0),
+        metavar="SECONDS",
         default=None,
         help="Seconds a queued message has waited before it is handed over again "
         "[default: SEND_REQUEUE_AFTER_SECONDS, 300].",
     )
-    def dispatch_requeue(older_than: float | None) -> None:
+    def dispatch_requeue(older_than: str | None) -> None:
         """Hand over again what waits: queued messages nobody picked up, and claims whose lease ran out
         (those become "checking with the network" if a try had begun). Never sends a message twice."""
         from webapp.messaging import dispatch
 
-        click.echo(str(dispatch.recover(older_than)))
+        queued_after = None if older_than is None else _seconds("--older-than", older_than)
+        click.echo(str(dispatch.recover(queued_after)))
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
@@ -141,6 +145,15 @@ def register(app: Flask) -> None:
         finally:
             if stop is not None:
                 stop.set()
+
+
+def _seconds(option: str, text: str) -> float:
+    """A number of seconds given to an option (the settings' rule); a one-line error (exit status 1)
+    for anything else."""
+    try:
+        return config.seconds(text)
+    except ValueError as exc:
+        raise click.ClickException(f"{option} takes {exc}") from None
 
 
 def _organization(ref: str) -> Organization:

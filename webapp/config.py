@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,9 @@ DEV_SIGNATURE_SECRET = "relay-development-signature-secret-0123456789"
 ENVIRONMENTS = ("development", "testing", "production")
 PUBLIC_SECRETS = (DEV_SECRET_KEY, DEV_SIGNATURE_SECRET)
 MIN_SECRET_LENGTH = 32
+# The longest time a setting or a command's option may give in seconds: ten years, far beyond any wait
+# Relay has and well within what a date can be moved by (1e308 seconds cannot be).
+MAX_SECONDS = 10 * 366 * 24 * 3600
 
 
 class ConfigError(RuntimeError):
@@ -34,14 +38,27 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def seconds(text: str) -> float:
+    """A number of seconds as typed (a setting, a command's option); ValueError, saying what is
+    accepted, for anything else: nan, inf, 1e308, a negative number, a word."""
+    try:
+        # float() also reads digits of other scripts ("٣" is 3); a setting is written in ASCII.
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+        raise ValueError(f"a number of seconds from 0 to {MAX_SECONDS} (ten years), not {text.strip()!r}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or not raw.strip():
         return default
     try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        return seconds(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be {exc}") from None
 
 
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -69,19 +86,19 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "DISPATCH_MODE": env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread"),
         # Tries of a send that certainly did not reach the provider (refused connection, 429).
         "SEND_MAX_ATTEMPTS": _int(env, "SEND_MAX_ATTEMPTS", 4),
-        "SEND_BACKOFF_SECONDS": _float(env, "SEND_BACKOFF_SECONDS", 1),
+        "SEND_BACKOFF_SECONDS": _seconds(env, "SEND_BACKOFF_SECONDS", 1),
         # A claim older than this is a dispatcher that died (webapp.messaging.dispatch.recover).
-        "SEND_LEASE_SECONDS": _float(env, "SEND_LEASE_SECONDS", 120),
+        "SEND_LEASE_SECONDS": _seconds(env, "SEND_LEASE_SECONDS", 120),
         # How long a send whose outcome is unknown waits for the provider's report before it is given up.
-        "SEND_UNKNOWN_WAIT_SECONDS": _float(env, "SEND_UNKNOWN_WAIT_SECONDS", 900),
-        "SEND_REQUEUE_AFTER_SECONDS": _float(env, "SEND_REQUEUE_AFTER_SECONDS", 300),
+        "SEND_UNKNOWN_WAIT_SECONDS": _seconds(env, "SEND_UNKNOWN_WAIT_SECONDS", 900),
+        "SEND_REQUEUE_AFTER_SECONDS": _seconds(env, "SEND_REQUEUE_AFTER_SECONDS", 300),
         # How often the worker and each web process sweep for the above (0: never; the CLI still does).
-        "DISPATCH_SWEEP_SECONDS": _float(env, "DISPATCH_SWEEP_SECONDS", 30),
+        "DISPATCH_SWEEP_SECONDS": _seconds(env, "DISPATCH_SWEEP_SECONDS", 30),
         "DISPATCH_THREADS": _int(env, "DISPATCH_THREADS", 8),
-        "SIMULATOR_DELIVERY_SECONDS": _float(env, "SIMULATOR_DELIVERY_SECONDS", 3),
-        "VONAGE_TIMEOUT": _float(env, "VONAGE_TIMEOUT", 10),
-        "VONAGE_CONNECT_TIMEOUT": _float(env, "VONAGE_CONNECT_TIMEOUT", 3),
-        "SMTP_TIMEOUT": _float(env, "SMTP_TIMEOUT", 10),
+        "SIMULATOR_DELIVERY_SECONDS": _seconds(env, "SIMULATOR_DELIVERY_SECONDS", 3),
+        "VONAGE_TIMEOUT": _seconds(env, "VONAGE_TIMEOUT", 10),
+        "VONAGE_CONNECT_TIMEOUT": _seconds(env, "VONAGE_CONNECT_TIMEOUT", 3),
+        "SMTP_TIMEOUT": _seconds(env, "SMTP_TIMEOUT", 10),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
         # Development signs the simulator's fake webhooks with this; elsewhere it must be set (check()).
