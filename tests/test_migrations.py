@@ -170,3 +170,119 @@ def test_conversations_stored_before_the_inbox_get_what_it_keeps(empty_database:
         assert tuple(row) == (last, "inbound", "Yes, Thursday", True, False)
         assert [tuple(s) for s in state] == [(user, 1, True)]
         db.engine.dispose()
+
+
+def test_prospects_stored_twice_with_one_number_are_merged_into_the_oldest(empty_database: str) -> None:
+    """Before the unique index, two adds at once could store one person twice. The upgrade keeps the
+    number on the oldest, moves the others' memberships (and conversations) to it, keeps a history it
+    cannot merge on a removed membership, and leaves people without a number alone."""
+    app = create_app(test_config(empty_database))
+    with app.app_context():
+        upgrade(revision="4abe26707d12")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        mobile = "+4915123456789"
+        with db.engine.begin() as conn:
+            t = sa.MetaData()
+            t.reflect(conn)
+
+            def add(table: str, **values: object) -> int:
+                return conn.execute(t.tables[table].insert().values(values)).inserted_primary_key[0]
+
+            def organization(name: str) -> int:
+                return add(
+                    "organization",
+                    name=name,
+                    has_messaging=True,
+                    has_crm=True,
+                    sms_enabled=True,
+                    whatsapp_enabled=False,
+                    sender_name=name,
+                    created_at=now,
+                )
+
+            org, other_org = organization("Acme"), organization("Globex")
+            nordic, designers, data = (
+                add("community", organization_id=org, name=name, description="", created_at=now)
+                for name in ("Nordic", "Designers", "Data")
+            )
+
+            def prospect(first: str, organization_id: int = org, **values: object) -> int:
+                return add(
+                    "prospect",
+                    organization_id=organization_id,
+                    first_name=first,
+                    last_name="Berg",
+                    search_name=f"{first.lower()} berg",
+                    created_at=now,
+                    **values,
+                )
+
+            def member(community: int, prospect_id: int, talked: bool = False) -> tuple[int, int | None]:
+                membership = add(
+                    "community_membership", community_id=community, prospect_id=prospect_id, created_at=now
+                )
+                conversation = (
+                    add(
+                        "conversation",
+                        organization_id=org,
+                        community_membership_id=membership,
+                        created_at=now,
+                    )
+                    if talked
+                    else None
+                )
+                return membership, conversation
+
+            first = prospect("Lena", mobile=mobile, country="DE")
+            second = prospect("Lena", mobile=mobile, country="DE", email="lena@example.com")
+            third = prospect("Lena", mobile=mobile, country="DE")
+            fourth = prospect("Lena", mobile=mobile, country="DE")
+            email_only = [prospect(name, email=f"{name}@example.com") for name in ("Ada", "Alan")]
+            elsewhere = prospect("Lena", other_org, mobile=mobile, country="DE")
+            first_nordic, first_nordic_talk = member(nordic, first, talked=True)
+            first_data, _ = member(data, first)
+            second_nordic, second_nordic_talk = member(nordic, second, talked=True)  # two histories
+            second_designers, _ = member(designers, second)  # the first is not there yet
+            member(nordic, third)  # nothing to keep
+            _, fourth_data_talk = member(data, fourth, talked=True)  # a history the first lacks
+        upgrade()
+        with db.engine.connect() as conn:
+            prospects = dict(conn.execute(sa.text("SELECT id, mobile FROM prospect")).all())
+            email = conn.execute(sa.text(f"SELECT email FROM prospect WHERE id = {first}")).scalar()
+            memberships = {
+                row.id: (row.community_id, row.prospect_id, row.removed_at is not None)
+                for row in conn.execute(
+                    sa.text("SELECT id, community_id, prospect_id, removed_at FROM community_membership")
+                )
+            }
+            conversations = dict(
+                conn.execute(sa.text("SELECT id, community_membership_id FROM conversation")).all()
+            )
+            duplicate = sa.text(
+                "INSERT INTO prospect (organization_id, first_name, last_name, mobile, search_name,"
+                " created_at) VALUES (:org, 'X', 'Y', :mobile, '', :now)"
+            )
+            with pytest.raises(sa.exc.IntegrityError):
+                conn.execute(duplicate, {"org": org, "mobile": mobile, "now": now})
+            conn.rollback()
+        assert prospects == {
+            first: mobile,
+            second: None,  # keeps its history, not the number
+            email_only[0]: None,
+            email_only[1]: None,
+            elsewhere: mobile,
+        }
+        assert email == "lena@example.com"
+        assert memberships == {
+            first_nordic: (nordic, first, False),
+            first_data: (data, first, False),
+            second_nordic: (nordic, second, True),
+            second_designers: (designers, first, False),
+        }
+        assert conversations == {
+            first_nordic_talk: first_nordic,
+            second_nordic_talk: second_nordic,
+            fourth_data_talk: first_data,
+        }
+        downgrade(revision="4abe26707d12")
+        db.engine.dispose()

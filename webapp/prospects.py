@@ -2,7 +2,9 @@
 
 Every read starts from webapp.access (the sourcing-team rule, the CRM entitlement). A prospect is one
 person of the organisation, found by their mobile (E.164) or email: adding the same number to a second
-community adds the same prospect there, never a copy, so that opt-outs and replies meet one person.
+community adds the same prospect there, never a copy, so that opt-outs and replies meet one person. The
+database holds it too (a unique index on the organisation and the number): of two adds at once, the
+second finds the prospect the first stored and is answered as if it had come second.
 Removing a member keeps the membership and its conversation (history is never lost); adding them again
 brings it back.
 """
@@ -13,10 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
-from webapp import access, phones, search
+from webapp import access, phones, search, unique
 from webapp.messaging import reads
 from webapp.models import (
     Community,
@@ -30,6 +31,8 @@ from webapp.models import (
 )
 
 MAX_ROWS = 500
+# One person per organisation and number: the unique index of Prospect's (organization_id, mobile).
+NUMBER_KEY = "uq_prospect_organization_id_mobile"
 
 
 class ProspectRefused(ValueError):
@@ -172,26 +175,7 @@ def add_member(
     if e164 is None and not email:
         raise ProspectRefused("Enter a mobile number or an email address to reach them by.", "mobile")
     org: Organization = community.organization
-    existing = None
-    if e164 is not None:
-        existing = session.scalar(
-            sa.select(Prospect).where(Prospect.organization_id == org.id, Prospect.mobile == e164).limit(1)
-        )
-        if existing is not None and not _same_person(existing, first_name, last_name):
-            raise ProspectRefused(
-                f"{phones.display(e164)} is already the number of {existing.full_name}, a prospect of "
-                f"{org.name}. Check the number, or add {existing.full_name} by their own name.",
-                "mobile",
-            )
-    elif email:
-        existing = session.scalar(
-            sa.select(Prospect).where(Prospect.organization_id == org.id, Prospect.email == email).limit(1)
-        )
-        if existing is not None and not _same_person(existing, first_name, last_name):
-            raise ProspectRefused(
-                f"{email} is already the address of {existing.full_name}, a prospect of {org.name}.",
-                "email",
-            )
+    existing = _existing(session, org, first_name, last_name, e164, email)
     if existing is None:
         prospect = Prospect(
             organization_id=org.id,
@@ -200,9 +184,16 @@ def add_member(
             mobile=e164,
             email=email or None,
         )
-        session.add(prospect)
-        session.flush()
-    else:
+        try:
+            with unique.savepoint(session, NUMBER_KEY):
+                session.add(prospect)
+        except unique.Conflict:
+            # Someone added the number between our look-up and this insert (a double click, two
+            # colleagues): found now, and answered as if they had been first.
+            existing = _existing(session, org, first_name, last_name, e164, email)
+            if existing is None:  # prospects are never deleted: the one holding the number is there
+                raise
+    if existing is not None:
         prospect = existing
         # What was typed completes what we knew, never overwrites it.
         if e164 and not prospect.mobile:
@@ -224,13 +215,39 @@ def add_member(
         session.flush()
         return membership, existing is not None
     membership = CommunityMembership(community_id=community.id, prospect_id=prospect.id)
-    try:
-        # Two people adding the same prospect at once: the unique key lets one in, the other is told.
-        with session.begin_nested():
-            session.add(membership)
-    except IntegrityError as exc:
-        raise already from exc
+    # Two people adding the same prospect at once: the unique key lets one in, the other is told.
+    with unique.refusing(session, {"uq_community_membership_community_id_prospect_id": already}):
+        session.add(membership)
     return membership, existing is not None
+
+
+def _existing(
+    session: Session, org: Organization, first_name: str, last_name: str, e164: str | None, email: str
+) -> Prospect | None:
+    """The organisation's prospect with this mobile (else, without a mobile, this email), as the
+    database has it now; ProspectRefused if they are someone else."""
+    if e164 is not None:
+        existing = session.scalar(
+            sa.select(Prospect).where(Prospect.organization_id == org.id, Prospect.mobile == e164)
+        )
+        if existing is not None and not _same_person(existing, first_name, last_name):
+            raise ProspectRefused(
+                f"{phones.display(e164)} is already the number of {existing.full_name}, a prospect of "
+                f"{org.name}. Check the number, or add {existing.full_name} by their own name.",
+                "mobile",
+            )
+        return existing
+    if email:
+        existing = session.scalar(
+            sa.select(Prospect).where(Prospect.organization_id == org.id, Prospect.email == email).limit(1)
+        )
+        if existing is not None and not _same_person(existing, first_name, last_name):
+            raise ProspectRefused(
+                f"{email} is already the address of {existing.full_name}, a prospect of {org.name}.",
+                "email",
+            )
+        return existing
+    return None
 
 
 def remove_member(membership: CommunityMembership) -> None:

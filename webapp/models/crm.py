@@ -48,7 +48,8 @@ class SourcingTeamMember(Base):
 class Prospect(ContactMixin, Base):
     __tablename__ = "prospect"
     __table_args__ = (
-        sa.Index("ix_prospect_org_mobile", "organization_id", "mobile"),
+        # One person per organisation and number (E.164); prospects reached by email only have none.
+        sa.Index("uq_prospect_organization_id_mobile", "organization_id", "mobile", unique=True),
         # The inbox's and the community's search by name and by part of a number (PostgreSQL).
         postgresql_only(
             sa.Index(
