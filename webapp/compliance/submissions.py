@@ -7,7 +7,10 @@ each document; approval activates the country's numbers, a later rejection or ex
       │                  ▼  │ submit (rejected ones replaced)   ▼
       └──────────────── rejected ◄──────────────────────────────┘
 
-Every function leaves an audit row, flushes, and lets the caller commit (one commit per action).
+Every function leaves an audit row, flushes, and lets the caller commit (one commit per action). A
+decision on the submission's status (submitting, reviewing) is taken under its row lock and on what the
+database holds once the lock is ours: two staff approving its last two documents at once take turns, and
+the second sees the first's approval (tests/test_races.py).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.models.locks import lock_row
 from webapp.models.upsert import insert_ignore
 from webapp.numbers import pool
+from webapp.unique import refusing
 
 MAX_VALUE = 500
 MAX_REASON = 500
@@ -126,25 +131,32 @@ def upload(
         raise ComplianceRefused("This document is approved; only the rejected ones need replacing.")
 
     stored_name = store.write(file.data)
+    # Two uploads for one requirement at once both found the same current document (or none): the
+    # database keeps one current document, and the other upload is told.
+    taken = ComplianceRefused(
+        f"Someone has just uploaded a document for “{requirement.name}”: check it on this page, and "
+        "upload yours again if it should replace that one.",
+        "file",
+    )
     try:
-        if current is not None:
-            current.status = "replaced"
-            session.flush()  # the current one steps aside before the new one takes its place
-        document = ComplianceDocument(
-            submission=submission,
-            requirement_id=requirement.id,
-            kind_id=kind.id,
-            value=clean_value or None,
-            filename=file.filename,
-            content_type=file.content_type,
-            size=file.size,
-            sha256=file.sha256,
-            stored_name=stored_name,
-            status="pending",
-            uploaded_by_id=actor.id,
-        )
-        session.add(document)
-        session.flush()
+        with refusing(session, {"uq_compliance_document_current": taken}):
+            if current is not None:
+                current.status = "replaced"
+                session.flush()  # the current one steps aside before the new one takes its place
+            document = ComplianceDocument(
+                submission=submission,
+                requirement_id=requirement.id,
+                kind_id=kind.id,
+                value=clean_value or None,
+                filename=file.filename,
+                content_type=file.content_type,
+                size=file.size,
+                sha256=file.sha256,
+                stored_name=stored_name,
+                status="pending",
+                uploaded_by_id=actor.id,
+            )
+            session.add(document)
         action = "replaced" if current is not None else "uploaded"
         audit.record(
             session,
@@ -176,7 +188,15 @@ def missing(session: Session, submission: ComplianceSubmission) -> list[str]:
     return problems
 
 
+def _locked(session: Session, submission: ComplianceSubmission) -> ComplianceSubmission:
+    """The submission and its documents as committed, under the submission's lock until the commit."""
+    return lock_row(
+        session, ComplianceSubmission, submission.id, selectinload(ComplianceSubmission.documents)
+    )
+
+
 def submit(session: Session, actor: User, submission: ComplianceSubmission) -> None:
+    submission = _locked(session, submission)
     if submission.status == "submitted":
         raise ComplianceRefused("Already submitted: customer success is reviewing it.")
     if submission.status == "approved":
@@ -213,6 +233,7 @@ def review_document(
     rejection of an approved submission suspends them."""
     if not actor.is_staff:
         raise ComplianceRefused("Only customer success reviews documents.")
+    submission = _locked(session, submission)
     document = session.scalar(
         sa.select(ComplianceDocument).where(
             ComplianceDocument.id == document_id, ComplianceDocument.submission_id == submission.id
