@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session, selectinload
 
-from webapp import permissions
+from webapp import permissions, unique
 from webapp.auth import password_links, sessions
 from webapp.models import (
     Community,
@@ -203,11 +203,12 @@ def create_role(session: Session, org: Organization, name: str, codes: Iterable[
         raise PeopleRefused("Give the role a name.", "name")
     if len(name) > ROLE_NAME_LENGTH:
         raise PeopleRefused(f"Keep the name under {ROLE_NAME_LENGTH} characters.", "name")
+    taken = PeopleRefused(f"There is a role called “{name}” already.", "name")
     if session.scalar(sa.select(Role.id).where(Role.organization_id == org.id, Role.name == name)):
-        raise PeopleRefused(f"There is a role called “{name}” already.", "name")
+        raise taken
     role = Role(organization_id=org.id, name=name, permissions=_permissions(session, codes))
-    session.add(role)
-    session.flush()
+    with unique.refusing(session, {"uq_role_organization_id_name": taken}):
+        session.add(role)
     return role
 
 
@@ -276,6 +277,9 @@ def set_teams(session: Session, user: User, job_ids: Iterable[int], community_id
     the CRM product no sourcing teams are offered (communities_of): those the user is on, from when the
     organisation had it, are kept as they are, whatever was asked."""
     org_id = user.organization_id or 0
+    # Two saves of one person's teams at once take turns (the second reads what the first saved), so
+    # that the last one's choice is what stays.
+    _lock(session, org_id)
     jobs = set(job_ids)
     current_jobs, current_communities = team_ids(session, user)
     crm = user.organization is not None and user.organization.has_product("crm")
@@ -299,8 +303,19 @@ def set_teams(session: Session, user: User, job_ids: Iterable[int], community_id
             SourcingTeamMember.community_id.in_(current_communities - communities),
         )
     )
-    for job_id in sorted(jobs - current_jobs):
-        session.add(HiringTeamMember(job_id=job_id, user_id=user.id, title="Hiring team member"))
-    for community_id in sorted(communities - current_communities):
-        session.add(SourcingTeamMember(community_id=community_id, user_id=user.id))
-    session.flush()
+    # SQLite has no row lock to take turns on: a save that read the teams before another one stored
+    # them is refused rather than failing.
+    changed = PeopleRefused(
+        f"Someone has just changed {user.name}'s teams: check them below and save again.", "teams"
+    )
+    with unique.refusing(
+        session,
+        {
+            "uq_hiring_team_member_job_id_user_id": changed,
+            "uq_sourcing_team_member_community_id_user_id": changed,
+        },
+    ):
+        for job_id in sorted(jobs - current_jobs):
+            session.add(HiringTeamMember(job_id=job_id, user_id=user.id, title="Hiring team member"))
+        for community_id in sorted(communities - current_communities):
+            session.add(SourcingTeamMember(community_id=community_id, user_id=user.id))

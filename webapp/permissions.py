@@ -41,13 +41,20 @@ ADMIN_CODES = frozenset(p.code for p in CATALOGUE if p.category == "Administrati
 
 def sync(session: Session) -> None:
     """Make the permission table hold exactly the catalogue (names and categories included)."""
+    from webapp.models.upsert import insert_ignore
     from webapp.models.user import Permission
 
     existing = {p.code: p for p in session.scalars(select(Permission))}
     for spec in CATALOGUE:
         row = existing.get(spec.code)
         if row is None:
-            session.add(Permission(code=spec.code, name=spec.name, category=spec.category))
+            # Two first roles saved at once (in two organisations) both find a new permission missing.
+            insert_ignore(
+                session,
+                Permission,
+                {"code": spec.code, "name": spec.name, "category": spec.category},
+                ["code"],
+            )
         else:
             row.name, row.category = spec.name, spec.category
     for code, row in existing.items():

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.models import CreditAccount, CreditTransaction, Message, Organization, User, utcnow
+from webapp.models.upsert import insert_ignore
 
 # The balance and the ledger's amounts are INTEGER columns; the ledger's note is VARCHAR(500).
 MAX_BALANCE = 2**31 - 1
@@ -41,9 +42,15 @@ def account_for(session: Session, organization: Organization) -> CreditAccount:
     top = organization.top
     account = session.scalar(sa.select(CreditAccount).where(CreditAccount.organization_id == top.id))
     if account is None:
-        account = CreditAccount(organization_id=top.id, balance=0)
-        session.add(account)
-        session.flush()
+        # Two first views of the credits page (or a top-up and a send) at once: one account, not a 500.
+        insert_ignore(
+            session,
+            CreditAccount,
+            {"organization_id": top.id, "balance": 0, "updated_at": utcnow()},
+            ["organization_id"],
+        )
+        account = session.scalar(sa.select(CreditAccount).where(CreditAccount.organization_id == top.id))
+        assert account is not None
     return account
 
 

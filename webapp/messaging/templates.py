@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp import unique
 from webapp.messaging import checks, placeholders, pricing, segments
 from webapp.models import (
     CHANNEL_LABELS,
@@ -171,18 +172,19 @@ def save(
             MessageTemplate.id != (template.id if template else 0),
         )
     )
+    taken = TemplateRefused(
+        f"There is already a {CHANNEL_LABELS[draft.channel]} template called “{draft.name}”.", "name"
+    )
     if clash is not None:
-        raise TemplateRefused(
-            f"There is already a {CHANNEL_LABELS[draft.channel]} template called “{draft.name}”.", "name"
-        )
-    if template is None:
-        template = MessageTemplate(organization_id=org.id)
-        session.add(template)
-    else:
-        template.updated_at = utcnow()
-    template.name, template.channel, template.kind = draft.name, draft.channel, draft.kind
-    template.subject, template.body = draft.subject, draft.body
-    session.flush()
+        raise taken
+    with unique.refusing(session, {"uq_message_template_organization_id_channel_name": taken}):
+        if template is None:
+            template = MessageTemplate(organization_id=org.id)
+            session.add(template)
+        else:
+            template.updated_at = utcnow()
+        template.name, template.channel, template.kind = draft.name, draft.channel, draft.kind
+        template.subject, template.body = draft.subject, draft.body
     return template
 
 
@@ -272,14 +274,15 @@ def save_whatsapp(
             WhatsappTemplate.id != (template.id if template else 0),
         )
     )
+    taken = TemplateRefused(f"{draft.name} ({draft.locale}) is here already.", "name")
     if clash is not None:
-        raise TemplateRefused(f"{draft.name} ({draft.locale}) is here already.", "name")
-    if template is None:
-        template = WhatsappTemplate(organization_id=org.id)
-        session.add(template)
-    template.name, template.locale, template.body = draft.name, draft.locale, draft.body
-    template.parameters, template.approved = draft.parameters, draft.approved
-    session.flush()
+        raise taken
+    with unique.refusing(session, {"uq_whatsapp_template_organization_id_name_locale": taken}):
+        if template is None:
+            template = WhatsappTemplate(organization_id=org.id)
+            session.add(template)
+        template.name, template.locale, template.body = draft.name, draft.locale, draft.body
+        template.parameters, template.approved = draft.parameters, draft.approved
     return template
 
 

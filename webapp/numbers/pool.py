@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp import phones
+from webapp import phones, unique
 from webapp.compliance import audit, catalogue
 from webapp.models import (
     ComplianceSubmission,
@@ -111,13 +110,10 @@ def add(
         number.e164 = e164
         number.country = number_country  # for a number of no region, the country chosen for it
         number.status = status_for(session, organization.id, number_country)
-        try:
-            with session.begin_nested():
-                session.add(number)
-                session.flush()
-        except IntegrityError:
-            # Added by someone else between our look-up and this insert.
-            raise NumberRefused(f"{phones.display(e164)} is already in a pool.") from None
+        # Added by someone else between our look-up and this insert: refused like the look-up would.
+        taken = NumberRefused(f"{phones.display(e164)} is already in a pool.")
+        with unique.refusing(session, {"uq_sending_number_e164": taken}):
+            session.add(number)
         detail = ", ".join(number.capabilities)
     audit.record(
         session,
