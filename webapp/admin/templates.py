@@ -89,6 +89,9 @@ def _editor(form: TemplateForm, template: MessageTemplate | None, status: int = 
         form=form,
         template=template,
         placeholders=placeholders.PLACEHOLDERS,
+        links=placeholders.LINKS,
+        link_fixes=templates.link_fixes(form.body.data or "", form.subject.data),
+        glued=templates.GLUED,
         **_preview_context(form),
     ), status
 

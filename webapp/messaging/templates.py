@@ -3,9 +3,10 @@
 A template is checked as the message it would become: its text rendered for a sample candidate goes
 through the same checks as a message (webapp.messaging.checks.check_body: SMS segments, lengths, an
 email's subject), and is counted by webapp.messaging.segments, so the admin's preview, the composer's
-counter and the send agree. The one rule of its own is the booking link: an interview invitation by
-SMS or WhatsApp must carry %INVITELINK%, or the candidate gets no way to book; and only an invitation
-has a link to put there.
+counter and the send agree. The rules of its own are the booking link's: an interview invitation by
+SMS or WhatsApp must carry %INVITELINK%, or the candidate gets no way to book; only an invitation has a
+link to put there; and the link stands as a word of its own (glued_invitelink), here and in every
+invitation written (webapp.interviews.invitations).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Preview:
     credits: int
     unknown: list[str]
     problem: str | None  # what would refuse it, said while typing
+    fixes: list[LinkFix]  # the fields whose %INVITELINK% is glued, with their fix
 
 
 def sample_recipient(org: Organization, user: User, base_url: str) -> placeholders.Recipient:
@@ -72,6 +74,46 @@ def sample_recipient(org: Organization, user: User, base_url: str) -> placeholde
 
 def needs_invitelink(channel: str, kind: str) -> bool:
     return kind == "interview_invitation" and channel in ("sms", "whatsapp")
+
+
+# A phone finds a link by reading on from "https://" to the next space. A letter, digit or "/" touching
+# %INVITELINK% becomes part of the link ("…/book/<token>Hi": "This link does not work"), or hides where it
+# starts; so does another placeholder (it becomes letters) or a "%". (What follows the link is made safe
+# when it is rendered too: webapp.messaging.placeholders puts a space after it.)
+_GLUE = r"[\w/%]"
+_GLUED = re.compile(rf"(?<={_GLUE}){re.escape(INVITELINK)}|{re.escape(INVITELINK)}(?={_GLUE})")
+_GLUED_BEFORE = re.compile(rf"(?<={_GLUE})(?={re.escape(INVITELINK)})")
+_GLUED_AFTER = re.compile(rf"(?<={re.escape(INVITELINK)})(?={_GLUE})")
+GLUED = (
+    f"{INVITELINK} touches the text beside it: the candidate's phone would read that into the link, "
+    "and the link would not work. Put a space on each side of it."
+)
+
+
+def glued_invitelink(text: str) -> bool:
+    """Whether %INVITELINK% touches a letter, digit, "/", "%" or placeholder on either side."""
+    return bool(_GLUED.search(text))
+
+
+def space_invitelink(text: str) -> str:
+    """The text with a space put on each side of %INVITELINK% where it was glued, and nothing else
+    changed: the one-click fix offered with GLUED."""
+    return _GLUED_AFTER.sub(" ", _GLUED_BEFORE.sub(" ", text))
+
+
+@dataclass(frozen=True)
+class LinkFix:
+    """A field whose %INVITELINK% is glued: its text as typed, and as the one-click fix makes it."""
+
+    field: str
+    text: str
+    fixed: str
+
+
+def link_fixes(body: str, subject: str | None = None) -> list[LinkFix]:
+    """The fields (body, then subject) whose %INVITELINK% is glued, each with its fix."""
+    fields = (("body", body), ("subject", subject or ""))
+    return [LinkFix(f, text, space_invitelink(text)) for f, text in fields if glued_invitelink(text)]
 
 
 def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
@@ -96,6 +138,9 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
             f"{INVITELINK} is filled in only in interview invitations: choose that kind, or take it out.",
             "body",
         )
+    glued = link_fixes(draft.body, draft.subject if draft.channel == "email" else None)
+    if glued:
+        raise TemplateRefused(GLUED, glued[0].field)
     text = placeholders.render(draft.body, recipient)
     subject = placeholders.render(draft.subject or "", recipient) if draft.channel == "email" else None
     try:
@@ -116,7 +161,7 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
         try:
             _check(Draft(draft.name or "-", channel, draft.kind, draft.subject, draft.body), recipient)
         except TemplateRefused as refusal:
-            problem = str(refusal) if refusal.field in ("body", "kind") else None
+            problem = str(refusal) if refusal.field in ("body", "kind") or str(refusal) == GLUED else None
     return Preview(
         text=text,
         subject=placeholders.render(draft.subject or "", recipient) if channel == "email" else None,
@@ -124,6 +169,9 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
         credits=cost,
         unknown=placeholders.unknown(draft.body + " " + (draft.subject or "")),
         problem=problem,
+        fixes=link_fixes(draft.body, draft.subject if channel == "email" else None)
+        if problem == GLUED
+        else [],
     )
 
 
