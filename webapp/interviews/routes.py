@@ -177,7 +177,9 @@ def _invite_page(
     if form.channel.data not in allowed:
         texting = [c for c in allowed if c != "email"]
         form.channel.data = texting[0] if texting else "email"
-    templates = compose.templates_for(db.session, current_user, allowed, kind="interview_invitation")
+    templates = compose.templates_for(
+        db.session, current_user, allowed, "candidates", kind="interview_invitation"
+    )
     if not form.body.data and request.method == "GET":
         # Start from the channel's first invitation template, so the form opens ready to send.
         first = next((t for t in templates if t.channel == form.channel.data), None)

@@ -6,7 +6,8 @@ email's subject), and is counted by webapp.messaging.segments, so the admin's pr
 counter and the send agree. The rules of its own are the booking link's: an interview invitation by
 SMS or WhatsApp must carry %INVITELINK%, or the candidate gets no way to book; only an invitation has a
 link to put there; and the link stands as a word of its own (glued_invitelink), here and in every
-invitation written (webapp.interviews.invitations).
+invitation written (webapp.interviews.invitations). A template also says who it is written for
+(its audience: candidates, prospects or both); a composer offers only those written for its person.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from webapp.messaging import checks, placeholders, pricing, segments
 from webapp.models import (
     CHANNEL_LABELS,
+    TEMPLATE_AUDIENCES,
     TEMPLATE_KINDS,
     Message,
     MessageTemplate,
@@ -48,6 +50,18 @@ class Draft:
     kind: str
     subject: str | None
     body: str
+    audience: str = "both"
+
+
+def offered_to(audience: str) -> tuple[str, ...]:
+    """The template audiences a composer for these people offers ("candidates" or "prospects")."""
+    return (audience, "both")
+
+
+def audience_for(kind: str, audience: str) -> str:
+    """The audience a template is kept with: an interview invitation's is always "candidates" (only a
+    candidate has an application to book an interview for); another keeps the one chosen."""
+    return "candidates" if kind == "interview_invitation" else audience
 
 
 @dataclass(frozen=True)
@@ -61,11 +75,25 @@ class Preview:
     fixes: list[LinkFix]  # the fields whose %INVITELINK% is glued, with their fix
 
 
-def sample_recipient(org: Organization, user: User, base_url: str) -> placeholders.Recipient:
+# What %JOBTITLE% stands for in the preview: a job's title for a candidate, a community's name for a
+# prospect (webapp.messaging.subjects).
+SAMPLE_TITLE = {"prospects": "Engineering talent"}
+
+
+def sample_person(audience: str) -> str:
+    """Who the preview is written for, in words."""
+    if audience == "prospects":
+        return f"a sample prospect: Alex Morgan, {SAMPLE_TITLE['prospects']} community"
+    return "a sample candidate: Alex Morgan, Backend Engineer"
+
+
+def sample_recipient(
+    org: Organization, user: User, base_url: str, audience: str = "both"
+) -> placeholders.Recipient:
     return placeholders.Recipient(
         first_name="Alex",
         last_name="Morgan",
-        job_title="Backend Engineer",
+        job_title=SAMPLE_TITLE.get(audience, "Backend Engineer"),  # as sample_person says
         company=org.display_sender,
         sender_name=user.name,
         invite_link=base_url.rstrip("/") + SAMPLE_BOOKING_PATH,
@@ -126,6 +154,14 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
         raise TemplateRefused("Choose SMS, WhatsApp or email.", "channel")
     if draft.kind not in TEMPLATE_KINDS:
         raise TemplateRefused("Choose general or interview invitation.", "kind")
+    if draft.audience not in TEMPLATE_AUDIENCES:
+        raise TemplateRefused("Choose who it is for: candidates, prospects or both.", "audience")
+    if draft.kind == "interview_invitation" and draft.audience == "prospects":
+        raise TemplateRefused(
+            "An interview invitation goes to candidates: a prospect has no application to book an "
+            "interview for. Choose Candidates, or the kind General.",
+            "audience",
+        )
     has_link = INVITELINK in draft.body or INVITELINK in (draft.subject or "")
     if needs_invitelink(draft.channel, draft.kind) and INVITELINK not in draft.body:
         raise TemplateRefused(
@@ -151,7 +187,7 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
 
 def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Preview:
     """The template as a sample candidate reads it, its cost, and what would refuse it."""
-    recipient = sample_recipient(org, user, base_url)
+    recipient = sample_recipient(org, user, base_url, draft.audience)
     text = placeholders.render(draft.body, recipient)
     channel = draft.channel if draft.channel in CHANNEL_LABELS else "sms"
     count = segments.count(text) if channel == "sms" else None
@@ -159,9 +195,16 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
     problem = None
     if draft.body.strip():
         try:
-            _check(Draft(draft.name or "-", channel, draft.kind, draft.subject, draft.body), recipient)
+            _check(
+                Draft(draft.name or "-", channel, draft.kind, draft.subject, draft.body, draft.audience),
+                recipient,
+            )
         except TemplateRefused as refusal:
-            problem = str(refusal) if refusal.field in ("body", "kind") or str(refusal) == GLUED else None
+            problem = (
+                str(refusal)
+                if refusal.field in ("body", "kind", "audience") or str(refusal) == GLUED
+                else None
+            )
     return Preview(
         text=text,
         subject=placeholders.render(draft.subject or "", recipient) if channel == "email" else None,
@@ -209,8 +252,9 @@ def save(
         draft.kind,
         (draft.subject or "").strip() or None if draft.channel == "email" else None,
         draft.body,
+        draft.audience,
     )
-    _check(draft, sample_recipient(org, user, base_url))
+    _check(draft, sample_recipient(org, user, base_url, draft.audience))
     clash = session.scalar(
         sa.select(MessageTemplate.id).where(
             MessageTemplate.organization_id == org.id,
@@ -230,6 +274,7 @@ def save(
         template.updated_at = utcnow()
     template.name, template.channel, template.kind = draft.name, draft.channel, draft.kind
     template.subject, template.body = draft.subject, draft.body
+    template.audience = audience_for(draft.kind, draft.audience)
     session.flush()
     return template
 
@@ -251,6 +296,7 @@ class WhatsappDraft:
     body: str
     parameters: str
     approved: bool
+    audience: str = "both"
 
 
 def _check_whatsapp(draft: WhatsappDraft) -> None:
@@ -258,6 +304,8 @@ def _check_whatsapp(draft: WhatsappDraft) -> None:
         raise TemplateRefused(
             "Type the name exactly as Meta approved it: lower-case letters, digits and underscores.", "name"
         )
+    if draft.audience not in TEMPLATE_AUDIENCES:
+        raise TemplateRefused("Choose who it is for: candidates, prospects or both.", "audience")
     if not WA_LOCALE.fullmatch(draft.locale):
         raise TemplateRefused("Type the language code as Meta has it, e.g. en, en_GB or pt_BR.", "locale")
     if not draft.body.strip():
@@ -310,6 +358,7 @@ def save_whatsapp(
         draft.body.strip(),
         " ".join(draft.parameters.split()),
         draft.approved,
+        draft.audience,
     )
     _check_whatsapp(draft)
     clash = session.scalar(
@@ -327,6 +376,7 @@ def save_whatsapp(
         session.add(template)
     template.name, template.locale, template.body = draft.name, draft.locale, draft.body
     template.parameters, template.approved = draft.parameters, draft.approved
+    template.audience = draft.audience
     session.flush()
     return template
 
