@@ -191,7 +191,10 @@ def test_the_booking_link_goes_in_as_a_word_and_a_glued_one_is_fixed_in_one_clic
     page.goto("/admin/templates/new")
     page.get_by_label("Name").fill(f"Book a time ({width})")
     page.get_by_role("radio", name="SMS").check()
+    expect(page.get_by_role("radio", name="Candidates and prospects")).to_be_checked()
     page.get_by_label("Kind").select_option(label="Interview invitation")
+    # An invitation is for candidates: the editor says so as the kind is chosen.
+    expect(page.get_by_role("radio", name="Candidates", exact=True)).to_be_checked()
     body = page.get_by_label("Text")
     link_button = page.get_by_role("button", name="%INVITELINK%")
     # Empty: the link alone.

@@ -172,6 +172,16 @@ document.addEventListener("input", (event) => {
   }
 });
 
+// An interview invitation is always for candidates (webapp.messaging.templates.audience_for): choosing that
+// kind in the template editor picks it in "Written for" too.
+document.addEventListener("change", (event) => {
+  const kind = event.target;
+  if (!(kind instanceof HTMLSelectElement) || kind.name !== "kind" || kind.value !== "interview_invitation") return;
+  const audience = kind.form?.querySelector("[data-invitation-audience]");
+  const radio = audience && kind.form.querySelector(`input[name="audience"][value="${audience.dataset.invitationAudience}"]`);
+  if (radio) radio.checked = true;
+});
+
 // A link to hand over (a set-password link) is selected whole when focused, ready to copy.
 document.addEventListener("focusin", (event) => {
   if (event.target instanceof HTMLInputElement && event.target.matches("[data-select-on-focus]")) event.target.select();

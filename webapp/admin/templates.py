@@ -89,6 +89,9 @@ def _form(template: MessageTemplate | None, formdata: Any = None) -> TemplateFor
         form.channel.data = channels[-1] if len(channels) > 1 else channels[0]
     form.kind.choices = [SelectChoice(k, v) for k, v in TEMPLATE_KINDS.items()]
     _audience_choices(form)
+    if form.audience.data == "both":
+        # Shown as it will be kept (an interview invitation is for candidates; "prospects" is refused).
+        form.audience.data = templates.audience_for(form.kind.data or "", "both")
     return form
 
 
