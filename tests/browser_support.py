@@ -75,8 +75,10 @@ class ConsoleWatch:
             # as "Failed to load resource"; _response decides which of those are problems.
             # htmx reports a request it aborted (htmx:sendAbort) as an error: a page left while a
             # poll or preview was on its way, or a request replaced by a newer one (hx-sync). The
-            # user sees nothing of it; a slow machine makes it likely.
-            if not text.startswith("Failed to load resource") and not text.startswith("htmx:sendAbort"):
+            # user sees nothing of it; a slow machine makes it likely. htmx 2 reports such a request's
+            # end (htmx:afterRequest) as an error too; a request that really failed or timed out is still
+            # caught, by the htmx:sendError or htmx:timeout that comes with it.
+            if not text.startswith(("Failed to load resource", "htmx:sendAbort", "htmx:afterRequest")):
                 self.problems.append(f"console error: {text}")
         elif message.type == "warning" and ("Content Security Policy" in text or "htmx" in text.lower()):
             self.problems.append(f"console warning: {text}")

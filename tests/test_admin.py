@@ -694,6 +694,7 @@ def test_an_sms_template_is_created_as_named_and_offered_in_the_composer(client,
         (template(kind="interview_invitation"), "body", "must contain %INVITELINK%"),
         (template(channel="whatsapp", kind="interview_invitation"), "body", "must contain %INVITELINK%"),
         (template(body="Book: %INVITELINK%"), "body", "only in interview invitations"),
+        (template(kind="interview_invitation", body="Book/%INVITELINK%"), "body", "touches the text beside"),
         (template(body=""), "body", "Write a message."),
         (template(body="x" * 1600), "body", "the limit is 10"),
         (template(name=" "), "name", "Give the template a name."),
@@ -750,6 +751,49 @@ def test_the_live_preview_uses_sample_data_and_the_segment_counter(client, world
         post(client, "/admin/templates/preview", template(kind="interview_invitation", body="%INVITELINK%"))
     )
     assert templates.SAMPLE_BOOKING_PATH in link and 'data-preview="problem"' not in link
+
+
+FIX_BUTTON = re.compile(
+    r'<button type="button" class="button small link-fix" data-fix-into="(\w+)" data-fix-from="([^"]*)" '
+    r'data-fix-to="([^"]*)"( form="[\w-]+")?>Put a space around the link</button>'
+)
+
+
+def test_a_glued_booking_link_is_refused_next_to_the_text_with_a_one_click_fix(client, world) -> None:
+    Auth(client).login("admin@acme.test")
+    glued = template(kind="interview_invitation", body="%INVITELINK%Hi %FIRSTNAME%")
+    response = post(client, "/admin/templates/new", glued)
+    assert response.status_code == 422
+    html = text(response)
+    assert "touches the text beside it" in error_of(html, "body")
+    assert "%INVITELINK%Hi %FIRSTNAME%</textarea>" in html
+    under_field, in_preview = FIX_BUTTON.findall(html)
+    assert under_field == ("body", "%INVITELINK%Hi %FIRSTNAME%", "%INVITELINK% Hi %FIRSTNAME%", "")
+    # The preview's (outside the form) belongs to the editor's form.
+    assert in_preview[:3] == under_field[:3] and in_preview[3] == ' form="template-form"'
+    assert 'data-fix-for="body"' in html  # the one under the field steps aside when the text changes
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(MessageTemplate)) == 1  # Globex's
+    # Said while typing too, and the fixed text is saved.
+    live = text(post(client, "/admin/templates/preview", glued))
+    assert 'data-preview="problem"' in live and "touches the text beside it" in live
+    assert FIX_BUTTON.search(live).group(3) == "%INVITELINK% Hi %FIRSTNAME%"
+    assert post(client, "/admin/templates/new", {**glued, "body": under_field[2]}).status_code == 303
+    # An email invitation's subject follows the rule too, next to the subject.
+    email = template(
+        name="Invite (email)", channel="email", kind="interview_invitation", subject="Book%INVITELINK%"
+    )
+    response = post(client, "/admin/templates/new", email)
+    assert response.status_code == 422
+    assert "touches the text beside it" in error_of(text(response), "subject")
+    assert FIX_BUTTON.search(text(response)).group(1, 3) == ("subject", "Book %INVITELINK%")
+
+
+def test_the_placeholder_buttons_mark_the_link_as_a_word_of_its_own(client, world) -> None:
+    Auth(client).login("admin@acme.test")
+    html = text(client.get("/admin/templates/new"))
+    buttons = re.findall(r'<button type="button" class="button small" data-insert="(%\w+%)"([^>]*)>', html)
+    assert {p for p, attributes in buttons if "data-insert-word" in attributes} == {"%INVITELINK%"}
+    assert len(buttons) == 6
 
 
 def test_approved_whatsapp_templates(client, world) -> None:

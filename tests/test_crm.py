@@ -16,7 +16,15 @@ from tests.webhook_support import inbound, post
 from webapp import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, conversations, subjects
-from webapp.models import CommunityMembership, Conversation, Message, Prospect, SendingNumber
+from webapp.models import (
+    CommunityMembership,
+    Conversation,
+    Message,
+    MessageTemplate,
+    Prospect,
+    SendingNumber,
+    WhatsappTemplate,
+)
 
 OUR, SECOND, GRACE = "+4915123456700", "+4915123456701", "+4915123456788"
 
@@ -589,3 +597,149 @@ def test_crm_without_messaging_writes_to_prospects_by_email_only(client, auth) -
     )
     assert sent.status_code == 200
     assert db.session.scalar(sa.select(Message.channel)) == "email"
+
+
+# --- Templates have an audience (issue 17) ---------------------------------------------------------
+
+
+def options_of(html: str, name: str) -> set[str]:
+    """The labels of a composer select's options (the template pickers)."""
+    select = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', html, re.S)
+    return (
+        {o.strip() for o in re.findall(r"<option[^>]*>([^<]*)</option>", select.group(1))}
+        if select
+        else set()
+    )
+
+
+def test_each_composer_offers_the_templates_written_for_its_person(client, auth, crm) -> None:
+    org = crm["org"]
+    both_hats = f.user(
+        org,
+        "both@acme.test",
+        codes=[permissions.RECRUITMENT_SMS, permissions.SOURCING_MESSAGING],
+        name="Bo Both",
+    )
+    f.membership(f.community(org, "Sales", team=[both_hats]), grace := crm["grace"])
+    membership = db.session.scalar(
+        sa.select(CommunityMembership).where(
+            CommunityMembership.prospect_id == grace.id, CommunityMembership.community_id != crm["nordic"].id
+        )
+    )
+    application = f.application(f.job(org, team=[both_hats], title="Engineer"), f.candidate(org, "Lena", "M"))
+    for name, audience in (
+        ("Thank you for applying", "candidates"),
+        ("Open to a chat", "prospects"),
+        ("Thanks", "both"),
+    ):
+        db.session.add(
+            MessageTemplate(organization_id=org.id, channel="sms", name=name, body="Hi", audience=audience)
+        )
+    for name, audience in (
+        ("application_update", "candidates"),
+        ("new_roles", "prospects"),
+        ("hello", "both"),
+    ):
+        db.session.add(
+            WhatsappTemplate(
+                organization_id=org.id,
+                name=name,
+                locale="en",
+                body="Hi {{1}}",
+                parameters="%FIRSTNAME%",
+                audience=audience,
+            )
+        )
+    db.session.commit()
+    auth.login("both@acme.test")
+
+    prospect_page = client.get(f"/memberships/{membership.id}").get_data(as_text=True)
+    assert options_of(prospect_page, "template_id") == {"No template", "SMS · Open to a chat", "SMS · Thanks"}
+    assert options_of(prospect_page, "whatsapp_template_id") == {
+        "Choose an approved template",
+        "hello (en)",
+        "new_roles (en)",
+    }
+    candidate_page = client.get(f"/applications/{application.id}").get_data(as_text=True)
+    assert options_of(candidate_page, "template_id") == {
+        "No template",
+        "SMS · Thank you for applying",
+        "SMS · Thanks",
+    }
+    assert options_of(candidate_page, "whatsapp_template_id") == {
+        "Choose an approved template",
+        "application_update (en)",
+        "hello (en)",
+    }
+
+
+def test_the_editor_asks_who_a_template_is_for_where_there_are_prospects(client, auth, crm) -> None:
+    f.user(crm["org"], "templates@acme.test", codes=[permissions.ADMIN_TEMPLATES])
+    db.session.commit()
+    auth.login("templates@acme.test")
+    response = client.get("/admin/templates/new")
+    assert response.status_code == 200
+    editor = response.get_data(as_text=True)
+    assert "<legend>Written for</legend>" in editor
+    assert re.search(r'<input[^>]*checked[^>]*value="both"|<input[^>]*value="both"[^>]*checked', editor)
+    token = csrf_from(client, "/admin/templates/new")
+    data = {"csrf_token": token, "name": "Open to a chat", "channel": "sms", "kind": "general", "body": "Hi"}
+    assert client.post("/admin/templates/new", data={**data, "audience": "prospects"}).status_code == 303
+    saved = db.session.scalar(sa.select(MessageTemplate).where(MessageTemplate.name == "Open to a chat"))
+    assert saved.audience == "prospects"
+    listing = client.get("/admin/templates").get_data(as_text=True)
+    assert f'id="template-{saved.id}"' in listing and 'data-audience="prospects">For prospects<' in listing
+    # An invitation is for candidates: "prospects" is refused next to the field, "both" kept as candidates.
+    invitation = {**data, "name": "Book", "kind": "interview_invitation", "body": "Book: %INVITELINK%"}
+    refused = client.post("/admin/templates/new", data={**invitation, "audience": "prospects"})
+    assert refused.status_code == 422
+    assert re.search(
+        r'id="audience-error">An interview invitation goes to candidates', refused.get_data(as_text=True)
+    )
+    assert client.post("/admin/templates/new", data={**invitation, "audience": "both"}).status_code == 303
+    assert (
+        db.session.scalar(sa.select(MessageTemplate.audience).where(MessageTemplate.name == "Book"))
+        == "candidates"
+    )
+    unknown = client.post("/admin/templates/new", data={**data, "name": "X", "audience": "everyone"})
+    assert unknown.status_code == 422 and "Choose who it is for" in unknown.get_data(as_text=True)
+    # Approved WhatsApp templates too.
+    approved = {
+        "csrf_token": token,
+        "name": "new_roles",
+        "locale": "en",
+        "body": "Hi {{1}}",
+        "parameters": "%FIRSTNAME%",
+        "approved": "y",
+        "audience": "prospects",
+    }
+    assert "<legend>Written for</legend>" in client.get("/admin/templates/whatsapp/new").get_data(
+        as_text=True
+    )
+    assert client.post("/admin/templates/whatsapp/new", data=approved).status_code == 303
+    assert db.session.scalar(
+        sa.select(WhatsappTemplate.audience).where(WhatsappTemplate.name == "new_roles")
+    ) == ("prospects")
+
+
+def test_without_the_crm_the_editor_does_not_ask_and_a_template_keeps_its_audience(client, auth) -> None:
+    org = f.messaging_org("Solo")
+    f.user(org, "admin@solo.test", codes=[permissions.ADMIN_TEMPLATES])
+    kept = MessageTemplate(
+        organization_id=org.id, channel="sms", name="Thanks", body="Hi", audience="candidates"
+    )
+    db.session.add(kept)
+    db.session.commit()
+    auth.login("admin@solo.test")
+    editor, listing = client.get("/admin/templates/new"), client.get("/admin/templates")
+    assert editor.status_code == listing.status_code == 200
+    assert "Written for" not in editor.get_data(as_text=True)
+    assert f'id="template-{kept.id}"' in listing.get_data(as_text=True)
+    assert "For candidates" not in listing.get_data(as_text=True)
+    token = csrf_from(client, "/admin/templates/new")
+    data = {"csrf_token": token, "channel": "sms", "kind": "general", "body": "Hello"}
+    assert client.post(f"/admin/templates/{kept.id}", data={**data, "name": "Thanks"}).status_code == 303
+    assert client.post("/admin/templates/new", data={**data, "name": "New"}).status_code == 303
+    db.session.expire_all()
+    audiences = dict(db.session.execute(sa.select(MessageTemplate.name, MessageTemplate.audience)).all())
+    assert audiences == {"Thanks": "candidates", "New": "both"}

@@ -6,7 +6,15 @@ import sqlalchemy as sa
 
 from webapp import access, permissions
 from webapp.extensions import db
-from webapp.models import Candidate, Job, Organization, SendingNumber, User
+from webapp.models import (
+    Candidate,
+    Job,
+    MessageTemplate,
+    Organization,
+    SendingNumber,
+    User,
+    WhatsappTemplate,
+)
 
 NAMED_USERS = {
     "admin@acme.example",
@@ -115,3 +123,51 @@ def test_the_demo_has_conversations_to_look_at(app, runner) -> None:
     account = s.scalar(sa.select(CreditAccount))
     spent = s.scalar(sa.select(sa.func.sum(Message.credits)).where(Message.status != "rejected"))
     assert account.balance == 500 - spent
+
+
+def test_demo_templates_say_what_they_are_and_who_they_are_for(app, runner) -> None:
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    found = db.session.scalars(sa.select(MessageTemplate)).all()
+    assert found
+    for t in found:
+        # "Invitation"/"invite" in a name is the kind that carries the booking link, and only that.
+        named_invitation = "invitation" in t.name.lower() or "invite" in t.name.lower()
+        assert named_invitation == (t.kind == "interview_invitation"), t.name
+        if t.kind == "general":
+            assert "%INVITELINK%" not in t.body, t.name
+        elif t.channel != "email":
+            assert "%INVITELINK%" in t.body, t.name
+        # An invitation, or a text about an application, is for candidates; a prospect's is about neither.
+        if t.kind == "interview_invitation" or "appl" in t.body.lower():
+            assert t.audience == "candidates", t.name
+        if t.audience == "prospects":
+            assert "appl" not in t.body.lower() and "interview" not in t.body.lower(), t.name
+    acme = {t.channel: t for t in found if t.audience == "prospects"}
+    assert {"sms", "whatsapp"} <= set(acme)  # a sourcer has something to start from
+    approved = {w.name: w.audience for w in db.session.scalars(sa.select(WhatsappTemplate))}
+    assert approved == {
+        "interview_invitation": "candidates",
+        "application_update": "candidates",
+        "new_roles": "prospects",
+    }
+
+
+def test_a_database_seeded_with_the_old_template_names_is_renamed_not_doubled(app, runner) -> None:
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    s = db.session
+    # As an older seed left it: the general SMS template called "Interview invitation (SMS)".
+    old = s.scalar(sa.select(MessageTemplate).where(MessageTemplate.name == "Ask for a call (SMS)"))
+    old.name, old.audience = "Interview invitation (SMS)", "both"
+    s.commit()
+    count = s.scalar(sa.select(sa.func.count()).select_from(MessageTemplate))
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    s.expire_all()
+    assert s.scalar(sa.select(sa.func.count()).select_from(MessageTemplate)) == count
+    renamed = s.get(MessageTemplate, old.id)
+    assert (renamed.name, renamed.audience, renamed.kind) == ("Ask for a call (SMS)", "candidates", "general")
+    assert not s.scalar(
+        sa.select(MessageTemplate.id).where(MessageTemplate.name.like("Interview invitation%"))
+    )
+    before = dump()
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    assert dump() == before

@@ -17,6 +17,7 @@ from tests.conftest import csrf_from
 from webapp import permissions, zones
 from webapp.extensions import db
 from webapp.interviews import booking, invitations, slots
+from webapp.messaging import templates
 from webapp.messaging.checks import SendRefused
 from webapp.models import (
     Conversation,
@@ -123,6 +124,67 @@ def test_an_email_without_the_link_gets_it_added() -> None:
     assert invitations.with_link("email", "Pick: %INVITELINK%") == "Pick: %INVITELINK%"
 
 
+GLUED = [
+    "%INVITELINK%Hi %FIRSTNAME%",  # the editor's button put it at position 0
+    "Book here:%INVITELINK%/",
+    "Hi %FIRSTNAME%%INVITELINK%",
+    "Book 9%INVITELINK% today",
+    "Buchen Sie hierü%INVITELINK% bitte",
+    "Book/%INVITELINK% ",
+]
+
+
+@pytest.mark.parametrize("body", GLUED)
+@pytest.mark.parametrize("channel", ["sms", "whatsapp", "email"])
+def test_a_link_glued_to_the_text_beside_it_is_refused_with_its_fix(channel: str, body: str) -> None:
+    """One rule, the templates': %INVITELINK% touching a letter, digit, "/" or placeholder is refused, and
+    the fix puts a space there and changes nothing else."""
+    assert templates.glued_invitelink(body)
+    with pytest.raises(SendRefused) as refused:
+        invitations.with_link(channel, body)
+    assert refused.value.message == templates.GLUED and refused.value.field == "body"
+    fixed = templates.space_invitelink(body)
+    assert not templates.glued_invitelink(fixed)
+    assert fixed.replace(" ", "") == body.replace(" ", "")
+    assert invitations.link_problem(channel, fixed) is None
+    assert [(f.field, f.text, f.fixed) for f in templates.link_fixes(body)] == [("body", body, fixed)]
+
+
+@pytest.mark.parametrize(
+    ("body", "fixed"),
+    [
+        ("%INVITELINK%Hi %FIRSTNAME%", "%INVITELINK% Hi %FIRSTNAME%"),
+        ("Book here:%INVITELINK%/", "Book here:%INVITELINK% /"),
+        ("a%INVITELINK%%INVITELINK%b", "a %INVITELINK% %INVITELINK% b"),
+    ],
+)
+def test_the_fix_puts_a_space_where_the_link_was_glued(body: str, fixed: str) -> None:
+    assert templates.space_invitelink(body) == fixed
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["Book: %INVITELINK%", "%INVITELINK%", "(%INVITELINK%)", "Book:%INVITELINK%.", "%INVITELINK%\nBye"],
+)
+def test_a_link_beside_a_space_or_punctuation_is_its_own_word(body: str) -> None:
+    assert not templates.glued_invitelink(body) and templates.space_invitelink(body) == body
+    assert invitations.with_link("sms", body) == body
+
+
+def test_an_emails_subject_may_not_glue_the_link_either() -> None:
+    problem = invitations.link_problem("email", "Dear Lena", "Interview%INVITELINK%")
+    assert problem is not None and problem.field == "subject" and problem.message == templates.GLUED
+    # Another channel has no subject: what a hidden field holds does not matter.
+    assert invitations.link_problem("sms", "Book: %INVITELINK%", "Interview%INVITELINK%") is None
+
+
+def test_a_sent_link_is_followed_by_whitespace_or_the_end(world) -> None:
+    sms = invite(world, body="Hi %FIRSTNAME%, book here: %INVITELINK%. Thanks!")
+    assert sms.message.body == f"Hi Lena, book here: {BASE}/book/{token_of(sms)} . Thanks!"
+    email = invite(world, "astrid", channel="email", body="Dear %FIRSTNAME%, come and see us.", subject="Hi")
+    assert email.message.body.endswith(f"{BASE}/book/{token_of(email)}")  # the appended link ends it
+
+
 def test_the_link_renders_to_the_public_base_url_and_an_unguessable_token(world) -> None:
     first, second = invite(world), invite(world, "astrid")
     token = token_of(first)
@@ -163,6 +225,99 @@ def test_the_form_refuses_an_sms_without_the_link_and_keeps_the_text(world, clie
     assert "Hi %FIRSTNAME%, call us</textarea>" in html
     assert 'id="insert-link"' in html
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+
+
+FIX_BUTTON = re.compile(
+    r'<button type="button" class="button small link-fix" data-fix-into="(\w+)" data-fix-from="([^"]*)" '
+    r'data-fix-to="([^"]*)"( form="[\w-]+")?>Put a space around the link</button>'
+)
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one", "bulk"])
+def test_the_invite_form_refuses_a_glued_link_with_a_one_click_fix(world, client, auth, bulk: bool) -> None:
+    auth.login("recruiter@acme.test")
+    job, lena, astrid = world["job"], world["lena"], world["astrid"]
+    path = f"/jobs/{job.id}/invite" if bulk else f"/applications/{lena.id}/invite"
+    token = csrf_from(client, path + (f"?application={lena.id}&application={astrid.id}" if bulk else ""))
+    body = "Hi %FIRSTNAME%, pick a time:%INVITELINK%Thanks"
+    data = {"csrf_token": token, "channel": "sms", "body": body}
+    if bulk:
+        data["application"] = [lena.id, astrid.id]
+    response = client.post(path, data=data)
+    assert response.status_code == 422
+    html = text(response)
+    # Said under the text (once), with the fix beside it; what was typed stays, nothing is sent.
+    error = re.findall(
+        r'<p class="field-error" data-counter="glued-link" id="body-error" role="alert">([^<]+)</p>', html
+    )
+    assert len(error) == 1 and "touches the text beside it" in error[0]
+    assert html.count('id="body-error"') == 1
+    assert f"{body}</textarea>" in html
+    fix = FIX_BUTTON.search(html)
+    assert fix and fix.group(1, 2, 3) == ("body", body, "Hi %FIRSTNAME%, pick a time:%INVITELINK% Thanks")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+    # The fixed text goes.
+    data["body"] = fix.group(3)
+    assert client.post(path, data=data).status_code in (200, 303)
+    sent = db.session.scalars(sa.select(Message).order_by(Message.id)).all()
+    assert len(sent) == (2 if bulk else 1)
+    assert re.search(r"pick a time:https://relay\.example/book/[\w-]{22} Thanks$", sent[0].body)
+
+
+def test_an_email_invitations_glued_subject_is_refused_at_the_subject(world, client, auth) -> None:
+    auth.login("recruiter@acme.test")
+    path = f"/applications/{world['lena'].id}/invite"
+    data = {"csrf_token": csrf_from(client, path), "channel": "email", "body": "Dear %FIRSTNAME%"}
+    response = client.post(path, data={**data, "subject": "Book%INVITELINK%"})
+    assert response.status_code == 422
+    html = text(response)
+    assert re.search(r'id="subject-error">[^<]*touches the text beside it', html)
+    fix = FIX_BUTTON.search(html)
+    assert fix and fix.group(1, 3) == ("subject", "Book %INVITELINK%")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one", "bulk"])
+def test_what_the_candidate_will_read_is_shown_open_with_the_real_link(world, client, auth, bulk) -> None:
+    db.session.add(
+        MessageTemplate(
+            organization_id=world["org"].id,
+            name="Invite SMS",
+            channel="sms",
+            kind="interview_invitation",
+            body="Hi %FIRSTNAME%, book: %INVITELINK%",
+        )
+    )
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    lena, astrid = world["lena"], world["astrid"]
+    path = (
+        f"/jobs/{world['job'].id}/invite?application={lena.id}&application={astrid.id}"
+        if bulk
+        else f"/applications/{lena.id}/invite"
+    )
+    html = text(client.get(path))
+    counter = html[html.index('<div id="invite-counter"') :]
+    assert "<details" not in counter and "What Lena will read" in counter
+    shown = re.search(r'<blockquote data-counter="preview">([^<]*)</blockquote>', counter)
+    assert shown and shown.group(1) == f"Hi Lena, book: {BASE}{templates.SAMPLE_BOOKING_PATH}"
+    # And as the text changes (the live counter).
+    live = text(
+        client.post(
+            "/interviews/preview",
+            data={
+                "channel": "sms",
+                "body": "Go: %INVITELINK%!",
+                "application": lena.id,
+                "job": world["job"].id,
+            },
+            headers={"X-CSRFToken": csrf_from(client, path)},
+        )
+    )
+    assert "<details" not in live
+    assert (
+        f'<blockquote data-counter="preview">Go: {BASE}{templates.SAMPLE_BOOKING_PATH} !</blockquote>' in live
+    )
 
 
 def test_the_counter_counts_the_rendered_link(world, client, auth) -> None:

@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests import test_browser as _browser
 from tests.browser_support import ConsoleWatch, axe_problems
 from tests.test_browser import DESKTOP, PHONE, application_path, shot, sign_in
+from webapp.messaging.templates import SAMPLE_BOOKING_PATH
 
 pytestmark = pytest.mark.browser
 browser_type_launch_args = _browser.browser_type_launch_args
@@ -172,3 +173,91 @@ def test_a_bulk_invitation_reports_each_candidate(page: Page, live_app: Flask, a
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     assert not axe_problems(page, axe_source)
     shot(page, "interview-report-375")
+
+
+# --- The booking link as a word of its own (issue 17) --------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_the_booking_link_goes_in_as_a_word_and_a_glued_one_is_fixed_in_one_click(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    real_link = live_app.config["PUBLIC_BASE_URL"].rstrip("/") + SAMPLE_BOOKING_PATH
+
+    # The template editor: an SMS interview invitation.
+    sign_in(page, "admin@acme.example")
+    page.goto("/admin/templates/new")
+    page.get_by_label("Name").fill(f"Book a time ({width})")
+    page.get_by_role("radio", name="SMS").check()
+    expect(page.get_by_role("radio", name="Candidates and prospects")).to_be_checked()
+    page.get_by_label("Kind").select_option(label="Interview invitation")
+    # An invitation is for candidates: the editor says so as the kind is chosen.
+    expect(page.get_by_role("radio", name="Candidates", exact=True)).to_be_checked()
+    body = page.get_by_label("Text")
+    link_button = page.get_by_role("button", name="%INVITELINK%")
+    # Empty: the link alone.
+    link_button.click()
+    expect(body).to_have_value("%INVITELINK%")
+    # Text the admin has not clicked into yet: at its end, after a space (not at position 0).
+    body.evaluate("(el) => { el.value = 'Hi %FIRSTNAME%, pick a time:'; }")
+    link_button.click()
+    expect(body).to_have_value("Hi %FIRSTNAME%, pick a time: %INVITELINK%")
+    # At the cursor in the middle of a word: a space on each side.
+    body.fill("Hi %FIRSTNAME%, pick a time:here")
+    body.evaluate("(el) => el.setSelectionRange(28, 28)")
+    link_button.click()
+    expect(body).to_have_value("Hi %FIRSTNAME%, pick a time: %INVITELINK% here")
+    # What the candidate will read is open, with the real link.
+    preview = page.locator("#template-preview")
+    expect(preview.get_by_text("What Alex will read")).to_be_visible()
+    expect(preview.locator("[data-preview=text]")).to_be_visible()
+    expect(preview.locator("[data-preview=text]")).to_have_text(f"Hi Alex, pick a time: {real_link} here")
+
+    # Glued to the next word: said while typing, refused on save next to the text, fixed in one click.
+    body.fill("%INVITELINK%Hi %FIRSTNAME%")
+    expect(preview.locator("[data-preview=problem]")).to_contain_text("touches the text beside it")
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator("#body-error")).to_contain_text("touches the text beside it")
+    expect(page.get_by_label("Text")).to_have_value("%INVITELINK%Hi %FIRSTNAME%")
+    shot(page, f"template-glued-link-{width}")
+    assert not axe_problems(page, axe_source)
+    page.locator("[data-fix-for=body]").get_by_role("button", name="Put a space around the link").click()
+    expect(page.get_by_label("Text")).to_have_value("%INVITELINK% Hi %FIRSTNAME%")
+    expect(page.locator("[data-fix-for=body]")).to_be_hidden()
+    expect(page.locator("#template-preview [data-preview=problem]")).to_have_count(0)
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Book a time ({width})")
+
+    # The invite form opens with the first SMS invitation template's text, not clicked into yet.
+    page.goto(application_path(live_app, "Maja Karlsson", "Backend Engineer") + "/invite")
+    expect(page.get_by_role("heading", name="Invite to interview")).to_be_visible()
+    page.get_by_label("SMS").check()
+    body = page.get_by_label("Message")
+    counter = page.locator("#invite-counter")
+    start = body.input_value()
+    assert start.strip(), "the demo's SMS invitation template opens the form"
+    insert = page.get_by_role("button", name="Insert booking link")
+    insert.click()
+    expect(body).to_have_value(start + ("" if start[-1].isspace() else " ") + "%INVITELINK%")
+    # Empty.
+    body.fill("")
+    insert.click()
+    expect(body).to_have_value("%INVITELINK%")
+    # Typed straight after it: the counter says so at once, and its button fixes it.
+    body.press("End")
+    body.press_sequentially("Thanks")
+    expect(counter.locator("[data-counter=glued-link]")).to_contain_text("touches the text beside it")
+    shot(page, f"invite-glued-link-{width}")
+    assert not axe_problems(page, axe_source)
+    counter.get_by_role("button", name="Put a space around the link").click()
+    expect(body).to_have_value("%INVITELINK% Thanks")
+    expect(counter.locator("[data-counter=glued-link]")).to_have_count(0)
+    # What Maja will read: open, the real link, a space after it.
+    shown = counter.locator("[data-counter=preview]")
+    expect(counter.get_by_text("What Maja will read")).to_be_visible()
+    expect(shown).to_be_visible()
+    expect(shown).to_have_text(f"{real_link} Thanks")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"invite-link-fixed-{width}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -51,6 +52,31 @@ def test_placeholders() -> None:
         "Hi Lena Müller, Backend Engineer at Acme. /Riley Chen %INVITELINK% %NOPE%"
     )
     assert placeholders.unknown(text) == ["%NOPE%"]
+
+
+LINK = "https://relay.example/book/Xy7Qm2Lp9Rt4Vw8Zb3Nc5K"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Book: %INVITELINK%", f"Book: {LINK}"),
+        ("Book: %INVITELINK% today", f"Book: {LINK} today"),
+        ("Book: %INVITELINK%\nThanks", f"Book: {LINK}\nThanks"),
+        # Anything but whitespace after the link gets a space: a phone would read it into the link.
+        ("Book here: %INVITELINK%.", f"Book here: {LINK} ."),
+        ("(%INVITELINK%)", f"({LINK} )"),
+        ("%INVITELINK%Hi %FIRSTNAME%", f"{LINK} Hi Lena"),
+        ("%INVITELINK%%FIRSTNAME%", f"{LINK} Lena"),
+        ("%INVITELINK%-", f"{LINK} -"),
+    ],
+)
+def test_a_link_is_followed_by_whitespace_or_the_end_of_the_text(text: str, expected: str) -> None:
+    r = placeholders.Recipient("Lena", "Müller", "Backend Engineer", "Acme", "Riley Chen", LINK)
+    rendered = placeholders.render(text, r)
+    assert rendered == expected
+    for found in re.finditer(re.escape(LINK), rendered):
+        assert found.end() == len(rendered) or rendered[found.end()].isspace()
 
 
 @pytest.mark.parametrize(

@@ -262,11 +262,15 @@ COMMUNITIES = [
 ]
 
 # organisation, channel, name, subject, body
+# General templates: organisation, channel, name, who they are for (candidates, prospects or both),
+# subject, text. Their names say what they are: an "interview invitation" is the kind with a booking
+# link (INVITATION_TEMPLATES); these ask for a time by reply.
 TEMPLATES = [
     (
         "Acme",
         "sms",
-        "Interview invitation (SMS)",
+        "Ask for a call (SMS)",
+        "candidates",
         None,
         "Hi %FIRSTNAME%, thanks for applying to %JOBTITLE% at %COMPANY%. Could we book a short call this week? "
         "Reply with a time that suits you.",
@@ -275,13 +279,24 @@ TEMPLATES = [
         "Acme",
         "sms",
         "Thank you for applying (SMS)",
+        "candidates",
         None,
         "Hi %FIRSTNAME%, we have received your application for %JOBTITLE%. We will be in touch soon. /%COMPANY%",
     ),
     (
         "Acme",
+        "sms",
+        "Are you open to a chat? (SMS)",
+        "prospects",
+        None,
+        "Hi %FIRSTNAME%, %SENDERNAME% from %COMPANY% here. We have new roles that could suit you. "
+        "Open to a short chat this month? Reply here.",
+    ),
+    (
+        "Acme",
         "whatsapp",
         "Quick question (WhatsApp)",
+        "candidates",
         None,
         "Hi %FIRSTNAME%! This is %SENDERNAME% from %COMPANY% about your application for %JOBTITLE%. "
         "Do you have a minute for a quick question?",
@@ -290,13 +305,32 @@ TEMPLATES = [
         "Acme",
         "whatsapp",
         "Documents reminder (WhatsApp)",
+        "candidates",
         None,
         "Hi %FIRSTNAME%, a friendly reminder to send us your documents for %JOBTITLE%. Thank you! – %COMPANY%",
     ),
     (
         "Acme",
+        "whatsapp",
+        "New roles for you (WhatsApp)",
+        "prospects",
+        None,
+        "Hi %FIRSTNAME%! %SENDERNAME% from %COMPANY% here. A few roles have opened that match what you do. "
+        "Shall I send you the details?",
+    ),
+    (
+        "Acme",
+        "whatsapp",
+        "Thanks for your reply (WhatsApp)",
+        "both",
+        None,
+        "Thanks, %FIRSTNAME%! I will get back to you soon. – %SENDERNAME%, %COMPANY%",
+    ),
+    (
+        "Acme",
         "email",
-        "Interview invitation (email)",
+        "Ask for interview times (email)",
+        "candidates",
         "Interview for %JOBTITLE% at %COMPANY%",
         "Dear %FIRSTNAME% %LASTNAME%,\n\nThank you for your application for %JOBTITLE%. We would like to invite "
         "you to an interview. Please reply with a few times that suit you.\n\nKind regards,\n%SENDERNAME%\n%COMPANY%",
@@ -305,6 +339,7 @@ TEMPLATES = [
         "Acme",
         "email",
         "Application received (email)",
+        "candidates",
         "Your application for %JOBTITLE%",
         "Dear %FIRSTNAME%,\n\nWe have received your application for %JOBTITLE% and will get back to you soon."
         "\n\nKind regards,\n%COMPANY%",
@@ -312,7 +347,8 @@ TEMPLATES = [
     (
         "Globex",
         "email",
-        "Interview invitation (email)",
+        "Ask for interview times (email)",
+        "candidates",
         "Interview for %JOBTITLE%",
         "Dear %FIRSTNAME%,\n\nWe would like to meet you about %JOBTITLE%. When would suit you?\n\n%SENDERNAME%, %COMPANY%",
     ),
@@ -320,12 +356,19 @@ TEMPLATES = [
         "Globex",
         "email",
         "Application received (email)",
+        "candidates",
         "Your application for %JOBTITLE%",
         "Dear %FIRSTNAME%,\n\nThank you for applying for %JOBTITLE%. We will be in touch.\n\n%COMPANY%",
     ),
 ]
+# Demo templates once named for what they were not (general templates called "Interview invitation"):
+# a database seeded before keeps its row, renamed, instead of gaining a second one.
+RENAMED_TEMPLATES = {
+    ("sms", "Interview invitation (SMS)"): "Ask for a call (SMS)",
+    ("email", "Interview invitation (email)"): "Ask for interview times (email)",
+}
 DEMO_CREDITS = 500
-# name, locale, approved text, parameters (our placeholders for {{1}}, {{2}}…)
+# name, locale, approved text, parameters (our placeholders for {{1}}, {{2}}…), who they are for
 WHATSAPP_TEMPLATES = [
     (
         "interview_invitation",
@@ -333,12 +376,22 @@ WHATSAPP_TEMPLATES = [
         "Hi {{1}}, this is {{2}}. We would like to invite you to an interview for "
         "{{3}}. Reply here to pick a time.",
         "%FIRSTNAME% %COMPANY% %JOBTITLE%",
+        "candidates",
     ),
     (
         "application_update",
         "en_GB",
         "Hi {{1}}, there is news about your application for {{2}}. Reply here and we will tell you more.",
         "%FIRSTNAME% %JOBTITLE%",
+        "candidates",
+    ),
+    (
+        "new_roles",
+        "en_GB",
+        "Hi {{1}}, this is {{2}}. Some roles have opened that could suit you. Reply here if you would like "
+        "to hear more.",
+        "%FIRSTNAME% %COMPANY%",
+        "prospects",
     ),
 ]
 
@@ -551,6 +604,20 @@ def _one(session: Session, model: type[T], keys: dict[str, Any], **values: Any) 
     session.add(row)
     session.flush()
     return row, True
+
+
+def _rename_templates(session: Session, organization_ids: list[int]) -> None:
+    """Give a demo template seeded under an old name its new one (and the audience it was written for),
+    unless the new name is taken already: seeding again never makes a second copy."""
+    wanted = {(channel, name): audience for _, channel, name, audience, _, _ in TEMPLATES}
+    for (channel, old), new in RENAMED_TEMPLATES.items():
+        for organization_id in organization_ids:
+            keys = {"organization_id": organization_id, "channel": channel}
+            found = session.scalar(sa.select(MessageTemplate).filter_by(**keys, name=old))
+            taken = session.scalar(sa.select(MessageTemplate.id).filter_by(**keys, name=new))
+            if found is not None and taken is None and found.kind == "general":
+                found.name, found.audience = new, wanted[(channel, new)]
+    session.flush()
 
 
 def demo_mobile(country: str, index: int) -> str:
@@ -883,15 +950,17 @@ def seed(session: Session) -> dict[str, int]:
             },
         )
 
-    for org_name, channel, name, subject, body in TEMPLATES:
+    _rename_templates(session, [orgs[name].id for name in {t[0] for t in TEMPLATES}])
+    for org_name, channel, name, audience, subject, body in TEMPLATES:
         _one(
             session,
             MessageTemplate,
             {"organization_id": orgs[org_name].id, "channel": channel, "name": name},
             subject=subject,
             body=body,
+            audience=audience,
         )
-    for name, locale, body, parameters in WHATSAPP_TEMPLATES:
+    for name, locale, body, parameters, audience in WHATSAPP_TEMPLATES:
         _one(
             session,
             WhatsappTemplate,
@@ -899,6 +968,7 @@ def seed(session: Session) -> dict[str, int]:
             body=body,
             parameters=parameters,
             approved=True,
+            audience=audience,
         )
     seed_administration(session, acme)
     if credits.account_for(session, acme).balance == 0 and not session.scalar(
@@ -1109,6 +1179,7 @@ def seed_administration(session: Session, acme: Organization) -> None:
             subject=subject,
             body=body,
             kind="interview_invitation",
+            audience="candidates",
         )
     admin = session.scalar(sa.select(User).where(User.email == "admin@acme.example"))
     for email, name, role_name, state in ADMIN_PEOPLE:

@@ -121,18 +121,65 @@ document.addEventListener("submit", (event) => {
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
-// Placeholder buttons put their placeholder where the cursor is in the field they name, and the text
-// then changes as if typed (the live preview follows).
+// Placeholder buttons put their placeholder where the cursor is in the field they name — at the end when
+// the user has not been in the field yet (an untouched textarea's cursor is at 0) — and the text then
+// changes as if typed (the live preview follows). A link (data-insert-word) goes in as a word of its own:
+// a space before and after it unless there is one, or the text begins or ends there.
+const visitedFields = new WeakSet();
+document.addEventListener("focusin", (event) => {
+  if (event.target instanceof HTMLTextAreaElement || event.target instanceof HTMLInputElement) visitedFields.add(event.target);
+});
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-insert]");
   if (!button) return;
   const field = button.form?.elements.namedItem(button.dataset.insertInto);
   if (!(field instanceof HTMLTextAreaElement || field instanceof HTMLInputElement)) return;
-  const start = field.selectionStart ?? field.value.length;
-  const end = field.selectionEnd ?? start;
-  field.setRangeText(button.dataset.insert, start, end, "end");
+  const visited = visitedFields.has(field);
+  const start = visited ? field.selectionStart ?? field.value.length : field.value.length;
+  const end = visited ? field.selectionEnd ?? start : start;
+  let text = button.dataset.insert;
+  if (button.hasAttribute("data-insert-word")) {
+    const before = field.value.slice(0, start);
+    const after = field.value.slice(end);
+    if (before && !/\s$/.test(before)) text = " " + text;
+    if (after && !/^\s/.test(after)) text += " ";
+  }
+  field.setRangeText(text, start, end, "end");
   field.focus();
   field.dispatchEvent(new Event("input", { bubbles: true }));
+});
+
+// "Put a space around the link": the server worked out the corrected text (data-fix-to) for the text it
+// saw (data-fix-from); it goes in only while the field still holds that text (a newer one is on its way
+// from the live preview otherwise). A fix shown beside a field after a refused save (data-fix-for) is
+// out of date once the field changes, and steps aside.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-fix-into]");
+  if (!button) return;
+  const field = button.form?.elements.namedItem(button.dataset.fixInto);
+  if (!(field instanceof HTMLTextAreaElement || field instanceof HTMLInputElement)) return;
+  if (field.value !== button.dataset.fixFrom) return;
+  field.value = button.dataset.fixTo;
+  field.focus();
+  field.dispatchEvent(new Event("input", { bubbles: true }));
+});
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLTextAreaElement || field instanceof HTMLInputElement) || !field.form || !field.name) return;
+  for (const row of field.form.querySelectorAll("[data-fix-for]")) {
+    if (row.dataset.fixFor === field.name) row.hidden = true;
+  }
+});
+
+// An interview invitation is always for candidates (webapp.messaging.templates.audience_for): choosing that
+// kind in the template editor picks it in "Written for" too.
+document.addEventListener("change", (event) => {
+  const kind = event.target;
+  if (!(kind instanceof HTMLSelectElement) || kind.name !== "kind" || kind.value !== "interview_invitation") return;
+  const audience = kind.form?.querySelector("[data-invitation-audience]");
+  const radio = audience && kind.form.querySelector(`input[name="audience"][value="${audience.dataset.invitationAudience}"]`);
+  if (radio) radio.checked = true;
 });
 
 // A link to hand over (a set-password link) is selected whole when focused, ready to copy.

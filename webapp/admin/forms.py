@@ -61,6 +61,7 @@ class TemplateForm(FlaskForm):
     name = StringField("Name", validators=[Optional(), Length(max=1000)])
     channel = RadioField("Channel", validate_choice=False, validators=[Optional()])
     kind = SelectField("Kind", validate_choice=False, validators=[Optional()])
+    audience = RadioField("Written for", validate_choice=False, validators=[Optional()])
     subject = StringField("Subject", validators=[Optional(), Length(max=1000)])
     body = TextAreaField("Text", validators=[Optional(), Length(max=60_000)])
 
@@ -71,3 +72,4 @@ class WhatsappTemplateForm(FlaskForm):
     body = TextAreaField("Approved text", validators=[Optional(), Length(max=10_000)])
     parameters = StringField("Parameters", validators=[Optional(), Length(max=1000)])
     approved = BooleanField("Approved: may be sent")
+    audience = RadioField("Written for", validate_choice=False, validators=[Optional()])

@@ -16,7 +16,13 @@ from webapp.admin import bp
 from webapp.admin.forms import SubmitForm, TemplateForm, WhatsappTemplateForm
 from webapp.extensions import db
 from webapp.messaging import placeholders, templates
-from webapp.models import CHANNEL_LABELS, TEMPLATE_KINDS, MessageTemplate, WhatsappTemplate
+from webapp.models import (
+    CHANNEL_LABELS,
+    TEMPLATE_AUDIENCES,
+    TEMPLATE_KINDS,
+    MessageTemplate,
+    WhatsappTemplate,
+)
 
 templates_right = permission_required(permissions.ADMIN_TEMPLATES)
 
@@ -42,6 +48,7 @@ def templates_index() -> str:
         },
         whatsapp_templates=templates.whatsapp_templates_of(db.session, org.id),
         form=SubmitForm(),
+        show_audience=_show_audience(),
     )
 
 
@@ -53,6 +60,16 @@ def _channels(template: MessageTemplate | None) -> list[str]:
     return [c for c in CHANNEL_LABELS if c in channels]
 
 
+def _show_audience() -> bool:
+    """Who a template is for is asked where there are prospects as well as candidates (the CRM product);
+    elsewhere a template keeps what it says (a new one: both)."""
+    return current_user.organization.has_crm
+
+
+def _audience_choices(form: TemplateForm | WhatsappTemplateForm) -> None:
+    form.audience.choices = [SelectChoice(k, v) for k, v in TEMPLATE_AUDIENCES.items()]
+
+
 def _form(template: MessageTemplate | None, formdata: Any = None) -> TemplateForm:
     if formdata is not None:
         form = TemplateForm(formdata=formdata)
@@ -61,23 +78,32 @@ def _form(template: MessageTemplate | None, formdata: Any = None) -> TemplateFor
     else:
         channel = request.args.get("channel")
         form = TemplateForm(
-            formdata=None, channel=channel if channel in CHANNEL_LABELS else "sms", kind="general"
+            formdata=None,
+            channel=channel if channel in CHANNEL_LABELS else "sms",
+            kind="general",
+            audience="both",
         )
     channels = _channels(template)
     form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in channels]
     if form.channel.data not in channels and formdata is None:
         form.channel.data = channels[-1] if len(channels) > 1 else channels[0]
     form.kind.choices = [SelectChoice(k, v) for k, v in TEMPLATE_KINDS.items()]
+    _audience_choices(form)
+    if form.audience.data == "both":
+        # Shown as it will be kept (an interview invitation is for candidates; "prospects" is refused).
+        form.audience.data = templates.audience_for(form.kind.data or "", "both")
     return form
 
 
-def _draft(form: TemplateForm) -> templates.Draft:
+def _draft(form: TemplateForm, template: MessageTemplate | None = None) -> templates.Draft:
     return templates.Draft(
         name=form.name.data or "",
         channel=form.channel.data or "",
         kind=form.kind.data or "",
         subject=form.subject.data,
         body=form.body.data or "",
+        # Not asked (no CRM): the template keeps what it was for, a new one is for both.
+        audience=form.audience.data or (template.audience if template else "both"),
     )
 
 
@@ -89,16 +115,22 @@ def _editor(form: TemplateForm, template: MessageTemplate | None, status: int = 
         form=form,
         template=template,
         placeholders=placeholders.PLACEHOLDERS,
-        **_preview_context(form),
+        links=placeholders.LINKS,
+        link_fixes=templates.link_fixes(form.body.data or "", form.subject.data),
+        glued=templates.GLUED,
+        show_audience=_show_audience(),
+        audience_hint="An interview invitation is always for candidates.",
+        **_preview_context(form, template),
     ), status
 
 
-def _preview_context(form: TemplateForm) -> dict[str, Any]:
-    draft = _draft(form)
+def _preview_context(form: TemplateForm, template: MessageTemplate | None = None) -> dict[str, Any]:
+    draft = _draft(form, template)
     return {
         "preview": templates.preview(draft, current_user.organization, current_user, _base_url()),
         "channel": draft.channel if draft.channel in CHANNEL_LABELS else "sms",
         "needs_link": templates.needs_invitelink(draft.channel, draft.kind),
+        "sample_person": templates.sample_person(draft.audience),
     }
 
 
@@ -137,7 +169,7 @@ def _save(template: MessageTemplate | None) -> Response | tuple[str, int]:
         return _editor(form, template, 422)
     try:
         saved = templates.save(
-            db.session, current_user.organization, current_user, _draft(form), _base_url(), template
+            db.session, current_user.organization, current_user, _draft(form, template), _base_url(), template
         )
     except templates.TemplateRefused as refusal:
         db.session.rollback()
@@ -181,19 +213,24 @@ def _whatsapp(template_id: int) -> WhatsappTemplate:
 def _whatsapp_editor(
     form: WhatsappTemplateForm, template: WhatsappTemplate | None, status: int = 200
 ) -> tuple[str, int]:
+    _audience_choices(form)
     return render_template(
         "admin/whatsapp_template_form.html",
         org=current_user.organization,
         form=form,
         template=template,
         placeholders=placeholders.PLACEHOLDERS,
+        show_audience=_show_audience(),
+        audience_hint="Candidates get it about a job, prospects about a community.",
     ), status
 
 
 @bp.get("/templates/whatsapp/new")
 @templates_right
 def new_whatsapp_template() -> tuple[str, int]:
-    return _whatsapp_editor(WhatsappTemplateForm(formdata=None, locale="en_GB", approved=True), None)
+    return _whatsapp_editor(
+        WhatsappTemplateForm(formdata=None, locale="en_GB", approved=True, audience="both"), None
+    )
 
 
 @bp.post("/templates/whatsapp/new")
@@ -225,6 +262,7 @@ def _save_whatsapp(template: WhatsappTemplate | None) -> Response | tuple[str, i
         form.body.data or "",
         form.parameters.data or "",
         form.approved.data,
+        form.audience.data or (template.audience if template else "both"),
     )
     try:
         saved = templates.save_whatsapp(db.session, current_user.organization, draft, template)

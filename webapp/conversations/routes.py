@@ -177,12 +177,14 @@ def composer_context(
         # Start on the open tab's channel when the user may write on it, else on their first texting one.
         texting = [c for c in allowed if c != "email"]
         form.channel.data = channel if channel in allowed else (texting[0] if texting else "email")
-    templates = compose.templates_for(db.session, current_user, allowed)
+    templates = compose.templates_for(db.session, current_user, allowed, about.audience)
     form.template_id.choices = [SelectChoice("", "No template")] + [
         SelectChoice(str(t.id), t.name) for t in templates
     ]
     org = about.organization
-    wa_templates = whatsapp.approved_templates(db.session, org.id) if "whatsapp" in allowed else []
+    wa_templates = (
+        whatsapp.approved_templates(db.session, org.id, about.audience) if "whatsapp" in allowed else []
+    )
     form.whatsapp_template_id.choices = [SelectChoice("", "Choose an approved template")] + [
         SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
     ]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp import zones
 from webapp.interviews import slots
-from webapp.messaging import compose, subjects
+from webapp.messaging import compose, subjects, templates
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
 from webapp.models import CHANNEL_LABELS, Application, Invitation, User
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # An unbooked link books for this long; a booked one lives until its interview starts.
 VALID_FOR = timedelta(days=14)
-# What an email without the link gets at its end (email has room, and a link is what it is for).
+# What an email without the link gets at its end (email has room, and a link is what it is for); the
+# link ends the text, so nothing can touch it.
 EMAIL_LINK_LINE = "\n\nChoose a time for your interview here: " + INVITELINK
 # 16 random bytes: 22 URL-safe characters, as long as the sample link the previews count.
 TOKEN_BYTES = 16
@@ -66,11 +67,24 @@ def missing_link(channel: str, body: str) -> str | None:
     )
 
 
-def with_link(channel: str, body: str) -> str:
-    """The text to send: refused without the link by SMS or WhatsApp; an email gets it added."""
-    problem = missing_link(channel, body)
+def link_problem(channel: str, body: str, subject: str | None = None) -> SendRefused | None:
+    """Why this text may not go as an invitation, naming its field: the link missing (SMS, WhatsApp),
+    or glued to the text beside it (the templates' rule, webapp.messaging.templates.glued_invitelink)."""
+    missing = missing_link(channel, body)
+    if missing:
+        return SendRefused(missing, "body")
+    glued = templates.link_fixes(body, subject if channel == "email" else None)
+    if glued:
+        return SendRefused(templates.GLUED, glued[0].field)
+    return None
+
+
+def with_link(channel: str, body: str, subject: str | None = None) -> str:
+    """The text to send: refused without the link by SMS or WhatsApp, or with it glued to a word; an
+    email gets it added."""
+    problem = link_problem(channel, body, subject)
     if problem:
-        raise SendRefused(problem, "body")
+        raise problem
     if INVITELINK not in body and body.strip():
         return body.rstrip() + EMAIL_LINK_LINE
     return body
@@ -96,7 +110,7 @@ def invite(
     """Store the invitation and its message (queued, paid) in the caller's transaction; SendRefused
     says why not. The caller commits, then hands invitation.message_id to dispatch."""
     check_slots(session, application, now)
-    text = with_link(channel, body)
+    text = with_link(channel, body, subject)
     token = new_token()
     message = compose.compose(
         session,

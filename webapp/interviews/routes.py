@@ -16,6 +16,7 @@ from webapp.extensions import db
 from webapp.interviews import bp, invitations, slots
 from webapp.interviews.forms import InviteForm, SlotForm
 from webapp.messaging import checks, compose, credits, dispatch, subjects
+from webapp.messaging import templates as message_templates
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, Application, Invitation, Job, utcnow
 from webapp.pages import render, wants_fragment
@@ -134,23 +135,31 @@ def _applications(job: Job, wanted: list[int | None]) -> list[Application]:
     return [found[i] for i in chosen if i in found]
 
 
-def counter_context(applications: list[Application], channel: str, body: str) -> dict[str, Any]:
+def counter_context(
+    applications: list[Application], channel: str, body: str, subject: str | None = None
+) -> dict[str, Any]:
     """The line under the text, for the first candidate: the text as they read it, the booking link
-    counted at its real length, and what it costs (for all of them)."""
+    counted at its real length, and what it costs (for all of them); or why it cannot go, with the
+    one-click fix of a glued link."""
     first = applications[0]
     about = subjects.of_application(first)
+    # The text's own problem is said here; a glued link in an email's subject is said at the subject.
+    problem = invitations.link_problem(channel, body) if body.strip() else None
     text = body
-    if channel in CHANNEL_LABELS and not invitations.missing_link(channel, body):
-        text = invitations.with_link(channel, body) if body.strip() else body
+    if channel in CHANNEL_LABELS and problem is None and body.strip():
+        text = invitations.with_link(channel, body)
     link = invitations.sample_url(current_app.config["PUBLIC_BASE_URL"])
     preview = compose.preview(about, current_user, channel, text, invite_link=link)
     org = about.organization
+    glued = problem is not None and problem.message == message_templates.GLUED
     return {
         "channel": channel,
         "preview": preview,
         "recipients": len(applications),
         "first_name": about.contact.first_name,
-        "missing_link": invitations.missing_link(channel, body) if body.strip() else None,
+        "missing_link": problem.message if problem and not glued else None,
+        "glued_link": problem.message if problem and glued else None,
+        "link_fixes": message_templates.link_fixes(body, subject if channel == "email" else None),
         "link_length": len(link),
         "blocked": checks.recipient_refusal(db.session, about.contact, channel)
         if len(applications) == 1
@@ -168,7 +177,9 @@ def _invite_page(
     if form.channel.data not in allowed:
         texting = [c for c in allowed if c != "email"]
         form.channel.data = texting[0] if texting else "email"
-    templates = compose.templates_for(db.session, current_user, allowed, kind="interview_invitation")
+    templates = compose.templates_for(
+        db.session, current_user, allowed, "candidates", kind="interview_invitation"
+    )
     if not form.body.data and request.method == "GET":
         # Start from the channel's first invitation template, so the form opens ready to send.
         first = next((t for t in templates if t.channel == form.channel.data), None)
@@ -189,7 +200,9 @@ def _invite_page(
         if single
         else url_for("interviews.invite_many", job_id=job.id),
     }
-    context.update(counter_context(applications, form.channel.data or "email", form.body.data or ""))
+    context.update(
+        counter_context(applications, form.channel.data or "email", form.body.data or "", form.subject.data)
+    )
     context["refused"] = bool(form.body.errors)  # the counter's warning is then the field's error
     return render("interviews/invite.html", "interviews/invite.html", status=status, **context)
 
@@ -205,9 +218,9 @@ def _check_text(form: InviteForm, allowed: list[str]) -> bool:
     if channel not in allowed:
         form.channel.errors = [*form.channel.errors, "Choose how to send the invitation."]
         return False
-    problem = invitations.missing_link(channel, form.body.data or "")
+    problem = invitations.link_problem(channel, form.body.data or "", form.subject.data)
     if problem:
-        form.body.errors = [*form.body.errors, problem]
+        form_errors.put(form, problem.message, problem.field)
         return False
     return True
 
@@ -297,7 +310,10 @@ def preview() -> str:
     if channel not in _allowed(applications[0]):
         channel = "email"
     body = request.form.get("body", "")[:60_000]
-    return render_template("interviews/_counter.html", **counter_context(applications, channel, body))
+    subject = request.form.get("subject", "")[:300]
+    return render_template(
+        "interviews/_counter.html", **counter_context(applications, channel, body, subject)
+    )
 
 
 # --- The invitation's state on the application page -----------------------------------------------------

@@ -20,6 +20,7 @@ from webapp.messaging import (
     placeholders,
     pricing,
     routing,
+    templates,
     whatsapp,
 )
 from webapp.messaging.checks import SendRefused
@@ -110,11 +111,12 @@ def preview(
 
 
 def templates_for(
-    session: Session, user: User, channels: Sequence[str], kind: str = "general"
+    session: Session, user: User, channels: Sequence[str], audience: str, kind: str = "general"
 ) -> list[MessageTemplate]:
-    """The organisation's templates of one kind on the channels the user may use. The composer offers
-    general ones: an interview invitation needs a booking link (%INVITELINK%), which only an
-    invitation (webapp.interviews.invitations) has."""
+    """The organisation's templates of one kind on the channels the user may use, written for these
+    people (`audience`: "candidates" or "prospects", a subject's; templates for both are offered to
+    both). The composer offers general ones: an interview invitation needs a booking link
+    (%INVITELINK%), which only an invitation (webapp.interviews.invitations) has."""
     if user.organization_id is None or not channels:
         return []
     return list(
@@ -123,7 +125,7 @@ def templates_for(
             .where(
                 MessageTemplate.organization_id == user.organization_id, MessageTemplate.channel.in_(channels)
             )
-            .where(MessageTemplate.kind == kind)
+            .where(MessageTemplate.kind == kind, MessageTemplate.audience.in_(templates.offered_to(audience)))
             .order_by(MessageTemplate.channel, MessageTemplate.name)
         )
     )

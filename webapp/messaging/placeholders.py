@@ -1,4 +1,11 @@
-"""Placeholders in message texts and templates, rendered for one recipient."""
+"""Placeholders in message texts and templates, rendered for one recipient.
+
+A link we put into a message is always followed by whitespace or the end of the text: a phone reads a
+link on to the next space, and some take a following ".", ")" or word into it. So when %INVITELINK% is
+followed by anything else (punctuation, a letter, another placeholder), a space goes after the link:
+"…/book/<token> ." reads a little oddly, "…/book/<token>." may not open. (A letter, digit or "/" touching
+the placeholder is refused before it gets here: webapp.messaging.templates.glued_invitelink.)
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 PLACEHOLDERS = ("%FIRSTNAME%", "%LASTNAME%", "%JOBTITLE%", "%COMPANY%", "%SENDERNAME%", "%INVITELINK%")
+LINKS = ("%INVITELINK%",)  # placeholders that become a URL
 _PATTERN = re.compile(r"%[A-Z]+%")
 
 
@@ -38,7 +46,11 @@ def render(text: str, recipient: Recipient) -> str:
 
     def replace(match: re.Match[str]) -> str:
         value = table.get(match.group(0))
-        return match.group(0) if value is None else value
+        if value is None:
+            return match.group(0)
+        if match.group(0) in LINKS and match.end() < len(text) and not text[match.end()].isspace():
+            return value + " "
+        return value
 
     return _PATTERN.sub(replace, text)
 

@@ -63,6 +63,12 @@ class Subject:
         return Conversation.community_membership_id == self.id
 
     @property
+    def audience(self) -> str:
+        """Which templates are written for this person: "candidates" or "prospects" (a template's
+        audience; webapp.messaging.templates.offered_to)."""
+        return "candidates" if self.kind == "application" else "prospects"
+
+    @property
     def people(self) -> str:
         """How the contact is named in sentences: "the candidate", "the prospect"."""
         return "the candidate" if self.kind == "application" else "the prospect"

@@ -3,9 +3,11 @@
 A template is checked as the message it would become: its text rendered for a sample candidate goes
 through the same checks as a message (webapp.messaging.checks.check_body: SMS segments, lengths, an
 email's subject), and is counted by webapp.messaging.segments, so the admin's preview, the composer's
-counter and the send agree. The one rule of its own is the booking link: an interview invitation by
-SMS or WhatsApp must carry %INVITELINK%, or the candidate gets no way to book; and only an invitation
-has a link to put there.
+counter and the send agree. The rules of its own are the booking link's: an interview invitation by
+SMS or WhatsApp must carry %INVITELINK%, or the candidate gets no way to book; only an invitation has a
+link to put there; and the link stands as a word of its own (glued_invitelink), here and in every
+invitation written (webapp.interviews.invitations). A template also says who it is written for
+(its audience: candidates, prospects or both); a composer offers only those written for its person.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from webapp import unique
 from webapp.messaging import checks, placeholders, pricing, segments
 from webapp.models import (
     CHANNEL_LABELS,
+    TEMPLATE_AUDIENCES,
     TEMPLATE_KINDS,
     Message,
     MessageTemplate,
@@ -48,6 +51,18 @@ class Draft:
     kind: str
     subject: str | None
     body: str
+    audience: str = "both"
+
+
+def offered_to(audience: str) -> tuple[str, ...]:
+    """The template audiences a composer for these people offers ("candidates" or "prospects")."""
+    return (audience, "both")
+
+
+def audience_for(kind: str, audience: str) -> str:
+    """The audience a template is kept with: an interview invitation's is always "candidates" (only a
+    candidate has an application to book an interview for); another keeps the one chosen."""
+    return "candidates" if kind == "interview_invitation" else audience
 
 
 @dataclass(frozen=True)
@@ -58,13 +73,28 @@ class Preview:
     credits: int
     unknown: list[str]
     problem: str | None  # what would refuse it, said while typing
+    fixes: list[LinkFix]  # the fields whose %INVITELINK% is glued, with their fix
 
 
-def sample_recipient(org: Organization, user: User, base_url: str) -> placeholders.Recipient:
+# What %JOBTITLE% stands for in the preview: a job's title for a candidate, a community's name for a
+# prospect (webapp.messaging.subjects).
+SAMPLE_TITLE = {"prospects": "Engineering talent"}
+
+
+def sample_person(audience: str) -> str:
+    """Who the preview is written for, in words."""
+    if audience == "prospects":
+        return f"a sample prospect: Alex Morgan, {SAMPLE_TITLE['prospects']} community"
+    return "a sample candidate: Alex Morgan, Backend Engineer"
+
+
+def sample_recipient(
+    org: Organization, user: User, base_url: str, audience: str = "both"
+) -> placeholders.Recipient:
     return placeholders.Recipient(
         first_name="Alex",
         last_name="Morgan",
-        job_title="Backend Engineer",
+        job_title=SAMPLE_TITLE.get(audience, "Backend Engineer"),  # as sample_person says
         company=org.display_sender,
         sender_name=user.name,
         invite_link=base_url.rstrip("/") + SAMPLE_BOOKING_PATH,
@@ -73,6 +103,46 @@ def sample_recipient(org: Organization, user: User, base_url: str) -> placeholde
 
 def needs_invitelink(channel: str, kind: str) -> bool:
     return kind == "interview_invitation" and channel in ("sms", "whatsapp")
+
+
+# A phone finds a link by reading on from "https://" to the next space. A letter, digit or "/" touching
+# %INVITELINK% becomes part of the link ("…/book/<token>Hi": "This link does not work"), or hides where it
+# starts; so does another placeholder (it becomes letters) or a "%". (What follows the link is made safe
+# when it is rendered too: webapp.messaging.placeholders puts a space after it.)
+_GLUE = r"[\w/%]"
+_GLUED = re.compile(rf"(?<={_GLUE}){re.escape(INVITELINK)}|{re.escape(INVITELINK)}(?={_GLUE})")
+_GLUED_BEFORE = re.compile(rf"(?<={_GLUE})(?={re.escape(INVITELINK)})")
+_GLUED_AFTER = re.compile(rf"(?<={re.escape(INVITELINK)})(?={_GLUE})")
+GLUED = (
+    f"{INVITELINK} touches the text beside it: the candidate's phone would read that into the link, "
+    "and the link would not work. Put a space on each side of it."
+)
+
+
+def glued_invitelink(text: str) -> bool:
+    """Whether %INVITELINK% touches a letter, digit, "/", "%" or placeholder on either side."""
+    return bool(_GLUED.search(text))
+
+
+def space_invitelink(text: str) -> str:
+    """The text with a space put on each side of %INVITELINK% where it was glued, and nothing else
+    changed: the one-click fix offered with GLUED."""
+    return _GLUED_AFTER.sub(" ", _GLUED_BEFORE.sub(" ", text))
+
+
+@dataclass(frozen=True)
+class LinkFix:
+    """A field whose %INVITELINK% is glued: its text as typed, and as the one-click fix makes it."""
+
+    field: str
+    text: str
+    fixed: str
+
+
+def link_fixes(body: str, subject: str | None = None) -> list[LinkFix]:
+    """The fields (body, then subject) whose %INVITELINK% is glued, each with its fix."""
+    fields = (("body", body), ("subject", subject or ""))
+    return [LinkFix(f, text, space_invitelink(text)) for f, text in fields if glued_invitelink(text)]
 
 
 def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
@@ -85,6 +155,14 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
         raise TemplateRefused("Choose SMS, WhatsApp or email.", "channel")
     if draft.kind not in TEMPLATE_KINDS:
         raise TemplateRefused("Choose general or interview invitation.", "kind")
+    if draft.audience not in TEMPLATE_AUDIENCES:
+        raise TemplateRefused("Choose who it is for: candidates, prospects or both.", "audience")
+    if draft.kind == "interview_invitation" and draft.audience == "prospects":
+        raise TemplateRefused(
+            "An interview invitation goes to candidates: a prospect has no application to book an "
+            "interview for. Choose Candidates, or the kind General.",
+            "audience",
+        )
     has_link = INVITELINK in draft.body or INVITELINK in (draft.subject or "")
     if needs_invitelink(draft.channel, draft.kind) and INVITELINK not in draft.body:
         raise TemplateRefused(
@@ -97,6 +175,9 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
             f"{INVITELINK} is filled in only in interview invitations: choose that kind, or take it out.",
             "body",
         )
+    glued = link_fixes(draft.body, draft.subject if draft.channel == "email" else None)
+    if glued:
+        raise TemplateRefused(GLUED, glued[0].field)
     text = placeholders.render(draft.body, recipient)
     subject = placeholders.render(draft.subject or "", recipient) if draft.channel == "email" else None
     try:
@@ -107,7 +188,7 @@ def _check(draft: Draft, recipient: placeholders.Recipient) -> None:
 
 def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Preview:
     """The template as a sample candidate reads it, its cost, and what would refuse it."""
-    recipient = sample_recipient(org, user, base_url)
+    recipient = sample_recipient(org, user, base_url, draft.audience)
     text = placeholders.render(draft.body, recipient)
     channel = draft.channel if draft.channel in CHANNEL_LABELS else "sms"
     count = segments.count(text) if channel == "sms" else None
@@ -115,9 +196,16 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
     problem = None
     if draft.body.strip():
         try:
-            _check(Draft(draft.name or "-", channel, draft.kind, draft.subject, draft.body), recipient)
+            _check(
+                Draft(draft.name or "-", channel, draft.kind, draft.subject, draft.body, draft.audience),
+                recipient,
+            )
         except TemplateRefused as refusal:
-            problem = str(refusal) if refusal.field in ("body", "kind") else None
+            problem = (
+                str(refusal)
+                if refusal.field in ("body", "kind", "audience") or str(refusal) == GLUED
+                else None
+            )
     return Preview(
         text=text,
         subject=placeholders.render(draft.subject or "", recipient) if channel == "email" else None,
@@ -125,6 +213,9 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
         credits=cost,
         unknown=placeholders.unknown(draft.body + " " + (draft.subject or "")),
         problem=problem,
+        fixes=link_fixes(draft.body, draft.subject if channel == "email" else None)
+        if problem == GLUED
+        else [],
     )
 
 
@@ -162,8 +253,9 @@ def save(
         draft.kind,
         (draft.subject or "").strip() or None if draft.channel == "email" else None,
         draft.body,
+        draft.audience,
     )
-    _check(draft, sample_recipient(org, user, base_url))
+    _check(draft, sample_recipient(org, user, base_url, draft.audience))
     clash = session.scalar(
         sa.select(MessageTemplate.id).where(
             MessageTemplate.organization_id == org.id,
@@ -185,6 +277,7 @@ def save(
             template.updated_at = utcnow()
         template.name, template.channel, template.kind = draft.name, draft.channel, draft.kind
         template.subject, template.body = draft.subject, draft.body
+        template.audience = audience_for(draft.kind, draft.audience)
     return template
 
 
@@ -205,6 +298,7 @@ class WhatsappDraft:
     body: str
     parameters: str
     approved: bool
+    audience: str = "both"
 
 
 def _check_whatsapp(draft: WhatsappDraft) -> None:
@@ -212,6 +306,8 @@ def _check_whatsapp(draft: WhatsappDraft) -> None:
         raise TemplateRefused(
             "Type the name exactly as Meta approved it: lower-case letters, digits and underscores.", "name"
         )
+    if draft.audience not in TEMPLATE_AUDIENCES:
+        raise TemplateRefused("Choose who it is for: candidates, prospects or both.", "audience")
     if not WA_LOCALE.fullmatch(draft.locale):
         raise TemplateRefused("Type the language code as Meta has it, e.g. en, en_GB or pt_BR.", "locale")
     if not draft.body.strip():
@@ -264,6 +360,7 @@ def save_whatsapp(
         draft.body.strip(),
         " ".join(draft.parameters.split()),
         draft.approved,
+        draft.audience,
     )
     _check_whatsapp(draft)
     clash = session.scalar(
@@ -283,6 +380,7 @@ def save_whatsapp(
             session.add(template)
         template.name, template.locale, template.body = draft.name, draft.locale, draft.body
         template.parameters, template.approved = draft.parameters, draft.approved
+        template.audience = draft.audience
     return template
 
 

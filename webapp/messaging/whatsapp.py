@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.messaging import placeholders
+from webapp.messaging import placeholders, templates
 from webapp.models import Conversation, WhatsappTemplate, utcnow
 
 _SLOT = re.compile(r"\{\{(\d+)\}\}")
@@ -28,14 +28,16 @@ def describe(left: timedelta) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
-def approved_templates(session: Session, organization_id: int) -> list[WhatsappTemplate]:
-    return list(
-        session.scalars(
-            sa.select(WhatsappTemplate)
-            .where(WhatsappTemplate.organization_id == organization_id, WhatsappTemplate.approved.is_(True))
-            .order_by(WhatsappTemplate.name, WhatsappTemplate.locale)
-        )
+def approved_templates(
+    session: Session, organization_id: int, audience: str | None = None
+) -> list[WhatsappTemplate]:
+    """The approved templates, those written for `audience` ("candidates" or "prospects") when given."""
+    query = sa.select(WhatsappTemplate).where(
+        WhatsappTemplate.organization_id == organization_id, WhatsappTemplate.approved.is_(True)
     )
+    if audience is not None:
+        query = query.where(WhatsappTemplate.audience.in_(templates.offered_to(audience)))
+    return list(session.scalars(query.order_by(WhatsappTemplate.name, WhatsappTemplate.locale)))
 
 
 def approved_template(session: Session, organization_id: int, template_id: int) -> WhatsappTemplate | None:

@@ -19,6 +19,7 @@ from webapp.models.crm import (
 from webapp.models.interviews import INVITATION_STATES, BookingVisit, InterviewSlot, Invitation
 from webapp.models.messaging import (
     CHANNEL_LABELS,
+    TEMPLATE_AUDIENCES,
     TEMPLATE_KINDS,
     ActivityClock,
     Conversation,
@@ -37,6 +38,7 @@ __all__ = [
     "CHANNEL_LABELS",
     "INVITATION_STATES",
     "STAGES",
+    "TEMPLATE_AUDIENCES",
     "TEMPLATE_KINDS",
     "AcceptableDocument",
     "ActivityClock",

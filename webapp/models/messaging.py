@@ -159,6 +159,14 @@ class Message(Base):
 
 
 TEMPLATE_KINDS = {"general": "General", "interview_invitation": "Interview invitation"}
+# Who a template is written for: the composer of a candidate's conversation offers "candidates" and
+# "both", a prospect's "prospects" and "both" (webapp.messaging.templates.offered_to).
+TEMPLATE_AUDIENCES = {
+    "both": "Candidates and prospects",
+    "candidates": "Candidates",
+    "prospects": "Prospects",
+}
+_AUDIENCE_KNOWN = "audience IN ('both', 'candidates', 'prospects')"
 
 
 class MessageTemplate(Base):
@@ -167,6 +175,7 @@ class MessageTemplate(Base):
         sa.UniqueConstraint("organization_id", "channel", "name"),
         sa.CheckConstraint("channel IN ('email', 'sms', 'whatsapp')", name="channel_known"),
         sa.CheckConstraint("kind IN ('general', 'interview_invitation')", name="kind_known"),
+        sa.CheckConstraint(_AUDIENCE_KNOWN, name="audience_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -177,12 +186,17 @@ class MessageTemplate(Base):
     body: Mapped[str] = mapped_column(sa.Text)
     # An interview invitation goes with a booking link (%INVITELINK%); see webapp.messaging.templates.
     kind: Mapped[str] = mapped_column(sa.String(30), default="general", server_default="general")
+    audience: Mapped[str] = mapped_column(sa.String(20), default="both", server_default="both")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
 
     @property
     def kind_label(self) -> str:
         return TEMPLATE_KINDS[self.kind]
+
+    @property
+    def audience_label(self) -> str:
+        return TEMPLATE_AUDIENCES[self.audience]
 
 
 class WhatsappTemplate(Base):
@@ -192,7 +206,10 @@ class WhatsappTemplate(Base):
     """
 
     __tablename__ = "whatsapp_template"
-    __table_args__ = (sa.UniqueConstraint("organization_id", "name", "locale"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "name", "locale"),
+        sa.CheckConstraint(_AUDIENCE_KNOWN, name="audience_known"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
@@ -201,11 +218,16 @@ class WhatsappTemplate(Base):
     body: Mapped[str] = mapped_column(sa.Text)  # the approved text, with {{1}} … for the parameters
     parameters: Mapped[str] = mapped_column(sa.String(500), default="")  # space-separated placeholders
     approved: Mapped[bool] = mapped_column(default=True)
+    audience: Mapped[str] = mapped_column(sa.String(20), default="both", server_default="both")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
     def parameter_list(self) -> list[str]:
         return self.parameters.split()
+
+    @property
+    def audience_label(self) -> str:
+        return TEMPLATE_AUDIENCES[self.audience]
 
 
 class ConversationRead(Base):
