@@ -6,6 +6,7 @@ a refused form is saved.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from webapp import zones
@@ -17,6 +18,8 @@ CHANNEL_CHOICES = {"sms": "SMS only", "whatsapp": "WhatsApp only", "both": "SMS 
 SENDER_NAME_LENGTH = 100
 HELP_REPLY_LENGTH = 300
 MAX_WHATSAPP_PRICE = 1000
+# Characters that reorder the text around them: "Acme \u202emoc.knab" reads as "Acme bank.com".
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
 class SettingsRefused(ValueError):
@@ -50,12 +53,30 @@ def _whole_number(text: str | None, field: str, low: int, high: int, what: str) 
     return number
 
 
-def update(org: Organization, values: Settings) -> None:
-    sender = values.sender_name.strip()
+def sender_name(text: str) -> str:
+    """The name candidates see, as the email's display name and %SENDERNAME%: one line of visible text.
+    (The email's From header is built by the header registry whatever it holds; this keeps out what a
+    reader would not see as typed.)"""
+    sender = text.strip()
     if not sender:
         raise SettingsRefused("Enter the name candidates see, e.g. your company's name.", "sender_name")
     if len(sender) > SENDER_NAME_LENGTH:
-        raise SettingsRefused(f"Keep it under {SENDER_NAME_LENGTH} characters.", "sender_name")
+        raise SettingsRefused(
+            f"The name is {len(sender)} characters long; at most {SENDER_NAME_LENGTH} fit.", "sender_name"
+        )
+    for char in sender:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            raise SettingsRefused(
+                "Keep the name on one line, without tabs or invisible control characters.", "sender_name"
+            )
+    if "=?" in sender:
+        # How email writes encoded text (RFC 2047): mail programs would show something else than typed.
+        raise SettingsRefused("The name cannot contain “=?”.", "sender_name")
+    return sender
+
+
+def update(org: Organization, values: Settings) -> None:
+    sender = sender_name(values.sender_name)
     if values.channels is not None and org.has_messaging and values.channels not in CHANNEL_CHOICES:
         raise SettingsRefused("Choose SMS only, WhatsApp only, or both.", "channels")
     help_reply = values.help_reply.strip()
