@@ -327,8 +327,11 @@ def test_an_invitation_is_a_one_time_link_that_sets_the_password(client, world) 
     differ = post(client, link, {"password": "long-enough-1", "repeated": "long-enough-2"})
     assert differ.status_code == 422 and "differ" in text(differ)
     done = post(client, link, {"password": "long-enough-1", "repeated": "long-enough-1"})
-    assert done.status_code == 303 and done.location.endswith("/login")
+    assert done.status_code == 303 and done.location == "/"  # signed in, to their start page
+    start = client.get("/", follow_redirects=True)
+    assert start.status_code == 200 and "Robin New · Acme" in text(start)
     assert client.get(link).status_code == 404  # once
+    auth.logout()
     assert auth.login("robin@acme.test", "long-enough-1").status_code == 302
 
 
