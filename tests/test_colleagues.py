@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
 from tests.smtp_sink import SmtpSink, running_smtp_sink
-from webapp import permissions, zones
+from webapp import demo, permissions, zones
 from webapp.auth import password_links
 from webapp.extensions import db
 from webapp.models import SetPasswordLink, User, UserSession
@@ -277,3 +277,50 @@ def test_the_command_line_refuses_in_one_line(app, runner, world, email, error) 
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and error in result.output and "Traceback" not in result.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SetPasswordLink)) == 0
+
+
+# --- Where each demo user starts, and what they are offered ---------------------------------------------
+
+# user: (start page, the main navigation)
+DEMO_START = {
+    "recruiter@acme.example": ("/inbox", ["Jobs", "Inbox", "Communities"]),
+    "manager@acme.example": ("/inbox", ["Jobs", "Inbox"]),  # on no sourcing team: no Communities
+    "admin@acme.example": ("/inbox", ["Jobs", "Inbox", "Communities", "Admin"]),
+    "sourcer@acme.example": ("/communities", ["Inbox", "Communities"]),  # no jobs: no Jobs
+    "admin@globex.example": ("/jobs", ["Jobs", "Inbox", "Admin"]),  # no conversation yet
+    "recruiter@globex.example": ("/jobs", ["Jobs", "Inbox"]),
+    "csm@relay.example": ("/staff/", ["Staff"]),
+}
+
+
+@pytest.fixture
+def demo_data(app) -> None:
+    demo.seed(db.session)
+    db.session.commit()
+
+
+def nav_of(html: str) -> list[str]:
+    nav = re.search(r'<nav class="mainnav"[^>]*>(.*?)</nav>', html, re.S)
+    assert nav, "no main navigation"
+    return re.findall(r"<a [^>]*>([^<]+)</a>", nav.group(1))
+
+
+def test_every_demo_user_starts_where_their_work_is_and_sees_no_empty_section(client, demo_data) -> None:
+    auth = Auth(client)
+    for email, (start, sections) in DEMO_START.items():
+        signed_in = auth.login(email, demo.PASSWORD)
+        assert signed_in.status_code == 302, email
+        landed = client.get(signed_in.location)
+        assert (landed.status_code, landed.location) == (302, start), email
+        page = client.get(start)
+        assert page.status_code == 200 and nav_of(text(page)) == sections, email
+        assert client.get("/").location == start, email
+        auth.logout()
+
+
+def test_someone_on_no_team_yet_starts_on_jobs(client, world) -> None:
+    f.user(world["acme"], "new@acme.test", name="New Person")
+    db.session.commit()
+    Auth(client).login("new@acme.test")
+    assert client.get("/").location == "/jobs"
+    assert nav_of(text(client.get("/jobs"))) == ["Jobs"]
