@@ -21,7 +21,8 @@ from tests.smtp_sink import SmtpSink, running_smtp_sink
 from webapp import demo, permissions, zones
 from webapp.auth import password_links
 from webapp.extensions import db
-from webapp.models import SetPasswordLink, User, UserSession
+from webapp.messaging.templates import templates_of
+from webapp.models import Organization, SetPasswordLink, User, UserSession
 
 BASE = "https://relay.acme.test"
 
@@ -324,3 +325,44 @@ def test_someone_on_no_team_yet_starts_on_jobs(client, world) -> None:
     Auth(client).login("new@acme.test")
     assert client.get("/").location == "/jobs"
     assert nav_of(text(client.get("/jobs"))) == ["Jobs"]
+
+
+# --- An email-only organisation ---------------------------------------------------------------------------
+
+
+def organization_id_of(name: str) -> int:
+    return db.session.scalar(sa.select(Organization.id).where(Organization.name == name))
+
+
+TEXTING_TABS = ["Credits", "Sending numbers", "Compliance documents", "Unmatched messages"]
+
+
+def test_an_email_only_organisation_is_not_shown_texting(client, demo_data) -> None:
+    auth = Auth(client)
+    auth.login("admin@acme.example", demo.PASSWORD)
+    acme_admin = text(client.get("/admin/"))
+    assert all(f">{tab}</a>" in acme_admin for tab in TEXTING_TABS)  # the same pages for a texting one
+    assert client.get("/admin/templates/whatsapp/new").status_code == 200
+    auth.logout()
+
+    auth.login("admin@globex.example", demo.PASSWORD)
+    overview = text(client.get("/admin/"))
+    assert not any(f">{tab}</a>" in overview for tab in TEXTING_TABS)
+    assert "<h2>Sending numbers</h2>" not in overview and "<h2>Credits</h2>" not in overview
+    for path in ("/admin/numbers", "/admin/compliance", "/admin/compliance/DE", "/admin/compliance/FR"):
+        assert client.get(path).status_code == 404, path
+
+    templates = text(client.get("/admin/templates"))
+    assert '<h3 class="channel-head">Email</h3>' in templates
+    assert "SMS" not in templates and "WhatsApp" not in templates
+    assert client.get("/admin/templates/whatsapp/new").status_code == 404
+    editor = text(client.get("/admin/templates/new?channel=sms"))
+    assert 'value="email"' in editor and 'value="sms"' not in editor and 'value="whatsapp"' not in editor
+    sms = post(
+        client, "/admin/templates/new", {"name": "T", "channel": "sms", "kind": "general", "body": "Hi"}
+    )
+    assert sms.status_code == 422 and "Choose one of your organisation's channels." in text(sms)
+    assert "T" not in [t.name for t in templates_of(db.session, organization_id_of("Globex"))]
+
+    settings = text(client.get("/admin/settings"))
+    assert "HELP" not in settings and 'name="low_credit_threshold"' not in settings

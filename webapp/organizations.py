@@ -32,8 +32,8 @@ class SettingsRefused(ValueError):
 class Settings:
     sender_name: str
     channels: str | None  # a key of CHANNEL_CHOICES; None when the organisation has no Messaging
-    help_reply: str
-    low_credit_threshold: str | None  # as typed; None for a sub-organisation (the parent's counts)
+    help_reply: str | None  # None: kept as it is (an organisation that cannot text is not asked)
+    low_credit_threshold: str | None  # as typed; None: kept (a sub-organisation: the parent's counts)
     time_zone: str
 
 
@@ -79,7 +79,7 @@ def update(org: Organization, values: Settings) -> None:
     sender = sender_name(values.sender_name)
     if values.channels is not None and org.has_messaging and values.channels not in CHANNEL_CHOICES:
         raise SettingsRefused("Choose SMS only, WhatsApp only, or both.", "channels")
-    help_reply = values.help_reply.strip()
+    help_reply = org.help_reply if values.help_reply is None else values.help_reply.strip()
     if len(help_reply) > HELP_REPLY_LENGTH:
         raise SettingsRefused(
             f"The reply is {len(help_reply)} characters long; at most {HELP_REPLY_LENGTH} fit.", "help_reply"
