@@ -147,7 +147,7 @@ def _save(template: MessageTemplate | None) -> Response | tuple[str, int]:
     form = _form(template, request.form)
     if not form.validate():
         return _editor(form, template, 422)
-    if form.channel.data not in _channels(template):
+    if form.channel.data in CHANNEL_LABELS and form.channel.data not in _channels(template):
         # Only the channels offered: an email-only organisation keeps no SMS or WhatsApp templates.
         form.channel.errors = [*form.channel.errors, "Choose one of your organisation's channels."]
         return _editor(form, template, 422)
