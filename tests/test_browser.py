@@ -863,7 +863,7 @@ def test_an_admin_invites_a_colleague_who_sets_a_password_and_is_signed_in(
     page.locator("#invite").get_by_label("Email").fill(f"robin.invited.{width}@acme.example")
     page.locator("#invite").get_by_label("Recruiter").check()
     page.locator("#invite").get_by_role("button", name="Invite").click()
-    # The live server has no SMTP_URL: the page says the email only went to the log.
+    # The live server has no SMTP_URL: the page says the link was not emailed.
     expect(page.locator("#new-link-sent")).to_contain_text("no mail server is set up")
     link = page.locator("#new-link-url").input_value()
     # The link is made for PUBLIC_BASE_URL (where candidates and colleagues reach Relay); here, its path.
