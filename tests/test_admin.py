@@ -207,6 +207,12 @@ def test_settings_are_saved(client, world) -> None:
         ("time_zone", "", "Choose a time zone from the list"),
         ("channels", "fax", "SMS only, WhatsApp only, or both"),
         ("sender_name", "  ", "Enter the name candidates see"),
+        ("sender_name", "A" * 101, "at most 100 fit"),
+        ("sender_name", "Acme\nBcc: eve@example.com", "on one line"),
+        ("sender_name", "Acme\r\nCareers", "on one line"),
+        ("sender_name", "Acme\tCareers", "on one line"),
+        ("sender_name", "Acme \u202emoc.knab", "invisible control characters"),
+        ("sender_name", "=?utf-8?q?Bank?=", "cannot contain “=?”"),
         ("help_reply", "x" * 301, "at most 300 fit"),
     ],
 )
@@ -220,6 +226,15 @@ def test_bad_settings_are_refused_next_to_the_field_and_nothing_is_saved(
     db.session.expire_all()
     acme = db.session.get(Organization, world["acme"].id)
     assert acme.sender_name == "Acme" and acme.time_zone == "Europe/Berlin" and acme.whatsapp_enabled
+
+
+def test_a_long_sender_name_with_commas_quotes_and_brackets_is_kept_as_typed(client, world) -> None:
+    name = 'Acme "Talent", Zoë & Co <careers@acme.example> ' + "x" * 53
+    assert len(name) == 100
+    Auth(client).login("admin@acme.test")
+    assert post(client, "/admin/settings", settings(sender_name=name)).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Organization, world["acme"].id).sender_name == name
 
 
 def test_channels_stay_within_the_entitlement_and_a_sub_organisation_follows_the_parents_threshold(
@@ -312,8 +327,11 @@ def test_an_invitation_is_a_one_time_link_that_sets_the_password(client, world) 
     differ = post(client, link, {"password": "long-enough-1", "repeated": "long-enough-2"})
     assert differ.status_code == 422 and "differ" in text(differ)
     done = post(client, link, {"password": "long-enough-1", "repeated": "long-enough-1"})
-    assert done.status_code == 303 and done.location.endswith("/login")
+    assert done.status_code == 303 and done.location == "/"  # signed in, to their start page
+    start = client.get("/", follow_redirects=True)
+    assert start.status_code == 200 and "Robin New · Acme" in text(start)
     assert client.get(link).status_code == 404  # once
+    auth.logout()
     assert auth.login("robin@acme.test", "long-enough-1").status_code == 302
 
 

@@ -105,8 +105,16 @@ def sign_in(page: Page, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(demo.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    # Customers land on their jobs, Relay's staff on the staff area.
-    expect(page.get_by_role("heading", name=re.compile(r"^(Jobs|Customer success)$"))).to_be_visible()
+    # Each lands where their work is (webapp.landing): the Inbox, their Communities or Jobs; Relay's
+    # staff on the staff area.
+    start = re.compile(r"^(Inbox|Communities|Jobs|Customer success)$")
+    expect(page.get_by_role("heading", name=start, level=1)).to_be_visible()
+
+
+def to_jobs(page: Page) -> None:
+    """Through the main navigation to the jobs list."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Jobs").click()
+    expect(page.get_by_role("heading", name="Jobs", level=1)).to_be_visible()
 
 
 def shot(page: Page, name: str) -> None:
@@ -263,6 +271,7 @@ def test_wrong_password_is_told_on_the_form(page: Page) -> None:
 
 def test_recruiter_filters_applications_and_opens_a_candidate(page: Page) -> None:
     sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
     shot(page, "jobs")
     page.get_by_role("link", name="Backend Engineer").click()
     expect(page.get_by_role("heading", name="Backend Engineer")).to_be_visible()
@@ -303,6 +312,7 @@ def test_recruiter_filters_applications_and_opens_a_candidate(page: Page) -> Non
 
 def test_manager_sees_only_their_jobs_and_globex_sees_none_of_acme(page: Page) -> None:
     sign_in(page, "manager@acme.example")
+    to_jobs(page)
     titles = page.locator("#jobs tbody tr td:first-child a").all_inner_texts()
     assert sorted(titles) == ["Backend Engineer", "Data Analyst"]
     page.get_by_role("button", name="Sign out").click()
@@ -319,6 +329,7 @@ def test_manager_sees_only_their_jobs_and_globex_sees_none_of_acme(page: Page) -
 
 def test_recruiter_texts_a_candidate_and_sees_it_delivered(page: Page) -> None:
     sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").first.get_by_role("link").click()
     expect(page.locator(".panel")).to_be_visible()
@@ -354,6 +365,7 @@ def test_recruiter_texts_a_candidate_and_sees_it_delivered(page: Page) -> None:
 
 def test_a_refused_send_keeps_what_was_typed(page: Page) -> None:
     sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").first.get_by_role("link").click()
     typed = "Long text. " * 160
@@ -365,6 +377,7 @@ def test_a_refused_send_keeps_what_was_typed(page: Page) -> None:
 
 def test_an_inbound_reply_appears_on_the_open_page_within_3_seconds(page: Page, live_server: str) -> None:
     sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").nth(1).get_by_role("link").click()
     page.get_by_label("Message").fill("Could you do a call on Tuesday?")
@@ -403,6 +416,7 @@ def test_a_hidden_tab_asks_nothing_and_marks_nothing_read(
     page: Page, live_app: Flask, live_server: str
 ) -> None:
     sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").nth(2).get_by_role("link").click()
     page.get_by_label("Message").fill("Are you free on Friday?")
@@ -643,6 +657,14 @@ EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
         ("403-admin-numbers", "!/admin/numbers"),
     ],
     "recruiter@globex.example": [("globex-jobs", "/jobs")],
+    # An email-only organisation: no texting tabs, sections or pages (issue 17).
+    "admin@globex.example": [
+        ("globex-admin", "/admin/"),
+        ("globex-admin-settings", "/admin/settings"),
+        ("globex-admin-templates", "/admin/templates"),
+        ("globex-admin-template-new", "/admin/templates/new"),
+        ("404-globex-admin-numbers", "!/admin/numbers"),
+    ],
 }
 
 
@@ -824,8 +846,13 @@ def test_an_admin_creates_an_sms_template_and_uses_it_from_the_composer(page: Pa
     expect(sent).to_contain_text(f"Hi {first_name}, are you free for a call about Customer Success Manager?")
 
 
-def test_an_admin_invites_a_colleague_who_sets_a_password_and_signs_in(page: Page) -> None:
-    page.set_viewport_size(PHONE)
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["375", "1366"])
+def test_an_admin_invites_a_colleague_who_sets_a_password_and_is_signed_in(
+    page: Page, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(page, "admin@acme.example")
     page.goto("/admin/people")
     invite = page.locator("#invite")
@@ -833,25 +860,34 @@ def test_an_admin_invites_a_colleague_who_sets_a_password_and_signs_in(page: Pag
     invite.get_by_label("Email").fill("recruiter@acme.example")
     invite.get_by_role("button", name="Invite").click()
     expect(page.locator("#invite .field-error")).to_contain_text("already has a Relay account")
-    page.locator("#invite").get_by_label("Email").fill("robin.invited@acme.example")
+    page.locator("#invite").get_by_label("Email").fill(f"robin.invited.{width}@acme.example")
     page.locator("#invite").get_by_label("Recruiter").check()
     page.locator("#invite").get_by_role("button", name="Invite").click()
+    # The live server has no SMTP_URL: the page says the link was not emailed.
+    expect(page.locator("#new-link-sent")).to_contain_text("no mail server is set up")
     link = page.locator("#new-link-url").input_value()
     # The link is made for PUBLIC_BASE_URL (where candidates and colleagues reach Relay); here, its path.
     assert link.startswith("http://127.0.0.1:5000/set-password/")
+    copy = page.locator("#new-link button[data-copy]")
+    expect(copy).to_have_text("Copy link")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("() => navigator.clipboard.readText()") == link
+    scroll, inner = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"people-invited-{width}")
     link = link.removeprefix("http://127.0.0.1:5000")
-    shot(page, "people-invited-375")
-    page.get_by_role("button", name="Sign out").click()
 
+    # The admin tries the link in their own browser: they are signed out, and Robin is signed in.
     page.goto(link)
     page.get_by_label("New password").fill("a-long-enough-secret")
     page.get_by_label("The same again").fill("a-long-enough-secret")
     page.get_by_role("button", name="Set password").click()
-    expect(page.locator(".flash-success")).to_contain_text("Your password is set")
-    page.get_by_label("Email").fill("robin.invited@acme.example")
-    page.get_by_label("Password").fill("a-long-enough-secret")
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    expect(page.locator(".flash-success")).to_contain_text("Your password is set, Robin Invited")
+    expect(page.get_by_role("heading", name="Jobs", level=1)).to_be_visible()  # on no team yet
+    expect(page.locator(".whoami .who")).to_contain_text("Robin Invited")
+    shot(page, f"invited-signed-in-{width}")
     # The link worked once.
     response = page.goto(link)
     assert response is not None and response.status == 404

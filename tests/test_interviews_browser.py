@@ -153,6 +153,7 @@ def test_a_bulk_invitation_reports_each_candidate(page: Page, live_app: Flask, a
     page.set_viewport_size(PHONE)
     chosen = ["Louise Martin", "Zoe Gagnon"]  # nobody has written to them in the demo
     sign_in(page, "recruiter@acme.example")
+    page.goto("/jobs")
     page.get_by_role("link", name="Backend Engineer").first.click()
     for name in chosen:
         page.get_by_label(f"Select {name}").check()

@@ -47,7 +47,7 @@ def test_the_email_arrives_as_written(sink: SmtpSink) -> None:
     assert received.mail_from == "noreply@relay.example"
     assert received.rcpt_tos == ["ada@example.com"]
     message = received.message
-    assert b'From: "Acme Recruiting" <noreply@relay.example>\r\n' in received.raw.splitlines(keepends=True)
+    assert b"From: Acme Recruiting <noreply@relay.example>\r\n" in received.raw.splitlines(keepends=True)
     assert message["From"].addresses[0].display_name == "Acme Recruiting"
     assert message["To"] == "ada@example.com"
     assert message["Reply-To"] == "grace@acme.example"
@@ -84,6 +84,43 @@ def test_names_and_text_outside_ascii_survive(sink: SmtpSink) -> None:
     assert message["From"].addresses[0].display_name == "Zoë, Müller & Co"
     assert message["Subject"] == "Entretien – lundi ?"
     assert message.get_content().replace("\r\n", "\n") == "Bonjour Amélie 👋\n"  # base64 keeps MIME's CRLF
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Acme Human Resources and Talent Acquisition Team Notifications <security@bank.example>",
+        "Acme, security@bank.example",
+        "a" * 40 + ", " + "b" * 40 + " <security@bank.example>",
+        'Acme "Talent" Team',
+        '"' * 100,
+        "\\" * 100,
+        "<" * 50 + ">" * 50,
+        "Zoë Müller, Personalabteilung <sicherheit@bank.example>",
+        "é" * 100,
+        "👩‍💻" * 33,
+        " ".join(["word"] * 20),
+    ],
+)
+def test_a_sender_name_stays_the_display_name_of_the_one_from_address(sink: SmtpSink, name: str) -> None:
+    SmtpProvider(sink.url, timeout=2).send(email(sender=name, reply_to="grace@acme.example"))
+
+    [received] = sink.messages
+    message = received.message
+    assert [(a.display_name, a.addr_spec) for a in message["From"].addresses] == [
+        (name, "noreply@relay.example")
+    ]
+    assert [a.addr_spec for a in message["To"].addresses] == ["ada@example.com"]
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == ["grace@acme.example"]
+    header = next(line for line in received.raw.split(b"\r\n") if line.startswith(b"From:"))
+    assert len(header) <= 998  # unfolded, within RFC 5322's limit for a line
+
+
+def test_a_reply_to_or_recipient_that_is_not_one_address_is_refused(sink: SmtpSink) -> None:
+    for changes in ({"reply_to": "grace@acme.example, eve@example.com"}, {"to": "Eve <eve@example.com>"}):
+        with pytest.raises(Rejected):
+            SmtpProvider(sink.url, timeout=2).send(email(**changes))
+    assert sink.messages == []
 
 
 def test_a_line_break_cannot_add_headers(sink: SmtpSink) -> None:

@@ -3,12 +3,14 @@ to the fake Vonage over HTTPS, or through smtplib to an aiosmtpd server."""
 
 from __future__ import annotations
 
+from email.utils import getaddresses
+
 import pytest
 
 from tests import factories as f
 from tests.fake_vonage import running_fake_vonage
 from tests.smtp_sink import running_smtp_sink
-from webapp import permissions
+from webapp import organizations, permissions
 from webapp.extensions import db
 from webapp.messaging import compose, credits, dispatch
 from webapp.messaging.subjects import of_application
@@ -166,6 +168,40 @@ def test_email_goes_out_through_smtp_from_the_company(world, sink) -> None:
     assert email["X-Relay-Message-Id"] == str(m.id)
     assert "Dear Lena," in email.get_content()
     assert m.provider_id == email["Message-ID"]
+
+
+# Names an admin may give in Settings that once forged or split the From header (issue 17): past 78
+# characters the header folded and lost its quotes, so the address inside the name became the From.
+FORGING_NAMES = [
+    "Acme Human Resources and Talent Acquisition Team Notifications <security@bank.example>",
+    "Acme Careers, security@bank.example",
+    'Acme "Careers" <security@bank.example>, "x" <y@z.example>',
+    "Zoë Müller Personalabteilung für Talente und Nachwuchs <sicherheit@bank.example>, und so weiter",
+    "A" * 40 + ", " + "B" * 30 + " <security@bank.example>" + "C" * 4,
+    "é" * 100,
+]
+
+
+@pytest.mark.parametrize("name", FORGING_NAMES)
+def test_a_sender_name_is_only_ever_the_display_name_of_our_address(world, sink, name) -> None:
+    org = world["org"]
+    assert len(name) <= organizations.SENDER_NAME_LENGTH
+    organizations.update(
+        org,
+        organizations.Settings(
+            sender_name=name, channels="sms", help_reply="", low_credit_threshold="50", time_zone="UTC"
+        ),
+    )
+    db.session.commit()
+
+    m = send(world, channel="email", body="Hello", subject="Hi")
+
+    assert m.status == "sent"
+    [received] = sink.messages
+    from_ = received.message["From"]
+    assert [(a.display_name, a.addr_spec) for a in from_.addresses] == [(name, sink.from_address)]
+    assert getaddresses([str(from_)]) == [(name, sink.from_address)]
+    assert received.mail_from == sink.from_address and received.rcpt_tos == ["lena@example.test"]
 
 
 def test_email_refused_by_the_server(world, sink) -> None:

@@ -67,8 +67,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/")
     def home() -> Any:
         if current_user.is_authenticated:
-            # Staff belong to no customer: their home is the staff area.
-            return redirect(url_for("staff.index" if current_user.is_staff else "jobs.index"))
+            # The page that fits the user's work (webapp.landing); staff's is the staff area.
+            from webapp import landing
+
+            return redirect(url_for(landing.start_endpoint(db.session, current_user)))
         return redirect(url_for("auth.login"))
 
     @app.before_request

@@ -55,6 +55,14 @@ def sees_admin(user: User) -> bool:
     return user.organization_id is not None and bool(user.permission_codes & permissions.ADMIN_CODES)
 
 
+def texts(user: User) -> bool:
+    """The user's organisation can text (Messaging, with SMS or WhatsApp on). An email-only one has no
+    sending numbers, compliance documents, credits to spend or unmatched replies: those admin areas are
+    not offered to it, and the pages of numbers and documents answer 404 (numbers_admin_required)."""
+    org = user.organization
+    return org is not None and org.texts
+
+
 def manages_numbers(user: User) -> bool:
     """Sending numbers and compliance documents: organisation admins, or the right "Sending numbers and
     compliance documents"."""
@@ -76,13 +84,15 @@ def admin_rights(user: User) -> dict[str, bool]:
     def holds(code: str) -> bool:
         return member and has_permission(user, code)
 
+    texting = texts(user)
     return {
         "settings": holds(permissions.ADMIN_ORGANIZATION),
         "people": holds(permissions.ADMIN_USERS),
-        "credits": holds(permissions.ADMIN_CREDITS),
+        # An email-only organisation spends nothing (its ledger still opens by its address).
+        "credits": holds(permissions.ADMIN_CREDITS) and texting,
         "templates": holds(permissions.ADMIN_TEMPLATES),
-        "numbers": manages_numbers(user),
-        "unmatched": handles_unmatched(user),
+        "numbers": manages_numbers(user) and texting,
+        "unmatched": handles_unmatched(user) and texting,
     }
 
 
@@ -392,7 +402,8 @@ def staff_required(view: F) -> F:
 
 
 def numbers_admin_required(view: F) -> F:
-    """The admin pages of sending numbers and compliance documents (see manages_numbers)."""
+    """The admin pages of sending numbers and compliance documents (see manages_numbers); they do not
+    exist (404) for an organisation that cannot text, like the CRM's pages without the CRM."""
     spec = next(p for p in permissions.CATALOGUE if p.code == permissions.ADMIN_NUMBERS)
 
     @wraps(view)
@@ -400,6 +411,8 @@ def numbers_admin_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not manages_numbers(current_user):
             abort(403, description=f"This needs the permission “{spec.name}” ({spec.category}).")
+        if not texts(current_user):
+            abort(404)
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

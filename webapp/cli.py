@@ -1,5 +1,5 @@
-"""Commands for operators: seed-demo, permissions sync, compliance sync/expire, credits top-up/balance,
-worker."""
+"""Commands for operators: seed-demo, permissions sync, compliance sync/expire, users reset-link,
+credits top-up/balance, dispatch requeue, worker."""
 
 from __future__ import annotations
 
@@ -72,6 +72,38 @@ def register(app: Flask) -> None:
         for s in expired:
             click.echo(f"Expired: {s.organization.name} {s.country}")
         click.echo(f"{len(expired)} approval(s) expired.")
+
+    @app.cli.group("users")
+    def users_group() -> None:
+        """People's accounts."""
+
+    @users_group.command("reset-link")
+    @click.argument("email")
+    def users_reset_link(email: str) -> None:
+        """Print a new set-password link for EMAIL (its earlier links stop working). Nothing is emailed:
+        hand it over yourself. For an organisation whose last administrator is locked out."""
+        from flask import current_app
+
+        from webapp import people
+        from webapp.auth import password_links
+
+        user = people.find_by_email(db.session, email)
+        if user is None:
+            raise click.ClickException(f"No Relay account has the address {email.strip()[:200]!r}.")
+        try:
+            token = people.new_link(db.session, None, user)
+        except people.PeopleRefused as refusal:
+            db.session.rollback()
+            raise click.ClickException(str(refusal)) from None
+        db.session.commit()
+        link = password_links.find(db.session, token)
+        assert link is not None
+        where = user.organization.name if user.organization else "Relay staff"
+        click.echo(
+            f"Set-password link for {user.name} <{user.email}> ({where}), works once, until "
+            f"{link.expires_at:%Y-%m-%d %H:%M} UTC:"
+        )
+        click.echo(password_links.url(current_app.config["PUBLIC_BASE_URL"], token))
 
     @app.cli.group("credits")
     def credits_group() -> None:

@@ -6,6 +6,7 @@ a refused form is saved.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from webapp import zones
@@ -17,6 +18,8 @@ CHANNEL_CHOICES = {"sms": "SMS only", "whatsapp": "WhatsApp only", "both": "SMS 
 SENDER_NAME_LENGTH = 100
 HELP_REPLY_LENGTH = 300
 MAX_WHATSAPP_PRICE = 1000
+# Characters that reorder the text around them: "Acme \u202emoc.knab" reads as "Acme bank.com".
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
 class SettingsRefused(ValueError):
@@ -29,8 +32,8 @@ class SettingsRefused(ValueError):
 class Settings:
     sender_name: str
     channels: str | None  # a key of CHANNEL_CHOICES; None when the organisation has no Messaging
-    help_reply: str
-    low_credit_threshold: str | None  # as typed; None for a sub-organisation (the parent's counts)
+    help_reply: str | None  # None: kept as it is (an organisation that cannot text is not asked)
+    low_credit_threshold: str | None  # as typed; None: kept (a sub-organisation: the parent's counts)
     time_zone: str
 
 
@@ -50,15 +53,33 @@ def _whole_number(text: str | None, field: str, low: int, high: int, what: str) 
     return number
 
 
-def update(org: Organization, values: Settings) -> None:
-    sender = values.sender_name.strip()
+def sender_name(text: str) -> str:
+    """The name candidates see, as the email's display name and %SENDERNAME%: one line of visible text.
+    (The email's From header is built by the header registry whatever it holds; this keeps out what a
+    reader would not see as typed.)"""
+    sender = text.strip()
     if not sender:
         raise SettingsRefused("Enter the name candidates see, e.g. your company's name.", "sender_name")
     if len(sender) > SENDER_NAME_LENGTH:
-        raise SettingsRefused(f"Keep it under {SENDER_NAME_LENGTH} characters.", "sender_name")
+        raise SettingsRefused(
+            f"The name is {len(sender)} characters long; at most {SENDER_NAME_LENGTH} fit.", "sender_name"
+        )
+    for char in sender:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            raise SettingsRefused(
+                "Keep the name on one line, without tabs or invisible control characters.", "sender_name"
+            )
+    if "=?" in sender:
+        # How email writes encoded text (RFC 2047): mail programs would show something else than typed.
+        raise SettingsRefused("The name cannot contain “=?”.", "sender_name")
+    return sender
+
+
+def update(org: Organization, values: Settings) -> None:
+    sender = sender_name(values.sender_name)
     if values.channels is not None and org.has_messaging and values.channels not in CHANNEL_CHOICES:
         raise SettingsRefused("Choose SMS only, WhatsApp only, or both.", "channels")
-    help_reply = values.help_reply.strip()
+    help_reply = org.help_reply if values.help_reply is None else values.help_reply.strip()
     if len(help_reply) > HELP_REPLY_LENGTH:
         raise SettingsRefused(
             f"The reply is {len(help_reply)} characters long; at most {HELP_REPLY_LENGTH} fit.", "help_reply"

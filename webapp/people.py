@@ -1,11 +1,12 @@
 """People and rights in an organisation: invitations, deactivation, roles and their permissions, and
 team memberships. Plain functions over the database session; the admin pages call them.
 
-The one rule that spans them: an organisation always keeps an active member who holds "Users and
-roles" (ADMIN_USERS), the right that can give every other right back. Every change that could take it
-away is applied, checked, and refused as a whole if it did (the caller rolls back). The check locks the
-organisation's row first (PostgreSQL), so two admins removing each other at the same moment cannot both
-pass it.
+The one rule that spans them: an organisation always keeps an active member who has set a password and
+holds "Users and roles" (ADMIN_USERS), the right that can give every other right back. Someone invited
+who never set a password does not count: their link may expire, and then nobody could open People.
+Every change that could take it away is applied, checked, and refused as a whole if it did (the caller
+rolls back). The check locks the organisation's row first (PostgreSQL), so two admins removing each
+other at the same moment cannot both pass it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def _roles(session: Session, organization_id: int, role_ids: Iterable[int]) -> l
 
 
 def keepers(session: Session, organization_id: int) -> int:
-    """Active members holding "Users and roles", as the database has them now (after a flush)."""
+    """Active members who have set a password and hold "Users and roles", as the database has them now
+    (after a flush)."""
     return (
         session.scalar(
             sa.select(sa.func.count(sa.distinct(User.id)))
@@ -103,6 +105,7 @@ def keepers(session: Session, organization_id: int) -> int:
             .where(
                 User.organization_id == organization_id,
                 User.active.is_(True),
+                User.password_hash != "",  # invited, never signed up: see is_invited
                 role_permission.c.permission_code == KEEPER,
             )
         )
@@ -123,7 +126,8 @@ def _still_kept(session: Session, organization_id: int, field: str = "form") -> 
     if keepers(session, organization_id) == 0:
         raise PeopleRefused(
             f"This would leave nobody who can manage users and roles: give someone else the right "
-            f"“{_keeper_name()}” first.",
+            f"“{_keeper_name()}” first (someone who has set their password: an invitation not yet "
+            f"accepted does not count).",
             field,
         )
 
@@ -165,10 +169,18 @@ def invite(session: Session, admin: User, name: str, email: str, role_ids: Itera
     return user, password_links.issue(session, user, admin)
 
 
-def new_link(session: Session, admin: User, user: User) -> str:
+def new_link(session: Session, by: User | None, user: User) -> str:
+    """A new set-password link for the user (their earlier ones stop working), made by an admin of
+    their organisation, by Relay's staff, or (None) from the command line."""
     if not user.active:
         raise PeopleRefused(f"{user.name} is deactivated: reactivate them first.")
-    return password_links.issue(session, user, admin)
+    return password_links.issue(session, user, by)
+
+
+def find_by_email(session: Session, email: str) -> User | None:
+    """The account with this address (any organisation, staff too; case does not matter)."""
+    address = (email or "").strip().lower()
+    return session.scalar(sa.select(User).where(User.email == address)) if address else None
 
 
 def deactivate(session: Session, admin: User, user: User) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
-from webapp import access, phones, zones
+from webapp import access, landing, phones, zones
+from webapp.extensions import db
 from webapp.messaging import status
 from webapp.models import CHANNEL_LABELS, Organization
 
@@ -30,7 +31,8 @@ def register(app: Flask) -> None:
         return {
             "nav_admin": signed_in and access.sees_admin(current_user),
             "nav_staff": signed_in and current_user.is_staff,
-            "nav_crm": signed_in and access.entitled(current_user, "crm"),
+            # Called by the page's header only (fragments skip the queries): Jobs, Inbox, Communities.
+            "nav_sections": lambda: landing.sections(db.session, current_user) if signed_in else landing.NONE,
         }
 
 
@@ -57,7 +59,6 @@ def _low_credits(organization: Organization | None) -> int | None:
     """The shared balance when it is at or below the threshold (for the banners), else None."""
     if organization is None or not organization.texts:
         return None
-    from webapp.extensions import db
     from webapp.messaging import credits
 
     return credits.low_balance(db.session, organization)

@@ -187,6 +187,25 @@ document.addEventListener("focusin", (event) => {
   if (event.target instanceof HTMLInputElement && event.target.matches("[data-select-on-focus]")) event.target.select();
 });
 
+// A copy button (data-copy names the field) puts the field's text on the clipboard and says so on itself.
+// The clipboard API needs a secure context (HTTPS, or 127.0.0.1); elsewhere the older copy command does.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.copy);
+  if (!(field instanceof HTMLInputElement || field instanceof HTMLTextAreaElement)) return;
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    copied = true;
+  } catch {
+    field.focus();
+    field.select();
+    copied = document.execCommand("copy");
+  }
+  button.textContent = copied ? button.dataset.copiedText || "Copied" : "Selected: copy it with your keyboard";
+});
+
 // A thread's own poll (the application and prospect pages ask every 2 s) rests while the tab is hidden:
 // nobody reads what would arrive, and drawing it would mark it read. Shown again, the thread asks at
 // once. (The Inbox's one poll rests the same way, in inbox.js.)

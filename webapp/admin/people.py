@@ -15,20 +15,15 @@ from webapp import people, permissions
 from webapp.access import permission_required
 from webapp.admin import bp
 from webapp.admin.forms import InviteForm, NewRoleForm, RolesForm, SubmitForm, TeamsForm
-from webapp.auth import password_links
+from webapp.auth import link_email
 from webapp.extensions import db
-from webapp.models import User, utcnow
+from webapp.models import User
 
 users_right = permission_required(permissions.ADMIN_USERS)
 
 
 def _org_id() -> int:
     return current_user.organization_id
-
-
-def _link(token: str) -> str:
-    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    return base.rstrip("/") + url_for("auth.set_password", token=token)
 
 
 def _invite_form(formdata: Any = None) -> InviteForm:
@@ -38,7 +33,7 @@ def _invite_form(formdata: Any = None) -> InviteForm:
 
 
 def _people_page(
-    form: InviteForm | None = None, status: int = 200, new_link: dict[str, Any] | None = None
+    form: InviteForm | None = None, status: int = 200, new_link: link_email.Handed | None = None
 ) -> tuple[str, int]:
     return render_template(
         "admin/people.html",
@@ -57,8 +52,10 @@ def people_index() -> tuple[str, int]:
     return _people_page()
 
 
-def _shown_link(user: User, token: str) -> dict[str, Any]:
-    return {"user": user, "url": _link(token), "expires": utcnow() + password_links.LIFETIME}
+def _hand_over(user: User, token: str, invited: bool) -> link_email.Handed:
+    """Email the committed link to the user; the page shows it too, once (only its hash is stored)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return link_email.hand_over(app, db.session, user, current_user, token, invited)
 
 
 @bp.post("/people/invite")
@@ -82,8 +79,7 @@ def invite() -> tuple[str, int]:
         db.session.rollback()
         form.email.errors = [*form.email.errors, "That email address already has a Relay account."]
         return _people_page(form, 422)
-    # The link is shown once, here: only its hash is stored.
-    return _people_page(new_link=_shown_link(user, token))
+    return _people_page(new_link=_hand_over(user, token, invited=True))
 
 
 def _member(user_id: int) -> User:
@@ -96,7 +92,7 @@ def _person_page(
     roles_form: RolesForm | None = None,
     teams_form: TeamsForm | None = None,
     error: str | None = None,
-    new_link: dict[str, Any] | None = None,
+    new_link: link_email.Handed | None = None,
 ) -> tuple[str, int]:
     org_id = _org_id()
     roles = people.roles_of(db.session, org_id)
@@ -208,7 +204,7 @@ def person_link(user_id: int) -> tuple[str, int]:
         db.session.rollback()
         return _person_page(user, 422, error=str(refusal))
     db.session.commit()
-    return _person_page(user, new_link=_shown_link(user, token))
+    return _person_page(user, new_link=_hand_over(user, token, invited=people.is_invited(user)))
 
 
 # --- Roles and rights ------------------------------------------------------------------------------

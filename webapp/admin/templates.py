@@ -39,17 +39,29 @@ def _org_id() -> int:
 @templates_right
 def templates_index() -> str:
     org = current_user.organization
+    kept = templates.templates_of(db.session, org.id)
+    whatsapp_templates = templates.whatsapp_templates_of(db.session, org.id)
+    # A channel the organisation does not have gets no section, unless templates of it were kept from
+    # when it had it (an email-only customer sees email only).
     return render_template(
         "admin/templates.html",
         org=org,
         by_channel={
-            c: [t for t in templates.templates_of(db.session, org.id) if t.channel == c]
+            c: [t for t in kept if t.channel == c]
             for c in CHANNEL_LABELS
+            if org.channel_enabled(c) or any(t.channel == c for t in kept)
         },
-        whatsapp_templates=templates.whatsapp_templates_of(db.session, org.id),
+        whatsapp_templates=whatsapp_templates,
+        show_whatsapp_templates=org.channel_enabled("whatsapp") or bool(whatsapp_templates),
         form=SubmitForm(),
         show_audience=_show_audience(),
     )
+
+
+def _whatsapp_on() -> None:
+    """New approved WhatsApp templates only for an organisation with WhatsApp (else 404)."""
+    if not current_user.organization.channel_enabled("whatsapp"):
+        abort(404)
 
 
 def _channels(template: MessageTemplate | None) -> list[str]:
@@ -167,6 +179,10 @@ def _save(template: MessageTemplate | None) -> Response | tuple[str, int]:
     form = _form(template, request.form)
     if not form.validate():
         return _editor(form, template, 422)
+    if form.channel.data in CHANNEL_LABELS and form.channel.data not in _channels(template):
+        # Only the channels offered: an email-only organisation keeps no SMS or WhatsApp templates.
+        form.channel.errors = [*form.channel.errors, "Choose one of your organisation's channels."]
+        return _editor(form, template, 422)
     try:
         saved = templates.save(
             db.session, current_user.organization, current_user, _draft(form, template), _base_url(), template
@@ -228,6 +244,7 @@ def _whatsapp_editor(
 @bp.get("/templates/whatsapp/new")
 @templates_right
 def new_whatsapp_template() -> tuple[str, int]:
+    _whatsapp_on()
     return _whatsapp_editor(
         WhatsappTemplateForm(formdata=None, locale="en_GB", approved=True, audience="both"), None
     )
@@ -236,6 +253,7 @@ def new_whatsapp_template() -> tuple[str, int]:
 @bp.post("/templates/whatsapp/new")
 @templates_right
 def create_whatsapp_template() -> Response | tuple[str, int]:
+    _whatsapp_on()
     return _save_whatsapp(None)
 
 

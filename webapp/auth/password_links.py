@@ -18,6 +18,7 @@ from webapp.auth import sessions
 from webapp.models import SetPasswordLink, User, utcnow
 
 LIFETIME = timedelta(days=7)
+PATH = "/set-password/"  # the route auth.set_password, with the token after it
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
 
@@ -53,6 +54,11 @@ def issue(
     )
     session.flush()
     return token
+
+
+def url(base: str, token: str) -> str:
+    """The link's address: PUBLIC_BASE_URL/set-password/<token>."""
+    return base.rstrip("/") + PATH + token
 
 
 def find(session: Session, token: object, now: datetime | None = None) -> SetPasswordLink | None:

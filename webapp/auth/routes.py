@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from webapp.auth import SESSION_TOKEN, bp, current_token, lifetime, password_links, service, sessions
 from webapp.auth.forms import LoginForm, SetPasswordForm
 from webapp.extensions import db
-from webapp.models import utcnow
+from webapp.models import User, utcnow
 
 
 def _limits() -> service.Limits:
@@ -59,12 +59,7 @@ def login() -> Response | str | tuple[str, int]:
                 form.form_errors.append("Wrong email or password.")
             else:
                 service.clear_failures(db.session, email)
-                token = sessions.start(db.session, user, lifetime(current_app.config), now)
-                sessions.purge(db.session, now)
-                db.session.commit()
-                _new_session()
-                session[SESSION_TOKEN] = token
-                login_user(user)
+                _sign_in(user, now)
                 return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 422
@@ -84,35 +79,43 @@ def logout() -> Response:
     return response
 
 
+def _sign_in(user: User, now: datetime) -> None:
+    """A new server-side session for the user, committed, and a fresh cookie for it."""
+    token = sessions.start(db.session, user, lifetime(current_app.config), now)
+    sessions.purge(db.session, now)
+    db.session.commit()
+    _new_session()
+    session[SESSION_TOKEN] = token
+    login_user(user)
+
+
 def _new_session() -> None:
     """Nothing from before sign-in or sign-out carries over: no planted values, a new CSRF token."""
     session.clear()
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # Flask-WTF's cache of it
 
 
-@bp.route("/set-password/<token>", methods=["GET", "POST"])
+@bp.route(password_links.PATH + "<token>", methods=["GET", "POST"])
 def set_password(token: str) -> Response | tuple[str, int]:
-    """The one-time link of an invitation (or a new link from an admin): choose a password."""
+    """The one-time link of an invitation (or a new link): choose a password, and be signed in with it."""
     link = password_links.find(db.session, token)
     if link is None:
         return render_template("auth/set_password.html", form=None, user=None), 404
     form = SetPasswordForm()
     if form.validate_on_submit():
-        mine = current_user.is_authenticated and current_user.id == link.user_id
         try:
+            # Every session of the user ends, this browser's too if it was theirs: they start a new one.
             user = password_links.redeem(
-                db.session,
-                token,
-                form.password.data or "",
-                form.repeated.data or "",
-                current_session=current_token() if mine else None,
+                db.session, token, form.password.data or "", form.repeated.data or ""
             )
         except password_links.PasswordRefused as refusal:
             db.session.rollback()
             form.password.errors = [*form.password.errors, str(refusal)]
             return render_template("auth/set_password.html", form=form, user=link.user), 422
-        db.session.commit()
-        flash(f"Your password is set, {user.name}. Sign in with it.", "success")
-        return redirect(url_for("auth.login"), 303)
+        # Whoever was signed in in this browser (an admin trying the link) is signed out first.
+        sessions.end(db.session, current_token())
+        _sign_in(user, utcnow())
+        flash(f"Your password is set, {user.name}. Welcome to Relay.", "success")
+        return redirect(url_for("home"), 303)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/set_password.html", form=form, user=link.user), status

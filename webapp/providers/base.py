@@ -10,7 +10,7 @@ from typing import Protocol
 class Outbound:
     """One message ready to leave: the rendered text, from one of our numbers (or our sender name)."""
 
-    message_id: int
+    message_id: int | None  # None: an email of Relay's own to a colleague (an invitation), not a Message
     channel: str  # "sms" | "whatsapp" | "email"
     to: str  # E.164 with the + for sms/whatsapp; an email address for email
     sender: str  # E.164 with the + for sms/whatsapp; the company's sender name for email

@@ -19,7 +19,10 @@ import ssl
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email import errors
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formatdate, make_msgid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -173,17 +176,61 @@ def from_config(config: Mapping[str, Any]) -> SmtpProvider | LogEmailProvider:
     return SmtpProvider(url, timeout=timeout)
 
 
+# RFC 5322's limit for a line; 78 is only what it recommends.
+_LONGEST_LINE = 998
+_ADDRESS_HEADERS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
+
+
+class _Policy(EmailPolicy):
+    """email.policy.default, except that address headers are not folded below RFC 5322's 998 characters.
+
+    Python's folder (3.11's at least) breaks a quoted display name that does not fit a 78-character line
+    into bare words and drops its quotes: `"Acme … Notifications <security@bank.example>"
+    <noreply@relay.example>` went out as `Acme … Notifications\n <security@bank.example>
+    <noreply@relay.example>`, which every reader takes as From security@bank.example; a comma made two
+    From addresses. Unfolded, the header stays exactly as the header registry wrote it (quoted, or one
+    RFC 2047 word for a name outside ASCII). Our longest address header, a 100-character sender name
+    (organizations.SENDER_NAME_LENGTH) with every character escaped or encoded and the address, fits well
+    within 998. Every other header (the subject) folds as the default policy folds it."""
+
+    def fold(self, name: str, value: str) -> str:
+        return EmailPolicy.fold(self._for(name), name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return EmailPolicy.fold_binary(self._for(name), name, value)
+
+    def _for(self, name: str) -> EmailPolicy:
+        # A clone keeps the line ends and the utf8 flag smtplib sets for this one send.
+        return self.clone(max_line_length=_LONGEST_LINE) if name.lower() in _ADDRESS_HEADERS else self
+
+
+POLICY = _Policy()  # email.policy.default is EmailPolicy() too
+
+
+def address(addr_spec: str, display_name: str = "") -> Address:
+    """One address, built by the header registry: a display name is quoted or encoded as it needs, and
+    anything that is not exactly one address (a second address, a line break) is a ValueError."""
+    try:
+        return Address(display_name=_one_line(display_name), addr_spec=addr_spec)
+    except errors.NonASCIILocalPartDefect:
+        # One address whose local part is outside ASCII (zoë@example.de): the registry builds it from its
+        # parts, and smtplib asks the server for SMTPUTF8 (or the send is refused as it was before).
+        local, _, domain = addr_spec.rpartition("@")
+        return Address(display_name=_one_line(display_name), username=local, domain=domain)
+
+
 def compose(outbound: Outbound, from_address: str) -> EmailMessage:
-    """The email for one outbound message, with a fresh Message-ID."""
+    """The email for one outbound message, with a fresh Message-ID. Every address header is built by
+    the header registry (never by formatting a string), so a sender name is only ever a display name."""
     if outbound.channel != "email":
         raise ValueError(f"SmtpProvider cannot send on channel {outbound.channel!r}")
     domain = from_address.rpartition("@")[2]
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     try:
-        message["From"] = _from_header(outbound.sender, from_address)
-        message["To"] = outbound.to
+        message["From"] = address(from_address, outbound.sender)
+        message["To"] = address(outbound.to)
         if outbound.reply_to:
-            message["Reply-To"] = outbound.reply_to
+            message["Reply-To"] = address(outbound.reply_to)
     except (ValueError, IndexError) as error:
         # Header injection attempts and unparseable addresses end here; no server would take them.
         raise Rejected("Invalid email address", str(error)) from error
@@ -191,16 +238,10 @@ def compose(outbound: Outbound, from_address: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=True)
     # Our own domain, not socket.getfqdn(): that can block on DNS and leaks the host name.
     message["Message-ID"] = make_msgid(domain=domain)
-    message["X-Relay-Message-Id"] = str(outbound.message_id)
+    if outbound.message_id is not None:
+        message["X-Relay-Message-Id"] = str(outbound.message_id)
     message.set_content(outbound.body)
     return message
-
-
-def _from_header(sender_name: str, address: str) -> str:
-    """`"Sender Name" <address>`: always quoted (names like "Acme, Inc." need it); the email policy turns
-    a non-ASCII name into an RFC 2047 encoded word."""
-    name = _one_line(sender_name).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{name}" <{address}>' if name else address
 
 
 def _subject(outbound: Outbound) -> str:

@@ -41,3 +41,7 @@ class EntitlementsForm(FlaskForm):
     has_messaging = BooleanField("Messaging (SMS and WhatsApp)")
     has_crm = BooleanField("CRM (communities and prospects)")
     whatsapp_price = StringField("Credits per WhatsApp message", validators=[Optional(), Length(max=50)])
+
+
+class LinkForm(FlaskForm):
+    """A new set-password link for a customer's user: nothing to fill in but the CSRF token."""

@@ -1,4 +1,5 @@
-"""Customer-success pages: every customer's number pool, and the review of compliance documents."""
+"""Customer-success pages: every customer's number pool, credits and products, a new set-password link
+for a customer's user, and the review of compliance documents."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from webapp import access, organizations, phones
+from webapp import access, organizations, people, phones
 from webapp.access import staff_required
+from webapp.auth import link_email
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.compliance.downloads import attachment
 from webapp.extensions import db
@@ -20,7 +22,14 @@ from webapp.messaging import credits, ledger, refills
 from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber
 from webapp.numbers import pool, vonage_account
 from webapp.staff import bp
-from webapp.staff.forms import AddNumberForm, EntitlementsForm, NumberActionForm, RefillForm, ReviewForm
+from webapp.staff.forms import (
+    AddNumberForm,
+    EntitlementsForm,
+    LinkForm,
+    NumberActionForm,
+    RefillForm,
+    ReviewForm,
+)
 
 
 @bp.get("/")
@@ -84,6 +93,8 @@ def _organization_page(
     form: AddNumberForm | None = None,
     refill_form: RefillForm | None = None,
     entitlements_form: EntitlementsForm | None = None,
+    new_link: link_email.Handed | None = None,
+    people_error: str | None = None,
 ) -> tuple[str, int]:
     add_form, owned, note = _add_form()
     countries = catalogue.countries(db.session)
@@ -113,6 +124,10 @@ def _organization_page(
         action_form=NumberActionForm(),
         countries=countries,
         submissions={c: submissions.get(db.session, org.id, c) for c in countries},
+        members=people.members(db.session, org.id),
+        is_invited=people.is_invited,
+        new_link=new_link,
+        people_error=people_error,
     ), status
 
 
@@ -304,3 +319,27 @@ def entitlements(org_id: int) -> Response | tuple[str, int]:
     db.session.commit()
     flash(f"{org.name}: products saved.", "success")
     return redirect(url_for("staff.organization", org_id=org.id) + "#entitlements", 303)
+
+
+# --- A customer's people (issue 17) ---------------------------------------------------------------------
+
+
+@bp.post("/organizations/<id:org_id>/people/<id:user_id>/link")
+@staff_required
+def person_link(org_id: int, user_id: int) -> tuple[str, int]:
+    """A new set-password link for one of the customer's people (e.g. an organisation left with nobody
+    who can manage users): emailed to them, and shown once to staff."""
+    org = _organization(org_id)
+    user = people.get_member(db.session, org.id, user_id) or abort(404)
+    if not LinkForm().validate():
+        abort(400)
+    try:
+        token = people.new_link(db.session, current_user, user)
+    except people.PeopleRefused as refusal:
+        db.session.rollback()
+        return _organization_page(org, 422, people_error=str(refusal))
+    db.session.commit()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # The email of a new link (not an invitation, even for someone invited: staff did not invite them).
+    handed = link_email.hand_over(app, db.session, user, current_user, token, invited=False)
+    return _organization_page(org, new_link=handed)
