@@ -154,6 +154,8 @@ def test_the_page_refuses_an_overlap_next_to_the_time_and_keeps_the_input(world,
     refusal = "Riley Chen already has a slot then: Tue 04 Mar 10:00–10:45 CET."
     assert f'<p class="field-error" id="at-error">{refusal}</p>' in html
     assert 'value="2031-03-04"' in html and 'value="Room 9"' in html
+    # The series form, not sent, keeps its defaults.
+    assert 'id="series-time_zone" name="series-time_zone" value="Europe/Berlin"' in html
     assert db.session.scalar(sa.select(sa.func.count()).select_from(InterviewSlot)) == 1
 
 
@@ -197,7 +199,7 @@ def test_the_slot_form_says_which_zone_and_lists_each_slot_on_its_clock(world, c
     page = text(client.get(path))
     assert "Slot added: Tue 04 Mar 10:00 EST." in page
     assert 'Tue 04 Mar 2031, 10:00 EST</strong> <span class="slot-clock">Newark</span>' in page
-    assert "16:00 CET here" in page  # the team reads in Berlin
+    assert "16:00 CET in Berlin" in page  # the team reads in Berlin
     bad = client.post(
         path,
         data={

@@ -51,16 +51,19 @@ def _parse_time(text: str | None) -> time | None:
         return None
 
 
-def _interviewers(job: Job, *forms: SlotForm | SeriesForm) -> None:
+def _prepare(job: Job, submitted: SlotForm | SeriesForm | None, *idle: SlotForm | SeriesForm) -> None:
+    """The interviewer choices of both forms; the form not sent starts from the defaults."""
     team = slots.team(db.session, job)
-    for form in forms:
+    for form in (submitted, *idle):
+        if form is None:
+            continue
         form.interviewer_id.choices = [SelectChoice("", "Not named")] + [
             SelectChoice(str(u.id), u.name) for u in team
         ]
-        if request.method == "GET" and any(u.id == current_user.id for u in team):
+    for form in idle:
+        if any(u.id == current_user.id for u in team):
             form.interviewer_id.data = current_user.id  # most often the one adding the slot
-        if request.method == "GET":
-            form.time_zone.data = slots.default_zone(job)
+        form.time_zone.data = slots.default_zone(job)
 
 
 def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200) -> Response:
@@ -78,6 +81,7 @@ def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200)
         zone_names=zones.names(),
         weekdays=slots.WEEKDAYS,
         shown=lambda slot, fmt="%a %d %b %Y, %H:%M": slots.shown(slot, job.organization.time_zone, fmt),
+        city=zones.city(job.organization.time_zone),
     )
 
 
@@ -90,11 +94,12 @@ def _refuse_slot(form: SlotForm | SeriesForm, refused: slots.SlotRefused) -> Non
 @login_required
 def job_slots(job_id: int) -> Response:
     job = _job(job_id)
-    form = SlotForm()
-    series = SeriesForm(prefix="series", formdata=None)
-    _interviewers(job, form, series)
     if request.method == "GET":
+        form, series = SlotForm(formdata=None), SeriesForm(prefix="series", formdata=None)
+        _prepare(job, None, form, series)
         return _slots_page(job, form, series)
+    form, series = SlotForm(), SeriesForm(prefix="series", formdata=None)
+    _prepare(job, form, series)
     if form.validate_on_submit():
         draft = slots.Draft(
             day=_parse_day(form.day.data),
@@ -120,10 +125,8 @@ def job_slots(job_id: int) -> Response:
 @login_required
 def add_series(job_id: int) -> Response:
     job = _job(job_id)
-    form = SlotForm(formdata=None)
-    series = SeriesForm(prefix="series")
-    _interviewers(job, form, series)
-    form.time_zone.data = slots.default_zone(job)
+    form, series = SlotForm(formdata=None), SeriesForm(prefix="series")
+    _prepare(job, series, form)
     if series.validate_on_submit():
         wanted = slots.Series(
             first_day=_parse_day(series.first_day.data),
