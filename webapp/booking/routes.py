@@ -64,7 +64,7 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
         "booked_when": booking.when(booked, zone, "%A %d %B %Y, %H:%M") if booked else None,
         "days": days,
         # Some times are on another clock than the candidate's (in person, elsewhere): the note says so.
-        "elsewhere": any(t.different for _, _, choices in days for _, t in choices),
+        "elsewhere": any(t.different for _, choices in days for _, t in choices),
         "video": any(s.is_link for s in offered),
         "zone": zone,
         "zone_source": source,
@@ -74,22 +74,21 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
     return make_response(render_template("booking/page.html", **context), status)
 
 
-Day = tuple[str, str | None, list[tuple[InterviewSlot, slots.Shown]]]
+Day = tuple[str, list[tuple[InterviewSlot, slots.Shown]]]
 
 
 def _by_day(offered: list[InterviewSlot], zone: str) -> list[Day]:
-    """The slots under their day as their clock reads it — the place's for an interview in person,
-    the candidate's for a video call — with whose clock when it is not the candidate's."""
+    """The slots under their day as their clock reads it: the place's for an interview in person, the
+    candidate's for a video call."""
     days: list[Day] = []
     this_year = zones.local(utcnow(), zone).year
     for slot in offered:
         shown = booking.when(slot, zone, "%H:%M")
-        clock = shown.place if shown.different else None
-        local = zones.local(slot.starts_at, slots.zone_of(slot) if clock else zone)
+        local = zones.local(slot.starts_at, slots.zone_of(slot) if shown.different else zone)
         label = local.strftime("%A %d %B" if local.year == this_year else "%A %d %B %Y")
-        if not days or days[-1][0] != label or days[-1][1] != clock:
-            days.append((label, clock, []))
-        days[-1][2].append((slot, shown))
+        if not days or days[-1][0] != label:
+            days.append((label, []))
+        days[-1][1].append((slot, shown))
     return days
 
 
