@@ -237,8 +237,7 @@ def test_the_booking_page_shows_the_places_clock_then_the_candidates(world, app)
     candidate = app.test_client()
     html = text(candidate.get(f"/book/{token}"))
     assert (
-        "An interview in person is at the place's local time, shown first; your time (Europe/Dublin"
-        in html
+        "An interview in person is at the place's local time, shown first; your time (Europe/Dublin" in html
     )
     assert "Video calls are in your time." in html
     # In person: Newark's clock first, Dublin's beside it; the video call on Dublin's clock only.

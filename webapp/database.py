@@ -20,6 +20,7 @@ other. PostgreSQL needs none of this: its constraints and row locks decide races
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Any
 
@@ -37,8 +38,11 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # Kept in the file; a database in memory answers "memory" and stays as it is.
-        cursor.execute("PRAGMA journal_mode = WAL")
+        # Kept in the file, so this changes something only once; a database in memory answers "memory"
+        # and stays as it is. The first switch needs the file to itself: when another process is using
+        # it, the next connection tries again, and this one works as before, only less concurrently.
+        with contextlib.suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode = WAL")
         # WAL's recommended durability: a commit survives a crash of the process, not a power cut.
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:

@@ -108,6 +108,7 @@ def seed(session: Session, acme: Organization) -> None:
     )
     _delivered(booked.message, now)
     slot = booking.book(session, booked, made[1].id, now)
+    assert slot is not None  # a fresh invitation: the booking is a change
     # The link itself is only in the candidate's email (the token is not kept): the confirmation
     # names the page without it.
     zone, _ = booking.candidate_zone(booked, None, acme.time_zone)
