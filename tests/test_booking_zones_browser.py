@@ -86,6 +86,7 @@ def test_newark_slots_on_newarks_clock(
     expect(page.get_by_role("heading", name="Interview slots")).to_be_visible()
 
     # A series: every 30 minutes from 09:00 to 11:00, Tuesdays and Wednesdays, in the form's zone.
+    page.locator("#series-card > summary").click()
     series = page.locator("#new-series")
     expect(series.get_by_label("Time zone")).to_have_value("America/New_York")
     expect(series).to_contain_text("Newark, NJ: America/New_York")

@@ -368,6 +368,8 @@ def test_the_series_form_adds_and_reports(world, client, auth) -> None:
     assert bad.status_code == 422
     assert 'id="series-every-error">Slots of 30 min every 15 min would overlap each other' in text(bad)
     assert 'value="2031-03-06"' in text(bad) and 'value="Dock 2"' in text(bad)
+    assert 'id="series-card" open>' in text(bad)  # shown unfolded, with its error
+    assert 'id="series-card">' in text(client.get(path))  # folded until wanted
     added = client.post(f"{path}/series", data=form)
     assert added.status_code == 303
     page = text(client.get(path))
