@@ -33,7 +33,7 @@ CANDIDATES = {
 
 @pytest.fixture
 def candidate_page(browser: Browser) -> Iterator[Page]:
-    """The candidate's phone: 375 px, set to Chicago; their number says where they are."""
+    """The candidate's browser, set to Chicago; their number says where they are."""
     context = browser.new_context(viewport=PHONE, timezone_id="America/Chicago")
     phone = context.new_page()
     watch = ConsoleWatch().attach(phone)
@@ -116,6 +116,7 @@ def test_newark_slots_on_newarks_clock(
     name, zone, theirs = CANDIDATES[width]
     path = invite(page, application_path(live_app, name, "Warehouse Associate"))
     phone = candidate_page
+    phone.set_viewport_size(size)  # the booking page at both widths too
     phone.goto(origin(page) + path)
     expect(phone.get_by_role("heading", name="Your interview for Warehouse Associate")).to_be_visible()
     expect(phone.locator("#zone-note")).to_contain_text(
