@@ -16,6 +16,7 @@ from webapp.extensions import db
 from webapp.interviews import booking, invitations, slots
 from webapp.messaging import dispatch
 from webapp.models import InterviewSlot, Invitation, Message, utcnow
+from webapp.models.interviews import MAX_CONFIRMATIONS
 
 
 @bp.before_request
@@ -26,7 +27,7 @@ def rate_limit() -> Response | None:
         per_token=current_app.config["BOOKING_MAX_REQUESTS_PER_TOKEN"],
     )
     token = (request.view_args or {}).get("token")
-    if booking.visit(db.session, request.remote_addr or "", token, limit, utcnow()):
+    if booking.visit(db.session, request.remote_addr or "", limit, utcnow(), token):
         return None
     response = make_response(render_template("booking/closed.html", reason="busy", company=None), 429)
     response.headers["Retry-After"] = str(current_app.config["BOOKING_WINDOW_SECONDS"])
@@ -171,6 +172,7 @@ def cancel(token: str) -> Response:
 def _done(what: str, invitation: Invitation, message: Message | None) -> str:
     if message is None and not booking.confirmations_left(invitation):
         return (
-            f"{what} This page is your confirmation: we have sent the messages we send about one invitation."
+            f"{what} This page is your confirmation: we send at most {MAX_CONFIRMATIONS} messages about "
+            "one invitation."
         )
     return what

@@ -264,7 +264,7 @@ def send_confirmation(session: Session, invitation: Invitation, text: Confirmati
         session.refresh(invitation, ["confirmations"])
 
 
-# --- How often one address may ask --------------------------------------------------------------------
+# --- How often one address, and one link, may ask ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ class Limit:
     per_token: int = 0
 
 
-def visit(session: Session, address: str, token: str | None, limit: Limit, now: datetime) -> bool:
+def visit(session: Session, address: str, limit: Limit, now: datetime, token: str | None = None) -> bool:
     """Count this request; False when the address, or the link (`token`, when the request names one),
     has asked more than its limit within the window.
 
