@@ -648,12 +648,15 @@ def test_book_rebook_and_cancel_with_confirmations(world, app) -> None:
     last = db.session.scalars(sa.select(Message).order_by(Message.id.desc())).first()
     assert "is cancelled" in last.body
     assert "You cancelled your interview" in text(book_page(candidate, token))
-    # The same link books again.
-    assert post_book(candidate, token, first.id).status_code == 303
+    # The same link books again; that fourth change is confirmed on the page only (three messages at
+    # most per invitation).
+    again = post_book(candidate, token, first.id)
+    assert again.status_code == 303
     db.session.expire_all()
     assert invitation.state == "booked"
+    assert "This page is your confirmation" in text(candidate.get(again.headers["Location"]))
     messages = db.session.scalar(sa.select(sa.func.count()).select_from(Message))
-    assert messages == 5  # the invitation, three bookings, a cancellation
+    assert messages == 4  # the invitation; the booking, the move and the cancellation confirmed
 
 
 def last_message() -> Message:
@@ -1028,7 +1031,21 @@ def test_invitation_templates_are_offered_on_the_invite_form_only(world, client,
 def test_the_demo_has_slots_an_invitation_and_a_booking(app, runner) -> None:
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     all_slots = db.session.scalars(sa.select(InterviewSlot)).all()
-    assert len(all_slots) == 9 and {s.job.title for s in all_slots} == {"Backend Engineer"}
+    by_job = {
+        title: [s for s in all_slots if s.job.title == title] for title in {s.job.title for s in all_slots}
+    }
+    assert {title: len(found) for title, found in by_job.items()} == {
+        "Backend Engineer": 9,
+        "Warehouse Associate": 6,
+    }
+    # Newark's slots are on New York's clock, entered at 10:00, 10:30 and 11:00 there.
+    newark = by_job["Warehouse Associate"]
+    assert {s.time_zone for s in newark} == {"America/New_York"} == {s.job.time_zone for s in newark}
+    assert sorted({zones.local(s.starts_at, "America/New_York").strftime("%H:%M") for s in newark}) == [
+        "10:00",
+        "10:30",
+        "11:00",
+    ]
     states = sorted(db.session.scalars(sa.select(Invitation.state)))
     assert states == ["booked", "sent"]
     sent = db.session.scalar(sa.select(Invitation).where(Invitation.state == "sent"))

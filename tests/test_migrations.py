@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -285,4 +285,148 @@ def test_prospects_stored_twice_with_one_number_are_merged_into_the_oldest(empty
             fourth_data_talk: first_data,
         }
         downgrade(revision="4abe26707d12")
+        db.engine.dispose()
+
+
+def test_slots_stored_before_the_overlap_rule_are_made_to_fit(empty_database: str) -> None:
+    """Overlapping slots of one interviewer, as the old code accepted them: the migration keeps every
+    booked one (the later of two booked ones loses its interviewer), deletes free ones that overlap,
+    and fills the end, the zone of each slot and of jobs whose location is a city of the tz database."""
+    app = create_app(test_config(empty_database))
+    with app.app_context():
+        upgrade(revision="4abe26707d12")
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        at = now.replace(hour=9, minute=0, second=0) + timedelta(days=3)
+        with db.engine.begin() as conn:
+            t = sa.MetaData()
+            t.reflect(conn)
+
+            def add(table: str, **values: object) -> int:
+                return conn.execute(t.tables[table].insert().values(values)).inserted_primary_key[0]
+
+            org = add(
+                "organization",
+                name="Acme",
+                has_messaging=True,
+                has_crm=False,
+                sms_enabled=True,
+                whatsapp_enabled=False,
+                sender_name="Acme",
+                whatsapp_price=1,
+                help_reply="",
+                time_zone="Europe/Berlin",
+                created_at=now,
+            )
+
+            def person(email: str) -> int:
+                return add(
+                    "user",
+                    email=email,
+                    name=email,
+                    password_hash="x",
+                    organization_id=org,
+                    is_staff=False,
+                    active=True,
+                    created_at=now,
+                )
+
+            riley, morgan = person("riley@acme.test"), person("morgan@acme.test")
+            berlin = add(
+                "job", organization_id=org, title="A", location="Berlin", is_open=True, created_at=now
+            )
+            newark = add(
+                "job", organization_id=org, title="B", location="Newark, NJ", is_open=True, created_at=now
+            )
+
+            def slot(job: int, hour: float, minutes: int, who: int | None) -> int:
+                return add(
+                    "interview_slot",
+                    job_id=job,
+                    starts_at=at + timedelta(hours=hour),
+                    minutes=minutes,
+                    place="Room 1",
+                    interviewer_id=who,
+                    created_at=now,
+                )
+
+            twin_booked, twin_free = slot(berlin, 0, 30, riley), slot(berlin, 0, 30, riley)
+            first_free, later_free = slot(berlin, 2, 60, riley), slot(newark, 2.5, 30, riley)
+            both_booked = [slot(berlin, 4, 60, riley), slot(newark, 4.5, 60, riley)]
+            adjacent = slot(berlin, 5.5, 30, riley)  # begins as the second booked one ends
+            morgans = slot(berlin, 0, 30, morgan)  # another interviewer at the same time
+            unnamed = [slot(berlin, 0, 30, None), slot(berlin, 0, 30, None)]
+
+            for n, held in enumerate([twin_booked, *both_booked]):
+                candidate = add(
+                    "candidate", organization_id=org, first_name="L", last_name=str(n), created_at=now
+                )
+                application = add(
+                    "application", job_id=berlin, candidate_id=candidate, stage="new", created_at=now
+                )
+                conversation = add(
+                    "conversation",
+                    organization_id=org,
+                    application_id=application,
+                    last_message_at=now,
+                    created_at=now,
+                )
+                message = add(
+                    "message",
+                    conversation_id=conversation,
+                    channel="email",
+                    direction="outbound",
+                    body="Book",
+                    status="sent",
+                    segments=1,
+                    credits=0,
+                    attempts=0,
+                    from_addr="",
+                    to_addr="",
+                    created_at=now,
+                    updated_at=now,
+                )
+                add(
+                    "invitation",
+                    application_id=application,
+                    message_id=message,
+                    token_hash=f"{n:064d}",
+                    channel="email",
+                    state="booked",
+                    slot_id=held,
+                    expires_at=now + timedelta(days=14),
+                    created_at=now,
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = {
+                r.id: r
+                for r in conn.execute(
+                    sa.text("SELECT id, interviewer_id, starts_at, ends_at, time_zone FROM interview_slot")
+                )
+            }
+            zones = dict(conn.execute(sa.text("SELECT title, time_zone FROM job")).all())
+        assert set(rows) == {twin_booked, first_free, *both_booked, adjacent, morgans, *unnamed}
+        assert {twin_free, later_free}.isdisjoint(rows)
+        assert rows[both_booked[0]].interviewer_id == riley and rows[both_booked[1]].interviewer_id is None
+        assert rows[adjacent].interviewer_id == riley
+        assert {r.time_zone for r in rows.values()} == {"Europe/Berlin"}
+        first = rows[first_free]
+        ends = first.ends_at if isinstance(first.ends_at, datetime) else datetime.fromisoformat(first.ends_at)
+        assert ends == at + timedelta(hours=3)
+        assert zones == {"A": "Europe/Berlin", "B": None}
+        if db.engine.dialect.name == "postgresql":
+            # From now on the database itself refuses an overlap.
+            with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO interview_slot (job_id, starts_at, minutes, ends_at, place,"
+                        " interviewer_id, created_at) VALUES (:job, :at, 30, :end, 'Room', :who, :at)"
+                    ),
+                    {
+                        "job": berlin,
+                        "at": at + timedelta(minutes=15),
+                        "end": at + timedelta(minutes=45),
+                        "who": riley,
+                    },
+                )
         db.engine.dispose()

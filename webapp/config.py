@@ -133,8 +133,10 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": _int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
         "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900),
-        # The public booking page (/book/<token>): requests per address within the window.
+        # The public booking page (/book/<token>): requests per address, and per link (token), within
+        # the window.
         "BOOKING_MAX_REQUESTS_PER_ADDRESS": _int(env, "BOOKING_MAX_REQUESTS_PER_ADDRESS", 60),
+        "BOOKING_MAX_REQUESTS_PER_TOKEN": _int(env, "BOOKING_MAX_REQUESTS_PER_TOKEN", 30),
         "BOOKING_WINDOW_SECONDS": _int(env, "BOOKING_WINDOW_SECONDS", 600),
         # A sign-in lasts at most SESSION_LIFETIME_SECONDS (absolute) and ends after SESSION_IDLE_SECONDS
         # without a request (0: no idle limit); both are enforced on the server (webapp.auth.sessions).

@@ -140,6 +140,17 @@ JOBS = [
     ),
 ]
 
+# Where each job's interviews in person happen (Job.time_zone); "Remote" and Globex's Springfield (which
+# one?) keep their organisation's.
+JOB_ZONES = {
+    "Berlin": "Europe/Berlin",
+    "London": "Europe/London",
+    "Toronto": "America/Toronto",
+    "Paris": "Europe/Paris",
+    "Stockholm": "Europe/Stockholm",
+    "Newark, NJ": "America/New_York",
+}
+
 NAMES: dict[str, list[tuple[str, str]]] = {
     "DE": [
         ("Lena", "Müller"),
@@ -853,6 +864,7 @@ def seed(session: Session) -> dict[str, int]:
             Job,
             {"organization_id": orgs[org_name].id, "title": title},
             location=location,
+            time_zone=JOB_ZONES.get(location),
             is_open=is_open,
             created_at=now - timedelta(days=40 - i),
         )

@@ -6,6 +6,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
+from webapp import database  # noqa: F401  # SQLite's settings on every connection (its listeners)
 from webapp.models.base import Base, render_item
 
 # A commit does not expire what the request already loaded: the request goes on rendering with the

@@ -49,6 +49,11 @@ def format_time(value: datetime | None, name: str | None, fmt: str = "%Y-%m-%d %
     return f"{local.strftime(fmt)} {local.tzname() or name}"
 
 
+def city(name: str) -> str:
+    """The place a zone is named after: "America/New_York" → "New York"."""
+    return name.rsplit("/", 1)[-1].replace("_", " ")
+
+
 def name_of_reader(user: object) -> str:
     """The zone a signed-in person reads times in: their organisation's (staff, who have none: UTC)."""
     org = getattr(user, "organization", None)

@@ -13,9 +13,10 @@ from werkzeug.wrappers import Response
 from webapp import ids, zones
 from webapp.booking import bp
 from webapp.extensions import db
-from webapp.interviews import booking, invitations
+from webapp.interviews import booking, invitations, slots
 from webapp.messaging import dispatch
-from webapp.models import InterviewSlot, Invitation, utcnow
+from webapp.models import InterviewSlot, Invitation, Message, utcnow
+from webapp.models.interviews import MAX_CONFIRMATIONS
 
 
 @bp.before_request
@@ -23,8 +24,10 @@ def rate_limit() -> Response | None:
     limit = booking.Limit(
         per_address=current_app.config["BOOKING_MAX_REQUESTS_PER_ADDRESS"],
         window=timedelta(seconds=current_app.config["BOOKING_WINDOW_SECONDS"]),
+        per_token=current_app.config["BOOKING_MAX_REQUESTS_PER_TOKEN"],
     )
-    if booking.visit(db.session, request.remote_addr or "", limit, utcnow()):
+    token = (request.view_args or {}).get("token")
+    if booking.visit(db.session, request.remote_addr or "", limit, utcnow(), token):
         return None
     response = make_response(render_template("booking/closed.html", reason="busy", company=None), 429)
     response.headers["Retry-After"] = str(current_app.config["BOOKING_WINDOW_SECONDS"])
@@ -49,15 +52,21 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
     now = utcnow()
     zone, source = _zone(invitation)
     job = invitation.application.job
-    slots = booking.offered(db.session, invitation, now)
+    offered = booking.offered(db.session, invitation, now)
+    booked = invitation.slot if invitation.state == "booked" else None
+    days = _by_day(offered, zone)
     context: dict[str, Any] = {
         "token": token,
         "invitation": invitation,
         "company": job.organization.display_sender,
         "job": job,
         "first_name": invitation.application.candidate.first_name,
-        "booked": invitation.slot if invitation.state == "booked" else None,
-        "days": _by_day(slots, zone),
+        "booked": booked,
+        "booked_when": booking.when(booked, zone, "%A %d %B %Y, %H:%M") if booked else None,
+        "days": days,
+        # Some times are on another clock than the candidate's (in person, elsewhere): the note says so.
+        "elsewhere": any(t.different for _, choices in days for _, t in choices),
+        "video": any(s.is_link for s in offered),
         "zone": zone,
         "zone_source": source,
         "tz": request.values.get("tz") if source == "browser" else None,
@@ -66,16 +75,21 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
     return make_response(render_template("booking/page.html", **context), status)
 
 
-def _by_day(slots: list[InterviewSlot], zone: str) -> list[tuple[str, list[InterviewSlot]]]:
-    """The slots grouped under their day as the candidate's clock reads it."""
-    days: list[tuple[str, list[InterviewSlot]]] = []
+Day = tuple[str, list[tuple[InterviewSlot, slots.Shown]]]
+
+
+def _by_day(offered: list[InterviewSlot], zone: str) -> list[Day]:
+    """The slots under their day as their clock reads it: the place's for an interview in person, the
+    candidate's for a video call."""
+    days: list[Day] = []
     this_year = zones.local(utcnow(), zone).year
-    for slot in slots:
-        local = zones.local(slot.starts_at, zone)
+    for slot in offered:
+        shown = booking.when(slot, zone, "%H:%M")
+        local = zones.local(slot.starts_at, slots.zone_of(slot) if shown.different else zone)
         label = local.strftime("%A %d %B" if local.year == this_year else "%A %d %B %Y")
         if not days or days[-1][0] != label:
             days.append((label, []))
-        days[-1][1].append(slot)
+        days[-1][1].append((slot, shown))
     return days
 
 
@@ -117,6 +131,10 @@ def book(token: str) -> Response:
     except booking.BookingRefused as refused:
         db.session.rollback()
         return _page(token, invitation, str(refused), 409)
+    if slot is None:  # the time the link holds already: nothing changed, nothing to confirm
+        db.session.rollback()
+        flash("This time is already yours: nothing changed.", "success")
+        return _back(token)
     zone, _ = _zone(invitation)
     link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
     message = booking.send_confirmation(
@@ -125,7 +143,7 @@ def book(token: str) -> Response:
     db.session.commit()
     if message is not None:
         dispatch.enqueue(message.id)
-    flash("Your interview is booked.", "success")
+    flash(_done("Your interview is booked.", invitation, message), "success")
     return _back(token)
 
 
@@ -135,13 +153,26 @@ def cancel(token: str) -> Response:
     if reason or invitation is None:
         return _closed(invitation, reason or "unknown")
     slot = booking.cancel(db.session, invitation, utcnow())
-    if slot is not None:
-        zone, _ = _zone(invitation)
-        link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
-        text = booking.confirmation(invitation, slot, zone, link, cancelled=True)
-        message = booking.send_confirmation(db.session, invitation, text)
-        db.session.commit()
-        if message is not None:
-            dispatch.enqueue(message.id)
-        flash("Your interview is cancelled. You can pick another time below.", "success")
+    if slot is None:  # nothing was booked: a second cancel changes nothing, and sends nothing
+        db.session.rollback()
+        return _back(token)
+    zone, _ = _zone(invitation)
+    link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
+    text = booking.confirmation(invitation, slot, zone, link, cancelled=True)
+    message = booking.send_confirmation(db.session, invitation, text)
+    db.session.commit()
+    if message is not None:
+        dispatch.enqueue(message.id)
+    flash(
+        _done("Your interview is cancelled. You can pick another time below.", invitation, message), "success"
+    )
     return _back(token)
+
+
+def _done(what: str, invitation: Invitation, message: Message | None) -> str:
+    if message is None and not booking.confirmations_left(invitation):
+        return (
+            f"{what} This page is your confirmation: we send at most {MAX_CONFIRMATIONS} messages about "
+            "one invitation."
+        )
+    return what

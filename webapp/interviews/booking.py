@@ -1,9 +1,13 @@
 """The candidate's side of an invitation: finding it by its link, booking, rebooking and cancelling a
-slot, the confirmation message, the time zone times are shown in, and how often one address may ask.
+slot, the confirmation message, the time zone times are shown in, and how often one address and one
+link may ask.
 
 Two candidates can never hold the same slot: `invitation.slot_id` is unique, so of two bookings at
 once the database lets one commit and refuses the other (IntegrityError), whatever Python checked
-before. Plain functions over a session; nothing here knows of the request.
+before. The link is public, and each confirmation is a paid message: one is sent per real change
+(booking the time already held, or cancelling twice, sends nothing) and at most MAX_CONFIRMATIONS per
+invitation, counted in the database in the booking's own transaction. Plain functions over a session;
+nothing here knows of the request.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from webapp import zones
+from webapp import database, zones
 from webapp.interviews import invitations, slots
 from webapp.messaging import activity, checks, compose, credits, outbox, subjects, whatsapp
 from webapp.models import Application, BookingVisit, Conversation, InterviewSlot, Invitation, Message
+from webapp.models.interviews import MAX_CONFIRMATIONS
 
 log = logging.getLogger(__name__)
 # What a token from new_token() looks like; anything else is unknown without asking the database.
@@ -67,9 +72,10 @@ def offered(session: Session, invitation: Invitation, now: datetime) -> list[Int
     return slots.free(session, invitation.application.job_id, now)
 
 
-def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) -> InterviewSlot:
-    """Hold this slot for the invitation (giving back the one it held); BookingRefused if the slot is not
-    offered or someone else holds it. In the caller's transaction.
+def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) -> InterviewSlot | None:
+    """Hold this slot for the invitation (giving back the one it held): the slot, or None when the
+    invitation holds it already (nothing changed, nothing to confirm). BookingRefused if the slot is
+    not offered or someone else holds it. In the caller's transaction.
 
     One application holds one slot at most: a candidate invited again keeps their booked interview
     until they book with the newer link, and that booking gives back what the older invitations held
@@ -81,6 +87,9 @@ def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) 
     session.execute(
         sa.select(Application.id).where(Application.id == invitation.application_id).with_for_update()
     )
+    database.write_lock(session)  # SQLite: the same turns, for the whole database
+    # Read afresh under the lock: a booking that waited for ours must see what ours changed.
+    session.refresh(invitation)
     slot = session.scalar(
         sa.select(InterviewSlot).where(
             InterviewSlot.id == slot_id,
@@ -91,7 +100,7 @@ def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) 
     if slot is None:
         raise BookingRefused("That time is no longer offered. Pick another.")
     if invitation.slot_id == slot.id:
-        return slot
+        return None
     try:
         with session.begin_nested():
             released = _release_others(session, invitation)
@@ -136,7 +145,13 @@ def _release_others(session: Session, invitation: Invitation) -> list[Invitation
 
 
 def cancel(session: Session, invitation: Invitation, now: datetime) -> InterviewSlot | None:
-    """Give the slot back; the link can book again until it expires. The slot it held, or None."""
+    """Give the slot back; the link can book again until it expires. The slot it held, or None when
+    nothing was booked (a second cancel changes nothing)."""
+    session.execute(
+        sa.select(Application.id).where(Application.id == invitation.application_id).with_for_update()
+    )
+    database.write_lock(session)
+    session.refresh(invitation)
     slot = invitation.slot
     if invitation.state != "booked" or slot is None:
         return None
@@ -164,29 +179,42 @@ class Confirmation:
     body: str
 
 
+def when(slot: InterviewSlot, zone: str, fmt: str) -> slots.Shown:
+    """The slot's time for the candidate reading in `zone`: an interview in person at its place's
+    clock (their own beside it when it differs), a video call in their own."""
+    return slots.shown(slot, zone, fmt, video_in_readers_zone=True)
+
+
 def confirmation(
     invitation: Invitation, slot: InterviewSlot, zone: str, link: str, cancelled: bool = False
 ) -> Confirmation:
-    """What the candidate gets after booking (or cancelling), in their zone, with the link to change it."""
+    """What the candidate gets after booking (or cancelling), with the link to change it: the time as
+    the page shows it (in person: the place's clock, named)."""
     org = invitation.application.job.organization.display_sender
     job = invitation.application.job.title
-    when = zones.format_time(slot.starts_at, zone, "%a %d %b %Y %H:%M")
+    shown = when(slot, zone, "%a %d %b %Y %H:%M")
+    when_text = f"{shown.when} ({shown.place} time)" if shown.place and shown.different else shown.when
     if cancelled:
         return Confirmation(
             f"Interview cancelled: {job}",
-            f"Your interview with {org} for {job} on {when} is cancelled. To pick another time: {link}",
+            f"Your interview with {org} for {job} on {when_text} is cancelled. To pick another time: {link}",
         )
     return Confirmation(
         f"Interview booked: {job}",
-        f"Your interview with {org} for {job} is booked: {when}, {slot.minutes} min, {slot.place}. "
+        f"Your interview with {org} for {job} is booked: {when_text}, {slot.minutes} min, {slot.place}. "
         f"To change or cancel: {link}",
     )
 
 
+def confirmations_left(invitation: Invitation) -> int:
+    return max(0, MAX_CONFIRMATIONS - invitation.confirmations)
+
+
 def send_confirmation(session: Session, invitation: Invitation, text: Confirmation) -> Message | None:
     """Queue the confirmation on the invitation's channel, if its rules allow it now (the candidate may
-    have opted out, the WhatsApp window closed, the credits run out): the booking stands either way,
-    and the page says when and where. In a savepoint of the caller's transaction."""
+    have opted out, the WhatsApp window closed, the credits run out) and the invitation has not sent
+    MAX_CONFIRMATIONS already: the booking stands either way, and the page says when and where. In a
+    savepoint of the caller's transaction, which also counts it."""
     conversation = session.get(Conversation, invitation.message.conversation_id)
     if conversation is None:
         return None
@@ -195,6 +223,19 @@ def send_confirmation(session: Session, invitation: Invitation, text: Confirmati
     contact = about.contact
     try:
         with session.begin_nested():
+            # Counted first, by a conditional UPDATE: of two changes at once, only those under the
+            # limit get a message (a refusal below rolls the count back with the savepoint).
+            counted = session.execute(
+                sa.update(Invitation)
+                .where(Invitation.id == invitation.id, Invitation.confirmations < MAX_CONFIRMATIONS)
+                .values(confirmations=Invitation.confirmations + 1)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not counted:
+                log.info(
+                    "no confirmation for invitation %s: %s sent already", invitation.id, MAX_CONFIRMATIONS
+                )
+                return None
             checks.check_recipient(session, contact, channel)
             if channel == "whatsapp":
                 checks.check_whatsapp_window(whatsapp.time_left(conversation) is not None, False)
@@ -219,31 +260,43 @@ def send_confirmation(session: Session, invitation: Invitation, text: Confirmati
     except (checks.SendRefused, credits.InsufficientCredits) as refused:
         log.info("no confirmation for invitation %s: %s", invitation.id, refused)
         return None
+    finally:
+        session.refresh(invitation, ["confirmations"])
 
 
-# --- How often one address may ask --------------------------------------------------------------------
+# --- How often one address, and one link, may ask ------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Limit:
     per_address: int
     window: timedelta
+    # Requests for one link, from whatever addresses (0: no such limit).
+    per_token: int = 0
 
 
-def visit(session: Session, address: str, limit: Limit, now: datetime) -> bool:
-    """Count this request; False when the address has asked more than the limit within the window.
+def visit(session: Session, address: str, limit: Limit, now: datetime, token: str | None = None) -> bool:
+    """Count this request; False when the address, or the link (`token`, when the request names one),
+    has asked more than its limit within the window.
 
     Stored and committed before counting, as the sign-in limit does (webapp.auth.service), so that
     parallel requests cannot all see a count under the limit. Rows older than the window go.
     """
     address = address[:64]
+    hashed = invitations.token_hash(token) if token else None
     since = now - limit.window
     session.execute(sa.delete(BookingVisit).where(BookingVisit.created_at <= since))
-    session.add(BookingVisit(remote_addr=address, created_at=now))
+    session.add(BookingVisit(remote_addr=address, token_hash=hashed, created_at=now))
     session.commit()
-    count = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(BookingVisit)
-        .where(BookingVisit.remote_addr == address, BookingVisit.created_at > since)
-    )
-    return (count or 0) <= limit.per_address
+
+    def count(condition: sa.ColumnElement[bool]) -> int:
+        found = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(BookingVisit)
+            .where(condition, BookingVisit.created_at > since)
+        )
+        return found or 0
+
+    if count(BookingVisit.remote_addr == address) > limit.per_address:
+        return False
+    return not (hashed and limit.per_token and count(BookingVisit.token_hash == hashed) > limit.per_token)

@@ -1,8 +1,9 @@
 """The demo's interviews: slots on Acme's Backend Engineer over the next working days, one candidate
 invited by SMS (not booked yet) and one invited by email who has booked, so that a newcomer sees the
-slots page, the invitation in a conversation and a booking. Through the same functions the pages use;
-the messages are marked delivered, as the demo never calls a provider. Idempotent: a job with slots
-is left alone."""
+slots page, the invitation in a conversation and a booking; and slots in person at the Newark
+warehouse, on New York's clock (a candidate invited there from Europe sees both times). Through the
+same functions the pages use; the messages are marked delivered, as the demo never calls a provider.
+Idempotent: a job with slots is left alone."""
 
 from __future__ import annotations
 
@@ -36,7 +37,15 @@ PLACES = (
 )
 
 
+NEWARK_JOB = "Warehouse Associate"
+NEWARK_PLACE = "Acme warehouse, 200 Port Street, Newark, NJ (gate B)"
+# New York's clock: after the Berlin slots' end on Riley's day, even in the weeks when only one of the
+# two has moved to summer time.
+NEWARK_TIMES = ("10:00", "10:30", "11:00")
+
+
 def seed(session: Session, acme: Organization) -> None:
+    _seed_newark(session, acme)
     job = session.scalar(sa.select(Job).where(Job.organization_id == acme.id, Job.title == JOB))
     recruiter = session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
     if job is None or recruiter is None:
@@ -99,6 +108,7 @@ def seed(session: Session, acme: Organization) -> None:
     )
     _delivered(booked.message, now)
     slot = booking.book(session, booked, made[1].id, now)
+    assert slot is not None  # a fresh invitation: the booking is a change
     # The link itself is only in the candidate's email (the token is not kept): the confirmation
     # names the page without it.
     zone, _ = booking.candidate_zone(booked, None, acme.time_zone)
@@ -108,6 +118,28 @@ def seed(session: Session, acme: Organization) -> None:
     if confirmation is not None:
         _delivered(confirmation, now)
     session.flush()
+
+
+def _seed_newark(session: Session, acme: Organization) -> None:
+    job = session.scalar(sa.select(Job).where(Job.organization_id == acme.id, Job.title == NEWARK_JOB))
+    recruiter = session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
+    if job is None or recruiter is None:
+        return
+    if session.scalar(sa.select(InterviewSlot.id).where(InterviewSlot.job_id == job.id).limit(1)):
+        return
+    now = utcnow()
+    zone = slots.default_zone(job)
+    day = zones.local(now, zone).date()
+    days = 0
+    while days < 2:
+        day += timedelta(days=1)
+        if day.weekday() >= 5:
+            continue
+        days += 1
+        for at in NEWARK_TIMES:
+            hour, minute = (int(x) for x in at.split(":"))
+            draft = slots.Draft(day, time(hour, minute), 30, NEWARK_PLACE, recruiter.id, zone)
+            slots.create(session, recruiter, job, draft, now)
 
 
 def _delivered(message: Message, now: datetime) -> None:

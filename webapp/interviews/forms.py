@@ -4,23 +4,61 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from webapp import ids
-from webapp.interviews.slots import LENGTHS
+from webapp.interviews.slots import INTERVALS, LENGTHS, WEEKDAYS
 from webapp.models import CHANNEL_LABELS
+
+
+def _weekday(value: object) -> int | None:
+    """0 (Monday) … 6, as the form's checkboxes send them; anything else is dropped."""
+    text = str(value).strip()
+    return int(text) if text in {"0", "1", "2", "3", "4", "5", "6"} else None
+
+
+def _lengths() -> list[SelectChoice]:
+    return [SelectChoice(str(n), f"{n} min") for n in LENGTHS]
 
 
 class SlotForm(FlaskForm):
     """A new slot. Day and time come as the browser's date and time inputs send them; what they mean
-    (the organisation's zone, not in the past) is webapp.interviews.slots' to say."""
+    (the chosen zone, not in the past, the interviewer free then) is webapp.interviews.slots' to say."""
 
     day = StringField("Day", validators=[Optional(), Length(max=20)])
     at = StringField("Starts at", validators=[Optional(), Length(max=20)])
-    minutes = SelectField(
-        "Length",
-        choices=[SelectChoice(str(n), f"{n} min") for n in LENGTHS],
+    minutes = SelectField("Length", choices=_lengths(), coerce=ids.parse, validate_choice=False, default=30)
+    time_zone = StringField("Time zone", validators=[Optional(), Length(max=64)])
+    place = StringField("Place or video link", validators=[Optional(), Length(max=2000)])
+    interviewer_id = SelectField(
+        "Interviewer", coerce=ids.parse, validate_choice=False, validators=[Optional()]
+    )
+
+
+class SeriesForm(FlaskForm):
+    """Several slots in one step: every N minutes between two times, on the ticked weekdays of a span
+    of days. Used with prefix "series", so that its fields and the single slot's differ on the page."""
+
+    first_day = StringField("First day", validators=[Optional(), Length(max=20)])
+    last_day = StringField("Last day", validators=[Optional(), Length(max=20)])
+    weekdays = SelectMultipleField(
+        "On",
+        choices=[SelectChoice(str(n), name) for n, name in enumerate(WEEKDAYS)],
+        coerce=_weekday,
+        validate_choice=False,
+        validators=[Optional()],
+        default=[0, 1, 2, 3, 4],
+    )
+    start = StringField("From", validators=[Optional(), Length(max=20)])
+    end = StringField("Until", validators=[Optional(), Length(max=20)])
+    every = SelectField(
+        "A slot every",
+        choices=[SelectChoice(str(n), f"{n} min") for n in INTERVALS],
         coerce=ids.parse,
         validate_choice=False,
         default=30,
     )
+    minutes = SelectField(
+        "Each lasting", choices=_lengths(), coerce=ids.parse, validate_choice=False, default=30
+    )
+    time_zone = StringField("Time zone", validators=[Optional(), Length(max=64)])
     place = StringField("Place or video link", validators=[Optional(), Length(max=2000)])
     interviewer_id = SelectField(
         "Interviewer", coerce=ids.parse, validate_choice=False, validators=[Optional()]

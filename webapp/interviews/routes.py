@@ -14,7 +14,7 @@ from wtforms.fields.choices import SelectChoice
 from webapp import access, form_errors, ids, zones
 from webapp.extensions import db
 from webapp.interviews import bp, invitations, slots
-from webapp.interviews.forms import InviteForm, SlotForm
+from webapp.interviews.forms import InviteForm, SeriesForm, SlotForm
 from webapp.messaging import checks, compose, credits, dispatch, subjects
 from webapp.messaging import templates as message_templates
 from webapp.messaging.checks import SendRefused
@@ -52,48 +52,125 @@ def _parse_time(text: str | None) -> time | None:
         return None
 
 
-@bp.route("/jobs/<id:job_id>/slots", methods=["GET", "POST"])
-@login_required
-def job_slots(job_id: int) -> Response:
-    job = _job(job_id)
-    form = SlotForm()
+def _prepare(job: Job, submitted: SlotForm | SeriesForm | None, *idle: SlotForm | SeriesForm) -> None:
+    """The interviewer choices of both forms; the form not sent starts from the defaults."""
     team = slots.team(db.session, job)
-    form.interviewer_id.choices = [SelectChoice("", "Not named")] + [
-        SelectChoice(str(u.id), u.name) for u in team
-    ]
-    if request.method == "GET" and any(u.id == current_user.id for u in team):
-        form.interviewer_id.data = current_user.id  # most often the one adding the slot
-    status = 200
-    if request.method == "POST":
-        if form.validate_on_submit():
-            draft = slots.Draft(
-                day=_parse_day(form.day.data),
-                at=_parse_time(form.at.data),
-                minutes=form.minutes.data,
-                place=form.place.data or "",
-                interviewer_id=form.interviewer_id.data,
-            )
-            try:
-                slot = slots.create(db.session, current_user, job, draft, utcnow())
-            except slots.SlotRefused as refused:
-                db.session.rollback()
-                getattr(form, refused.field).errors = [refused.message]
-            else:
-                when = zones.format_time(slot.starts_at, job.organization.time_zone, "%a %d %b %H:%M")
-                db.session.commit()
-                flash(f"Slot added: {when}.", "success")
-                return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
-        status = 422
+    for form in (submitted, *idle):
+        if form is None:
+            continue
+        form.interviewer_id.choices = [SelectChoice("", "Not named")] + [
+            SelectChoice(str(u.id), u.name) for u in team
+        ]
+    for form in idle:
+        if any(u.id == current_user.id for u in team):
+            form.interviewer_id.data = current_user.id  # most often the one adding the slot
+        form.time_zone.data = slots.default_zone(job)
+
+
+def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200) -> Response:
     return render(
         "interviews/slots.html",
         "interviews/slots.html",
         status=status,
         job=job,
         form=form,
+        series=series,
         slots=slots.of_job(db.session, job),
         now=utcnow(),
         zone=job.organization.time_zone,
+        job_zone=slots.default_zone(job),
+        zone_names=zones.names(),
+        weekdays=slots.WEEKDAYS,
+        shown=lambda slot, fmt="%a %d %b %Y, %H:%M": slots.shown(slot, job.organization.time_zone, fmt),
+        city=zones.city(job.organization.time_zone),
     )
+
+
+def _refuse_slot(form: SlotForm | SeriesForm, refused: slots.SlotRefused) -> None:
+    db.session.rollback()
+    form_errors.put(form, refused.message, refused.field)
+
+
+@bp.route("/jobs/<id:job_id>/slots", methods=["GET", "POST"])
+@login_required
+def job_slots(job_id: int) -> Response:
+    job = _job(job_id)
+    if request.method == "GET":
+        form, series = SlotForm(formdata=None), SeriesForm(prefix="series", formdata=None)
+        _prepare(job, None, form, series)
+        return _slots_page(job, form, series)
+    form, series = SlotForm(), SeriesForm(prefix="series", formdata=None)
+    _prepare(job, form, series)
+    if form.validate_on_submit():
+        draft = slots.Draft(
+            day=_parse_day(form.day.data),
+            at=_parse_time(form.at.data),
+            minutes=form.minutes.data,
+            place=form.place.data or "",
+            interviewer_id=form.interviewer_id.data,
+            time_zone=form.time_zone.data,
+        )
+        try:
+            slot = slots.create(db.session, current_user, job, draft, utcnow())
+        except slots.SlotRefused as refused:
+            _refuse_slot(form, refused)
+        else:
+            when = zones.format_time(slot.starts_at, slots.zone_of(slot), "%a %d %b %H:%M")
+            db.session.commit()
+            flash(f"Slot added: {when}.", "success")
+            return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
+    return _slots_page(job, form, series, status=422)
+
+
+@bp.post("/jobs/<id:job_id>/slots/series")
+@login_required
+def add_series(job_id: int) -> Response:
+    job = _job(job_id)
+    form, series = SlotForm(formdata=None), SeriesForm(prefix="series")
+    _prepare(job, series, form)
+    if series.validate_on_submit():
+        wanted = slots.Series(
+            first_day=_parse_day(series.first_day.data),
+            last_day=_parse_day(series.last_day.data),
+            weekdays=frozenset(d for d in series.weekdays.data or [] if d is not None),
+            start=_parse_time(series.start.data),
+            end=_parse_time(series.end.data),
+            every=series.every.data,
+            minutes=series.minutes.data,
+            place=series.place.data or "",
+            interviewer_id=series.interviewer_id.data,
+            time_zone=series.time_zone.data,
+        )
+        try:
+            outcome = slots.add_series(db.session, current_user, job, wanted, utcnow())
+        except slots.SlotRefused as refused:
+            _refuse_slot(series, refused)
+        else:
+            zone = slots.zone_of(outcome.added[0])
+            db.session.commit()
+            flash(_series_report(outcome, zone), "success")
+            if outcome.skipped:
+                flash(_skipped_report(outcome, zone), "error")
+            return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
+    return _slots_page(job, form, series, status=422)
+
+
+def _series_report(outcome: slots.SeriesOutcome, zone: str) -> str:
+    first, last = outcome.added[0].starts_at, outcome.added[-1].starts_at
+    span = zones.format_time(first, zone, "%a %d %b %H:%M")
+    if len(outcome.added) > 1:
+        span += " to " + zones.format_time(last, zone, "%a %d %b %H:%M")
+    count = len(outcome.added)
+    return f"{count} slot{'s' if count != 1 else ''} added: {span}."
+
+
+def _skipped_report(outcome: slots.SeriesOutcome, zone: str) -> str:
+    count = len(outcome.skipped)
+    listed = "; ".join(
+        f"{zones.format_time(at, zone, '%a %d %b %H:%M')}: {why}" for at, why in outcome.skipped[:5]
+    )
+    more = f"; and {count - 5} more" if count > 5 else ""
+    return f"{count} time{'s' if count != 1 else ''} skipped, the others added. {listed}{more}."
 
 
 @bp.post("/jobs/<id:job_id>/slots/<id:slot_id>/delete")

@@ -36,6 +36,9 @@ class Job(Base):
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
     title: Mapped[str] = mapped_column(sa.String(200))
     location: Mapped[str] = mapped_column(sa.String(200), default="")
+    # The time zone of the job's place (an IANA name): where its interviews in person happen. None:
+    # the organisation's.
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
     is_open: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

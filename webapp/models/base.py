@@ -30,6 +30,13 @@ sa.event.listen(
     "before_create",
     sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )
+# An interviewer's slots may not overlap: an exclusion constraint over (integer =, time range &&), whose
+# GiST index needs btree_gist for the integer. Trusted too.
+sa.event.listen(
+    Base.metadata,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS btree_gist").execute_if(dialect="postgresql"),
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
