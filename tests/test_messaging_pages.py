@@ -207,6 +207,31 @@ def test_an_opted_out_number_is_refused_before_send(client, auth, pages) -> None
     assert "email is free" in counter_of(email.get_data(as_text=True))
 
 
+def test_an_opt_out_refusal_is_said_once(client, auth, pages) -> None:
+    """A send refused because the number opted out says so once: the counter's line under the text
+    becomes the error, and "Send as" does not repeat it."""
+    from webapp.messaging import optouts
+
+    lena = pages["lena"]
+    stop = Message(channel="sms", direction="inbound", body="STOP", status="received", provider_id="stop-1")
+    db.session.add(stop)
+    db.session.flush()
+    optouts.opt_out(db.session, lena.job.organization_id, lena.candidate.mobile, stop)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    for channel in ("sms", "whatsapp"):
+        refused = post(client, f"{pages['c']}/messages", {"channel": channel, "body": "Hi"})
+        assert refused.status_code == 422
+        html = refused.get_data(as_text=True)
+        assert html.count("has opted out of texts from your organisation") == 1, channel
+        error = re.search(r'<p class="[^"]*field-error[^"]*" data-counter="blocked"[^>]*role="alert"', html)
+        assert error, channel
+    # Before any send, the counter says it without alarm.
+    preview = post(client, f"{pages['c']}/preview", {"channel": "sms", "body": "Hi"}).get_data(as_text=True)
+    assert preview.count("has opted out") == 1 and 'role="alert"' not in preview
+    assert db.session.query(Message).filter_by(direction="outbound").count() == 0
+
+
 def test_whatsapp_counter_says_the_price_on_an_empty_box(client, auth, pages) -> None:
     f.open_whatsapp_window(pages["lena"])
     db.session.commit()

@@ -200,17 +200,21 @@ def composer_context(
         # becomes the error instead of being repeated under "Send as".
         "missing_right": missing,
         "refused_for_right": bool(missing) and missing in form.channel.errors,
-        "channel_errors": [e for e in form.channel.errors if e != missing],
     }
-    context.update(
-        counter_context(
-            conversation,
-            about,
-            form.channel.data or "email",
-            form.body.data or "",
-            form.whatsapp_template_id.data,
-        )
+    counter = counter_context(
+        conversation,
+        about,
+        form.channel.data or "email",
+        form.body.data or "",
+        form.whatsapp_template_id.data,
     )
+    # Why the person cannot be reached on this channel is said once, by the counter under the text;
+    # when it is why a send was refused, that line becomes the error instead of being repeated under
+    # "Send as".
+    blocked = counter["blocked"]
+    context["refused_for_reach"] = bool(blocked) and blocked in form.channel.errors
+    context["channel_errors"] = [e for e in form.channel.errors if e not in (missing, blocked)]
+    context.update(counter)
     return context
 
 
