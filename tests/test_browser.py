@@ -328,8 +328,10 @@ def test_recruiter_texts_a_candidate_and_sees_it_delivered(page: Page) -> None:
     message = page.get_by_label("Message")
     message.fill("Hi %FIRSTNAME%, great news about your application 🎉")
     counter = page.locator(".counter")
-    expect(counter.locator("[data-counter=encoding]")).to_have_text("UCS-2")
+    # In the units that decide the segments: 🎉 counts 2 UTF-16 units, and says so.
+    expect(counter.locator("[data-counter=units]")).to_have_text(re.compile(r"^\d+ of 70 UCS-2 units$"))
     expect(counter.locator("[data-counter=ucs2]")).to_contain_text("🎉")
+    expect(counter.locator("[data-counter=doubled]")).to_have_text("🎉 counts 2 units.")
     expect(counter.locator("[data-counter=credits]")).to_have_text("1 credit")
     shot(page, "composer-ucs2")
 

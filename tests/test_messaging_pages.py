@@ -116,9 +116,15 @@ def test_globex_has_email_only(client, auth, pages) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("Hello %FIRSTNAME%", ["10 characters", "GSM-7", "1 segment", "1 credit"]),
-        ("Price 10 € " + "a" * 150, ["GSM-7", "2 segments", "2 credits", "153 per segment"]),
-        ("Hej ç 😀", ["UCS-2", "UCS-2 because of <code>ç</code>, <code>😀</code>"]),
+        ("Hello %FIRSTNAME%", ["10 of 160 GSM-7 units", "1 segment", "1 credit"]),
+        (
+            "Price 10 € " + "a" * 150,
+            ["162 of 160 GSM-7 units", "2 segments", "2 credits", "up to 153 units each"],
+        ),
+        ("Hej ç 😀", ["UCS-2", "UCS-2 because of <code>ç</code> and <code>😀</code>"]),
+        # The units that decide the segments, and the character that counts double, named.
+        ("a" * 69 + "👍", ["71 of 70 UCS-2 units", "2 segments", "<code>👍</code> counts 2 units"]),
+        ("a" * 159 + "€", ["161 of 160 GSM-7 units", "2 segments", "<code>€</code> counts 2 units"]),
     ],
 )
 def test_live_counter(client, auth, pages, body, expected) -> None:
