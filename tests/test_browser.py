@@ -358,6 +358,8 @@ def test_a_refused_send_keeps_what_was_typed(page: Page) -> None:
     sign_in(page, "recruiter@acme.example")
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").first.get_by_role("link").click()
+    # SMS chosen: an earlier test may have left this candidate's conversation on email.
+    page.get_by_role("radio", name="SMS").check()
     typed = "Long text. " * 160
     page.get_by_label("Message").fill(typed)
     page.get_by_role("button", name="Send").click()
@@ -369,6 +371,7 @@ def test_an_inbound_reply_appears_on_the_open_page_within_3_seconds(page: Page, 
     sign_in(page, "recruiter@acme.example")
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").nth(1).get_by_role("link").click()
+    page.get_by_role("radio", name="SMS").check()  # whatever channel the conversation was last on
     page.get_by_label("Message").fill("Could you do a call on Tuesday?")
     page.get_by_role("button", name="Send").click()
     sent = page.locator(".messages .msg-outbound").last
@@ -485,6 +488,10 @@ def test_a_tab_is_in_the_address_and_history_lands_on_it(page: Page, live_app: F
     sign_in(page, "recruiter@acme.example")
     path = application_path(live_app, "Lena Müller", "Product Designer")
     page.goto(path)
+    # Without a tab in the address, the reply channel's: Lena last wrote on WhatsApp.
+    expect(page.get_by_role("tab", name="WhatsApp")).to_have_attribute("aria-selected", "true")
+    page.get_by_role("tab", name="SMS").click()
+    expect(page).to_have_url(re.compile(rf"{path}\?tab=sms$"))
     expect(page.get_by_role("tab", name="SMS")).to_have_attribute("aria-selected", "true")
     page.get_by_role("tab", name="WhatsApp").click()
     expect(page).to_have_url(re.compile(rf"{path}\?tab=whatsapp$"))
