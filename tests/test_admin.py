@@ -759,10 +759,15 @@ def test_the_live_preview_uses_sample_data_and_the_segment_counter(client, world
         post(client, "/admin/templates/preview", template(body="Hi %FIRSTNAME% at %COMPANY% %NAME% 😀"))
     )
     assert "Hi Alex at Acme %NAME% 😀" in html
-    assert '<span data-counter="encoding">UCS-2</span>' in html
+    assert '<span data-counter="units">25 of 70 UCS-2 units</span>' in html
+    assert "<code>😀</code> counts 2 units." in html  # the counter's words are the composer's
     assert re.search(r'data-preview="unknown">Unknown placeholder: %NAME%', html)
     long = text(post(client, "/admin/templates/preview", template(body="a" * 161)))
     assert '<span data-counter="segments">2 segments</span>' in long
+    assert '<span data-counter="units">161 of 160 GSM-7 units</span>' in long
+    euro = text(post(client, "/admin/templates/preview", template(body="a" * 159 + "€")))
+    assert '<span data-counter="units">161 of 160 GSM-7 units</span>' in euro
+    assert '<p class="counter-note" data-counter="doubled"><code>€</code> counts 2 units.</p>' in euro
     missing = text(post(client, "/admin/templates/preview", template(kind="interview_invitation")))
     assert "must contain %INVITELINK%" in missing
     link = text(

@@ -339,8 +339,10 @@ def test_recruiter_texts_a_candidate_and_sees_it_delivered(page: Page) -> None:
     message = page.get_by_label("Message")
     message.fill("Hi %FIRSTNAME%, great news about your application 🎉")
     counter = page.locator(".counter")
-    expect(counter.locator("[data-counter=encoding]")).to_have_text("UCS-2")
+    # In the units that decide the segments: 🎉 counts 2 UTF-16 units, and says so.
+    expect(counter.locator("[data-counter=units]")).to_have_text(re.compile(r"^\d+ of 70 UCS-2 units$"))
     expect(counter.locator("[data-counter=ucs2]")).to_contain_text("🎉")
+    expect(counter.locator("[data-counter=doubled]")).to_have_text("🎉 counts 2 units.")
     expect(counter.locator("[data-counter=credits]")).to_have_text("1 credit")
     shot(page, "composer-ucs2")
 
@@ -368,6 +370,8 @@ def test_a_refused_send_keeps_what_was_typed(page: Page) -> None:
     to_jobs(page)
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").first.get_by_role("link").click()
+    # SMS chosen: an earlier test may have left this candidate's conversation on email.
+    page.get_by_role("radio", name="SMS").check()
     typed = "Long text. " * 160
     page.get_by_label("Message").fill(typed)
     page.get_by_role("button", name="Send").click()
@@ -380,6 +384,7 @@ def test_an_inbound_reply_appears_on_the_open_page_within_3_seconds(page: Page, 
     to_jobs(page)
     page.get_by_role("link", name="Backend Engineer").click()
     page.locator("#applications tbody tr").nth(1).get_by_role("link").click()
+    page.get_by_role("radio", name="SMS").check()  # whatever channel the conversation was last on
     page.get_by_label("Message").fill("Could you do a call on Tuesday?")
     page.get_by_role("button", name="Send").click()
     sent = page.locator(".messages .msg-outbound").last
@@ -497,6 +502,10 @@ def test_a_tab_is_in_the_address_and_history_lands_on_it(page: Page, live_app: F
     sign_in(page, "recruiter@acme.example")
     path = application_path(live_app, "Lena Müller", "Product Designer")
     page.goto(path)
+    # Without a tab in the address, the reply channel's: Lena last wrote on WhatsApp.
+    expect(page.get_by_role("tab", name="WhatsApp")).to_have_attribute("aria-selected", "true")
+    page.get_by_role("tab", name="SMS").click()
+    expect(page).to_have_url(re.compile(rf"{path}\?tab=sms$"))
     expect(page.get_by_role("tab", name="SMS")).to_have_attribute("aria-selected", "true")
     page.get_by_role("tab", name="WhatsApp").click()
     expect(page).to_have_url(re.compile(rf"{path}\?tab=whatsapp$"))

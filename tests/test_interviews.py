@@ -331,12 +331,31 @@ def test_the_counter_counts_the_rendered_link(world, client, auth) -> None:
     )
     html = text(response)
     link_length = len(f"{BASE}/book/") + 22
-    characters = int(re.search(r'data-counter="characters">(\d+)', html).group(1))
+    characters = int(re.search(r'data-counter="units">(\d+) of 160 GSM-7 units', html).group(1))
     assert characters == 121 + link_length  # 160 would fit "%INVITELINK%" as typed; the link does not
     assert re.search(r'data-counter="segments">2 segments', html)
     # And the message sent costs what the counter said.
     sent = invite(world, body=body)
     assert (len(sent.message.body), sent.message.segments, sent.message.credits) == (characters, 2, 2)
+
+
+def test_the_invitation_counter_speaks_as_the_composer(world, client, auth) -> None:
+    """The invitation form's counter has the composer's words: units against one SMS, doubles named."""
+    auth.login("recruiter@acme.test")
+    token = csrf_from(client, f"/applications/{world['lena'].id}/invite")
+    response = client.post(
+        "/interviews/preview",
+        data={
+            "channel": "sms",
+            "body": "Price 10 € %INVITELINK%",
+            "application": world["lena"].id,
+            "job": world["job"].id,
+        },
+        headers={"X-CSRFToken": token},
+    )
+    html = text(response)
+    assert re.search(r'data-counter="units">\d+ of 160 GSM-7 units<', html)
+    assert '<p class="counter-note" data-counter="doubled"><code>€</code> counts 2 units.</p>' in html
 
 
 # --- An invitation is a normal message ------------------------------------------------------------------

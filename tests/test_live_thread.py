@@ -199,6 +199,43 @@ def test_unmatched_messages_are_assigned_by_an_admin(client, auth, page) -> None
     assert client.get("/admin/unmatched").status_code == 403
 
 
+def test_an_assigned_message_keeps_its_number_and_who_assigned_it(client, auth, page) -> None:
+    """Assigned to Lena's application, a text from another number is not shown as Lena's: the thread
+    names the number it came from and the administrator who put it there."""
+    page["admin"].name = "Ada Lovelace"
+    db.session.commit()
+    stranger = "+447700900555"
+    post(client, "/webhooks/vonage/inbound", inbound(OUR, stranger, "Is the job still open?"))
+    message = db.session.query(Message).filter_by(conversation_id=None).one()
+    auth.logout()
+    auth.login("admin@acme.test")
+    token = csrf_from(client, "/admin/unmatched")
+    client.post(
+        f"/admin/unmatched/{message.id}/assign",
+        data={"application_id": str(page["lena"].id), "csrf_token": token},
+    )
+    db.session.expire_all()
+    stored = db.session.get(Message, message.id)
+    assert stored.from_addr == stranger and stored.assigned_by_id == page["admin"].id
+    assert stored.assigned_at is not None
+
+    auth.logout()
+    auth.login("recruiter@acme.test")
+    html = client.get(page["url"] + "?tab=sms").get_data(as_text=True)
+    item = html[html.index(f'id="message-{message.id}"') :]
+    item = re.sub(r"\s+", " ", item[: item.index("</li>")])
+    assert "Is the job still open?" in item
+    assert re.search(r"From \+44 7700 900555, assigned by Ada Lovelace on \d\d \w{3} \d\d:\d\d", item)
+    assert "Lena Müller" not in item  # not shown as written by Lena
+    assert "<strong>+44 7700 900555</strong>" in item
+    # The Inbox's pane says the same.
+    conversation_id = page["c"].rsplit("/", 1)[1]
+    pane = client.get(f"/inbox/conversations/{conversation_id}", headers={"HX-Request": "true"})
+    assert "From +44 7700 900555, assigned by Ada Lovelace" in re.sub(
+        r"\s+", " ", pane.get_data(as_text=True)
+    )
+
+
 def test_the_thread_costs_the_same_queries_for_3_or_30_messages(client, page, app) -> None:
     from sqlalchemy import event
 

@@ -116,9 +116,15 @@ def test_globex_has_email_only(client, auth, pages) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("Hello %FIRSTNAME%", ["10 characters", "GSM-7", "1 segment", "1 credit"]),
-        ("Price 10 € " + "a" * 150, ["GSM-7", "2 segments", "2 credits", "153 per segment"]),
-        ("Hej ç 😀", ["UCS-2", "UCS-2 because of <code>ç</code>, <code>😀</code>"]),
+        ("Hello %FIRSTNAME%", ["10 of 160 GSM-7 units", "1 segment", "1 credit"]),
+        (
+            "Price 10 € " + "a" * 150,
+            ["162 of 160 GSM-7 units", "2 segments", "2 credits", "up to 153 units each"],
+        ),
+        ("Hej ç 😀", ["UCS-2", "UCS-2 because of <code>ç</code> and <code>😀</code>"]),
+        # The units that decide the segments, and the character that counts double, named.
+        ("a" * 69 + "👍", ["71 of 70 UCS-2 units", "2 segments", "<code>👍</code> counts 2 units"]),
+        ("a" * 159 + "€", ["161 of 160 GSM-7 units", "2 segments", "<code>€</code> counts 2 units"]),
     ],
 )
 def test_live_counter(client, auth, pages, body, expected) -> None:
@@ -205,6 +211,31 @@ def test_an_opted_out_number_is_refused_before_send(client, auth, pages) -> None
     assert "has opted out of texts" in counter_of(preview.get_data(as_text=True))
     email = post(client, f"{pages['c']}/preview", {"channel": "email", "body": "Hi"})
     assert "email is free" in counter_of(email.get_data(as_text=True))
+
+
+def test_an_opt_out_refusal_is_said_once(client, auth, pages) -> None:
+    """A send refused because the number opted out says so once: the counter's line under the text
+    becomes the error, and "Send as" does not repeat it."""
+    from webapp.messaging import optouts
+
+    lena = pages["lena"]
+    stop = Message(channel="sms", direction="inbound", body="STOP", status="received", provider_id="stop-1")
+    db.session.add(stop)
+    db.session.flush()
+    optouts.opt_out(db.session, lena.job.organization_id, lena.candidate.mobile, stop)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    for channel in ("sms", "whatsapp"):
+        refused = post(client, f"{pages['c']}/messages", {"channel": channel, "body": "Hi"})
+        assert refused.status_code == 422
+        html = refused.get_data(as_text=True)
+        assert html.count("has opted out of texts from your organisation") == 1, channel
+        error = re.search(r'<p class="[^"]*field-error[^"]*" data-counter="blocked"[^>]*role="alert"', html)
+        assert error, channel
+    # Before any send, the counter says it without alarm.
+    preview = post(client, f"{pages['c']}/preview", {"channel": "sms", "body": "Hi"}).get_data(as_text=True)
+    assert preview.count("has opted out") == 1 and 'role="alert"' not in preview
+    assert db.session.query(Message).filter_by(direction="outbound").count() == 0
 
 
 def test_whatsapp_counter_says_the_price_on_an_empty_box(client, auth, pages) -> None:

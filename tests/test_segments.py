@@ -143,3 +143,18 @@ def test_line_breaks_are_gsm() -> None:
     for text in ("a\nb", "a\rb", "a\r\nb"):
         assert count(text).encoding == "GSM-7"
     assert count("a\r\nb").units == 4
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=[v["id"] for v in VECTORS["vectors"]])
+def test_doubled_names_every_character_that_counts_two(vector: dict[str, Any]) -> None:
+    """The characters named as counting 2 are exactly the difference between units and characters."""
+    text = vector["text"]
+    result = count(text)
+    assert result.units == result.characters + sum(text.count(c) for c in result.doubled)
+    assert len(set(result.doubled)) == len(result.doubled)
+
+
+def test_doubled_depends_on_the_encoding() -> None:
+    assert count("Price 10 € [ok] €").doubled == ("€", "[", "]")
+    assert count("ç € 😀 [").doubled == ("😀",)  # in UCS-2 € and [ are one unit each
+    assert count("plain text").doubled == () and count("").doubled == ()

@@ -106,7 +106,7 @@ def test_a_prospect_conversation_through_its_routes(client, auth, crm) -> None:
     preview = client.post(
         f"{url}/preview", data={"channel": "sms", "body": "%JOBTITLE%", "csrf_token": token}
     ).get_data(as_text=True)
-    assert re.search(r"\b16 characters", preview)  # %JOBTITLE% is the community: "Nordic engineers"
+    assert re.search(r"\b16 of 160 GSM-7 units", preview)  # %JOBTITLE% is the community: "Nordic engineers"
     auth.logout()
     auth.login("other@acme.test")
     assert client.get(f"{url}/thread?tab=sms", headers={"HX-Request": "true"}).status_code == 404

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from webapp import access, landing, phones, zones
 from webapp.extensions import db
-from webapp.messaging import status
+from webapp.messaging import sms_words, status
 from webapp.models import CHANNEL_LABELS, Organization
 
 
@@ -24,6 +24,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["failure_text"] = status.explain
 
     app.jinja_env.globals["low_credits"] = _low_credits
+    app.jinja_env.globals["sms_words"] = sms_words.describe
 
     @app.context_processor
     def navigation() -> dict[str, Any]:

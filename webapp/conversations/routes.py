@@ -25,10 +25,12 @@ from webapp.messaging import (
     dispatch,
     optouts,
     reads,
+    reply_channel,
     simulate,
     subjects,
     whatsapp,
 )
+from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.status import PENDING
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
@@ -48,9 +50,20 @@ def _conversation(conversation_id: int) -> tuple[Conversation, Subject]:
     return conversation, subjects.of_conversation(conversation)
 
 
-def default_tab(about: Subject) -> str:
-    texting = [c for c in about.organization.channels if c != "email"]
-    return texting[0] if texting else "email"
+def preselected(conversation: Conversation, about: Subject) -> ReplyChannel:
+    """The channel a reply goes out on unless the user picks another (messaging.reply_channel): the
+    composer preselects it and the page opens on its tab. Someone who may only read (another
+    organisation's conversation) is shown the tab of the channel its own team would reply on."""
+    offered = (
+        about.organization.channels
+        if checks.not_ours(current_user, about)
+        else checks.allowed_channels(current_user, about)
+    )
+    chosen = reply_channel.for_conversation(db.session, about, conversation, offered)
+    if chosen is None:  # nothing to write on: the first texting channel's tab, as before
+        texting = [c for c in about.organization.channels if c != "email"]
+        return ReplyChannel(texting[0] if texting else "email", "")
+    return chosen
 
 
 def _opt_out(about: Subject) -> OptOut | None:
@@ -69,8 +82,9 @@ def thread_version(conversation: Conversation | None, opt_out: OptOut | None) ->
     return f"{messages}.{opt_out.id if opt_out else 0}.{stamp}"
 
 
-def page_url(conversation: Conversation, about: Subject, tab: str) -> str:
-    """Where the conversation lives as a page: its application's page, or its prospect-community page."""
+def page_url(conversation: Conversation, about: Subject, tab: str | None) -> str:
+    """Where the conversation lives as a page: its application's page, or its prospect-community page
+    (on the reply channel's tab when `tab` is None)."""
     if about.application is not None:
         return url_for("jobs.application", application_id=about.id, tab=tab)
     return url_for("crm.membership", membership_id=about.id, tab=tab)
@@ -83,10 +97,11 @@ def thread_context(
     follow_newest: bool = False,
     from_id: int | None = None,
     opted_out: OptOut | bool | None = False,
+    reply: ReplyChannel | None = None,
 ) -> dict[str, Any]:
     """The thread on one channel's tab, or every channel interleaved (`tab` ALL, as the Inbox shows
     it): the newest page of messages, or all from `from_id` on when a refresh must keep what the
-    reader scrolled up to."""
+    reader scrolled up to. Without a tab, the reply channel's (`reply`, computed when not given)."""
     org = about.organization
     if opted_out is False:  # not read yet by the caller
         opted_out = _opt_out(about)
@@ -95,8 +110,8 @@ def thread_context(
     version = thread_version(conversation, opted_out)
     # A channel switched off later keeps its tab while it has history (kept on the conversation).
     channels = [c for c in CHANNEL_LABELS if c in org.channels or getattr(conversation, f"has_{c}")]
-    if tab != ALL:
-        tab = tab if tab in channels else default_tab(about)
+    if tab != ALL and tab not in channels:
+        tab = (reply or preselected(conversation, about)).channel
     channel = None if tab == ALL else tab
     # The tabs' counts; every channel interleaved shows no tabs (and need not count a long thread).
     counts = conversations.counts_by_channel(db.session, conversation) if channel else {}
@@ -165,7 +180,11 @@ def counter_context(
 
 
 def composer_context(
-    conversation: Conversation, about: Subject, form: ComposeForm | None, channel: str | None
+    conversation: Conversation,
+    about: Subject,
+    form: ComposeForm | None,
+    channel: str | None,
+    reply: ReplyChannel | None = None,
 ) -> dict[str, Any]:
     read_only = checks.not_ours(current_user, about)
     if read_only:
@@ -173,10 +192,11 @@ def composer_context(
     allowed = checks.allowed_channels(current_user, about)
     form = form or ComposeForm()
     form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]
+    # Why, said under "Send as" while its channel is the one chosen (static/css/app.css hides it else).
+    reply = reply or preselected(conversation, about)
     if form.channel.data not in allowed:
-        # Start on the open tab's channel when the user may write on it, else on their first texting one.
-        texting = [c for c in allowed if c != "email"]
-        form.channel.data = channel if channel in allowed else (texting[0] if texting else "email")
+        # Start on the open tab's channel when the user may write on it, else on the reply channel.
+        form.channel.data = channel if channel in allowed else reply.channel
     templates = compose.templates_for(db.session, current_user, allowed, about.audience)
     form.template_id.choices = [SelectChoice("", "No template")] + [
         SelectChoice(str(t.id), t.name) for t in templates
@@ -202,17 +222,22 @@ def composer_context(
         # becomes the error instead of being repeated under "Send as".
         "missing_right": missing,
         "refused_for_right": bool(missing) and missing in form.channel.errors,
-        "channel_errors": [e for e in form.channel.errors if e != missing],
+        "reply": reply,
     }
-    context.update(
-        counter_context(
-            conversation,
-            about,
-            form.channel.data or "email",
-            form.body.data or "",
-            form.whatsapp_template_id.data,
-        )
+    counter = counter_context(
+        conversation,
+        about,
+        form.channel.data or "email",
+        form.body.data or "",
+        form.whatsapp_template_id.data,
     )
+    # Why the person cannot be reached on this channel is said once, by the counter under the text;
+    # when it is why a send was refused, that line becomes the error instead of being repeated under
+    # "Send as".
+    blocked = counter["blocked"]
+    context["refused_for_reach"] = bool(blocked) and blocked in form.channel.errors
+    context["channel_errors"] = [e for e in form.channel.errors if e not in (missing, blocked)]
+    context.update(counter)
     return context
 
 
@@ -243,12 +268,14 @@ def panel_context(
     form: ComposeForm | None = None,
     follow_newest: bool = False,
 ) -> dict[str, Any]:
-    """Everything templates/conversations/_panel.html draws, for a page that includes it."""
-    context = thread_context(conversation, about, tab, follow_newest)
+    """Everything templates/conversations/_panel.html draws, for a page that includes it. Without a
+    tab, the page opens on the reply channel's, and the composer on that channel."""
+    reply = preselected(conversation, about)
+    context = thread_context(conversation, about, tab, follow_newest, reply=reply)
     if context["tab"] == ALL:
         form = form or ComposeForm(formdata=None, view=ALL)
     context.update(
-        composer_context(conversation, about, form, None if context["tab"] == ALL else context["tab"])
+        composer_context(conversation, about, form, None if context["tab"] == ALL else context["tab"], reply)
     )
     context.update(simulate_context(conversation, about, context["tab"]))
     return context
@@ -300,7 +327,7 @@ def panel(conversation_id: int) -> Response:
     conversation, about = _conversation(conversation_id)
     tab = request.args.get("tab") or ALL
     if not wants_fragment():
-        return redirect(page_url(conversation, about, default_tab(about) if tab == ALL else tab))
+        return redirect(page_url(conversation, about, None if tab == ALL else tab))
     context = panel_context(conversation, about, tab)
     response = make_response(render_template("conversations/_panel.html", **context))
     db.session.commit()  # the read markers of what is on screen

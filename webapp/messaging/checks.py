@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from webapp import access, permissions, phones
@@ -101,31 +103,46 @@ def check_sender(session: Session, user: User, about: Subject, channel: str) -> 
         raise SendRefused(f"{label} is not switched on for your organisation.", "channel")
 
 
-def check_recipient(session: Session, contact: Candidate | Prospect, channel: str) -> None:
-    """The recipient can be reached on this channel and has not opted out."""
+@dataclass(frozen=True)
+class Unreachable:
+    """Why a channel cannot reach a person: the refusal in full, and in a few words (for the composer's
+    "By email: Felix opted out of texts")."""
+
+    message: str
+    short: str
+
+
+def unreachable(session: Session, contact: Candidate | Prospect, channel: str) -> Unreachable | None:
+    """Why this channel cannot reach the recipient (no address, opted out), or None when it can."""
+    name, first = contact.full_name, contact.first_name
     if channel == "email":
         if not contact.email:
-            raise SendRefused(f"{contact.full_name} has no email address.", "channel")
-        return
+            return Unreachable(f"{name} has no email address.", f"{first} has no email address")
+        return None
     if not contact.mobile:
-        raise SendRefused(f"{contact.full_name} has no mobile number.", "channel")
+        return Unreachable(f"{name} has no mobile number.", f"{first} has no mobile number")
     opt_out = optouts.active(session, contact.organization_id, contact.mobile)
     if opt_out is not None:
-        raise SendRefused(
+        return Unreachable(
             f"{phones.display(contact.mobile)} has opted out of texts from your organisation "
             f"(since {opt_out.created_at:%d %b %Y}). "
             "It cannot receive SMS or WhatsApp until it opts in again.",
-            "channel",
+            f"{first} opted out of texts",
         )
+    return None
+
+
+def check_recipient(session: Session, contact: Candidate | Prospect, channel: str) -> None:
+    """The recipient can be reached on this channel and has not opted out."""
+    found = unreachable(session, contact, channel)
+    if found is not None:
+        raise SendRefused(found.message, "channel")
 
 
 def recipient_refusal(session: Session, contact: Candidate | Prospect, channel: str) -> str | None:
     """Why check_recipient would refuse this channel, for the composer to say before Send; else None."""
-    try:
-        check_recipient(session, contact, channel)
-    except SendRefused as refused:
-        return refused.message
-    return None
+    found = unreachable(session, contact, channel)
+    return found.message if found else None
 
 
 def check_body(channel: str, text: str, subject: str | None = None) -> segments.SegmentCount | None:

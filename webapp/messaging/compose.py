@@ -24,6 +24,7 @@ from webapp.messaging import (
     whatsapp,
 )
 from webapp.messaging.checks import SendRefused
+from webapp.messaging.segments import SegmentCount
 from webapp.messaging.subjects import Subject
 from webapp.models import (
     Conversation,
@@ -50,6 +51,8 @@ class Preview:
     credits: int
     ucs2_characters: tuple[str, ...]
     unknown_placeholders: list[str]
+    # The SMS count itself, for its words (webapp.messaging.sms_words); None on other channels.
+    sms: SegmentCount | None = None
 
 
 def recipient_for(about: Subject, user: User, invite_link: str | None = None) -> placeholders.Recipient:
@@ -94,6 +97,7 @@ def preview(
             cost,
             c.ucs2_characters,
             placeholders.unknown(body),
+            c,
         )
     # A WhatsApp message costs the organisation's price whatever its length: say so before any typing.
     cost = pricing.credits_for(channel, 1, org) if channel in ("whatsapp", "email") else 0

@@ -68,10 +68,10 @@ def page(
         del newest_first[limit:]
     else:
         older = bool(newest_first) and has_older(session, conversation, channel, newest_first[-1].id)
-    # The authors in one statement, not refreshed: populate_existing on them would reset the signed-in
-    # user's loaded rights, to be read again by the next check. Each message then finds its author in
-    # the session without a query.
-    authors = {m.author_id for m in newest_first if m.author_id is not None}
+    # The authors (and who assigned a message) in one statement, not refreshed: populate_existing on
+    # them would reset the signed-in user's loaded rights, to be read again by the next check. Each
+    # message then finds its author in the session without a query.
+    authors = {u for m in newest_first for u in (m.author_id, m.assigned_by_id) if u is not None}
     if authors:
         session.scalars(sa.select(User).where(User.id.in_(authors))).all()
     return list(reversed(newest_first)), older

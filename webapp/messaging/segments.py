@@ -51,6 +51,9 @@ class SegmentCount:
     per_segment: int  # capacity of a part for this message: 160/153 (GSM-7) or 70/67 (UCS-2)
     characters: int  # user-perceived length: len(text) in code points
     ucs2_characters: tuple[str, ...]  # distinct characters that forced UCS-2, first appearance first
+    # Distinct characters that take two units in this encoding, first appearance first: the extension
+    # table's in GSM-7 (an escape and the character), those outside the BMP in UCS-2 (a surrogate pair).
+    doubled: tuple[str, ...] = ()
 
 
 _EMPTY = SegmentCount(GSM7, 0, 0, GSM7_SINGLE, 0, ())
@@ -74,22 +77,25 @@ def count(text: str) -> SegmentCount:
             return SegmentCount(GSM7, characters, -(-characters // GSM7_MULTI), GSM7_MULTI, characters, ())
         septets = text.translate(_EXPAND_ESCAPES)
         units = len(septets)
+        doubled = tuple(c for c in dict.fromkeys(text) if c in GSM_EXTENSION)
         if units <= GSM7_SINGLE:
-            return SegmentCount(GSM7, units, 1, GSM7_SINGLE, characters, ())
-        return SegmentCount(GSM7, units, _gsm7_parts(septets), GSM7_MULTI, characters, ())
+            return SegmentCount(GSM7, units, 1, GSM7_SINGLE, characters, (), doubled)
+        return SegmentCount(GSM7, units, _gsm7_parts(septets), GSM7_MULTI, characters, (), doubled)
 
     ucs2_characters = tuple(c for c in dict.fromkeys(text) if c not in GSM_ALL)
     # surrogatepass: a lone surrogate (it can arrive from a browser) is one code unit, not an error.
     utf16 = text.encode("utf-16-le", "surrogatepass")
     units = len(utf16) >> 1
+    # Without characters outside the BMP every code unit is a character.
+    doubled = () if units == characters else tuple(c for c in dict.fromkeys(text) if ord(c) > 0xFFFF)
     if units <= UCS2_SINGLE:
         segments = 1
         per_segment = UCS2_SINGLE
     else:
         per_segment = UCS2_MULTI
-        # Without characters outside the BMP every code unit is a character: no pair to keep together.
+        # Without characters outside the BMP there is no pair to keep together.
         segments = -(-units // UCS2_MULTI) if units == characters else _ucs2_parts(utf16, units)
-    return SegmentCount(UCS2, units, segments, per_segment, characters, ucs2_characters)
+    return SegmentCount(UCS2, units, segments, per_segment, characters, ucs2_characters, doubled)
 
 
 def _gsm7_parts(septets: str) -> int:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp.messaging import conversations, inbound, subjects
 from webapp.messaging.subjects import Subject
-from webapp.models import Application, Candidate, ConversationRead, Job, Message, User
+from webapp.models import Application, Candidate, ConversationRead, Job, Message, User, utcnow
 
 
 class CannotAssign(Exception):
@@ -93,6 +93,9 @@ def assign(session: Session, admin: User, message_id: int, about: Subject) -> Me
     conversation = conversations.for_subject(session, about, create=True)
     assert conversation is not None
     message.conversation_id = conversation.id
+    # The thread says who put it there and from which number it came (it may not be the contact's).
+    message.assigned_by_id = admin.id
+    message.assigned_at = utcnow()
     inbound.joined(conversation, message)
     # Read markers are message ids, and this message is older than what readers may have seen:
     # move their markers back so that it counts as unread for everyone.

@@ -147,10 +147,15 @@ class Message(Base):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     whatsapp_template_id: Mapped[int | None] = mapped_column(sa.ForeignKey("whatsapp_template.id"))
     template_parameters: Mapped[str | None] = mapped_column(sa.Text)  # JSON list, rendered for the recipient
+    # An inbound message no conversation claimed, put into one by an administrator (Unmatched messages):
+    # who did and when. Its from_addr stays the number it really came from.
+    assigned_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
-    author: Mapped[User | None] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+    assigned_by: Mapped[User | None] = relationship(foreign_keys=[assigned_by_id])
     whatsapp_template: Mapped[WhatsappTemplate | None] = relationship()
 
     @property

@@ -1,0 +1,80 @@
+"""What the SMS counter says about a text's size: one wording for the composer, the template editor's
+preview and the interview invitation form (all three draw it with templates/messaging/_sms_count.html).
+
+It counts in the units that decide the segments — GSM-7 septets or UCS-2 code units, never characters —
+against what one SMS holds, and names the characters that count double (a GSM-7 extension character
+such as €, an emoji in UCS-2) and the ones that forced UCS-2. The counting itself is
+webapp.messaging.segments.count; this module only puts its numbers into words.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from webapp.messaging.segments import GSM7, GSM7_SINGLE, UCS2_SINGLE, SegmentCount
+
+SINGLE = {GSM7: GSM7_SINGLE}
+# Characters without a printable form or a Unicode name of their own.
+NAMES = {"\t": "tab", "\f": "form feed"}
+
+
+@dataclass(frozen=True)
+class SmsWords:
+    units: str  # "161 of 160 GSM-7 units": the text's units against what one SMS holds
+    segments: str  # "2 segments"
+    per_segment: str | None  # "up to 153 units each", when the text goes in more than one
+    # (what it is about, the sentence): "ucs2" why UCS-2, "doubled" what counts 2, "split" a moved pair.
+    notes: tuple[tuple[str, Markup], ...]
+
+
+def describe(count: SegmentCount) -> SmsWords:
+    single = SINGLE.get(count.encoding, UCS2_SINGLE)
+    notes: list[tuple[str, Markup]] = []
+    if count.ucs2_characters:
+        notes.append(
+            (
+                "ucs2",
+                Markup("UCS-2 because of {}: one SMS holds {} units instead of {}.").format(
+                    _characters(count.ucs2_characters), UCS2_SINGLE, GSM7_SINGLE
+                ),
+            )
+        )
+    if count.doubled:
+        verb = "counts 2 units" if len(count.doubled) == 1 else "count 2 units each"
+        notes.append(("doubled", Markup("{} {}.").format(_characters(count.doubled), verb)))
+    many = count.segments > 1
+    if many and count.segments > -(-count.units // count.per_segment):
+        notes.append(
+            (
+                "split",
+                Markup(
+                    "A character that counts 2 is never cut in half: where it would straddle two "
+                    "segments it starts the next one."
+                ),
+            )
+        )
+    return SmsWords(
+        units=f"{count.units} of {single} {count.encoding} units",
+        segments=f"{count.segments} segment{'' if count.segments == 1 else 's'}",
+        per_segment=f"up to {count.per_segment} units each" if many else None,
+        notes=tuple(notes),
+    )
+
+
+def _characters(found: Sequence[str]) -> Markup:
+    """ "€", "€ and [", "ç, 😀 and ł": each as code, an invisible one by its code point and name."""
+    shown = [_character(c) for c in found]
+    if len(shown) == 1:
+        return shown[0]
+    return Markup(", ").join(shown[:-1]) + Markup(" and ") + shown[-1]
+
+
+def _character(c: str) -> Markup:
+    if c.isprintable() and not c.isspace():
+        return Markup("<code>{}</code>").format(c)
+    name = NAMES.get(c) or unicodedata.name(c, "").lower() or "an invisible character"
+    return Markup("<code>U+{:04X}</code> ({})").format(ord(c), name)
