@@ -252,7 +252,27 @@ def test_the_booking_page_shows_the_places_clock_then_the_candidates(world, app)
     assert '<p class="booking-when" id="booked-when">Tuesday 04 March 2031, 10:00 EST (Newark)</p>' in html
     assert '<p class="booking-yours" id="booked-yours">15:00 GMT your time</p>' in html
     confirmation = db.session.scalars(sa.select(Message).order_by(Message.id.desc())).first()
-    assert "is booked: Tue 04 Mar 2031 10:00 EST (Newark time), 30 min, Room 1." in confirmation.body
+    assert "is booked: Tue 04 Mar 2031 10:00 EST (Newark time), 30 min.\nWhere: Room 1\n" in confirmation.body
+
+
+def test_a_video_link_in_a_confirmation_is_followed_by_whitespace(world, app) -> None:
+    """The place may be a video link: the confirmation puts nothing after it but a line break, so a phone
+    opens exactly that address (never "…/warehouse." or "…/warehouse,")."""
+    riley, newark = world["riley"], world["newark"]
+    video = slots.create(db.session, riley, newark, draft("12:00", 30, None), utcnow())
+    video.place = "https://meet.example/warehouse"
+    db.session.commit()
+    _, token = invite_fiadh(world)
+    candidate = app.test_client()
+    csrf = csrf_from(candidate, f"/book/{token}")
+    assert candidate.post(f"/book/{token}", data={"csrf_token": csrf, "slot": video.id}).status_code == 303
+    confirmation = db.session.scalars(sa.select(Message).order_by(Message.id.desc())).first()
+    links = re.findall(r"https?://\S+?(?=\s|$)", confirmation.body)
+    assert "https://meet.example/warehouse" in links
+    for link in re.finditer(r"https?://", confirmation.body):
+        rest = confirmation.body[link.start() :]
+        word = re.match(r"\S+", rest).group(0)
+        assert word[-1].isalnum() or word.endswith("/"), f"{word!r} ends in punctuation"
 
 
 def test_a_candidate_on_the_places_clock_sees_one_time(world, app) -> None:

@@ -201,7 +201,10 @@ def confirmation(
         )
     return Confirmation(
         f"Interview booked: {job}",
-        f"Your interview with {org} for {job} is booked: {when_text}, {slot.minutes} min, {slot.place}. "
+        # The place ends its line: it may be a video link, and a link must be followed by whitespace
+        # (a phone would read a "." after it into the address).
+        f"Your interview with {org} for {job} is booked: {when_text}, {slot.minutes} min.\n"
+        f"Where: {slot.place}\n"
         f"To change or cancel: {link}",
     )
 
