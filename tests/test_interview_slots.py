@@ -275,6 +275,23 @@ def test_a_video_link_in_a_confirmation_is_followed_by_whitespace(world, app) ->
         assert word[-1].isalnum() or word.endswith("/"), f"{word!r} ends in punctuation"
 
 
+def test_the_team_reads_a_booking_on_the_places_clock_with_its_own_beside(world, app) -> None:
+    """The Interview card and the thread say what the candidate was told (Newark's 10:00), and the
+    team's own time beside it, not Berlin's clock alone."""
+    riley, newark = world["riley"], world["newark"]
+    in_person = slots.create(db.session, riley, newark, draft("10:00", 30, riley), utcnow())
+    db.session.commit()
+    invitation, token = invite_fiadh(world)
+    candidate = app.test_client()
+    csrf = csrf_from(candidate, f"/book/{token}")
+    assert (
+        candidate.post(f"/book/{token}", data={"csrf_token": csrf, "slot": in_person.id}).status_code == 303
+    )
+    db.session.refresh(invitation)
+    said = invitations.describe(invitation, "Europe/Berlin", utcnow())
+    assert said == "Booked for Tue 04 Mar 2031, 10:00 EST (Newark), 16:00 CET here"
+
+
 def test_a_candidate_on_the_places_clock_sees_one_time(world, app) -> None:
     """A German mobile and a Berlin interview: one clock, said once."""
     riley, job = world["riley"], world["berlin"]

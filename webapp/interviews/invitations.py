@@ -206,9 +206,12 @@ def is_expired(invitation: Invitation, now: datetime) -> bool:
 
 
 def describe(invitation: Invitation, zone: str | None, now: datetime) -> str:
-    """The invitation's state in words, times in `zone` (the organisation's, for the team)."""
+    """The invitation's state in words, for the team reading in `zone` (the organisation's): an interview
+    in person at its place's clock, as the candidate was told, with the team's beside it."""
     if invitation.state == "booked" and invitation.slot is not None:
-        when = zones.format_time(invitation.slot.starts_at, zone, "%a %d %b %Y, %H:%M")
+        shown = slots.shown(invitation.slot, zone or zones.DEFAULT, "%a %d %b %Y, %H:%M")
+        when = shown.when + (f" ({shown.place})" if shown.place and shown.different else "")
+        when += f", {shown.also} here" if shown.also else ""
         over = invitation.slot.starts_at <= now
         return f"{'Was booked' if over else 'Booked'} for {when}"
     if invitation.state == "replaced":
