@@ -1149,7 +1149,7 @@ INVITATION_TEMPLATES = [
         "sms",
         "Invitation to interview (SMS)",
         None,
-        "Hi %FIRSTNAME%, we would love to meet you about %JOBTITLE%. Pick a time that suits you: %INVITELINK% /%COMPANY%",
+        "Hi %FIRSTNAME%, we would love to meet you about %JOBTITLE%. Pick a time that suits you: %INVITELINK%\n%COMPANY%",
     ),
     (
         "whatsapp",
