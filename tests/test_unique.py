@@ -1,4 +1,4 @@
-"""The one rule for unique-constraint conflicts (webapp.unique) and the row lock (webapp.models.locks), on
+"""The one rule for unique-constraint conflicts (webapp.unique) and the row lock (database.lock_row), on
 SQLite and PostgreSQL: each database's error is traced to the constraint's name, a named conflict becomes
 the domain's refusal and leaves the transaction usable, anything else stays an error. The races
 themselves are in tests/test_races.py."""
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tests import factories as f
 from webapp import unique
 from webapp.compliance import catalogue, files, submissions
+from webapp.database import lock_row
 from webapp.demo import _demo_pdf
 from webapp.extensions import db
 from webapp.models import (
@@ -28,7 +29,6 @@ from webapp.models import (
     SendingNumber,
     utcnow,
 )
-from webapp.models.locks import lock_row
 
 PDF = _demo_pdf("Acme SAS")
 

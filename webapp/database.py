@@ -16,16 +16,20 @@ SQLite connection gets:
 `write_lock(session)` does the same for a check followed by a write (an interviewer's free time, say):
 on SQLite it takes the database's write lock before the check, so two such checks run one after the
 other. PostgreSQL needs none of this: its constraints and row locks decide races there.
+`lock_row(session, Model, id)` is the decision on one row (a submission's last approval): a row lock on
+PostgreSQL, the write lock on SQLite, and the row read afresh after it either way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 # How long a writer waits for another's commit before giving up; write transactions last milliseconds.
 BUSY_TIMEOUT_MS = 15_000
@@ -63,3 +67,21 @@ def write_lock(session: Session) -> None:
     """On SQLite, hold the database's write lock from now until the session's commit or rollback (a
     transaction that has already written holds it anyway). On PostgreSQL nothing: lock rows there."""
     _begin_immediate(session.connection().connection.driver_connection)
+
+
+def lock_row(session: Session, model: type[T], row_id: int, *options: Any) -> T:
+    """The row with this id, locked until the commit and read afresh (attributes already loaded are
+    overwritten, and so are the objects of the eager `options`), so that a decision made on what the
+    transaction reads next cannot be undone by another request deciding at the same moment. On
+    PostgreSQL a row lock (FOR UPDATE): a second request waits here for the first's commit, then reads
+    what it committed. SQLite has no row locks: its one write lock is taken here instead."""
+    write_lock(session)
+    key = sa.inspect(model).primary_key[0]
+    statement = (
+        sa.select(model)
+        .where(key == row_id)
+        .with_for_update()
+        .options(*options)
+        .execution_options(populate_existing=True)
+    )
+    return session.execute(statement).scalar_one()

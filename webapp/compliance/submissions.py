@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp.compliance import audit, catalogue
 from webapp.compliance.files import FileStore, Upload
+from webapp.database import lock_row
 from webapp.models import (
     AcceptableDocument,
     ComplianceDocument,
@@ -30,7 +31,6 @@ from webapp.models import (
     User,
     utcnow,
 )
-from webapp.models.locks import lock_row
 from webapp.models.upsert import insert_ignore
 from webapp.numbers import pool
 from webapp.unique import refusing
