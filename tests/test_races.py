@@ -47,6 +47,7 @@ from webapp.models import (
     Prospect,
     Role,
     SendingNumber,
+    User,
     WhatsappTemplate,
 )
 from webapp.numbers import pool
@@ -475,6 +476,20 @@ def test_a_second_new_role_of_the_name_waits_then_is_told_beside_the_name(app, a
     assert status == 422 and 'id="name-error"' in html
     assert "There is a role called “Sourcers” already." in html
     assert count(Role, Role.name == "Sourcers") == 1
+
+
+def test_ten_invitations_of_one_address_at_once_make_one_account(app, admin_world) -> None:
+    def invite(client: FlaskClient) -> Callable[[], TestResponse]:
+        data = {"csrf_token": token(client, "/admin/people"), "name": "Jo New", "email": "jo@acme.test"}
+        return lambda: client.post("/admin/people/invite", data=data)
+
+    answers = at_once([invite(signed_in(app, "admin@acme.test")) for _ in range(CLIENTS)])
+
+    assert statuses(answers) == [200] + [422] * (CLIENTS - 1), [a[0] for a in answers]
+    for status, html in answers:
+        if status == 422:
+            assert 'id="email-error"' in html and "jo@acme.test already has a Relay account." in html
+    assert count(User, User.email == "jo@acme.test") == 1
 
 
 def test_a_permission_new_to_the_catalogue_stored_by_two_at_once_is_stored_once(app, admin_world) -> None:

@@ -159,13 +159,14 @@ def invite(session: Session, admin: User, name: str, email: str, role_ids: Itera
     if len(name) > NAME_LENGTH:
         raise PeopleRefused(f"Keep the name under {NAME_LENGTH} characters.", "name")
     address = normal_email(email)
+    taken = PeopleRefused(f"{address} already has a Relay account.", "email")
     if session.scalar(sa.select(User.id).where(User.email == address)) is not None:
-        raise PeopleRefused(f"{address} already has a Relay account.", "email")
+        raise taken
     roles = _roles(session, org_id, role_ids)
     # No password: nobody can sign in as them until the link is used (check_password_hash("") is False).
     user = User(email=address, name=name, organization_id=org_id, password_hash="", roles=roles)
-    session.add(user)
-    session.flush()
+    with unique.refusing(session, {"uq_user_email": taken}):  # the same address invited meanwhile
+        session.add(user)
     return user, password_links.issue(session, user, admin)
 
 

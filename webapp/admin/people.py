@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -73,11 +72,6 @@ def invite() -> tuple[str, int]:
         db.session.rollback()
         field = getattr(form, refusal.field, form.email)
         field.errors = [*field.errors, str(refusal)]
-        return _people_page(form, 422)
-    except sa.exc.IntegrityError:
-        # The same address invited from another tab between the check and the commit.
-        db.session.rollback()
-        form.email.errors = [*form.email.errors, "That email address already has a Relay account."]
         return _people_page(form, 422)
     return _people_page(new_link=_hand_over(user, token, invited=True))
 
