@@ -76,6 +76,11 @@ class Filters:
     def any(self) -> bool:
         return bool(self.params())
 
+    @property
+    def count(self) -> int:
+        """How many filters are on besides the search (the Filters control says it while folded)."""
+        return len(self.params()) - (1 if self.q else 0)
+
 
 @dataclass(frozen=True)
 class Cursor:
