@@ -1,9 +1,10 @@
-from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
+from wtforms.widgets import DateInput, TimeInput
 
 from webapp import ids
+from webapp.forms import FlaskForm
 from webapp.interviews.slots import LENGTHS
 from webapp.models import CHANNEL_LABELS
 
@@ -12,8 +13,10 @@ class SlotForm(FlaskForm):
     """A new slot. Day and time come as the browser's date and time inputs send them; what they mean
     (the organisation's zone, not in the past) is webapp.interviews.slots' to say."""
 
-    day = StringField("Day", validators=[Optional(), Length(max=20)])
-    at = StringField("Starts at", validators=[Optional(), Length(max=20)])
+    # The browser's date and time inputs (their widgets), which take no maxlength: Length still bounds
+    # what a request sends.
+    day = StringField("Day", widget=DateInput(), validators=[Optional(), Length(max=20)])
+    at = StringField("Starts at", widget=TimeInput(), validators=[Optional(), Length(max=20)])
     minutes = SelectField(
         "Length",
         choices=[SelectChoice(str(n), f"{n} min") for n in LENGTHS],
