@@ -16,14 +16,15 @@ rounds, interleaved:
 - floor: GET /bench/floor, a page of this run's app only: signed in, one row read by its key, rendered
   in base.html — the least a page of the app costs;
 - first page: GET /inbox; filtered: the list for WhatsApp conversations that need a reply (htmx);
-  search by name and by message text (htmx);
+  search by name and by message text (htmx); search by a number's start ("+49": every generated
+  candidate has a German mobile, the most a country code can match) and by seven of its digits (htmx);
 - the unchanged poll: GET /inbox/changes with the page's own marker (204);
 - a thread of 5,000 messages: its newest page, every channel interleaved, as the thread region draws
   it (GET /conversations/<id>/thread?tab=all), and the Inbox's pane that opens it (THREAD: the
   conversation's panel, the same thread and the composer).
 
 and prints p50/p95 and the ratios, and on PostgreSQL the EXPLAIN (ANALYZE, BUFFERS) of the list's and
-the search's statements as the app sends them.
+the searches' statements as the app sends them. --only search times the floor and the searches alone.
 """
 
 from __future__ import annotations
@@ -323,7 +324,7 @@ def bench_app(database_url: str) -> Flask:
     return app
 
 
-def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool) -> dict[str, Any]:
+def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool, only: str = "") -> dict[str, Any]:
     app.config["BENCH_ROW"] = info["thread_conversation"]
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
@@ -334,7 +335,9 @@ def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool) -> di
     html = client.get("/inbox").get_data(as_text=True)
     poll = re.search(r'data-url="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
     with app.app_context():
-        name = db.session.scalar(sa.select(Candidate.last_name).order_by(Candidate.id.desc()).limit(1))
+        name, mobile = db.session.execute(
+            sa.select(Candidate.last_name, Candidate.mobile).order_by(Candidate.id.desc()).limit(1)
+        ).one()
         thread = None
         if THREAD[0] in app.view_functions:
             from flask import url_for
@@ -348,11 +351,15 @@ def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool) -> di
         "filtered page": ("/inbox?channel=whatsapp&reply=1", hx, 200),
         "search by name": (f"/inbox?q={name}", hx, 200),
         "search by text": (f"/inbox?q={TEXT_QUERY.replace(' ', '+')}", hx, 200),
+        "search by a number's start (+49)": ("/inbox?q=%2B49", hx, 200),
+        "search by digits of a number": (f"/inbox?q={mobile[-7:]}", hx, 200),
         "unchanged poll": (poll, hx, 204),
     }
     if thread:
         endpoints["thread of 5,000"] = (thread + "/thread?tab=all", hx, 200)
         endpoints["pane of 5,000 (thread + composer)"] = (thread, hx, 200)
+    if only:
+        endpoints = {k: v for k, v in endpoints.items() if k == "floor" or k.startswith(only)}
 
     def once(path: str, headers: dict[str, str], expected: int) -> float:
         begun = time.perf_counter()
@@ -385,10 +392,11 @@ def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool) -> di
             "p95_ms": round(percentile(values, 95), 2),
             "x_floor": round(p50 / floor, 2),
         }
-    if not thread:
+    if not thread and not only:
         result["thread of 5,000"] = "waits for the conversations blueprint (issue #9 part 1): see THREAD"
     if explain:
-        result["plans"] = plans(app, client, {k: endpoints[k] for k in ("first page", "search by text")})
+        shown = ("first page", "search by text", "search by a number's start (+49)")
+        result["plans"] = plans(app, client, {k: v for k, v in endpoints.items() if k in shown})
     return result
 
 
@@ -421,14 +429,14 @@ def plans(app: Flask, client: Any, endpoints: dict[str, tuple[str, dict[str, str
 # --- the run ------------------------------------------------------------------------------------------
 
 
-def run(database: str, size: tuple[int, int], samples: int, seed: int) -> dict[str, Any]:
+def run(database: str, size: tuple[int, int], samples: int, seed: int, only: str = "") -> dict[str, Any]:
     conversations, messages = size
     rng = random.Random(seed)
     if database == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             app = bench_app(f"sqlite:///{tmp}/bench.db")
             info = populate(app, conversations, messages, rng)
-            return {**info, **measure(app, info, samples, explain=False)}
+            return {**info, **measure(app, info, samples, explain=False, only=only)}
     server = sa.make_url(os.environ["BENCH_POSTGRES_URL"]).set(drivername="postgresql+psycopg")
     name = f"relay_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(
@@ -439,7 +447,7 @@ def run(database: str, size: tuple[int, int], samples: int, seed: int) -> dict[s
     try:
         app = bench_app(server.set(database=name).render_as_string(hide_password=False))
         info = populate(app, conversations, messages, rng)
-        result = {**info, **measure(app, info, samples, explain=True)}
+        result = {**info, **measure(app, info, samples, explain=True, only=only)}
         with app.app_context():
             db.engine.dispose()
         return result
@@ -457,6 +465,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", default="", help='time the floor and the endpoints named so ("search")')
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",")]
     results: dict[str, Any] = {
@@ -470,7 +479,7 @@ def main() -> None:
             continue
         for size in sizes:
             label = f"{database} {size[0]:,} conversations / {size[1]:,} messages"
-            results[label] = run(database, size, args.samples, args.seed)
+            results[label] = run(database, size, args.samples, args.seed, args.only)
             print(json.dumps({label: results[label]}, indent=1, ensure_ascii=False, default=str), flush=True)
     summary = {
         k: {e: v[e]["p50_ms"] for e in v if isinstance(v.get(e), dict) and "p50_ms" in v[e]}

@@ -1,20 +1,33 @@
 """For the browser tests: a live Relay (werkzeug on 127.0.0.1, a free port), a watch on the browser's
-console, and axe-core's accessibility checks."""
+console, axe-core's accessibility checks, and html-validate on the HTML of every page served."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 from playwright.sync_api import ConsoleMessage, Page, Response
+from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE_PATH = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# html-validate (npm, a devDependency) with the repository's rules: .htmlvalidate.json says which of its
+# recommended rules are off and why (README, Tests).
+HTML_VALIDATE = ROOT / "node_modules" / "html-validate" / "bin" / "html-validate.mjs"
+HTML_VALIDATE_CONFIG = ROOT / ".htmlvalidate.json"
 # WCAG 2.2 AA, and axe's best practices; serious and critical findings fail a test.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
 AXE_FAILING = ("serious", "critical")
@@ -66,6 +79,8 @@ class ConsoleWatch:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"uncaught error: {error}"))
         page.on("response", self._response)
+        # And every full page the watched browser is served goes to html-validate (SERVED).
+        page.on("response", SERVED.keep)
         return self
 
     def _console(self, message: ConsoleMessage) -> None:
@@ -108,3 +123,103 @@ def axe_problems(page: Page, source: str) -> list[str]:
         for v in found
         if v["impact"] in AXE_FAILING
     ]
+
+
+# --- html-validate on every page served ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedPage:
+    url: str  # path and query
+    status: int
+    test: str  # the first test that was served it
+    html: str
+
+
+# A page's CSRF token changes with every session; two pages that differ only by it are one page.
+_TOKENS = re.compile(r'(name="[\w-]*csrf_token"[^>]*?value="|"X-CSRFToken": ")[^"]*')
+
+
+class ServedPages:
+    """The HTML of every full page (a document, not an htmx fragment or a redirect) the watched
+    browsers were served, as the server sent it, once per distinct page. The module-scoped fixture
+    `served_pages_are_valid_html` (tests/conftest.py) hands what a test module gathered to
+    html-validate in one node process, at the end of the module."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, ServedPage] = {}
+
+    def keep(self, response: Response) -> None:
+        if response.request.resource_type != "document" or 300 <= response.status < 400:
+            return
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            return
+        try:
+            html = response.text()
+        except PlaywrightError:
+            return  # the browser let go of the body already (the page was left at once): nothing to read
+        key = hashlib.sha256(_TOKENS.sub(r"\1", html).encode()).hexdigest()
+        if key not in self.pages:
+            parts = urlsplit(response.url)
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+            url = parts.path + (f"?{parts.query}" if parts.query else "")
+            self.pages[key] = ServedPage(url, response.status, test, html)
+
+    def take(self) -> list[ServedPage]:
+        pages, self.pages = list(self.pages.values()), {}
+        return pages
+
+
+SERVED = ServedPages()
+
+
+def html_validate_available() -> bool:
+    return HTML_VALIDATE.exists() and shutil.which("node") is not None
+
+
+def html_problems(pages: list[ServedPage]) -> list[str]:
+    """html-validate's errors on these pages, one node process for all of them, each told with the page
+    (address, status, the test that was served it), the line and the rule, and the markup in question."""
+    if not pages:
+        return []
+    with tempfile.TemporaryDirectory(prefix="relay-html-") as tmp:
+        files = []
+        for n, served in enumerate(pages):
+            path = Path(tmp) / f"page-{n:04d}.html"
+            path.write_text(served.html, encoding="utf-8")
+            files.append(str(path))
+        report = Path(tmp) / "report.json"
+        # The report goes to a file: node may exit before a large stdout is written to a pipe.
+        done = subprocess.run(
+            [
+                shutil.which("node") or "node",
+                str(HTML_VALIDATE),
+                "--config",
+                str(HTML_VALIDATE_CONFIG),
+                "--formatter",
+                f"json={report}",
+                *files,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode not in (0, 1) or not report.exists():
+            return [f"html-validate did not run (exit {done.returncode}): {done.stderr.strip()[:2000]}"]
+        results = json.loads(report.read_text() or "[]")
+    found = []
+    for result in results:
+        served = pages[int(Path(result["filePath"]).stem.rsplit("-", 1)[1])]
+        errors = [m for m in result["messages"] if m["severity"] == 2]
+        if not errors:
+            continue
+        lines = served.html.splitlines()
+        told = [f"{served.url} ({served.status}, served in {served.test}):"]
+        for m in errors:
+            line = lines[m["line"] - 1].strip() if 0 < m["line"] <= len(lines) else ""
+            told.append(f"  line {m['line']}:{m['column']} [{m['ruleId']}] {m['message']}")
+            if line:
+                told.append(f"      {line[:200]}")
+        found.append("\n".join(told))
+    return found

@@ -104,6 +104,29 @@ def need(what: str) -> None:
     pytest.skip(f"{what} is not available here")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def served_pages_are_valid_html(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every page a browser test module's browsers were served passes html-validate (the repository's
+    .htmlvalidate.json): checked once at the end of the module, in one node process, and told page by
+    page (tests/browser_support.py gathers them)."""
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    from tests import browser_support
+
+    if not browser_support.html_validate_available():
+        need("html-validate and node (npm ci)")
+    browser_support.SERVED.take()  # what an earlier module left, if it stopped early
+    yield
+    problems = browser_support.html_problems(browser_support.SERVED.take())
+    if problems:
+        pytest.fail(
+            f"html-validate ({browser_support.HTML_VALIDATE_CONFIG.name}) found errors in "
+            f"{len(problems)} page(s) served to the browser:\n" + "\n".join(problems),
+            pytrace=False,
+        )
+
+
 def _pg_url(database: str) -> sa.URL:
     url = sa.make_url(POSTGRES_URL)
     return url.set(drivername="postgresql+psycopg", database=database)

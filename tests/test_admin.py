@@ -21,11 +21,14 @@ from webapp.auth import password_links
 from webapp.extensions import db
 from webapp.messaging import credits, ledger, refills, templates
 from webapp.models import (
+    CommunityMembership,
+    Conversation,
     CreditAccount,
     CreditTransaction,
     Message,
     MessageTemplate,
     Organization,
+    Prospect,
     RefillRequest,
     Role,
     User,
@@ -637,11 +640,68 @@ def test_the_ledger_filters_and_its_csv(client, world) -> None:
     assert [int(r[3]) for r in rows[1:]] == [100, -2, -2, 2]
     assert [int(r[4]) for r in rows[1:]] == [100, 98, 96, 98]
     assert rows[1][0] == "2026-01-10 10:00:00" and rows[1][1] == "Europe/Berlin"
-    assert rows[1][8].startswith("'=")  # a spreadsheet shows it as text, not a formula
-    assert rows[2][5:8] == ["Riley Chen", "sms", "'+4915123456789"]
+    assert rows[1][9].startswith("'=")  # a spreadsheet shows it as text, not a formula
+    assert rows[2][5:9] == ["Riley Chen", "sms", "Lena Müller", "'+4915123456789"]
     debits_only = list(csv.reader(io.StringIO(text(client.get("/admin/credits/ledger.csv?kind=debit")))))
     assert len(debits_only) == 3
     assert client.get("/admin/credits/ledger.csv?since=soon").status_code == 400
+
+
+def test_the_ledger_names_whom_each_message_was_for(client, world) -> None:
+    """A debit names the conversation's person (a candidate or a prospect), the number beside it; a
+    message in no conversation (a HELP reply to a stranger) names its number alone. The CSV has the
+    person and the channel, not our message id."""
+    acme = world["acme"]
+    credits.top_up(db.session, acme, 10, "Order", world["staff"])
+    prospect = Prospect(
+        organization_id=acme.id, first_name="=Paul", last_name="Becker", mobile="+447400900111"
+    )
+    db.session.add(prospect)
+    db.session.flush()
+    membership = CommunityMembership(community_id=world["community"].id, prospect_id=prospect.id)
+    db.session.add(membership)
+    db.session.flush()
+    with_prospect = Conversation(organization_id=acme.id, community_membership_id=membership.id)
+    db.session.add(with_prospect)
+    db.session.flush()
+    with_lena = int(f.conversation_url(world["lena"]).split("/")[-1])
+    for conversation_id, channel, to in [
+        (with_lena, "sms", "+4915123456789"),
+        (with_prospect.id, "whatsapp", "+447400900111"),
+        (None, "sms", "+447700900555"),
+    ]:
+        message = Message(
+            conversation_id=conversation_id, channel=channel, body="Hi", to_addr=to, credits=1, status="sent"
+        )
+        db.session.add(message)
+        db.session.flush()
+        credits.debit(db.session, acme, message)
+    db.session.commit()
+    Auth(client).login("admin@acme.test")
+
+    page = text(client.get("/admin/credits?kind=debit"))
+    details = [
+        " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+        for cell in re.findall(r'<td class="cell-wide">(.*?)</td>', page, re.S)
+    ]
+    assert details == [
+        "SMS to +44 7700 900555",
+        "WhatsApp to =Paul Becker +44 7400 900111",
+        "SMS to Lena Müller +49 1512 3456789",
+    ]
+    assert (
+        '<span class="ledger-person">Lena Müller</span> <span class="muted nowrap">+49 1512 3456789</span>'
+        in page
+    )
+
+    rows = list(csv.reader(io.StringIO(text(client.get("/admin/credits/ledger.csv?kind=debit")))))
+    assert rows[0] == ledger.CSV_HEADER and "message" not in rows[0]
+    person, to = rows[0].index("person"), rows[0].index("to")
+    assert [(r[6], r[person], r[to]) for r in rows[1:]] == [
+        ("sms", "Lena Müller", "'+4915123456789"),
+        ("whatsapp", "'=Paul Becker", "'+447400900111"),  # a name is quoted against formulas too
+        ("sms", "", "'+447700900555"),
+    ]
 
 
 def test_usage_by_month_user_and_country(app, world) -> None:

@@ -591,8 +591,8 @@ def test_the_console_watch_catches_a_csp_violation_and_axe_runs_under_csp(
             lambda route: route.fulfill(
                 status=200,
                 headers={"Content-Type": "text/html", "Content-Security-Policy": strict},
-                body='<!doctype html><html lang="en"><title>Probe</title><main><h1>Probe</h1>'
-                "<script>document.title = 'ran';</script></main></html>",
+                body='<!doctype html><html lang="en"><head><title>Probe</title></head>'
+                "<body><main><h1>Probe</h1><script>document.title = 'ran';</script></main></body></html>",
             ),
         )
         other.goto(f"{live_server}/csp-probe")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from webapp import access, permissions
@@ -171,3 +173,30 @@ def test_a_database_seeded_with_the_old_template_names_is_renamed_not_doubled(ap
     before = dump()
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     assert dump() == before
+
+
+def test_the_demo_ledger_is_stamped_when_its_messages_went(app, runner) -> None:
+    """Each debit and refund of the demo's conversations carries its message's time (not the moment the
+    demo was loaded), and the balance after each row is the running sum in time order."""
+    from webapp.models import CreditTransaction, Message
+
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    s = db.session
+    rows = s.execute(
+        sa.select(CreditTransaction, Message)
+        .outerjoin(Message, Message.id == CreditTransaction.message_id)
+        .order_by(CreditTransaction.created_at, CreditTransaction.id)
+    ).all()
+    debits = [(row, message) for row, message in rows if row.kind == "debit"]
+    refunds = [(row, message) for row, message in rows if row.kind == "refund"]
+    assert len(debits) >= 20 and refunds
+    # (The interview invitations go out as the demo loads, through compose: their debit follows a moment
+    # after the message.)
+    assert all(abs(row.created_at - message.created_at) < timedelta(seconds=5) for row, message in debits)
+    assert all(row.created_at == message.failed_at for row, message in refunds)
+    days = {row.created_at.date() for row, _ in debits}
+    assert len(days) >= 5  # the threads went over days, not in the second the demo was loaded
+    running = 0
+    for row, _ in rows:
+        running += row.amount
+        assert row.balance_after == running, (row.kind, row.created_at, row.note)

@@ -345,8 +345,18 @@ def test_the_job_filter(varied) -> None:
         ("muller", ["Lena Müller"]),  # accents and case aside
         ("MÜLLER lena", ["Lena Müller"]),  # every word, either order
         ("schn", ["Mia Schneider"]),
-        ("+49 151 111", ["Jonas Schmidt"]),  # part of a number, typed with spaces
+        ("+49 151 111", ["Jonas Schmidt"]),  # the start of a number, typed with spaces
         ("4915123456789", ["Lena Müller"]),
+        # Two digits are enough for the start of a number (a country code), with or without +:
+        ("+49", ["Jonas Schmidt", "Lena Müller"]),
+        ("49", ["Jonas Schmidt", "Lena Müller"]),
+        (" +44 ", ["Mia Schneider"]),
+        ("(+49) 1512", ["Lena Müller"]),
+        ("00", []),  # but only at the start: Mia's +44 7400 900111 holds 00
+        ("+4", []),
+        ("74 009", ["Mia Schneider"]),  # three digits or more: anywhere in the number
+        ("+74", []),  # a + says it is the start
+        ("49+151", []),  # not a number (a + inside): nobody's name or words either
         ("thursday", ["Lena Müller"]),  # message text, case aside
         ("Your application", ["Jonas Schmidt"]),
         ("hello!", ["Mia Schneider"]),
@@ -364,6 +374,9 @@ def test_search_finds_prospects_by_name_and_number(world) -> None:
     say(w["membership"], text="Interested in the pool")
     assert listed(w["sourcer"], queries.Filters(q="becker")) == ["Paul Becker"]
     assert listed(w["sourcer"], queries.Filters(q="99988")) == ["Paul Becker"]
+    assert listed(w["sourcer"], queries.Filters(q="+49")) == ["Paul Becker"]
+    assert listed(w["sourcer"], queries.Filters(q="49 15")) == ["Paul Becker"]
+    assert listed(w["sourcer"], queries.Filters(q="+44")) == []
     assert listed(w["sourcer"], queries.Filters(q="the pool")) == ["Paul Becker"]
 
 

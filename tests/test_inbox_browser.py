@@ -150,6 +150,46 @@ def test_a_reply_moves_its_row_to_the_top_while_the_user_types(page: Page) -> No
     expect(search).to_have_value("er")
 
 
+# A small phone's first screen (375 × 667).
+SMALL_PHONE = {"width": 375, "height": 667}
+
+
+def test_the_filters_fold_behind_one_control_that_counts_them(page: Page) -> None:
+    """On a phone the filters besides the search fold behind "Filters · n", so that the conversations
+    come first; where the list has a column of its own they are open; the address holds them."""
+    sign_in(page, "recruiter@acme.example")
+    page.set_viewport_size(SMALL_PHONE)
+    page.goto("/inbox?channel=sms&mine=1")  # filters that other tests' reading does not change
+    control = page.locator("#inbox-more-filters > summary")
+    expect(control).to_have_text("Filters · 2")
+    expect(page.get_by_label("Channel")).to_be_hidden()
+    expect(page.locator(ROWS).first).to_be_in_viewport(ratio=1)  # the whole first conversation
+    shot(page, "inbox-filters-folded-375")
+
+    # Opened: the filters the address holds; a change is counted at once, and goes into the address.
+    control.click()
+    expect(page.get_by_label("Channel")).to_have_value("sms")
+    expect(page.get_by_label("Mine")).to_be_checked()
+    page.get_by_label("Needs a reply").check()
+    expect(page).to_have_url(re.compile(r"[?&]reply=1"))
+    expect(control).to_have_text("Filters · 3")
+    shot(page, "inbox-filters-open-375")
+    page.get_by_label("Channel").select_option("")
+    page.get_by_label("Mine").uncheck()
+    page.get_by_label("Needs a reply").uncheck()
+    expect(control).to_have_text("Filters")
+    expect(page).not_to_have_url(re.compile(r"reply=|mine=|channel=sms"))
+
+    # Wide: open as the page loads, with the count all the same.
+    page.set_viewport_size(DESKTOP)
+    page.goto("/inbox?mine=1")
+    expect(page.locator("#inbox-more-filters")).to_have_attribute("open", "")
+    expect(control).to_have_text("Filters · 1")
+    expect(page.get_by_label("Mine")).to_be_visible()
+    expect(page.get_by_label("Mine")).to_be_checked()
+    shot(page, "inbox-filters-1366")
+
+
 @pytest.mark.parametrize(
     "who", ["recruiter@acme.example", "recruiter@globex.example", "sourcer@acme.example"]
 )

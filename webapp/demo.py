@@ -656,6 +656,7 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
         sa.select(SendingNumber).where(SendingNumber.organization_id == acme.id).order_by(SendingNumber.e164)
     ).all()
     recruiter, sourcer = users["recruiter@acme.example"], users["sourcer@acme.example"]
+    made: list[Conversation | None] = []
     for title, first, last, messages in DEMO_THREADS:
         application = session.scalar(
             sa.select(Application)
@@ -669,7 +670,11 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
             )
         )
         assert application is not None, (title, first, last)
-        _thread(session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now)
+        made.append(
+            _thread(
+                session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now
+            )
+        )
 
     # More conversations, so that the inbox has pages: over the recruiter's other jobs (Backend
     # Engineer keeps its few, which the browser tests rely on), some read by the recruiter, some not.
@@ -687,6 +692,7 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
         conversation = _thread(
             session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now
         )
+        made.append(conversation)
         if conversation is not None and i % 3 != 0:
             reads.mark_conversation_read(session, recruiter.id, conversation)
 
@@ -703,8 +709,28 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
         conversation = _thread(
             session, acme, pool, None, membership, messages, sourcer, f"demo-m{membership.id}", now
         )
+        made.append(conversation)
         if conversation is not None and i % 2:
             reads.mark_conversation_read(session, sourcer.id, conversation)
+    session.flush()
+    if any(c is not None for c in made):
+        _balances_in_time_order(session, acme)
+
+
+def _balances_in_time_order(session: Session, acme: Organization) -> None:
+    """The threads' debits and refunds are stamped when their messages went, which is not the order the
+    demo wrote them in: each row's balance after it is made the running sum in time order again (the
+    account began at zero, and every change of it is a row)."""
+    account = credits.account_for(session, acme)
+    running = 0
+    for row in session.scalars(
+        sa.select(CreditTransaction)
+        .where(CreditTransaction.account_id == account.id)
+        .order_by(CreditTransaction.created_at, CreditTransaction.id)
+    ):
+        running += row.amount
+        row.balance_after = running
+    assert running == credits.balance(session, acme)
     session.flush()
 
 
@@ -771,12 +797,21 @@ def _thread(
         session.add(message)
         session.flush()
         if outbound:
-            credits.debit(session, acme, message)
+            debited = credits.debit(session, acme, message)
+            if debited is not None:
+                debited.created_at = at  # when the message went, not when the demo was loaded
         if status == "rejected":
             message.failed_at = at
             message.error_code, message.error_title = "1320", "Network error"
             message.error_detail = "The carrier could not take the message; try again."
-            credits.refund(session, acme, message, "Rejected by the network")
+            if credits.refund(session, acme, message, "Rejected by the network"):
+                refunded = session.scalar(
+                    sa.select(CreditTransaction).where(
+                        CreditTransaction.message_id == message.id, CreditTransaction.kind == "refund"
+                    )
+                )
+                assert refunded is not None
+                refunded.created_at = at
         if not outbound and optouts.keyword(text) == "stop":
             optouts.opt_out(session, acme.id, contact.mobile, message)
             opted = session.scalar(sa.select(OptOut).where(OptOut.source_message_id == message.id))

@@ -110,6 +110,30 @@ function applyChanges(template) {
   }
 }
 
+// The filters besides the search fold behind one control (templates/inbox/index.html): the page comes
+// with them folded, and they open where the list has a column of its own (app.css: wider than 860 px),
+// as the page loads; the user may fold or open them after. The control says how many are on.
+const FILTERS_OPEN_WHERE = "(min-width: 861px)";
+
+function countFilters() {
+  const form = document.getElementById("inbox-filters");
+  const count = document.getElementById("inbox-filter-count");
+  if (!form || !count) return;
+  const on = [...form.querySelectorAll(".inbox-filter")].filter((control) =>
+    control.type === "checkbox" ? control.checked : control.value !== "",
+  ).length;
+  count.textContent = on ? ` · ${on}` : "";
+}
+
+{
+  const more = document.getElementById("inbox-more-filters");
+  if (more && window.matchMedia(FILTERS_OPEN_WHERE).matches) more.open = true;
+  countFilters();
+}
+document.addEventListener("change", (event) => {
+  if (event.target instanceof Element && event.target.closest("#inbox-filters .inbox-filter")) countFilters();
+});
+
 document.addEventListener("htmx:afterSettle", () => {
   // A new list (filters, search) brings its own title (the unread count).
   const wrap = document.getElementById("inbox-list");

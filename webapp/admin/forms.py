@@ -1,9 +1,9 @@
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from webapp import ids
+from webapp.forms import FlaskForm
 
 
 class DocumentForm(FlaskForm):

@@ -1,9 +1,9 @@
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
 from webapp import ids
+from webapp.forms import FlaskForm
 from webapp.models import CHANNEL_LABELS
 
 

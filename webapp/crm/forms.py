@@ -1,6 +1,7 @@
-from flask_wtf import FlaskForm
 from wtforms import EmailField, Form, SearchField, StringField
 from wtforms.validators import Email, Length, Optional
+
+from webapp.forms import FlaskForm
 
 
 def _strip(value: object) -> object:

@@ -41,6 +41,9 @@ CHANGES_CAP = 100
 CHANNELS = ("email", "sms", "whatsapp")
 # Search by message text needs three characters: a trigram index cannot help with fewer.
 MIN_TEXT_SEARCH = 3
+# A number is found by its first two digits (a country code: "+49", "49") or by any three in a row.
+MIN_NUMBER_PREFIX = 2
+MIN_NUMBER_PART = 3
 
 C = Conversation
 S = ConversationState
@@ -72,6 +75,11 @@ class Filters:
     @property
     def any(self) -> bool:
         return bool(self.params())
+
+    @property
+    def count(self) -> int:
+        """How many filters are on besides the search (the Filters control says it while folded)."""
+        return len(self.params()) - (1 if self.q else 0)
 
 
 @dataclass(frozen=True)
@@ -226,19 +234,36 @@ def _like(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
 
 
+def number_pattern(q: str) -> str | None:
+    """How a query typed as a phone number finds mobiles (stored in E.164, "+4915123456789"): a LIKE
+    pattern, or None when the query is not a number. Spaces, brackets, dots, dashes and slashes are
+    ignored. A query that starts with "+", or has only MIN_NUMBER_PREFIX digits, is the start of the
+    number ("+49", "49", "+49 1512" → "+49…", "+491512…"): two digits anywhere would match nearly every
+    number. Three digits or more without "+" are part of the number, anywhere ("900 555")."""
+    typed = re.fullmatch(r"[\s(]*(\+?)([0-9\s()./-]*)", q)
+    if typed is None:
+        return None
+    digits = re.sub(r"[^0-9]", "", typed[2])
+    if len(digits) < MIN_NUMBER_PREFIX:
+        return None
+    if typed[1] or len(digits) < MIN_NUMBER_PART:
+        return f"+{digits}%"  # on PostgreSQL the trigram index finds a number's first digits too
+    return f"%{digits}%"
+
+
 def search_condition(q: str) -> sa.ColumnElement[bool] | None:
-    """The contact's name (every word, accents and case aside), part of their number (three digits or
-    more, typed any way), or a message's text (case aside)."""
+    """The contact's name (every word, accents and case aside), their number (its start from two
+    digits, a part of it from three; number_pattern), or a message's text (case aside)."""
     words = search.words(q)
     if not words:
         return None
     found: list[sa.ColumnElement[bool]] = []
     by_name = sa.and_(*(Candidate.search_name.like(_like(w), escape="\\") for w in words))
     prospect_by_name = sa.and_(*(Prospect.search_name.like(_like(w), escape="\\") for w in words))
-    digits = re.sub(r"\D", "", q)
-    if len(digits) >= 3 and not re.search(r"[^\d\s()+./-]", q):
-        by_name = sa.or_(by_name, Candidate.mobile.like(_like(digits), escape="\\"))
-        prospect_by_name = sa.or_(prospect_by_name, Prospect.mobile.like(_like(digits), escape="\\"))
+    number = number_pattern(q)
+    if number is not None:  # digits and % only: nothing to escape
+        by_name = sa.or_(by_name, Candidate.mobile.like(number))
+        prospect_by_name = sa.or_(prospect_by_name, Prospect.mobile.like(number))
     found.append(C.application_id.in_(sa.select(Application.id).join(Candidate).where(by_name)))
     found.append(
         C.community_membership_id.in_(

@@ -1,9 +1,10 @@
-from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
+from wtforms.widgets import DateInput, TimeInput
 
 from webapp import ids
+from webapp.forms import FlaskForm
 from webapp.interviews.slots import INTERVALS, LENGTHS, WEEKDAYS
 from webapp.models import CHANNEL_LABELS
 
@@ -22,8 +23,10 @@ class SlotForm(FlaskForm):
     """A new slot. Day and time come as the browser's date and time inputs send them; what they mean
     (the chosen zone, not in the past, the interviewer free then) is webapp.interviews.slots' to say."""
 
-    day = StringField("Day", validators=[Optional(), Length(max=20)])
-    at = StringField("Starts at", validators=[Optional(), Length(max=20)])
+    # The browser's date and time inputs (their widgets), which take no maxlength: Length still bounds
+    # what a request sends.
+    day = StringField("Day", widget=DateInput(), validators=[Optional(), Length(max=20)])
+    at = StringField("Starts at", widget=TimeInput(), validators=[Optional(), Length(max=20)])
     minutes = SelectField("Length", choices=_lengths(), coerce=ids.parse, validate_choice=False, default=30)
     time_zone = StringField("Time zone", validators=[Optional(), Length(max=64)])
     place = StringField("Place or video link", validators=[Optional(), Length(max=2000)])
@@ -36,8 +39,8 @@ class SeriesForm(FlaskForm):
     """Several slots in one step: every N minutes between two times, on the ticked weekdays of a span
     of days. Used with prefix "series", so that its fields and the single slot's differ on the page."""
 
-    first_day = StringField("First day", validators=[Optional(), Length(max=20)])
-    last_day = StringField("Last day", validators=[Optional(), Length(max=20)])
+    first_day = StringField("First day", widget=DateInput(), validators=[Optional(), Length(max=20)])
+    last_day = StringField("Last day", widget=DateInput(), validators=[Optional(), Length(max=20)])
     weekdays = SelectMultipleField(
         "On",
         choices=[SelectChoice(str(n), name) for n, name in enumerate(WEEKDAYS)],
@@ -46,8 +49,8 @@ class SeriesForm(FlaskForm):
         validators=[Optional()],
         default=[0, 1, 2, 3, 4],
     )
-    start = StringField("From", validators=[Optional(), Length(max=20)])
-    end = StringField("Until", validators=[Optional(), Length(max=20)])
+    start = StringField("From", widget=TimeInput(), validators=[Optional(), Length(max=20)])
+    end = StringField("Until", widget=TimeInput(), validators=[Optional(), Length(max=20)])
     every = SelectField(
         "A slot every",
         choices=[SelectChoice(str(n), f"{n} min") for n in INTERVALS],

@@ -2,7 +2,8 @@
 destination country. Only reads; webapp.messaging.credits is what writes it.
 
 A ledger row's "by" is the user behind it: the author of the message for a debit or a refund, the member
-of staff for a refill.
+of staff for a refill. Its "person" is whom the message was for: the candidate or prospect of its
+conversation (None for a message in none, such as a HELP reply to a stranger).
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from webapp import phones, zones
-from webapp.models import CreditTransaction, Message, User, utcnow
+from webapp.models import (
+    Application,
+    Candidate,
+    CommunityMembership,
+    Conversation,
+    CreditTransaction,
+    Message,
+    Prospect,
+    User,
+    utcnow,
+)
 
 KIND_LABELS = {"top_up": "Refill", "debit": "Message", "refund": "Refund"}
 PER_PAGE = 50
@@ -50,10 +61,17 @@ class Row:
     channel: str | None
     to_addr: str | None
     by: str | None
+    first_name: str | None
+    last_name: str | None
 
     @property
     def kind_label(self) -> str:
         return KIND_LABELS[self.kind]
+
+    @property
+    def person(self) -> str | None:
+        """The name of the candidate or prospect the message was for, when it was for one."""
+        return f"{self.first_name or ''} {self.last_name or ''}".strip() or None
 
 
 def _by() -> sa.ColumnElement[int | None]:
@@ -75,10 +93,17 @@ def _query(account_id: int, filters: Filters, zone: str) -> sa.Select:
             Message.channel,
             Message.to_addr,
             author.name,
+            sa.func.coalesce(Candidate.first_name, Prospect.first_name),
+            sa.func.coalesce(Candidate.last_name, Prospect.last_name),
         )
         .select_from(CreditTransaction)
         .outerjoin(Message, Message.id == CreditTransaction.message_id)
         .outerjoin(author, author.id == by)
+        .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(Application, Application.id == Conversation.application_id)
+        .outerjoin(Candidate, Candidate.id == Application.candidate_id)
+        .outerjoin(CommunityMembership, CommunityMembership.id == Conversation.community_membership_id)
+        .outerjoin(Prospect, Prospect.id == CommunityMembership.prospect_id)
         .where(CreditTransaction.account_id == account_id)
     )
     if filters.kind is not None:
@@ -133,9 +158,9 @@ CSV_HEADER = [
     "balance after",
     "by",
     "channel",
+    "person",  # whom the message was for (the conversation's candidate or prospect)
     "to",
     "note",
-    "message",
 ]
 
 
@@ -162,9 +187,9 @@ def csv_chunks(session: Session, account_id: int, filters: Filters, zone: str) -
                 row.balance_after,
                 _cell(row.by),
                 row.channel or "",
+                _cell(row.person),
                 _cell(row.to_addr),
                 _cell(row.note),
-                row.message_id or "",
             ]
         )
         if count % 500 == 0:

@@ -1,8 +1,9 @@
 from datetime import UTC, datetime
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.validators import Length, Optional
+
+from webapp.forms import FlaskForm
 
 
 class AddNumberForm(FlaskForm):
