@@ -389,6 +389,25 @@ def test_the_inbox_who_filter_returns_only_its_kind(client, auth, crm) -> None:
     assert client.get("/inbox", query_string={"who": "everyone"}).status_code == 400
 
 
+def test_the_crm_product_switched_on_shows_prospects_in_the_inbox_at_once(client, auth, crm) -> None:
+    """The Inbox's statements are built once and kept: what they are built from includes the CRM
+    product, so a customer given it by staff sees its prospects' conversations on the next page."""
+    job = f.job(crm["org"], team=[crm["sourcer"]], title="Backend engineer")
+    linus = f.application(job, f.candidate(crm["org"], "Linus", "Torvalds", mobile="+4915123450000"))
+    crm["sourcer"].roles[0].permissions.append(db.session.get(f.Permission, permissions.RECRUITMENT_SMS))
+    for about in (subjects.of_application(linus), subjects.of_membership(crm["membership"])):
+        compose.compose(db.session, crm["sourcer"], about, "sms", "Hello")
+    crm["org"].has_crm = False
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    without = client.get("/inbox").get_data(as_text=True)
+    assert "Linus Torvalds" in without and "Grace Hopper" not in without
+    crm["org"].has_crm = True
+    db.session.commit()
+    with_crm = client.get("/inbox").get_data(as_text=True)
+    assert "Linus Torvalds" in with_crm and "Grace Hopper" in with_crm
+
+
 def test_a_customer_without_crm_has_no_prospect_filter(client, auth) -> None:
     org = f.messaging_org("Initech")
     f.user(org, "r@initech.test", codes=[permissions.RECRUITMENT_SMS])

@@ -136,6 +136,7 @@ class Scope:
     organization_ids: list[int]
     team: sa.ColumnElement[bool]
     admin: bool
+    crm: bool  # the team rule reads it: prospects' conversations are the CRM product's
     # Opt-outs are kept on the customer's top organisation (webapp.messaging.optouts).
     top_id: int | None
 
@@ -147,6 +148,7 @@ def scope_for(session: Session, user: User) -> Scope:
         organization_ids=access.conversation_organization_ids(session, user),
         team=access.conversation_team_condition(user),
         admin=access.is_org_admin(user),
+        crm=access.entitled(user, "crm"),
         top_id=org.top.id if org is not None else None,
     )
 
@@ -364,7 +366,9 @@ _ROW_STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
 
 
 def _rows_statement(scope: Scope) -> sa.Select[Any]:
-    key = (scope.user_id, tuple(scope.organization_ids), scope.top_id, scope.admin)
+    # Everything the statement is built from: a customer given (or losing) the CRM product sees its
+    # prospects' conversations (or stops seeing them) at once, not after a restart.
+    key = (scope.user_id, tuple(scope.organization_ids), scope.top_id, scope.admin, scope.crm)
     query = _ROW_STATEMENTS.get(key)
     if query is not None:
         return query
