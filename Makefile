@@ -14,9 +14,11 @@ run: setup
 	@echo "Relay on http://$(HOST):$(PORT)/ - sign in as recruiter@acme.example / relay-demo"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# Two workers (pytest-xdist), a test file each at a time: the suite's modules share module-scoped fixtures
+# (a live server, the pages html-validate reads). PYTEST_ARGS="-n0" runs it in one process.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

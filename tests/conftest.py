@@ -10,6 +10,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,20 @@ from webapp.extensions import db
 from webapp.providers import registry
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _redis_of_this_worker() -> None:
+    """`make test` runs two pytest-xdist workers: each gets a Redis database of its own (15, 14, …) so
+    that one's RQ tests never empty the other's queue or run its jobs against another database."""
+    url, worker = os.environ.get("REDIS_TEST_URL", ""), os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return
+    parts = urlsplit(url)
+    number = (int(parts.path.strip("/") or 0) - int(worker[2:])) % 16
+    os.environ["REDIS_TEST_URL"] = urlunsplit(parts._replace(path=f"/{number}"))
+
+
+_redis_of_this_worker()
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
 WEBHOOK_SECRET = "test-webhook-signature-secret-0123456789abcdef"
