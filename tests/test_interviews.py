@@ -17,7 +17,7 @@ from tests.conftest import csrf_from
 from webapp import permissions, zones
 from webapp.extensions import db
 from webapp.interviews import booking, invitations, slots
-from webapp.messaging import templates
+from webapp.messaging import conversations, inbound, subjects, templates
 from webapp.messaging.checks import SendRefused
 from webapp.models import (
     Conversation,
@@ -417,6 +417,54 @@ def test_no_free_slots_no_invitation(world) -> None:
     with pytest.raises(SendRefused) as refused:
         invite(world)
     assert "no free interview slots" in refused.value.message
+
+
+def checked_channel(html: str) -> str:
+    found = re.findall(r'name="channel" value="(\w+)" checked', html)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_invite_form_opens_on_the_channel_that_reaches_the_candidate(world, client, auth) -> None:
+    """As the composer does (messaging.reply_channel): nothing written yet, SMS; opted out of texts,
+    email; where they last wrote, that channel."""
+    auth.login("recruiter@acme.test")
+    lena, oscar = world["lena"], world["oscar"]
+    assert checked_channel(text(client.get(f"/applications/{lena.id}/invite"))) == "sms"
+    assert checked_channel(text(client.get(f"/applications/{oscar.id}/invite"))) == "email"
+    conversation = conversations.for_subject(db.session, subjects.of_application(lena), create=True)
+    assert conversation is not None
+    reply = Message(
+        conversation_id=conversation.id,
+        organization_id=world["org"].id,
+        channel="whatsapp",
+        direction="inbound",
+        body="Hej!",
+        status="received",
+        from_addr=lena.candidate.mobile,
+    )
+    db.session.add(reply)
+    db.session.flush()
+    inbound.joined(conversation, reply)
+    db.session.commit()
+    html = text(client.get(f"/applications/{lena.id}/invite"))
+    assert checked_channel(html) == "whatsapp"
+
+
+def test_no_free_slots_is_said_once_on_the_invite_form(world, client, auth) -> None:
+    for slot in world["slots"]:
+        db.session.delete(slot)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    path = f"/applications/{world['lena'].id}/invite"
+    refused = client.post(
+        path,
+        data={"csrf_token": csrf_from(client, path), "channel": "sms", "body": "Book: %INVITELINK%"},
+    )
+    assert refused.status_code == 422
+    html = text(refused)
+    assert html.count("no free interview slots") == 1
+    assert 'id="no-free-slots" role="alert"' in html
 
 
 def test_a_new_invitation_replaces_the_open_one(world) -> None:

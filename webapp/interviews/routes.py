@@ -15,7 +15,7 @@ from webapp import access, form_errors, ids, zones
 from webapp.extensions import db
 from webapp.interviews import bp, invitations, slots
 from webapp.interviews.forms import InviteForm, SeriesForm, SlotForm
-from webapp.messaging import checks, compose, credits, dispatch, subjects
+from webapp.messaging import checks, compose, conversations, credits, dispatch, reply_channel, subjects
 from webapp.messaging import templates as message_templates
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, Application, Invitation, Job, utcnow
@@ -245,6 +245,20 @@ def counter_context(
     }
 
 
+def _first_channel(applications: list[Application], allowed: list[str]) -> str:
+    """The channel the form opens on: for one candidate, the one a reply to them would go out on (where
+    they wrote last, never one that cannot reach them: messaging.reply_channel); for several, the first
+    texting channel."""
+    if len(applications) == 1:
+        about = subjects.of_application(applications[0])
+        conversation = conversations.for_subject(db.session, about)
+        chosen = reply_channel.for_conversation(db.session, about, conversation, allowed)
+        if chosen is not None:
+            return chosen.channel
+    texting = [c for c in allowed if c != "email"]
+    return texting[0] if texting else "email"
+
+
 def _invite_page(
     job: Job, applications: list[Application], form: InviteForm | None, status: int = 200
 ) -> Response:
@@ -252,8 +266,7 @@ def _invite_page(
     form = form or InviteForm(formdata=None)
     form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]
     if form.channel.data not in allowed:
-        texting = [c for c in allowed if c != "email"]
-        form.channel.data = texting[0] if texting else "email"
+        form.channel.data = _first_channel(applications, allowed)
     templates = compose.templates_for(
         db.session, current_user, allowed, "candidates", kind="interview_invitation"
     )
@@ -285,8 +298,9 @@ def _invite_page(
 
 
 def _refuse(form: InviteForm, refused: SendRefused) -> None:
-    # "slots" names no field of this form (there are no free slots): said at its top.
-    form_errors.put(form, refused.message, None if refused.field == "slots" else refused.field)
+    if refused.field == "slots":
+        return  # no free slots: the page's notice says so (and how to add some), once
+    form_errors.put(form, refused.message, refused.field)
 
 
 def _check_text(form: InviteForm, allowed: list[str]) -> bool:
