@@ -32,7 +32,7 @@ class SettingsRefused(ValueError):
 class Settings:
     sender_name: str
     channels: str | None  # a key of CHANNEL_CHOICES; None when the organisation has no Messaging
-    help_reply: str | None  # None: kept as it is (an organisation that cannot text is not asked)
+    help_reply: str | None  # None: kept as it is (so is it for an organisation that cannot text)
     low_credit_threshold: str | None  # as typed; None: kept (a sub-organisation: the parent's counts)
     time_zone: str
 
@@ -79,13 +79,16 @@ def update(org: Organization, values: Settings) -> None:
     sender = sender_name(values.sender_name)
     if values.channels is not None and org.has_messaging and values.channels not in CHANNEL_CHOICES:
         raise SettingsRefused("Choose SMS only, WhatsApp only, or both.", "channels")
-    help_reply = org.help_reply if values.help_reply is None else values.help_reply.strip()
+    # An organisation that cannot text is not asked for the HELP reply or the low-credit threshold (it
+    # gets no texts and spends no credits): what it had is kept.
+    texts = org.texts
+    help_reply = org.help_reply if values.help_reply is None or not texts else values.help_reply.strip()
     if len(help_reply) > HELP_REPLY_LENGTH:
         raise SettingsRefused(
             f"The reply is {len(help_reply)} characters long; at most {HELP_REPLY_LENGTH} fit.", "help_reply"
         )
     threshold = None
-    if org.parent_id is None and values.low_credit_threshold is not None:
+    if org.parent_id is None and texts and values.low_credit_threshold is not None:
         threshold = _whole_number(
             values.low_credit_threshold, "low_credit_threshold", 0, credits.MAX_BALANCE, "the threshold"
         )

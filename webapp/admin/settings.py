@@ -52,9 +52,8 @@ def save_settings() -> Response | tuple[str, int]:
     values = organizations.Settings(
         sender_name=form.sender_name.data or "",
         channels=form.channels.data if org.has_messaging else None,
-        # Not shown to an email-only organisation (no texts, no credits): kept as they are.
-        help_reply=(form.help_reply.data or "") if org.texts else None,
-        low_credit_threshold=form.low_credit_threshold.data if org.parent_id is None and org.texts else None,
+        help_reply=form.help_reply.data or "",
+        low_credit_threshold=form.low_credit_threshold.data if org.parent_id is None else None,
         time_zone=(form.time_zone.data or "").strip(),
     )
     try:
