@@ -65,11 +65,7 @@ def _whatsapp_on() -> None:
 
 
 def _channels(template: MessageTemplate | None) -> list[str]:
-    """The organisation's channels, and the template's own if that was switched off since."""
-    channels = list(current_user.organization.channels)
-    if template is not None and template.channel not in channels:
-        channels.append(template.channel)
-    return [c for c in CHANNEL_LABELS if c in channels]
+    return templates.channels_for(current_user.organization, template)
 
 
 def _show_audience() -> bool:
@@ -178,10 +174,6 @@ def update_template(template_id: int) -> Response | tuple[str, int]:
 def _save(template: MessageTemplate | None) -> Response | tuple[str, int]:
     form = _form(template, request.form)
     if not form.validate():
-        return _editor(form, template, 422)
-    if form.channel.data in CHANNEL_LABELS and form.channel.data not in _channels(template):
-        # Only the channels offered: an email-only organisation keeps no SMS or WhatsApp templates.
-        form.channel.errors = [*form.channel.errors, "Choose one of your organisation's channels."]
         return _editor(form, template, 422)
     try:
         saved = templates.save(

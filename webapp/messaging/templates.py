@@ -237,6 +237,15 @@ def get(session: Session, organization_id: int, template_id: int) -> MessageTemp
     )
 
 
+def channels_for(org: Organization, template: MessageTemplate | None = None) -> list[str]:
+    """The channels a template of the organisation may be written for: its own (an email-only one keeps
+    no SMS or WhatsApp templates), and the template's, if that was switched off since."""
+    channels = list(org.channels)
+    if template is not None and template.channel not in channels:
+        channels.append(template.channel)
+    return [c for c in CHANNEL_LABELS if c in channels]
+
+
 def save(
     session: Session,
     org: Organization,
@@ -255,6 +264,8 @@ def save(
         draft.body,
         draft.audience,
     )
+    if draft.channel in CHANNEL_LABELS and draft.channel not in channels_for(org, template):
+        raise TemplateRefused("Choose one of your organisation's channels.", "channel")
     _check(draft, sample_recipient(org, user, base_url, draft.audience))
     clash = session.scalar(
         sa.select(MessageTemplate.id).where(
