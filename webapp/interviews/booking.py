@@ -72,6 +72,15 @@ def offered(session: Session, invitation: Invitation, now: datetime) -> list[Int
     return slots.free(session, invitation.application.job_id, now)
 
 
+def _take_turn(session: Session, invitation: Invitation) -> None:
+    """Bookings and cancellations of one application take turns, under its row's lock (the write lock
+    on SQLite): two links of one candidate booking at once would otherwise each see no other holder
+    and both commit, the candidate then holding two slots. The invitation is read afresh under the
+    lock: a change that waited for another must see what that one did."""
+    database.lock_row(session, Application, invitation.application_id)
+    session.refresh(invitation)
+
+
 def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) -> InterviewSlot | None:
     """Hold this slot for the invitation (giving back the one it held): the slot, or None when the
     invitation holds it already (nothing changed, nothing to confirm). BookingRefused if the slot is
@@ -81,15 +90,7 @@ def book(session: Session, invitation: Invitation, slot_id: int, now: datetime) 
     until they book with the newer link, and that booking gives back what the older invitations held
     (they become "replaced", their links closed), in the same savepoint as the new hold.
     """
-    # Bookings of one application take turns (on PostgreSQL; SQLite has one writer at a time anyway):
-    # two links of one candidate booking at once would otherwise each see no other holder and both
-    # commit, the candidate then holding two slots.
-    session.execute(
-        sa.select(Application.id).where(Application.id == invitation.application_id).with_for_update()
-    )
-    database.write_lock(session)  # SQLite: the same turns, for the whole database
-    # Read afresh under the lock: a booking that waited for ours must see what ours changed.
-    session.refresh(invitation)
+    _take_turn(session, invitation)
     slot = session.scalar(
         sa.select(InterviewSlot).where(
             InterviewSlot.id == slot_id,
@@ -147,11 +148,7 @@ def _release_others(session: Session, invitation: Invitation) -> list[Invitation
 def cancel(session: Session, invitation: Invitation, now: datetime) -> InterviewSlot | None:
     """Give the slot back; the link can book again until it expires. The slot it held, or None when
     nothing was booked (a second cancel changes nothing)."""
-    session.execute(
-        sa.select(Application.id).where(Application.id == invitation.application_id).with_for_update()
-    )
-    database.write_lock(session)
-    session.refresh(invitation)
+    _take_turn(session, invitation)
     slot = invitation.slot
     if invitation.state != "booked" or slot is None:
         return None
