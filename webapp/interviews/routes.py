@@ -166,11 +166,8 @@ def _series_report(outcome: slots.SeriesOutcome, zone: str) -> str:
 
 def _skipped_report(outcome: slots.SeriesOutcome, zone: str) -> str:
     count = len(outcome.skipped)
-    listed = "; ".join(
-        f"{zones.format_time(at, zone, '%a %d %b %H:%M')}: {why}" for at, why in outcome.skipped[:5]
-    )
-    more = f"; and {count - 5} more" if count > 5 else ""
-    return f"{count} time{'s' if count != 1 else ''} skipped, the others added. {listed}{more}."
+    listed = outcome.skipped_words(zone, 5)
+    return f"{count} time{'s' if count != 1 else ''} skipped, the others added. {listed}."
 
 
 @bp.post("/jobs/<id:job_id>/slots/<id:slot_id>/delete")

@@ -72,6 +72,14 @@ class SeriesOutcome:
     # The times left out (UTC starts) and why, in words.
     skipped: list[tuple[datetime, str]] = field(default_factory=list)
 
+    def skipped_words(self, zone: str, most: int) -> str:
+        """The first `most` times left out and why ("Tue 04 Mar 10:00: …; …"), and how many more."""
+        listed = "; ".join(
+            f"{zones.format_time(at, zone, '%a %d %b %H:%M')}: {why}" for at, why in self.skipped[:most]
+        )
+        more = len(self.skipped) - most
+        return listed + (f"; and {more} more" if more > 0 else "")
+
 
 def default_zone(job: Job) -> str:
     """The zone a new slot of the job is entered in: its place's, else the organisation's."""
@@ -364,11 +372,7 @@ def add_series(session: Session, user: User, job: Job, series: Series, now: date
         except SlotRefused as refused:
             outcome.skipped.append((at, refused.message.rstrip(".")))
     if not outcome.added:
-        reasons = "; ".join(
-            f"{zones.format_time(at, zone, '%a %d %b %H:%M')}: {why}" for at, why in outcome.skipped[:3]
-        )
-        more = f" (and {len(outcome.skipped) - 3} more)" if len(outcome.skipped) > 3 else ""
-        raise SlotRefused(f"None of these times could be added. {reasons}{more}.", "start")
+        raise SlotRefused(f"None of these times could be added. {outcome.skipped_words(zone, 3)}.", "start")
     return outcome
 
 
