@@ -1,5 +1,5 @@
 """What the SMS counter says about a text's size: one wording for the composer, the template editor's
-preview and the interview invitation form (all three draw it with templates/messaging/_sms_count.html).
+preview and the interview invitation form (all three draw it with templates/_macros/sms_count.html).
 
 It counts in the units that decide the segments — GSM-7 septets or UCS-2 code units, never characters —
 against what one SMS holds, and names the characters that count double (a GSM-7 extension character
