@@ -194,11 +194,14 @@ document.addEventListener("click", async (event) => {
   if (!button) return;
   const field = document.getElementById(button.dataset.copy);
   if (!(field instanceof HTMLInputElement || field instanceof HTMLTextAreaElement)) return;
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(field.value);
-    copied = true;
-  } catch {
+  // A clipboard that neither answers nor refuses within a second (an unfocused or busy browser) is not
+  // waited for: the older copy command does the job, so the button always says what happened.
+  const waited = new Promise((resolve) => setTimeout(() => resolve(false), 1000));
+  let copied = await Promise.race([
+    navigator.clipboard?.writeText(field.value).then(() => true, () => false) ?? Promise.resolve(false),
+    waited,
+  ]);
+  if (!copied) {
     field.focus();
     field.select();
     copied = document.execCommand("copy");
