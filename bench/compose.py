@@ -36,8 +36,9 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench import segments_bench  # noqa: E402
 from webapp import create_app, demo  # noqa: E402
+from webapp.billing import credits  # noqa: E402
 from webapp.extensions import db  # noqa: E402
-from webapp.messaging import credits, dispatch  # noqa: E402
+from webapp.messaging import dispatch  # noqa: E402
 from webapp.models import Organization, User  # noqa: E402
 
 TEXTS = [
@@ -71,7 +72,7 @@ def compose_times(database_url: str, sends: int) -> dict[str, Any]:
         credits.top_up(db.session, acme, sends * 10, "benchmark")
         db.session.commit()
         recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
-        from webapp import access
+        from webapp.accounts import access
         from webapp.messaging import optouts
 
         def textable(a) -> bool:  # type: ignore[no-untyped-def]

@@ -35,7 +35,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from tests import factories as f  # noqa: E402
 from tests.fake_vonage import FakeVonage  # noqa: E402
-from webapp import create_app, permissions  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.accounts import permissions  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.messaging import compose, dispatch  # noqa: E402
 from webapp.messaging.subjects import of_application  # noqa: E402

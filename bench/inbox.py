@@ -9,7 +9,7 @@ For each size (conversations:messages) and each database (SQLite in a file; Post
 database made and dropped here) it loads the demo, then bulk-inserts that many conversations over the
 recruiter's jobs with their messages (ids and times growing together, 18 % inbound; one conversation
 of 5,000 messages; 5 % of conversations unread for the recruiter) and what the inbox keeps with them
-(webapp.messaging.activity would keep the same, one message at a time). Then, signed in as
+(webapp.inbox.changes would keep the same, one message at a time). Then, signed in as
 recruiter@acme.example through the test client (no network; the time is the app's), it times in
 rounds, interleaved:
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from werkzeug.security import generate_password_hash
 
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.models import (
     Application,
@@ -144,7 +144,7 @@ def number(
 
 
 def credits(organization: Organization, amount: int) -> None:
-    from webapp.messaging import credits as ledger
+    from webapp.billing import credits as ledger
 
     ledger.top_up(db.session, organization, amount, "test credits")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories as f
-from webapp import access, permissions
+from webapp.accounts import access, permissions
 from webapp.extensions import db
 
 

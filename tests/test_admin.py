@@ -16,10 +16,11 @@ from tests import factories as f
 from tests.conftest import Auth, csrf_from
 from tests.test_sessions import Visitor
 from tests.test_sessions import served as served  # a fixture: a real server for a second browser
-from webapp import permissions, zones
-from webapp.auth import password_links
+from webapp import zones
+from webapp.accounts import password_links, permissions
+from webapp.billing import credits, ledger, refills
 from webapp.extensions import db
-from webapp.messaging import credits, ledger, refills, templates
+from webapp.messaging import templates
 from webapp.models import (
     CommunityMembership,
     Conversation,
@@ -447,7 +448,7 @@ def test_the_matrix_roles_and_teams(client, world) -> None:
         client, f"/admin/people/{rid}/teams", {"jobs": [other_job.id], "communities": [world["community"].id]}
     )
     assert saved.status_code == 303
-    from webapp import people
+    from webapp.accounts import people
 
     assert people.team_ids(db.session, db.session.get(User, rid)) == ({other_job.id}, {world["community"].id})
     forged = post(client, f"/admin/people/{rid}/teams", {"jobs": ["1x"]})

@@ -14,7 +14,8 @@ from werkzeug.routing import FloatConverter, IntegerConverter
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
 from tests.webhook_support import inbound, post
-from webapp import ids, permissions
+from webapp import ids
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.ids import IdConverter
 from webapp.models import CreditAccount, CreditTransaction, Message

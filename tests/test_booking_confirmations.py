@@ -14,7 +14,7 @@ from flask import Flask
 
 from tests import factories as f
 from tests.conftest import csrf_from
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.interviews import invitations
 from webapp.models import CreditAccount, CreditTransaction, InterviewSlot, Invitation, Message, utcnow

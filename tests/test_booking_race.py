@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.interviews import booking, invitations, slots
 from webapp.models import Application, InterviewSlot, Invitation, Job, Message, utcnow

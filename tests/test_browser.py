@@ -105,7 +105,7 @@ def sign_in(page: Page, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(demo.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    # Each lands where their work is (webapp.landing): the Inbox, their Communities or Jobs; Relay's
+    # Each lands where their work is (webapp.accounts.landing): the Inbox, their Communities or Jobs; Relay's
     # staff on the staff area.
     start = re.compile(r"^(Inbox|Communities|Jobs|Customer success)$")
     expect(page.get_by_role("heading", name=start, level=1)).to_be_visible()
@@ -181,7 +181,7 @@ def template_path(app: Flask, name: str) -> str:
 
 def set_password_path(app: Flask, email: str) -> str:
     """A fresh one-time link for the user (as an admin would make it)."""
-    from webapp.auth import password_links
+    from webapp.accounts import password_links
     from webapp.models import User
 
     with app.app_context():

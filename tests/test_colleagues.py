@@ -19,8 +19,8 @@ from flask.testing import FlaskClient
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
 from tests.smtp_sink import SmtpSink, running_smtp_sink
-from webapp import demo, permissions, zones
-from webapp.auth import password_links
+from webapp import demo, zones
+from webapp.accounts import password_links, permissions
 from webapp.extensions import db
 from webapp.messaging.templates import templates_of
 from webapp.models import Organization, SetPasswordLink, User, UserSession

@@ -21,7 +21,7 @@ from werkzeug.test import encode_multipart
 from tests import factories as f
 from tests.browser_support import serve
 from tests.conftest import Auth, csrf_from
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.compliance import catalogue, files, submissions
 from webapp.demo import _demo_pdf
 from webapp.extensions import db

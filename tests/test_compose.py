@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
-from webapp import permissions
+from webapp.accounts import permissions
+from webapp.billing import credits
 from webapp.extensions import db
-from webapp.messaging import checks, compose, credits
+from webapp.messaging import checks, compose
 from webapp.messaging.subjects import of_application
 from webapp.models import Conversation, CreditTransaction, Message, OptOut
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests.conftest import csrf_from
 from tests.webhook_support import inbound, post
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.messaging import checks, compose, conversations, subjects
 from webapp.models import (
@@ -160,7 +160,7 @@ def test_the_admin_person_page_offers_sourcing_teams_only_with_the_crm(client, a
         f"{url}/teams", data={"jobs": [job.id], "communities": [crm["designers"].id], "csrf_token": token}
     )
     assert saved.status_code == 303
-    from webapp import people
+    from webapp.accounts import people
 
     db.session.expire_all()
     assert people.team_ids(db.session, crm["sourcer"]) == ({job.id}, {crm["nordic"].id})

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from webapp import access, permissions
+from webapp.accounts import access, permissions
 from webapp.extensions import db
 from webapp.models import (
     Candidate,

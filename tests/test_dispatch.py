@@ -8,7 +8,7 @@ import pytest
 
 from tests import factories as f
 from tests.conftest import need
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
@@ -82,7 +82,7 @@ def test_credits_command_writes_a_ledger_row(app, runner) -> None:
     db.session.commit()
     result = runner.invoke(args=["credits", "top-up", "Acme", "250", "--note", "Order 42"])
     assert result.exit_code == 0 and "balance 250" in result.output
-    from webapp.messaging import credits
+    from webapp.billing import credits
 
     account = credits.account_for(db.session, org)
     assert account.balance == credits.ledger_sum(db.session, account.id) == 250

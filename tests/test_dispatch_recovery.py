@@ -23,9 +23,10 @@ from tests import factories as f
 from tests import webhook_support as hooks
 from tests.conftest import WEBHOOK_SECRET, need
 from tests.fake_vonage import FakeVonage, running_fake_vonage
-from webapp import permissions
+from webapp.accounts import permissions
+from webapp.billing import credits
 from webapp.extensions import db
-from webapp.messaging import compose, credits, dispatch
+from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
 from webapp.models import Message, utcnow
 

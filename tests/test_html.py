@@ -11,7 +11,7 @@ import pytest
 from tests import factories as f
 from tests.browser_support import ServedPage, html_problems, html_validate_available
 from tests.conftest import Auth, csrf_from, need
-from webapp import permissions
+from webapp.accounts import permissions
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.webhook_support import inbound, post, status
-from webapp import access, permissions
+from webapp.accounts import access, permissions
 from webapp.extensions import db
+from webapp.inbox import changes as activity
 from webapp.inbox import queries
-from webapp.messaging import activity, compose, dispatch, reads
+from webapp.messaging import compose, dispatch, reads
 from webapp.messaging.subjects import of_application
 from webapp.models import (
     ActivityClock,

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.conftest import csrf_from
-from webapp import permissions, zones
+from webapp import zones
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.interviews import booking, invitations, slots
 from webapp.models import InterviewSlot, Message, utcnow

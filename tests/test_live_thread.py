@@ -11,7 +11,7 @@ import pytest
 from tests import factories as f
 from tests.conftest import csrf_from
 from tests.webhook_support import inbound, post
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.messaging import compose
 from webapp.messaging.subjects import of_application

@@ -36,7 +36,7 @@ def app_config() -> dict[str, object]:
 @pytest.fixture
 def password_checks(monkeypatch) -> list[str]:
     """Every password hash checked, for a known user (models.user) or an unknown email (auth.service)."""
-    import webapp.auth.service
+    import webapp.accounts.sign_in
     import webapp.models.user
 
     checked: list[str] = []
@@ -50,7 +50,7 @@ def password_checks(monkeypatch) -> list[str]:
 
         return check
 
-    for module in (webapp.models.user, webapp.auth.service):
+    for module in (webapp.models.user, webapp.accounts.sign_in):
         monkeypatch.setattr(
             module, "check_password_hash", counting(module.__name__, module.check_password_hash)
         )
@@ -122,4 +122,4 @@ def test_sixty_parallel_guesses_from_one_address_check_at_most_twenty(app, passw
 
     outcomes = [outcome(status, html) for status, html in results]
     assert len(password_checks) == outcomes.count("checked") <= 20, outcomes
-    assert set(password_checks) <= {"webapp.auth.service"}  # the equalising check for unknown emails
+    assert set(password_checks) <= {"webapp.accounts.sign_in"}  # the equalising check for unknown emails

@@ -8,7 +8,7 @@ import pytest
 
 from tests import factories as f
 from tests.conftest import csrf_from
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.models import Message
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
 from tests.fake_vonage import FakeVonage, running_fake_vonage
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.compliance import catalogue
 from webapp.extensions import db
 from webapp.messaging import compose, conversations

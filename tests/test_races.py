@@ -31,11 +31,13 @@ from werkzeug.test import TestResponse, encode_multipart
 
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
-from webapp import people, permissions, prospects
+from webapp.accounts import people, permissions
+from webapp.billing import credits
 from webapp.compliance import catalogue, files, submissions
+from webapp.crm import prospects
 from webapp.demo import _demo_pdf
 from webapp.extensions import db
-from webapp.messaging import credits, templates
+from webapp.messaging import templates
 from webapp.models import (
     CommunityMembership,
     ComplianceDocument,

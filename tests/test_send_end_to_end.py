@@ -10,11 +10,13 @@ import pytest
 from tests import factories as f
 from tests.fake_vonage import running_fake_vonage
 from tests.smtp_sink import running_smtp_sink
-from webapp import organizations, permissions
+from webapp.accounts import permissions
+from webapp.billing import credits
 from webapp.extensions import db
-from webapp.messaging import compose, credits, dispatch
+from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
 from webapp.models import Message
+from webapp.organizations import settings as organizations
 
 
 @pytest.fixture

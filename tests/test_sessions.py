@@ -21,7 +21,7 @@ from flask_login.utils import encode_cookie
 from werkzeug.serving import make_server
 
 from tests import factories as f
-from webapp.auth import sessions
+from webapp.accounts import sessions
 from webapp.extensions import db
 from webapp.models import User, UserSession, utcnow
 

@@ -20,10 +20,11 @@ from flask import Flask
 from tests import factories as f
 from tests import webhook_support
 from tests.browser_support import serve
-from webapp import permissions
+from webapp.accounts import permissions
+from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import compose, credits, dispatch, subjects
+from webapp.messaging import compose, dispatch, subjects
 from webapp.models import Conversation, CreditAccount, InterviewSlot, Invitation, Message, User, utcnow
 
 CANDIDATES = 6

@@ -10,9 +10,10 @@ import pytest
 from tests import factories as f
 from tests.conftest import csrf_from
 from tests.webhook_support import inbound, post
-from webapp import access, permissions
+from webapp.accounts import access, permissions
+from webapp.billing import credits
 from webapp.extensions import db
-from webapp.messaging import checks, compose, conversations, credits, subjects, unmatched
+from webapp.messaging import checks, compose, conversations, subjects, unmatched
 from webapp.models import Conversation, Message
 
 OUR, GRACE = "+4915123456700", "+4915123456788"

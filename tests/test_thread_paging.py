@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests import factories as f
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.messaging import conversations, reads, subjects
 from webapp.models import ConversationRead, Message, utcnow

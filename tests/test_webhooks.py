@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from tests import factories as f
 from tests.conftest import WEBHOOK_SECRET
 from tests.webhook_support import inbound, post, status, token
-from webapp import permissions
+from webapp.accounts import permissions
+from webapp.billing import credits
 from webapp.extensions import db
-from webapp.messaging import checks, compose, credits, dispatch, optouts
+from webapp.messaging import checks, compose, dispatch, optouts
 from webapp.messaging.subjects import of_application
 from webapp.models import Conversation, Message, OptOut
 

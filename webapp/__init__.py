@@ -36,39 +36,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
 
-    from webapp import auth, cli, errors, headers, templating
-    from webapp.admin import bp as admin_bp
-    from webapp.auth import bp as auth_bp
-    from webapp.booking import bp as booking_bp
-    from webapp.conversations import bp as conversations_bp
-    from webapp.crm import bp as crm_bp
-    from webapp.inbox import bp as inbox_bp
-    from webapp.interviews import bp as interviews_bp
-    from webapp.jobs import bp as jobs_bp
-    from webapp.staff import bp as staff_bp
-    from webapp.webhooks import bp as webhooks_bp
+    from webapp import cli, web
 
-    auth.init_login(app, login_manager)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(jobs_bp)
-    app.register_blueprint(conversations_bp)
-    app.register_blueprint(inbox_bp)
-    app.register_blueprint(crm_bp)
-    app.register_blueprint(admin_bp)
-    app.register_blueprint(staff_bp)
-    app.register_blueprint(webhooks_bp)
-    app.register_blueprint(interviews_bp)
-    app.register_blueprint(booking_bp)
-    errors.register(app)
-    headers.register(app)
-    templating.register(app)
+    web.register(app, login_manager)
     cli.register(app)
 
     @app.get("/")
     def home() -> Any:
         if current_user.is_authenticated:
-            # The page that fits the user's work (webapp.landing); staff's is the staff area.
-            from webapp import landing
+            # The page that fits the user's work (webapp.accounts.landing); staff's is the staff area.
+            from webapp.accounts import landing
 
             return redirect(url_for(landing.start_endpoint(db.session, current_user)))
         return redirect(url_for("auth.login"))

@@ -38,7 +38,7 @@ def register(app: Flask) -> None:
     @permissions_group.command("sync")
     def permissions_sync() -> None:
         """Write the catalogue of permissions into the database."""
-        from webapp import permissions
+        from webapp.accounts import permissions
 
         permissions.sync(db.session)
         db.session.commit()
@@ -84,8 +84,7 @@ def register(app: Flask) -> None:
         hand it over yourself. For an organisation whose last administrator is locked out."""
         from flask import current_app
 
-        from webapp import people
-        from webapp.auth import password_links
+        from webapp.accounts import password_links, people
 
         user = people.find_by_email(db.session, email)
         if user is None:
@@ -117,7 +116,7 @@ def register(app: Flask) -> None:
     @click.option("--note", required=True, help="Why: the order, ticket or agreement.")
     def credits_top_up(organization: str, amount: str, note: str) -> None:
         """Add AMOUNT credits to ORGANIZATION (its name or id); writes a ledger row."""
-        from webapp.messaging import credits
+        from webapp.billing import credits
 
         org = _organization(organization)
         try:
@@ -132,7 +131,7 @@ def register(app: Flask) -> None:
     @click.argument("organization")
     def credits_balance(organization: str) -> None:
         """Show the balance ORGANIZATION (name or id) sends from."""
-        from webapp.messaging import credits
+        from webapp.billing import credits
 
         org = _organization(organization)
         click.echo(f"{org.top.name}: {credits.balance(db.session, org)} credits.")

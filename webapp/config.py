@@ -139,7 +139,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "BOOKING_MAX_REQUESTS_PER_TOKEN": _int(env, "BOOKING_MAX_REQUESTS_PER_TOKEN", 30),
         "BOOKING_WINDOW_SECONDS": _int(env, "BOOKING_WINDOW_SECONDS", 600),
         # A sign-in lasts at most SESSION_LIFETIME_SECONDS (absolute) and ends after SESSION_IDLE_SECONDS
-        # without a request (0: no idle limit); both are enforced on the server (webapp.auth.sessions).
+        # without a request (0: no idle limit); both are enforced on the server (webapp.accounts.sessions).
         "SESSION_LIFETIME_SECONDS": _int(env, "SESSION_LIFETIME_SECONDS", 12 * 3600),
         "SESSION_IDLE_SECONDS": _int(env, "SESSION_IDLE_SECONDS", 30 * 60),
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,

@@ -14,9 +14,11 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp import permissions
+from webapp.accounts import permissions
+from webapp.billing import credits, pricing
+from webapp.inbox import changes as activity
 from webapp.interviews import demo as interviews_demo
-from webapp.messaging import activity, credits, inbound, optouts, pricing, reads, routing, segments
+from webapp.messaging import inbound, optouts, reads, routing, segments
 from webapp.models import (
     STAGES,
     Application,
@@ -1212,7 +1214,7 @@ def seed_administration(session: Session, acme: Organization) -> None:
     """Acme's settings (time zones), its interview-invitation templates, an invited and a deactivated
     colleague, and a credit history with a refill. Before the demo's threads: they spend from it.
     Idempotent."""
-    from webapp.auth import password_links
+    from webapp.accounts import password_links
 
     acme.time_zone = acme.time_zone if acme.time_zone != "UTC" else "Europe/Berlin"
     nordics = session.scalar(sa.select(Organization).where(Organization.parent_id == acme.id))

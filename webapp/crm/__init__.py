@@ -1,7 +1,1 @@
-"""The CRM's pages: talent communities, their members (prospects), and the prospect-community page."""
-
-from flask import Blueprint
-
-bp = Blueprint("crm", __name__)
-
-from webapp.crm import routes  # noqa: E402,F401
+"""The CRM's rules: talent communities and their members (prospects), read for one user, added and removed."""

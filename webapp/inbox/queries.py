@@ -1,7 +1,7 @@
 """Reading the inbox for one user: the list, its filters and search, its pages, and what changed.
 
-Every query starts from the user's organisations and team rule (webapp.access) and reads what
-webapp.messaging.activity keeps on the conversation and per user, never the messages (except the
+Every query starts from the user's organisations and team rule (webapp.accounts.access) and reads what
+webapp.inbox.changes keeps on the conversation and per user, never the messages (except the
 search by message text, which has its own index). A page is two statements: the ids in order (keyset:
 `(last_message_at, id) < cursor`, one ordered index range per organisation), then those rows.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from webapp import access, search
+from webapp import search
+from webapp.accounts import access
 from webapp.models import (
     ActivityClock,
     Application,

@@ -1,9 +1,2 @@
-"""Interviews for the hiring team: a job's slots, inviting candidates (one, or several from the job's
-list) and the invitation's state on the application page. The candidate's booking page is
-webapp.booking; the rules are in this package's plain modules (slots, invitations, booking)."""
-
-from flask import Blueprint
-
-bp = Blueprint("interviews", __name__)
-
-from webapp.interviews import routes  # noqa: E402,F401
+"""Interviews: a job's slots and interviewers' time (slots), invitations to book one (invitations) and the
+candidate's side of booking (booking)."""

@@ -22,8 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from webapp import database, zones
+from webapp.billing import credits
+from webapp.inbox import changes as activity
 from webapp.interviews import invitations, slots
-from webapp.messaging import activity, checks, compose, credits, outbox, subjects, whatsapp
+from webapp.messaging import checks, compose, outbox, subjects, whatsapp
 from webapp.models import Application, BookingVisit, Conversation, InterviewSlot, Invitation, Message
 from webapp.models.interviews import MAX_CONFIRMATIONS
 
@@ -279,7 +281,7 @@ def visit(session: Session, address: str, limit: Limit, now: datetime, token: st
     """Count this request; False when the address, or the link (`token`, when the request names one),
     has asked more than its limit within the window.
 
-    Stored and committed before counting, as the sign-in limit does (webapp.auth.service), so that
+    Stored and committed before counting, as the sign-in limit does (webapp.accounts.sign_in), so that
     parallel requests cannot all see a count under the limit. Rows older than the window go.
     """
     address = address[:64]

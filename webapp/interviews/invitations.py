@@ -3,7 +3,7 @@ message of the conversation, through webapp.messaging.compose, so credits, routi
 WhatsApp window all apply), several at once with a result per candidate, and what state each is in.
 
 Plain functions over a session; nothing here knows of the request. The caller has found the
-applications through webapp.access.
+applications through webapp.accounts.access.
 """
 
 from __future__ import annotations

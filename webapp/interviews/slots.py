@@ -1,5 +1,5 @@
 """Interview slots of a job: what the hiring team offers, and which are booked. Plain functions over a
-session; the caller has already found the job through webapp.access (so it is the user's to see).
+session; the caller has already found the job through webapp.accounts.access (so it is the user's to see).
 
 A slot lives in a time zone: an interview in person happens at its place's clock (the job's location,
 Job.time_zone, or a zone chosen when adding it), and its times are entered in that zone. An interviewer

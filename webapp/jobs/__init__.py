@@ -1,7 +1,1 @@
-"""The ATS pages: jobs, their applications, and the candidate-application page."""
-
-from flask import Blueprint
-
-bp = Blueprint("jobs", __name__)
-
-from webapp.jobs import routes  # noqa: E402,F401
+"""The ATS side read for one user: jobs and their applications (queries)."""

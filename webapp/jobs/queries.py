@@ -1,4 +1,4 @@
-"""Reading jobs and applications for one user; every query goes through webapp.access scoping."""
+"""Reading jobs and applications for one user; every query goes through webapp.accounts.access scoping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager
 
-from webapp import access, search
+from webapp import search
+from webapp.accounts import access
 from webapp.messaging import reads
 from webapp.models import Application, Candidate, Conversation, Job, User
 

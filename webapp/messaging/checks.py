@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from webapp import access, permissions, phones
+from webapp import phones
+from webapp.accounts import access, permissions
 from webapp.messaging import optouts, segments
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Candidate, Prospect, User

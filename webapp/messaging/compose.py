@@ -12,17 +12,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.messaging import (
-    checks,
-    conversations,
-    credits,
-    outbox,
-    placeholders,
-    pricing,
-    routing,
-    templates,
-    whatsapp,
-)
+from webapp.billing import credits, pricing
+from webapp.messaging import checks, conversations, outbox, placeholders, routing, templates, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.segments import SegmentCount
 from webapp.messaging.subjects import Subject

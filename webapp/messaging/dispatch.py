@@ -38,8 +38,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from webapp.billing import credits
 from webapp.extensions import db
-from webapp.messaging import activity, credits, optouts, status
+from webapp.inbox import changes as activity
+from webapp.messaging import optouts, status
 from webapp.models import Message, utcnow
 from webapp.providers import registry
 from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure

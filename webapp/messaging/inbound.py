@@ -12,7 +12,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 
-from webapp.messaging import activity, credits
+from webapp.billing import credits
+from webapp.inbox import changes as activity
 from webapp.messaging.optouts import keyword, opt_in, opt_out
 from webapp.messaging.reports import Inbound
 from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from webapp.messaging import activity, credits, pricing
+from webapp.billing import credits, pricing
+from webapp.inbox import changes as activity
 from webapp.messaging.segments import SegmentCount
 from webapp.models import Conversation, Message, utcnow
 

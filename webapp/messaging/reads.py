@@ -2,7 +2,7 @@
 the whole conversation so that a polling page learns "nothing changed" from one indexed query.
 
 The markers (last message read, per user, conversation and channel) are the truth. The inbox reads a
-copy per user and conversation (ConversationState.unread, see webapp.messaging.activity), which every
+copy per user and conversation (ConversationState.unread, see webapp.inbox.changes), which every
 function here that moves a marker recounts in the same transaction.
 """
 
@@ -23,7 +23,7 @@ CHANNELS = ("email", "sms", "whatsapp")
 
 def version_of(conversation: Conversation | None) -> str:
     """Changes whenever a message is added to the conversation or one of its messages changes: the
-    newest message's id and the change marker that webapp.messaging.activity moves with every such
+    newest message's id and the change marker that webapp.inbox.changes moves with every such
     change (an added message, a status). Read off the conversation's row, never counted from its
     messages: a thread of thousands costs what one of ten does. The row as the caller loaded it: loaded
     before the messages it draws, the version is never newer than they are (a commit in between makes
@@ -200,7 +200,7 @@ def unread_by_channel(
 def activity_per_subject(user_id: int, key: Any) -> sa.Select[Any]:
     """Per subject with a conversation (`key`: Conversation.application_id or
     Conversation.community_membership_id): this user's unread count (what the inbox keeps, see
-    webapp.messaging.activity) and the time of the newest message, as `subject_id`, `unread`,
+    webapp.inbox.changes) and the time of the newest message, as `subject_id`, `unread`,
     `last_at`; for the lists of applications and of community members."""
     return (
         sa.select(

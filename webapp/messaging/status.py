@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webapp.messaging import activity
+from webapp.inbox import changes as activity
 from webapp.models import Message, utcnow
 
 RANK = {"queued": 0, "sending": 1, "unknown": 2, "submitted": 3, "sent": 3, "delivered": 4, "read": 5}
@@ -165,7 +165,7 @@ def receive_report(
         return None
     moved = apply(message, new, at, failure)
     if moved and new == "rejected" and message.conversation is not None:
-        from webapp.messaging import credits
+        from webapp.billing import credits
 
         credits.refund(session, message.conversation.organization, message, "Rejected by the network")
     return message

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from webapp import permissions
+from webapp.accounts import permissions
 from webapp.models import (
     Application,
     Candidate,

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import unique
-from webapp.messaging import checks, placeholders, pricing, segments
+from webapp.billing import pricing
+from webapp.messaging import checks, placeholders, segments
 from webapp.models import (
     CHANNEL_LABELS,
     TEMPLATE_AUDIENCES,

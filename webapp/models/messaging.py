@@ -60,7 +60,7 @@ class Conversation(Base):
     whatsapp_window_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # What the inbox shows and filters on, kept by webapp.messaging.activity in the transaction that
+    # What the inbox shows and filters on, kept by webapp.inbox.changes in the transaction that
     # adds a message, so that the list never reads the messages themselves. last_message_id is a plain
     # number, not a foreign key: message already points here, and a cycle would complicate every insert.
     last_message_id: Mapped[int | None] = mapped_column(sa.BigInteger)
@@ -251,7 +251,7 @@ class ConversationRead(Base):
 
 class ConversationState(Base):
     """One user's side of one conversation, for the inbox: how many inbound messages they have not read,
-    and whether they wrote in it ("mine"). Kept by webapp.messaging.activity (an inbound message adds
+    and whether they wrote in it ("mine"). Kept by webapp.inbox.changes (an inbound message adds
     one for everyone who may see the conversation) and webapp.messaging.reads (reading recounts from
     the per-channel markers, which stay the truth), so that the list, its unread filter and the unread
     total never count messages."""

@@ -31,7 +31,7 @@ role_permission = sa.Table(
 
 
 class Permission(Base):
-    """One right, from the catalogue in webapp.permissions (synchronised into this table)."""
+    """One right, from the catalogue in webapp.accounts.permissions (synchronised into this table)."""
 
     __tablename__ = "permission"
 
@@ -122,7 +122,7 @@ class UserSession(Base):
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Written at most once a minute (webapp.auth.sessions.TOUCH_EVERY), not on every request.
+    # Written at most once a minute (webapp.accounts.sessions.TOUCH_EVERY), not on every request.
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

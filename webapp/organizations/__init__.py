@@ -1,0 +1,1 @@
+"""An organisation's own settings and the rules on changing them."""

@@ -1,0 +1,175 @@
+"""Admin pages for sending numbers and compliance documents: the pool with its use, a country's
+checklist with uploads, submitting, and downloading one's own documents."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from webapp import phones
+from webapp.accounts import access
+from webapp.compliance import audit, catalogue, files, submissions
+from webapp.extensions import db
+from webapp.models import ComplianceRequirement
+from webapp.numbers import pool
+from webapp.web.admin.forms import DocumentForm, SubmitForm
+from webapp.web.admin.routes import bp
+from webapp.web.downloads import attachment
+from webapp.web.guards import numbers_admin_required
+
+
+@bp.get("/numbers")
+@numbers_admin_required
+def numbers() -> str:
+    org = current_user.organization
+    return render_template(
+        "admin/numbers.html",
+        org=org,
+        entries=pool.with_usage(db.session, org),
+        usage_days=pool.USAGE_DAYS,
+        document_countries=catalogue.countries(db.session),
+    )
+
+
+@bp.get("/compliance")
+@numbers_admin_required
+def compliance() -> str:
+    org = current_user.organization
+    countries = catalogue.countries(db.session)
+    return render_template(
+        "admin/compliance.html",
+        countries=countries,
+        submissions={c: submissions.get(db.session, org.id, c) for c in countries},
+        numbers=pool.numbers_of(db.session, org.id, include_released=False),
+    )
+
+
+def _country(code: str) -> str:
+    country = code.upper()
+    if country != code or country not in catalogue.countries(db.session):
+        abort(404)
+    return country
+
+
+def _forms(requirements: list[ComplianceRequirement]) -> dict[int, DocumentForm]:
+    forms = {}
+    for requirement in requirements:
+        form = DocumentForm(prefix=f"r{requirement.id}", formdata=None)
+        form.kind.choices = [(k.id, k.name) for k in requirement.documents]
+        form.value.label.text = requirement.value_label or "Value"
+        forms[requirement.id] = form
+    return forms
+
+
+def _page(country: str, status: int = 200, **extra: Any) -> tuple[str, int]:
+    org = current_user.organization
+    requirements = catalogue.requirements(db.session, country)
+    submission = submissions.get(db.session, org.id, country)
+    forms = _forms(requirements)
+    forms.update(extra.pop("forms", {}))
+    context = {
+        "country": country,
+        "country_name": phones.region_name(country),
+        "requirements": requirements,
+        "submission": submission,
+        "current": submission.current_documents if submission else {},
+        "history": audit.history(db.session, org.id, country),
+        "labels": audit.LABELS,
+        "forms": forms,
+        "submit_form": SubmitForm(),
+        "missing": submissions.missing(db.session, submission) if submission else None,
+        "numbers": [n for n in pool.numbers_of(db.session, org.id, False) if n.country == country],
+        "submit_error": None,
+        "card_errors": {},
+        **extra,
+    }
+    return render_template("admin/compliance_country.html", **context), status
+
+
+@bp.get("/compliance/<country>")
+@numbers_admin_required
+def compliance_country(country: str) -> tuple[str, int]:
+    return _page(_country(country))
+
+
+@bp.post("/compliance/<country>/requirements/<id:requirement_id>")
+@numbers_admin_required
+def upload_document(country: str, requirement_id: int) -> Response | tuple[str, int]:
+    country = _country(country)
+    requirement = db.session.get(ComplianceRequirement, requirement_id)
+    if requirement is None or requirement.country != country:
+        abort(404)
+    form = DocumentForm(prefix=f"r{requirement.id}")
+    form.kind.choices = [(k.id, k.name) for k in requirement.documents]
+    form.value.label.text = requirement.value_label or "Value"
+    if not form.validate():
+        return _page(country, 422, forms={requirement.id: form})
+    store = files.store_for(current_app)
+    stored = None
+    try:
+        file = form.file.data
+        # No file at all: accept() says "Choose a file." before it reads anything.
+        upload = files.accept(getattr(file, "filename", None), file.stream if file else io.BytesIO())
+        submission = submissions.get_or_create(db.session, current_user.organization_id, country)
+        document = submissions.upload(
+            db.session,
+            store,
+            current_user,
+            submission,
+            requirement.id,
+            form.kind.data,
+            form.value.data,
+            upload,
+        )
+        stored = document.stored_name
+        db.session.commit()
+    except (files.Refused, submissions.ComplianceRefused) as refusal:
+        db.session.rollback()
+        if stored:
+            store.remove(stored)
+        field = getattr(refusal, "field", "file")
+        if field == "form":
+            # About the requirement, not a field (it is locked, say): said on its card.
+            return _page(
+                country, 422, forms={requirement.id: form}, card_errors={requirement.id: str(refusal)}
+            )
+        target = {"kind": form.kind, "value": form.value}.get(field, form.file)
+        target.errors = [*target.errors, str(refusal)]
+        return _page(country, 422, forms={requirement.id: form})
+    except BaseException:
+        db.session.rollback()
+        if stored:
+            store.remove(stored)
+        raise
+    flash(f"{requirement.name}: {upload.filename} uploaded.", "success")
+    return redirect(
+        url_for("admin.compliance_country", country=country) + f"#requirement-{requirement.id}", 303
+    )
+
+
+@bp.post("/compliance/<country>/submit")
+@numbers_admin_required
+def submit(country: str) -> Response | tuple[str, int]:
+    country = _country(country)
+    if not SubmitForm().validate():
+        abort(400)
+    submission = submissions.get_or_create(db.session, current_user.organization_id, country)
+    try:
+        submissions.submit(db.session, current_user, submission)
+    except submissions.ComplianceRefused as refusal:
+        db.session.rollback()
+        return _page(country, 422, submit_error=str(refusal))
+    db.session.commit()
+    flash("Submitted. Customer success reviews the documents, usually within one working day.", "success")
+    return redirect(url_for("admin.compliance_country", country=country), 303)
+
+
+@bp.get("/compliance/documents/<id:document_id>")
+@numbers_admin_required
+def document_file(document_id: int) -> Response:
+    document = access.get_compliance_document(db.session, current_user, document_id) or abort(404)
+    return attachment(files.store_for(current_app), document)

@@ -1,0 +1,70 @@
+"""Admin → Organisation: the organisation's own settings."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
+
+from webapp import zones
+from webapp.accounts import permissions
+from webapp.extensions import db
+from webapp.organizations import settings as organizations
+from webapp.web.admin.forms import SettingsForm
+from webapp.web.admin.routes import bp
+from webapp.web.guards import permission_required
+
+
+def _form(formdata: object = None) -> SettingsForm:
+    org = current_user.organization
+    if formdata is None:
+        form = SettingsForm(
+            formdata=None,
+            sender_name=org.sender_name,
+            channels=organizations.channel_choice(org),
+            help_reply=org.help_reply,
+            low_credit_threshold=str(org.top.low_credit_threshold),
+            time_zone=org.time_zone,
+        )
+    else:
+        form = SettingsForm()
+    form.channels.choices = [SelectChoice(k, v) for k, v in organizations.CHANNEL_CHOICES.items()]
+    return form
+
+
+def _page(form: SettingsForm, status: int = 200) -> tuple[str, int]:
+    org = current_user.organization
+    return render_template("admin/settings.html", org=org, form=form, zones=zones.names()), status
+
+
+@bp.get("/settings")
+@permission_required(permissions.ADMIN_ORGANIZATION)
+def settings() -> tuple[str, int]:
+    return _page(_form())
+
+
+@bp.post("/settings")
+@permission_required(permissions.ADMIN_ORGANIZATION)
+def save_settings() -> Response | tuple[str, int]:
+    org = current_user.organization
+    form = _form(formdata=True)
+    if not form.validate():
+        return _page(form, 422)
+    values = organizations.Settings(
+        sender_name=form.sender_name.data or "",
+        channels=form.channels.data if org.has_messaging else None,
+        help_reply=form.help_reply.data or "",
+        low_credit_threshold=form.low_credit_threshold.data if org.parent_id is None else None,
+        time_zone=(form.time_zone.data or "").strip(),
+    )
+    try:
+        organizations.update(org, values)
+    except organizations.SettingsRefused as refusal:
+        db.session.rollback()
+        field = getattr(form, refusal.field)
+        field.errors = [*field.errors, str(refusal)]
+        return _page(form, 422)
+    db.session.commit()
+    flash("Settings saved.", "success")
+    return redirect(url_for("admin.settings"), 303)

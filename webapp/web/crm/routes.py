@@ -1,0 +1,159 @@
+"""The CRM's pages: talent communities, their members (prospects), and the prospect-community page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from webapp.accounts import access
+from webapp.crm import prospects
+from webapp.extensions import db
+from webapp.messaging import conversations, subjects
+from webapp.models import Community, CommunityMembership
+from webapp.web import form_errors, guards
+from webapp.web.conversations.forms import ComposeForm
+from webapp.web.conversations.routes import panel_context
+from webapp.web.crm.forms import AddMemberForm, MemberFilterForm
+from webapp.web.pages import render, wants_fragment
+
+bp = Blueprint("crm", __name__, template_folder="templates")
+
+
+crm_required = guards.product_required("crm")
+# The member list refreshes itself on this event (HX-Trigger) after a prospect is added.
+MEMBERS_CHANGED = "members-changed"
+
+
+@bp.get("/communities")
+@crm_required
+def index() -> Response:
+    rows = prospects.communities_for(db.session, current_user)
+    return render("crm/index.html", "crm/index.html", rows=rows)
+
+
+def _community(community_id: int) -> Community:
+    return prospects.get_community(db.session, current_user, community_id) or abort(404)
+
+
+def _members_context(community: Community) -> tuple[dict, int]:
+    form = MemberFilterForm(request.args)
+    if form.validate():
+        rows, status = prospects.members(db.session, current_user, community, form.q.data or ""), 200
+    else:
+        rows, status = [], 400
+    return {
+        "community": community,
+        "filter_form": form,
+        "members": rows,
+        "max_rows": prospects.MAX_ROWS,
+    }, status
+
+
+@bp.get("/communities/<id:community_id>")
+@crm_required
+def community(community_id: int) -> Response:
+    found = _community(community_id)
+    context, status = _members_context(found)
+    return render(
+        "crm/community.html",
+        "crm/_members.html",
+        status=status,
+        add_form=AddMemberForm(formdata=None),
+        team=prospects.sourcing_team(db.session, found),
+        **context,
+    )
+
+
+@bp.post("/communities/<id:community_id>/members")
+@crm_required
+def add_member(community_id: int) -> Response:
+    found = _community(community_id)
+    form = AddMemberForm()
+    added = None
+    if form.validate_on_submit():
+        try:
+            membership, existed = prospects.add_member(
+                db.session,
+                found,
+                form.first_name.data or "",
+                form.last_name.data or "",
+                form.mobile.data or "",
+                form.email.data or "",
+            )
+        except prospects.ProspectRefused as refused:
+            db.session.rollback()
+            form_errors.put(form, refused.message, refused.field)
+        else:
+            db.session.commit()
+            added = membership
+            note = " (already a prospect of your organisation)" if existed else ""
+            if not wants_fragment():
+                flash(f"{membership.prospect.full_name} added to {found.name}{note}.", "success")
+                return redirect(url_for("crm.community", community_id=found.id), 303)
+            form = AddMemberForm(formdata=None)
+    if not wants_fragment():
+        # Without htmx: the page again, with what was typed and the reason beside its field.
+        context, _ = _members_context(found)
+        body = render_template(
+            "crm/community.html",
+            add_form=form,
+            team=prospects.sourcing_team(db.session, found),
+            **context,
+        )
+        return make_response(body, 422)
+    body = render_template("crm/_add_member.html", community=found, add_form=form, added=added)
+    response = make_response(body, 200 if added or not form.errors else 422)
+    if added is not None:
+        response.headers["HX-Trigger-After-Settle"] = MEMBERS_CHANGED
+    return response
+
+
+def _membership(membership_id: int) -> CommunityMembership:
+    return access.get_membership(db.session, current_user, membership_id) or abort(404)
+
+
+@bp.post("/memberships/<id:membership_id>/remove")
+@crm_required
+def remove_member(membership_id: int) -> Response:
+    membership = _membership(membership_id)
+    name, community_id = membership.prospect.full_name, membership.community_id
+    prospects.remove_member(membership)
+    db.session.commit()
+    if wants_fragment():
+        # The row goes; its conversation stays (the prospect's page still shows it).
+        return make_response(render_template("crm/_removed.html", membership=membership, name=name))
+    flash(f"{name} removed from the community. Their conversation is kept.", "success")
+    return redirect(url_for("crm.community", community_id=community_id), 303)
+
+
+@bp.post("/memberships/<id:membership_id>/restore")
+@crm_required
+def restore_member(membership_id: int) -> Response:
+    membership = _membership(membership_id)
+    prospects.restore_member(membership)
+    db.session.commit()
+    flash(f"{membership.prospect.full_name} is a member of {membership.community.name} again.", "success")
+    return redirect(url_for("crm.membership", membership_id=membership.id), 303)
+
+
+@bp.get("/memberships/<id:membership_id>")
+@crm_required
+def membership(membership_id: int) -> Response:
+    return membership_page(_membership(membership_id), request.args.get("tab"))
+
+
+def membership_page(
+    membership: CommunityMembership, tab: str | None, form: ComposeForm | None = None, status: int = 200
+) -> Response:
+    """The prospect-community page: the prospect, and the conversation's panel (as for a candidate)."""
+    about = subjects.of_membership(membership)
+    # Started empty on first view, so that its panel (whose ids carry the conversation's id) has one.
+    conversation = conversations.for_subject(db.session, about, create=True)
+    assert conversation is not None
+    others = prospects.other_memberships(db.session, current_user, membership)
+    context = panel_context(conversation, about, tab, form)
+    page = "crm/membership.html"
+    response = render(page, page, status=status, membership=membership, others=others, **context)
+    db.session.commit()  # the read marker of the tab on screen, after rendering (a commit expires all)
+    return response

@@ -1,0 +1,1 @@
+"""The inbox: every conversation the user may see, in one list, newest first, live."""

@@ -1,0 +1,196 @@
+"""The inbox's pages: the list (filters, search, pages as you scroll), the poll, the selected pane.
+
+Routes parse the query string and call webapp.inbox.queries; nothing here knows SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from webapp import ids, zones
+from webapp.accounts import access
+from webapp.extensions import db
+from webapp.inbox import queries
+from webapp.messaging import checks, subjects
+from webapp.web.conversations.routes import pane_html
+from webapp.web.inbox.forms import InboxFilterForm
+from webapp.web.pages import render, wants_fragment
+
+bp = Blueprint("inbox", __name__, template_folder="templates")
+
+
+def _filters() -> tuple[InboxFilterForm, queries.Filters | None]:
+    """The form from the query string, and its filters (None when it does not validate)."""
+    form = InboxFilterForm(request.args)
+    org = current_user.organization
+    form.set_choices(org.channels if org else ["email"], queries.job_choices(db.session, current_user))
+    if not form.validate():
+        return form, None
+    job = ids.parse(form.job.data) if form.job.data else None
+    return form, queries.Filters(
+        q=form.q.data or "",
+        channel=form.channel.data or "",
+        unread=bool(form.unread.data),
+        job=job,
+        reply=bool(form.reply.data),
+        mine=bool(form.mine.data),
+        who=form.who.data or "" if access.entitled(current_user, "crm") else "",
+    )
+
+
+def _urls(filters: queries.Filters) -> dict[str, str]:
+    """The addresses rows and polls are built from, made once per response: url_for for every row of a
+    page would cost more than the rest of the row."""
+    params = filters.params()
+    page = url_for("inbox.index", **params)
+    return {
+        "page_url": page,
+        "row_prefix": page + ("&" if "?" in page else "?") + "c=",
+        "pane_prefix": url_for("inbox.conversation", conversation_id=1)[:-1],
+        "application_prefix": url_for("jobs.application", application_id=1)[:-1],
+        "membership_prefix": url_for("crm.membership", membership_id=1)[:-1],
+        "query": "&".join(f"{k}={v}" for k, v in sorted(params.items())),
+    }
+
+
+def _context(
+    filters: queries.Filters | None, scope: queries.Scope, marker: queries.Marker, **more: Any
+) -> dict[str, Any]:
+    org = current_user.organization
+    channels = org.channels if org else ["email"]
+    unread = queries.unread_total(db.session, scope)
+    label = queries.unread_label(unread)
+    context = {
+        "filters": filters or queries.Filters(),
+        "valid": filters is not None,
+        "marker": marker,
+        "poll_url": url_for("inbox.poll", since=marker.encode(), **(filters or queries.Filters()).params()),
+        "unread_total": unread,
+        "inbox_title": f"Inbox ({label})" if unread else "Inbox",
+        # Email-only customers (ATS only) see no channel filter and no channel marks.
+        "texting": len(channels) > 1,
+        "crm": access.entitled(current_user, "crm"),
+        "zone": zones.of_reader(current_user),
+        **_urls(filters or queries.Filters()),
+        **more,
+    }
+    return context
+
+
+@bp.get("/inbox")
+@login_required
+def index() -> Response:
+    form, filters = _filters()
+    scope = queries.scope_for(db.session, current_user)
+    # The marker before the rows: what is shown is never older than what the poll compares with.
+    marker = queries.marker(db.session, current_user)
+    selected, pane, ours = None, None, False
+    chosen = request.args.get("c")
+    number = ids.parse(chosen) if chosen else None
+    if chosen and number is None:
+        abort(404)
+    if number is not None and not wants_fragment():
+        # The open conversation first: opening it reads it, and the list below then shows it read.
+        selected, pane, ours = _open(scope, number)
+        if selected is None:
+            abort(404)
+    elif number is not None:
+        # The filters changed: the list again, with the open conversation marked (its pane stays).
+        found = queries.rows_by_id(db.session, scope, [number])
+        selected = found[0] if found else None
+    after = queries.Cursor.decode(request.args.get("after"))
+    listing = queries.page(db.session, scope, filters, after) if filters else queries.Page([], None)
+    context = _context(
+        filters,
+        scope,
+        marker,
+        form=form,
+        listing=listing,
+        after=after,
+        selected=selected,
+        pane=pane,
+        ours=ours,
+    )
+    response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
+    db.session.commit()  # the read markers of the open conversation
+    return response
+
+
+def _open(scope: queries.Scope, conversation_id: int) -> tuple[Any, Markup | None, bool]:
+    """The list's row of the conversation, its pane, and whether it is the user's organisation's (a
+    sub-organisation's, which its parent's administrators read, has no page of theirs to link to), if
+    the user may see it; else (None, None, False)."""
+    conversation = access.get_conversation(db.session, current_user, conversation_id)
+    if conversation is None:
+        return None, None, False
+    about = subjects.of_conversation(conversation)
+    pane = pane_html(conversation, about)
+    db.session.flush()
+    found = queries.rows_by_id(db.session, scope, [conversation_id])
+    return (found[0] if found else None), pane, checks.not_ours(current_user, about) is None
+
+
+@bp.get("/inbox/more")
+@login_required
+def more() -> Response:
+    """The next page of the list (the sentinel at its end asks when it scrolls into view)."""
+    _, filters = _filters()
+    after = queries.Cursor.decode(request.args.get("after"))
+    if filters is None or after is None:
+        abort(400)
+    scope = queries.scope_for(db.session, current_user)
+    listing = queries.page(db.session, scope, filters, after)
+    urls = _urls(filters)
+    return render_template(
+        "inbox/_rows.html",
+        listing=listing,
+        filters=filters,
+        selected=None,
+        texting=len(current_user.organization.channels) > 1 if current_user.organization else False,
+        zone=zones.of_reader(current_user),
+        **urls,
+    )
+
+
+@bp.get("/inbox/changes")
+@login_required
+def poll() -> Response:
+    """The one poll of an open inbox. Unchanged: 204 from one statement (queries.marker); it never marks
+    anything read. Changed: the rows to put in place or take out, and the next poll."""
+    since = queries.Marker.decode(request.args.get("since"))
+    marker = queries.marker(db.session, current_user)
+    if since == marker:
+        return Response(status=204)
+    _, filters = _filters()
+    if filters is None:
+        return Response(status=204)
+    scope = queries.scope_for(db.session, current_user)
+    found = queries.changes(db.session, scope, filters, since) if since else queries.Changes(reload=True)
+    context = _context(filters, scope, marker, changes=found, selected=None)
+    response = Response(render_template("inbox/_changes.html", **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/inbox/conversations/<id:conversation_id>")
+@login_required
+def conversation(conversation_id: int) -> Response:
+    """The pane of one conversation (a row was opened); the address bar shows the inbox with it."""
+    _, filters = _filters()
+    filters = filters or queries.Filters()
+    if not wants_fragment():
+        return redirect(url_for("inbox.index", c=conversation_id, **filters.params()))
+    scope = queries.scope_for(db.session, current_user)
+    selected, pane, ours = _open(scope, conversation_id)
+    if selected is None:
+        abort(404)
+    body = render_template(
+        "inbox/_thread.html", selected=selected, pane=pane, ours=ours, oob=True, **_urls(filters)
+    )
+    db.session.commit()  # the read markers of what the pane shows
+    return Response(body)

@@ -1,0 +1,1 @@
+"""The ATS pages: jobs, their applications, and the candidate-application page."""

@@ -1,0 +1,77 @@
+"""The ATS pages: jobs, their applications, and the candidate-application page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, request
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from webapp.accounts import access
+from webapp.extensions import db
+from webapp.jobs import queries
+from webapp.messaging import conversations, subjects
+from webapp.models import STAGES, Application
+from webapp.web.conversations.forms import ComposeForm
+from webapp.web.conversations.routes import panel_context
+from webapp.web.interviews.routes import status_context as interview_context
+from webapp.web.jobs.forms import ApplicationFilterForm
+from webapp.web.pages import render
+
+bp = Blueprint("jobs", __name__, template_folder="templates")
+
+
+@bp.get("/jobs")
+@login_required
+def index() -> Response:
+    rows = queries.jobs_for(db.session, current_user)
+    return render("jobs/index.html", "jobs/index.html", rows=rows)
+
+
+@bp.get("/jobs/<id:job_id>")
+@login_required
+def detail(job_id: int) -> Response:
+    job = access.get_job(db.session, current_user, job_id) or abort(404)
+    form = ApplicationFilterForm(request.args)
+    if form.validate():
+        applications = queries.applications_for(
+            db.session, current_user, job, q=form.q.data or "", stage=form.stage.data or ""
+        )
+        status = 200
+    else:
+        applications, status = [], 400
+    activity = queries.activity_for(db.session, current_user, applications)
+    return render(
+        "jobs/detail.html",
+        "jobs/_applications.html",
+        status=status,
+        job=job,
+        form=form,
+        applications=applications,
+        activity=activity,
+        stages=STAGES,
+        max_rows=queries.MAX_ROWS,
+    )
+
+
+@bp.get("/applications/<id:application_id>")
+@login_required
+def application(application_id: int) -> Response:
+    app_ = access.get_application(db.session, current_user, application_id) or abort(404)
+    return application_page(app_, request.args.get("tab"))
+
+
+def application_page(
+    application: Application, tab: str | None, form: ComposeForm | None = None, status: int = 200
+) -> Response:
+    """The candidate-application page: the profile, and the conversation's panel."""
+    about = subjects.of_application(application)
+    # Started empty on first view, so that its panel (whose ids carry the conversation's id) has one.
+    conversation = conversations.for_subject(db.session, about, create=True)
+    assert conversation is not None
+    others = access.other_applications(db.session, current_user, application)
+    context = panel_context(conversation, about, tab, form)
+    context.update(interview_context(application))
+    page = "jobs/application.html"
+    response = render(page, page, status=status, application=application, others=others, **context)
+    db.session.commit()  # the read marker of the tab on screen, after rendering (a commit expires all)
+    return response

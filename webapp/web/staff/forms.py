@@ -1,0 +1,48 @@
+from datetime import UTC, datetime
+
+from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField, ValidationError
+from wtforms.validators import Length, Optional
+
+from webapp.web.forms import FlaskForm
+
+
+class AddNumberForm(FlaskForm):
+    # Choices are set per request: the Vonage account's numbers not yet in a pool.
+    owned = SelectField("Number on the Vonage account", validate_choice=False, validators=[Optional()])
+    number = StringField("Or type a number", validators=[Optional(), Length(max=40)])
+    # Only for numbers that belong to no country (+800 …); otherwise the number says its country.
+    country = SelectField("Country, if the number has none", validate_choice=False, validators=[Optional()])
+    sms = BooleanField("SMS", default=True)
+    whatsapp = BooleanField("WhatsApp")
+
+
+class NumberActionForm(FlaskForm):
+    reason = StringField("Reason", validators=[Optional(), Length(max=300)])
+
+
+class ReviewForm(FlaskForm):
+    reason = TextAreaField("Reason for rejecting", validators=[Optional(), Length(max=500)])
+    # An approval may hold until a date (a register excerpt some months old); `flask compliance expire`
+    # then suspends the country's numbers until new documents are approved.
+    valid_until = DateField("Valid until (optional)", validators=[Optional()])
+
+    def validate_valid_until(self, field: DateField) -> None:
+        if field.data is not None and field.data <= datetime.now(UTC).date():
+            raise ValidationError("Choose a date after today, or leave it empty.")
+
+
+class RefillForm(FlaskForm):
+    # Text, not IntegerField: webapp.billing.credits.parse_amount says what is wrong with it, the same
+    # way for every caller.
+    amount = StringField("Credits to add", validators=[Optional(), Length(max=100)])
+    note = StringField("Note (order, ticket or agreement)", validators=[Optional(), Length(max=2000)])
+
+
+class EntitlementsForm(FlaskForm):
+    has_messaging = BooleanField("Messaging (SMS and WhatsApp)")
+    has_crm = BooleanField("CRM (communities and prospects)")
+    whatsapp_price = StringField("Credits per WhatsApp message", validators=[Optional(), Length(max=50)])
+
+
+class LinkForm(FlaskForm):
+    """A new set-password link for a customer's user: nothing to fill in but the CSRF token."""

@@ -1,0 +1,347 @@
+"""Customer-success pages: every customer's number pool, credits and products, a new set-password link
+for a customer's user, and the review of compliance documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from webapp import phones
+from webapp.accounts import access, link_email, people
+from webapp.billing import credits, ledger, refills
+from webapp.compliance import audit, catalogue, files, submissions
+from webapp.extensions import db
+from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber
+from webapp.numbers import pool, vonage_account
+from webapp.organizations import settings as organizations
+from webapp.web.downloads import attachment
+from webapp.web.guards import staff_required
+from webapp.web.staff.forms import (
+    AddNumberForm,
+    EntitlementsForm,
+    LinkForm,
+    NumberActionForm,
+    RefillForm,
+    ReviewForm,
+)
+
+bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
+
+
+@bp.get("/")
+@staff_required
+def index() -> str:
+    orgs = db.session.scalars(sa.select(Organization).order_by(Organization.name)).all()
+    counts: dict[int, dict[str, int]] = {}
+    for org_id, status, n in db.session.execute(
+        sa.select(SendingNumber.organization_id, SendingNumber.status, sa.func.count()).group_by(
+            SendingNumber.organization_id, SendingNumber.status
+        )
+    ):
+        counts.setdefault(org_id, {})[status] = n
+    return render_template(
+        "staff/index.html",
+        orgs=orgs,
+        counts=counts,
+        queue=submissions.waiting_for_review(db.session),
+        refill_requests=refills.waiting(db.session),
+    )
+
+
+def _organization(org_id: int) -> Organization:
+    return db.session.get(Organization, org_id) or abort(404)
+
+
+def _owned_numbers() -> tuple[list[vonage_account.OwnedNumber], str | None]:
+    """The account's numbers not yet in any pool, or why there are none to show."""
+    if not vonage_account.configured(current_app.config):
+        return (
+            [],
+            "VONAGE_API_KEY and VONAGE_API_SECRET are not set, so the account's numbers cannot be "
+            "listed: type the number instead.",
+        )
+    try:
+        owned = vonage_account.owned_numbers(current_app.config)
+    except vonage_account.NumbersUnavailable as error:
+        return [], f"{error} Type the number instead."
+    taken = set(db.session.scalars(sa.select(SendingNumber.e164)))
+    free = [n for n in owned if n.e164 not in taken]
+    return free, None if free else "Every number on the Vonage account is in a pool already."
+
+
+def _add_form(formdata: Any = None) -> tuple[AddNumberForm, list[vonage_account.OwnedNumber], str | None]:
+    form = AddNumberForm(formdata=formdata) if formdata is not None else AddNumberForm()
+    owned, note = _owned_numbers()
+    form.owned.choices = [("", "— type it below —")] + [
+        (n.e164, f"{phones.display(n.e164)} · {n.country} · {', '.join(n.features) or 'no features listed'}")
+        for n in owned
+    ]
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS, key=phones.region_name)
+    form.country.choices = [("", "— from the number —")] + [
+        (r, f"{phones.region_name(r)} ({r})") for r in regions
+    ]
+    return form, owned, note
+
+
+def _organization_page(
+    org: Organization,
+    status: int = 200,
+    form: AddNumberForm | None = None,
+    refill_form: RefillForm | None = None,
+    entitlements_form: EntitlementsForm | None = None,
+    new_link: link_email.Handed | None = None,
+    people_error: str | None = None,
+) -> tuple[str, int]:
+    add_form, owned, note = _add_form()
+    countries = catalogue.countries(db.session)
+    top = org.top
+    account = credits.account_for(db.session, top)
+    recent, _total = ledger.page(db.session, account.id, ledger.Filters(), top.time_zone)
+    return render_template(
+        "staff/organization.html",
+        top=top,
+        balance=account.balance,
+        recent=recent[:10],
+        open_request=refills.open_request(db.session, top),
+        refill_form=refill_form or RefillForm(formdata=None),
+        entitlements_form=entitlements_form
+        or EntitlementsForm(
+            formdata=None,
+            has_messaging=org.has_messaging,
+            has_crm=org.has_crm,
+            whatsapp_price=str(org.whatsapp_price),
+        ),
+        org=org,
+        entries=pool.with_usage(db.session, org),
+        usage_days=pool.USAGE_DAYS,
+        form=form or add_form,
+        owned=owned,
+        owned_note=note,
+        action_form=NumberActionForm(),
+        countries=countries,
+        submissions={c: submissions.get(db.session, org.id, c) for c in countries},
+        members=people.members(db.session, org.id),
+        is_invited=people.is_invited,
+        new_link=new_link,
+        people_error=people_error,
+    ), status
+
+
+@bp.get("/organizations/<id:org_id>")
+@staff_required
+def organization(org_id: int) -> tuple[str, int]:
+    return _organization_page(_organization(org_id))
+
+
+@bp.post("/organizations/<id:org_id>/numbers")
+@staff_required
+def add_number(org_id: int) -> Response | tuple[str, int]:
+    org = _organization(org_id)
+    form, _owned, _note = _add_form(request.form)
+    if not form.validate():
+        return _organization_page(org, 422, form)
+    picked, typed = (form.owned.data or "").strip(), (form.number.data or "").strip()
+    if picked and typed:
+        form.number.errors = ["Pick a number from the account or type one, not both."]
+        return _organization_page(org, 422, form)
+    try:
+        number = pool.add(
+            db.session,
+            current_user,
+            org,
+            picked or typed,
+            sms=form.sms.data,
+            whatsapp=form.whatsapp.data,
+            country=form.country.data or None,
+        )
+    except pool.NumberRefused as refusal:
+        db.session.rollback()
+        field = {"country": form.country, "capabilities": form.sms}.get(refusal.field)
+        if field is None:
+            field = form.owned if picked else form.number
+        field.errors = [*field.errors, str(refusal)]
+        return _organization_page(org, 422, form)
+    db.session.commit()
+    flash(
+        f"{phones.display(number.e164)} added to {org.name}'s pool ({number.status_label.lower()}).",
+        "success",
+    )
+    return redirect(url_for("staff.organization", org_id=org.id), 303)
+
+
+@bp.post("/organizations/<id:org_id>/numbers/<id:number_id>/<any(suspend, resume, release):action>")
+@staff_required
+def number_action(org_id: int, number_id: int, action: str) -> Response:
+    org = _organization(org_id)
+    number = pool.get_number(db.session, org.id, number_id) or abort(404)
+    form = NumberActionForm()
+    if not form.validate():
+        abort(400)
+    try:
+        if action == "suspend":
+            pool.suspend(db.session, current_user, number, form.reason.data or "")
+        elif action == "resume":
+            pool.resume(db.session, current_user, number)
+        else:
+            pool.release(db.session, current_user, number)
+    except pool.NumberRefused as refusal:
+        db.session.rollback()
+        flash(str(refusal), "error")
+        return redirect(url_for("staff.organization", org_id=org.id), 303)
+    db.session.commit()
+    flash(f"{phones.display(number.e164)}: {number.status_label.lower()}.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id), 303)
+
+
+def _submission(submission_id: int) -> ComplianceSubmission:
+    return db.session.get(ComplianceSubmission, submission_id) or abort(404)
+
+
+def _review_page(submission: ComplianceSubmission, status: int = 200, **extra: Any) -> tuple[str, int]:
+    forms = {d.id: ReviewForm(prefix=f"d{d.id}", formdata=None) for d in submission.documents}
+    forms.update(extra.pop("forms", {}))
+    return render_template(
+        "staff/submission.html",
+        submission=submission,
+        org=submission.organization,
+        country_name=phones.region_name(submission.country),
+        requirements=catalogue.requirements(db.session, submission.country),
+        current=submission.current_documents,
+        history=audit.history(db.session, submission.organization_id, submission.country),
+        labels=audit.LABELS,
+        forms=forms,
+        numbers=[
+            n
+            for n in pool.numbers_of(db.session, submission.organization_id, False)
+            if n.country == submission.country
+        ],
+        **extra,
+    ), status
+
+
+@bp.get("/submissions/<id:submission_id>")
+@staff_required
+def submission(submission_id: int) -> tuple[str, int]:
+    return _review_page(_submission(submission_id))
+
+
+@bp.post("/submissions/<id:submission_id>/documents/<id:document_id>/<any(approve, reject):decision>")
+@staff_required
+def review(submission_id: int, document_id: int, decision: str) -> Response | tuple[str, int]:
+    submission = _submission(submission_id)
+    document = db.session.scalar(
+        sa.select(ComplianceDocument).where(
+            ComplianceDocument.id == document_id, ComplianceDocument.submission_id == submission.id
+        )
+    )
+    if document is None:
+        abort(404)  # a document of another submission (or organisation) through a forged address
+    form = ReviewForm(prefix=f"d{document.id}")
+    if not form.validate():
+        return _review_page(submission, 422, forms={document.id: form})
+    try:
+        until = form.valid_until.data if decision == "approve" else None
+        submissions.review_document(
+            db.session,
+            current_user,
+            submission,
+            document.id,
+            decision,
+            form.reason.data,
+            expires_at=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
+        )
+    except submissions.ComplianceRefused as refusal:
+        db.session.rollback()
+        form.reason.errors = [*form.reason.errors, str(refusal)]
+        return _review_page(submission, 422, forms={document.id: form})
+    db.session.commit()
+    verb = "approved" if decision == "approve" else "rejected"
+    flash(
+        f"{document.requirement.name}: {verb}. The submission is now “{submission.status_label}”.", "success"
+    )
+    return redirect(
+        url_for("staff.submission", submission_id=submission.id) + f"#document-{document.id}", 303
+    )
+
+
+@bp.get("/submissions/<id:submission_id>/documents/<id:document_id>")
+@staff_required
+def document_file(submission_id: int, document_id: int) -> Response:
+    document = access.get_compliance_document(db.session, current_user, document_id)
+    if document is None or document.submission_id != submission_id:
+        abort(404)
+    return attachment(files.store_for(current_app), document)
+
+
+# --- Credits and entitlements (issue #12) ------------------------------------------------------------
+
+
+@bp.post("/organizations/<id:org_id>/credits")
+@staff_required
+def refill(org_id: int) -> Response | tuple[str, int]:
+    """Add credits to the organisation's (top) account: the rules of `flask credits top-up`."""
+    org = _organization(org_id)
+    form = RefillForm()
+    if not form.validate():
+        return _organization_page(org, 422, refill_form=form)
+    try:
+        row = refills.refill(db.session, current_user, org, form.amount.data or "", form.note.data or "")
+    except credits.RefillRefused as refusal:
+        db.session.rollback()
+        field = form.note if refusal.field == "note" else form.amount
+        text = str(refusal)
+        field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
+        return _organization_page(org, 422, refill_form=form)
+    db.session.commit()
+    flash(f"{org.top.name}: +{row.amount} credits, balance {row.balance_after}.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id) + "#credits", 303)
+
+
+@bp.post("/organizations/<id:org_id>/entitlements")
+@staff_required
+def entitlements(org_id: int) -> Response | tuple[str, int]:
+    org = _organization(org_id)
+    form = EntitlementsForm()
+    if not form.validate():
+        return _organization_page(org, 422, entitlements_form=form)
+    try:
+        organizations.set_entitlements(
+            org, form.has_messaging.data, form.has_crm.data, form.whatsapp_price.data or ""
+        )
+    except organizations.SettingsRefused as refusal:
+        db.session.rollback()
+        form.whatsapp_price.errors = [*form.whatsapp_price.errors, str(refusal)]
+        return _organization_page(org, 422, entitlements_form=form)
+    db.session.commit()
+    flash(f"{org.name}: products saved.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id) + "#entitlements", 303)
+
+
+# --- A customer's people (issue 17) ---------------------------------------------------------------------
+
+
+@bp.post("/organizations/<id:org_id>/people/<id:user_id>/link")
+@staff_required
+def person_link(org_id: int, user_id: int) -> tuple[str, int]:
+    """A new set-password link for one of the customer's people (e.g. an organisation left with nobody
+    who can manage users): emailed to them, and shown once to staff."""
+    org = _organization(org_id)
+    user = people.get_member(db.session, org.id, user_id) or abort(404)
+    if not LinkForm().validate():
+        abort(400)
+    try:
+        token = people.new_link(db.session, current_user, user)
+    except people.PeopleRefused as refusal:
+        db.session.rollback()
+        return _organization_page(org, 422, people_error=str(refusal))
+    db.session.commit()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # The email of a new link (not an invitation, even for someone invited: staff did not invite them).
+    handed = link_email.hand_over(app, db.session, user, current_user, token, invited=False)
+    return _organization_page(org, new_link=handed)
