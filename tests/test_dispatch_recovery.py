@@ -29,6 +29,7 @@ from webapp.extensions import db
 from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
 from webapp.models import Message, utcnow
+from webapp.scheduling import clock
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
@@ -382,7 +383,8 @@ def test_an_rq_worker_killed_mid_send_leaves_one_copy(
     m = fresh(message_id)
     assert (m.status, m.attempts) == ("sending", 1)
 
-    # A new worker with a short lease finds the dead claim and recovers it, without sending again.
+    # A new worker and the clock, with a short lease, find the dead claim and recover it, without sending
+    # again.
     env.update(
         VONAGE_TIMEOUT="1",
         VONAGE_CONNECT_TIMEOUT="0.5",
@@ -393,6 +395,7 @@ def test_an_rq_worker_killed_mid_send_leaves_one_copy(
     )
     second = start(["-m", "flask", "--app", "wsgi", "worker"], env, log)
     processes.append(second)
+    processes.append(start(["-m", "flask", "--app", "wsgi", "clock"], env, log))
     wait_for(lambda: fresh(message_id).status == "unknown", 30, "the recovery", log)
     assert posts_for(fake, message_id) == 1
 
@@ -427,16 +430,20 @@ def test_a_web_process_killed_mid_send_is_recovered_by_the_in_process_sweep(
     kill(web)  # as gunicorn does to a worker that overstays its graceful timeout
     assert fresh(message_id).status == "sending"
 
-    # Another web process (this one) sweeps on its own once it serves a request.
+    # Another web process (this one) sweeps on its own: its clock runs in a thread from its start.
     app.config.update(
         DISPATCH_MODE="thread",
         DISPATCH_SWEEP_SECONDS=0.2,
         SEND_LEASE_SECONDS=1,
         SEND_UNKNOWN_WAIT_SECONDS=1.5,
     )
-    assert client.get("/healthz").status_code == 200
-    wait_for(lambda: fresh(message_id).status == "unknown", 10, "the lease to run out")
-    wait_for(lambda: fresh(message_id).status == "rejected", 10, "the wait for a report to end")
+    assert clock.start_in_process(app) is not None  # as wsgi.py does when the app is served
+    try:
+        assert client.get("/healthz").status_code == 200
+        wait_for(lambda: fresh(message_id).status == "unknown", 10, "the lease to run out")
+        wait_for(lambda: fresh(message_id).status == "rejected", 10, "the wait for a report to end")
+    finally:
+        clock.stop_in_process(app)
     m = fresh(message_id)
     assert m.error_code == "unconfirmed"
     assert posts_for(fake, message_id) == 1

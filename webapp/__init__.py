@@ -58,14 +58,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 if "\x00" in value:
                     abort(400, description="The request contains a NUL character.")
 
-    @app.before_request
-    def sweep_in_this_process() -> None:
-        # The in-process dispatcher recovers what a killed process left behind (dispatch.recover).
-        if app.config["DISPATCH_MODE"] == "thread" and "relay.sweeper" not in app.extensions:
-            from webapp.messaging import dispatch
-
-            dispatch.start_sweeper(app)
-
     @app.get("/favicon.ico")
     def favicon() -> Any:
         # Browsers and tools ask for it at the root whatever the page links; the same icon, not a 404.

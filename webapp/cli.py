@@ -1,8 +1,11 @@
 """Commands for operators: seed-demo, permissions sync, compliance sync/expire, users reset-link,
-credits top-up/balance, dispatch requeue, worker."""
+credits top-up/balance, dispatch requeue, worker, clock."""
 
 from __future__ import annotations
 
+import signal
+import threading
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -167,15 +170,37 @@ def register(app: Flask) -> None:
         if not app.config.get("REDIS_URL"):
             raise click.UsageError("set REDIS_URL to the Redis that the web processes enqueue on")
         q = dispatch.queue(app)
-        # What a killed worker left behind: recovered now, then every DISPATCH_SWEEP_SECONDS.
+        # What a killed worker left behind: recovered now; afterwards the clock sweeps (`flask clock`).
         click.echo(f"Recovery: {dispatch.recover()}")
-        stop = None if burst else dispatch.start_sweeper(app)
         # SimpleWorker runs jobs in this process, inside this app context: no fork, no copied DB pool.
-        try:
-            SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=False)
-        finally:
-            if stop is not None:
-                stop.set()
+        # No RQ scheduler: the periodic work is the clock's (webapp.scheduling.clock says why).
+        SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=False)
+
+    @app.cli.command("clock")
+    @click.option("--once", is_flag=True, help="One pass: run what is due, then stop.")
+    def clock_command(once: bool) -> None:
+        """Run the periodic work when it is due (the dispatch sweep, unknown outcomes given up,
+        compliance expiry) until stopped (SIGTERM, Ctrl-C). Any number of clocks may run: each task runs
+        once per interval across them all."""
+        from webapp.scheduling import clock
+
+        if once:
+            for run in clock.run_due():
+                click.echo(str(run))
+            return
+        tasks = clock.enabled(app.config)
+        every = ", ".join(f"{t.name} every {t.interval(app.config):g} s" for t in tasks) or "nothing to run"
+        click.echo(f"Clock: {every}.")
+        stop = threading.Event()
+        # The pass under way finishes (a task is never cut in the middle of its commits), then the loop ends.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+        signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+
+        def report(run: clock.Run) -> None:
+            click.echo(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {run}")
+
+        clock.run_forever(app, stop, report)
+        click.echo("Clock stopped.")
 
 
 def _seconds(option: str, text: str) -> float:

@@ -28,6 +28,16 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool | None:
+    """On or off as written, None when unset (the setting's default then depends on others)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ConfigError(f"{name} must be 1 or 0 (on or off), not {raw!r}")
+    return _bool(raw)
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or not raw.strip():
@@ -92,8 +102,13 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # How long a send whose outcome is unknown waits for the provider's report before it is given up.
         "SEND_UNKNOWN_WAIT_SECONDS": _seconds(env, "SEND_UNKNOWN_WAIT_SECONDS", 900),
         "SEND_REQUEUE_AFTER_SECONDS": _seconds(env, "SEND_REQUEUE_AFTER_SECONDS", 300),
-        # How often the worker and each web process sweep for the above (0: never; the CLI still does).
+        # How often the clock sweeps for the above (0: never; `dispatch requeue` still does).
         "DISPATCH_SWEEP_SECONDS": _seconds(env, "DISPATCH_SWEEP_SECONDS", 30),
+        # How often the clock expires compliance approvals past their date (0: never; the CLI still does).
+        "COMPLIANCE_EXPIRY_SECONDS": _seconds(env, "COMPLIANCE_EXPIRY_SECONDS", 3600),
+        # Whether a served app (wsgi.py) keeps the clock in a thread of its own process; None (unset):
+        # when messages are dispatched in-process (DISPATCH_MODE=thread). Else `flask --app wsgi clock`.
+        "CLOCK_IN_PROCESS": _switch(env, "CLOCK_IN_PROCESS"),
         "DISPATCH_THREADS": _int(env, "DISPATCH_THREADS", 8),
         "SIMULATOR_DELIVERY_SECONDS": _seconds(env, "SIMULATOR_DELIVERY_SECONDS", 3),
         "VONAGE_TIMEOUT": _seconds(env, "VONAGE_TIMEOUT", 10),

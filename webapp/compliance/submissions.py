@@ -322,8 +322,8 @@ def _settle(
 
 
 def expire_due(session: Session, now: datetime | None = None) -> list[ComplianceSubmission]:
-    """Approvals whose expires_at has passed become `expired` and their numbers stop (run by
-    `flask --app wsgi compliance expire`, e.g. daily from cron)."""
+    """Approvals whose expires_at has passed become `expired` and their numbers stop (run by the clock,
+    webapp.scheduling, every COMPLIANCE_EXPIRY_SECONDS, and by `flask --app wsgi compliance expire`)."""
     moment = now or utcnow()
     due = list(
         session.scalars(

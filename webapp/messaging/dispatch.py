@@ -16,8 +16,8 @@ What a try's failure means decides what follows (webapp.providers.base):
   have sent it. The message becomes `unknown` ("Checking with the network…") and is never sent again;
   the status webhook, which carries our id as client_ref, settles it.
 
-`recover` is the sweep, run by `flask --app wsgi dispatch requeue`, periodically by the worker and by
-the in-process dispatcher:
+`recover` is the sweep, run by `flask --app wsgi dispatch requeue` and every DISPATCH_SWEEP_SECONDS by
+the clock (webapp.scheduling, which runs the give-up below as a task of its own, `give_up_unknown`):
 - a `sending` claim whose lease ran out (its dispatcher died): back to `queued` if no try had begun,
   else `unknown`, since the try may have reached the provider;
 - an `unknown` message with no report after SEND_UNKNOWN_WAIT_SECONDS: given up as not confirmed and
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -62,7 +61,6 @@ def enqueue(message_id: int) -> Future[None] | None:
                 "webapp.messaging.dispatch.deliver_job", message_id, job_id=f"message-{message_id}"
             )
             return None
-        start_sweeper(app)
         return _executor(app).submit(_deliver_in_app, app, message_id)
     except Exception:
         # The message is stored and paid for; the sweep (or `dispatch requeue`) hands it over later.
@@ -259,14 +257,18 @@ class Recovered:
 
 
 def recover(
-    queued_after: float | None = None, now: datetime | None = None, *, hand_over: bool = True
+    queued_after: float | None = None,
+    now: datetime | None = None,
+    *,
+    hand_over: bool = True,
+    give_up: bool = True,
 ) -> Recovered:
-    """The sweep (see the module's docstring). Safe to run anywhere, any number of times at once."""
+    """The sweep (see the module's docstring). Safe to run anywhere, any number of times at once.
+    `give_up=False` leaves the unknown outcomes to `give_up_unknown`."""
     config = current_app.config
     now = now or utcnow()
     queued_after = config["SEND_REQUEUE_AFTER_SECONDS"] if queued_after is None else queued_after
     lease_ends = now - timedelta(seconds=config["SEND_LEASE_SECONDS"])
-    wait_ends = now - timedelta(seconds=config["SEND_UNKNOWN_WAIT_SECONDS"])
     found = Recovered()
 
     # Claimed but no try begun: nothing can have gone out, so it may be sent (once) after all.
@@ -298,12 +300,8 @@ def recover(
     activity.touch_messages(db.session, found.unknown)
     db.session.commit()
 
-    stale = db.session.scalars(
-        sa.select(Message.id).where(Message.status == "unknown", Message.claimed_at < wait_ends)
-    ).all()
-    for message_id in stale:
-        if _give_up(message_id, wait_ends):
-            found.given_up.append(message_id)
+    if give_up:
+        found.given_up = give_up_unknown(now)
 
     waiting = db.session.scalars(
         sa.select(Message.id).where(
@@ -317,6 +315,16 @@ def recover(
         for message_id in found.requeued:
             enqueue(message_id)
     return found
+
+
+def give_up_unknown(now: datetime | None = None) -> list[int]:
+    """`unknown` messages that no report settled within SEND_UNKNOWN_WAIT_SECONDS: given up as not
+    confirmed and refunded, never resent. Their ids."""
+    wait_ends = (now or utcnow()) - timedelta(seconds=current_app.config["SEND_UNKNOWN_WAIT_SECONDS"])
+    stale = db.session.scalars(
+        sa.select(Message.id).where(Message.status == "unknown", Message.claimed_at < wait_ends)
+    ).all()
+    return [message_id for message_id in stale if _give_up(message_id, wait_ends)]
 
 
 def _give_up(message_id: int, wait_ends: datetime) -> bool:
@@ -338,38 +346,3 @@ def _give_up(message_id: int, wait_ends: datetime) -> bool:
 def requeue_stale(older_than_seconds: float) -> list[int]:
     """Queued messages nobody picked up (the dispatcher was down): hand them over again."""
     return recover(older_than_seconds).requeued
-
-
-# --- The periodic sweep ------------------------------------------------------------------------------
-
-
-def sweep_forever(app: Flask, stop: threading.Event) -> None:
-    """Run `recover` every DISPATCH_SWEEP_SECONDS until `stop` is set (a daemon thread's body)."""
-    interval = app.config["DISPATCH_SWEEP_SECONDS"]
-    while not stop.wait(interval):
-        with app.app_context():
-            try:
-                found = recover()
-                if found.requeued or found.unknown or found.given_up:
-                    log.info("sweep: %s", found)
-            except Exception:
-                log.exception("the dispatch sweep failed; trying again in %s s", interval)
-                db.session.rollback()
-            finally:
-                db.session.remove()
-
-
-def start_sweeper(app: Flask) -> threading.Event | None:
-    """Start this process's sweeper thread once; its stop event (None when sweeping is switched off)."""
-    if app.config["DISPATCH_SWEEP_SECONDS"] <= 0:
-        return None
-    with _sweeper_lock:
-        stop = app.extensions.get("relay.sweeper")
-        if stop is None:
-            stop = app.extensions["relay.sweeper"] = threading.Event()
-            thread = threading.Thread(target=sweep_forever, args=(app, stop), name="relay-sweep", daemon=True)
-            thread.start()
-    return stop
-
-
-_sweeper_lock = threading.Lock()

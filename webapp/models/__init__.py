@@ -32,6 +32,7 @@ from webapp.models.messaging import (
 )
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
+from webapp.models.scheduling import ScheduledRun
 from webapp.models.user import LoginAttempt, Permission, Role, SetPasswordLink, User, UserSession
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "Prospect",
     "RefillRequest",
     "Role",
+    "ScheduledRun",
     "SendingNumber",
     "SetPasswordLink",
     "SourcingTeamMember",

@@ -31,9 +31,6 @@ def _build(app: Flask, key: str) -> Provider:
 
 def close(app: Flask) -> None:
     """Stop what the providers and the in-process dispatcher still have running (tests, shutdown)."""
-    sweeper = app.extensions.pop("relay.sweeper", None)
-    if sweeper is not None:
-        sweeper.set()
     executor = app.extensions.pop("relay.executor", None)
     if executor is not None:
         executor.shutdown(wait=True)

@@ -1,0 +1,63 @@
+"""The periodic tasks: a name (its row in `scheduled_run`), the setting that says how often, and what it
+does. A task is given the pass's moment, changes the database through `db.session`, commits, and says
+in a few words what it changed ("" when there was nothing to do). It must be safe to run twice at once
+(a run that outlasts its interval may meet the next one): these are, each decision being a conditional
+UPDATE or taken under a row lock. Each imports its domain module when it runs, so that importing the
+clock (wsgi.py does) costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from webapp.extensions import db
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    interval_setting: str  # seconds between two starts; 0 switches the task off
+    run: Callable[[datetime], str]
+
+    def interval(self, config: Mapping[str, Any]) -> float:
+        return float(config.get(self.interval_setting) or 0)
+
+
+def recover_claims(now: datetime) -> str:
+    """The dispatch sweep: claims whose lease ran out, and queued messages nobody picked up."""
+    from webapp.messaging import dispatch
+
+    found = dispatch.recover(now=now, give_up=False)
+    if not (found.requeued or found.unknown):
+        return ""
+    return (
+        f"{len(found.requeued)} message(s) handed to the dispatcher again, "
+        f"{len(found.unknown)} left mid-send now waiting for the network's report"
+    )
+
+
+def give_up_unknown(now: datetime) -> str:
+    """Sends whose outcome stayed unknown past SEND_UNKNOWN_WAIT_SECONDS: not confirmed, refunded."""
+    from webapp.messaging import dispatch
+
+    given_up = dispatch.give_up_unknown(now)
+    return f"{len(given_up)} message(s) never confirmed and refunded" if given_up else ""
+
+
+def expire_compliance(now: datetime) -> str:
+    """Approvals past their expiry date: expired, and their countries' numbers suspended."""
+    from webapp.compliance import submissions
+
+    expired = submissions.expire_due(db.session, now)
+    db.session.commit()
+    return ", ".join(f"{s.organization.name} {s.country} expired" for s in expired)
+
+
+TASKS: tuple[Task, ...] = (
+    Task("dispatch-recovery", "DISPATCH_SWEEP_SECONDS", recover_claims),
+    Task("unknown-give-up", "DISPATCH_SWEEP_SECONDS", give_up_unknown),
+    Task("compliance-expiry", "COMPLIANCE_EXPIRY_SECONDS", expire_compliance),
+)
