@@ -19,13 +19,12 @@ import sqlalchemy as sa
 from flask import Flask
 
 from tests import factories as f
-from tests.conftest import test_config
-from tests.test_layout import imported_modules
-from webapp import create_app, permissions
+from webapp.accounts import permissions
+from webapp.billing import credits
 from webapp.compliance import catalogue, submissions
 from webapp.config import ConfigError, from_environment
 from webapp.extensions import db
-from webapp.messaging import compose, credits, dispatch
+from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
 from webapp.models import ComplianceSubmission, Message, ScheduledRun, SendingNumber, utcnow
 from webapp.numbers import pool
@@ -375,16 +374,3 @@ def test_the_clocks_settings(tmp_path) -> None:
         from_environment(str(tmp_path), {"CLOCK_IN_PROCESS": "maybe"})
     with pytest.raises(ConfigError, match="COMPLIANCE_EXPIRY_SECONDS must be a number of seconds"):
         from_environment(str(tmp_path), {"COMPLIANCE_EXPIRY_SECONDS": "hourly"})
-
-
-def test_scheduling_imports_no_blueprint_and_no_request(tmp_path) -> None:
-    app = create_app(test_config(f"sqlite:///{tmp_path}/relay.db"))
-    blueprints = {bp.import_name for bp in app.blueprints.values()}
-    offending = [
-        f"{path.name} imports {name}"
-        for path in sorted((ROOT / "webapp" / "scheduling").glob("*.py"))
-        for name in imported_modules(path)
-        if name in ("flask.request", "flask.session", "flask.g", "flask_login.current_user")
-        or any(name == bp or name.startswith(bp + ".") for bp in blueprints)
-    ]
-    assert offending == []
