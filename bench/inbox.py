@@ -333,7 +333,7 @@ def measure(app: Flask, info: dict[str, Any], samples: int, explain: bool, only:
         "/login", data={"email": "recruiter@acme.example", "password": demo.PASSWORD, "csrf_token": token}
     )
     html = client.get("/inbox").get_data(as_text=True)
-    poll = re.search(r'data-url="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
+    poll = re.search(r'hx-get="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
     with app.app_context():
         name, mobile = db.session.execute(
             sa.select(Candidate.last_name, Candidate.mobile).order_by(Candidate.id.desc()).limit(1)

@@ -441,6 +441,28 @@ def test_the_next_page_through_http_and_without_javascript(client, auth, world) 
     assert client.get("/inbox/more?after=nonsense", headers=HX).status_code == 400
 
 
+# --- The page's script ----------------------------------------------------------------------------------
+
+
+def scripts(html: str) -> list[str]:
+    return re.findall(r'<script src="([^"]+)"', html)
+
+
+def test_only_the_inbox_page_loads_the_inbox_script(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert scripts(inbox) == ["/static/vendor/htmx.min.js", "/static/js/app.js", "/static/js/inbox.js"]
+    with_pane = client.get(f"/inbox?c={conversation_of(w['lena']).id}").get_data(as_text=True)
+    assert "/static/js/inbox.js" in scripts(with_pane)
+    for path in ("/jobs", f"/jobs/{w['backend'].id}", f"/applications/{w['lena'].id}", "/login"):
+        if path == "/login":
+            auth.logout()
+        html = client.get(path).get_data(as_text=True)
+        assert scripts(html)[:2] == ["/static/vendor/htmx.min.js", "/static/js/app.js"], path
+        assert "/static/js/inbox.js" not in scripts(html), path
+
+
 # --- Email only ---------------------------------------------------------------------------------------
 
 
@@ -480,7 +502,7 @@ class Statements:
 
 
 def poll_url(html: str) -> str:
-    return re.search(r'data-url="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
+    return re.search(r'hx-get="(/inbox/changes\?[^"]+)"', html).group(1).replace("&amp;", "&")
 
 
 def test_the_unchanged_poll_is_a_204_from_two_statements(client, auth, talking) -> None:
@@ -534,6 +556,102 @@ def test_a_status_change_moves_the_marker_and_a_row_that_leaves_the_filter_is_re
     url = poll_url(client.get("/inbox").get_data(as_text=True))
     post(client, "/webhooks/vonage/status", status("uuid-1", "delivered"))
     assert client.get(url, headers=HX).status_code == 200
+
+
+def taken_out(html: str) -> list[str]:
+    """What a poll's answer takes out of the page (its htmx delete swap)."""
+    return [part.strip() for part in re.search(r'hx-swap-oob="delete:([^"]+)"', html).group(1).split(",")]
+
+
+def put_in(html: str) -> list[tuple[str, str]]:
+    """The rows a poll's answer puts in, in order: where (its htmx swap) and whose."""
+    return re.findall(r'<ol hx-swap-oob="([^"]+)"><li class="inbox-row[^"]*" id="inbox-row-(\d+)"', html)
+
+
+def cursor_of(subject) -> str:
+    conversation = conversation_of(subject)
+    db.session.refresh(conversation)
+    return queries.Cursor(conversation.last_message_at, conversation.id).encode()
+
+
+def test_the_poll_puts_a_changed_row_before_the_first_row_below_it_that_did_not_change(
+    client, auth, talking
+) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    html = client.get("/inbox").get_data(as_text=True)
+    lena, jonas, mia = (str(conversation_of(w[name]).id) for name in ("lena", "jonas", "mia"))
+    assert re.findall(r'id="inbox-row-(\d+)"', html) == [mia, jonas, lena]
+    url = poll_url(html)
+    say(w["lena"], text="Back to you")
+    say(w["jonas"], text="Me too")
+    answer = client.get(url, headers=HX).get_data(as_text=True)
+    # Out: the poll that asked and both rows; in: both, newest first, above Mia's (unchanged); then the
+    # next poll, added to the list as the answer itself.
+    assert taken_out(answer) == ["#inbox-poll", f"#inbox-row-{lena}", f"#inbox-row-{jonas}", "#inbox-empty"]
+    above_mia = f"beforebegin:#inbox-row-{mia}"
+    assert put_in(answer) == [(above_mia, jonas), (above_mia, lena)]
+    assert re.search(r'<div id="inbox-poll"[^>]+hx-target="#inbox-list" hx-swap="beforeend"', answer)
+    # Jonas's row, now the first, changes where it is (it is read): before the row below it.
+    url = poll_url(answer)
+    reads.mark_conversation_read(db.session, w["recruiter"].id, conversation_of(w["jonas"]))
+    db.session.commit()
+    answer = client.get(url, headers=HX).get_data(as_text=True)
+    assert put_in(answer) == [(f"beforebegin:#inbox-row-{lena}", jonas)]
+
+
+def test_the_poll_puts_rows_only_among_those_the_page_has_loaded(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    lena, jonas = (str(conversation_of(w[name]).id) for name in ("lena", "jonas"))
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    # Lena's row, the oldest, changes where it is.
+    reads.mark_conversation_read(db.session, w["recruiter"].id, conversation_of(w["lena"]))
+    db.session.commit()
+    # The list is loaded to its end: at the end.
+    assert put_in(client.get(url, headers=HX).get_data(as_text=True)) == [("beforeend:#inbox-rows", lena)]
+    # Loaded down to Lena, more to come: before the sentinel of the next page.
+    answer = client.get(f"{url}&until={cursor_of(w['lena'])}", headers=HX).get_data(as_text=True)
+    assert put_in(answer) == [("beforebegin:#inbox-rows > .inbox-more", lena)]
+    # Loaded down to Jonas only: her row waits for the page that loads it (the old one goes all the same).
+    answer = client.get(f"{url}&until={cursor_of(w['jonas'])}", headers=HX).get_data(as_text=True)
+    assert put_in(answer) == [] and f"#inbox-row-{lena}" in taken_out(answer)
+    # A page that starts below Mia (after): a reply from Lena goes to its top, before Jonas.
+    html = client.get(f"/inbox?after={cursor_of(w['mia'])}").get_data(as_text=True)
+    assert re.findall(r'id="inbox-row-(\d+)"', html) == [jonas, lena]
+    url = poll_url(html)
+    assert f"after={cursor_of(w['mia'])}" in url
+    say(w["lena"], text="Back to you")
+    answer = client.get(url, headers=HX).get_data(as_text=True)
+    assert put_in(answer) == [(f"beforebegin:#inbox-row-{jonas}", lena)]
+
+
+def test_the_poll_tells_the_open_conversation_when_it_changed(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    lena, mia = conversation_of(w["lena"]).id, conversation_of(w["mia"]).id
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    say(w["lena"], text="Back to you")
+    assert client.get(f"{url}&c={lena}", headers=HX).headers.get("HX-Trigger") == "conversation-changed"
+    assert "HX-Trigger" not in client.get(f"{url}&c={mia}", headers=HX).headers
+    assert "HX-Trigger" not in client.get(url, headers=HX).headers
+
+
+def test_after_too_many_changes_the_poll_answers_the_list_again(client, auth, talking, monkeypatch) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    monkeypatch.setattr(queries, "CHANGES_CAP", 1)
+    say(w["lena"], text="Back to you")
+    say(w["jonas"], text="Me too")
+    answer = client.get(url, headers=HX)
+    html = answer.get_data(as_text=True)
+    # The list in place of the list (the poll's target), its first page, with its own next poll.
+    assert answer.headers["HX-Reswap"] == "outerHTML"
+    assert html.startswith('<div id="inbox-list"') and "hx-swap-oob" not in html
+    names = re.findall(r'class="inbox-name">([^<]+)<', html)
+    assert names == ["Jonas Schmidt", "Lena Müller", "Mia Schneider"]
+    assert client.get(poll_url(html), headers=HX).status_code == 204
 
 
 # --- What is kept on the conversation -----------------------------------------------------------------

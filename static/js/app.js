@@ -211,7 +211,7 @@ document.addEventListener("click", async (event) => {
 
 // A thread's own poll (the application and prospect pages ask every 2 s) rests while the tab is hidden:
 // nobody reads what would arrive, and drawing it would mark it read. Shown again, the thread asks at
-// once. (The Inbox's one poll rests the same way, in inbox.js.)
+// once. (The Inbox's poll rests the same way, in inbox.js.)
 document.addEventListener("htmx:beforeRequest", (event) => {
   const elt = event.detail.elt;
   if (document.hidden && elt instanceof Element && elt.matches(".thread-wrap[data-version]")) event.preventDefault();

@@ -175,11 +175,6 @@ class Row:
     change_seq: int
 
     @property
-    def key(self) -> str:
-        """Sorts as the list does (newest first = greatest), as a string the page's script compares."""
-        return f"{_micros(self.at):017d}-{self.id:010d}"
-
-    @property
     def cursor(self) -> Cursor:
         return Cursor(self.at, self.id)
 
@@ -192,8 +187,11 @@ class Page:
 
 @dataclass
 class Changes:
-    rows: list[Row] = field(default_factory=list)  # changed and still in the list: put in place
+    rows: list[Row] = field(default_factory=list)  # changed, in the list, not below the rows loaded: put in
     removed: list[int] = field(default_factory=list)  # changed and no longer matching the filters
+    changed: list[int] = field(default_factory=list)  # every conversation that changed: out with their rows
+    # Where each of the rows goes: before this row, one that did not change (absent: at the end).
+    before: dict[int, int] = field(default_factory=dict)
     reload: bool = False  # too many to apply one by one
 
 
@@ -291,7 +289,16 @@ def search_condition(q: str) -> sa.ColumnElement[bool] | None:
 def _ordered_ids(
     session: Session, scope: Scope, conditions: list[sa.ColumnElement[bool]], after: Cursor | None, limit: int
 ) -> list[tuple[int, datetime]]:
-    """Ids and times of the newest conversations that meet the conditions, after the cursor.
+    """Ids and times of the newest conversations that meet the conditions, after the cursor."""
+    if not scope.organization_ids:
+        return []
+    return [(id_, at) for id_, at in session.execute(_ordered(scope, conditions, after, limit))]
+
+
+def _ordered(
+    scope: Scope, conditions: list[sa.ColumnElement[bool]], after: Cursor | None, limit: int
+) -> sa.Select[Any]:
+    """The statement of _ordered_ids (the user has at least one organisation).
 
     One ordered index range (organisation, last_message_at, id) per organisation, merged: an IN over
     an administrator's organisations would make the database sort them all before the first row.
@@ -308,16 +315,10 @@ def _ordered_ids(
             )
         return query.order_by(C.last_message_at.desc(), C.id.desc()).limit(limit)
 
-    if not scope.organization_ids:
-        return []
     if len(scope.organization_ids) == 1:
-        query = branch(scope.organization_ids[0])
-    else:
-        merged = sa.union_all(*(sa.select(branch(o).subquery()) for o in scope.organization_ids)).subquery()
-        query = (
-            sa.select(merged.c.id, merged.c.at).order_by(merged.c.at.desc(), merged.c.id.desc()).limit(limit)
-        )
-    return [(id_, at) for id_, at in session.execute(query)]
+        return branch(scope.organization_ids[0])
+    merged = sa.union_all(*(sa.select(branch(o).subquery()) for o in scope.organization_ids)).subquery()
+    return sa.select(merged.c.id, merged.c.at).order_by(merged.c.at.desc(), merged.c.id.desc()).limit(limit)
 
 
 def page(
@@ -463,9 +464,22 @@ def marker(session: Session, user: User) -> Marker:
     return Marker(seq or 0, _micros(stamp) if stamp else 0)
 
 
-def changes(session: Session, scope: Scope, filters: Filters, since: Marker) -> Changes:
+def changes(
+    session: Session,
+    scope: Scope,
+    filters: Filters,
+    since: Marker,
+    after: Cursor | None = None,
+    until: Cursor | None = None,
+) -> Changes:
     """The conversations whose row may look different since the marker: changed for everyone (the
-    clock) or for this user (read, unread, wrote); each either in the list as it is now, or out of it."""
+    clock) or for this user (read, unread, wrote); each either in the list as it is now, or out of it.
+
+    The page has loaded the rows older than `after` (all from the newest, without it) down to `until`
+    (to the end of the list, without it). A changed row goes before the first row below it in that
+    stretch that did not change (which the page has), or else at the end of the stretch; one newer
+    than the stretch goes at its top, one below it waits for the page that loads it.
+    """
     if not scope.organization_ids:
         return Changes()
     by_everyone = sa.select(C.id).where(
@@ -477,10 +491,42 @@ def changes(session: Session, scope: Scope, filters: Filters, since: Marker) -> 
         return Changes(reload=True)
     if not changed:
         return Changes()
-    matching = set(session.scalars(sa.select(C.id).where(C.id.in_(changed), *_conditions(scope, filters))))
+    conditions = _conditions(scope, filters)
+    matching = set(session.scalars(sa.select(C.id).where(C.id.in_(changed), *conditions)))
     rows = rows_by_id(session, scope, sorted(matching))
-    rows.sort(key=lambda r: r.key, reverse=True)
-    return Changes(rows=rows, removed=sorted(set(changed) - {r.id for r in rows}))
+    rows.sort(key=lambda r: (r.at, r.id), reverse=True)  # as the list
+    removed = sorted(set(changed) - {r.id for r in rows})
+    if until is not None:
+        rows = [r for r in rows if (r.at, r.id) >= (until.at, until.id)]
+    before = _places(session, scope, conditions, rows, changed, after, until)
+    return Changes(rows=rows, removed=removed, changed=sorted(changed), before=before)
+
+
+def _places(
+    session: Session,
+    scope: Scope,
+    conditions: list[sa.ColumnElement[bool]],
+    rows: list[Row],
+    changed: list[int],
+    after: Cursor | None,
+    until: Cursor | None,
+) -> dict[int, int]:
+    """For each row, the first row below it among those loaded (older than `after`, down to `until`)
+    that did not change: one statement, a one-row index range for each."""
+    if not rows:
+        return {}
+    fixed = [*conditions, C.id.not_in(changed)]
+    if until is not None:
+        fixed.append(
+            sa.tuple_(C.last_message_at, C.id)
+            >= sa.tuple_(sa.literal(until.at, C.last_message_at.type), sa.literal(until.id))
+        )
+    firsts = []
+    for row in rows:
+        below = row.cursor if after is None or (row.at, row.id) < (after.at, after.id) else after
+        firsts.append(sa.select(_ordered(scope, fixed, below, 1).subquery().c.id).scalar_subquery())
+    found = session.execute(sa.select(*firsts)).one()
+    return {row.id: first for row, first in zip(rows, found, strict=True) if first is not None}
 
 
 # --- For the filters -----------------------------------------------------------------------------------

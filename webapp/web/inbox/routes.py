@@ -54,7 +54,6 @@ def _urls(filters: queries.Filters) -> dict[str, str]:
         "pane_prefix": url_for("inbox.conversation", conversation_id=1)[:-1],
         "application_prefix": url_for("jobs.application", application_id=1)[:-1],
         "membership_prefix": url_for("crm.membership", membership_id=1)[:-1],
-        "query": "&".join(f"{k}={v}" for k, v in sorted(params.items())),
     }
 
 
@@ -65,11 +64,15 @@ def _context(
     channels = org.channels if org else ["email"]
     unread = queries.unread_total(db.session, scope)
     label = queries.unread_label(unread)
+    # A page that starts further down the list (after) keeps that start in its poll.
+    start = {"after": more["after"].encode()} if more.get("after") else {}
     context = {
         "filters": filters or queries.Filters(),
         "valid": filters is not None,
         "marker": marker,
-        "poll_url": url_for("inbox.poll", since=marker.encode(), **(filters or queries.Filters()).params()),
+        "poll_url": url_for(
+            "inbox.poll", since=marker.encode(), **start, **(filters or queries.Filters()).params()
+        ),
         "unread_total": unread,
         "inbox_title": f"Inbox ({label})" if unread else "Inbox",
         # Email-only customers (ATS only) see no channel filter and no channel marks.
@@ -115,6 +118,7 @@ def index() -> Response:
         selected=selected,
         pane=pane,
         ours=ours,
+        filters_out_of_band=wants_fragment(),
     )
     response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
     db.session.commit()  # the read markers of the open conversation
@@ -161,7 +165,9 @@ def more() -> Response:
 @login_required
 def poll() -> Response:
     """The one poll of an open inbox. Unchanged: 204 from one statement (queries.marker); it never marks
-    anything read. Changed: the rows to put in place or take out, and the next poll."""
+    anything read. Changed: swaps for htmx (inbox/_changes.html) that take the changed rows out and put
+    them in place, and the next poll; or, after too many changes, the list again. The page says how far
+    its list is loaded (after, until) and which conversation is open (c): that one's thread is told."""
     since = queries.Marker.decode(request.args.get("since"))
     marker = queries.marker(db.session, current_user)
     if since == marker:
@@ -170,10 +176,37 @@ def poll() -> Response:
     if filters is None:
         return Response(status=204)
     scope = queries.scope_for(db.session, current_user)
-    found = queries.changes(db.session, scope, filters, since) if since else queries.Changes(reload=True)
-    context = _context(filters, scope, marker, changes=found, selected=None)
-    response = Response(render_template("inbox/_changes.html", **context))
+    after, until = (queries.Cursor.decode(request.args.get(name)) for name in ("after", "until"))
+    if since is None:
+        found = queries.Changes(reload=True)
+    else:
+        found = queries.changes(db.session, scope, filters, since, after, until)
+    response = _changes_answer(filters, scope, marker, found, after, loaded_all=until is None)
     response.vary.add("HX-Request")
+    return response
+
+
+def _changes_answer(
+    filters: queries.Filters,
+    scope: queries.Scope,
+    marker: queries.Marker,
+    found: queries.Changes,
+    after: queries.Cursor | None,
+    loaded_all: bool,
+) -> Response:
+    if found.reload:
+        # The list's first page, as the filters would fetch it, in place of the list.
+        listing = queries.page(db.session, scope, filters)
+        context = _context(filters, scope, marker, listing=listing, after=None, selected=None)
+        response = Response(render_template("inbox/_list.html", **context))
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    context = _context(
+        filters, scope, marker, changes=found, after=after, loaded_all=loaded_all, selected=None
+    )
+    response = Response(render_template("inbox/_changes.html", **context))
+    if ids.parse(request.args.get("c")) in found.changed:
+        response.headers["HX-Trigger"] = "conversation-changed"
     return response
 
 
