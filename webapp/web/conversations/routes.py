@@ -26,7 +26,7 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.messaging import reads, simulate, subjects
 from webapp.messaging.subjects import Subject
-from webapp.models import CHANNEL_LABELS, Conversation
+from webapp.models import CHANNEL_LABELS, Conversation, OptOut
 from webapp.web import composer, conversation_panel
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import ALL, MESSAGES_CHANGED, SIMULATED_REPLY, THREAD_REFRESHED, page_url
@@ -58,17 +58,20 @@ def thread(conversation_id: int) -> Response:
     opted_out = conversation_panel.opt_out(about)
     if _unchanged(conversation, opted_out):
         return Response(status=204)
-    tab, from_id = request.args.get("tab"), ids.parse(request.args.get("from"))
-    context = conversation_panel.thread_context(
-        conversation, about, tab, from_id=from_id, opted_out=opted_out
-    )
+    context = _thread_as_asked(conversation, about, opted_out)
     if not wants_fragment():
         db.session.commit()
         return redirect(page_url(conversation, about, context["tab"]))
     return _fragment("conversations/_thread_update.html", context, headers={"HX-Trigger": THREAD_REFRESHED})
 
 
-def _unchanged(conversation: Conversation, opted_out: Any) -> bool:
+def _thread_as_asked(conversation: Conversation, about: Subject, opted_out: OptOut | None) -> dict[str, Any]:
+    """The thread on the tab asked for, from the message the reader had scrolled up to (`from`)."""
+    tab, from_id = request.args.get("tab"), ids.parse(request.args.get("from"))
+    return conversation_panel.thread_context(conversation, about, tab, from_id=from_id, opted_out=opted_out)
+
+
+def _unchanged(conversation: Conversation, opted_out: OptOut | None) -> bool:
     """The poll: the conversation (read by key) and one indexed query answer "nothing new" without
     rendering anything."""
     since = request.args.get("since")
@@ -170,14 +173,7 @@ def simulate_reply(conversation_id: int) -> Response:
         abort(404)
     channel, text = request.form.get("channel", ""), (request.form.get("text") or SIMULATED_REPLY)[:500]
     error = _simulate(conversation, about, channel, text)
-    if not wants_fragment():
-        return _simulated(conversation, about, channel, error)
-    # The form answers for itself, the error beside it; the thread refreshes itself on the event.
-    context = conversation_panel.simulate_context(
-        conversation, about, channel, text if error else SIMULATED_REPLY, error
-    )
-    headers = {"HX-Trigger-After-Settle": MESSAGES_CHANGED} if not error else {}
-    return _fragment("conversation_panel/_simulate.html", context, 422 if error else 200, headers)
+    return _simulated(conversation, about, channel, text, error)
 
 
 def _simulate(conversation: Conversation, about: Subject, channel: str, text: str) -> str | None:
@@ -194,8 +190,17 @@ def _simulate(conversation: Conversation, about: Subject, channel: str, text: st
     return None if status == 200 else f"The inbound webhook answered {status}."
 
 
-def _simulated(conversation: Conversation, about: Subject, channel: str, error: str | None) -> Response:
-    """Without htmx: the page again, on the channel's tab, the error said at its top."""
-    if error:
-        flash(error, "error")
-    return redirect(page_url(conversation, about, channel if channel in CHANNEL_LABELS else "sms"), 303)
+def _simulated(
+    conversation: Conversation, about: Subject, channel: str, text: str, error: str | None
+) -> Response:
+    """The form answers for itself, the error beside it; the thread refreshes itself on the event. Without
+    htmx: the page again, on the channel's tab, the error said at its top."""
+    if not wants_fragment():
+        if error:
+            flash(error, "error")
+        return redirect(page_url(conversation, about, channel if channel in CHANNEL_LABELS else "sms"), 303)
+    context = conversation_panel.simulate_context(
+        conversation, about, channel, text if error else SIMULATED_REPLY, error
+    )
+    headers = {"HX-Trigger-After-Settle": MESSAGES_CHANGED} if not error else {}
+    return _fragment("conversation_panel/_simulate.html", context, 422 if error else 200, headers)

@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
@@ -28,7 +29,7 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.interviews import invitations, slots
 from webapp.messaging import checks, conversations, dispatch, reply_channel, subjects
-from webapp.models import CHANNEL_LABELS, Application, Job, utcnow
+from webapp.models import CHANNEL_LABELS, Application, InterviewSlot, Job, utcnow
 from webapp.web import composer, form_errors
 from webapp.web.interview_status import status_context
 from webapp.web.interviews.forms import InviteForm, SeriesForm, SlotForm
@@ -38,6 +39,8 @@ bp = Blueprint("interviews", __name__, template_folder="templates")
 
 T = TypeVar("T")
 
+# A slot's time in the page's reports.
+_SHORT = "%a %d %b %H:%M"
 # How many applications one bulk invitation takes (the job's list shows at most 500).
 MAX_BULK = 200
 
@@ -73,7 +76,8 @@ def _forms(job: Job, sent: str | None = None) -> tuple[SlotForm, SeriesForm]:
         f.interviewer_id.choices = [SelectChoice("", "Not named")] + [
             SelectChoice(str(u.id), u.name) for u in team
         ]
-    for f in [f for f, name in ((form, "slot"), (series, "series")) if name != sent]:
+    idle = [f for f, name in ((form, "slot"), (series, "series")) if name != sent]
+    for f in idle:
         if any(u.id == current_user.id for u in team):
             f.interviewer_id.data = current_user.id  # most often the one adding the slot
         f.time_zone.data = slots.default_zone(job)
@@ -132,9 +136,7 @@ def add_slot(job_id: int) -> Response:
     slot = _submitted(form, lambda: slots.create(db.session, current_user, job, _draft(form), utcnow()))
     if slot is None:
         return _slots_page(job, form, series, status=422)
-    flash(
-        f"Slot added: {zones.format_time(slot.starts_at, slots.zone_of(slot), '%a %d %b %H:%M')}.", "success"
-    )
+    flash(f"Slot added: {zones.format_time(slot.starts_at, slots.zone_of(slot), _SHORT)}.", "success")
     return _to_slots(job)
 
 
@@ -159,10 +161,7 @@ def add_series(job_id: int) -> Response:
     )
     if outcome is None:
         return _slots_page(job, form, series, status=422)
-    zone = slots.zone_of(outcome.added[0])
-    flash(_series_report(outcome, zone), "success")
-    if outcome.skipped:
-        flash(_skipped_report(outcome, zone), "error")
+    _report_series(outcome)
     return _to_slots(job)
 
 
@@ -181,11 +180,18 @@ def _series(series: SeriesForm) -> slots.Series:
     )
 
 
+def _report_series(outcome: slots.SeriesOutcome) -> None:
+    zone = slots.zone_of(outcome.added[0])
+    flash(_series_report(outcome, zone), "success")
+    if outcome.skipped:
+        flash(_skipped_report(outcome, zone), "error")
+
+
 def _series_report(outcome: slots.SeriesOutcome, zone: str) -> str:
     first, last = outcome.added[0].starts_at, outcome.added[-1].starts_at
-    span = zones.format_time(first, zone, "%a %d %b %H:%M")
+    span = zones.format_time(first, zone, _SHORT)
     if len(outcome.added) > 1:
-        span += " to " + zones.format_time(last, zone, "%a %d %b %H:%M")
+        span += " to " + zones.format_time(last, zone, _SHORT)
     count = len(outcome.added)
     return f"{count} slot{'s' if count != 1 else ''} added: {span}."
 
@@ -201,6 +207,11 @@ def _skipped_report(outcome: slots.SeriesOutcome, zone: str) -> str:
 def delete_slot(job_id: int, slot_id: int) -> Response:
     job = _job(job_id)
     slot = slots.get(db.session, job, slot_id) or abort(404)
+    _delete(slot)
+    return _to_slots(job)
+
+
+def _delete(slot: InterviewSlot) -> None:
     try:
         slots.delete(db.session, slot)
     except slots.SlotRefused as refused:
@@ -209,7 +220,6 @@ def delete_slot(job_id: int, slot_id: int) -> Response:
     else:
         db.session.commit()
         flash("Slot removed.", "success")
-    return _to_slots(job)
 
 
 # --- Inviting ------------------------------------------------------------------------------------------
@@ -310,7 +320,8 @@ def send_invitation(application_id: int) -> Response:
 
 
 def _invitation_of(application: Application) -> composer.Write:
-    """Writing the invitation: its message through the composer's compose, with the booking link."""
+    """Writing the invitation: webapp.interviews.invitations.invite, its booking link in the message it
+    composes (webapp.messaging.compose)."""
 
     def write(d: composer.Draft) -> int:
         base_url = current_app.config["PUBLIC_BASE_URL"]
@@ -360,16 +371,22 @@ def _report(job: Job, applications: list[Application], d: composer.Draft) -> Res
     )
 
 
+def _invited(data: MultiDict[str, str]) -> tuple[Job, list[Application]]:
+    """The job and the applications the invitation form names, those the user may see; else 404."""
+    job_id = ids.parse(data.get("job"))
+    job = access.get_job(db.session, current_user, job_id) if job_id else None
+    wanted = [ids.parse(v) for v in data.getlist("application")][:MAX_BULK]
+    applications = _applications(job, wanted) if job else []
+    if job is None or not applications:
+        abort(404)
+    return job, applications
+
+
 @bp.post("/interviews/preview")
 @login_required
 def preview() -> str:
     """The invitation form's counter, as the user types."""
-    job_id = ids.parse(request.form.get("job"))
-    job = access.get_job(db.session, current_user, job_id) if job_id else None
-    wanted = [ids.parse(v) for v in request.form.getlist("application")][:MAX_BULK]
-    applications = _applications(job, wanted) if job else []
-    if job is None or not applications:
-        abort(404)
+    job, applications = _invited(request.form)
     setup = _setup(job, applications)
     return render_template(
         "composer/_counter.html", **composer.counter_as_typed(setup, request.form, setup.allowed)
