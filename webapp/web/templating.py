@@ -13,6 +13,7 @@ from webapp.accounts import access, landing
 from webapp.extensions import db
 from webapp.messaging import sms_words, status
 from webapp.models import CHANNEL_LABELS, Organization
+from webapp.web import interview_status
 
 
 def register(app: Flask) -> None:
@@ -23,6 +24,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["status_label"] = lambda s: status.LABELS.get(s, s)
     app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)
     app.jinja_env.filters["failure_text"] = status.explain
+    app.jinja_env.filters["invitation_state"] = interview_status.invitation_state
 
     app.jinja_env.globals["low_credits"] = _low_credits
     app.jinja_env.globals["sms_words"] = sms_words.describe

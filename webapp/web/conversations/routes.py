@@ -1,6 +1,7 @@
-"""The messaging panel of a conversation: threads per channel, composer, counter, and Simulate a reply.
-Routes are keyed by the conversation; what it is about (an application or a community membership) is
-its subject. The partials' ids carry the conversation's id, so that two panels can share a page."""
+"""The conversation panel's own routes, keyed by the conversation: its thread's polls and tabs, the whole
+panel for a region that loads it, earlier messages as the reader scrolls up, the composer's counter and
+sends, Mark unread, and Simulate a reply. What they draw is the panel's (webapp.web.conversation_panel)
+and the composer's (webapp.web.composer), which the pages showing a conversation include too."""
 
 from __future__ import annotations
 
@@ -18,45 +19,20 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from markupsafe import Markup
 from werkzeug.wrappers import Response
-from wtforms.fields.choices import SelectChoice
 
 from webapp import ids
 from webapp.accounts import access
-from webapp.billing import credits
 from webapp.extensions import db
-from webapp.interviews import invitations
-from webapp.messaging import (
-    checks,
-    compose,
-    conversations,
-    dispatch,
-    optouts,
-    reads,
-    reply_channel,
-    simulate,
-    subjects,
-    whatsapp,
-)
-from webapp.messaging.reply_channel import ReplyChannel
-from webapp.messaging.status import PENDING
+from webapp.messaging import reads, simulate, subjects
 from webapp.messaging.subjects import Subject
-from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
-from webapp.web import form_errors
-from webapp.web.conversations.forms import ComposeForm
+from webapp.models import CHANNEL_LABELS, Conversation, OptOut
+from webapp.web import composer, conversation_panel
+from webapp.web.composer import ComposeForm
+from webapp.web.conversation_panel import ALL, MESSAGES_CHANGED, SIMULATED_REPLY, THREAD_REFRESHED, page_url
 from webapp.web.pages import wants_fragment
 
 bp = Blueprint("conversations", __name__, template_folder="templates")
-
-
-SIMULATED_REPLY = "Yes, that works for me!"
-# The pseudo-tab of every channel interleaved in time.
-ALL = "all"
-# Other regions of the page (the thread) refresh themselves on this event (HX-Trigger).
-MESSAGES_CHANGED = "messages-changed"
-# Sent with a thread that changed, for the composer's counter (opt-out, WhatsApp window) to follow.
-THREAD_REFRESHED = "thread-refreshed"
 
 
 def _conversation(conversation_id: int) -> tuple[Conversation, Subject]:
@@ -64,273 +40,46 @@ def _conversation(conversation_id: int) -> tuple[Conversation, Subject]:
     return conversation, subjects.of_conversation(conversation)
 
 
-def preselected(conversation: Conversation, about: Subject) -> ReplyChannel:
-    """The channel a reply goes out on unless the user picks another (messaging.reply_channel): the
-    composer preselects it and the page opens on its tab. Someone who may only read (another
-    organisation's conversation) is shown the tab of the channel its own team would reply on."""
-    offered = (
-        about.organization.channels
-        if checks.not_ours(current_user, about)
-        else checks.allowed_channels(current_user, about)
-    )
-    chosen = reply_channel.for_conversation(db.session, about, conversation, offered)
-    if chosen is None:  # nothing to write on: the first texting channel's tab, as before
-        texting = [c for c in about.organization.channels if c != "email"]
-        return ReplyChannel(texting[0] if texting else "email", "")
-    return chosen
-
-
-def _opt_out(about: Subject) -> OptOut | None:
-    mobile = about.contact.mobile
-    return optouts.active(db.session, about.organization.id, mobile) if mobile else None
-
-
-def thread_version(conversation: Conversation | None, opt_out: OptOut | None) -> str:
-    """What the open page shows changes with the messages, the candidate's opt-out and the WhatsApp
-    window. All three are taken from the objects the page is rendered from, read before its messages
-    (the conversation by key at the request's start): if a webhook committed after they were read, the
-    next poll's version differs and brings the change."""
-    messages = reads.version_of(conversation)
-    window = conversation.whatsapp_window_ends_at if conversation else None
-    stamp = int(window.timestamp()) if window else 0
-    return f"{messages}.{opt_out.id if opt_out else 0}.{stamp}"
-
-
-def page_url(conversation: Conversation, about: Subject, tab: str | None) -> str:
-    """Where the conversation lives as a page: its application's page, or its prospect-community page
-    (on the reply channel's tab when `tab` is None)."""
-    if about.application is not None:
-        return url_for("jobs.application", application_id=about.id, tab=tab)
-    return url_for("crm.membership", membership_id=about.id, tab=tab)
-
-
-def thread_context(
-    conversation: Conversation,
-    about: Subject,
-    tab: str | None,
-    follow_newest: bool = False,
-    from_id: int | None = None,
-    opted_out: OptOut | bool | None = False,
-    reply: ReplyChannel | None = None,
-) -> dict[str, Any]:
-    """The thread on one channel's tab, or every channel interleaved (`tab` ALL, as the Inbox shows
-    it): the newest page of messages, or all from `from_id` on when a refresh must keep what the
-    reader scrolled up to. Without a tab, the reply channel's (`reply`, computed when not given)."""
-    org = about.organization
-    if opted_out is False:  # not read yet by the caller
-        opted_out = _opt_out(about)
-    # The version before the messages: what is shown is then never older than the version the page
-    # polls with, so a status committed meanwhile (the dispatcher's "sent") comes with the next poll.
-    version = thread_version(conversation, opted_out)
-    # A channel switched off later keeps its tab while it has history (kept on the conversation).
-    channels = [c for c in CHANNEL_LABELS if c in org.channels or getattr(conversation, f"has_{c}")]
-    if tab != ALL and tab not in channels:
-        tab = (reply or preselected(conversation, about)).channel
-    channel = None if tab == ALL else tab
-    # The tabs' counts; every channel interleaved shows no tabs (and need not count a long thread).
-    counts = conversations.counts_by_channel(db.session, conversation) if channel else {}
-    items, older = conversations.page(db.session, conversation, channel, from_id=from_id)
-    source = (
-        db.session.get(Message, opted_out.source_message_id)
-        if opted_out and opted_out.source_message_id
-        else None
-    )
-    left = whatsapp.time_left(conversation)
-    known = reads.markers(db.session, current_user.id, conversation.id)
-    if items:
-        # What is on screen is read; the commit is the caller's (the page or the poll).
-        newest = max(m.id for m in items)
-        read_channels = channels if channel is None else [channel]
-        known = reads.mark_read(db.session, current_user.id, conversation.id, read_channels, newest, known)
-    return {
-        **_identity(conversation, about),
-        "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
-        "tab": tab,
-        "thread": items,
-        "older": older,
-        "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
-        "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
-        "counts": counts,
-        "unread": reads.unread_by_channel(
-            db.session,
-            current_user.id,
-            conversation.id,
-            known,
-            max([conversation.last_message_id or 0, *(m.id for m in items)]),
-        ),
-        "version": version,
-        "opted_out": opted_out,
-        "opted_out_text": source.body if source else "STOP",
-        "wa_left": left,
-        "wa_left_text": whatsapp.describe(left) if left else "",
-        "pending": any(m.status in PENDING for m in items),
-        # After a send the thread shows the newest message even if the user had scrolled up.
-        "follow_newest": follow_newest,
-    }
-
-
-def counter_context(
-    conversation: Conversation,
-    about: Subject,
-    channel: str,
-    body: str,
-    whatsapp_template_id: int | None,
-) -> dict[str, Any]:
-    """The line under the text: what it costs, or why it cannot go, before the user presses Send."""
-    org = about.organization
-    wa_open = whatsapp.time_left(conversation) is not None
-    template = None
-    if channel == "whatsapp" and not wa_open and whatsapp_template_id is not None:
-        template = whatsapp.approved_template(db.session, org.id, whatsapp_template_id)
-    return {
-        **_identity(conversation, about),
-        "channel": channel,
-        "preview": compose.preview(about, current_user, channel, body, template),
-        "blocked": checks.recipient_refusal(db.session, about.contact, channel),
-        "balance": credits.balance(db.session, org) if org.texts and channel != "email" else None,
-        "wa_open": wa_open,
-        "wa_template": template,
-    }
-
-
-def composer_context(
-    conversation: Conversation,
-    about: Subject,
-    form: ComposeForm | None,
-    channel: str | None,
-    reply: ReplyChannel | None = None,
-) -> dict[str, Any]:
-    read_only = checks.not_ours(current_user, about)
-    if read_only:
-        return {**_identity(conversation, about), "read_only": read_only}
-    allowed = checks.allowed_channels(current_user, about)
-    form = form or ComposeForm()
-    form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]
-    # Why, said under "Send as" while its channel is the one chosen (static/css/app.css hides it else).
-    reply = reply or preselected(conversation, about)
-    if form.channel.data not in allowed:
-        # Start on the open tab's channel when the user may write on it, else on the reply channel.
-        form.channel.data = channel if channel in allowed else reply.channel
-    templates = compose.templates_for(db.session, current_user, allowed, about.audience)
-    form.template_id.choices = [SelectChoice("", "No template")] + [
-        SelectChoice(str(t.id), t.name) for t in templates
-    ]
-    org = about.organization
-    wa_templates = (
-        whatsapp.approved_templates(db.session, org.id, about.audience) if "whatsapp" in allowed else []
-    )
-    form.whatsapp_template_id.choices = [SelectChoice("", "Choose an approved template")] + [
-        SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
-    ]
-    left = whatsapp.time_left(conversation)
-    missing = checks.missing_right(current_user, about)
-    context = {
-        **_identity(conversation, about),
-        "form": form,
-        "wa_templates": wa_templates,
-        "wa_left": left,
-        "wa_left_text": whatsapp.describe(left) if left else "",
-        "templates": templates,
-        "allowed": allowed,
-        # The missing right is said once, by the notice; when it is why a send was refused, the notice
-        # becomes the error instead of being repeated under "Send as".
-        "missing_right": missing,
-        "refused_for_right": bool(missing) and missing in form.channel.errors,
-        "reply": reply,
-    }
-    counter = counter_context(
-        conversation,
-        about,
-        form.channel.data or "email",
-        form.body.data or "",
-        form.whatsapp_template_id.data,
-    )
-    # Why the person cannot be reached on this channel is said once, by the counter under the text;
-    # when it is why a send was refused, that line becomes the error instead of being repeated under
-    # "Send as".
-    blocked = counter["blocked"]
-    context["refused_for_reach"] = bool(blocked) and blocked in form.channel.errors
-    context["channel_errors"] = [e for e in form.channel.errors if e not in (missing, blocked)]
-    context.update(counter)
-    return context
-
-
-def simulate_context(
-    conversation: Conversation,
-    about: Subject,
-    channel: str | None,
-    text: str = SIMULATED_REPLY,
-    error: str | None = None,
-) -> dict[str, Any]:
-    """Simulate a reply: development only, on the organisation's texting channels."""
-    texting = [c for c in about.organization.channels if c != "email"]
-    on = current_app.config["MESSAGING_PROVIDER"] == "simulator" and bool(texting)
-    return {
-        **_identity(conversation, about),
-        "simulator": on,
-        "simulate_channels": [(c, CHANNEL_LABELS[c]) for c in texting],
-        "simulate_channel": channel if channel in texting else (texting[0] if texting else None),
-        "simulate_text": text,
-        "simulate_error": error,
-    }
-
-
-def panel_context(
-    conversation: Conversation,
-    about: Subject,
-    tab: str | None,
-    form: ComposeForm | None = None,
-    follow_newest: bool = False,
-) -> dict[str, Any]:
-    """Everything templates/conversations/_panel.html draws, for a page that includes it. Without a
-    tab, the page opens on the reply channel's, and the composer on that channel."""
-    reply = preselected(conversation, about)
-    context = thread_context(conversation, about, tab, follow_newest, reply=reply)
-    if context["tab"] == ALL:
-        form = form or ComposeForm(formdata=None, view=ALL)
-    context.update(
-        composer_context(conversation, about, form, None if context["tab"] == ALL else context["tab"], reply)
-    )
-    context.update(simulate_context(conversation, about, context["tab"]))
-    return context
-
-
-def _identity(conversation: Conversation, about: Subject) -> dict[str, Any]:
-    """What every partial of the panel knows: the conversation (its id is in theirs) and its subject."""
-    return {
-        "conversation": conversation,
-        "about": about,
-        "contact": about.contact,
-        "page_url": lambda tab: page_url(conversation, about, tab),
-    }
+def _fragment(
+    template: str, context: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A part of the panel for htmx to swap. Rendered before the commit (of the read markers of what it
+    shows), which would expire every loaded message and reload each one."""
+    response = make_response(render_template(template, **context), status, headers or {})
+    db.session.commit()
+    response.vary.add("HX-Request")
+    return response
 
 
 @bp.get("/conversations/<id:conversation_id>/thread")
 @login_required
 def thread(conversation_id: int) -> Response:
     conversation, about = _conversation(conversation_id)
-    since = request.args.get("since")
-    opted_out = _opt_out(about)
-    # The poll: the conversation (read by key) and one indexed query answer "nothing new" without
-    # rendering anything.
-    if since is not None and wants_fragment() and thread_version(conversation, opted_out) == since:
+    opted_out = conversation_panel.opt_out(about)
+    if _unchanged(conversation, opted_out):
         return Response(status=204)
-    context = thread_context(
-        conversation,
-        about,
-        request.args.get("tab"),
-        from_id=ids.parse(request.args.get("from")),
-        opted_out=opted_out,
-    )
+    context = _thread_as_asked(conversation, about, opted_out)
     if not wants_fragment():
         db.session.commit()
         return redirect(page_url(conversation, about, context["tab"]))
-    # Render before the commit (which would expire every loaded message and reload each one).
-    response = make_response(render_template("conversations/_thread_update.html", **context))
-    db.session.commit()
-    response.vary.add("HX-Request")
-    response.headers["HX-Trigger"] = THREAD_REFRESHED
-    return response
+    return _fragment("conversations/_thread_update.html", context, headers={"HX-Trigger": THREAD_REFRESHED})
+
+
+def _thread_as_asked(conversation: Conversation, about: Subject, opted_out: OptOut | None) -> dict[str, Any]:
+    """The thread on the tab asked for, from the message the reader had scrolled up to (`from`)."""
+    tab, from_id = request.args.get("tab"), ids.parse(request.args.get("from"))
+    return conversation_panel.thread_context(conversation, about, tab, from_id=from_id, opted_out=opted_out)
+
+
+def _unchanged(conversation: Conversation, opted_out: OptOut | None) -> bool:
+    """The poll: the conversation (read by key) and one indexed query answer "nothing new" without
+    rendering anything."""
+    since = request.args.get("since")
+    return (
+        since is not None
+        and wants_fragment()
+        and conversation_panel.thread_version(conversation, opted_out) == since
+    )
 
 
 @bp.get("/conversations/<id:conversation_id>")
@@ -342,18 +91,9 @@ def panel(conversation_id: int) -> Response:
     tab = request.args.get("tab") or ALL
     if not wants_fragment():
         return redirect(page_url(conversation, about, None if tab == ALL else tab))
-    context = panel_context(conversation, about, tab)
-    response = make_response(render_template("conversations/_panel.html", **context))
-    db.session.commit()  # the read markers of what is on screen
-    response.vary.add("HX-Request")
-    return response
-
-
-def pane_html(conversation: Conversation, about: Subject) -> Markup:
-    """The panel as the Inbox's pane shows it (every channel interleaved), rendered on its own: the pane's
-    page has a filter form and addresses of its own, which must not mix with the panel's. Opening it
-    marks what it shows read (the caller commits)."""
-    return Markup(render_template("conversations/_panel.html", **panel_context(conversation, about, ALL)))
+    return _fragment(
+        "conversation_panel/_panel.html", conversation_panel.panel_context(conversation, about, tab)
+    )
 
 
 @bp.post("/conversations/<id:conversation_id>/unread")
@@ -373,36 +113,19 @@ def mark_unread(conversation_id: int) -> Response:
 def older(conversation_id: int) -> Response:
     """The page of messages before `before`, as the reader scrolls up (reads nothing as read)."""
     conversation, about = _conversation(conversation_id)
-    before = ids.parse(request.args.get("before"))
-    tab = request.args.get("tab") or ALL
-    channel = None if tab == ALL or tab not in CHANNEL_LABELS else tab
-    items, older = (
-        conversations.page(db.session, conversation, channel, before_id=before) if before else ([], False)
-    )
-    context = {
-        **_identity(conversation, about),
-        "tab": tab if channel or tab == ALL else ALL,
-        "thread": items,
-        "older": older,
-        "refunded": credits.refunded_ids(db.session, [m.id for m in items]),
-        "invitation_of": invitations.for_messages(db.session, [m.id for m in items]),
-    }
-    response = make_response(render_template("conversations/_messages.html", **context))
-    response.vary.add("HX-Request")
-    return response
+    tab, before = request.args.get("tab") or ALL, ids.parse(request.args.get("before"))
+    context = conversation_panel.older_context(conversation, about, tab, before)
+    return _fragment("conversation_panel/_messages.html", context)
 
 
 @bp.post("/conversations/<id:conversation_id>/preview")
 @login_required
 def preview(conversation_id: int) -> str:
+    """The composer's counter, as the user types."""
     conversation, about = _conversation(conversation_id)
-    channel = request.form.get("channel", "email")
-    if channel not in CHANNEL_LABELS:
-        channel = "email"
-    body = request.form.get("body", "")[:60_000]
-    template_id = ids.parse(request.form.get("whatsapp_template_id"))
-    context = counter_context(conversation, about, channel, body, template_id)
-    return render_template("conversations/_counter.html", **context)
+    setup = conversation_panel.composer_setup(conversation, about)
+    context = composer.counter_as_typed(setup, request.form, CHANNEL_LABELS)
+    return render_template("composer/_counter.html", **context)
 
 
 @bp.post("/conversations/<id:conversation_id>/messages")
@@ -410,51 +133,36 @@ def preview(conversation_id: int) -> str:
 def send(conversation_id: int) -> Response:
     conversation, about = _conversation(conversation_id)
     form = ComposeForm()
+    setup = conversation_panel.composer_setup(conversation, about)
+    if composer.send(form, setup, composer.write_to(about)) is None:
+        return _refused(conversation, about, form)
+    if not wants_fragment():
+        flash(f"{CHANNEL_LABELS[form.channel.data]} message queued.", "success")
+        return redirect(page_url(conversation, about, form.channel.data), 303)
+    return _sent(conversation, about, form)
+
+
+def _sent(conversation: Conversation, about: Subject, form: ComposeForm) -> Response:
+    """A fresh composer on the channel just used, and the thread with the message out of band."""
+    channel = form.channel.data
+    view = ALL if form.view.data == ALL else channel
+    fresh = ComposeForm(formdata=None, channel=channel, view=form.view.data)
+    context = conversation_panel.panel_context(conversation, about, view, fresh, follow_newest=True)
+    # The thread came with this answer; the event is for other regions, after the swap.
+    headers = {"HX-Trigger-After-Settle": MESSAGES_CHANGED}
+    if view != ALL:  # the tab shown is in the page's address; the Inbox keeps its own
+        headers["HX-Push-Url"] = page_url(conversation, about, context["tab"])
+    return _fragment("conversations/_sent.html", context, headers=headers)
+
+
+def _refused(conversation: Conversation, about: Subject, form: ComposeForm) -> Response:
+    """Refused or invalid: the composer again, with the text as typed and the reason beside its field;
+    without htmx, the whole page around it."""
     channel = form.channel.data or ""
-    if form.validate_on_submit():
-        try:
-            template_id = form.whatsapp_template_id.data
-            message = compose.compose(
-                db.session,
-                current_user,
-                about,
-                channel,
-                form.body.data or "",
-                subject=form.subject.data if channel == "email" else None,
-                whatsapp_template_id=template_id if channel == "whatsapp" else None,
-            )
-        except checks.SendRefused as refused:
-            db.session.rollback()
-            form_errors.put(form, refused.message, refused.field)
-        else:
-            db.session.commit()
-            dispatch.enqueue(message.id)
-            if not wants_fragment():
-                flash(f"{CHANNEL_LABELS[channel]} message queued.", "success")
-                return redirect(page_url(conversation, about, channel), 303)
-            view = ALL if form.view.data == ALL else channel
-            fresh = ComposeForm(formdata=None, channel=channel, view=form.view.data)
-            context = panel_context(conversation, about, view, fresh, follow_newest=True)
-            response = make_response(render_template("conversations/_sent.html", **context))
-            db.session.commit()  # the read marker of the thread just rendered
-            # The thread came with this answer; the event is for other regions, after the swap.
-            response.headers["HX-Trigger-After-Settle"] = MESSAGES_CHANGED
-            if view != ALL:  # the tab shown is in the page's address; the Inbox keeps its own
-                response.headers["HX-Push-Url"] = page_url(conversation, about, context["tab"])
-            return response
-    # Refused or invalid: the composer again, with the text as typed and the reason beside the field.
-    if wants_fragment():
-        context = composer_context(conversation, about, form, channel)
-        return make_response(render_template("conversations/_composer.html", **context), 422)
-    # Without htmx: the whole page again, the text as typed and the reason beside its field.
-    if about.application is not None:
-        from webapp.web.jobs.routes import application_page
-
-        return application_page(about.application, channel, form, status=422)
-    from webapp.web.crm.routes import membership_page
-
-    assert about.membership is not None
-    return membership_page(about.membership, channel, form, status=422)
+    if not wants_fragment():
+        return conversation_panel.whole_page(about, channel, form, status=422)
+    context = conversation_panel.composer_context(conversation, about, form, channel)
+    return _fragment("conversation_panel/_composer.html", context, 422)
 
 
 @bp.post("/conversations/<id:conversation_id>/simulate-reply")
@@ -463,20 +171,9 @@ def simulate_reply(conversation_id: int) -> Response:
     conversation, about = _conversation(conversation_id)
     if current_app.config["MESSAGING_PROVIDER"] != "simulator":
         abort(404)
-    channel = request.form.get("channel", "")
-    text = (request.form.get("text") or SIMULATED_REPLY)[:500]
+    channel, text = request.form.get("channel", ""), (request.form.get("text") or SIMULATED_REPLY)[:500]
     error = _simulate(conversation, about, channel, text)
-    if not wants_fragment():
-        if error:
-            flash(error, "error")
-        return redirect(page_url(conversation, about, channel if channel in CHANNEL_LABELS else "sms"), 303)
-    # The form answers for itself, the error beside it; the thread refreshes itself on the event.
-    context = simulate_context(conversation, about, channel, text if error else SIMULATED_REPLY, error)
-    body = render_template("conversations/_simulate.html", **context)
-    response = make_response(body, 422 if error else 200)
-    if not error:
-        response.headers["HX-Trigger-After-Settle"] = MESSAGES_CHANGED
-    return response
+    return _simulated(conversation, about, channel, text, error)
 
 
 def _simulate(conversation: Conversation, about: Subject, channel: str, text: str) -> str | None:
@@ -491,3 +188,19 @@ def _simulate(conversation: Conversation, about: Subject, channel: str, text: st
     finally:
         db.session.expire_all()
     return None if status == 200 else f"The inbound webhook answered {status}."
+
+
+def _simulated(
+    conversation: Conversation, about: Subject, channel: str, text: str, error: str | None
+) -> Response:
+    """The form answers for itself, the error beside it; the thread refreshes itself on the event. Without
+    htmx: the page again, on the channel's tab, the error said at its top."""
+    if not wants_fragment():
+        if error:
+            flash(error, "error")
+        return redirect(page_url(conversation, about, channel if channel in CHANNEL_LABELS else "sms"), 303)
+    context = conversation_panel.simulate_context(
+        conversation, about, channel, text if error else SIMULATED_REPLY, error
+    )
+    headers = {"HX-Trigger-After-Settle": MESSAGES_CHANGED} if not error else {}
+    return _fragment("conversation_panel/_simulate.html", context, 422 if error else 200, headers)

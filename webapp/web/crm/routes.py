@@ -12,8 +12,8 @@ from webapp.extensions import db
 from webapp.messaging import conversations, subjects
 from webapp.models import Community, CommunityMembership
 from webapp.web import form_errors, guards
-from webapp.web.conversations.forms import ComposeForm
-from webapp.web.conversations.routes import panel_context
+from webapp.web.composer import ComposeForm
+from webapp.web.conversation_panel import page_of, panel_context
 from webapp.web.crm.forms import AddMemberForm, MemberFilterForm
 from webapp.web.pages import render, wants_fragment
 
@@ -143,6 +143,7 @@ def membership(membership_id: int) -> Response:
     return membership_page(_membership(membership_id), request.args.get("tab"))
 
 
+@page_of("membership")
 def membership_page(
     membership: CommunityMembership, tab: str | None, form: ComposeForm | None = None, status: int = 200
 ) -> Response:

@@ -17,7 +17,7 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.inbox import queries
 from webapp.messaging import checks, subjects
-from webapp.web.conversations.routes import pane_html
+from webapp.web.conversation_panel import pane_html
 from webapp.web.inbox.forms import InboxFilterForm
 from webapp.web.pages import render, wants_fragment
 

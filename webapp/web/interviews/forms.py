@@ -1,11 +1,11 @@
-from wtforms import RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 from wtforms.widgets import DateInput, TimeInput
 
 from webapp import ids
 from webapp.interviews.slots import INTERVALS, LENGTHS, WEEKDAYS
-from webapp.models import CHANNEL_LABELS
+from webapp.web.composer import Composition
 from webapp.web.forms import FlaskForm
 
 
@@ -68,19 +68,8 @@ class SeriesForm(FlaskForm):
     )
 
 
-class InviteForm(FlaskForm):
-    # Which channel may be used is webapp.messaging.checks' to say (so a refusal names the missing right).
-    channel = RadioField(
-        "Send as", choices=[SelectChoice(k, v) for k, v in CHANNEL_LABELS.items()], validate_choice=False
-    )
-    template_id = SelectField(
-        "Template",
-        coerce=str,
-        validate_choice=False,
-        validators=[Optional()],
-        filters=[lambda v: v if ids.parse(v) is not None else None],
-    )
-    subject = StringField("Subject", validators=[Optional(), Length(max=300)])
-    body = TextAreaField("Message", validators=[Length(max=60_000)])
+class InviteForm(Composition):
+    """The invitation's composer (webapp.web.composer), for one application or several at once."""
+
     # The applications invited at once (the job's list); ids the user may not see are dropped.
     application = SelectMultipleField(coerce=ids.parse, validate_choice=False, validators=[Optional()])

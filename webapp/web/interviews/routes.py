@@ -1,10 +1,12 @@
 """The hiring team's interview pages: a job's slots, the invitation form (one application, or several
-from the job's list) with its live counter, and the invitation state on the application page."""
+from the job's list; the composer of webapp.web.composer with the booking-link rule) with its live
+counter, and the refresh of an application's Interview card (webapp.web.interview_status)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, time
-from typing import Any
+from typing import TypeVar
 
 from flask import (
     Blueprint,
@@ -18,33 +20,29 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from webapp import ids, zones
 from webapp.accounts import access
-from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations, slots
-from webapp.messaging import checks, compose, conversations, dispatch, reply_channel, subjects
-from webapp.messaging import templates as message_templates
-from webapp.messaging.checks import SendRefused
-from webapp.models import CHANNEL_LABELS, Application, Invitation, Job, utcnow
-from webapp.web import form_errors
+from webapp.messaging import checks, conversations, dispatch, reply_channel, subjects
+from webapp.models import CHANNEL_LABELS, Application, InterviewSlot, Job, utcnow
+from webapp.web import composer, form_errors
+from webapp.web.interview_status import status_context
 from webapp.web.interviews.forms import InviteForm, SeriesForm, SlotForm
 from webapp.web.pages import render, wants_fragment
 
 bp = Blueprint("interviews", __name__, template_folder="templates")
 
+T = TypeVar("T")
 
+# A slot's time in the page's reports.
+_SHORT = "%a %d %b %H:%M"
 # How many applications one bulk invitation takes (the job's list shows at most 500).
 MAX_BULK = 200
-
-
-@bp.app_template_filter("invitation_state")
-def invitation_state(invitation: Invitation) -> str:
-    org = current_user.organization if current_user.is_authenticated else None
-    return invitations.describe(invitation, org.time_zone if org else None, utcnow())
 
 
 # --- Slots ---------------------------------------------------------------------------------------------
@@ -68,19 +66,22 @@ def _parse_time(text: str | None) -> time | None:
         return None
 
 
-def _prepare(job: Job, submitted: SlotForm | SeriesForm | None, *idle: SlotForm | SeriesForm) -> None:
-    """The interviewer choices of both forms; the form not sent starts from the defaults."""
+def _forms(job: Job, sent: str | None = None) -> tuple[SlotForm, SeriesForm]:
+    """The page's two forms, the one sent (`sent`: "slot" or "series") read from the request; the
+    interviewer choices of both, and the form not sent starting from the defaults."""
+    form = SlotForm() if sent == "slot" else SlotForm(formdata=None)
+    series = SeriesForm(prefix="series") if sent == "series" else SeriesForm(prefix="series", formdata=None)
     team = slots.team(db.session, job)
-    for form in (submitted, *idle):
-        if form is None:
-            continue
-        form.interviewer_id.choices = [SelectChoice("", "Not named")] + [
+    for f in (form, series):
+        f.interviewer_id.choices = [SelectChoice("", "Not named")] + [
             SelectChoice(str(u.id), u.name) for u in team
         ]
-    for form in idle:
+    idle = [f for f, name in ((form, "slot"), (series, "series")) if name != sent]
+    for f in idle:
         if any(u.id == current_user.id for u in team):
-            form.interviewer_id.data = current_user.id  # most often the one adding the slot
-        form.time_zone.data = slots.default_zone(job)
+            f.interviewer_id.data = current_user.id  # most often the one adding the slot
+        f.time_zone.data = slots.default_zone(job)
+    return form, series
 
 
 def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200) -> Response:
@@ -102,80 +103,95 @@ def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200)
     )
 
 
-def _refuse_slot(form: SlotForm | SeriesForm, refused: slots.SlotRefused) -> None:
-    db.session.rollback()
-    form_errors.put(form, refused.message, refused.field)
+def _submitted(form: SlotForm | SeriesForm, act: Callable[[], T]) -> T | None:
+    """What `act` made of the valid form, committed; or None, the refusal beside its field."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        done = act()
+    except slots.SlotRefused as refused:
+        db.session.rollback()
+        form_errors.put(form, refused.message, refused.field)
+        return None
+    db.session.commit()
+    return done
 
 
-@bp.route("/jobs/<id:job_id>/slots", methods=["GET", "POST"])
+def _to_slots(job: Job) -> Response:
+    return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
+
+
+@bp.get("/jobs/<id:job_id>/slots")
 @login_required
 def job_slots(job_id: int) -> Response:
     job = _job(job_id)
-    if request.method == "GET":
-        form, series = SlotForm(formdata=None), SeriesForm(prefix="series", formdata=None)
-        _prepare(job, None, form, series)
-        return _slots_page(job, form, series)
-    form, series = SlotForm(), SeriesForm(prefix="series", formdata=None)
-    _prepare(job, form, series)
-    if form.validate_on_submit():
-        draft = slots.Draft(
-            day=_parse_day(form.day.data),
-            at=_parse_time(form.at.data),
-            minutes=form.minutes.data,
-            place=form.place.data or "",
-            interviewer_id=form.interviewer_id.data,
-            time_zone=form.time_zone.data,
-        )
-        try:
-            slot = slots.create(db.session, current_user, job, draft, utcnow())
-        except slots.SlotRefused as refused:
-            _refuse_slot(form, refused)
-        else:
-            when = zones.format_time(slot.starts_at, slots.zone_of(slot), "%a %d %b %H:%M")
-            db.session.commit()
-            flash(f"Slot added: {when}.", "success")
-            return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
-    return _slots_page(job, form, series, status=422)
+    return _slots_page(job, *_forms(job))
+
+
+@bp.post("/jobs/<id:job_id>/slots")
+@login_required
+def add_slot(job_id: int) -> Response:
+    job = _job(job_id)
+    form, series = _forms(job, "slot")
+    slot = _submitted(form, lambda: slots.create(db.session, current_user, job, _draft(form), utcnow()))
+    if slot is None:
+        return _slots_page(job, form, series, status=422)
+    flash(f"Slot added: {zones.format_time(slot.starts_at, slots.zone_of(slot), _SHORT)}.", "success")
+    return _to_slots(job)
+
+
+def _draft(form: SlotForm) -> slots.Draft:
+    return slots.Draft(
+        day=_parse_day(form.day.data),
+        at=_parse_time(form.at.data),
+        minutes=form.minutes.data,
+        place=form.place.data or "",
+        interviewer_id=form.interviewer_id.data,
+        time_zone=form.time_zone.data,
+    )
 
 
 @bp.post("/jobs/<id:job_id>/slots/series")
 @login_required
 def add_series(job_id: int) -> Response:
     job = _job(job_id)
-    form, series = SlotForm(formdata=None), SeriesForm(prefix="series")
-    _prepare(job, series, form)
-    if series.validate_on_submit():
-        wanted = slots.Series(
-            first_day=_parse_day(series.first_day.data),
-            last_day=_parse_day(series.last_day.data),
-            weekdays=frozenset(d for d in series.weekdays.data or [] if d is not None),
-            start=_parse_time(series.start.data),
-            end=_parse_time(series.end.data),
-            every=series.every.data,
-            minutes=series.minutes.data,
-            place=series.place.data or "",
-            interviewer_id=series.interviewer_id.data,
-            time_zone=series.time_zone.data,
-        )
-        try:
-            outcome = slots.add_series(db.session, current_user, job, wanted, utcnow())
-        except slots.SlotRefused as refused:
-            _refuse_slot(series, refused)
-        else:
-            zone = slots.zone_of(outcome.added[0])
-            db.session.commit()
-            flash(_series_report(outcome, zone), "success")
-            if outcome.skipped:
-                flash(_skipped_report(outcome, zone), "error")
-            return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
-    return _slots_page(job, form, series, status=422)
+    form, series = _forms(job, "series")
+    outcome = _submitted(
+        series, lambda: slots.add_series(db.session, current_user, job, _series(series), utcnow())
+    )
+    if outcome is None:
+        return _slots_page(job, form, series, status=422)
+    _report_series(outcome)
+    return _to_slots(job)
+
+
+def _series(series: SeriesForm) -> slots.Series:
+    return slots.Series(
+        first_day=_parse_day(series.first_day.data),
+        last_day=_parse_day(series.last_day.data),
+        weekdays=frozenset(d for d in series.weekdays.data or [] if d is not None),
+        start=_parse_time(series.start.data),
+        end=_parse_time(series.end.data),
+        every=series.every.data,
+        minutes=series.minutes.data,
+        place=series.place.data or "",
+        interviewer_id=series.interviewer_id.data,
+        time_zone=series.time_zone.data,
+    )
+
+
+def _report_series(outcome: slots.SeriesOutcome) -> None:
+    zone = slots.zone_of(outcome.added[0])
+    flash(_series_report(outcome, zone), "success")
+    if outcome.skipped:
+        flash(_skipped_report(outcome, zone), "error")
 
 
 def _series_report(outcome: slots.SeriesOutcome, zone: str) -> str:
     first, last = outcome.added[0].starts_at, outcome.added[-1].starts_at
-    span = zones.format_time(first, zone, "%a %d %b %H:%M")
+    span = zones.format_time(first, zone, _SHORT)
     if len(outcome.added) > 1:
-        span += " to " + zones.format_time(last, zone, "%a %d %b %H:%M")
+        span += " to " + zones.format_time(last, zone, _SHORT)
     count = len(outcome.added)
     return f"{count} slot{'s' if count != 1 else ''} added: {span}."
 
@@ -191,6 +207,11 @@ def _skipped_report(outcome: slots.SeriesOutcome, zone: str) -> str:
 def delete_slot(job_id: int, slot_id: int) -> Response:
     job = _job(job_id)
     slot = slots.get(db.session, job, slot_id) or abort(404)
+    _delete(slot)
+    return _to_slots(job)
+
+
+def _delete(slot: InterviewSlot) -> None:
     try:
         slots.delete(db.session, slot)
     except slots.SlotRefused as refused:
@@ -199,14 +220,13 @@ def delete_slot(job_id: int, slot_id: int) -> Response:
     else:
         db.session.commit()
         flash("Slot removed.", "success")
-    return redirect(url_for("interviews.job_slots", job_id=job.id), 303)
 
 
 # --- Inviting ------------------------------------------------------------------------------------------
 
 
-def _allowed(application: Application) -> list[str]:
-    return checks.allowed_channels(current_user, subjects.of_application(application))
+def _application(application_id: int) -> Application:
+    return access.get_application(db.session, current_user, application_id) or abort(404)
 
 
 def _applications(job: Job, wanted: list[int | None]) -> list[Application]:
@@ -225,37 +245,27 @@ def _applications(job: Job, wanted: list[int | None]) -> list[Application]:
     return [found[i] for i in chosen if i in found]
 
 
-def counter_context(
-    applications: list[Application], channel: str, body: str, subject: str | None = None
-) -> dict[str, Any]:
-    """The line under the text, for the first candidate: the text as they read it, the booking link
-    counted at its real length, and what it costs (for all of them); or why it cannot go, with the
-    one-click fix of a glued link."""
-    first = applications[0]
-    about = subjects.of_application(first)
-    # The text's own problem is said here; a glued link in an email's subject is said at the subject.
-    problem = invitations.link_problem(channel, body) if body.strip() else None
-    text = body
-    if channel in CHANNEL_LABELS and problem is None and body.strip():
-        text = invitations.with_link(channel, body)
-    link = invitations.sample_url(current_app.config["PUBLIC_BASE_URL"])
-    preview = compose.preview(about, current_user, channel, text, invite_link=link)
-    org = about.organization
-    glued = problem is not None and problem.message == message_templates.GLUED
-    return {
-        "channel": channel,
-        "preview": preview,
-        "recipients": len(applications),
-        "first_name": about.contact.first_name,
-        "missing_link": problem.message if problem and not glued else None,
-        "glued_link": problem.message if problem and glued else None,
-        "link_fixes": message_templates.link_fixes(body, subject if channel == "email" else None),
-        "link_length": len(link),
-        "blocked": checks.recipient_refusal(db.session, about.contact, channel)
-        if len(applications) == 1
-        else None,
-        "balance": credits.balance(db.session, org) if org.texts and channel != "email" else None,
-    }
+def _setup(job: Job, applications: list[Application]) -> composer.Setup:
+    """The invitation's composer: for the first candidate (the counter speaks of them), with the
+    booking-link rule, offering the invitation templates."""
+    about = subjects.of_application(applications[0])
+    single = len(applications) == 1
+    return composer.Setup(
+        about=about,
+        allowed=checks.allowed_channels(current_user, about),
+        ids=composer.Ids.of_page("invite"),
+        action=url_for("interviews.invite_one", application_id=applications[0].id)
+        if single
+        else url_for("interviews.invite_many", job_id=job.id),
+        preview_url=url_for("interviews.preview"),
+        css="card composer interview-invite",
+        kind="interview_invitation",
+        prefill=True,
+        booking_link=True,
+        recipients=len(applications),
+        # No free slots: the page's notice says so (and how to add some), once.
+        said_by_page=("slots",),
+    )
 
 
 def _first_channel(applications: list[Application], allowed: list[str]) -> str:
@@ -272,172 +282,127 @@ def _first_channel(applications: list[Application], allowed: list[str]) -> str:
     return texting[0] if texting else "email"
 
 
-def _invite_page(
-    job: Job, applications: list[Application], form: InviteForm | None, status: int = 200
-) -> Response:
-    allowed = _allowed(applications[0])
-    form = form or InviteForm(formdata=None)
-    form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]
-    if form.channel.data not in allowed:
-        form.channel.data = _first_channel(applications, allowed)
-    templates = compose.templates_for(
-        db.session, current_user, allowed, "candidates", kind="interview_invitation"
+def _invite_page(job: Job, applications: list[Application], form: InviteForm, status: int = 200) -> Response:
+    setup = _setup(job, applications)
+    return render(
+        "interviews/invite.html",
+        "interviews/invite.html",
+        status=status,
+        job=job,
+        applications=applications,
+        single=len(applications) == 1,
+        free_slots=slots.free(db.session, job.id, utcnow()),
+        **composer.context(form, setup, _first_channel(applications, setup.allowed)),
     )
-    if not form.body.data and request.method == "GET":
-        # Start from the channel's first invitation template, so the form opens ready to send.
-        first = next((t for t in templates if t.channel == form.channel.data), None)
-        if first is not None:
-            form.template_id.data = str(first.id)
-            form.body.data = first.body
-            form.subject.data = first.subject or ""
-    single = len(applications) == 1
-    context = {
-        "job": job,
-        "applications": applications,
-        "single": single,
-        "form": form,
-        "templates": templates,
-        "free_slots": slots.free(db.session, job.id, utcnow()),
-        "missing_right": checks.missing_right(current_user, subjects.of_application(applications[0])),
-        "action": url_for("interviews.invite_one", application_id=applications[0].id)
-        if single
-        else url_for("interviews.invite_many", job_id=job.id),
-    }
-    context.update(
-        counter_context(applications, form.channel.data or "email", form.body.data or "", form.subject.data)
-    )
-    context["refused"] = bool(form.body.errors)  # the counter's warning is then the field's error
-    return render("interviews/invite.html", "interviews/invite.html", status=status, **context)
 
 
-def _refuse(form: InviteForm, refused: SendRefused) -> None:
-    if refused.field == "slots":
-        return  # no free slots: the page's notice says so (and how to add some), once
-    form_errors.put(form, refused.message, refused.field)
+def _no_one_ticked(job: Job) -> Response:
+    flash("Tick the candidates to invite first.", "error")
+    return redirect(url_for("jobs.detail", job_id=job.id), 303)
 
 
-def _check_text(form: InviteForm, allowed: list[str]) -> bool:
-    """What is wrong with the form for everyone at once (the channel, the text), before any send."""
-    channel = form.channel.data or ""
-    if channel not in allowed:
-        form.channel.errors = [*form.channel.errors, "Choose how to send the invitation."]
-        return False
-    problem = invitations.link_problem(channel, form.body.data or "", form.subject.data)
-    if problem:
-        form_errors.put(form, problem.message, problem.field)
-        return False
-    return True
-
-
-@bp.route("/applications/<id:application_id>/invite", methods=["GET", "POST"])
+@bp.get("/applications/<id:application_id>/invite")
 @login_required
 def invite_one(application_id: int) -> Response:
-    application = access.get_application(db.session, current_user, application_id) or abort(404)
-    job = application.job
-    if request.method == "GET":
-        return _invite_page(job, [application], None)
-    form = InviteForm()
-    if form.validate_on_submit() and _check_text(form, _allowed(application)):
-        channel = form.channel.data or ""
-        try:
-            invitation = invitations.invite(
-                db.session,
-                current_user,
-                application,
-                channel,
-                form.body.data or "",
-                form.subject.data,
-                current_app.config["PUBLIC_BASE_URL"],
-                utcnow(),
-            )
-        except SendRefused as refused:
-            db.session.rollback()
-            _refuse(form, refused)
-        else:
-            db.session.commit()
-            dispatch.enqueue(invitation.message_id)
-            flash(f"Invitation sent by {CHANNEL_LABELS[channel]}.", "success")
-            return redirect(url_for("jobs.application", application_id=application.id, tab=channel), 303)
-    return _invite_page(job, [application], form, status=422)
+    application = _application(application_id)
+    return _invite_page(application.job, [application], InviteForm(formdata=None))
 
 
-@bp.route("/jobs/<id:job_id>/invite", methods=["GET", "POST"])
+@bp.post("/applications/<id:application_id>/invite")
+@login_required
+def send_invitation(application_id: int) -> Response:
+    application, form = _application(application_id), InviteForm()
+    setup = _setup(application.job, [application])
+    if composer.send(form, setup, _invitation_of(application)) is None:
+        return _invite_page(application.job, [application], form, status=422)
+    flash(f"Invitation sent by {CHANNEL_LABELS[form.channel.data]}.", "success")
+    return redirect(url_for("jobs.application", application_id=application.id, tab=form.channel.data), 303)
+
+
+def _invitation_of(application: Application) -> composer.Write:
+    """Writing the invitation: webapp.interviews.invitations.invite, its booking link in the message it
+    composes (webapp.messaging.compose)."""
+
+    def write(d: composer.Draft) -> int:
+        base_url = current_app.config["PUBLIC_BASE_URL"]
+        args = (d.channel, d.body, d.subject, base_url, utcnow())
+        return invitations.invite(db.session, current_user, application, *args).message_id
+
+    return write
+
+
+@bp.get("/jobs/<id:job_id>/invite")
 @login_required
 def invite_many(job_id: int) -> Response:
     job = _job(job_id)
-    if request.method == "GET":
-        applications = _applications(job, [ids.parse(v) for v in request.args.getlist("application")])
-        if not applications:
-            flash("Tick the candidates to invite first.", "error")
-            return redirect(url_for("jobs.detail", job_id=job.id), 303)
-        form = InviteForm(formdata=None, application=[a.id for a in applications])
-        return _invite_page(job, applications, form)
-    form = InviteForm()
+    applications = _applications(job, [ids.parse(v) for v in request.args.getlist("application")])
+    if not applications:
+        return _no_one_ticked(job)
+    return _invite_page(
+        job, applications, InviteForm(formdata=None, application=[a.id for a in applications])
+    )
+
+
+@bp.post("/jobs/<id:job_id>/invite")
+@login_required
+def send_invitations(job_id: int) -> Response:
+    job, form = _job(job_id), InviteForm()
     applications = _applications(job, form.application.data or [])
     if not applications:
-        flash("Tick the candidates to invite first.", "error")
-        return redirect(url_for("jobs.detail", job_id=job.id), 303)
-    if not (form.validate_on_submit() and _check_text(form, _allowed(applications[0]))):
+        return _no_one_ticked(job)
+    draft = composer.ready(form, _setup(job, applications))
+    if draft is None:
         return _invite_page(job, applications, form, status=422)
-    outcomes = invitations.invite_many(
-        db.session,
-        current_user,
-        applications,
-        form.channel.data or "",
-        form.body.data or "",
-        form.subject.data,
-        current_app.config["PUBLIC_BASE_URL"],
-        utcnow(),
-        dispatch.enqueue,
-    )
+    return _report(job, applications, draft)
+
+
+def _report(job: Job, applications: list[Application], d: composer.Draft) -> Response:
+    """Each candidate invited in a transaction of their own, and the page saying who got it."""
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    args = (d.channel, d.body, d.subject, base_url, utcnow(), dispatch.enqueue)
+    outcomes = invitations.invite_many(db.session, current_user, applications, *args)
     return render(
         "interviews/report.html",
         "interviews/report.html",
         job=job,
         outcomes=outcomes,
-        channel=CHANNEL_LABELS[form.channel.data or "email"],
+        channel=CHANNEL_LABELS[d.channel or "email"],
         sent=sum(1 for o in outcomes if o.sent),
     )
+
+
+def _invited(data: MultiDict[str, str]) -> tuple[Job, list[Application]]:
+    """The job and the applications the invitation form names, those the user may see; else 404."""
+    job_id = ids.parse(data.get("job"))
+    job = access.get_job(db.session, current_user, job_id) if job_id else None
+    wanted = [ids.parse(v) for v in data.getlist("application")][:MAX_BULK]
+    applications = _applications(job, wanted) if job else []
+    if job is None or not applications:
+        abort(404)
+    return job, applications
 
 
 @bp.post("/interviews/preview")
 @login_required
 def preview() -> str:
     """The invitation form's counter, as the user types."""
-    wanted = [ids.parse(v) for v in request.form.getlist("application")][:MAX_BULK]
-    job_id = ids.parse(request.form.get("job"))
-    job = access.get_job(db.session, current_user, job_id) if job_id else None
-    applications = _applications(job, wanted) if job else []
-    if not applications:
-        abort(404)
-    channel = request.form.get("channel", "email")
-    if channel not in _allowed(applications[0]):
-        channel = "email"
-    body = request.form.get("body", "")[:60_000]
-    subject = request.form.get("subject", "")[:300]
+    job, applications = _invited(request.form)
+    setup = _setup(job, applications)
     return render_template(
-        "interviews/_counter.html", **counter_context(applications, channel, body, subject)
+        "composer/_counter.html", **composer.counter_as_typed(setup, request.form, setup.allowed)
     )
 
 
-# --- The invitation's state on the application page -----------------------------------------------------
-
-
-def status_context(application: Application) -> dict[str, Any]:
-    return {
-        "interview_application": application,
-        "interview_invitations": invitations.of_application(db.session, application.id),
-        "may_invite": checks.allowed_channels(current_user, subjects.of_application(application)) != [],
-    }
+# --- The Interview card on the application page ----------------------------------------------------------
 
 
 @bp.get("/applications/<id:application_id>/interview")
 @login_required
 def interview_status(application_id: int) -> Response:
     """The Interview card, refreshed when the thread changes (a booking touches its message)."""
-    application = access.get_application(db.session, current_user, application_id) or abort(404)
+    application = _application(application_id)
     if not wants_fragment():
         return redirect(url_for("jobs.application", application_id=application.id))
-    response = make_response(render_template("interviews/_status.html", **status_context(application)))
+    response = make_response(render_template("interview_status/_status.html", **status_context(application)))
     response.vary.add("HX-Request")
     return response

@@ -11,9 +11,9 @@ from webapp.extensions import db
 from webapp.jobs import queries
 from webapp.messaging import conversations, subjects
 from webapp.models import STAGES, Application
-from webapp.web.conversations.forms import ComposeForm
-from webapp.web.conversations.routes import panel_context
-from webapp.web.interviews.routes import status_context as interview_context
+from webapp.web.composer import ComposeForm
+from webapp.web.conversation_panel import page_of, panel_context
+from webapp.web.interview_status import status_context as interview_context
 from webapp.web.jobs.forms import ApplicationFilterForm
 from webapp.web.pages import render
 
@@ -60,6 +60,7 @@ def application(application_id: int) -> Response:
     return application_page(app_, request.args.get("tab"))
 
 
+@page_of("application")
 def application_page(
     application: Application, tab: str | None, form: ComposeForm | None = None, status: int = 200
 ) -> Response:

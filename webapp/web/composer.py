@@ -1,0 +1,378 @@
+"""The composer: the one form a message is written in (Send as, Template, Subject, the text and the live
+counter under it), its context, its partial and its send.
+
+Who includes it:
+- the conversation panel (webapp.web.conversation_panel), written in one conversation: its WhatsApp
+  window and approved templates, a form that swaps itself; the conversation's routes
+  (webapp.web.conversations) answer its counter and its sends;
+- the interview invitation (webapp.web.interviews), for one candidate or several, with the booking-link
+  rule on (webapp.interviews.invitations): the text is checked for the link before any send, and the
+  counter shows it as the first candidate reads it, the link counted at its real length.
+
+The parts: a form of the `Composition` family; a `Setup` saying what the composer is for; `context` for
+the page (and `counter_context` for the counter's own requests); the partial
+templates/composer/_composer.html, whose `composer_form` macro draws the form (imported with context,
+the caller's block adding the page's hidden fields and notices), with templates/composer/_counter.html;
+and `send`, the one way a composer's message goes: `ready` (the form and the rules that hold for every
+recipient), then a `Write` that stores it through webapp.messaging.compose (`write_to` for one person),
+the commit and the hand-over to dispatch.
+
+Bulk messages reuse it as the invitation does: a form of the family carrying the recipients' ids, a
+`Setup` for the first recipient with `recipients` their number, `context` and `composer_form` for the
+page, then `ready` once and, for each recipient in a transaction of its own, `write_to(about)(draft)`
+(webapp.interviews.invitations.invite_many does that loop for invitations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from flask import current_app
+from flask_login import current_user
+from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, Optional
+
+from webapp import ids
+from webapp.billing import credits
+from webapp.extensions import db
+from webapp.interviews import invitations
+from webapp.messaging import checks, compose, dispatch, whatsapp
+from webapp.messaging import templates as message_templates
+from webapp.messaging.checks import SendRefused
+from webapp.messaging.reply_channel import ReplyChannel
+from webapp.messaging.subjects import Subject
+from webapp.models import CHANNEL_LABELS, Conversation, MessageTemplate
+from webapp.web import form_errors
+from webapp.web.forms import FlaskForm
+
+# --- The form family -----------------------------------------------------------------------------------
+
+
+class Composition(FlaskForm):
+    """What every composer sends. The channel's choices are the user's, set per request by `context`;
+    which channel may be used is decided by webapp.messaging.checks (so that the refusal names the
+    missing right), not by WTForms."""
+
+    channel = RadioField(
+        "Send as", choices=[SelectChoice(k, v) for k, v in CHANNEL_LABELS.items()], validate_choice=False
+    )
+    # Only shown again (the page compares it with str(id)); anything but an id is as if none was chosen.
+    template_id = SelectField(
+        "Template",
+        coerce=str,
+        validate_choice=False,
+        validators=[Optional()],
+        filters=[lambda v: v if ids.parse(v) is not None else None],
+    )
+    subject = StringField("Subject", validators=[Optional(), Length(max=300)])
+    body = TextAreaField("Message", validators=[Length(max=60_000)])
+
+
+class ComposeForm(Composition):
+    """The composer of a conversation."""
+
+    # The id, or None when none (or something that is not an id) was chosen.
+    whatsapp_template_id = SelectField(
+        "Approved WhatsApp template", coerce=ids.parse, validate_choice=False, validators=[Optional()]
+    )
+    # "all" when the composer sits under every channel's messages interleaved (the Inbox): a send then
+    # keeps that view instead of opening the channel's tab.
+    view = HiddenField(filters=[lambda v: v if v == "all" else None])
+
+
+# --- What a composer is for ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The ids of a composer's elements: its labels, its counter's target and the page's scripts and
+    links find them; two composers on one page must not share them."""
+
+    form: str
+    counter: str
+    missing_right: str
+    reply_reason: str
+    channel_error: str
+    template: str
+    wa_template: str
+    wa_template_error: str
+    subject: str
+    subject_error: str
+    body: str
+    body_error: str
+
+    @classmethod
+    def numbered(cls, key: int) -> Ids:
+        """One of the composers a page may hold (a conversation's): every id ends with its key."""
+        names = {f.name: f.name.replace("_", "-") for f in fields(cls)}
+        return cls(**{field: f"{name}-{key}" for field, name in names.items()} | {"form": f"composer-{key}"})
+
+    @classmethod
+    def of_page(cls, page: str) -> Ids:
+        """The only composer of its page: its elements named after the page, the errors after their
+        field (as the page's other forms name them)."""
+        names = {f.name: f.name.replace("_", "-") for f in fields(cls)}
+        return cls(**{field: name if "error" in name else f"{page}-{name}" for field, name in names.items()})
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one composer is for, and where it answers."""
+
+    # The person written to, or the first of several: the counter speaks of them.
+    about: Subject
+    # The channels the user may write on (webapp.messaging.checks.allowed_channels).
+    allowed: list[str]
+    ids: Ids
+    # Where the form posts, and where its counter asks as the user types.
+    action: str
+    preview_url: str
+    css: str = "composer"
+    # Written in a conversation: its WhatsApp window and approved templates, the low-credits banner, and
+    # a form that swaps itself (htmx), its counter following the thread.
+    conversation: Conversation | None = None
+    # Why the channel the composer starts on was chosen (said under "Send as").
+    reply: ReplyChannel | None = None
+    # Which templates are offered (a MessageTemplate's kind), and whether the form opens on the first of
+    # them for its channel (an invitation: ready to send).
+    kind: str = "general"
+    prefill: bool = False
+    # The interview invitation's rule: the booking link (%INVITELINK%) is in the text, apart from it.
+    booking_link: bool = False
+    recipients: int = 1
+    # Refusals the page says in a notice of its own (the invitation's "no free slots"), not on the form.
+    said_by_page: tuple[str, ...] = ()
+
+
+# --- Its context -----------------------------------------------------------------------------------------
+
+
+def context(form: Composition, setup: Setup, start: str) -> dict[str, Any]:
+    """Everything templates/composer/_composer.html draws: the form on the user's channels (on `start`
+    unless one was chosen), the templates offered, the notices and the counter. A refused form keeps
+    its text; each reason is said once, where it belongs."""
+    allowed = setup.allowed
+    form.channel.choices = [SelectChoice(c, CHANNEL_LABELS[c]) for c in allowed]
+    if form.channel.data not in allowed:
+        form.channel.data = start
+    templates = compose.templates_for(db.session, current_user, allowed, setup.about.audience, setup.kind)
+    form.template_id.choices = [SelectChoice("", "No template")] + [
+        SelectChoice(str(t.id), t.name) for t in templates
+    ]
+    if setup.prefill and not form.body.data and not form.is_submitted():
+        _start_from_template(form, templates)
+    context: dict[str, Any] = {"form": form, "templates": templates, "allowed": allowed, "reply": setup.reply}
+    if setup.conversation is not None:
+        context.update(_whatsapp(form, setup))
+    wa_template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
+    counter = counter_context(
+        setup, form.channel.data or "email", form.body.data or "", form.subject.data, wa_template_id
+    )
+    # The missing right is said once, by the notice; why the person cannot be reached on this channel
+    # once, by the counter under the text. When either is why a send was refused, that line becomes the
+    # error instead of being repeated under "Send as".
+    missing, blocked = checks.missing_right(current_user, setup.about), counter["blocked"]
+    counter.update(
+        missing_right=missing,
+        refused_for_right=bool(missing) and missing in form.channel.errors,
+        refused_for_reach=bool(blocked) and blocked in form.channel.errors,
+        channel_errors=[e for e in form.channel.errors if e not in (missing, blocked)],
+        # A missing or glued booking link is said by the counter, which is then the text's error.
+        refused=bool(form.body.errors),
+    )
+    return {**context, **counter}
+
+
+def _start_from_template(form: Composition, templates: list[MessageTemplate]) -> None:
+    """The channel's first template, so that the form opens ready to send."""
+    first = next((t for t in templates if t.channel == form.channel.data), None)
+    if first is not None:
+        form.template_id.data = str(first.id)
+        form.body.data = first.body
+        form.subject.data = first.subject or ""
+
+
+def _whatsapp(form: ComposeForm, setup: Setup) -> dict[str, Any]:
+    """The conversation's WhatsApp window, and the approved templates that go outside it."""
+    about = setup.about
+    wa_templates = (
+        whatsapp.approved_templates(db.session, about.organization.id, about.audience)
+        if "whatsapp" in setup.allowed
+        else []
+    )
+    form.whatsapp_template_id.choices = [SelectChoice("", "Choose an approved template")] + [
+        SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
+    ]
+    left = whatsapp.time_left(setup.conversation)
+    return {
+        "wa_templates": wa_templates,
+        "wa_left": left,
+        "wa_left_text": whatsapp.describe(left) if left else "",
+    }
+
+
+def counter_context(
+    setup: Setup,
+    channel: str,
+    body: str,
+    subject: str | None = None,
+    whatsapp_template_id: int | None = None,
+) -> dict[str, Any]:
+    """The line under the text (templates/composer/_counter.html): what it costs, or why it cannot go,
+    before the user presses Send."""
+    about = setup.about
+    org = about.organization
+    context: dict[str, Any] = {
+        "composer": setup,
+        "channel": channel,
+        "recipients": setup.recipients,
+        "first_name": about.contact.first_name,
+        # Said for one person; several each get their own line in the report after sending.
+        "blocked": checks.recipient_refusal(db.session, about.contact, channel)
+        if setup.recipients == 1
+        else None,
+        "balance": credits.balance(db.session, org) if org.texts and channel != "email" else None,
+        "link_fixes": [],
+        "missing_link": None,
+        "glued_link": None,
+        "refused": False,
+        "refused_for_reach": False,
+    }
+    if setup.booking_link:
+        context.update(_with_booking_link(setup, channel, body, subject))
+    else:
+        context.update(_as_written(setup, channel, body, whatsapp_template_id))
+    return context
+
+
+def counter_as_typed(setup: Setup, data: Mapping[str, str], counted: Collection[str]) -> dict[str, Any]:
+    """The counter for the fields as the user is typing them (what the counter's own requests send); a
+    channel not among `counted` is counted as email."""
+    channel = data.get("channel", "email")
+    return counter_context(
+        setup,
+        channel if channel in counted else "email",
+        data.get("body", "")[:60_000],
+        data.get("subject", "")[:300],
+        ids.parse(data.get("whatsapp_template_id")),
+    )
+
+
+def _as_written(setup: Setup, channel: str, body: str, whatsapp_template_id: int | None) -> dict[str, Any]:
+    """The text's count; on WhatsApp outside the conversation's window, the approved template's text."""
+    wa_open = whatsapp.time_left(setup.conversation) is not None
+    template = None
+    if channel == "whatsapp" and not wa_open and whatsapp_template_id is not None:
+        template = whatsapp.approved_template(db.session, setup.about.organization.id, whatsapp_template_id)
+    return {
+        "preview": compose.preview(setup.about, current_user, channel, body, template),
+        "wa_open": wa_open,
+        "wa_template": template,
+        "wa_template_needed": channel == "whatsapp" and not wa_open and setup.conversation is not None,
+    }
+
+
+def _with_booking_link(setup: Setup, channel: str, body: str, subject: str | None) -> dict[str, Any]:
+    """For the first candidate: the text as they read it, the booking link counted at its real length;
+    or why it cannot go, with the one-click fix of a glued link."""
+    # The text's own problem is said here; a glued link in an email's subject is said at the subject.
+    problem = invitations.link_problem(channel, body) if body.strip() else None
+    text = body
+    if channel in CHANNEL_LABELS and problem is None and body.strip():
+        text = invitations.with_link(channel, body)
+    link = invitations.sample_url(current_app.config["PUBLIC_BASE_URL"])
+    glued = problem is not None and problem.message == message_templates.GLUED
+    return {
+        "preview": compose.preview(setup.about, current_user, channel, text, invite_link=link),
+        "missing_link": problem.message if problem and not glued else None,
+        "glued_link": problem.message if problem and glued else None,
+        "link_fixes": message_templates.link_fixes(body, subject if channel == "email" else None),
+        "link_length": len(link),
+        "wa_template_needed": False,
+    }
+
+
+# --- Its send --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What the form says to send, as webapp.messaging.compose takes it."""
+
+    channel: str
+    body: str
+    # An email's subject line; None on the other channels.
+    subject: str | None
+    # The approved WhatsApp template chosen outside the window; None on the other channels.
+    whatsapp_template_id: int | None
+
+
+# Stores the draft's message in the session's transaction and gives its id; SendRefused says why not.
+Write = Callable[[Draft], int]
+
+
+def draft(form: Composition) -> Draft:
+    channel = form.channel.data or ""
+    template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
+    return Draft(
+        channel,
+        form.body.data or "",
+        form.subject.data if channel == "email" else None,
+        template_id if channel == "whatsapp" else None,
+    )
+
+
+def write_to(about: Subject) -> Write:
+    """Writing to one person: the message in their conversation, through webapp.messaging.compose."""
+
+    def write(d: Draft) -> int:
+        return compose.compose(
+            db.session,
+            current_user,
+            about,
+            d.channel,
+            d.body,
+            subject=d.subject,
+            whatsapp_template_id=d.whatsapp_template_id,
+        ).id
+
+    return write
+
+
+def ready(form: Composition, setup: Setup) -> Draft | None:
+    """The form's draft; or None, what is wrong said beside its field: the form's own checks and, with
+    the booking-link rule, the channel and the link (the same for every recipient: said once, before
+    any send)."""
+    if not form.validate_on_submit():
+        return None
+    d = draft(form)
+    if setup.booking_link:
+        if d.channel not in setup.allowed:
+            form_errors.put(form, "Choose how to send the invitation.", "channel")
+            return None
+        problem = invitations.link_problem(d.channel, d.body, d.subject)
+        if problem:
+            form_errors.put(form, problem.message, problem.field)
+            return None
+    return d
+
+
+def send(form: Composition, setup: Setup, write: Write) -> int | None:
+    """The one way a composer's message goes: `ready`, `write`, the commit, then the hand-over to
+    dispatch. The message's id; or None, nothing stored and the refusal beside its field."""
+    d = ready(form, setup)
+    if d is None:
+        return None
+    try:
+        message_id = write(d)
+    except SendRefused as refused:
+        db.session.rollback()
+        if refused.field not in setup.said_by_page:
+            form_errors.put(form, refused.message, refused.field)
+        return None
+    db.session.commit()
+    dispatch.enqueue(message_id)
+    return message_id
