@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import geocoder
 
 
 class InvalidPhoneNumber(ValueError):
@@ -46,6 +45,9 @@ def display(e164: str) -> str:
 
 
 def country_name(e164: str, lang: str = "en") -> str:
+    # Here, not at the top: the geocoder's data take ~0.4 s to load, paid by the first page naming a country.
+    from phonenumbers import geocoder
+
     try:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
@@ -61,4 +63,6 @@ def country_name(e164: str, lang: str = "en") -> str:
 
 def region_name(region: str, lang: str = "en") -> str:
     """The country's name for an ISO 3166 alpha-2 code ("FR" → "France"), or the code if unknown."""
+    from phonenumbers import geocoder  # not at the top, as in country_name
+
     return geocoder._region_display_name(region, lang) or region

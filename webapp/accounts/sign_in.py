@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.models import LoginAttempt, User
-
-# Checked when the email is unknown, so that a wrong email costs the same time as a wrong password.
-_DUMMY_HASH = generate_password_hash("relay-timing-equaliser")
 
 # What a turned-away attempt is told to wait when the attempts that filled the limit are gone already.
 MIN_WAIT = timedelta(minutes=1)
@@ -28,7 +26,7 @@ class Limits:
 def authenticate(session: Session, email: str, password: str) -> User | None:
     user = session.scalar(sa.select(User).where(User.email == _normal(email)))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     if not user.check_password(password) or not user.is_active:
         return None
@@ -104,6 +102,16 @@ def retry_after(
 
 def clear_failures(session: Session, email: str) -> None:
     session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email == _normal(email)))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when the email is unknown, so that a wrong email costs the same time as a wrong password.
+
+    Made on first use, not on import: hashing takes ~0.15 s, which every process start paid (only the
+    first unknown email a process sees costs two hashes).
+    """
+    return generate_password_hash("relay-timing-equaliser")
 
 
 def _normal(email: str) -> str:

@@ -11,15 +11,12 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import requests
-from pydantic import ValidationError
-from vonage import Auth, HttpClientOptions, Vonage
-from vonage_http_client.errors import AuthenticationError, HttpRequestError
-from vonage_numbers import ListOwnedNumbersFilter
+from typing import TYPE_CHECKING, Any
 
 from webapp import phones
+
+if TYPE_CHECKING:
+    from vonage_http_client import HttpClientOptions
 
 log = logging.getLogger("relay.vonage")
 
@@ -51,16 +48,28 @@ def owned_numbers(config: Mapping[str, Any]) -> list[OwnedNumber]:
     """Every number on the account, in E.164, sorted by country and number."""
     if not configured(config):
         raise NumbersUnavailable("VONAGE_API_KEY and VONAGE_API_SECRET are not set.")
-    client = Vonage(
-        Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"]),
-        _options(config),
+    # The SDK (with requests and pydantic) loads here, when staff list the account, not with the staff
+    # blueprint: every process would pay a quarter of a second for a page staff rarely open.
+    import requests
+    from pydantic import ValidationError
+    from vonage_http_client import Auth
+    from vonage_http_client.errors import AuthenticationError, HttpRequestError
+    from vonage_numbers import ListOwnedNumbersFilter, Numbers
+
+    from webapp.providers.vonage_http import http_client
+
+    client = Numbers(
+        http_client(
+            Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"]),
+            _options(config),
+        )
     )
     found: list[OwnedNumber] = []
     index: int | None = 1
     pages = 0
     try:
         while index is not None and pages < MAX_PAGES:
-            numbers, _count, index = client.numbers.list_owned_numbers(
+            numbers, _count, index = client.list_owned_numbers(
                 ListOwnedNumbersFilter(size=PAGE_SIZE, index=index)
             )
             pages += 1
@@ -89,6 +98,8 @@ def _owned(item: Any) -> OwnedNumber | None:
 
 
 def _options(config: Mapping[str, Any]) -> HttpClientOptions:
+    from vonage_http_client import HttpClientOptions
+
     connect = float(config.get("VONAGE_CONNECT_TIMEOUT") or 3)
     read = float(config.get("VONAGE_TIMEOUT") or 10)
     options = HttpClientOptions(

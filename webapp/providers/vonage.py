@@ -29,8 +29,9 @@ import requests
 import urllib3
 from cryptography.hazmat.primitives import serialization
 from pydantic import ValidationError
-from vonage import Auth, HttpClientOptions, Vonage
+from vonage_http_client import Auth, HttpClientOptions
 from vonage_http_client.errors import HttpRequestError
+from vonage_messages import Messages
 from vonage_messages.models import (
     Sms,
     WhatsappTemplate,
@@ -42,6 +43,7 @@ from vonage_messages.models import (
 from webapp.config import ConfigError
 
 from .base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
+from .vonage_http import http_client
 
 log = logging.getLogger("relay.vonage")
 
@@ -71,7 +73,7 @@ class VonageProvider:
         self._key_object = serialization.load_pem_private_key(self._private_key.encode(), password=None)
         self._local = threading.local()
         # Weak, so a client dies with its thread; close() reaches the ones still alive.
-        self._clients: weakref.WeakSet[Vonage] = weakref.WeakSet()
+        self._clients: weakref.WeakSet[Messages] = weakref.WeakSet()
         self._clients_lock = threading.Lock()
         # Build one now so a bad application id or key fails at start-up, not on the first send.
         self._client()
@@ -79,7 +81,7 @@ class VonageProvider:
     def send(self, outbound: Outbound) -> str:
         message = self._build(outbound)
         try:
-            response = self._client().messages.send(message)
+            response = self._client().send(message)
         except HttpRequestError as error:
             raise _from_http_error(error) from error
         except requests.ConnectTimeout as error:
@@ -145,12 +147,14 @@ class VonageProvider:
             raise Rejected("Invalid message", problems) from error
         raise ValueError(f"VonageProvider cannot send on channel {outbound.channel!r}")
 
-    def _client(self) -> Vonage:
+    def _client(self) -> Messages:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = Vonage(
-                Auth(application_id=self.application_id, private_key=self._private_key),
-                _http_options(self.api_host, self.connect_timeout, self.timeout),
+            client = Messages(
+                http_client(
+                    Auth(application_id=self.application_id, private_key=self._private_key),
+                    _http_options(self.api_host, self.connect_timeout, self.timeout),
+                )
             )
             _sign_with_loaded_key(client, self._key_object)
             self._local.client = client
@@ -193,7 +197,7 @@ def _http_options(api_host: str, connect_timeout: float, timeout: float) -> Http
     return options.model_copy(update={"timeout": (connect_timeout, timeout)})
 
 
-def _sign_with_loaded_key(client: Vonage, key: Any) -> None:
+def _sign_with_loaded_key(client: Messages, key: Any) -> None:
     """Sign each request's JWT with a key parsed once, not from PEM text every time.
 
     The SDK hands its PEM string to PyJWT for every request, and parsing (with cryptography's key
