@@ -28,13 +28,14 @@ from webapp.interviews import invitations, slots
 from webapp.messaging import checks, compose, outbox, subjects, whatsapp
 from webapp.models import Application, BookingVisit, Conversation, InterviewSlot, Invitation, Message
 from webapp.models.interviews import MAX_CONFIRMATIONS
+from webapp.refusals import Refused
 
 log = logging.getLogger(__name__)
 # What a token from new_token() looks like; anything else is unknown without asking the database.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-class BookingRefused(ValueError):
+class BookingRefused(Refused):
     """Why that booking could not be made, for the candidate."""
 
 

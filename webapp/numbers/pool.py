@@ -27,16 +27,16 @@ from webapp.models import (
     utcnow,
 )
 from webapp.models.organization import family_below
+from webapp.refusals import Refused
 
 USAGE_DAYS = 30
 
 
-class NumberRefused(ValueError):
-    """The change cannot be made; `field` names the form field the message belongs next to."""
+class NumberRefused(Refused):
+    """The change cannot be made; about the number unless it says otherwise."""
 
-    def __init__(self, message: str, field: str = "number") -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, message: str, field: str | None = "number") -> None:
+        super().__init__(message, field)
 
 
 def cleared(session: Session, organization_id: int, country: str) -> bool:
