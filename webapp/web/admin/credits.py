@@ -14,6 +14,7 @@ from webapp import ids
 from webapp.accounts import permissions
 from webapp.billing import credits, ledger, refills
 from webapp.extensions import db
+from webapp.web import refusals
 from webapp.web.admin.forms import RefillRequestForm
 from webapp.web.admin.routes import bp
 from webapp.web.guards import permission_required
@@ -123,16 +124,12 @@ def ledger_csv() -> Response:
 
 @bp.post("/credits/request")
 @credits_right
-def request_refill() -> BaseResponse | Response:
+def request_refill() -> BaseResponse:
     form = RefillRequestForm()
-    if not form.validate():
-        return render("admin/credits.html", "admin/credits.html", status=422, **_context(form))
-    try:
-        refills.request_refill(db.session, current_user, form.note.data or "")
-    except refills.RequestRefused as refusal:
-        db.session.rollback()
-        form.note.errors = [*form.note.errors, str(refusal)]
-        return render("admin/credits.html", "admin/credits.html", status=422, **_context(form))
-    db.session.commit()
+    refusals.submit(
+        form,
+        lambda: refills.request_refill(db.session, current_user, form.note.data or ""),
+        lambda: render("admin/credits.html", "admin/credits.html", **_context(form)),
+    )
     flash("Customer success has been asked to refill your credits.", "success")
     return redirect(url_for("admin.credits") + "#refill", 303)

@@ -20,6 +20,7 @@ from webapp.models import (
     MessageTemplate,
     WhatsappTemplate,
 )
+from webapp.web import refusals
 from webapp.web.admin.forms import SubmitForm, TemplateForm, WhatsappTemplateForm
 from webapp.web.admin.routes import bp
 from webapp.web.guards import permission_required
@@ -171,22 +172,21 @@ def update_template(template_id: int) -> Response | tuple[str, int]:
     return _save(_template(template_id))
 
 
-def _save(template: MessageTemplate | None) -> Response | tuple[str, int]:
+def _save(template: MessageTemplate | None) -> Response:
     form = _form(template, request.form)
-    if not form.validate():
-        return _editor(form, template, 422)
-    try:
-        saved = templates.save(
+    saved = refusals.submit(
+        form,
+        lambda: templates.save(
             db.session, current_user.organization, current_user, _draft(form, template), _base_url(), template
-        )
-    except templates.TemplateRefused as refusal:
-        db.session.rollback()
-        field = getattr(form, refusal.field, form.body)
-        field.errors = [*field.errors, str(refusal)]
-        return _editor(form, template, 422)
-    db.session.commit()
-    flash(f"Template “{saved.name}” saved.", "success")
-    return redirect(url_for("admin.templates") + f"#template-{saved.id}", 303)
+        ),
+        lambda: _editor(form, template),
+    )
+    return _to_templates(f"Template “{saved.name}” saved.", f"#template-{saved.id}")
+
+
+def _to_templates(message: str, anchor: str = "") -> Response:
+    flash(message, "success")
+    return redirect(url_for("admin.templates") + anchor, 303)
 
 
 @bp.post("/templates/<id:template_id>/delete")
@@ -198,8 +198,7 @@ def delete_template(template_id: int) -> Response:
     name = template.name
     db.session.delete(template)
     db.session.commit()
-    flash(f"Template “{name}” deleted.", "success")
-    return redirect(url_for("admin.templates"), 303)
+    return _to_templates(f"Template “{name}” deleted.")
 
 
 @bp.post("/templates/preview")
@@ -262,11 +261,22 @@ def update_whatsapp_template(template_id: int) -> Response | tuple[str, int]:
     return _save_whatsapp(_whatsapp(template_id))
 
 
-def _save_whatsapp(template: WhatsappTemplate | None) -> Response | tuple[str, int]:
+def _save_whatsapp(template: WhatsappTemplate | None) -> Response:
     form = WhatsappTemplateForm()
-    if not form.validate():
-        return _whatsapp_editor(form, template, 422)
-    draft = templates.WhatsappDraft(
+    saved = refusals.submit(
+        form,
+        lambda: templates.save_whatsapp(
+            db.session, current_user.organization, _whatsapp_draft(form, template), template
+        ),
+        lambda: _whatsapp_editor(form, template),
+    )
+    return _to_templates(
+        f"Approved WhatsApp template {saved.name} ({saved.locale}) saved.", f"#wa-template-{saved.id}"
+    )
+
+
+def _whatsapp_draft(form: WhatsappTemplateForm, template: WhatsappTemplate | None) -> templates.WhatsappDraft:
+    return templates.WhatsappDraft(
         form.name.data or "",
         form.locale.data or "",
         form.body.data or "",
@@ -274,16 +284,6 @@ def _save_whatsapp(template: WhatsappTemplate | None) -> Response | tuple[str, i
         form.approved.data,
         form.audience.data or (template.audience if template else "both"),
     )
-    try:
-        saved = templates.save_whatsapp(db.session, current_user.organization, draft, template)
-    except templates.TemplateRefused as refusal:
-        db.session.rollback()
-        field = getattr(form, refusal.field, form.body)
-        field.errors = [*field.errors, str(refusal)]
-        return _whatsapp_editor(form, template, 422)
-    db.session.commit()
-    flash(f"Approved WhatsApp template {saved.name} ({saved.locale}) saved.", "success")
-    return redirect(url_for("admin.templates") + f"#wa-template-{saved.id}", 303)
 
 
 @bp.post("/templates/whatsapp/<id:template_id>/delete")
@@ -295,10 +295,5 @@ def delete_whatsapp_template(template_id: int) -> Response:
     label = f"{template.name} ({template.locale})"
     deleted = templates.remove_whatsapp(db.session, template)
     db.session.commit()
-    flash(
-        f"{label} deleted."
-        if deleted
-        else f"{label} was used in messages, so it is kept but withdrawn: it can no longer be sent.",
-        "success",
-    )
-    return redirect(url_for("admin.templates"), 303)
+    kept = "was used in messages, so it is kept but withdrawn: it can no longer be sent"
+    return _to_templates(f"{label} {'deleted' if deleted else kept}.")
