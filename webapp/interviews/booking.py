@@ -267,6 +267,30 @@ def send_confirmation(session: Session, invitation: Invitation, text: Confirmati
         session.refresh(invitation, ["confirmations"])
 
 
+def book_and_confirm(
+    session: Session, invitation: Invitation, slot_id: int, now: datetime, zone: str, link: str
+) -> tuple[InterviewSlot | None, Message | None]:
+    """book(), and the confirmation of the time (send_confirmation): the slot and the message queued,
+    if one was. (None, None) when the invitation holds that time already."""
+    slot = book(session, invitation, slot_id, now)
+    if slot is None:
+        return None, None
+    return slot, send_confirmation(session, invitation, confirmation(invitation, slot, zone, link))
+
+
+def cancel_and_confirm(
+    session: Session, invitation: Invitation, now: datetime, zone: str, link: str
+) -> tuple[InterviewSlot | None, Message | None]:
+    """cancel(), and the confirmation that the interview is off: the slot given back and the message
+    queued, if one was. (None, None) when nothing was booked."""
+    slot = cancel(session, invitation, now)
+    if slot is None:
+        return None, None
+    return slot, send_confirmation(
+        session, invitation, confirmation(invitation, slot, zone, link, cancelled=True)
+    )
+
+
 # --- How often one address, and one link, may ask ------------------------------------------------------
 
 
