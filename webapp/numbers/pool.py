@@ -236,6 +236,18 @@ def numbers_of(session: Session, organization_id: int, include_released: bool = 
     return list(session.scalars(query.order_by(SendingNumber.country, SendingNumber.e164)))
 
 
+def status_counts(session: Session) -> dict[int, dict[str, int]]:
+    """How many numbers every organisation has in each status: {organisation id: {status: count}}."""
+    counts: dict[int, dict[str, int]] = {}
+    for org_id, status, n in session.execute(
+        sa.select(SendingNumber.organization_id, SendingNumber.status, sa.func.count()).group_by(
+            SendingNumber.organization_id, SendingNumber.status
+        )
+    ):
+        counts.setdefault(org_id, {})[status] = n
+    return counts
+
+
 def get_number(session: Session, organization_id: int, number_id: int) -> SendingNumber | None:
     return session.scalar(
         sa.select(SendingNumber).where(

@@ -18,6 +18,7 @@ from webapp.models import (
     TEMPLATE_AUDIENCES,
     TEMPLATE_KINDS,
     MessageTemplate,
+    Organization,
     WhatsappTemplate,
 )
 from webapp.web import refusals
@@ -39,24 +40,26 @@ def _org_id() -> int:
 @bp.get("/templates", endpoint="templates")
 @templates_right
 def templates_index() -> str:
-    org = current_user.organization
+    return render_template("admin/templates.html", **_index(current_user.organization))
+
+
+def _index(org: Organization) -> dict[str, Any]:
     kept = templates.templates_of(db.session, org.id)
     whatsapp_templates = templates.whatsapp_templates_of(db.session, org.id)
     # A channel the organisation does not have gets no section, unless templates of it were kept from
     # when it had it (an email-only customer sees email only).
-    return render_template(
-        "admin/templates.html",
-        org=org,
-        by_channel={
+    return {
+        "org": org,
+        "by_channel": {
             c: [t for t in kept if t.channel == c]
             for c in CHANNEL_LABELS
             if org.channel_enabled(c) or any(t.channel == c for t in kept)
         },
-        whatsapp_templates=whatsapp_templates,
-        show_whatsapp_templates=org.channel_enabled("whatsapp") or bool(whatsapp_templates),
-        form=SubmitForm(),
-        show_audience=_show_audience(),
-    )
+        "whatsapp_templates": whatsapp_templates,
+        "show_whatsapp_templates": org.channel_enabled("whatsapp") or bool(whatsapp_templates),
+        "form": SubmitForm(),
+        "show_audience": _show_audience(),
+    }
 
 
 def _whatsapp_on() -> None:

@@ -38,18 +38,10 @@ bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="template
 @bp.get("/")
 @staff_required
 def index() -> str:
-    orgs = db.session.scalars(sa.select(Organization).order_by(Organization.name)).all()
-    counts: dict[int, dict[str, int]] = {}
-    for org_id, status, n in db.session.execute(
-        sa.select(SendingNumber.organization_id, SendingNumber.status, sa.func.count()).group_by(
-            SendingNumber.organization_id, SendingNumber.status
-        )
-    ):
-        counts.setdefault(org_id, {})[status] = n
     return render_template(
         "staff/index.html",
-        orgs=orgs,
-        counts=counts,
+        orgs=db.session.scalars(sa.select(Organization).order_by(Organization.name)).all(),
+        counts=pool.status_counts(db.session),
         queue=submissions.waiting_for_review(db.session),
         refill_requests=refills.waiting(db.session),
     )
