@@ -113,13 +113,11 @@ def ledger_csv() -> Response:
     filters, errors = _filters()
     if errors:
         abort(400, description="The ledger's filters are not valid: " + " ".join(errors.values()))
-    account = credits.account_for(db.session, org)
     # Read inside this request's app context, written out as the rows come.
-    chunks = ledger.csv_chunks(db.session, account.id, filters, org.time_zone)
-    response = Response(stream_with_context(chunks), mimetype="text/csv")
-    today = date.today().isoformat()
-    response.headers["Content-Disposition"] = f'attachment; filename="relay-credits-{today}.csv"'
-    return response
+    rows = ledger.csv_chunks(db.session, credits.account_for(db.session, org).id, filters, org.time_zone)
+    name = f"relay-credits-{date.today().isoformat()}.csv"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(stream_with_context(rows), mimetype="text/csv", headers=disposition)
 
 
 @bp.post("/credits/request")

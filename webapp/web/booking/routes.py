@@ -4,7 +4,7 @@ kindly without saying whose it was."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -126,10 +126,10 @@ def _back(token: str) -> Response:
     return redirect(url_for("booking.page", token=token, tz=tz if zones.is_known(tz) else None), 303)
 
 
-def _confirming(token: str, invitation: Invitation) -> tuple[str, str]:
-    """The zone a confirmation gives the time in, and the link it gives to change it."""
+def _confirming(token: str, invitation: Invitation) -> tuple[datetime, str, str]:
+    """Now, the zone a confirmation gives the time in, and the link it gives to change it."""
     zone, _ = _zone(invitation)
-    return zone, invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
+    return utcnow(), zone, invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
 
 
 @bp.get("/book/<token>")
@@ -143,35 +143,33 @@ def book(token: str) -> Response:
     slot, message = refusals.submit(
         form,
         lambda: booking.book_and_confirm(
-            db.session, invitation, form.slot_id, utcnow(), *_confirming(token, invitation)
+            db.session, invitation, form.slot_id, *_confirming(token, invitation)
         ),
         lambda: _page(token, invitation, refusals.first_error(form)),
         status=409,  # someone else was first, or the time was taken off
     )
-    if slot is None:
+    if slot is None:  # the time the link holds already: nothing changed, nothing to confirm
         flash("This time is already yours: nothing changed.", "success")
-    else:
-        _told(invitation, message, "Your interview is booked.")
-    return _back(token)
+        return _back(token)
+    return _told(token, invitation, message, "Your interview is booked.")
 
 
 @bp.post("/book/<token>/cancel")
 def cancel(token: str) -> Response:
     invitation = _invitation(token)
-    slot, message = booking.cancel_and_confirm(
-        db.session, invitation, utcnow(), *_confirming(token, invitation)
-    )
+    slot, message = booking.cancel_and_confirm(db.session, invitation, *_confirming(token, invitation))
     db.session.commit()
-    if slot is not None:  # nothing was booked: a second cancel changes nothing, and sends nothing
-        _told(invitation, message, "Your interview is cancelled. You can pick another time below.")
-    return _back(token)
+    if slot is None:  # nothing was booked: a second cancel changes nothing, and sends nothing
+        return _back(token)
+    return _told(token, invitation, message, "Your interview is cancelled. You can pick another time below.")
 
 
-def _told(invitation: Invitation, message: Message | None, what: str) -> None:
-    """The committed confirmation on its way, and the page's note of what happened."""
+def _told(token: str, invitation: Invitation, message: Message | None, what: str) -> Response:
+    """The committed confirmation on its way, and back to the page, which says what happened."""
     if message is not None:
         dispatch.enqueue(message.id)
     flash(_done(what, invitation, message), "success")
+    return _back(token)
 
 
 def _done(what: str, invitation: Invitation, message: Message | None) -> str:
