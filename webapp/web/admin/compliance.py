@@ -64,7 +64,7 @@ def _document_form(requirement: ComplianceRequirement, posted: bool = False) -> 
     return form
 
 
-def _page(country: str, status: int = 200, **extra: Any) -> tuple[str, int]:
+def _page(country: str, **extra: Any) -> str:
     org = current_user.organization
     requirements = catalogue.requirements(db.session, country)
     submission = submissions.get(db.session, org.id, country)
@@ -86,12 +86,12 @@ def _page(country: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         "card_errors": {},
         **extra,
     }
-    return render_template("admin/compliance_country.html", **context), status
+    return render_template("admin/compliance_country.html", **context)
 
 
 @bp.get("/compliance/<country>")
 @numbers_admin_required
-def compliance_country(country: str) -> tuple[str, int]:
+def compliance_country(country: str) -> str:
     return _page(_country(country))
 
 
@@ -137,7 +137,7 @@ def _requirement(country: str, requirement_id: int) -> ComplianceRequirement:
     return requirement
 
 
-def _card(country: str, requirement: ComplianceRequirement, form: DocumentForm) -> tuple[str, int]:
+def _card(country: str, requirement: ComplianceRequirement, form: DocumentForm) -> str:
     """The page with the requirement's form as it was sent; a reason about the requirement as a whole
     (it is locked, say) is said on its card."""
     card_errors = {requirement.id: form.form_errors[0]} if form.form_errors else {}

@@ -31,9 +31,7 @@ def _invite_form(formdata: Any = None) -> InviteForm:
     return form
 
 
-def _people_page(
-    form: InviteForm | None = None, status: int = 200, new_link: link_email.Handed | None = None
-) -> tuple[str, int]:
+def _people_page(form: InviteForm | None = None, new_link: link_email.Handed | None = None) -> str:
     return render_template(
         "admin/people.html",
         org=current_user.organization,
@@ -42,12 +40,12 @@ def _people_page(
         new_link=new_link,
         is_invited=people.is_invited,
         catalogue=permissions.CATALOGUE,
-    ), status
+    )
 
 
 @bp.get("/people", endpoint="people")
 @users_right
-def people_index() -> tuple[str, int]:
+def people_index() -> str:
     return _people_page()
 
 
@@ -59,7 +57,7 @@ def _hand_over(user: User, token: str, invited: bool) -> link_email.Handed:
 
 @bp.post("/people/invite")
 @users_right
-def invite() -> tuple[str, int]:
+def invite() -> str:
     form = _invite_form(request.form)
     user, token = refusals.submit(form, lambda: _invite(form), lambda: _people_page(form))
     return _people_page(new_link=_hand_over(user, token, invited=True))
@@ -81,12 +79,11 @@ def _to_person(user: User, message: str) -> Response:
 
 def _person_page(
     user: User,
-    status: int = 200,
     roles_form: RolesForm | None = None,
     teams_form: TeamsForm | None = None,
     error: str | None = None,
     new_link: link_email.Handed | None = None,
-) -> tuple[str, int]:
+) -> str:
     org_id = _org_id()
     roles = people.roles_of(db.session, org_id)
     jobs = people.jobs_of(db.session, org_id)
@@ -111,12 +108,12 @@ def _person_page(
         error=error,
         new_link=new_link,
         catalogue=permissions.CATALOGUE,
-    ), status
+    )
 
 
 @bp.get("/people/<id:user_id>")
 @users_right
-def person(user_id: int) -> tuple[str, int]:
+def person(user_id: int) -> str:
     return _person_page(_member(user_id))
 
 
@@ -170,7 +167,7 @@ def person_reactivate(user_id: int) -> Response:
 
 @bp.post("/people/<id:user_id>/link")
 @users_right
-def person_link(user_id: int) -> tuple[str, int]:
+def person_link(user_id: int) -> str:
     user, form = _member(user_id), SubmitForm()
     token = refusals.submit(
         form,
@@ -191,11 +188,10 @@ def _categories() -> list[tuple[str, list[permissions.PermissionSpec]]]:
 
 
 def _roles_page(
-    status: int = 200,
     error: str | None = None,
     new_role: NewRoleForm | None = None,
     grants: dict[int, set[str]] | None = None,
-) -> tuple[str, int]:
+) -> str:
     roles = people.roles_of(db.session, _org_id())
     if grants is None:
         grants = {r.id: {p.code for p in r.permissions} for r in roles}
@@ -213,12 +209,12 @@ def _roles_page(
         form=SubmitForm(),
         new_role=new_role or NewRoleForm(formdata=None),
         error=error,
-    ), status
+    )
 
 
 @bp.get("/roles")
 @users_right
-def roles() -> tuple[str, int]:
+def roles() -> str:
     return _roles_page()
 
 

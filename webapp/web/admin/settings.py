@@ -33,14 +33,14 @@ def _form(formdata: object = None) -> SettingsForm:
     return form
 
 
-def _page(form: SettingsForm, status: int = 200) -> tuple[str, int]:
+def _page(form: SettingsForm) -> str:
     org = current_user.organization
-    return render_template("admin/settings.html", org=org, form=form, zones=zones.names()), status
+    return render_template("admin/settings.html", org=org, form=form, zones=zones.names())
 
 
 @bp.get("/settings")
 @permission_required(permissions.ADMIN_ORGANIZATION)
-def settings() -> tuple[str, int]:
+def settings() -> str:
     return _page(_form())
 
 

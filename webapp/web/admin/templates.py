@@ -119,7 +119,7 @@ def _draft(form: TemplateForm, template: MessageTemplate | None = None) -> templ
     )
 
 
-def _editor(form: TemplateForm, template: MessageTemplate | None, status: int = 200) -> tuple[str, int]:
+def _editor(form: TemplateForm, template: MessageTemplate | None) -> str:
     org = current_user.organization
     return render_template(
         "admin/template_form.html",
@@ -133,7 +133,7 @@ def _editor(form: TemplateForm, template: MessageTemplate | None, status: int = 
         show_audience=_show_audience(),
         audience_hint="An interview invitation is always for candidates.",
         **_preview_context(form, template),
-    ), status
+    )
 
 
 def _preview_context(form: TemplateForm, template: MessageTemplate | None = None) -> dict[str, Any]:
@@ -148,13 +148,13 @@ def _preview_context(form: TemplateForm, template: MessageTemplate | None = None
 
 @bp.get("/templates/new")
 @templates_right
-def new_template() -> tuple[str, int]:
+def new_template() -> str:
     return _editor(_form(None), None)
 
 
 @bp.post("/templates/new")
 @templates_right
-def create_template() -> Response | tuple[str, int]:
+def create_template() -> Response:
     return _save(None)
 
 
@@ -164,14 +164,14 @@ def _template(template_id: int) -> MessageTemplate:
 
 @bp.get("/templates/<id:template_id>")
 @templates_right
-def edit_template(template_id: int) -> tuple[str, int]:
+def edit_template(template_id: int) -> str:
     template = _template(template_id)
     return _editor(_form(template), template)
 
 
 @bp.post("/templates/<id:template_id>")
 @templates_right
-def update_template(template_id: int) -> Response | tuple[str, int]:
+def update_template(template_id: int) -> Response:
     return _save(_template(template_id))
 
 
@@ -220,9 +220,7 @@ def _whatsapp(template_id: int) -> WhatsappTemplate:
     return templates.get_whatsapp(db.session, _org_id(), template_id) or abort(404)
 
 
-def _whatsapp_editor(
-    form: WhatsappTemplateForm, template: WhatsappTemplate | None, status: int = 200
-) -> tuple[str, int]:
+def _whatsapp_editor(form: WhatsappTemplateForm, template: WhatsappTemplate | None) -> str:
     _audience_choices(form)
     return render_template(
         "admin/whatsapp_template_form.html",
@@ -232,12 +230,12 @@ def _whatsapp_editor(
         placeholders=placeholders.PLACEHOLDERS,
         show_audience=_show_audience(),
         audience_hint="Candidates get it about a job, prospects about a community.",
-    ), status
+    )
 
 
 @bp.get("/templates/whatsapp/new")
 @templates_right
-def new_whatsapp_template() -> tuple[str, int]:
+def new_whatsapp_template() -> str:
     _whatsapp_on()
     return _whatsapp_editor(
         WhatsappTemplateForm(formdata=None, locale="en_GB", approved=True, audience="both"), None
@@ -246,21 +244,21 @@ def new_whatsapp_template() -> tuple[str, int]:
 
 @bp.post("/templates/whatsapp/new")
 @templates_right
-def create_whatsapp_template() -> Response | tuple[str, int]:
+def create_whatsapp_template() -> Response:
     _whatsapp_on()
     return _save_whatsapp(None)
 
 
 @bp.get("/templates/whatsapp/<id:template_id>")
 @templates_right
-def edit_whatsapp_template(template_id: int) -> tuple[str, int]:
+def edit_whatsapp_template(template_id: int) -> str:
     template = _whatsapp(template_id)
     return _whatsapp_editor(WhatsappTemplateForm(formdata=None, obj=template), template)
 
 
 @bp.post("/templates/whatsapp/<id:template_id>")
 @templates_right
-def update_whatsapp_template(template_id: int) -> Response | tuple[str, int]:
+def update_whatsapp_template(template_id: int) -> Response:
     return _save_whatsapp(_whatsapp(template_id))
 
 

@@ -61,7 +61,7 @@ def _zone(invitation: Invitation) -> tuple[str, str]:
     return booking.candidate_zone(invitation, request.values.get("tz"), org.time_zone)
 
 
-def _page(token: str, invitation: Invitation, error: str | None = None, status: int = 200) -> Response:
+def _page(token: str, invitation: Invitation, error: str | None = None) -> Response:
     now = utcnow()
     zone, source = _zone(invitation)
     job = invitation.application.job
@@ -85,7 +85,7 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
         "tz": request.values.get("tz") if source == "browser" else None,
         "error": error,
     }
-    return make_response(render_template("booking/page.html", **context), status)
+    return make_response(render_template("booking/page.html", **context))
 
 
 Day = tuple[str, list[tuple[InterviewSlot, slots.Shown]]]

@@ -196,7 +196,7 @@ def _submission(submission_id: int) -> ComplianceSubmission:
     return db.session.get(ComplianceSubmission, submission_id) or abort(404)
 
 
-def _review_page(submission: ComplianceSubmission, status: int = 200, **extra: Any) -> tuple[str, int]:
+def _review_page(submission: ComplianceSubmission, **extra: Any) -> str:
     forms = {d.id: ReviewForm(prefix=f"d{d.id}", formdata=None) for d in submission.documents}
     forms.update(extra.pop("forms", {}))
     return render_template(
@@ -215,12 +215,12 @@ def _review_page(submission: ComplianceSubmission, status: int = 200, **extra: A
             if n.country == submission.country
         ],
         **extra,
-    ), status
+    )
 
 
 @bp.get("/submissions/<id:submission_id>")
 @staff_required
-def submission(submission_id: int) -> tuple[str, int]:
+def submission(submission_id: int) -> str:
     return _review_page(_submission(submission_id))
 
 
