@@ -94,6 +94,28 @@ def test_booking_the_time_already_held_or_cancelling_twice_sends_nothing(app: Fl
     assert invited["invitation"].confirmations == 2
 
 
+@pytest.mark.parametrize("slot", ["", "not-a-slot", "0"])
+def test_a_booking_without_a_time_is_asked_for_one_and_changes_nothing(
+    app: Flask, invited, slot: str
+) -> None:
+    candidate = app.test_client()
+    response = book(candidate, invited["token"], slot)  # type: ignore[arg-type]
+    assert response.status_code == 422
+    assert 'id="booking-error"><p>Pick a time first.</p>' in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert (invited["invitation"].state, messages()) == ("sent", 1)
+
+
+def test_a_time_taken_off_meanwhile_is_refused_with_409(app: Flask, invited) -> None:
+    first = invited["slots"][0]
+    db.session.delete(db.session.get(InterviewSlot, first))
+    db.session.commit()
+    response = book(app.test_client(), invited["token"], first)
+    assert response.status_code == 409
+    assert "That time is no longer offered. Pick another." in response.get_data(as_text=True)
+    assert messages() == 1
+
+
 def test_many_anonymous_requests_on_one_link_spend_three_confirmations(app: Flask, invited) -> None:
     """Book, move and cancel, again and again, from several addresses: three confirmations are paid
     for, whatever the number of changes; the ledger says so, and the page keeps confirming."""

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from webapp.accounts import sessions
 from webapp.models import SetPasswordLink, User, utcnow
+from webapp.refusals import Refused
 
 LIFETIME = timedelta(days=7)
 PATH = "/set-password/"  # the route auth.set_password, with the token after it
@@ -23,8 +24,11 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 200
 
 
-class PasswordRefused(ValueError):
-    pass
+class PasswordRefused(Refused):
+    """The password cannot be set; said beside it."""
+
+    def __init__(self, message: str, field: str | None = "password") -> None:
+        super().__init__(message, field)
 
 
 def _key(token: str) -> str:

@@ -30,16 +30,15 @@ from webapp.models import (
     User,
 )
 from webapp.models.user import role_permission, user_role
+from webapp.refusals import Refused
 
 KEEPER = permissions.ADMIN_USERS
 NAME_LENGTH = 200
 ROLE_NAME_LENGTH = 100
 
 
-class PeopleRefused(ValueError):
-    def __init__(self, message: str, field: str = "form") -> None:
-        super().__init__(message)
-        self.field = field
+class PeopleRefused(Refused):
+    pass
 
 
 def _keeper_name() -> str:
@@ -121,7 +120,7 @@ def _lock(session: Session, organization_id: int) -> None:
     ).scalar_one()
 
 
-def _still_kept(session: Session, organization_id: int, field: str = "form") -> None:
+def _still_kept(session: Session, organization_id: int, field: str | None = None) -> None:
     session.flush()
     if keepers(session, organization_id) == 0:
         raise PeopleRefused(
@@ -303,8 +302,9 @@ def set_teams(session: Session, user: User, job_ids: Iterable[int], community_id
             sa.select(Community.id).where(Community.organization_id == org_id, Community.id.in_(communities))
         )
     )
+    # Said under the teams' checkboxes, whose first group is "jobs".
     if own_jobs != jobs or own_communities != communities:
-        raise PeopleRefused("Choose jobs and communities of your organisation.", "teams")
+        raise PeopleRefused("Choose jobs and communities of your organisation.", "jobs")
     session.execute(
         sa.delete(HiringTeamMember).where(
             HiringTeamMember.user_id == user.id, HiringTeamMember.job_id.in_(current_jobs - jobs)
@@ -319,7 +319,7 @@ def set_teams(session: Session, user: User, job_ids: Iterable[int], community_id
     # SQLite has no row lock to take turns on: a save that read the teams before another one stored
     # them is refused rather than failing.
     changed = PeopleRefused(
-        f"Someone has just changed {user.name}'s teams: check them below and save again.", "teams"
+        f"Someone has just changed {user.name}'s teams: check them below and save again.", "jobs"
     )
     with unique.refusing(
         session,

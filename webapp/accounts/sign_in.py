@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.models import LoginAttempt, User
+from webapp.refusals import Refused
 
 # What a turned-away attempt is told to wait when the attempts that filled the limit are gone already.
 MIN_WAIT = timedelta(minutes=1)
@@ -21,6 +23,30 @@ class Limits:
     per_account: int
     per_address: int
     window: timedelta
+
+
+class SignInRefused(Refused):
+    """Wrong email or password: the attempt stays stored, the failure that counts."""
+
+
+class TooManyAttempts(SignInRefused):
+    """The account or the address has failed too often lately: the password was not even checked."""
+
+
+def attempt(session: Session, email: str, password: str, address: str, limits: Limits, now: datetime) -> User:
+    """The user these credentials sign in, their failures forgotten (in the caller's transaction);
+    SignInRefused, or TooManyAttempts, if not. Commits the attempt's count first (begin_attempt)."""
+    wait = begin_attempt(session, email, address, limits, now)
+    if wait is not None:
+        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+        raise TooManyAttempts(
+            f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+    user = authenticate(session, email, password)
+    if user is None:
+        raise SignInRefused("Wrong email or password.")
+    clear_failures(session, email)
+    return user
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

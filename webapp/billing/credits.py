@@ -12,19 +12,20 @@ from sqlalchemy.orm import Session
 
 from webapp.models import CreditAccount, CreditTransaction, Message, Organization, User, utcnow
 from webapp.models.upsert import insert_ignore
+from webapp.refusals import Refused
 
 # The balance and the ledger's amounts are INTEGER columns; the ledger's note is VARCHAR(500).
 MAX_BALANCE = 2**31 - 1
 NOTE_LENGTH = 500
 
 
-class RefillRefused(ValueError):
-    """A top-up that cannot be made; `field` says which input is wrong ("amount" or "note"), so that a
-    form can say it next to it. A ValueError, so that the CLI reports it as before."""
+class RefillRefused(Refused):
+    """A top-up that cannot be made; `field` says which input is wrong ("amount" or "note"). Written as
+    the command line prints it after "Error: " (str), and as a sentence for a form (`message`)."""
 
     def __init__(self, message: str, field: str = "amount") -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
+        self.message = message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
 class InsufficientCredits(Exception):

@@ -11,12 +11,16 @@ from sqlalchemy.orm import Session, joinedload
 
 from webapp.billing import credits
 from webapp.models import CreditTransaction, Organization, RefillRequest, User, utcnow
+from webapp.refusals import Refused
 
 NOTE_LENGTH = 500
 
 
-class RequestRefused(ValueError):
-    pass
+class RequestRefused(Refused):
+    """The request cannot be made; said beside its note."""
+
+    def __init__(self, message: str, field: str | None = "note") -> None:
+        super().__init__(message, field)
 
 
 def open_request(session: Session, organization: Organization) -> RefillRequest | None:

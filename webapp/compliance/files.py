@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask
 
 from webapp import config as settings
+from webapp import refusals
 
 log = logging.getLogger("relay.compliance")
 
@@ -33,8 +34,11 @@ DEV_KEY_FILE = "relay-file.key"
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.fernet")
 
 
-class Refused(ValueError):
-    """The upload cannot be accepted; the message is for the user, next to the field."""
+class Refused(refusals.Refused):
+    """The upload cannot be accepted; the message is for the user, next to the file."""
+
+    def __init__(self, message: str, field: str | None = "file") -> None:
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

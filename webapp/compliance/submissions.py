@@ -33,6 +33,7 @@ from webapp.models import (
 )
 from webapp.models.upsert import insert_ignore
 from webapp.numbers import pool
+from webapp.refusals import Refused
 from webapp.unique import refusing
 
 MAX_VALUE = 500
@@ -40,12 +41,8 @@ MAX_REASON = 500
 EDITABLE = ("draft", "rejected", "expired")
 
 
-class ComplianceRefused(ValueError):
-    """The step cannot be taken; `field` names the form field the message belongs next to."""
-
-    def __init__(self, message: str, field: str = "form") -> None:
-        super().__init__(message)
-        self.field = field
+class ComplianceRefused(Refused):
+    """The step cannot be taken."""
 
 
 def get(session: Session, organization_id: int, country: str) -> ComplianceSubmission | None:

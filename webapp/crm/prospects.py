@@ -30,19 +30,15 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.refusals import Refused
 
 MAX_ROWS = 500
 # One person per organisation and number: the unique index of Prospect's (organization_id, mobile).
 NUMBER_KEY = "uq_prospect_organization_id_mobile"
 
 
-class ProspectRefused(ValueError):
-    """The member cannot be added as typed; `field` is the form field the message belongs beside."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class ProspectRefused(Refused):
+    """The member cannot be added as typed."""
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,14 @@ from webapp.interviews import invitations, slots
 from webapp.messaging import checks, compose, outbox, subjects, whatsapp
 from webapp.models import Application, BookingVisit, Conversation, InterviewSlot, Invitation, Message
 from webapp.models.interviews import MAX_CONFIRMATIONS
+from webapp.refusals import Refused
 
 log = logging.getLogger(__name__)
 # What a token from new_token() looks like; anything else is unknown without asking the database.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-class BookingRefused(ValueError):
+class BookingRefused(Refused):
     """Why that booking could not be made, for the candidate."""
 
 
@@ -264,6 +265,30 @@ def send_confirmation(session: Session, invitation: Invitation, text: Confirmati
         return None
     finally:
         session.refresh(invitation, ["confirmations"])
+
+
+def book_and_confirm(
+    session: Session, invitation: Invitation, slot_id: int, now: datetime, zone: str, link: str
+) -> tuple[InterviewSlot | None, Message | None]:
+    """book(), and the confirmation of the time (send_confirmation): the slot and the message queued,
+    if one was. (None, None) when the invitation holds that time already."""
+    slot = book(session, invitation, slot_id, now)
+    if slot is None:
+        return None, None
+    return slot, send_confirmation(session, invitation, confirmation(invitation, slot, zone, link))
+
+
+def cancel_and_confirm(
+    session: Session, invitation: Invitation, now: datetime, zone: str, link: str
+) -> tuple[InterviewSlot | None, Message | None]:
+    """cancel(), and the confirmation that the interview is off: the slot given back and the message
+    queued, if one was. (None, None) when nothing was booked."""
+    slot = cancel(session, invitation, now)
+    if slot is None:
+        return None, None
+    return slot, send_confirmation(
+        session, invitation, confirmation(invitation, slot, zone, link, cancelled=True)
+    )
 
 
 # --- How often one address, and one link, may ask ------------------------------------------------------

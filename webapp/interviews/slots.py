@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from webapp import database, zones
 from webapp.models import Application, HiringTeamMember, InterviewSlot, Invitation, Job, User
+from webapp.refusals import Refused
 
 # The lengths offered, in minutes (the form's choices; the database allows up to 8 hours).
 LENGTHS = (15, 30, 45, 60, 90, 120)
@@ -31,11 +32,9 @@ SERIES_SLOTS = 100
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-class SlotRefused(ValueError):
+class SlotRefused(Refused):
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from webapp.accounts import access, permissions
 from webapp.messaging import optouts, segments
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Candidate, Prospect, User
+from webapp.refusals import Refused
 
 MAX_SMS_SEGMENTS = 10
 MAX_WHATSAPP_CHARACTERS = 4096
@@ -19,13 +20,8 @@ MAX_SUBJECT_CHARACTERS = 300
 PRODUCT_NAMES = {"messaging": "Messaging", "crm": "CRM"}
 
 
-class SendRefused(Exception):
-    """Why this message may not go. `field` names the form field the message belongs next to."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class SendRefused(Refused):
+    """Why this message may not go."""
 
 
 def _right(about: Subject | None) -> str:

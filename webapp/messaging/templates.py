@@ -32,6 +32,7 @@ from webapp.models import (
     WhatsappTemplate,
     utcnow,
 )
+from webapp.refusals import Refused
 
 INVITELINK = "%INVITELINK%"
 NAME_LENGTH = 200
@@ -39,10 +40,9 @@ NAME_LENGTH = 200
 SAMPLE_BOOKING_PATH = "/book/Xy7Qm2Lp9Rt4Vw8Zb3Nc5K"
 
 
-class TemplateRefused(ValueError):
+class TemplateRefused(Refused):
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from sqlalchemy.orm import Session, selectinload
 from webapp.messaging import conversations, inbound, subjects
 from webapp.messaging.subjects import Subject
 from webapp.models import Application, Candidate, ConversationRead, Job, Message, User, utcnow
+from webapp.refusals import Refused
 
 
-class CannotAssign(Exception):
-    pass
+class CannotAssign(Refused):
+    """The message cannot go where it was asked to."""
 
 
 def waiting(session: Session, organization_id: int, limit: int = 200) -> list[Message]:
@@ -51,8 +52,12 @@ def suggestions(session: Session, organization_id: int, senders: list[str]) -> d
     return found
 
 
-def assign_to_application(session: Session, admin: User, message_id: int, application_id: int) -> Message:
-    """Assign to an application of the admin's organisation, named by its number."""
+def assign_to_application(
+    session: Session, admin: User, message_id: int, application_id: int | None
+) -> Message:
+    """Assign to an application of the admin's organisation, named by its number (None: none chosen)."""
+    if application_id is None:
+        raise CannotAssign("Choose the application the message belongs to, or enter its number.")
     application = session.scalar(
         sa.select(Application)
         .join(Application.job)

@@ -27,16 +27,16 @@ from webapp.models import (
     utcnow,
 )
 from webapp.models.organization import family_below
+from webapp.refusals import Refused
 
 USAGE_DAYS = 30
 
 
-class NumberRefused(ValueError):
-    """The change cannot be made; `field` names the form field the message belongs next to."""
+class NumberRefused(Refused):
+    """The change cannot be made; about the number unless it says otherwise."""
 
-    def __init__(self, message: str, field: str = "number") -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, message: str, field: str | None = "number") -> None:
+        super().__init__(message, field)
 
 
 def cleared(session: Session, organization_id: int, country: str) -> bool:
@@ -234,6 +234,18 @@ def numbers_of(session: Session, organization_id: int, include_released: bool = 
     if not include_released:
         query = query.where(SendingNumber.status != "released")
     return list(session.scalars(query.order_by(SendingNumber.country, SendingNumber.e164)))
+
+
+def status_counts(session: Session) -> dict[int, dict[str, int]]:
+    """How many numbers every organisation has in each status: {organisation id: {status: count}}."""
+    counts: dict[int, dict[str, int]] = {}
+    for org_id, status, n in session.execute(
+        sa.select(SendingNumber.organization_id, SendingNumber.status, sa.func.count()).group_by(
+            SendingNumber.organization_id, SendingNumber.status
+        )
+    ):
+        counts.setdefault(org_id, {})[status] = n
+    return counts
 
 
 def get_number(session: Session, organization_id: int, number_id: int) -> SendingNumber | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from webapp import zones
 from webapp.billing import credits
 from webapp.models import Organization
+from webapp.refusals import Refused
 
 # What an organisation with Messaging may switch on: SMS only, WhatsApp only, or both.
 CHANNEL_CHOICES = {"sms": "SMS only", "whatsapp": "WhatsApp only", "both": "SMS and WhatsApp"}
@@ -22,10 +23,9 @@ MAX_WHATSAPP_PRICE = 1000
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
-class SettingsRefused(ValueError):
+class SettingsRefused(Refused):
     def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from webapp import phones
 from webapp.accounts import access
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceRequirement
+from webapp.models import ComplianceDocument, ComplianceRequirement
 from webapp.numbers import pool
+from webapp.web import refusals
 from webapp.web.admin.forms import DocumentForm, SubmitForm
 from webapp.web.admin.routes import bp
 from webapp.web.downloads import attachment
@@ -55,21 +56,19 @@ def _country(code: str) -> str:
     return country
 
 
-def _forms(requirements: list[ComplianceRequirement]) -> dict[int, DocumentForm]:
-    forms = {}
-    for requirement in requirements:
-        form = DocumentForm(prefix=f"r{requirement.id}", formdata=None)
-        form.kind.choices = [(k.id, k.name) for k in requirement.documents]
-        form.value.label.text = requirement.value_label or "Value"
-        forms[requirement.id] = form
-    return forms
+def _document_form(requirement: ComplianceRequirement, posted: bool = False) -> DocumentForm:
+    prefix = f"r{requirement.id}"
+    form = DocumentForm(prefix=prefix) if posted else DocumentForm(prefix=prefix, formdata=None)
+    form.kind.choices = [(k.id, k.name) for k in requirement.documents]
+    form.value.label.text = requirement.value_label or "Value"
+    return form
 
 
-def _page(country: str, status: int = 200, **extra: Any) -> tuple[str, int]:
+def _page(country: str, **extra: Any) -> str:
     org = current_user.organization
     requirements = catalogue.requirements(db.session, country)
     submission = submissions.get(db.session, org.id, country)
-    forms = _forms(requirements)
+    forms = {r.id: _document_form(r) for r in requirements}
     forms.update(extra.pop("forms", {}))
     context = {
         "country": country,
@@ -87,85 +86,78 @@ def _page(country: str, status: int = 200, **extra: Any) -> tuple[str, int]:
         "card_errors": {},
         **extra,
     }
-    return render_template("admin/compliance_country.html", **context), status
+    return render_template("admin/compliance_country.html", **context)
 
 
 @bp.get("/compliance/<country>")
 @numbers_admin_required
-def compliance_country(country: str) -> tuple[str, int]:
+def compliance_country(country: str) -> str:
     return _page(_country(country))
 
 
 @bp.post("/compliance/<country>/requirements/<id:requirement_id>")
 @numbers_admin_required
-def upload_document(country: str, requirement_id: int) -> Response | tuple[str, int]:
+def upload_document(country: str, requirement_id: int) -> Response:
     country = _country(country)
-    requirement = db.session.get(ComplianceRequirement, requirement_id)
-    if requirement is None or requirement.country != country:
-        abort(404)
-    form = DocumentForm(prefix=f"r{requirement.id}")
-    form.kind.choices = [(k.id, k.name) for k in requirement.documents]
-    form.value.label.text = requirement.value_label or "Value"
-    if not form.validate():
-        return _page(country, 422, forms={requirement.id: form})
-    store = files.store_for(current_app)
-    stored = None
-    try:
-        file = form.file.data
-        # No file at all: accept() says "Choose a file." before it reads anything.
-        upload = files.accept(getattr(file, "filename", None), file.stream if file else io.BytesIO())
-        submission = submissions.get_or_create(db.session, current_user.organization_id, country)
-        document = submissions.upload(
-            db.session,
-            store,
-            current_user,
-            submission,
-            requirement.id,
-            form.kind.data,
-            form.value.data,
-            upload,
-        )
-        stored = document.stored_name
-        db.session.commit()
-    except (files.Refused, submissions.ComplianceRefused) as refusal:
-        db.session.rollback()
-        if stored:
-            store.remove(stored)
-        field = getattr(refusal, "field", "file")
-        if field == "form":
-            # About the requirement, not a field (it is locked, say): said on its card.
-            return _page(
-                country, 422, forms={requirement.id: form}, card_errors={requirement.id: str(refusal)}
-            )
-        target = {"kind": form.kind, "value": form.value}.get(field, form.file)
-        target.errors = [*target.errors, str(refusal)]
-        return _page(country, 422, forms={requirement.id: form})
-    except BaseException:
-        db.session.rollback()
-        if stored:
-            store.remove(stored)
-        raise
-    flash(f"{requirement.name}: {upload.filename} uploaded.", "success")
+    requirement = _requirement(country, requirement_id)
+    form = _document_form(requirement, posted=True)
+    document = refusals.submit(
+        form, lambda: _upload(country, requirement, form), lambda: _card(country, requirement, form)
+    )
+    flash(f"{requirement.name}: {document.filename} uploaded.", "success")
     return redirect(
         url_for("admin.compliance_country", country=country) + f"#requirement-{requirement.id}", 303
     )
 
 
+def _upload(country: str, requirement: ComplianceRequirement, form: DocumentForm) -> ComplianceDocument:
+    """The file checked, stored and made the requirement's current document, committed: a stored file
+    whose commit fails is removed again."""
+    file = form.file.data
+    # No file at all: accept() says "Choose a file." before it reads anything.
+    upload = files.accept(getattr(file, "filename", None), file.stream if file else io.BytesIO())
+    submission = submissions.get_or_create(db.session, current_user.organization_id, country)
+    store = files.store_for(current_app)
+    document = submissions.upload(
+        db.session, store, current_user, submission, requirement.id, form.kind.data, form.value.data, upload
+    )
+    try:
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        store.remove(document.stored_name)
+        raise
+    return document
+
+
+def _requirement(country: str, requirement_id: int) -> ComplianceRequirement:
+    requirement = db.session.get(ComplianceRequirement, requirement_id)
+    if requirement is None or requirement.country != country:
+        abort(404)
+    return requirement
+
+
+def _card(country: str, requirement: ComplianceRequirement, form: DocumentForm) -> str:
+    """The page with the requirement's form as it was sent; a reason about the requirement as a whole
+    (it is locked, say) is said on its card."""
+    card_errors = {requirement.id: form.form_errors[0]} if form.form_errors else {}
+    return _page(country, forms={requirement.id: form}, card_errors=card_errors)
+
+
 @bp.post("/compliance/<country>/submit")
 @numbers_admin_required
-def submit(country: str) -> Response | tuple[str, int]:
-    country = _country(country)
-    if not SubmitForm().validate():
-        abort(400)
-    submission = submissions.get_or_create(db.session, current_user.organization_id, country)
-    try:
-        submissions.submit(db.session, current_user, submission)
-    except submissions.ComplianceRefused as refusal:
-        db.session.rollback()
-        return _page(country, 422, submit_error=str(refusal))
-    db.session.commit()
+def submit(country: str) -> Response:
+    country, form = _country(country), SubmitForm()
+    refusals.submit(
+        form, lambda: _submit(country), lambda: _page(country, submit_error=refusals.first_error(form))
+    )
     flash("Submitted. Customer success reviews the documents, usually within one working day.", "success")
     return redirect(url_for("admin.compliance_country", country=country), 303)
+
+
+def _submit(country: str) -> None:
+    submission = submissions.get_or_create(db.session, current_user.organization_id, country)
+    submissions.submit(db.session, current_user, submission)
 
 
 @bp.get("/compliance/documents/<id:document_id>")

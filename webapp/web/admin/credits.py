@@ -14,6 +14,7 @@ from webapp import ids
 from webapp.accounts import permissions
 from webapp.billing import credits, ledger, refills
 from webapp.extensions import db
+from webapp.web import refusals
 from webapp.web.admin.forms import RefillRequestForm
 from webapp.web.admin.routes import bp
 from webapp.web.guards import permission_required
@@ -112,27 +113,21 @@ def ledger_csv() -> Response:
     filters, errors = _filters()
     if errors:
         abort(400, description="The ledger's filters are not valid: " + " ".join(errors.values()))
-    account = credits.account_for(db.session, org)
     # Read inside this request's app context, written out as the rows come.
-    chunks = ledger.csv_chunks(db.session, account.id, filters, org.time_zone)
-    response = Response(stream_with_context(chunks), mimetype="text/csv")
-    today = date.today().isoformat()
-    response.headers["Content-Disposition"] = f'attachment; filename="relay-credits-{today}.csv"'
-    return response
+    rows = ledger.csv_chunks(db.session, credits.account_for(db.session, org).id, filters, org.time_zone)
+    name = f"relay-credits-{date.today().isoformat()}.csv"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(stream_with_context(rows), mimetype="text/csv", headers=disposition)
 
 
 @bp.post("/credits/request")
 @credits_right
-def request_refill() -> BaseResponse | Response:
+def request_refill() -> BaseResponse:
     form = RefillRequestForm()
-    if not form.validate():
-        return render("admin/credits.html", "admin/credits.html", status=422, **_context(form))
-    try:
-        refills.request_refill(db.session, current_user, form.note.data or "")
-    except refills.RequestRefused as refusal:
-        db.session.rollback()
-        form.note.errors = [*form.note.errors, str(refusal)]
-        return render("admin/credits.html", "admin/credits.html", status=422, **_context(form))
-    db.session.commit()
+    refusals.submit(
+        form,
+        lambda: refills.request_refill(db.session, current_user, form.note.data or ""),
+        lambda: render("admin/credits.html", "admin/credits.html", **_context(form)),
+    )
     flash("Customer success has been asked to refill your credits.", "success")
     return redirect(url_for("admin.credits") + "#refill", 303)

@@ -13,6 +13,7 @@ from wtforms.fields.choices import SelectChoice
 from webapp.accounts import link_email, people, permissions
 from webapp.extensions import db
 from webapp.models import User
+from webapp.web import refusals
 from webapp.web.admin.forms import InviteForm, NewRoleForm, RolesForm, SubmitForm, TeamsForm
 from webapp.web.admin.routes import bp
 from webapp.web.guards import permission_required
@@ -30,9 +31,7 @@ def _invite_form(formdata: Any = None) -> InviteForm:
     return form
 
 
-def _people_page(
-    form: InviteForm | None = None, status: int = 200, new_link: link_email.Handed | None = None
-) -> tuple[str, int]:
+def _people_page(form: InviteForm | None = None, new_link: link_email.Handed | None = None) -> str:
     return render_template(
         "admin/people.html",
         org=current_user.organization,
@@ -41,12 +40,12 @@ def _people_page(
         new_link=new_link,
         is_invited=people.is_invited,
         catalogue=permissions.CATALOGUE,
-    ), status
+    )
 
 
 @bp.get("/people", endpoint="people")
 @users_right
-def people_index() -> tuple[str, int]:
+def people_index() -> str:
     return _people_page()
 
 
@@ -58,35 +57,33 @@ def _hand_over(user: User, token: str, invited: bool) -> link_email.Handed:
 
 @bp.post("/people/invite")
 @users_right
-def invite() -> tuple[str, int]:
+def invite() -> str:
     form = _invite_form(request.form)
-    if not form.validate():
-        return _people_page(form, 422)
-    try:
-        user, token = people.invite(
-            db.session, current_user, form.name.data or "", form.email.data or "", form.roles.data or []
-        )
-        db.session.commit()
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        field = getattr(form, refusal.field, form.email)
-        field.errors = [*field.errors, str(refusal)]
-        return _people_page(form, 422)
+    user, token = refusals.submit(form, lambda: _invite(form), lambda: _people_page(form))
     return _people_page(new_link=_hand_over(user, token, invited=True))
+
+
+def _invite(form: InviteForm) -> tuple[User, str]:
+    name, email = form.name.data or "", form.email.data or ""
+    return people.invite(db.session, current_user, name, email, form.roles.data or [])
 
 
 def _member(user_id: int) -> User:
     return people.get_member(db.session, _org_id(), user_id) or abort(404)
 
 
+def _to_person(user: User, message: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("admin.person", user_id=user.id), 303)
+
+
 def _person_page(
     user: User,
-    status: int = 200,
     roles_form: RolesForm | None = None,
     teams_form: TeamsForm | None = None,
     error: str | None = None,
     new_link: link_email.Handed | None = None,
-) -> tuple[str, int]:
+) -> str:
     org_id = _org_id()
     roles = people.roles_of(db.session, org_id)
     jobs = people.jobs_of(db.session, org_id)
@@ -111,66 +108,50 @@ def _person_page(
         error=error,
         new_link=new_link,
         catalogue=permissions.CATALOGUE,
-    ), status
+    )
 
 
 @bp.get("/people/<id:user_id>")
 @users_right
-def person(user_id: int) -> tuple[str, int]:
+def person(user_id: int) -> str:
     return _person_page(_member(user_id))
 
 
 @bp.post("/people/<id:user_id>/roles")
 @users_right
-def person_roles(user_id: int) -> Response | tuple[str, int]:
-    user = _member(user_id)
-    form = RolesForm()
-    if not form.validate():
-        return _person_page(user, 422, roles_form=form)
-    try:
-        people.set_roles(db.session, current_user, user, form.roles.data or [])
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        form.roles.errors = [*form.roles.errors, str(refusal)]
-        return _person_page(_member(user_id), 422, roles_form=form)
-    db.session.commit()
-    flash(f"{user.name}'s roles saved.", "success")
-    return redirect(url_for("admin.person", user_id=user.id), 303)
+def person_roles(user_id: int) -> Response:
+    user, form = _member(user_id), RolesForm()
+    refusals.submit(
+        form,
+        lambda: people.set_roles(db.session, current_user, user, form.roles.data or []),
+        lambda: _person_page(_member(user_id), roles_form=form),
+    )
+    return _to_person(user, f"{user.name}'s roles saved.")
 
 
 @bp.post("/people/<id:user_id>/teams")
 @users_right
-def person_teams(user_id: int) -> Response | tuple[str, int]:
-    user = _member(user_id)
-    form = TeamsForm()
-    if not form.validate():
-        return _person_page(user, 422, teams_form=form)
-    try:
-        people.set_teams(db.session, user, form.jobs.data or [], form.communities.data or [])
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        form.jobs.errors = [*form.jobs.errors, str(refusal)]
-        return _person_page(_member(user_id), 422, teams_form=form)
-    db.session.commit()
-    flash(f"{user.name}'s teams saved.", "success")
-    return redirect(url_for("admin.person", user_id=user.id), 303)
+def person_teams(user_id: int) -> Response:
+    user, form = _member(user_id), TeamsForm()
+    refusals.submit(
+        form,
+        lambda: people.set_teams(db.session, user, form.jobs.data or [], form.communities.data or []),
+        lambda: _person_page(_member(user_id), teams_form=form),
+    )
+    return _to_person(user, f"{user.name}'s teams saved.")
 
 
 @bp.post("/people/<id:user_id>/deactivate")
 @users_right
-def person_deactivate(user_id: int) -> Response | tuple[str, int]:
-    user = _member(user_id)
-    if not SubmitForm().validate():
-        abort(400)
-    try:
-        ended = people.deactivate(db.session, current_user, user)
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        return _person_page(_member(user_id), 422, error=str(refusal))
-    db.session.commit()
+def person_deactivate(user_id: int) -> Response:
+    user, form = _member(user_id), SubmitForm()
+    ended = refusals.submit(
+        form,
+        lambda: people.deactivate(db.session, current_user, user),
+        lambda: _person_page(_member(user_id), error=refusals.first_error(form)),
+    )
     signed_out = f" and signed out of {ended} session{'s' if ended != 1 else ''}" if ended else ""
-    flash(f"{user.name} is deactivated{signed_out}.", "success")
-    return redirect(url_for("admin.person", user_id=user.id), 303)
+    return _to_person(user, f"{user.name} is deactivated{signed_out}.")
 
 
 @bp.post("/people/<id:user_id>/reactivate")
@@ -181,22 +162,18 @@ def person_reactivate(user_id: int) -> Response:
         abort(400)
     people.reactivate(db.session, user)
     db.session.commit()
-    flash(f"{user.name} can sign in again.", "success")
-    return redirect(url_for("admin.person", user_id=user.id), 303)
+    return _to_person(user, f"{user.name} can sign in again.")
 
 
 @bp.post("/people/<id:user_id>/link")
 @users_right
-def person_link(user_id: int) -> tuple[str, int]:
-    user = _member(user_id)
-    if not SubmitForm().validate():
-        abort(400)
-    try:
-        token = people.new_link(db.session, current_user, user)
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        return _person_page(user, 422, error=str(refusal))
-    db.session.commit()
+def person_link(user_id: int) -> str:
+    user, form = _member(user_id), SubmitForm()
+    token = refusals.submit(
+        form,
+        lambda: people.new_link(db.session, current_user, user),
+        lambda: _person_page(user, error=refusals.first_error(form)),
+    )
     return _person_page(user, new_link=_hand_over(user, token, invited=people.is_invited(user)))
 
 
@@ -211,11 +188,10 @@ def _categories() -> list[tuple[str, list[permissions.PermissionSpec]]]:
 
 
 def _roles_page(
-    status: int = 200,
     error: str | None = None,
     new_role: NewRoleForm | None = None,
     grants: dict[int, set[str]] | None = None,
-) -> tuple[str, int]:
+) -> str:
     roles = people.roles_of(db.session, _org_id())
     if grants is None:
         grants = {r.id: {p.code for p in r.permissions} for r in roles}
@@ -233,68 +209,64 @@ def _roles_page(
         form=SubmitForm(),
         new_role=new_role or NewRoleForm(formdata=None),
         error=error,
-    ), status
+    )
 
 
 @bp.get("/roles")
 @users_right
-def roles() -> tuple[str, int]:
+def roles() -> str:
     return _roles_page()
 
 
 @bp.post("/roles")
 @users_right
-def save_roles() -> Response | tuple[str, int]:
-    if not SubmitForm().validate():
-        abort(400)
-    # Checkboxes named "grant" with values "<role id>:<permission code>".
+def save_roles() -> Response:
+    form, grants = SubmitForm(), _grants(request.form.getlist("grant"))
+    refusals.submit(
+        form,
+        lambda: people.save_matrix(db.session, current_user.organization, grants),
+        lambda: _roles_page(error=refusals.first_error(form), grants=grants),
+    )
+    return _to_roles("Roles and rights saved.")
+
+
+def _grants(values: list[str]) -> dict[int, set[str]]:
+    """The matrix's ticked checkboxes, named "grant" with values "<role id>:<permission code>"."""
     grants: dict[int, set[str]] = {}
-    for value in request.form.getlist("grant"):
+    for value in values:
         role_part, _, code = value.partition(":")
         role_id = role_part.isdigit() and int(role_part)
         if role_id:
             grants.setdefault(role_id, set()).add(code)
-    org = current_user.organization
-    try:
-        people.save_matrix(db.session, org, grants)
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        return _roles_page(422, error=str(refusal), grants=grants)
-    db.session.commit()
-    flash("Roles and rights saved.", "success")
-    return redirect(url_for("admin.roles"), 303)
+    return grants
+
+
+def _to_roles(message: str, anchor: str = "") -> Response:
+    flash(message, "success")
+    return redirect(url_for("admin.roles") + anchor, 303)
 
 
 @bp.post("/roles/new")
 @users_right
-def new_role() -> Response | tuple[str, int]:
+def new_role() -> Response:
     form = NewRoleForm()
-    if not form.validate():
-        return _roles_page(422, new_role=form)
-    try:
-        role = people.create_role(db.session, current_user.organization, form.name.data or "")
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        form.name.errors = [*form.name.errors, str(refusal)]
-        return _roles_page(422, new_role=form)
-    db.session.commit()
-    flash(f"Role “{role.name}” added: tick its rights below.", "success")
-    return redirect(url_for("admin.roles") + f"#role-{role.id}", 303)
+    role = refusals.submit(
+        form,
+        lambda: people.create_role(db.session, current_user.organization, form.name.data or ""),
+        lambda: _roles_page(new_role=form),
+    )
+    return _to_roles(f"Role “{role.name}” added: tick its rights below.", f"#role-{role.id}")
 
 
 @bp.post("/roles/<id:role_id>/delete")
 @users_right
-def delete_role(role_id: int) -> Response | tuple[str, int]:
-    if not SubmitForm().validate():
-        abort(400)
-    org = current_user.organization
+def delete_role(role_id: int) -> Response:
+    org, form = current_user.organization, SubmitForm()
     role = next((r for r in people.roles_of(db.session, org.id) if r.id == role_id), None) or abort(404)
     name = role.name
-    try:
-        people.delete_role(db.session, org, role)
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        return _roles_page(422, error=str(refusal))
-    db.session.commit()
-    flash(f"Role “{name}” deleted.", "success")
-    return redirect(url_for("admin.roles"), 303)
+    refusals.submit(
+        form,
+        lambda: people.delete_role(db.session, org, role),
+        lambda: _roles_page(error=refusals.first_error(form)),
+    )
+    return _to_roles(f"Role “{name}” deleted.")

@@ -16,8 +16,10 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits, refills
 from webapp.extensions import db
 from webapp.messaging import unmatched
-from webapp.models import MessageTemplate, Role, User
+from webapp.models import Message, MessageTemplate, Organization, Role, User
 from webapp.numbers import pool
+from webapp.web import refusals
+from webapp.web.admin.forms import SubmitForm
 from webapp.web.guards import admin_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
@@ -32,7 +34,11 @@ def admin_navigation() -> dict[str, Any]:
 @bp.get("/")
 @admin_required
 def index() -> str:
-    org = current_user.organization
+    return render_template("admin/index.html", **_overview(current_user.organization))
+
+
+def _overview(org: Organization) -> dict[str, Any]:
+    """The admin area's front page: members, numbers, what waits, the balance, the templates."""
     users = db.session.scalars(
         sa.select(User)
         .where(User.organization_id == org.id)
@@ -40,20 +46,19 @@ def index() -> str:
         .order_by(User.name)
     ).all()
     numbers = pool.numbers_of(db.session, org.id, include_released=False)
-    return render_template(
-        "admin/index.html",
-        org=org,
-        users=users,
-        numbers=numbers,
-        pending=sum(n.status == "pending_documents" for n in numbers),
-        catalogue=permissions.CATALOGUE,
-        unmatched_count=len(unmatched.waiting(db.session, org.id)),
-        balance=credits.balance(db.session, org),
-        open_request=refills.open_request(db.session, org),
-        template_count=db.session.scalar(
+    return {
+        "org": org,
+        "users": users,
+        "numbers": numbers,
+        "pending": sum(n.status == "pending_documents" for n in numbers),
+        "catalogue": permissions.CATALOGUE,
+        "unmatched_count": len(unmatched.waiting(db.session, org.id)),
+        "balance": credits.balance(db.session, org),
+        "open_request": refills.open_request(db.session, org),
+        "template_count": db.session.scalar(
             sa.select(sa.func.count()).where(MessageTemplate.organization_id == org.id)
         ),
-    )
+    }
 
 
 def _may_handle_unmatched() -> None:
@@ -80,16 +85,21 @@ def unmatched_messages() -> str:
 @admin_required
 def assign_unmatched(message_id: int) -> Response:
     _may_handle_unmatched()
-    application_id = ids.parse(request.form.get("application_id") or request.form.get("other_application_id"))
-    if application_id is None:
-        flash("Choose the application the message belongs to, or enter its number.", "error")
-        return redirect(url_for("admin.unmatched_messages"), 303)
-    try:
-        message = unmatched.assign_to_application(db.session, current_user, message_id, application_id)
-    except unmatched.CannotAssign as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("admin.unmatched_messages"), 303)
-    db.session.commit()
-    flash(f"Message from {message.from_addr} assigned.", "success")
+    form = SubmitForm()
+    message = refusals.submit(form, lambda: _assign(message_id), lambda: _refused_on_list(form), status=303)
+    return _to_unmatched(f"Message from {message.from_addr} assigned.", "success")
+
+
+def _assign(message_id: int) -> Message:
+    chosen = request.form.get("application_id") or request.form.get("other_application_id")
+    return unmatched.assign_to_application(db.session, current_user, message_id, ids.parse(chosen))
+
+
+def _refused_on_list(form: SubmitForm) -> Response:
+    """A refusal is said on the list, as its other news are."""
+    return _to_unmatched(refusals.first_error(form) or "", "error")
+
+
+def _to_unmatched(message: str, category: str) -> Response:
+    flash(message, category)
     return redirect(url_for("admin.unmatched_messages"), 303)

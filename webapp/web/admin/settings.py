@@ -9,8 +9,8 @@ from wtforms.fields.choices import SelectChoice
 
 from webapp import zones
 from webapp.accounts import permissions
-from webapp.extensions import db
 from webapp.organizations import settings as organizations
+from webapp.web import refusals
 from webapp.web.admin.forms import SettingsForm
 from webapp.web.admin.routes import bp
 from webapp.web.guards import permission_required
@@ -33,38 +33,36 @@ def _form(formdata: object = None) -> SettingsForm:
     return form
 
 
-def _page(form: SettingsForm, status: int = 200) -> tuple[str, int]:
+def _page(form: SettingsForm) -> str:
     org = current_user.organization
-    return render_template("admin/settings.html", org=org, form=form, zones=zones.names()), status
+    return render_template("admin/settings.html", org=org, form=form, zones=zones.names())
 
 
 @bp.get("/settings")
 @permission_required(permissions.ADMIN_ORGANIZATION)
-def settings() -> tuple[str, int]:
+def settings() -> str:
     return _page(_form())
 
 
 @bp.post("/settings")
 @permission_required(permissions.ADMIN_ORGANIZATION)
-def save_settings() -> Response | tuple[str, int]:
-    org = current_user.organization
+def save_settings() -> Response:
     form = _form(formdata=True)
-    if not form.validate():
-        return _page(form, 422)
-    values = organizations.Settings(
+    refusals.submit(
+        form, lambda: organizations.update(current_user.organization, _values(form)), lambda: _page(form)
+    )
+    flash("Settings saved.", "success")
+    return redirect(url_for("admin.settings"), 303)
+
+
+def _values(form: SettingsForm) -> organizations.Settings:
+    """What the form says; what the organisation does not have (Messaging; its own credits, for a
+    sub-organisation) is kept as it is."""
+    org = current_user.organization
+    return organizations.Settings(
         sender_name=form.sender_name.data or "",
         channels=form.channels.data if org.has_messaging else None,
         help_reply=form.help_reply.data or "",
         low_credit_threshold=form.low_credit_threshold.data if org.parent_id is None else None,
         time_zone=(form.time_zone.data or "").strip(),
     )
-    try:
-        organizations.update(org, values)
-    except organizations.SettingsRefused as refusal:
-        db.session.rollback()
-        field = getattr(form, refusal.field)
-        field.errors = [*field.errors, str(refusal)]
-        return _page(form, 422)
-    db.session.commit()
-    flash("Settings saved.", "success")
-    return redirect(url_for("admin.settings"), 303)

@@ -18,8 +18,10 @@ from webapp.models import (
     TEMPLATE_AUDIENCES,
     TEMPLATE_KINDS,
     MessageTemplate,
+    Organization,
     WhatsappTemplate,
 )
+from webapp.web import refusals
 from webapp.web.admin.forms import SubmitForm, TemplateForm, WhatsappTemplateForm
 from webapp.web.admin.routes import bp
 from webapp.web.guards import permission_required
@@ -38,24 +40,26 @@ def _org_id() -> int:
 @bp.get("/templates", endpoint="templates")
 @templates_right
 def templates_index() -> str:
-    org = current_user.organization
+    return render_template("admin/templates.html", **_index(current_user.organization))
+
+
+def _index(org: Organization) -> dict[str, Any]:
     kept = templates.templates_of(db.session, org.id)
     whatsapp_templates = templates.whatsapp_templates_of(db.session, org.id)
     # A channel the organisation does not have gets no section, unless templates of it were kept from
     # when it had it (an email-only customer sees email only).
-    return render_template(
-        "admin/templates.html",
-        org=org,
-        by_channel={
+    return {
+        "org": org,
+        "by_channel": {
             c: [t for t in kept if t.channel == c]
             for c in CHANNEL_LABELS
             if org.channel_enabled(c) or any(t.channel == c for t in kept)
         },
-        whatsapp_templates=whatsapp_templates,
-        show_whatsapp_templates=org.channel_enabled("whatsapp") or bool(whatsapp_templates),
-        form=SubmitForm(),
-        show_audience=_show_audience(),
-    )
+        "whatsapp_templates": whatsapp_templates,
+        "show_whatsapp_templates": org.channel_enabled("whatsapp") or bool(whatsapp_templates),
+        "form": SubmitForm(),
+        "show_audience": _show_audience(),
+    }
 
 
 def _whatsapp_on() -> None:
@@ -115,7 +119,7 @@ def _draft(form: TemplateForm, template: MessageTemplate | None = None) -> templ
     )
 
 
-def _editor(form: TemplateForm, template: MessageTemplate | None, status: int = 200) -> tuple[str, int]:
+def _editor(form: TemplateForm, template: MessageTemplate | None) -> str:
     org = current_user.organization
     return render_template(
         "admin/template_form.html",
@@ -129,7 +133,7 @@ def _editor(form: TemplateForm, template: MessageTemplate | None, status: int = 
         show_audience=_show_audience(),
         audience_hint="An interview invitation is always for candidates.",
         **_preview_context(form, template),
-    ), status
+    )
 
 
 def _preview_context(form: TemplateForm, template: MessageTemplate | None = None) -> dict[str, Any]:
@@ -144,13 +148,13 @@ def _preview_context(form: TemplateForm, template: MessageTemplate | None = None
 
 @bp.get("/templates/new")
 @templates_right
-def new_template() -> tuple[str, int]:
+def new_template() -> str:
     return _editor(_form(None), None)
 
 
 @bp.post("/templates/new")
 @templates_right
-def create_template() -> Response | tuple[str, int]:
+def create_template() -> Response:
     return _save(None)
 
 
@@ -160,33 +164,32 @@ def _template(template_id: int) -> MessageTemplate:
 
 @bp.get("/templates/<id:template_id>")
 @templates_right
-def edit_template(template_id: int) -> tuple[str, int]:
+def edit_template(template_id: int) -> str:
     template = _template(template_id)
     return _editor(_form(template), template)
 
 
 @bp.post("/templates/<id:template_id>")
 @templates_right
-def update_template(template_id: int) -> Response | tuple[str, int]:
+def update_template(template_id: int) -> Response:
     return _save(_template(template_id))
 
 
-def _save(template: MessageTemplate | None) -> Response | tuple[str, int]:
+def _save(template: MessageTemplate | None) -> Response:
     form = _form(template, request.form)
-    if not form.validate():
-        return _editor(form, template, 422)
-    try:
-        saved = templates.save(
+    saved = refusals.submit(
+        form,
+        lambda: templates.save(
             db.session, current_user.organization, current_user, _draft(form, template), _base_url(), template
-        )
-    except templates.TemplateRefused as refusal:
-        db.session.rollback()
-        field = getattr(form, refusal.field, form.body)
-        field.errors = [*field.errors, str(refusal)]
-        return _editor(form, template, 422)
-    db.session.commit()
-    flash(f"Template “{saved.name}” saved.", "success")
-    return redirect(url_for("admin.templates") + f"#template-{saved.id}", 303)
+        ),
+        lambda: _editor(form, template),
+    )
+    return _to_templates(f"Template “{saved.name}” saved.", f"#template-{saved.id}")
+
+
+def _to_templates(message: str, anchor: str = "") -> Response:
+    flash(message, "success")
+    return redirect(url_for("admin.templates") + anchor, 303)
 
 
 @bp.post("/templates/<id:template_id>/delete")
@@ -198,8 +201,7 @@ def delete_template(template_id: int) -> Response:
     name = template.name
     db.session.delete(template)
     db.session.commit()
-    flash(f"Template “{name}” deleted.", "success")
-    return redirect(url_for("admin.templates"), 303)
+    return _to_templates(f"Template “{name}” deleted.")
 
 
 @bp.post("/templates/preview")
@@ -218,9 +220,7 @@ def _whatsapp(template_id: int) -> WhatsappTemplate:
     return templates.get_whatsapp(db.session, _org_id(), template_id) or abort(404)
 
 
-def _whatsapp_editor(
-    form: WhatsappTemplateForm, template: WhatsappTemplate | None, status: int = 200
-) -> tuple[str, int]:
+def _whatsapp_editor(form: WhatsappTemplateForm, template: WhatsappTemplate | None) -> str:
     _audience_choices(form)
     return render_template(
         "admin/whatsapp_template_form.html",
@@ -230,12 +230,12 @@ def _whatsapp_editor(
         placeholders=placeholders.PLACEHOLDERS,
         show_audience=_show_audience(),
         audience_hint="Candidates get it about a job, prospects about a community.",
-    ), status
+    )
 
 
 @bp.get("/templates/whatsapp/new")
 @templates_right
-def new_whatsapp_template() -> tuple[str, int]:
+def new_whatsapp_template() -> str:
     _whatsapp_on()
     return _whatsapp_editor(
         WhatsappTemplateForm(formdata=None, locale="en_GB", approved=True, audience="both"), None
@@ -244,29 +244,40 @@ def new_whatsapp_template() -> tuple[str, int]:
 
 @bp.post("/templates/whatsapp/new")
 @templates_right
-def create_whatsapp_template() -> Response | tuple[str, int]:
+def create_whatsapp_template() -> Response:
     _whatsapp_on()
     return _save_whatsapp(None)
 
 
 @bp.get("/templates/whatsapp/<id:template_id>")
 @templates_right
-def edit_whatsapp_template(template_id: int) -> tuple[str, int]:
+def edit_whatsapp_template(template_id: int) -> str:
     template = _whatsapp(template_id)
     return _whatsapp_editor(WhatsappTemplateForm(formdata=None, obj=template), template)
 
 
 @bp.post("/templates/whatsapp/<id:template_id>")
 @templates_right
-def update_whatsapp_template(template_id: int) -> Response | tuple[str, int]:
+def update_whatsapp_template(template_id: int) -> Response:
     return _save_whatsapp(_whatsapp(template_id))
 
 
-def _save_whatsapp(template: WhatsappTemplate | None) -> Response | tuple[str, int]:
+def _save_whatsapp(template: WhatsappTemplate | None) -> Response:
     form = WhatsappTemplateForm()
-    if not form.validate():
-        return _whatsapp_editor(form, template, 422)
-    draft = templates.WhatsappDraft(
+    saved = refusals.submit(
+        form,
+        lambda: templates.save_whatsapp(
+            db.session, current_user.organization, _whatsapp_draft(form, template), template
+        ),
+        lambda: _whatsapp_editor(form, template),
+    )
+    return _to_templates(
+        f"Approved WhatsApp template {saved.name} ({saved.locale}) saved.", f"#wa-template-{saved.id}"
+    )
+
+
+def _whatsapp_draft(form: WhatsappTemplateForm, template: WhatsappTemplate | None) -> templates.WhatsappDraft:
+    return templates.WhatsappDraft(
         form.name.data or "",
         form.locale.data or "",
         form.body.data or "",
@@ -274,16 +285,6 @@ def _save_whatsapp(template: WhatsappTemplate | None) -> Response | tuple[str, i
         form.approved.data,
         form.audience.data or (template.audience if template else "both"),
     )
-    try:
-        saved = templates.save_whatsapp(db.session, current_user.organization, draft, template)
-    except templates.TemplateRefused as refusal:
-        db.session.rollback()
-        field = getattr(form, refusal.field, form.body)
-        field.errors = [*field.errors, str(refusal)]
-        return _whatsapp_editor(form, template, 422)
-    db.session.commit()
-    flash(f"Approved WhatsApp template {saved.name} ({saved.locale}) saved.", "success")
-    return redirect(url_for("admin.templates") + f"#wa-template-{saved.id}", 303)
 
 
 @bp.post("/templates/whatsapp/<id:template_id>/delete")
@@ -295,10 +296,5 @@ def delete_whatsapp_template(template_id: int) -> Response:
     label = f"{template.name} ({template.locale})"
     deleted = templates.remove_whatsapp(db.session, template)
     db.session.commit()
-    flash(
-        f"{label} deleted."
-        if deleted
-        else f"{label} was used in messages, so it is kept but withdrawn: it can no longer be sent.",
-        "success",
-    )
-    return redirect(url_for("admin.templates"), 303)
+    kept = "was used in messages, so it is kept but withdrawn: it can no longer be sent"
+    return _to_templates(f"{label} {'deleted' if deleted else kept}.")

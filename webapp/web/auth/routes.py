@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
+from functools import partial
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -13,6 +13,8 @@ from werkzeug.wrappers import Response
 from webapp.accounts import password_links, sessions, sign_in
 from webapp.extensions import db
 from webapp.models import User, utcnow
+from webapp.refusals import Refused
+from webapp.web import refusals
 from webapp.web.auth.forms import LoginForm, SetPasswordForm
 from webapp.web.auth.login import SESSION_TOKEN, current_token, lifetime
 
@@ -42,33 +44,28 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str | tuple[str, int]:
+def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
-    status = 200
-    if form.validate_on_submit():
-        email = form.email.data or ""
-        now = utcnow()
-        wait = sign_in.begin_attempt(db.session, email, request.remote_addr or "unknown", _limits(), now)
-        if wait is not None:
-            minutes = max(1, math.ceil(wait.total_seconds() / 60))
-            form.form_errors.append(
-                f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-            )
-            status = 429
-        else:
-            user = sign_in.authenticate(db.session, email, form.password.data or "")
-            if user is None:
-                # The attempt's row, already stored, is the failure that counts.
-                form.form_errors.append("Wrong email or password.")
-            else:
-                sign_in.clear_failures(db.session, email)
-                _sign_in(user, now)
-                return redirect(_safe_next(request.args.get("next")))
-    elif request.method == "POST":
-        status = 422
-    return render_template("auth/login.html", form=form), status
+    page = partial(render_template, "auth/login.html", form=form)
+    if request.method != "POST":
+        return page()
+    user = refusals.submit(form, lambda: _attempt(form), page, status=_refused_status)
+    _sign_in(user, utcnow())
+    return redirect(_safe_next(request.args.get("next")))
+
+
+def _attempt(form: LoginForm) -> User:
+    address = request.remote_addr or "unknown"
+    return sign_in.attempt(
+        db.session, form.email.data or "", form.password.data or "", address, _limits(), utcnow()
+    )
+
+
+def _refused_status(refusal: Refused) -> int:
+    """Too many attempts: 429. A wrong password is an answer like any other page."""
+    return 429 if isinstance(refusal, sign_in.TooManyAttempts) else 200
 
 
 @bp.post("/logout")
@@ -107,20 +104,18 @@ def set_password(token: str) -> Response | tuple[str, int]:
     if link is None:
         return render_template("auth/set_password.html", form=None, user=None), 404
     form = SetPasswordForm()
-    if form.validate_on_submit():
-        try:
-            # Every session of the user ends, this browser's too if it was theirs: they start a new one.
-            user = password_links.redeem(
-                db.session, token, form.password.data or "", form.repeated.data or ""
-            )
-        except password_links.PasswordRefused as refusal:
-            db.session.rollback()
-            form.password.errors = [*form.password.errors, str(refusal)]
-            return render_template("auth/set_password.html", form=form, user=link.user), 422
-        # Whoever was signed in in this browser (an admin trying the link) is signed out first.
-        sessions.end(db.session, current_token())
-        _sign_in(user, utcnow())
-        flash(f"Your password is set, {user.name}. Welcome to Relay.", "success")
-        return redirect(url_for("home"), 303)
-    status = 422 if request.method == "POST" else 200
-    return render_template("auth/set_password.html", form=form, user=link.user), status
+    page = partial(render_template, "auth/set_password.html", form=form, user=link.user)
+    if request.method != "POST":
+        return page(), 200
+    user = refusals.submit(form, lambda: _redeem(token, form), page)
+    flash(f"Your password is set, {user.name}. Welcome to Relay.", "success")
+    return redirect(url_for("home"), 303)
+
+
+def _redeem(token: str, form: SetPasswordForm) -> User:
+    """The password set and the user signed in here. Every session of theirs ends, and whoever was
+    signed in in this browser (an admin trying the link) is signed out first."""
+    user = password_links.redeem(db.session, token, form.password.data or "", form.repeated.data or "")
+    sessions.end(db.session, current_token())
+    _sign_in(user, utcnow())
+    return user

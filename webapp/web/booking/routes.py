@@ -4,18 +4,30 @@ kindly without saying whose it was."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
-from webapp import ids, zones
+from webapp import zones
 from webapp.extensions import db
 from webapp.interviews import booking, invitations, slots
 from webapp.messaging import dispatch
 from webapp.models import InterviewSlot, Invitation, Message, utcnow
 from webapp.models.interviews import MAX_CONFIRMATIONS
+from webapp.web import refusals
+from webapp.web.booking.forms import BookForm
 
 bp = Blueprint("booking", __name__, template_folder="templates")
 
@@ -49,7 +61,7 @@ def _zone(invitation: Invitation) -> tuple[str, str]:
     return booking.candidate_zone(invitation, request.values.get("tz"), org.time_zone)
 
 
-def _page(token: str, invitation: Invitation, error: str | None = None, status: int = 200) -> Response:
+def _page(token: str, invitation: Invitation, error: str | None = None) -> Response:
     now = utcnow()
     zone, source = _zone(invitation)
     job = invitation.application.job
@@ -73,7 +85,7 @@ def _page(token: str, invitation: Invitation, error: str | None = None, status: 
         "tz": request.values.get("tz") if source == "browser" else None,
         "error": error,
     }
-    return make_response(render_template("booking/page.html", **context), status)
+    return make_response(render_template("booking/page.html", **context))
 
 
 Day = tuple[str, list[tuple[InterviewSlot, slots.Shown]]]
@@ -100,9 +112,13 @@ def _closed(invitation: Invitation | None, reason: str) -> Response:
     return make_response(body, 404 if reason == "unknown" else 200)
 
 
-def _open(token: str) -> tuple[Invitation | None, str | None]:
+def _invitation(token: str) -> Invitation:
+    """The link's invitation while it books; else the page says why it does not (raised)."""
     invitation = booking.find(db.session, token)
-    return invitation, booking.closed_reason(invitation, utcnow())
+    reason = booking.closed_reason(invitation, utcnow())
+    if reason or invitation is None:
+        abort(_closed(invitation, reason or "unknown"))
+    return invitation
 
 
 def _back(token: str) -> Response:
@@ -110,63 +126,49 @@ def _back(token: str) -> Response:
     return redirect(url_for("booking.page", token=token, tz=tz if zones.is_known(tz) else None), 303)
 
 
+def _confirming(token: str, invitation: Invitation) -> tuple[datetime, str, str]:
+    """Now, the zone a confirmation gives the time in, and the link it gives to change it."""
+    zone, _ = _zone(invitation)
+    return utcnow(), zone, invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
+
+
 @bp.get("/book/<token>")
 def page(token: str) -> Response:
-    invitation, reason = _open(token)
-    if reason or invitation is None:
-        return _closed(invitation, reason or "unknown")
-    return _page(token, invitation)
+    return _page(token, _invitation(token))
 
 
 @bp.post("/book/<token>")
 def book(token: str) -> Response:
-    invitation, reason = _open(token)
-    if reason or invitation is None:
-        return _closed(invitation, reason or "unknown")
-    slot_id = ids.parse(request.form.get("slot"))
-    if slot_id is None:
-        return _page(token, invitation, "Pick a time first.", 422)
-    now = utcnow()
-    try:
-        slot = booking.book(db.session, invitation, slot_id, now)
-    except booking.BookingRefused as refused:
-        db.session.rollback()
-        return _page(token, invitation, str(refused), 409)
+    invitation, form = _invitation(token), BookForm()
+    slot, message = refusals.submit(
+        form,
+        lambda: booking.book_and_confirm(
+            db.session, invitation, form.slot_id, *_confirming(token, invitation)
+        ),
+        lambda: _page(token, invitation, refusals.first_error(form)),
+        status=409,  # someone else was first, or the time was taken off
+    )
     if slot is None:  # the time the link holds already: nothing changed, nothing to confirm
-        db.session.rollback()
         flash("This time is already yours: nothing changed.", "success")
         return _back(token)
-    zone, _ = _zone(invitation)
-    link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
-    message = booking.send_confirmation(
-        db.session, invitation, booking.confirmation(invitation, slot, zone, link)
-    )
-    db.session.commit()
-    if message is not None:
-        dispatch.enqueue(message.id)
-    flash(_done("Your interview is booked.", invitation, message), "success")
-    return _back(token)
+    return _told(token, invitation, message, "Your interview is booked.")
 
 
 @bp.post("/book/<token>/cancel")
 def cancel(token: str) -> Response:
-    invitation, reason = _open(token)
-    if reason or invitation is None:
-        return _closed(invitation, reason or "unknown")
-    slot = booking.cancel(db.session, invitation, utcnow())
-    if slot is None:  # nothing was booked: a second cancel changes nothing, and sends nothing
-        db.session.rollback()
-        return _back(token)
-    zone, _ = _zone(invitation)
-    link = invitations.booking_url(current_app.config["PUBLIC_BASE_URL"], token)
-    text = booking.confirmation(invitation, slot, zone, link, cancelled=True)
-    message = booking.send_confirmation(db.session, invitation, text)
+    invitation = _invitation(token)
+    slot, message = booking.cancel_and_confirm(db.session, invitation, *_confirming(token, invitation))
     db.session.commit()
+    if slot is None:  # nothing was booked: a second cancel changes nothing, and sends nothing
+        return _back(token)
+    return _told(token, invitation, message, "Your interview is cancelled. You can pick another time below.")
+
+
+def _told(token: str, invitation: Invitation, message: Message | None, what: str) -> Response:
+    """The committed confirmation on its way, and back to the page, which says what happened."""
     if message is not None:
         dispatch.enqueue(message.id)
-    flash(
-        _done("Your interview is cancelled. You can pick another time below.", invitation, message), "success"
-    )
+    flash(_done(what, invitation, message), "success")
     return _back(token)
 
 

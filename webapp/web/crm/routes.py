@@ -11,7 +11,7 @@ from webapp.crm import prospects
 from webapp.extensions import db
 from webapp.messaging import conversations, subjects
 from webapp.models import Community, CommunityMembership
-from webapp.web import form_errors, guards
+from webapp.web import guards, refusals
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import page_of, panel_context
 from webapp.web.crm.forms import AddMemberForm, MemberFilterForm
@@ -68,44 +68,37 @@ def community(community_id: int) -> Response:
 @bp.post("/communities/<id:community_id>/members")
 @crm_required
 def add_member(community_id: int) -> Response:
-    found = _community(community_id)
-    form = AddMemberForm()
-    added = None
-    if form.validate_on_submit():
-        try:
-            membership, existed = prospects.add_member(
-                db.session,
-                found,
-                form.first_name.data or "",
-                form.last_name.data or "",
-                form.mobile.data or "",
-                form.email.data or "",
-            )
-        except prospects.ProspectRefused as refused:
-            db.session.rollback()
-            form_errors.put(form, refused.message, refused.field)
-        else:
-            db.session.commit()
-            added = membership
-            note = " (already a prospect of your organisation)" if existed else ""
-            if not wants_fragment():
-                flash(f"{membership.prospect.full_name} added to {found.name}{note}.", "success")
-                return redirect(url_for("crm.community", community_id=found.id), 303)
-            form = AddMemberForm(formdata=None)
+    found, form = _community(community_id), AddMemberForm()
+    membership, existed = refusals.submit(form, lambda: _add(found, form), lambda: _add_form(found, form))
+    return _added(found, membership, existed)
+
+
+def _add(found: Community, form: AddMemberForm) -> tuple[CommunityMembership, bool]:
+    first, last = form.first_name.data or "", form.last_name.data or ""
+    return prospects.add_member(db.session, found, first, last, form.mobile.data or "", form.email.data or "")
+
+
+def _add_form(found: Community, form: AddMemberForm) -> str:
+    """The form with what was typed and the reasons beside their fields; without htmx, in its page."""
+    if wants_fragment():
+        return render_template("crm/_add_member.html", community=found, add_form=form, added=None)
+    context, _ = _members_context(found)
+    team = prospects.sourcing_team(db.session, found)
+    return render_template("crm/community.html", add_form=form, team=team, **context)
+
+
+def _added(found: Community, membership: CommunityMembership, existed: bool) -> Response:
+    """Without htmx, back to the community's page; with it, an empty form saying who was added, and the
+    member list told to refresh itself."""
     if not wants_fragment():
-        # Without htmx: the page again, with what was typed and the reason beside its field.
-        context, _ = _members_context(found)
-        body = render_template(
-            "crm/community.html",
-            add_form=form,
-            team=prospects.sourcing_team(db.session, found),
-            **context,
-        )
-        return make_response(body, 422)
-    body = render_template("crm/_add_member.html", community=found, add_form=form, added=added)
-    response = make_response(body, 200 if added or not form.errors else 422)
-    if added is not None:
-        response.headers["HX-Trigger-After-Settle"] = MEMBERS_CHANGED
+        note = " (already a prospect of your organisation)" if existed else ""
+        flash(f"{membership.prospect.full_name} added to {found.name}{note}.", "success")
+        return redirect(url_for("crm.community", community_id=found.id), 303)
+    form = AddMemberForm(formdata=None)
+    response = make_response(
+        render_template("crm/_add_member.html", community=found, add_form=form, added=membership)
+    )
+    response.headers["HX-Trigger-After-Settle"] = MEMBERS_CHANGED
     return response
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from webapp import ids, zones
@@ -57,11 +56,15 @@ def _urls(filters: queries.Filters) -> dict[str, str]:
     }
 
 
+def _texting() -> bool:
+    """Email-only customers (ATS only) see no channel filter and no channel marks."""
+    org = current_user.organization
+    return len(org.channels if org else ["email"]) > 1
+
+
 def _context(
     filters: queries.Filters | None, scope: queries.Scope, marker: queries.Marker, **more: Any
 ) -> dict[str, Any]:
-    org = current_user.organization
-    channels = org.channels if org else ["email"]
     unread = queries.unread_total(db.session, scope)
     label = queries.unread_label(unread)
     # A page that starts further down the list (after) keeps that start in its poll.
@@ -75,8 +78,7 @@ def _context(
         ),
         "unread_total": unread,
         "inbox_title": f"Inbox ({label})" if unread else "Inbox",
-        # Email-only customers (ATS only) see no channel filter and no channel marks.
-        "texting": len(channels) > 1,
+        "texting": _texting(),
         "crm": access.entitled(current_user, "crm"),
         "zone": zones.of_reader(current_user),
         **_urls(filters or queries.Filters()),
@@ -92,20 +94,7 @@ def index() -> Response:
     scope = queries.scope_for(db.session, current_user)
     # The marker before the rows: what is shown is never older than what the poll compares with.
     marker = queries.marker(db.session, current_user)
-    selected, pane, ours = None, None, False
-    chosen = request.args.get("c")
-    number = ids.parse(chosen) if chosen else None
-    if chosen and number is None:
-        abort(404)
-    if number is not None and not wants_fragment():
-        # The open conversation first: opening it reads it, and the list below then shows it read.
-        selected, pane, ours = _open(scope, number)
-        if selected is None:
-            abort(404)
-    elif number is not None:
-        # The filters changed: the list again, with the open conversation marked (its pane stays).
-        found = queries.rows_by_id(db.session, scope, [number])
-        selected = found[0] if found else None
+    chosen = _chosen(scope)
     after = queries.Cursor.decode(request.args.get("after"))
     listing = queries.page(db.session, scope, filters, after) if filters else queries.Page([], None)
     context = _context(
@@ -115,50 +104,60 @@ def index() -> Response:
         form=form,
         listing=listing,
         after=after,
-        selected=selected,
-        pane=pane,
-        ours=ours,
         filters_out_of_band=wants_fragment(),
+        **chosen,
     )
     response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
     db.session.commit()  # the read markers of the open conversation
     return response
 
 
-def _open(scope: queries.Scope, conversation_id: int) -> tuple[Any, Markup | None, bool]:
-    """The list's row of the conversation, its pane, and whether it is the user's organisation's (a
-    sub-organisation's, which its parent's administrators read, has no page of theirs to link to), if
-    the user may see it; else (None, None, False)."""
-    conversation = access.get_conversation(db.session, current_user, conversation_id)
-    if conversation is None:
-        return None, None, False
+def _chosen(scope: queries.Scope) -> dict[str, Any]:
+    """The conversation the address names (c=): on a whole page opened first, so that the list below
+    shows it read; when the filters changed (a fragment), only its row, marked in the list (its pane
+    stays)."""
+    chosen = request.args.get("c")
+    number = ids.parse(chosen) if chosen else None
+    if chosen and number is None:
+        abort(404)
+    if number is None:
+        return {"selected": None, "pane": None, "ours": False}
+    if not wants_fragment():
+        return _open(scope, number)
+    found = queries.rows_by_id(db.session, scope, [number])
+    return {"selected": found[0] if found else None, "pane": None, "ours": False}
+
+
+def _open(scope: queries.Scope, conversation_id: int) -> dict[str, Any]:
+    """The list's row of the conversation ("selected"), its pane, and whether it is the user's
+    organisation's ("ours": a sub-organisation's, which its parent's administrators read, has no page of
+    theirs to link to); 404 if the user may not see it."""
+    conversation = access.get_conversation(db.session, current_user, conversation_id) or abort(404)
     about = subjects.of_conversation(conversation)
     pane = pane_html(conversation, about)
     db.session.flush()
     found = queries.rows_by_id(db.session, scope, [conversation_id])
-    return (found[0] if found else None), pane, checks.not_ours(current_user, about) is None
+    if not found:
+        abort(404)
+    return {"selected": found[0], "pane": pane, "ours": checks.not_ours(current_user, about) is None}
 
 
 @bp.get("/inbox/more")
 @login_required
-def more() -> Response:
+def more() -> str:
     """The next page of the list (the sentinel at its end asks when it scrolls into view)."""
     _, filters = _filters()
     after = queries.Cursor.decode(request.args.get("after"))
     if filters is None or after is None:
         abort(400)
-    scope = queries.scope_for(db.session, current_user)
-    listing = queries.page(db.session, scope, filters, after)
-    urls = _urls(filters)
-    return render_template(
-        "inbox/_rows.html",
-        listing=listing,
-        filters=filters,
-        selected=None,
-        texting=len(current_user.organization.channels) > 1 if current_user.organization else False,
-        zone=zones.of_reader(current_user),
-        **urls,
-    )
+    listing = queries.page(db.session, queries.scope_for(db.session, current_user), filters, after)
+    return render_template("inbox/_rows.html", listing=listing, **_rows_context(filters))
+
+
+def _rows_context(filters: queries.Filters) -> dict[str, Any]:
+    """What rows alone need, without the list's counts around them."""
+    zone = zones.of_reader(current_user)
+    return {"filters": filters, "selected": None, "texting": _texting(), "zone": zone, **_urls(filters)}
 
 
 @bp.get("/inbox/changes")
@@ -172,6 +171,10 @@ def poll() -> Response:
     marker = queries.marker(db.session, current_user)
     if since == marker:
         return Response(status=204)
+    return _changes(since, marker)
+
+
+def _changes(since: queries.Marker | None, marker: queries.Marker) -> Response:
     _, filters = _filters()
     if filters is None:
         return Response(status=204)
@@ -214,16 +217,10 @@ def _changes_answer(
 @login_required
 def conversation(conversation_id: int) -> Response:
     """The pane of one conversation (a row was opened); the address bar shows the inbox with it."""
-    _, filters = _filters()
-    filters = filters or queries.Filters()
+    filters = _filters()[1] or queries.Filters()
     if not wants_fragment():
         return redirect(url_for("inbox.index", c=conversation_id, **filters.params()))
-    scope = queries.scope_for(db.session, current_user)
-    selected, pane, ours = _open(scope, conversation_id)
-    if selected is None:
-        abort(404)
-    body = render_template(
-        "inbox/_thread.html", selected=selected, pane=pane, ours=ours, oob=True, **_urls(filters)
-    )
+    opened = _open(queries.scope_for(db.session, current_user), conversation_id)
+    body = render_template("inbox/_thread.html", oob=True, **opened, **_urls(filters))
     db.session.commit()  # the read markers of what the pane shows
     return Response(body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, request
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
@@ -10,7 +12,7 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.jobs import queries
 from webapp.messaging import conversations, subjects
-from webapp.models import STAGES, Application
+from webapp.models import STAGES, Application, Job
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import page_of, panel_context
 from webapp.web.interview_status import status_context as interview_context
@@ -31,26 +33,25 @@ def index() -> Response:
 @login_required
 def detail(job_id: int) -> Response:
     job = access.get_job(db.session, current_user, job_id) or abort(404)
-    form = ApplicationFilterForm(request.args)
+    context, status = _applications(job, ApplicationFilterForm(request.args))
+    return render("jobs/detail.html", "jobs/_applications.html", status=status, **context)
+
+
+def _applications(job: Job, form: ApplicationFilterForm) -> tuple[dict[str, Any], int]:
+    """The job's applications as the filter asks (none, and 400, for a filter that is not one)."""
     if form.validate():
-        applications = queries.applications_for(
-            db.session, current_user, job, q=form.q.data or "", stage=form.stage.data or ""
-        )
-        status = 200
+        q, stage = form.q.data or "", form.stage.data or ""
+        applications, status = queries.applications_for(db.session, current_user, job, q=q, stage=stage), 200
     else:
         applications, status = [], 400
-    activity = queries.activity_for(db.session, current_user, applications)
-    return render(
-        "jobs/detail.html",
-        "jobs/_applications.html",
-        status=status,
-        job=job,
-        form=form,
-        applications=applications,
-        activity=activity,
-        stages=STAGES,
-        max_rows=queries.MAX_ROWS,
-    )
+    return {
+        "job": job,
+        "form": form,
+        "applications": applications,
+        "activity": queries.activity_for(db.session, current_user, applications),
+        "stages": STAGES,
+        "max_rows": queries.MAX_ROWS,
+    }, status
 
 
 @bp.get("/applications/<id:application_id>")

@@ -17,9 +17,10 @@ from webapp.accounts import access, link_email, people
 from webapp.billing import credits, ledger, refills
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber
+from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber, User
 from webapp.numbers import pool, vonage_account
 from webapp.organizations import settings as organizations
+from webapp.web import refusals
 from webapp.web.downloads import attachment
 from webapp.web.guards import staff_required
 from webapp.web.staff.forms import (
@@ -37,18 +38,10 @@ bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="template
 @bp.get("/")
 @staff_required
 def index() -> str:
-    orgs = db.session.scalars(sa.select(Organization).order_by(Organization.name)).all()
-    counts: dict[int, dict[str, int]] = {}
-    for org_id, status, n in db.session.execute(
-        sa.select(SendingNumber.organization_id, SendingNumber.status, sa.func.count()).group_by(
-            SendingNumber.organization_id, SendingNumber.status
-        )
-    ):
-        counts.setdefault(org_id, {})[status] = n
     return render_template(
         "staff/index.html",
-        orgs=orgs,
-        counts=counts,
+        orgs=db.session.scalars(sa.select(Organization).order_by(Organization.name)).all(),
+        counts=pool.status_counts(db.session),
         queue=submissions.waiting_for_review(db.session),
         refill_requests=refills.waiting(db.session),
     )
@@ -203,7 +196,7 @@ def _submission(submission_id: int) -> ComplianceSubmission:
     return db.session.get(ComplianceSubmission, submission_id) or abort(404)
 
 
-def _review_page(submission: ComplianceSubmission, status: int = 200, **extra: Any) -> tuple[str, int]:
+def _review_page(submission: ComplianceSubmission, **extra: Any) -> str:
     forms = {d.id: ReviewForm(prefix=f"d{d.id}", formdata=None) for d in submission.documents}
     forms.update(extra.pop("forms", {}))
     return render_template(
@@ -222,45 +215,54 @@ def _review_page(submission: ComplianceSubmission, status: int = 200, **extra: A
             if n.country == submission.country
         ],
         **extra,
-    ), status
+    )
 
 
 @bp.get("/submissions/<id:submission_id>")
 @staff_required
-def submission(submission_id: int) -> tuple[str, int]:
+def submission(submission_id: int) -> str:
     return _review_page(_submission(submission_id))
 
 
 @bp.post("/submissions/<id:submission_id>/documents/<id:document_id>/<any(approve, reject):decision>")
 @staff_required
-def review(submission_id: int, document_id: int, decision: str) -> Response | tuple[str, int]:
-    submission = _submission(submission_id)
+def review(submission_id: int, document_id: int, decision: str) -> Response:
+    document, form = _document(submission_id, document_id), ReviewForm(prefix=f"d{document_id}")
+    refusals.submit(
+        form,
+        lambda: _review(document, decision, form),
+        lambda: _review_page(document.submission, forms={document.id: form}),
+    )
+    return _reviewed(document, decision)
+
+
+def _document(submission_id: int, document_id: int) -> ComplianceDocument:
     document = db.session.scalar(
         sa.select(ComplianceDocument).where(
-            ComplianceDocument.id == document_id, ComplianceDocument.submission_id == submission.id
+            ComplianceDocument.id == document_id, ComplianceDocument.submission_id == submission_id
         )
     )
     if document is None:
         abort(404)  # a document of another submission (or organisation) through a forged address
-    form = ReviewForm(prefix=f"d{document.id}")
-    if not form.validate():
-        return _review_page(submission, 422, forms={document.id: form})
-    try:
-        until = form.valid_until.data if decision == "approve" else None
-        submissions.review_document(
-            db.session,
-            current_user,
-            submission,
-            document.id,
-            decision,
-            form.reason.data,
-            expires_at=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
-        )
-    except submissions.ComplianceRefused as refusal:
-        db.session.rollback()
-        form.reason.errors = [*form.reason.errors, str(refusal)]
-        return _review_page(submission, 422, forms={document.id: form})
-    db.session.commit()
+    return document
+
+
+def _review(document: ComplianceDocument, decision: str, form: ReviewForm) -> None:
+    """The decision; an approval is valid until the end of the day the form gives, if it gives one."""
+    until = form.valid_until.data if decision == "approve" else None
+    submissions.review_document(
+        db.session,
+        current_user,
+        document.submission,
+        document.id,
+        decision,
+        form.reason.data,
+        expires_at=datetime.combine(until, time.max, tzinfo=UTC) if until else None,
+    )
+
+
+def _reviewed(document: ComplianceDocument, decision: str) -> Response:
+    submission = document.submission
     verb = "approved" if decision == "approve" else "rejected"
     flash(
         f"{document.requirement.name}: {verb}. The submission is now “{submission.status_label}”.", "success"
@@ -284,43 +286,35 @@ def document_file(submission_id: int, document_id: int) -> Response:
 
 @bp.post("/organizations/<id:org_id>/credits")
 @staff_required
-def refill(org_id: int) -> Response | tuple[str, int]:
+def refill(org_id: int) -> Response:
     """Add credits to the organisation's (top) account: the rules of `flask credits top-up`."""
-    org = _organization(org_id)
-    form = RefillForm()
-    if not form.validate():
-        return _organization_page(org, 422, refill_form=form)
-    try:
-        row = refills.refill(db.session, current_user, org, form.amount.data or "", form.note.data or "")
-    except credits.RefillRefused as refusal:
-        db.session.rollback()
-        field = form.note if refusal.field == "note" else form.amount
-        text = str(refusal)
-        field.errors = [*field.errors, text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")]
-        return _organization_page(org, 422, refill_form=form)
-    db.session.commit()
-    flash(f"{org.top.name}: +{row.amount} credits, balance {row.balance_after}.", "success")
-    return redirect(url_for("staff.organization", org_id=org.id) + "#credits", 303)
+    org, form = _organization(org_id), RefillForm()
+    row = refusals.submit(
+        form,
+        lambda: refills.refill(db.session, current_user, org, form.amount.data or "", form.note.data or ""),
+        lambda: _organization_page(org, refill_form=form),
+    )
+    return _to_organization(
+        org, f"{org.top.name}: +{row.amount} credits, balance {row.balance_after}.", "#credits"
+    )
 
 
 @bp.post("/organizations/<id:org_id>/entitlements")
 @staff_required
-def entitlements(org_id: int) -> Response | tuple[str, int]:
-    org = _organization(org_id)
-    form = EntitlementsForm()
-    if not form.validate():
-        return _organization_page(org, 422, entitlements_form=form)
-    try:
-        organizations.set_entitlements(
-            org, form.has_messaging.data, form.has_crm.data, form.whatsapp_price.data or ""
-        )
-    except organizations.SettingsRefused as refusal:
-        db.session.rollback()
-        form.whatsapp_price.errors = [*form.whatsapp_price.errors, str(refusal)]
-        return _organization_page(org, 422, entitlements_form=form)
-    db.session.commit()
-    flash(f"{org.name}: products saved.", "success")
-    return redirect(url_for("staff.organization", org_id=org.id) + "#entitlements", 303)
+def entitlements(org_id: int) -> Response:
+    org, form = _organization(org_id), EntitlementsForm()
+    price = form.whatsapp_price.data or ""
+    refusals.submit(
+        form,
+        lambda: organizations.set_entitlements(org, form.has_messaging.data, form.has_crm.data, price),
+        lambda: _organization_page(org, entitlements_form=form),
+    )
+    return _to_organization(org, f"{org.name}: products saved.", "#entitlements")
+
+
+def _to_organization(org: Organization, message: str, anchor: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("staff.organization", org_id=org.id) + anchor, 303)
 
 
 # --- A customer's people (issue 17) ---------------------------------------------------------------------
@@ -331,17 +325,17 @@ def entitlements(org_id: int) -> Response | tuple[str, int]:
 def person_link(org_id: int, user_id: int) -> tuple[str, int]:
     """A new set-password link for one of the customer's people (e.g. an organisation left with nobody
     who can manage users): emailed to them, and shown once to staff."""
-    org = _organization(org_id)
+    org, form = _organization(org_id), LinkForm()
     user = people.get_member(db.session, org.id, user_id) or abort(404)
-    if not LinkForm().validate():
-        abort(400)
-    try:
-        token = people.new_link(db.session, current_user, user)
-    except people.PeopleRefused as refusal:
-        db.session.rollback()
-        return _organization_page(org, 422, people_error=str(refusal))
-    db.session.commit()
+    token = refusals.submit(
+        form,
+        lambda: people.new_link(db.session, current_user, user),
+        lambda: _organization_page(org, people_error=refusals.first_error(form)),
+    )
+    return _organization_page(org, new_link=_hand_over(user, token))
+
+
+def _hand_over(user: User, token: str) -> link_email.Handed:
+    """The email of a new link (not an invitation, even for someone invited: staff did not invite them)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    # The email of a new link (not an invitation, even for someone invited: staff did not invite them).
-    handed = link_email.hand_over(app, db.session, user, current_user, token, invited=False)
-    return _organization_page(org, new_link=handed)
+    return link_email.hand_over(app, db.session, user, current_user, token, invited=False)
