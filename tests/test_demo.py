@@ -1,4 +1,4 @@
-"""`flask seed-demo` loads what DESIGN §6 describes, and running it twice changes nothing."""
+"""`flask seed-demo` loads the demo the README describes, and running it twice changes nothing."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The SMS segment counter against Twilio's calculator and the GSM 03.38 rules (VONAGE.md, "SMS segments").
+"""The SMS segment counter against Twilio's calculator and the GSM 03.38 rules (docs/architecture.md, "SMS parts").
 
 The vectors in ``tests/data/segment_vectors.json`` come from ``tests/data/make_segment_vectors.mjs``; a
-vector with ``expected_difference`` is one where we follow VONAGE.md / DESIGN.md §6 instead of the
+vector with ``expected_difference`` is one where we follow GSM 03.38 and our contract instead of the
 calculator, and the test checks both that we differ and what we say instead. No database, no fixtures.
 """
 

@@ -72,7 +72,7 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Build the Flask config from environment variables (DESIGN §6)."""
+    """Build the Flask config from environment variables (the README's Settings table)."""
     env = os.environ if environ is None else environ
     relay_env = env.get("RELAY_ENV", "development").strip().lower()
     if relay_env not in ENVIRONMENTS:

@@ -1,4 +1,4 @@
-"""Demo data (DESIGN §6): two customers, the named users, jobs, candidates, communities, numbers.
+"""Demo data (the README's demo logins): two customers, the named users, jobs, candidates, communities, numbers.
 
 Every row is found by its natural key before it is created, so running the seed twice changes nothing.
 """
@@ -408,7 +408,7 @@ WHATSAPP_TEMPLATES = [
     ),
 ]
 
-# Conversations, so that a first look at an application is not empty (DESIGN §6): job, candidate, and
+# Conversations, so that a first look at an application is not empty: job, candidate, and
 # the messages as (hours ago, channel, direction, status, text); outbound ones are Riley Chen's. Amelia's
 # SMS thread is long enough to scroll; Lena's WhatsApp is inside its 24-hour window with a reply not yet
 # read; Felix texted STOP; Oliver has email only.

@@ -16,7 +16,7 @@
 // number_of_characters (its numberOfCharacters: septets for GSM-7, graphemes for UCS-2) and
 // ucs2_characters (distinct code points the calculator finds non-GSM on their own, first appearance
 // first; [] for a GSM-7 message). `expected_difference` marks the few vectors where our counter follows
-// VONAGE.md / GSM 03.38 / DESIGN.md §6 instead: {reason, ours: {field: value}}.
+// GSM 03.38 and our contract instead: {reason, ours: {field: value}}.
 
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -49,7 +49,7 @@ function buildCorpus() {
   const add = (id, text, extra = {}) => c.push({ id, text, ...extra });
 
   add('empty', '', { expected_difference: {
-    reason: 'The calculator always has one (empty) segment; DESIGN.md §6 and our contract say 0 parts for the empty text (nothing is sent).',
+    reason: 'The calculator always has one (empty) segment; our contract says 0 parts for the empty text (nothing is sent).',
     ours: { segments: 0 } } });
   for (const n of [1, 159, 160, 161, 305, 306, 307, 459, 460]) add(`ascii_${n}`, ascii(n));
   add('ascii_a_160', 'a'.repeat(160));
@@ -134,7 +134,7 @@ function buildCorpus() {
   add('emoji_family_zwj_boundary_extra_part', 'ç' + 'a'.repeat(62) + '👨‍👩‍👧' + 'a'.repeat(61), {
     expected_difference: {
       reason: 'The calculator never splits a grapheme cluster (👨‍👩‍👧 is one, 8 code units), so it moves the whole '
-        + 'family to part 2 and needs 3 parts; VONAGE.md and our rule only keep escape and surrogate pairs '
+        + 'family to part 2 and needs 3 parts; our rule only keeps escape and surrogate pairs '
         + 'whole (part 1 ends after 👨+ZWJ), so its 132 units fit in 2 parts of 66.',
       ours: { segments: 2 } } });
   add('emoji_flag_se', '🇸🇪');

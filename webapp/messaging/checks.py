@@ -1,4 +1,4 @@
-"""The checks before a message may go, in the order of DESIGN §3, each with its own clear message."""
+"""The checks before a message may go, in the order compose runs them, each with its own clear message."""
 
 from __future__ import annotations
 

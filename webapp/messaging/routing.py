@@ -1,4 +1,4 @@
-"""Which of our numbers a message goes out from (DESIGN §1): own country, else US, else any."""
+"""Which of our numbers a message goes out from: own country, else US, else any."""
 
 from __future__ import annotations
 

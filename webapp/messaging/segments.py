@@ -1,4 +1,4 @@
-"""How many SMS parts a text is sent in, by GSM 03.38 (see VONAGE.md, "SMS segments").
+"""How many SMS parts a text is sent in, by GSM 03.38 (docs/architecture.md, "SMS parts").
 
 The composer's live counter calls :func:`count` on every keystroke and the dispatch path on every
 message, so the work is done by C-level string operations (a regular expression for the alphabet check,

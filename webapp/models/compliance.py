@@ -1,4 +1,4 @@
-"""Proof-of-business documents for sending numbers (DESIGN §4), modelled on the carriers' bundles.
+"""Proof-of-business documents for sending numbers, modelled on the carriers' bundles.
 
 The catalogue (ComplianceRequirement, AcceptableDocument) is data, loaded from
 webapp/compliance/requirements.json: adding a country is adding rows. An organisation has one

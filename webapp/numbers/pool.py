@@ -1,5 +1,5 @@
 """An organisation's pool of sending numbers: adding, suspending, releasing, and the one rule that decides
-whether a number may send (DESIGN §4: a number in a country that asks for documents sends only while its
+whether a number may send (a number in a country that asks for documents sends only while its
 organisation's submission for that country is approved).
 
 Routing reads the result, never this module: `webapp.messaging.compose.sender_number` picks among

@@ -162,7 +162,7 @@ class LogEmailProvider:
 
 
 def from_config(config: Mapping[str, Any]) -> SmtpProvider | LogEmailProvider:
-    """SmtpProvider when SMTP_URL is set, else LogEmailProvider (DESIGN §6)."""
+    """SmtpProvider when SMTP_URL is set, else LogEmailProvider (README, Settings)."""
     url = config.get("SMTP_URL")
     if not url:
         return LogEmailProvider()
