@@ -104,6 +104,16 @@ def test_the_route_may_answer_a_refusal_with_another_status(app: Flask) -> None:
         assert answer(form, refused_with("Wait."), status=lambda r: by_kind.get(r.message, 200))[0] == 429
 
 
+def test_a_refusal_the_page_says_itself_is_left_off_the_form(app: Flask) -> None:
+    with posted(app) as form:
+        status, body = answer(form, refused_with("No free slots.", "slots"), said_by_page=("slots",))
+        assert (status, body) == (422, "name:  | top: ")
+        assert names() == []
+    with posted(app) as form:
+        status, body = answer(form, refused_with("That name is taken.", "name"), said_by_page=("slots",))
+        assert (status, body) == (422, "name: That name is taken. | top: ")
+
+
 def test_what_is_not_a_refusal_is_not_answered_here(app: Flask) -> None:
     def broken() -> None:
         raise RuntimeError("a bug")
