@@ -104,6 +104,16 @@ def test_the_route_may_answer_a_refusal_with_another_status(app: Flask) -> None:
         assert answer(form, refused_with("Wait."), status=lambda r: by_kind.get(r.message, 200))[0] == 429
 
 
+def test_a_refusal_the_page_says_itself_is_left_off_the_form(app: Flask) -> None:
+    with posted(app) as form:
+        status, body = answer(form, refused_with("No free slots.", "slots"), said_by_page=("slots",))
+        assert (status, body) == (422, "name:  | top: ")
+        assert names() == []
+    with posted(app) as form:
+        status, body = answer(form, refused_with("That name is taken.", "name"), said_by_page=("slots",))
+        assert (status, body) == (422, "name: That name is taken. | top: ")
+
+
 def test_what_is_not_a_refusal_is_not_answered_here(app: Flask) -> None:
     def broken() -> None:
         raise RuntimeError("a bug")
@@ -150,8 +160,8 @@ def test_every_domain_refusal_is_a_refused_with_its_message_and_field() -> None:
 
 WEB = Path(__file__).resolve().parent.parent / "webapp" / "web"
 BY_HAND = re.compile(r"except [^:]*(Refused|CannotAssign)|\.errors = \[\*")
-# Pages still answering refusals by hand, while their areas are rebuilt (the composer; the numbers).
-NOT_YET = {"conversations/routes.py", "interviews/routes.py", "staff/routes.py"}
+# Pages still answering refusals by hand, while their area is rebuilt (the numbers).
+NOT_YET = {"staff/routes.py"}
 
 
 def test_no_route_answers_a_refusal_by_hand() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -77,6 +77,17 @@ def link_problem(channel: str, body: str, subject: str | None = None) -> SendRef
     if glued:
         return SendRefused(templates.GLUED, glued[0].field)
     return None
+
+
+def check_text(channel: str, allowed: Collection[str], body: str, subject: str | None) -> None:
+    """SendRefused when the invitation may not go as written, whoever it is for: no channel among those
+    the user may send on (`allowed`), or the booking link's problem (`link_problem`). The same for every
+    candidate, so a bulk invitation checks it once, before any send."""
+    if channel not in allowed:
+        raise SendRefused("Choose how to send the invitation.", "channel")
+    problem = link_problem(channel, body, subject)
+    if problem:
+        raise problem
 
 
 def with_link(channel: str, body: str, subject: str | None = None) -> str:

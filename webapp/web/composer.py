@@ -13,9 +13,10 @@ The parts: a form of the `Composition` family; a `Setup` saying what the compose
 the page (and `counter_context` for the counter's own requests); the partial
 templates/composer/_composer.html, whose `composer_form` macro draws the form (imported with context,
 the caller's block adding the page's hidden fields and notices), with templates/composer/_counter.html;
-and `send`, the one way a composer's message goes: `ready` (the form and the rules that hold for every
-recipient), then a `Write` that stores it through webapp.messaging.compose (`write_to` for one person),
-the commit and the hand-over to dispatch.
+and `send`, the one way a composer's message goes: the form and the rules that hold for every
+recipient, then a `Write` that stores it through webapp.messaging.compose (`write_to` for one person),
+the commit and the hand-over to dispatch. A refusal is answered as every form's is
+(webapp.web.refusals.submit), with the page the caller gives.
 
 Bulk messages reuse it as the invitation does: a form of the family carrying the recipients' ids, a
 `Setup` for the first recipient with `recipients` their number, `context` and `composer_form` for the
@@ -30,6 +31,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from flask import current_app
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -41,11 +43,10 @@ from webapp.extensions import db
 from webapp.interviews import invitations
 from webapp.messaging import checks, compose, dispatch, whatsapp
 from webapp.messaging import templates as message_templates
-from webapp.messaging.checks import SendRefused
 from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Conversation, MessageTemplate
-from webapp.web import form_errors
+from webapp.web import refusals
 from webapp.web.forms import FlaskForm
 
 # --- The form family -----------------------------------------------------------------------------------
@@ -342,37 +343,26 @@ def write_to(about: Subject) -> Write:
     return write
 
 
-def ready(form: Composition, setup: Setup) -> Draft | None:
-    """The form's draft; or None, what is wrong said beside its field: the form's own checks and, with
-    the booking-link rule, the channel and the link (the same for every recipient: said once, before
-    any send)."""
-    if not form.validate_on_submit():
-        return None
-    d = draft(form)
-    if setup.booking_link:
-        if d.channel not in setup.allowed:
-            form_errors.put(form, "Choose how to send the invitation.", "channel")
-            return None
-        problem = invitations.link_problem(d.channel, d.body, d.subject)
-        if problem:
-            form_errors.put(form, problem.message, problem.field)
-            return None
-    return d
+def ready(form: Composition, setup: Setup, page: Callable[[], ResponseReturnValue]) -> Draft:
+    """The form's draft once its own checks and, with the booking-link rule, the channel and the link
+    pass (the same for every recipient: said once, before any send); else `page` is the answer, the
+    reason beside its field (webapp.web.refusals.submit)."""
+    return refusals.submit(form, lambda: _checked(form, setup), page)
 
 
-def send(form: Composition, setup: Setup, write: Write) -> int | None:
-    """The one way a composer's message goes: `ready`, `write`, the commit, then the hand-over to
-    dispatch. The message's id; or None, nothing stored and the refusal beside its field."""
-    d = ready(form, setup)
-    if d is None:
-        return None
-    try:
-        message_id = write(d)
-    except SendRefused as refused:
-        db.session.rollback()
-        if refused.field not in setup.said_by_page:
-            form_errors.put(form, refused.message, refused.field)
-        return None
-    db.session.commit()
+def send(form: Composition, setup: Setup, write: Write, page: Callable[[], ResponseReturnValue]) -> int:
+    """The one way a composer's message goes: the form's checks, the rules of `ready`, `write` and the
+    commit (webapp.web.refusals.submit: a refusal stores nothing and `page` is the answer), then the
+    hand-over to dispatch. The message's id."""
+    message_id = refusals.submit(
+        form, lambda: write(_checked(form, setup)), page, said_by_page=setup.said_by_page
+    )
     dispatch.enqueue(message_id)
     return message_id
+
+
+def _checked(form: Composition, setup: Setup) -> Draft:
+    d = draft(form)
+    if setup.booking_link:
+        invitations.check_text(d.channel, setup.allowed, d.body, d.subject)
+    return d

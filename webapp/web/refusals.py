@@ -11,7 +11,7 @@ committed on success.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from itertools import chain
 from typing import NoReturn, TypeVar
 
@@ -39,13 +39,15 @@ def submit(
     call: Callable[[], T],
     page: Callable[[], ResponseReturnValue],
     status: int | Callable[[Refused], int] = 422,
+    said_by_page: Collection[str] = (),
 ) -> T:
     """Validate the form, make the call and commit what it wrote: the call's result.
 
     Invalid input is answered with `page()` and 422. A refusal rolls back what the call wrote, is put
     on the form and answered with `page()` and `status` (422 unless the route says otherwise, or says
-    it for each refusal). The answer is raised (flask.abort with the response), so the route's next
-    line is about the success.
+    it for each refusal). A refusal about a field in `said_by_page` is not put on the form: the page
+    says it in a notice of its own (an invitation's "no free slots"), so it is said once. The answer is
+    raised (flask.abort with the response), so the route's next line is about the success.
     """
     if not form.validate():
         _answer(page, 422)
@@ -54,7 +56,8 @@ def submit(
         db.session.commit()
     except Refused as refusal:
         db.session.rollback()
-        put(form, refusal.message, refusal.field)
+        if refusal.field is None or refusal.field not in said_by_page:
+            put(form, refusal.message, refusal.field)
         _answer(page, status(refusal) if callable(status) else status)
     return result
 

@@ -134,8 +134,7 @@ def send(conversation_id: int) -> Response:
     conversation, about = _conversation(conversation_id)
     form = ComposeForm()
     setup = conversation_panel.composer_setup(conversation, about)
-    if composer.send(form, setup, composer.write_to(about)) is None:
-        return _refused(conversation, about, form)
+    composer.send(form, setup, composer.write_to(about), lambda: _refused(conversation, about, form))
     if not wants_fragment():
         flash(f"{CHANNEL_LABELS[form.channel.data]} message queued.", "success")
         return redirect(page_url(conversation, about, form.channel.data), 303)

@@ -4,9 +4,8 @@ counter, and the refresh of an application's Interview card (webapp.web.intervie
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, time
-from typing import TypeVar
+from functools import partial
 
 from flask import (
     Blueprint,
@@ -29,15 +28,14 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.interviews import invitations, slots
 from webapp.messaging import checks, conversations, dispatch, reply_channel, subjects
-from webapp.models import CHANNEL_LABELS, Application, InterviewSlot, Job, utcnow
-from webapp.web import composer, form_errors
+from webapp.models import CHANNEL_LABELS, Application, Job, utcnow
+from webapp.web import composer, refusals
+from webapp.web.forms import FlaskForm
 from webapp.web.interview_status import status_context
 from webapp.web.interviews.forms import InviteForm, SeriesForm, SlotForm
 from webapp.web.pages import render, wants_fragment
 
 bp = Blueprint("interviews", __name__, template_folder="templates")
-
-T = TypeVar("T")
 
 # A slot's time in the page's reports.
 _SHORT = "%a %d %b %H:%M"
@@ -84,11 +82,10 @@ def _forms(job: Job, sent: str | None = None) -> tuple[SlotForm, SeriesForm]:
     return form, series
 
 
-def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200) -> Response:
+def _slots_page(job: Job, form: SlotForm, series: SeriesForm) -> Response:
     return render(
         "interviews/slots.html",
         "interviews/slots.html",
-        status=status,
         job=job,
         form=form,
         series=series,
@@ -101,20 +98,6 @@ def _slots_page(job: Job, form: SlotForm, series: SeriesForm, status: int = 200)
         shown=lambda slot, fmt="%a %d %b %Y, %H:%M": slots.shown(slot, job.organization.time_zone, fmt),
         city=zones.city(job.organization.time_zone),
     )
-
-
-def _submitted(form: SlotForm | SeriesForm, act: Callable[[], T]) -> T | None:
-    """What `act` made of the valid form, committed; or None, the refusal beside its field."""
-    if not form.validate_on_submit():
-        return None
-    try:
-        done = act()
-    except slots.SlotRefused as refused:
-        db.session.rollback()
-        form_errors.put(form, refused.message, refused.field)
-        return None
-    db.session.commit()
-    return done
 
 
 def _to_slots(job: Job) -> Response:
@@ -133,9 +116,11 @@ def job_slots(job_id: int) -> Response:
 def add_slot(job_id: int) -> Response:
     job = _job(job_id)
     form, series = _forms(job, "slot")
-    slot = _submitted(form, lambda: slots.create(db.session, current_user, job, _draft(form), utcnow()))
-    if slot is None:
-        return _slots_page(job, form, series, status=422)
+    slot = refusals.submit(
+        form,
+        lambda: slots.create(db.session, current_user, job, _draft(form), utcnow()),
+        lambda: _slots_page(job, form, series),
+    )
     flash(f"Slot added: {zones.format_time(slot.starts_at, slots.zone_of(slot), _SHORT)}.", "success")
     return _to_slots(job)
 
@@ -156,11 +141,11 @@ def _draft(form: SlotForm) -> slots.Draft:
 def add_series(job_id: int) -> Response:
     job = _job(job_id)
     form, series = _forms(job, "series")
-    outcome = _submitted(
-        series, lambda: slots.add_series(db.session, current_user, job, _series(series), utcnow())
+    outcome = refusals.submit(
+        series,
+        lambda: slots.add_series(db.session, current_user, job, _series(series), utcnow()),
+        lambda: _slots_page(job, form, series),
     )
-    if outcome is None:
-        return _slots_page(job, form, series, status=422)
     _report_series(outcome)
     return _to_slots(job)
 
@@ -206,20 +191,16 @@ def _skipped_report(outcome: slots.SeriesOutcome, zone: str) -> str:
 @login_required
 def delete_slot(job_id: int, slot_id: int) -> Response:
     job = _job(job_id)
-    slot = slots.get(db.session, job, slot_id) or abort(404)
-    _delete(slot)
+    slot, form = slots.get(db.session, job, slot_id) or abort(404), FlaskForm()
+    refusals.submit(form, lambda: slots.delete(db.session, slot), lambda: _told(job, form), status=303)
+    flash("Slot removed.", "success")
     return _to_slots(job)
 
 
-def _delete(slot: InterviewSlot) -> None:
-    try:
-        slots.delete(db.session, slot)
-    except slots.SlotRefused as refused:
-        db.session.rollback()
-        flash(refused.message, "error")
-    else:
-        db.session.commit()
-        flash("Slot removed.", "success")
+def _told(job: Job, form: FlaskForm) -> Response:
+    """A refused removal is said on the slots page, as its other news are."""
+    flash(refusals.first_error(form) or "", "error")
+    return _to_slots(job)
 
 
 # --- Inviting ------------------------------------------------------------------------------------------
@@ -282,12 +263,11 @@ def _first_channel(applications: list[Application], allowed: list[str]) -> str:
     return texting[0] if texting else "email"
 
 
-def _invite_page(job: Job, applications: list[Application], form: InviteForm, status: int = 200) -> Response:
+def _invite_page(job: Job, applications: list[Application], form: InviteForm) -> Response:
     setup = _setup(job, applications)
     return render(
         "interviews/invite.html",
         "interviews/invite.html",
-        status=status,
         job=job,
         applications=applications,
         single=len(applications) == 1,
@@ -312,9 +292,9 @@ def invite_one(application_id: int) -> Response:
 @login_required
 def send_invitation(application_id: int) -> Response:
     application, form = _application(application_id), InviteForm()
-    setup = _setup(application.job, [application])
-    if composer.send(form, setup, _invitation_of(application)) is None:
-        return _invite_page(application.job, [application], form, status=422)
+    job, invited = application.job, [application]
+    page = partial(_invite_page, job, invited, form)
+    composer.send(form, _setup(job, invited), _invitation_of(application), page)
     flash(f"Invitation sent by {CHANNEL_LABELS[form.channel.data]}.", "success")
     return redirect(url_for("jobs.application", application_id=application.id, tab=form.channel.data), 303)
 
@@ -350,9 +330,7 @@ def send_invitations(job_id: int) -> Response:
     applications = _applications(job, form.application.data or [])
     if not applications:
         return _no_one_ticked(job)
-    draft = composer.ready(form, _setup(job, applications))
-    if draft is None:
-        return _invite_page(job, applications, form, status=422)
+    draft = composer.ready(form, _setup(job, applications), lambda: _invite_page(job, applications, form))
     return _report(job, applications, draft)
 
 
