@@ -1,4 +1,5 @@
-"""The SMS segment counter against Twilio's calculator and the GSM 03.38 rules (docs/architecture.md, "SMS parts").
+"""The SMS segment counter against Twilio's calculator and the GSM 03.38 rules (docs/architecture.md,
+"SMS parts").
 
 The vectors in ``tests/data/segment_vectors.json`` come from ``tests/data/make_segment_vectors.mjs``; a
 vector with ``expected_difference`` is one where we follow GSM 03.38 and our contract instead of the

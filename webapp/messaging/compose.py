@@ -1,4 +1,4 @@
-"""The way of one outbound message (docs/architecture.md), up to the commit: checks → placeholders → segments →
+"""The way of one outbound message, up to the commit: checks → placeholders → segments →
 sender number → credits + the queued Message (webapp.messaging.outbox). The caller commits, then hands
 the id to dispatch. It works on a subject (an application or a community membership), never on an
 `Application` itself.

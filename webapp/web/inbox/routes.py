@@ -91,25 +91,22 @@ def _context(
 @login_required
 def index() -> Response:
     form, filters = _filters()
+    context = _page_context(form, filters)
+    response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
+    db.session.commit()  # the read markers of the open conversation
+    return response
+
+
+def _page_context(form: InboxFilterForm, filters: queries.Filters | None) -> dict[str, Any]:
+    """The list's first page (or the page after `after`), the open conversation and the poll."""
     scope = queries.scope_for(db.session, current_user)
     # The marker before the rows: what is shown is never older than what the poll compares with.
     marker = queries.marker(db.session, current_user)
     chosen = _chosen(scope)
     after = queries.Cursor.decode(request.args.get("after"))
     listing = queries.page(db.session, scope, filters, after) if filters else queries.Page([], None)
-    context = _context(
-        filters,
-        scope,
-        marker,
-        form=form,
-        listing=listing,
-        after=after,
-        filters_out_of_band=wants_fragment(),
-        **chosen,
-    )
-    response = render("inbox/index.html", "inbox/_list.html", status=200 if filters else 400, **context)
-    db.session.commit()  # the read markers of the open conversation
-    return response
+    more = {"form": form, "listing": listing, "after": after, "filters_out_of_band": wants_fragment()}
+    return _context(filters, scope, marker, **more, **chosen)
 
 
 def _chosen(scope: queries.Scope) -> dict[str, Any]:
