@@ -80,7 +80,14 @@ def compose_times(database_url: str, sends: int) -> dict[str, Any]:
             return bool(mobile) and not optouts.active(db.session, a.job.organization_id, mobile)
 
         # Every application the recruiter may text (the demo has an opted-out candidate).
-        app_ids = [a.id for a in db.session.scalars(access.visible_applications(recruiter)) if textable(a)]
+        from webapp.messaging import conversations, subjects
+
+        # The panel sends by conversation: each application's (started, empty, where there is none).
+        visible = [a for a in db.session.scalars(access.visible_applications(recruiter)) if textable(a)]
+        app_ids = [
+            conversations.for_subject(db.session, subjects.of_application(a), create=True).id for a in visible
+        ]
+        db.session.commit()
         db.session.remove()
 
     client = app.test_client()
@@ -94,7 +101,7 @@ def compose_times(database_url: str, sends: int) -> dict[str, Any]:
     def one(i: int) -> float:
         started = time.perf_counter()
         response = client.post(
-            f"/applications/{app_ids[i % len(app_ids)]}/messages",
+            f"/conversations/{app_ids[i % len(app_ids)]}/messages",
             data={"channel": "sms", "body": TEXTS[i % len(TEXTS)]},
             headers={"HX-Request": "true", "X-CSRFToken": token},
         )
