@@ -7,7 +7,7 @@ certificate for IP:127.0.0.1. `requests` trusts `REQUESTS_CA_BUNDLE` (then `CURL
 setting it any time before the send is enough. A test does:
 
     from tests.fake_vonage import running_fake_vonage
-    from webapp.providers.vonage import VonageProvider
+    from webapp.providers.vonage.sending import VonageSender as VonageProvider
 
     def test_something(tmp_path, monkeypatch):
         with running_fake_vonage(tmp_path) as fake:
