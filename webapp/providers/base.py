@@ -116,7 +116,7 @@ class AvailableNumber:
     country: str
     features: tuple[str, ...]
     type: str
-    monthly_cost: str | None = None  # as the provider words it (Vonage: euros, as text)
+    monthly_cost: str | None = None  # as the provider words it (euros, as text, for some)
 
 
 class NumbersUnavailable(RuntimeError):
@@ -169,8 +169,7 @@ class Sender(Protocol):
 class Provider(Sender, Protocol):
     """A texting provider (SMS and WhatsApp) behind the port. Built by its package's `create(app)`."""
 
-    name: str  # the registry's name for it, recorded on each SendingNumber and in its webhook URLs
-    label: str  # its name in words, for staff ("Vonage")
+    label: str  # its name in words, for staff ("Simulator")
     numbers: NumbersAccount
 
     def open(self) -> None:

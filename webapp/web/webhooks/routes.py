@@ -1,7 +1,7 @@
 """Providers call these: `POST /webhooks/<provider>/inbound` and `/status`, for every texting provider
-the registry knows (Vonage's are /webhooks/vonage/…). The only JSON endpoints, the only CSRF-exempt
-ones. Each request is verified by its provider or refused with 401, and read by it into the port's
-types or refused with 400; nothing is stored from a refused request."""
+the registry knows (webapp.providers.registry). The only JSON endpoints, the only CSRF-exempt ones.
+Each request is verified by its provider or refused with 401, and read by it into the port's types or
+refused with 400; nothing is stored from a refused request."""
 
 from __future__ import annotations
 
