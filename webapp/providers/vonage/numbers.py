@@ -52,10 +52,10 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 def owned_numbers(config: Mapping[str, Any]) -> list[OwnedNumber]:
     """Every number on the account, in E.164, sorted by country and number."""
-    from vonage_numbers import ListOwnedNumbersFilter
-
     found: list[OwnedNumber] = []
     with _numbers_api(config, "list") as client:
+        from vonage_numbers import ListOwnedNumbersFilter
+
         index: int | None = 1
         pages = 0
         while index is not None and pages < MAX_PAGES:
@@ -71,13 +71,13 @@ def search_numbers(
     config: Mapping[str, Any], country: str, features: Collection[str] = ("SMS",)
 ) -> list[AvailableNumber]:
     """The first page of numbers on offer in the country with all these features (SMS, VOICE, MMS)."""
-    from vonage_numbers import SearchAvailableNumbersFilter
-
     unknown = set(features) - set(FEATURES)
     if unknown:
         raise ValueError(f"Vonage numbers have no feature {', '.join(sorted(unknown))}")
     wanted = ",".join(f for f in FEATURES if f in features) or None
     with _numbers_api(config, "search") as client:
+        from vonage_numbers import SearchAvailableNumbersFilter
+
         numbers, _count, _next = client.search_available_numbers(
             SearchAvailableNumbersFilter(country=country.upper(), features=wanted, size=PAGE_SIZE)
         )
@@ -86,11 +86,11 @@ def search_numbers(
 
 
 def buy_number(config: Mapping[str, Any], number: AvailableNumber) -> OwnedNumber:
-    from vonage_http_client.errors import AuthenticationError, HttpRequestError
-    from vonage_numbers import NumberParams, NumbersError
-
     shown = phones.display(number.e164)
     with _numbers_api(config, "purchase") as client:
+        from vonage_http_client.errors import AuthenticationError, HttpRequestError
+        from vonage_numbers import NumberParams, NumbersError
+
         try:
             client.buy_number(NumberParams(country=number.country, msisdn=number.e164.lstrip("+")))
         except HttpRequestError as error:
