@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests import webhook_support
-from tests.conftest import Auth, csrf_from
+from tests.conftest import FILE_KEY, Auth, csrf_from
 from tests.fake_carrier import FakeCarrier
 from tests.fake_vonage import running_fake_vonage
 from webapp.accounts import permissions
@@ -389,3 +389,27 @@ def test_nothing_outside_the_vonage_package_speaks_vonage() -> None:
             if re.search(r"vonage", re.sub(r"\bVONAGE_[A-Z_]+\b", "", line), re.IGNORECASE):
                 offending.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offending == []
+
+
+def test_reading_vonage_webhooks_and_an_account_without_keys_load_no_sdk() -> None:
+    from tests.test_startup import loaded_after
+
+    code = f"""
+import hashlib, json, time, jwt
+from webapp import create_app
+from webapp.extensions import db
+from webapp.providers import registry
+app = create_app({{"TESTING": True, "SECRET_KEY": "k" * 40, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                  "VONAGE_SIGNATURE_SECRET": "s" * 40, "RELAY_FILE_KEY": {FILE_KEY!r}}})
+with app.app_context():
+    db.create_all()
+    body = json.dumps({{"message_uuid": "m-1", "status": "delivered"}}).encode()
+    claims = {{"iat": int(time.time()), "payload_hash": hashlib.sha256(body).hexdigest()}}
+    headers = {{"Authorization": "Bearer " + jwt.encode(claims, "s" * 40, algorithm="HS256")}}
+    assert app.test_client().post("/webhooks/vonage/status", data=body, headers=headers).status_code == 204
+    try:
+        registry.texting(app, "vonage").numbers.owned()
+    except Exception as error:
+        assert "are not set" in str(error)
+"""
+    assert loaded_after(code) == []
