@@ -139,7 +139,8 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SMTP_TIMEOUT": _seconds(env, "SMTP_TIMEOUT", 10),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
-        # Development signs the simulator's fake webhooks with this; elsewhere it must be set (check()).
+        # Verifies Vonage's webhooks. Development has a public default (to try them against a local fake);
+        # elsewhere it must be set (check()).
         "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET")
         or (DEV_SIGNATURE_SECRET if development else ""),
         # Production sends through Vonage; the simulator there is a deliberate choice (a demo server).
