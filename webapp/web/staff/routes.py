@@ -17,7 +17,7 @@ from webapp.accounts import access, link_email, people
 from webapp.billing import credits, ledger, refills
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber, User
+from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, User
 from webapp.numbers import accounts, pool
 from webapp.organizations import settings as organizations
 from webapp.providers import registry
