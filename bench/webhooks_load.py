@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from webapp.providers.vonage_signature import sign  # noqa: E402
+from webapp.providers.vonage.signature import sign  # noqa: E402
 
 REPLIES = [
     "Yes, Tuesday at 10 works for me.",

@@ -7,7 +7,7 @@ certificate for IP:127.0.0.1. `requests` trusts `REQUESTS_CA_BUNDLE` (then `CURL
 setting it any time before the send is enough. A test does:
 
     from tests.fake_vonage import running_fake_vonage
-    from webapp.providers.vonage import VonageProvider
+    from webapp.providers.vonage.sending import VonageSender as VonageProvider
 
     def test_something(tmp_path, monkeypatch):
         with running_fake_vonage(tmp_path) as fake:
@@ -27,6 +27,9 @@ paging, `country` and `pattern`/`search_pattern` filters, and Vonage's shape
 `{"count": N, "numbers": [{"country", "msisdn", "type", "features", "messagesCallbackType", …}]}` (no
 `numbers` key when there are none). `fake.own("+447400123456", …)` sets the account's numbers; point
 the app at it with VONAGE_REST_HOST=fake.api_host, VONAGE_API_KEY and VONAGE_API_SECRET.
+`fake.offer(…)` puts numbers on sale: `GET /number/search` lists them (`country` required, `features`
+such as "SMS,VOICE" all present), and `POST /number/buy` (form `country`, `msisdn`) moves one to the
+owned numbers with `{"error-code": "200"}`, or answers 420 "method failed" for a number not on offer.
 
 Every POST /v1/messages is recorded (`fake.requests`, a snapshot list of RecordedRequest), its
 `Authorization: Bearer` JWT checked (RS256, signed by the application key, `application_id` claim
@@ -66,6 +69,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MESSAGES_PATH = "/v1/messages"
 OWNED_NUMBERS_PATH = "/account/numbers"
+SEARCH_PATH = "/number/search"
+BUY_PATH = "/number/buy"
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class FakeVonage:
         self._requests: list[RecordedRequest] = []
         self._script: deque[_Behaviour] = deque()
         self._owned: list[dict[str, Any]] = []
+        self._offered: list[dict[str, Any]] = []
         self._default = _Behaviour()  # what an empty script answers: 202 at once
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -224,6 +230,53 @@ class FakeVonage:
                         "app_id": self.application_id,
                     }
                 )
+
+    def offer(
+        self,
+        *numbers: str,
+        features: tuple[str, ...] = ("SMS", "VOICE"),
+        number_type: str = "mobile-lvn",
+        cost: str = "1.25",
+    ) -> None:
+        """Put numbers (E.164) on sale, as the Numbers API's search lists them."""
+        with self._lock:
+            for number in numbers:
+                parsed = phonenumbers.parse(number)
+                self._offered.append(
+                    {
+                        "country": phonenumbers.region_code_for_number(parsed),
+                        "msisdn": number.lstrip("+"),
+                        "type": number_type,
+                        "cost": cost,
+                        "features": list(features),
+                    }
+                )
+
+    def search_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        country = (query.get("country") or [""])[0]
+        wanted = set(filter(None, (query.get("features") or [""])[0].split(",")))
+        with self._lock:
+            numbers = [n for n in self._offered if n["country"] == country and wanted <= set(n["features"])]
+        size = int((query.get("size") or ["10"])[0])
+        index = int((query.get("index") or ["1"])[0])
+        page = numbers[(index - 1) * size : index * size]
+        return {"count": len(numbers), "numbers": page} if page else {"count": len(numbers)}
+
+    def buy(self, form: dict[str, list[str]]) -> tuple[int, dict[str, str]]:
+        msisdn = (form.get("msisdn") or [""])[0]
+        country = (form.get("country") or [""])[0]
+        with self._lock:
+            found = next(
+                (n for n in self._offered if n["msisdn"] == msisdn and n["country"] == country), None
+            )
+            if found is None:
+                return 420, {"error-code": "420", "error-code-label": "method failed"}
+            self._offered.remove(found)
+            self._owned.append(
+                {k: found[k] for k in ("country", "msisdn", "type", "features")}
+                | {"messagesCallbackType": "app", "messagesCallbackValue": self.application_id}
+            )
+        return 200, {"error-code": "200", "error-code-label": "success"}
 
     def owned_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """One page of /account/numbers, filtered and paged the way Vonage does."""
@@ -341,6 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if urlsplit(self.path).path == BUY_PATH:
+            self._numbers_api(lambda: fake.buy(parse_qs(raw.decode())), raw)
+            return
         if self.path != MESSAGES_PATH:
             self._answer(404, _problem(404, "Not Found", f"No route for POST {self.path}"))
             return
@@ -388,21 +444,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.server.fake
         url = urlsplit(self.path)
-        if url.path != OWNED_NUMBERS_PATH:
+        query = parse_qs(url.query)
+        if url.path == OWNED_NUMBERS_PATH:
+            self._numbers_api(lambda: (200, fake.owned_page(query)))
+        elif url.path == SEARCH_PATH:
+            self._numbers_api(lambda: (200, fake.search_page(query)))
+        else:
             self._answer(404, _problem(404, "Not Found", f"No route for GET {self.path}"))
-            return
+
+    def _numbers_api(self, answer: Any, raw: bytes = b"") -> None:
+        """A Numbers API request: HTTP Basic with the account's key and secret, then `answer()`."""
+        fake = self.server.fake
         authorised = fake._basic_auth_ok(self.headers.get("Authorization", ""))
         if authorised:
-            status, body = 200, fake.owned_page(parse_qs(url.query))
+            status, body = answer()
         else:
             status, body = 401, {"error-code": "401", "error-code-label": "authentication failed"}
         fake._record(
             RecordedRequest(
-                method="GET",
+                method=self.command,
                 path=self.path,
                 headers=dict(self.headers.items()),
-                body=None,
-                raw_body=b"",
+                body=parse_qs(raw.decode()) if raw else None,
+                raw_body=raw,
                 jwt_header=None,
                 jwt_claims=None,
                 jwt_verified=False,

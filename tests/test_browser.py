@@ -26,7 +26,7 @@ from tests.conftest import WEBHOOK_SECRET, need, test_config
 from webapp import create_app, demo
 from webapp.extensions import db
 from webapp.models import Application, Candidate, Job
-from webapp.providers.vonage_signature import sign
+from webapp.providers.vonage.signature import sign
 
 pytestmark = pytest.mark.browser
 

@@ -31,6 +31,7 @@ DOMAIN = [
     "messaging",
     "numbers",
     "organizations",
+    "providers",
     "scheduling",
 ]
 # What only a request has: a domain function is given what it needs instead.

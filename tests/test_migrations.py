@@ -430,3 +430,34 @@ def test_slots_stored_before_the_overlap_rule_are_made_to_fit(empty_database: st
                     },
                 )
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("provider", ["vonage", "simulator"])
+def test_numbers_stored_before_providers_were_recorded_get_the_configured_one(
+    empty_database: str, provider: str
+) -> None:
+    app = create_app(test_config(empty_database, MESSAGING_PROVIDER="simulator"))
+    with app.app_context():
+        upgrade(revision="215c0637e0a7")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        org = {"name": "Acme", "has_messaging": True, "has_crm": False, "sms_enabled": True}
+        org |= {"whatsapp_enabled": False, "sender_name": "Acme", "created_at": now}
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["organization", "sending_number"])
+            org_id = conn.execute(tables.tables["organization"].insert().values(org)).inserted_primary_key[0]
+            conn.execute(
+                tables.tables["sending_number"].insert(),
+                [
+                    {"organization_id": org_id, "e164": e164, "country": country, "sms": True}
+                    | {"whatsapp": False, "status": "active", "created_at": now}
+                    for e164, country in (("+4915123456700", "DE"), ("+12015550100", "US"))
+                ],
+            )
+        # The deployment's setting when it migrates is what its numbers were sent through until now.
+        app.config["MESSAGING_PROVIDER"] = provider
+        upgrade()
+        with db.engine.connect() as conn:
+            recorded = conn.execute(sa.text("SELECT provider FROM sending_number")).scalars().all()
+        assert recorded == [provider, provider]
+        db.engine.dispose()

@@ -20,7 +20,8 @@ from webapp.extensions import db
 from webapp.messaging import compose, conversations
 from webapp.messaging.subjects import of_application
 from webapp.models import ComplianceEvent, ComplianceSubmission, Message, SendingNumber, utcnow
-from webapp.numbers import pool, vonage_account
+from webapp.numbers import pool
+from webapp.providers.vonage import numbers as vonage_account
 
 SMS = [permissions.RECRUITMENT_SMS]
 

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.fake_vonage import FakeVonage, running_fake_vonage
 from webapp.config import ConfigError
 from webapp.providers.base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
-from webapp.providers.vonage import VonageProvider, from_config
+from webapp.providers.vonage.sending import VonageSender as VonageProvider
+from webapp.providers.vonage.sending import from_config
 
 TO = "+447400123456"
 FROM = "+4915112345678"

@@ -52,8 +52,8 @@ def test_sending_through_vonage_loads_the_messages_api_alone() -> None:
     code = """
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from webapp.numbers import vonage_account
-from webapp.providers.vonage import VonageProvider
+from webapp.providers.vonage import numbers as vonage_account
+from webapp.providers.vonage.sending import VonageSender as VonageProvider
 
 key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

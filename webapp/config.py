@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ MIN_SECRET_LENGTH = 32
 # The longest time a setting or a command's option may give in seconds: ten years, far beyond any wait
 # Relay has and well within what a date can be moved by (1e308 seconds cannot be).
 MAX_SECONDS = 10 * 366 * 24 * 3600
+# The texting providers: a name (each sending number records it; its webhooks are /webhooks/<name>/…)
+# and the module whose create(app) builds it (webapp.providers.base says what it must do). The setting
+# TEXTING_PROVIDERS adds more, or points a name elsewhere: "name=package.module,name2=package.module2".
+BUILT_IN_PROVIDERS = {"vonage": "webapp.providers.vonage", "simulator": "webapp.providers.simulator"}
+_PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # a path segment, and SendingNumber.provider
 
 
 class ConfigError(RuntimeError):
@@ -71,6 +77,21 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be {exc}") from None
 
 
+def _providers(raw: str | None) -> dict[str, str]:
+    found = dict(BUILT_IN_PROVIDERS)
+    for item in (raw or "").split(","):
+        name, equals, module = (part.strip() for part in item.partition("="))
+        if not (name or module):
+            continue
+        if not equals or not _PROVIDER_NAME.fullmatch(name) or not module:
+            raise ConfigError(
+                f"TEXTING_PROVIDERS: {item.strip()!r} is not name=package.module "
+                "(a name of lower-case letters, digits, - or _)"
+            )
+        found[name] = module
+    return found
+
+
 def from_environment(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from environment variables (the README's Settings table)."""
     env = os.environ if environ is None else environ
@@ -79,9 +100,10 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         raise ConfigError(f"RELAY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {relay_env!r}")
     production = relay_env == "production"
     development = relay_env == "development"
+    providers = _providers(env.get("TEXTING_PROVIDERS"))
     provider = env.get("MESSAGING_PROVIDER", "simulator")
-    if provider not in ("simulator", "vonage"):
-        raise ConfigError(f"MESSAGING_PROVIDER must be simulator or vonage, not {provider!r}")
+    if provider not in providers:
+        raise ConfigError(f"MESSAGING_PROVIDER must be {' or '.join(sorted(providers))}, not {provider!r}")
     default_db = "sqlite:///" + str(Path(instance_path) / "relay.db")
 
     return {
@@ -92,6 +114,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MESSAGING_PROVIDER": env.get("MESSAGING_PROVIDER", "simulator"),
+        "TEXTING_PROVIDERS": providers,
         # rq when Redis is configured, else a thread pool in this process ("inline" runs it at once).
         "DISPATCH_MODE": env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread"),
         # Tries of a send that certainly did not reach the provider (refused connection, 429).
@@ -116,7 +139,8 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SMTP_TIMEOUT": _seconds(env, "SMTP_TIMEOUT", 10),
         "VONAGE_APPLICATION_ID": env.get("VONAGE_APPLICATION_ID"),
         "VONAGE_PRIVATE_KEY_PATH": env.get("VONAGE_PRIVATE_KEY_PATH"),
-        # Development signs the simulator's fake webhooks with this; elsewhere it must be set (check()).
+        # Verifies Vonage's webhooks. Development has a public default (to try them against a local fake);
+        # elsewhere it must be set (check()).
         "VONAGE_SIGNATURE_SECRET": env.get("VONAGE_SIGNATURE_SECRET")
         or (DEV_SIGNATURE_SECRET if development else ""),
         # Production sends through Vonage; the simulator there is a deliberate choice (a demo server).
@@ -172,6 +196,7 @@ def _database_url(url: str) -> str:
 def check(config: dict[str, Any]) -> None:
     """Refuse settings that would be unsafe, naming the setting and what to do."""
     _check_dispatch(config)
+    _check_providers(config)
     relay_env = config.get("RELAY_ENV")
     vonage = config.get("MESSAGING_PROVIDER") == "vonage"
     if relay_env != "development" or vonage:
@@ -231,6 +256,18 @@ def _check_vonage_credentials(config: dict[str, Any]) -> None:
         ) from None
     if b"PRIVATE KEY-----" not in content:
         raise ConfigError(f"VONAGE_PRIVATE_KEY_PATH={key}: the file is not a PEM private key")
+
+
+def _check_providers(config: dict[str, Any]) -> None:
+    providers = config.get("TEXTING_PROVIDERS") or {}
+    for name in providers:
+        if not _PROVIDER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"TEXTING_PROVIDERS: {name!r} is not a provider name (lower-case letters, digits, - or _)"
+            )
+    default = config.get("MESSAGING_PROVIDER")
+    if default not in providers:
+        raise ConfigError(f"MESSAGING_PROVIDER must be {' or '.join(sorted(providers))}, not {default!r}")
 
 
 def _check_dispatch(config: dict[str, Any]) -> None:

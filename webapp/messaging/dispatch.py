@@ -41,7 +41,7 @@ from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
 from webapp.messaging import optouts, status
-from webapp.models import Message, utcnow
+from webapp.models import Message, SendingNumber, utcnow
 from webapp.providers import registry
 from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
 
@@ -170,7 +170,7 @@ def deliver(message_id: int) -> None:
             )
             return
         outbound = outbound_for(message)
-        provider = registry.for_channel(app, message.channel)
+        provider = registry.for_sending(app, message.channel, _provider_of(message))
     except Exception as exc:
         # Nothing went out (a provider that cannot be built: a missing key, a bad setting): say so.
         log.exception("message %s could not be prepared for sending", message_id)
@@ -210,6 +210,13 @@ def deliver(message_id: int) -> None:
         else:
             _submitted(message, provider_id)
             return
+
+
+def _provider_of(message: Message) -> str | None:
+    """The provider of the number a text leaves from (None: email, or a number we do not hold)."""
+    if message.channel == "email":
+        return None
+    return db.session.scalar(sa.select(SendingNumber.provider).where(SendingNumber.e164 == message.from_addr))
 
 
 def _submitted(message: Message, provider_id: str) -> None:

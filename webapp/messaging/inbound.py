@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, object_session
 from webapp.billing import credits
 from webapp.inbox import changes as activity
 from webapp.messaging.optouts import keyword, opt_in, opt_out
-from webapp.messaging.reports import Inbound
 from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
 from webapp.models.organization import family_below
 from webapp.models.upsert import insert_ignore
+from webapp.providers.base import InboundMessage
 
 STOP_WORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"}
@@ -69,7 +69,7 @@ def joined(conversation: Conversation, message: Message) -> None:
             conversation.whatsapp_window_ends_at = ends
 
 
-def receive(session: Session, inbound: Inbound) -> Received:
+def receive(session: Session, inbound: InboundMessage) -> Received:
     existing = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
     if existing is not None:
         return Received(existing, duplicate=True)

@@ -60,7 +60,7 @@ _EMPTY = SegmentCount(GSM7, 0, 0, GSM7_SINGLE, 0, ())
 
 
 def count(text: str) -> SegmentCount:
-    """Count the encoding, units and parts of ``text`` as Vonage sends it.
+    """Count the encoding, units and parts of ``text`` as the carriers send it.
 
     Parts are packed greedily, whole characters only: an escape pair (GSM-7) or a surrogate pair
     (UCS-2) that would straddle a part boundary moves to the next part, so a message can need one part

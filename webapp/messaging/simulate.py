@@ -1,17 +1,19 @@
-"""Development: a candidate's (or prospect's) reply, made as Vonage would send it, and posted to this
-app's own inbound webhook with a valid signature, so the whole way (verification, matching, STOP, the
+"""Development: a candidate's (or prospect's) reply, made by the simulator provider and posted to this
+app's own webhook for it with a valid signature, so the whole way (verification, matching, STOP, the
 live thread) runs as in production."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from flask import Flask
 
 from webapp.messaging.subjects import Subject
 from webapp.models import Conversation, utcnow
-from webapp.providers.vonage_signature import sign
+from webapp.providers import registry
+from webapp.providers.simulator import SimulatorProvider
+
+SIMULATOR = "simulator"  # its name in the registry, and so in its webhooks' URLs
 
 
 class CannotSimulate(Exception):
@@ -27,25 +29,19 @@ def reply(app: Flask, about: Subject, conversation: Conversation | None, channel
     contact = about.contact
     if not contact.mobile:
         raise CannotSimulate(f"{contact.full_name} has no mobile number.")
-    payload = {
-        "channel": channel,
-        "message_type": "text",
-        "message_uuid": str(uuid.uuid4()),
-        "to": number.e164.lstrip("+"),
-        "from": contact.mobile.lstrip("+"),
-        "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "text": text,
-    }
-    if channel == "whatsapp":
-        payload["profile"] = {"name": contact.full_name}
-    else:
-        payload["sms"] = {"num_messages": "1"}
-    body = json.dumps(payload).encode()
-    token = sign(body, app.config["VONAGE_SIGNATURE_SECRET"])
-    # Through the whole WSGI stack of this app, in-process (no network, no deadlock on a one-thread server).
-    response = app.test_client().post(
-        "/webhooks/vonage/inbound",
-        data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    simulator = registry.texting(app, SIMULATOR)
+    assert isinstance(simulator, SimulatorProvider)
+    body, headers = simulator.signed(
+        {
+            "channel": channel,
+            "message_uuid": str(uuid.uuid4()),
+            "to": number.e164,
+            "from": contact.mobile,
+            "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "text": text,
+            "profile_name": contact.full_name if channel == "whatsapp" else None,
+        }
     )
+    # Through the whole WSGI stack of this app, in-process (no network, no deadlock on a one-thread server).
+    response = app.test_client().post(f"/webhooks/{SIMULATOR}/inbound", data=body, headers=headers)
     return response.status_code

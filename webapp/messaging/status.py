@@ -2,7 +2,7 @@
 
 queued → sending → (unknown →) submitted/sent → delivered → read; rejected and undeliverable are final.
 `unknown` is a send whose answer never came (a timeout, a 5xx): the provider may have it, so it waits for
-the provider's report instead of being sent again. The Vonage status webhook and the simulator both call
+the provider's report instead of being sent again. The status webhooks and the simulator all call
 `apply_status`, so they cannot disagree.
 
 One exception to "final": a message given up as `unconfirmed` (no report came while we waited) that the

@@ -294,7 +294,7 @@ def save(
 
 
 # --- Approved WhatsApp templates ---------------------------------------------------------------------
-# Kept as Meta approved them: the name and language Vonage sends, the approved text with {{1}} … slots,
+# Kept as Meta approved them: the name and language the provider sends, the approved text with {{1}} … slots,
 # and which of our placeholders fills each slot.
 
 WA_NAME = re.compile(r"[a-z0-9_]{1,200}")

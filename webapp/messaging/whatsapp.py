@@ -49,7 +49,7 @@ def approved_template(session: Session, organization_id: int, template_id: int) 
 
 
 def render(template: WhatsappTemplate, recipient: placeholders.Recipient) -> tuple[str, list[str]]:
-    """The text the candidate will read, and the parameter values Vonage fills into {{1}}, {{2}}…"""
+    """The text the candidate will read, and the parameter values the provider fills into {{1}}, {{2}}…"""
     values = [placeholders.render(p, recipient) for p in template.parameter_list]
 
     def fill(match: re.Match[str]) -> str:

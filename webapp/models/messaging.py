@@ -123,7 +123,7 @@ class Message(Base):
     subject: Mapped[str | None] = mapped_column(sa.String(300))
     body: Mapped[str] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(sa.String(20), default="queued")
-    # Vonage's message_uuid (or the email's Message-ID); unique so a repeated webhook finds one row.
+    # The provider's message_uuid (or the email's Message-ID); unique so a repeated webhook finds one row.
     provider_id: Mapped[str | None] = mapped_column(sa.String(200), unique=True)
     from_addr: Mapped[str] = mapped_column(sa.String(254), default="")
     to_addr: Mapped[str] = mapped_column(sa.String(254), default="")
@@ -143,7 +143,7 @@ class Message(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # When the candidate sent it (Vonage's timestamp), for inbound messages.
+    # When the candidate sent it (the provider's timestamp), for inbound messages.
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     whatsapp_template_id: Mapped[int | None] = mapped_column(sa.ForeignKey("whatsapp_template.id"))
     template_parameters: Mapped[str | None] = mapped_column(sa.Text)  # JSON list, rendered for the recipient

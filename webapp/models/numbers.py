@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # Only `active` numbers are routed to (webapp.messaging.compose.sender_number). A number in a country
 # whose carriers ask for proof of business waits in `pending_documents` until its organisation's
 # submission for that country is approved; `suspended` stops it for a while (by staff, or because the
-# approval was withdrawn or expired); `released` gives it back to the Vonage account for good. The row
+# approval was withdrawn or expired); `released` gives it back to the provider's account for good. The row
 # stays, so that old conversations and replies still find the number they used.
 NUMBER_STATUSES = ("active", "pending_documents", "suspended", "released")
 STATUS_LABELS = {
@@ -29,6 +29,13 @@ STATUS_LABELS = {
 # Why a number is suspended: staff stopped it by hand (only staff start it again), or its country's
 # compliance approval was withdrawn or expired (a new approval starts it again).
 SUSPENSIONS = ("staff", "compliance")
+
+
+def _configured_provider() -> str:
+    """A new number belongs to the provider the app sends through, unless it is told otherwise."""
+    from flask import current_app, has_app_context
+
+    return str(current_app.config["MESSAGING_PROVIDER"]) if has_app_context() else "simulator"
 
 
 class SendingNumber(Base):
@@ -50,6 +57,9 @@ class SendingNumber(Base):
     whatsapp: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(sa.String(20), default="active")
     suspension: Mapped[str | None] = mapped_column(sa.String(20))
+    # The texting provider whose account holds the number and that carries what is sent from it: a name
+    # of the registry (webapp.providers.registry), as in the number's webhook URLs.
+    provider: Mapped[str] = mapped_column(sa.String(40), default=_configured_provider)
     # Spreads new conversations over the numbers of one country (least recently used first).
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,1 +1,1 @@
-"""Sending numbers: the pool (pool.py) and the numbers the Vonage account owns (vonage_account.py)."""
+"""Sending numbers: the pool (pool.py) and the numbers the providers' accounts hold (accounts.py)."""

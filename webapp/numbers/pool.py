@@ -85,8 +85,10 @@ def add(
     sms: bool,
     whatsapp: bool,
     country: str | None = None,
+    provider: str | None = None,
 ) -> SendingNumber:
-    """Put a number in the organisation's pool (or back in it, if it was released from this pool)."""
+    """Put a number in the organisation's pool (or back in it, if it was released from this pool).
+    `provider` names the provider whose account holds it (None: the one the app sends through)."""
     e164, number_country = parse(raw_number, country)
     if not (sms or whatsapp):
         raise NumberRefused("Choose what the number sends: SMS, WhatsApp or both.", "capabilities")
@@ -104,9 +106,12 @@ def add(
         number.released_at = None
         number.sms, number.whatsapp = sms, whatsapp
         number.status = status
+        number.provider = provider or number.provider
         detail = "Taken back into the pool after its release"
     else:
         number = SendingNumber(organization_id=organization.id, sms=sms, whatsapp=whatsapp)
+        if provider:
+            number.provider = provider
         number.e164 = e164
         number.country = number_country  # for a number of no region, the country chosen for it
         number.status = status_for(session, organization.id, number_country)

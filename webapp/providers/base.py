@@ -1,8 +1,17 @@
-"""What every provider takes and how it fails: the contract between dispatch and the providers."""
+"""The port: what Relay asks of a texting provider, and what comes back, in Relay's own types.
+
+A provider sends (`send`), tells its webhooks from forgeries (`verify`), reads them (`parse_inbound`,
+`parse_status`) and keeps a numbers account (list the numbers owned, search for available ones, buy
+one). Dispatch, the webhook routes and the staff pages know this module, never a provider's own API:
+they find a provider through `webapp.providers.registry`, by the name a sending number records. SMTP
+is the email provider and only sends (`Sender`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -48,9 +57,104 @@ class OutcomeUnknown(ProviderError):
     the provider's status report (which carries our client_ref) settles it."""
 
 
-class Provider(Protocol):
+# --- What the webhooks tell us ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message someone sent to one of our numbers."""
+
+    message_uuid: str  # the provider's id for it: a second delivery of the same id changes nothing
+    channel: str  # "sms" | "whatsapp"
+    sender: str  # E.164 with +
+    recipient: str  # E.164 with +: one of our numbers, we hope
+    text: str
+    timestamp: datetime
+    profile_name: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What became of a message we sent: found by the provider's id, or by ours (`client_ref`)."""
+
+    message_uuid: str
+    status: str  # submitted | delivered | read | rejected | undeliverable
+    timestamp: datetime
+    client_ref: str | None = None
+    error_code: str | None = None
+    error_title: str | None = None
+    error_detail: str | None = None
+
+
+class BadPayload(ValueError):
+    """A signed webhook body that is not one the provider sends; the message is the short reason the
+    webhook answers with its 400 (and nothing is stored)."""
+
+
+# --- The numbers account ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OwnedNumber:
+    """A number the provider's account holds (in a pool of ours or not yet)."""
+
+    e164: str
+    country: str  # ISO 3166 alpha-2
+    features: tuple[str, ...]  # the provider's words, upper case: "SMS", "VOICE", "MMS"
+    type: str
+
+    @property
+    def sms(self) -> bool:
+        return "SMS" in self.features
+
+
+@dataclass(frozen=True)
+class AvailableNumber:
+    """A number the provider offers to buy."""
+
+    e164: str
+    country: str
+    features: tuple[str, ...]
+    type: str
+    monthly_cost: str | None = None  # as the provider words it (euros, as text, for some)
+
+
+class NumbersUnavailable(RuntimeError):
+    """The account cannot answer now; the message says why, in words for the staff page.
+
+    `set_up` is False when the account is not configured at all (a missing key), rather than failing."""
+
+    def __init__(self, message: str, *, set_up: bool = True) -> None:
+        super().__init__(message)
+        self.set_up = set_up
+
+
+class NumberNotBought(RuntimeError):
+    """The provider would not sell this number (taken meanwhile, not for sale, no balance): why, in words."""
+
+
+class NumbersAccount(Protocol):
+    def owned(self) -> list[OwnedNumber]:
+        """Every number the account holds, sorted by country and number. Raises NumbersUnavailable."""
+        ...
+
+    def search(self, country: str, features: Collection[str] = ("SMS",)) -> list[AvailableNumber]:
+        """Numbers on offer in a country (ISO alpha-2) that have all these features. Raises
+        NumbersUnavailable."""
+        ...
+
+    def buy(self, number: AvailableNumber) -> OwnedNumber:
+        """Buy a number found by `search`; from then on `owned` lists it. Raises NumberNotBought or
+        NumbersUnavailable."""
+        ...
+
+
+# --- The providers ---------------------------------------------------------------------------------
+
+
+class Sender(Protocol):
     def send(self, outbound: Outbound) -> str:
-        """Hand the message over; return the provider's id for it (Vonage's message_uuid).
+        """Hand the message over; return the provider's id for it (its message_uuid).
 
         Raises Rejected, TemporaryFailure or OutcomeUnknown; never retries by itself (dispatch owns
         retries, and only after a TemporaryFailure).
@@ -59,4 +163,30 @@ class Provider(Protocol):
 
     def close(self) -> None:
         """Let go of connections and timers (the registry calls it at shutdown and between tests)."""
+        ...
+
+
+class Provider(Sender, Protocol):
+    """A texting provider (SMS and WhatsApp) behind the port. Built by its package's `create(app)`."""
+
+    label: str  # its name in words, for staff ("Simulator")
+    numbers: NumbersAccount
+
+    def open(self) -> None:
+        """Get ready to send: read keys, build clients. Raises ConfigError for a missing or wrong setting,
+        so that dispatch refuses the message before a try, instead of leaving its outcome unknown.
+        Cheap once done; the webhooks and the numbers account do not need it."""
+        ...
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """True when the webhook request (its headers and exact body) comes from the provider unchanged.
+        Logs why not; never raises."""
+        ...
+
+    def parse_inbound(self, body: bytes) -> InboundMessage:
+        """The inbound-message webhook's body, checked field by field. Raises BadPayload."""
+        ...
+
+    def parse_status(self, body: bytes) -> StatusReport:
+        """The status webhook's body, checked field by field. Raises BadPayload."""
         ...

@@ -7,8 +7,8 @@ from webapp.web.forms import FlaskForm
 
 
 class AddNumberForm(FlaskForm):
-    # Choices are set per request: the Vonage account's numbers not yet in a pool.
-    owned = SelectField("Number on the Vonage account", validate_choice=False, validators=[Optional()])
+    # Choices are set per request: the providers' accounts' numbers not yet in a pool.
+    owned = SelectField("Number on a provider's account", validate_choice=False, validators=[Optional()])
     number = StringField("Or type a number", validators=[Optional(), Length(max=40)])
     # Only for numbers that belong to no country (+800 …); otherwise the number says its country.
     country = SelectField("Country, if the number has none", validate_choice=False, validators=[Optional()])

@@ -17,9 +17,10 @@ from webapp.accounts import access, link_email, people
 from webapp.billing import credits, ledger, refills
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber, User
-from webapp.numbers import pool, vonage_account
+from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, User
+from webapp.numbers import accounts, pool
 from webapp.organizations import settings as organizations
+from webapp.providers import registry
 from webapp.web import refusals
 from webapp.web.downloads import attachment
 from webapp.web.guards import staff_required
@@ -51,35 +52,20 @@ def _organization(org_id: int) -> Organization:
     return db.session.get(Organization, org_id) or abort(404)
 
 
-def _owned_numbers() -> tuple[list[vonage_account.OwnedNumber], str | None]:
-    """The account's numbers not yet in any pool, or why there are none to show."""
-    if not vonage_account.configured(current_app.config):
-        return (
-            [],
-            "VONAGE_API_KEY and VONAGE_API_SECRET are not set, so the account's numbers cannot be "
-            "listed: type the number instead.",
-        )
-    try:
-        owned = vonage_account.owned_numbers(current_app.config)
-    except vonage_account.NumbersUnavailable as error:
-        return [], f"{error} Type the number instead."
-    taken = set(db.session.scalars(sa.select(SendingNumber.e164)))
-    free = [n for n in owned if n.e164 not in taken]
-    return free, None if free else "Every number on the Vonage account is in a pool already."
-
-
-def _add_form(formdata: Any = None) -> tuple[AddNumberForm, list[vonage_account.OwnedNumber], str | None]:
+def _add_form(formdata: Any = None) -> tuple[AddNumberForm, list[accounts.Offer], str | None]:
+    """The form, offering the providers' numbers not yet in a pool (or saying why there are none)."""
     form = AddNumberForm(formdata=formdata) if formdata is not None else AddNumberForm()
-    owned, note = _owned_numbers()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    offers, note = accounts.unpooled(db.session, registry.every(app))
     form.owned.choices = [("", "— type it below —")] + [
         (n.e164, f"{phones.display(n.e164)} · {n.country} · {', '.join(n.features) or 'no features listed'}")
-        for n in owned
+        for n in (offer.number for offer in offers)
     ]
     regions = sorted(phonenumbers.SUPPORTED_REGIONS, key=phones.region_name)
     form.country.choices = [("", "— from the number —")] + [
         (r, f"{phones.region_name(r)} ({r})") for r in regions
     ]
-    return form, owned, note
+    return form, offers, note
 
 
 def _organization_page(
@@ -136,13 +122,15 @@ def organization(org_id: int) -> tuple[str, int]:
 @staff_required
 def add_number(org_id: int) -> Response | tuple[str, int]:
     org = _organization(org_id)
-    form, _owned, _note = _add_form(request.form)
+    form, offers, _note = _add_form(request.form)
     if not form.validate():
         return _organization_page(org, 422, form)
     picked, typed = (form.owned.data or "").strip(), (form.number.data or "").strip()
     if picked and typed:
         form.number.errors = ["Pick a number from the account or type one, not both."]
         return _organization_page(org, 422, form)
+    # A picked number belongs to the account that offered it; a typed one to the default provider.
+    provider = next((o.provider for o in offers if o.number.e164 == picked), None) if picked else None
     try:
         number = pool.add(
             db.session,
@@ -152,6 +140,7 @@ def add_number(org_id: int) -> Response | tuple[str, int]:
             sms=form.sms.data,
             whatsapp=form.whatsapp.data,
             country=form.country.data or None,
+            provider=provider,
         )
     except pool.NumberRefused as refusal:
         db.session.rollback()

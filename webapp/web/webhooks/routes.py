@@ -1,5 +1,7 @@
-"""Vonage calls these: inbound messages and delivery receipts. The only JSON endpoints, the only
-CSRF-exempt ones; each request is signed (webapp.webhooks.signature) or refused with 401."""
+"""Providers call these: `POST /webhooks/<provider>/inbound` and `/status`, for every texting provider
+the registry knows (webapp.providers.registry). The only JSON endpoints, the only CSRF-exempt ones.
+Each request is verified by its provider or refused with 401, and read by it into the port's types or
+refused with 400; nothing is stored from a refused request."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from webapp.extensions import csrf, db
 from webapp.messaging import dispatch, inbound, status
-from webapp.providers import vonage_signature as signature
-from webapp.web.webhooks import payloads
+from webapp.providers import registry
+from webapp.providers.base import BadPayload, Provider
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
@@ -23,21 +25,21 @@ MAX_BODY = 64 * 1024
 T = TypeVar("T")
 
 
-def _signed_body() -> bytes | Response:
-    """The raw body, if it is small enough and signed by Vonage; else the error response."""
+def _provider(name: str) -> Provider:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if name not in app.config["TEXTING_PROVIDERS"]:
+        abort(404)
+    return registry.texting(app, name)
+
+
+def _body() -> bytes | Response:
+    """The raw body, if it is small enough; else the 413 to answer."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _error(413, "body over 64 KB")
     # Read one byte more than allowed, so that a body without a Content-Length is measured too.
     body = request.stream.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
         return _error(413, "body over 64 KB")
-    try:
-        signature.verify(
-            request.headers.get("Authorization"), body, current_app.config["VONAGE_SIGNATURE_SECRET"]
-        )
-    except signature.InvalidSignature as exc:
-        log.warning("webhook refused from %s: %s", request.remote_addr, exc)
-        return _error(401, "invalid signature")
     return body
 
 
@@ -47,20 +49,24 @@ def _error(code: int, reason: str) -> Response:
     return response
 
 
-def _verified(parse: Callable[[bytes], T]) -> T | Response:
-    """The signed body, parsed; else the 413, 401 or 400 to answer (and nothing stored)."""
-    body = _signed_body()
+def _verified(name: str, parse: Callable[[Provider, bytes], T]) -> T | Response:
+    """The body, verified and parsed by the provider; else the 404, 413, 401 or 400 to answer."""
+    provider = _provider(name)
+    body = _body()
     if isinstance(body, Response):
         return body
+    if not provider.verify(request.headers, body):
+        log.warning("%s webhook refused from %s", name, request.remote_addr)
+        return _error(401, "invalid signature")
     try:
-        return parse(body)
-    except payloads.BadPayload as exc:
+        return parse(provider, body)
+    except BadPayload as exc:
         return _error(400, str(exc))
 
 
-@bp.post("/vonage/inbound")
-def vonage_inbound() -> Response:
-    parsed = _verified(payloads.inbound)
+@bp.post("/<provider>/inbound")
+def receive_inbound(provider: str) -> Response:
+    parsed = _verified(provider, lambda p, body: p.parse_inbound(body))
     if isinstance(parsed, Response):
         return parsed
     result = inbound.receive(db.session, parsed)
@@ -70,9 +76,9 @@ def vonage_inbound() -> Response:
     return Response(status=204 if result.duplicate else 200)
 
 
-@bp.post("/vonage/status")
-def vonage_status() -> Response:
-    report = _verified(payloads.status)
+@bp.post("/<provider>/status")
+def receive_status(provider: str) -> Response:
+    report = _verified(provider, lambda p, body: p.parse_status(body))
     if isinstance(report, Response):
         return report
     failure = None
@@ -85,6 +91,6 @@ def vonage_status() -> Response:
     )
     db.session.commit()
     if message is None:
-        # Not one of ours (or long gone): acknowledge, so that Vonage does not send it again and again.
+        # Not one of ours (or long gone): acknowledge, so that the provider does not send it again.
         log.info("status %s for unknown message %s", report.status, report.message_uuid)
     return Response(status=204)

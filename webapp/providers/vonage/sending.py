@@ -1,4 +1,4 @@
-"""Vonage Messages API: SMS and WhatsApp text, through the official `vonage` SDK.
+"""Sending through the Vonage Messages API: SMS and WhatsApp text, with the official SDK.
 
 Threading: the SDK's HttpClient is not safe to share between threads. It keeps one mutable header dict
 that every call rewrites (the Authorization JWT, Content-Type) before handing it to a shared
@@ -41,9 +41,8 @@ from vonage_messages.models import (
 )
 
 from webapp.config import ConfigError
-
-from .base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
-from .vonage_http import http_client
+from webapp.providers.base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
+from webapp.providers.vonage.http import http_client
 
 log = logging.getLogger("relay.vonage")
 
@@ -51,7 +50,7 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
 
 
-class VonageProvider:
+class VonageSender:
     """Sends `sms` and `whatsapp` messages; returns Vonage's `message_uuid`."""
 
     def __init__(
@@ -145,7 +144,7 @@ class VonageProvider:
             # The SDK's own checks (number format, text length): Vonage would refuse it the same way.
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
             raise Rejected("Invalid message", problems) from error
-        raise ValueError(f"VonageProvider cannot send on channel {outbound.channel!r}")
+        raise ValueError(f"VonageSender cannot send on channel {outbound.channel!r}")
 
     def _client(self) -> Messages:
         client = getattr(self._local, "client", None)
@@ -163,12 +162,12 @@ class VonageProvider:
         return client
 
 
-def from_config(config: Mapping[str, Any]) -> VonageProvider:
-    """Build the provider from the Flask config (VONAGE_* settings, DESIGN §6)."""
+def from_config(config: Mapping[str, Any]) -> VonageSender:
+    """Build the sender from the Flask config (the VONAGE_* settings)."""
     missing = [name for name in ("VONAGE_APPLICATION_ID", "VONAGE_PRIVATE_KEY_PATH") if not config.get(name)]
     if missing:
         raise ConfigError(f"MESSAGING_PROVIDER=vonage needs {' and '.join(missing)}")
-    return VonageProvider(
+    return VonageSender(
         application_id=config["VONAGE_APPLICATION_ID"],
         private_key_path=config["VONAGE_PRIVATE_KEY_PATH"],
         api_host=config.get("VONAGE_API_HOST") or "api.nexmo.com",
