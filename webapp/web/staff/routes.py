@@ -17,7 +17,7 @@ from webapp.accounts import access, link_email, people
 from webapp.billing import credits, ledger, refills
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, User
+from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber, User
 from webapp.numbers import accounts, pool
 from webapp.organizations import settings as organizations
 from webapp.providers import registry
@@ -123,38 +123,47 @@ def organization(org_id: int) -> tuple[str, int]:
 def add_number(org_id: int) -> Response | tuple[str, int]:
     org = _organization(org_id)
     form, offers, _note = _add_form(request.form)
-    if not form.validate():
+    number = _add_to_pool(org, form, offers)
+    if number is None:
         return _organization_page(org, 422, form)
+    label = number.status_label.lower()
+    flash(f"{phones.display(number.e164)} added to {org.name}'s pool ({label}).", "success")
+    return redirect(url_for("staff.organization", org_id=org.id), 303)
+
+
+def _add_to_pool(
+    org: Organization, form: AddNumberForm, offers: list[accounts.Offer]
+) -> SendingNumber | None:
+    """The number picked or typed, added and committed; or None, the reason beside its field (the
+    number's own refusals go beside whichever of the two fields gave it)."""
+    if not form.validate():
+        return None
     picked, typed = (form.owned.data or "").strip(), (form.number.data or "").strip()
     if picked and typed:
         form.number.errors = ["Pick a number from the account or type one, not both."]
-        return _organization_page(org, 422, form)
+        return None
     # A picked number belongs to the account that offered it; a typed one to the default provider.
     provider = next((o.provider for o in offers if o.number.e164 == picked), None) if picked else None
+    sms, whatsapp, country = form.sms.data, form.whatsapp.data, form.country.data or None
     try:
         number = pool.add(
             db.session,
             current_user,
             org,
             picked or typed,
-            sms=form.sms.data,
-            whatsapp=form.whatsapp.data,
-            country=form.country.data or None,
+            sms=sms,
+            whatsapp=whatsapp,
+            country=country,
             provider=provider,
         )
     except pool.NumberRefused as refusal:
         db.session.rollback()
         field = {"country": form.country, "capabilities": form.sms}.get(refusal.field)
-        if field is None:
-            field = form.owned if picked else form.number
+        field = field or (form.owned if picked else form.number)
         field.errors = [*field.errors, str(refusal)]
-        return _organization_page(org, 422, form)
+        return None
     db.session.commit()
-    flash(
-        f"{phones.display(number.e164)} added to {org.name}'s pool ({number.status_label.lower()}).",
-        "success",
-    )
-    return redirect(url_for("staff.organization", org_id=org.id), 303)
+    return number
 
 
 @bp.post("/organizations/<id:org_id>/numbers/<id:number_id>/<any(suspend, resume, release):action>")
