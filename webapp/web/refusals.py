@@ -26,8 +26,12 @@ T = TypeVar("T")
 
 
 def put(form: Form, message: str, field: str | None) -> None:
-    """The reason beside its field when the form has that field, else at the top of the form."""
-    target = getattr(form, field, None) if field else None
+    """The reason beside its field when the form has that field, else at the top of the form. A form
+    whose fields are not named as the domain names them says where each refusal goes (refusal_field)."""
+    if hasattr(form, "refusal_field"):
+        target = form.refusal_field(field)
+    else:
+        target = getattr(form, field, None) if field else None
     if target is not None and hasattr(target, "errors"):
         target.errors = [*target.errors, message]
     else:

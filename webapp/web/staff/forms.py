@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField, ValidationError
+from wtforms import BooleanField, DateField, Field, SelectField, StringField, TextAreaField, ValidationError
 from wtforms.validators import Length, Optional
 
 from webapp.web.forms import FlaskForm
@@ -14,6 +14,16 @@ class AddNumberForm(FlaskForm):
     country = SelectField("Country, if the number has none", validate_choice=False, validators=[Optional()])
     sms = BooleanField("SMS", default=True)
     whatsapp = BooleanField("WhatsApp")
+
+    def validate_number(self, field: StringField) -> None:
+        if (self.owned.data or "").strip() and (field.data or "").strip():
+            raise ValidationError("Pick a number from the account or type one, not both.")
+
+    def refusal_field(self, name: str | None) -> Field | None:
+        """Where the pool's refusal goes: about capabilities, beside the SMS box; about the country,
+        beside the country; anything else is about the number, beside whichever field gave it."""
+        given = self.owned if (self.owned.data or "").strip() else self.number
+        return {"capabilities": self.sms, "country": self.country}.get(name or "", given)
 
 
 class NumberActionForm(FlaskForm):

@@ -120,50 +120,31 @@ def organization(org_id: int) -> tuple[str, int]:
 
 @bp.post("/organizations/<id:org_id>/numbers")
 @staff_required
-def add_number(org_id: int) -> Response | tuple[str, int]:
+def add_number(org_id: int) -> Response:
     org = _organization(org_id)
     form, offers, _note = _add_form(request.form)
-    number = _add_to_pool(org, form, offers)
-    if number is None:
-        return _organization_page(org, 422, form)
+    page = lambda: _organization_page(org, 422, form)  # noqa: E731
+    number = refusals.submit(form, lambda: _add_to_pool(org, form, offers), page)
     label = number.status_label.lower()
     flash(f"{phones.display(number.e164)} added to {org.name}'s pool ({label}).", "success")
     return redirect(url_for("staff.organization", org_id=org.id), 303)
 
 
-def _add_to_pool(
-    org: Organization, form: AddNumberForm, offers: list[accounts.Offer]
-) -> SendingNumber | None:
-    """The number picked or typed, added and committed; or None, the reason beside its field (the
-    number's own refusals go beside whichever of the two fields gave it)."""
-    if not form.validate():
-        return None
+def _add_to_pool(org: Organization, form: AddNumberForm, offers: list[accounts.Offer]) -> SendingNumber:
+    """The number picked from a provider's account (which then carries it) or typed (the default
+    provider carries it), in the organisation's pool."""
     picked, typed = (form.owned.data or "").strip(), (form.number.data or "").strip()
-    if picked and typed:
-        form.number.errors = ["Pick a number from the account or type one, not both."]
-        return None
-    # A picked number belongs to the account that offered it; a typed one to the default provider.
     provider = next((o.provider for o in offers if o.number.e164 == picked), None) if picked else None
-    sms, whatsapp, country = form.sms.data, form.whatsapp.data, form.country.data or None
-    try:
-        number = pool.add(
-            db.session,
-            current_user,
-            org,
-            picked or typed,
-            sms=sms,
-            whatsapp=whatsapp,
-            country=country,
-            provider=provider,
-        )
-    except pool.NumberRefused as refusal:
-        db.session.rollback()
-        field = {"country": form.country, "capabilities": form.sms}.get(refusal.field)
-        field = field or (form.owned if picked else form.number)
-        field.errors = [*field.errors, str(refusal)]
-        return None
-    db.session.commit()
-    return number
+    return pool.add(
+        db.session,
+        current_user,
+        org,
+        picked or typed,
+        sms=form.sms.data,
+        whatsapp=form.whatsapp.data,
+        country=form.country.data or None,
+        provider=provider,
+    )
 
 
 @bp.post("/organizations/<id:org_id>/numbers/<id:number_id>/<any(suspend, resume, release):action>")
@@ -174,19 +155,19 @@ def number_action(org_id: int, number_id: int, action: str) -> Response:
     form = NumberActionForm()
     if not form.validate():
         abort(400)
-    try:
-        if action == "suspend":
-            pool.suspend(db.session, current_user, number, form.reason.data or "")
-        elif action == "resume":
-            pool.resume(db.session, current_user, number)
-        else:
-            pool.release(db.session, current_user, number)
-    except pool.NumberRefused as refusal:
-        db.session.rollback()
-        flash(str(refusal), "error")
-        return redirect(url_for("staff.organization", org_id=org.id), 303)
-    db.session.commit()
+    change = {
+        "suspend": lambda: pool.suspend(db.session, current_user, number, form.reason.data or ""),
+        "resume": lambda: pool.resume(db.session, current_user, number),
+        "release": lambda: pool.release(db.session, current_user, number),
+    }[action]
+    refusals.submit(form, change, lambda: _told(org, form), status=303)
     flash(f"{phones.display(number.e164)}: {number.status_label.lower()}.", "success")
+    return redirect(url_for("staff.organization", org_id=org.id), 303)
+
+
+def _told(org: Organization, form: NumberActionForm) -> Response:
+    """A refused change of a number is said on the organisation's page, as its other news are."""
+    flash(refusals.first_error(form) or "", "error")
     return redirect(url_for("staff.organization", org_id=org.id), 303)
 
 
