@@ -378,6 +378,18 @@ def test_staff_type_a_number_and_bad_input_is_told_next_to_the_field(client, wor
     assert twice.status_code == 422 and "is already in this pool" in twice.get_data(as_text=True)
 
 
+def test_staff_pick_or_type_a_number_not_both(app, client, world, fake) -> None:
+    app.config.update(vonage_config(fake))
+    fake.own("+33612345600")
+    Auth(client).login("csm@relay.test")
+    path = f"/staff/organizations/{world['acme'].id}/numbers"
+    both = post(client, path, owned="+33612345600", number="+12015550100", sms="y")
+    assert both.status_code == 422
+    said = 'id="number-error">Pick a number from the account or type one, not both'
+    assert said in both.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SendingNumber)) == 0
+
+
 def test_staff_suspend_resume_and_release(client, world) -> None:
     number = add(world, "+12015550100")
     Auth(client).login("csm@relay.test")
