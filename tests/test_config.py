@@ -158,6 +158,10 @@ def test_production_with_vonage_starts_with_its_credentials(start, key_file) -> 
     assert app.config["MESSAGING_PROVIDER"] == "vonage"
     # The provider itself is built on first use, not at start-up.
     assert "relay.providers" not in app.extensions
+    # The simulator carries nothing in production: no number can be given to it, its webhooks are closed.
+    assert "simulator" not in app.config["TEXTING_PROVIDERS"]
+    client = app.test_client()
+    assert client.post("/webhooks/simulator/inbound", data=b"{}").status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,10 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
     provider = env.get("MESSAGING_PROVIDER", "simulator")
     if provider not in providers:
         raise ConfigError(f"MESSAGING_PROVIDER must be {' or '.join(sorted(providers))}, not {provider!r}")
+    if production and provider != "simulator" and not _bool(env.get("ALLOW_SIMULATOR_IN_PRODUCTION")):
+        # In production the simulator carries nothing: no number can be given to it (its messages would
+        # be paid for and never sent), and its webhooks are not open.
+        providers.pop("simulator", None)
     default_db = "sqlite:///" + str(Path(instance_path) / "relay.db")
 
     return {
