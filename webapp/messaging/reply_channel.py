@@ -30,6 +30,12 @@ class ReplyChannel:
     reason: str  # "Replying by WhatsApp, where Grace wrote last."
 
 
+def first_texting(channels: Sequence[str]) -> str:
+    """The channel a form opens on when no conversation decides (several recipients, or nothing to
+    write on): the first texting channel offered, else email."""
+    return next((c for c in channels if c != "email"), "email")
+
+
 def choose(
     offered: Sequence[str],
     blocked: Mapping[str, str],

@@ -207,12 +207,14 @@ def _whatsapp(form: ComposeForm, setup: Setup) -> dict[str, Any]:
     form.whatsapp_template_id.choices = [SelectChoice("", "Choose an approved template")] + [
         SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
     ]
-    left = whatsapp.time_left(setup.conversation)
-    return {
-        "wa_templates": wa_templates,
-        "wa_left": left,
-        "wa_left_text": whatsapp.describe(left) if left else "",
-    }
+    return {"wa_templates": wa_templates, **window_context(setup.conversation)}
+
+
+def window_context(conversation: Conversation | None) -> dict[str, Any]:
+    """What the WhatsApp window's line says (composer/_whatsapp_window.html); the thread's poll
+    refreshes that line too."""
+    left = whatsapp.time_left(conversation)
+    return {"wa_left": left, "wa_left_text": whatsapp.describe(left) if left else ""}
 
 
 def counter_context(

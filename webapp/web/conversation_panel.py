@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import checks, conversations, optouts, reads, reply_channel, whatsapp
+from webapp.messaging import checks, conversations, optouts, reads, reply_channel
 from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.status import PENDING
 from webapp.messaging.subjects import Kind, Subject
@@ -81,8 +81,7 @@ def preselected(conversation: Conversation, about: Subject) -> ReplyChannel:
     )
     chosen = reply_channel.for_conversation(db.session, about, conversation, offered)
     if chosen is None:  # nothing to write on: the first texting channel's tab, as before
-        texting = [c for c in about.organization.channels if c != "email"]
-        return ReplyChannel(texting[0] if texting else "email", "")
+        return ReplyChannel(reply_channel.first_texting(about.organization.channels), "")
     return chosen
 
 
@@ -169,7 +168,6 @@ def thread_context(
         if opted_out and opted_out.source_message_id
         else None
     )
-    left = whatsapp.time_left(conversation)
     known = reads.markers(db.session, current_user.id, conversation.id)
     if items:
         # What is on screen is read; the commit is the caller's (the page or the poll).
@@ -190,8 +188,7 @@ def thread_context(
         "version": version,
         "opted_out": opted_out,
         "opted_out_text": source.body if source else "STOP",
-        "wa_left": left,
-        "wa_left_text": whatsapp.describe(left) if left else "",
+        **composer.window_context(conversation),
         "pending": any(m.status in PENDING for m in items),
         # After a send the thread shows the newest message even if the user had scrolled up.
         "follow_newest": follow_newest,
@@ -234,6 +231,11 @@ def composer_setup(
     )
 
 
+def simulate_channels(about: Subject) -> list[str]:
+    """The channels a reply can be simulated on: the organisation's texting ones."""
+    return [c for c in about.organization.channels if c != "email"]
+
+
 def simulate_context(
     conversation: Conversation,
     about: Subject,
@@ -242,7 +244,7 @@ def simulate_context(
     error: str | None = None,
 ) -> dict[str, Any]:
     """Simulate a reply: development only, on the organisation's texting channels."""
-    texting = [c for c in about.organization.channels if c != "email"]
+    texting = simulate_channels(about)
     on = current_app.config["MESSAGING_PROVIDER"] == "simulator" and bool(texting)
     return {
         **identity(conversation, about),
@@ -272,6 +274,14 @@ def panel_context(
     )
     context.update(simulate_context(conversation, about, context["tab"]))
     return context
+
+
+def subject_panel(about: Subject, tab: str | None, form: ComposeForm | None = None) -> dict[str, Any]:
+    """The panel of an application's or a prospect's page: its conversation, started empty on the first
+    view so that the panel (whose ids carry the conversation's id) has one."""
+    conversation = conversations.for_subject(db.session, about, create=True)
+    assert conversation is not None
+    return panel_context(conversation, about, tab, form)
 
 
 def pane_html(conversation: Conversation, about: Subject) -> Markup:

@@ -177,7 +177,7 @@ def simulate_reply(conversation_id: int) -> Response:
 
 def _simulate(conversation: Conversation, about: Subject, channel: str, text: str) -> str | None:
     """Post the contact's reply to our own webhook; the reason it could not, or None."""
-    if channel not in [c for c in about.organization.channels if c != "email"]:
+    if channel not in conversation_panel.simulate_channels(about):
         return "Choose SMS or WhatsApp: replies can be simulated on those."
     db.session.rollback()  # the webhook writes in a session of its own
     try:

@@ -9,11 +9,11 @@ from werkzeug.wrappers import Response
 from webapp.accounts import access
 from webapp.crm import prospects
 from webapp.extensions import db
-from webapp.messaging import conversations, subjects
+from webapp.messaging import subjects
 from webapp.models import Community, CommunityMembership
 from webapp.web import guards, refusals
 from webapp.web.composer import ComposeForm
-from webapp.web.conversation_panel import page_of, panel_context
+from webapp.web.conversation_panel import page_of, subject_panel
 from webapp.web.crm.forms import AddMemberForm, MemberFilterForm
 from webapp.web.pages import render, wants_fragment
 
@@ -142,11 +142,8 @@ def membership_page(
 ) -> Response:
     """The prospect-community page: the prospect, and the conversation's panel (as for a candidate)."""
     about = subjects.of_membership(membership)
-    # Started empty on first view, so that its panel (whose ids carry the conversation's id) has one.
-    conversation = conversations.for_subject(db.session, about, create=True)
-    assert conversation is not None
     others = prospects.other_memberships(db.session, current_user, membership)
-    context = panel_context(conversation, about, tab, form)
+    context = subject_panel(about, tab, form)
     page = "crm/membership.html"
     response = render(page, page, status=status, membership=membership, others=others, **context)
     db.session.commit()  # the read marker of the tab on screen, after rendering (a commit expires all)

@@ -252,15 +252,14 @@ def _setup(job: Job, applications: list[Application]) -> composer.Setup:
 def _first_channel(applications: list[Application], allowed: list[str]) -> str:
     """The channel the form opens on: for one candidate, the one a reply to them would go out on (where
     they wrote last, never one that cannot reach them: messaging.reply_channel); for several, the first
-    texting channel."""
+    texting channel (reply_channel.first_texting)."""
     if len(applications) == 1:
         about = subjects.of_application(applications[0])
         conversation = conversations.for_subject(db.session, about)
         chosen = reply_channel.for_conversation(db.session, about, conversation, allowed)
         if chosen is not None:
             return chosen.channel
-    texting = [c for c in allowed if c != "email"]
-    return texting[0] if texting else "email"
+    return reply_channel.first_texting(allowed)
 
 
 def _invite_page(job: Job, applications: list[Application], form: InviteForm) -> Response:

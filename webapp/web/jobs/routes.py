@@ -11,10 +11,10 @@ from werkzeug.wrappers import Response
 from webapp.accounts import access
 from webapp.extensions import db
 from webapp.jobs import queries
-from webapp.messaging import conversations, subjects
+from webapp.messaging import subjects
 from webapp.models import STAGES, Application, Job
 from webapp.web.composer import ComposeForm
-from webapp.web.conversation_panel import page_of, panel_context
+from webapp.web.conversation_panel import page_of, subject_panel
 from webapp.web.interview_status import status_context as interview_context
 from webapp.web.jobs.forms import ApplicationFilterForm
 from webapp.web.pages import render
@@ -67,11 +67,8 @@ def application_page(
 ) -> Response:
     """The candidate-application page: the profile, and the conversation's panel."""
     about = subjects.of_application(application)
-    # Started empty on first view, so that its panel (whose ids carry the conversation's id) has one.
-    conversation = conversations.for_subject(db.session, about, create=True)
-    assert conversation is not None
     others = access.other_applications(db.session, current_user, application)
-    context = panel_context(conversation, about, tab, form)
+    context = subject_panel(about, tab, form)
     context.update(interview_context(application))
     page = "jobs/application.html"
     response = render(page, page, status=status, application=application, others=others, **context)

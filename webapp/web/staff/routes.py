@@ -216,13 +216,11 @@ def review(submission_id: int, document_id: int, decision: str) -> Response:
 
 
 def _document(submission_id: int, document_id: int) -> ComplianceDocument:
-    document = db.session.scalar(
-        sa.select(ComplianceDocument).where(
-            ComplianceDocument.id == document_id, ComplianceDocument.submission_id == submission_id
-        )
-    )
-    if document is None:
-        abort(404)  # a document of another submission (or organisation) through a forged address
+    """The document, through the one access rule for identity documents; 404 for one of another
+    submission (or organisation) through a forged address."""
+    document = access.get_compliance_document(db.session, current_user, document_id)
+    if document is None or document.submission_id != submission_id:
+        abort(404)
     return document
 
 
@@ -254,10 +252,7 @@ def _reviewed(document: ComplianceDocument, decision: str) -> Response:
 @bp.get("/submissions/<id:submission_id>/documents/<id:document_id>")
 @staff_required
 def document_file(submission_id: int, document_id: int) -> Response:
-    document = access.get_compliance_document(db.session, current_user, document_id)
-    if document is None or document.submission_id != submission_id:
-        abort(404)
-    return attachment(files.store_for(current_app), document)
+    return attachment(files.store_for(current_app), _document(submission_id, document_id))
 
 
 # --- Credits and entitlements (issue #12) ------------------------------------------------------------
