@@ -6,13 +6,18 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint setup migrate clean-vendor
+.PHONY: run serve test lint setup migrate clean-vendor
 
 run: setup
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --if-empty
 	@echo "Relay on http://$(HOST):$(PORT)/ - sign in as recruiter@acme.example / relay-demo"
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+# As in production (README, "Serving"): PostgreSQL (DATABASE_URL) and Redis (REDIS_URL) checked, the
+# migrations applied, then gunicorn, the RQ workers and the clock of the Procfile until SIGTERM or Ctrl-C.
+serve: setup
+	$(BIN)/python -m webapp.serving
 
 # Two workers (pytest-xdist), a test file each at a time: the suite's modules share module-scoped fixtures
 # (a live server, the pages html-validate reads). PYTEST_ARGS="-n0" runs it in one process.

@@ -67,4 +67,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def healthz() -> tuple[str, int]:
         return "ok", 200
 
+    @app.get("/readyz")
+    def readyz() -> tuple[dict[str, str], int]:
+        from webapp import readiness
+
+        found = readiness.check(app.config)
+        return found, 200 if all(state == "ok" for state in found.values()) else 503
+
     return app

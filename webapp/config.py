@@ -109,13 +109,14 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # be paid for and never sent), and its webhooks are not open.
         providers.pop("simulator", None)
     default_db = "sqlite:///" + str(Path(instance_path) / "relay.db")
+    database_url = _database_url(env.get("DATABASE_URL") or default_db)
 
     return {
         "RELAY_ENV": relay_env,
         # Development only: check() refuses this value everywhere else.
         "SECRET_KEY": env.get("SECRET_KEY") or (DEV_SECRET_KEY if development else ""),
-        "SQLALCHEMY_DATABASE_URI": _database_url(env.get("DATABASE_URL") or default_db),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url, env),
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MESSAGING_PROVIDER": env.get("MESSAGING_PROVIDER", "simulator"),
         "TEXTING_PROVIDERS": providers,
@@ -187,6 +188,15 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SESSION_IDLE_SECONDS": _int(env, "SESSION_IDLE_SECONDS", 30 * 60),
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
     }
+
+
+def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        # A database that does not answer must fail a request quickly (503), not hang it.
+        timeout = _seconds(env, "DATABASE_CONNECT_TIMEOUT", 5)
+        options["connect_args"] = {"connect_timeout": max(1, round(timeout))}
+    return options
 
 
 def _database_url(url: str) -> str:

@@ -1,0 +1,134 @@
+"""Runs the Procfile's processes together and stops them together.
+
+Each process runs in a session of its own, so that a Ctrl-C in the terminal reaches only the supervisor,
+which then asks every process to stop with SIGTERM — the signal on which gunicorn finishes the requests
+in flight, an RQ worker the send in flight, and the clock the pass under way. What has not stopped after
+`stop_seconds` is killed (a send cut then is recovered by the dispatch sweep, never sent twice). If one
+process ends by itself, the others are stopped and the supervisor exits with a failure: a half-running
+Relay (web pages but nobody sending) must not look healthy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str  # "web", "worker.2"
+    command: str
+
+
+def read_procfile(text: str) -> list[tuple[str, str]]:
+    """The (name, command) pairs of a Procfile; comments and blank lines are skipped."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise ValueError(f"Procfile: {line!r} is not 'name: command'")
+        found.append((match.group(1), match.group(2)))
+    return found
+
+
+def processes(entries: Sequence[tuple[str, str]], counts: Mapping[str, int]) -> list[Process]:
+    """Each entry as many times as `counts` says (once by default), numbered when more than once."""
+    result = []
+    for name, command in entries:
+        count = counts.get(name, 1)
+        for number in range(1, count + 1):
+            result.append(Process(f"{name}.{number}" if count > 1 else name, command))
+    return result
+
+
+class Supervisor:
+    def __init__(self, procs: Sequence[Process], env: Mapping[str, str], stop_seconds: float, out: IO[str]):
+        self.procs = list(procs)
+        self.env = dict(env)
+        self.stop_seconds = stop_seconds
+        self.out = out
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._width = max((len(p.name) for p in self.procs), default=0)
+
+    def say(self, name: str, line: str) -> None:
+        with self._lock:
+            self.out.write(f"{name:<{self._width}} | {line}\n")
+            self.out.flush()
+
+    def run(self) -> int:
+        """Start everything, wait; the exit status: 0 after a requested stop, 1 if a process ended
+        by itself."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        for proc in self.procs:
+            self._start(proc)
+        failed = None
+        while not self.stopping.is_set():
+            for name, popen in self.running.items():
+                if popen.poll() is not None:
+                    failed = (name, popen.returncode)
+                    break
+            if failed:
+                break
+            self.stopping.wait(0.2)
+        if failed:
+            self.say("relay", f"{failed[0]} ended by itself (exit status {failed[1]}); stopping the others")
+        else:
+            self.say("relay", "stopping: SIGTERM to every process")
+        self.stop()
+        return 1 if failed else 0
+
+    def stop(self) -> None:
+        for popen in self.running.values():
+            if popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_seconds
+        for name, popen in self.running.items():
+            try:
+                popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("relay", f"{name} did not stop within {self.stop_seconds:g} s: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait()
+            self.say("relay", f"{name} stopped (exit status {popen.returncode})")
+
+    def _start(self, proc: Process) -> None:
+        env = dict(self.env)
+        env["RELAY_PROCESS"] = proc.name
+        popen = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {proc.command}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.running[proc.name] = popen
+        self.say("relay", f"{proc.name} started (pid {popen.pid}): {proc.command}")
+        threading.Thread(target=self._relay_output, args=(proc.name, popen), daemon=True).start()
+
+    def _relay_output(self, name: str, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdout is not None
+        for raw in popen.stdout:
+            self.say(name, raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+def main_loop(procs: Sequence[Process], env: Mapping[str, str], stop_seconds: float) -> int:
+    return Supervisor(procs, env, stop_seconds, sys.stdout).run()
