@@ -3,7 +3,8 @@ then the Procfile's processes until SIGTERM or Ctrl-C.
 
 Settings besides the app's own (README, "Serving"): SERVE_WORKERS, the number of RQ worker processes
 (default 2); SERVE_STOP_SECONDS, how long the processes get to stop before they are killed (default
-35, longer than gunicorn's graceful timeout); SEED_DEMO=1 loads the demo data into an empty database.
+35, longer than gunicorn's graceful timeout); SEED_DEMO=1 loads the demo data into an empty database;
+SERVE_PROCFILE, the Procfile to run (default: the repository's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from webapp.serving import preflight, supervisor
 
 # Every machine that starts serving runs the migrations; this lock makes the second wait for the first.
 MIGRATION_LOCK = 0x52454C4159  # "RELAY"
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
 def _whole(env: dict[str, str], name: str, default: int, least: int) -> int:
@@ -25,6 +27,18 @@ def _whole(env: dict[str, str], name: str, default: int, least: int) -> int:
     if not raw.isdigit() or int(raw) < least:
         raise preflight.NotReady(f"{name} must be a whole number of {least} or more, not {raw!r}")
     return int(raw)
+
+
+def _procfile(env: dict[str, str], workers: int) -> list[supervisor.Process]:
+    path = Path(env.get("SERVE_PROCFILE") or PROCFILE)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise preflight.NotReady(f"SERVE_PROCFILE: {path} cannot be read ({error.strerror})") from None
+    try:
+        return supervisor.processes(supervisor.read_procfile(text), {"worker": workers})
+    except ValueError as error:
+        raise preflight.NotReady(f"{path}: {error}") from None
 
 
 def migrate_and_seed(seed_demo: bool) -> str:
@@ -59,9 +73,11 @@ def migrate_and_seed(seed_demo: bool) -> str:
 def main() -> int:
     env = preflight.served_environment(os.environ)
     try:
-        preflight.check(env, preflight.instance_path())
+        # What costs nothing is checked before what waits on the network.
         workers = _whole(env, "SERVE_WORKERS", 2, 1)
         stop_seconds = _whole(env, "SERVE_STOP_SECONDS", 35, 1)
+        procs = _procfile(env, workers)
+        preflight.check(env, preflight.instance_path())
     except preflight.NotReady as error:
         print(f"relay: cannot serve: {error}", file=sys.stderr)
         return 1
@@ -69,9 +85,16 @@ def main() -> int:
     os.environ.clear()
     os.environ.update(env)
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    print(f"relay: {migrate_and_seed(env.get('SEED_DEMO', '').strip() in {'1', 'true', 'yes'})}", flush=True)
-    procfile = Path(__file__).resolve().parents[2] / "Procfile"
-    procs = supervisor.processes(supervisor.read_procfile(procfile.read_text()), {"worker": workers})
+    try:
+        done = migrate_and_seed(env.get("SEED_DEMO", "").strip().lower() in {"1", "true", "yes", "on"})
+    except Exception as error:
+        # Nothing has started: say why in a line (the migration's own log above has the detail).
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        print(
+            f"relay: cannot serve: the migrations failed: {type(error).__name__}: {reason}", file=sys.stderr
+        )
+        return 1
+    print(f"relay: {done}", flush=True)
     return supervisor.main_loop(procs, dict(os.environ), stop_seconds)
 
 

@@ -33,15 +33,19 @@ class Process:
 
 def read_procfile(text: str) -> list[tuple[str, str]]:
     """The (name, command) pairs of a Procfile; comments and blank lines are skipped."""
-    found = []
-    for line in text.splitlines():
+    found: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         match = _LINE.match(line)
         if not match:
-            raise ValueError(f"Procfile: {line!r} is not 'name: command'")
+            raise ValueError(f"line {number}, {line!r}, is not 'name: command'")
+        if any(name == match.group(1) for name, _ in found):
+            raise ValueError(f"line {number}: {match.group(1)!r} is named twice")
         found.append((match.group(1), match.group(2)))
+    if not found:
+        raise ValueError("no process to run (lines of 'name: command')")
     return found
 
 
@@ -64,6 +68,7 @@ class Supervisor:
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self._readers: list[threading.Thread] = []
         self._width = max((len(p.name) for p in self.procs), default=0)
 
     def say(self, name: str, line: str) -> None:
@@ -92,6 +97,8 @@ class Supervisor:
         else:
             self.say("relay", "stopping: SIGTERM to every process")
         self.stop()
+        for reader in self._readers:  # the processes' last lines, before the supervisor's exit
+            reader.join(2)
         return 1 if failed else 0
 
     def stop(self) -> None:
@@ -108,6 +115,9 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(popen.pid, signal.SIGKILL)
                 popen.wait()
+            # Anything the process left in its session (a child that outlived it) goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(popen.pid, signal.SIGKILL)
             self.say("relay", f"{name} stopped (exit status {popen.returncode})")
 
     def _start(self, proc: Process) -> None:
@@ -122,7 +132,9 @@ class Supervisor:
         )
         self.running[proc.name] = popen
         self.say("relay", f"{proc.name} started (pid {popen.pid}): {proc.command}")
-        threading.Thread(target=self._relay_output, args=(proc.name, popen), daemon=True).start()
+        reader = threading.Thread(target=self._relay_output, args=(proc.name, popen), daemon=True)
+        reader.start()
+        self._readers.append(reader)
 
     def _relay_output(self, name: str, popen: subprocess.Popen[bytes]) -> None:
         assert popen.stdout is not None
