@@ -224,3 +224,46 @@ class Browser:
         token = self.csrf("/login", base)
         data = {"email": email, "password": password, "csrf_token": token}
         return self.request("POST", "/login", base, data=data)
+
+
+def spawn(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python <args>` from the repository in a session of its own (so that killing its group takes its
+    children too), its output appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def end(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the process and its session's other processes, if any are left."""
+    for pid in [process.pid, *in_sessions({process.pid})]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until `url` answers 200 (GET), or AssertionError with the log's end if the process ended first."""
+    deadline = time.monotonic() + timeout
+    http = requests.Session()
+    http.trust_env = False
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{url}: the server ended ({process.returncode}){_tail(log)}")
+        with contextlib.suppress(requests.RequestException):
+            if http.get(url, timeout=5).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {timeout:g} s{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return f"\n--- {log.name} ---\n" + "\n".join(text.splitlines()[-lines:])
