@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "serve-test-secret-key-long-enough-0123456789"
 # Settings the tests' own environment may carry that must not leak into a served set.
 _APP_SETTINGS = re.compile(
-    r"^(DATABASE_URL|REDIS_URL|RELAY_ENV|SECRET_KEY|MESSAGING_PROVIDER|DISPATCH_MODE|CLOCK_IN_PROCESS|"
+    r"^(PYTHONUNBUFFERED|DATABASE_URL|REDIS_URL|RELAY_ENV|SECRET_KEY|MESSAGING_PROVIDER|DISPATCH_MODE|CLOCK_IN_PROCESS|"
     r"SERVE_\w+|WEB_\w+|SEED_DEMO|HOST|PORT|GUNICORN_CMD_ARGS|VONAGE_\w+|RELAY_\w+)$"
 )
 _STARTED = re.compile(r"^relay\s+\| (\S+) started \(pid (\d+)\)", re.MULTILINE)
@@ -73,7 +73,6 @@ def environment(database_url: str, redis_url: str, port: int, **settings: str) -
         WEB_CONCURRENCY="1",
         SERVE_WORKERS="1",
         SERVE_STOP_SECONDS="20",
-        PYTHONUNBUFFERED="1",
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )

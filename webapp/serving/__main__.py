@@ -87,6 +87,9 @@ def main() -> int:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     try:
         done = migrate_and_seed(env.get("SEED_DEMO", "").strip().lower() in {"1", "true", "yes", "on"})
+    except KeyboardInterrupt:
+        print("relay: interrupted before serving", file=sys.stderr)
+        return 130
     except Exception as error:
         # Nothing has started: say why in a line (the migration's own log above has the detail).
         reason = (str(error).strip() or type(error).__name__).splitlines()[0]

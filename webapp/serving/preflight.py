@@ -25,6 +25,8 @@ def served_environment(environ: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("RELAY_ENV", "production")
     env["DISPATCH_MODE"] = "rq"
     env["CLOCK_IN_PROCESS"] = "0"
+    # Each line a process prints reaches the supervisor (and the journal) when printed, in order.
+    env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
