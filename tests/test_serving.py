@@ -502,3 +502,25 @@ def test_two_web_servers_and_two_clocks_share_one_database_and_one_redis(
         for process, _ in started:
             serving.end(process)
         engine.dispose()
+
+
+def test_two_machines_starting_together_migrate_once(fresh_database, redis_url, tmp_path) -> None:
+    """Every machine's `make serve` runs the migrations: the advisory lock makes one wait for the other,
+    which then finds nothing to do, instead of both creating the same tables."""
+    sets = [
+        serving.Served(
+            serving.environment(fresh_database, redis_url, serving.free_port()), tmp_path / f"m{n}.log"
+        )
+        for n in (1, 2)
+    ]
+    try:
+        for served in sets:
+            served.wait_ready()
+        migrated = [served.output().count("Running upgrade") for served in sets]
+        every = len(list((serving.ROOT / "migrations" / "versions").glob("*.py")))
+        assert sorted(migrated) == [0, every], migrated
+        for served in sets:
+            assert served.stop() == 0, served.tail()
+    finally:
+        for served in sets:
+            served.kill_all()
