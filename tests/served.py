@@ -188,7 +188,7 @@ class Served:
     process: subprocess.Popen[bytes] | None = None
     children: dict[str, int] = field(default_factory=dict)
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 90) -> None:
         self.children = {}
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
