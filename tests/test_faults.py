@@ -184,8 +184,8 @@ def timed_webhook(port: int, path: str, payload: dict[str, object]) -> tuple[int
 
 
 class InboundStorm(threading.Thread):
-    """Inbound replies posted one after another, each new one until `stop`; one answered other than 2xx
-    is posted again (the same message_uuid) a little later, as Vonage retries, until it is taken."""
+    """Inbound replies posted one after another, a new one each time until `stopping`; one answered other
+    than 2xx is posted again (the same message_uuid) half a second later, as Vonage retries, until taken."""
 
     def __init__(self, port: int) -> None:
         super().__init__(name="inbound-storm", daemon=True)
@@ -193,14 +193,16 @@ class InboundStorm(threading.Thread):
         self.stopping = threading.Event()
         self.taken: list[str] = []
         self.refused: dict[str, int] = {}  # message_uuid → answers other than 2xx
-        self.pending: list[dict[str, object]] = []
+        self.pending: list[tuple[float, dict[str, object]]] = []  # (when to post again, the webhook)
         self.slowest_refusal = 0.0  # seconds
 
     def run(self) -> None:
         while not self.stopping.is_set() or self.pending:
-            if self.pending:
-                time.sleep(0.2)
-                payload = self.pending.pop(0)
+            if self.pending and self.pending[0][0] <= time.monotonic():
+                payload = self.pending.pop(0)[1]
+            elif self.stopping.is_set():
+                time.sleep(0.1)  # only retries are left: wait for the next one's turn
+                continue
             else:
                 payload = hooks.inbound(NUMBER, MOBILE, f"Reply {uuid.uuid4().hex[:8]}")
             status, seconds = timed_webhook(self.port, "/webhooks/vonage/inbound", payload)
@@ -210,7 +212,8 @@ class InboundStorm(threading.Thread):
             else:
                 self.slowest_refusal = max(self.slowest_refusal, seconds)
                 self.refused[key] = self.refused.get(key, 0) + 1
-                self.pending.append(payload)
+                self.pending.append((time.monotonic() + 0.5, payload))
+                time.sleep(0.05)
 
     def finish(self, timeout: float) -> None:
         self.stopping.set()
@@ -247,7 +250,7 @@ def test_postgresql_going_away_answers_503_quickly_and_loses_nothing(stack: Stac
     assert stack.served.ready()
     time.sleep(1)
     storm.finish(30)
-    assert storm.refused, "the storm ran through the cut"
+    assert len(storm.refused) >= 3, "the storm ran through the cut"
     assert storm.slowest_refusal < 5  # refused at once, not held until a timeout
     # Every webhook acknowledged is stored, each once; those refused were taken on a later try.
     assert set(storm.refused) <= set(storm.taken)
