@@ -191,7 +191,7 @@ class Phase:
         self.stopping = threading.Event()
 
 
-class User_(threading.Thread):
+class SignedInUser(threading.Thread):
     def __init__(
         self, port: int, email: str, pairs: list[tuple[int, int]], phase: Phase, think: float, seed: int
     ):
@@ -267,7 +267,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def summary(users: list[User_], phase: str, seconds: float) -> dict[str, Any]:
+def summary(users: list[SignedInUser], phase: str, seconds: float) -> dict[str, Any]:
     found: dict[str, Any] = {}
     every: list[float] = []
     codes: Counter[str] = Counter()
@@ -340,7 +340,7 @@ def main() -> None:
             db.engine.dispose()
 
         phase = Phase()
-        users = [User_(port, e, pairs, phase, args.think, args.seed + n) for n, e in enumerate(emails)]
+        users = [SignedInUser(port, e, pairs, phase, args.think, args.seed + n) for n, e in enumerate(emails)]
         for user in users:
             user.start()
         time.sleep(max(10.0, args.seconds / 2))  # sign-ins and a warm-up, not measured
