@@ -71,3 +71,29 @@ def test_an_htmx_request_that_fails_gets_no_page_to_swap_but_a_message(client, a
     # Without htmx (or on boosted navigation) it is the whole page, as before.
     page = client.get("/jobs/999999", headers={"HX-Request": "true", "HX-Boosted": "true"})
     assert "<html" in page.get_data(as_text=True)
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(app: Flask, client, auth) -> None:
+    import sqlalchemy as sa
+
+    @app.get("/gone")
+    def gone() -> str:
+        raise sa.exc.OperationalError("SELECT 1", {}, OSError("server closed the connection unexpectedly"))
+
+    @app.get("/bug")
+    def bug() -> str:
+        raise sa.exc.ProgrammingError("SELECT nonsense", {}, Exception("syntax error"))
+
+    org = f.org("Acme")
+    f.user(org, email="ada@example.test")
+    db.session.commit()
+    auth.login("ada@example.test")
+    response = client.get("/gone")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    page = response.get_data(as_text=True)
+    # The page's header does not ask the database who is signed in: it shows no one.
+    assert "Unavailable for a moment" in page and "Back to Relay" in page and "Test User" not in page
+    fragment = client.get("/gone", headers={"HX-Request": "true"})
+    assert fragment.status_code == 503 and fragment.headers["HX-Reswap"] == "none"
+    # Any other database error is a bug: a 500, as before.
+    assert client.get("/bug").status_code == 500

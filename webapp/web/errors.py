@@ -1,10 +1,13 @@
-"""Error pages that fit the app: 400, 403, 404, 405, 413, 429, 500 and the CSRF failure."""
+"""Error pages that fit the app: 400, 403, 404, 405, 413, 429, 500, the CSRF failure, and 503 while the
+database cannot be reached."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
-from flask import Flask, Response, make_response, render_template, request
+import sqlalchemy as sa
+from flask import Flask, Response, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -19,6 +22,7 @@ TITLES = {
     413: "Too large",
     429: "Too many requests",
     500: "Something went wrong",
+    503: "Unavailable for a moment",
 }
 
 EXPLANATIONS = {
@@ -30,7 +34,11 @@ EXPLANATIONS = {
     "resolution, or save it as a PDF, and try again.",
     429: "Too many attempts in a short time. Wait a while and try again.",
     500: "We could not finish this. Nothing you typed was saved twice; try again in a moment.",
+    503: "Relay cannot reach its database just now. Nothing was changed; try again in a moment.",
 }
+
+# What a client is told to wait before trying again while the database is away (a restart, a failover).
+RETRY_AFTER_SECONDS = 5
 
 
 # A request body larger than this is not read to its end after a 413: the connection is closed on it.
@@ -89,4 +97,19 @@ def register(app: Flask) -> None:
         response = _page(code, detail)
         if code == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.DBAPIError)
+    def database_away(error: sa.exc.DBAPIError) -> Response:
+        # OperationalError: the server cannot be reached, or closed the connection (a restart). Another
+        # DBAPIError only when it broke the connection; anything else is a bug, answered 500 as before.
+        if not isinstance(error, sa.exc.OperationalError) and not error.connection_invalidated:
+            raise error
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            db.session.rollback()
+        # The page's header asks who is signed in, which asks the database again: show it to no one.
+        current_app.login_manager._update_request_context_with_user()  # type: ignore[attr-defined]
+        response = _page(503)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
