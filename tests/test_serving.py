@@ -229,15 +229,15 @@ def test_not_ready_when_the_database_is_unreachable(redis_url) -> None:
 # --- The supervisor ------------------------------------------------------------------------------------
 
 
-def test_a_process_that_ends_by_itself_stops_the_others_and_fails(
-    fresh_database, redis_url, tmp_path
-) -> None:
+def test_a_process_that_keeps_ending_stops_the_others_and_fails(fresh_database, redis_url, tmp_path) -> None:
+    """A process that ends is started again (after 1 s, then 2 s); the third end within a minute is
+    a broken process: the others are stopped and the supervisor fails."""
     procfile = tmp_path / "Procfile"
     procfile.write_text(
         "sleeper: sleep 300\n"
         # Ignores SIGTERM: killed once SERVE_STOP_SECONDS have gone by.
         "stubborn: sh -c 'trap \"\" TERM; sleep 300'\n"
-        "quitter: sh -c 'sleep 3; exit 3'\n"
+        "quitter: sh -c 'sleep 1; exit 3'\n"
     )
     env = serving.environment(
         fresh_database, redis_url, serving.closed_port(), SERVE_PROCFILE=str(procfile), SERVE_STOP_SECONDS="2"
@@ -250,7 +250,11 @@ def test_a_process_that_ends_by_itself_stops_the_others_and_fails(
         assert set(running.started()) == {"sleeper", "stubborn", "quitter"}, running.tail()
         assert running.process.wait(60) == 1
         out = running.output()
-        assert "quitter ended by itself (exit status 3); stopping the others" in out
+        assert out.count("quitter started (pid") == 3
+        assert "quitter ended by itself (exit status 3); starting it again in 1 s" in out
+        assert "quitter ended by itself (exit status 3); starting it again in 2 s" in out
+        assert "quitter ended by itself (exit status 3), 3 times within 60 s; stopping the others" in out
+        assert out.count("sleeper started (pid") == 1
         assert "stubborn did not stop within 2 s: killed" in out
         assert "sleeper stopped (exit status -15)" in out
         assert running.alive() == []

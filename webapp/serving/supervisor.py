@@ -3,9 +3,12 @@
 Each process runs in a session of its own, so that a Ctrl-C in the terminal reaches only the supervisor,
 which then asks every process to stop with SIGTERM — the signal on which gunicorn finishes the requests
 in flight, an RQ worker the send in flight, and the clock the pass under way. What has not stopped after
-`stop_seconds` is killed (a send cut then is recovered by the dispatch sweep, never sent twice). If one
-process ends by itself, the others are stopped and the supervisor exits with a failure: a half-running
-Relay (web pages but nobody sending) must not look healthy.
+`stop_seconds` is killed (a send cut then is recovered by the dispatch sweep, never sent twice).
+
+A process that ends by itself (a worker killed for memory, say) is started again, after a pause that
+doubles each time; one that keeps ending (RESTART_LIMIT times within RESTART_WINDOW seconds) is broken,
+not unlucky: the others are stopped and the supervisor exits with a failure, so that a half-running Relay
+(web pages but nobody sending) does not look healthy and whatever runs the supervisor can say so.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from dataclasses import dataclass
 from typing import IO
 
 _LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+RESTART_LIMIT = 3
+RESTART_WINDOW = 60.0
+FIRST_PAUSE = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,29 +83,47 @@ class Supervisor:
             self.out.flush()
 
     def run(self) -> int:
-        """Start everything, wait; the exit status: 0 after a requested stop, 1 if a process ended
-        by itself."""
+        """Start everything, wait; the exit status: 0 after a requested stop, 1 if a process kept
+        ending by itself."""
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         for proc in self.procs:
             self._start(proc)
+        by_name = {proc.name: proc for proc in self.procs}
+        ended: dict[str, list[float]] = {name: [] for name in by_name}
+        restart_at: dict[str, float] = {}
         failed = None
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and failed is None:
+            now = time.monotonic()
             for name, popen in self.running.items():
-                if popen.poll() is not None:
-                    failed = (name, popen.returncode)
+                if name in restart_at or popen.poll() is None:
+                    continue
+                self._end_session(popen)
+                times = [t for t in ended[name] if now - t < RESTART_WINDOW] + [now]
+                ended[name] = times
+                if len(times) >= RESTART_LIMIT:
+                    failed = name
+                    self.say(
+                        "relay",
+                        f"{name} ended by itself (exit status {popen.returncode}), {len(times)} times within "
+                        f"{RESTART_WINDOW:g} s; stopping the others",
+                    )
                     break
-            if failed:
-                break
+                pause = FIRST_PAUSE * 2 ** (len(times) - 1)
+                restart_at[name] = now + pause
+                why = f"{name} ended by itself (exit status {popen.returncode})"
+                self.say("relay", f"{why}; starting it again in {pause:g} s")
+            for name, at in list(restart_at.items()):
+                if failed is None and at <= now:
+                    del restart_at[name]
+                    self._start(by_name[name])
             self.stopping.wait(0.2)
-        if failed:
-            self.say("relay", f"{failed[0]} ended by itself (exit status {failed[1]}); stopping the others")
-        else:
+        if failed is None:
             self.say("relay", "stopping: SIGTERM to every process")
         self.stop()
         for reader in self._readers:  # the processes' last lines, before the supervisor's exit
             reader.join(2)
-        return 1 if failed else 0
+        return 0 if failed is None else 1
 
     def stop(self) -> None:
         for popen in self.running.values():
@@ -115,10 +139,14 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(popen.pid, signal.SIGKILL)
                 popen.wait()
-            # Anything the process left in its session (a child that outlived it) goes with it.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(popen.pid, signal.SIGKILL)
+            self._end_session(popen)
             self.say("relay", f"{name} stopped (exit status {popen.returncode})")
+
+    @staticmethod
+    def _end_session(popen: subprocess.Popen[bytes]) -> None:
+        # Anything the process left in its session (a child that outlived it) goes with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
 
     def _start(self, proc: Process) -> None:
         env = dict(self.env)
