@@ -2,8 +2,8 @@
 X-Request-ID (or made) in the answer, in every line of the request and in the lines of the RQ job that
 sends what it queued; and never a message's text, a password, a token or a cookie.
 
-What is checked is the process's real log output (stderr, as the handler webapp.logs installs writes
-it), of real requests through the test client and real sends to the fake Vonage over HTTPS."""
+What is checked is the process's real log output (file descriptor 2, where the handler webapp.logs
+installs writes it), of real requests through the test client and real sends to the fake Vonage over HTTPS."""
 
 from __future__ import annotations
 
@@ -65,9 +65,9 @@ def world(app):
     return {"org": org, "user": user, "lena": lena, "job": job}
 
 
-def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+def lines(capfd: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """The JSON lines written to stderr since the last call (every line must be one)."""
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     return [json.loads(line) for line in err.splitlines() if line.strip()]
 
 
@@ -75,7 +75,7 @@ def of(found: list[dict[str, Any]], msg: str) -> list[dict[str, Any]]:
     return [line for line in found if line["msg"] == msg]
 
 
-def sign_in(client, capsys) -> None:
+def sign_in(client, capfd) -> None:
     response = Auth(client).login("riley@acme.test", PASSWORD)
     assert response.status_code == 302, response.get_data(as_text=True)
 
@@ -94,16 +94,16 @@ def send(client, world, body: str = BODY, headers: dict[str, str] | None = None)
 
 
 def test_a_request_line_holds_time_id_user_organisation_route_status_and_milliseconds(
-    client, world, capsys
+    client, world, capfd
 ) -> None:
-    sign_in(client, capsys)
+    sign_in(client, capfd)
     conversation = f.conversation_url(world["lena"])
-    lines(capsys)
+    lines(capfd)
     response = client.get(conversation, headers={"X-Request-ID": "req-7f3a.1"})
     assert response.status_code == 302  # to the application's page, where the thread is shown
     assert response.headers["X-Request-ID"] == "req-7f3a.1"
 
-    [line] = of(lines(capsys), "request")
+    [line] = of(lines(capfd), "request")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
     assert line["level"] == "info" and line["logger"] == "relay.request"
     assert line["request_id"] == "req-7f3a.1"
@@ -116,26 +116,26 @@ def test_a_request_line_holds_time_id_user_organisation_route_status_and_millise
     assert isinstance(line["ms"], float) and 0 < line["ms"] < 60_000
 
 
-def test_a_signed_out_request_and_a_404_have_lines_too(client, world, capsys) -> None:
-    lines(capsys)
+def test_a_signed_out_request_and_a_404_have_lines_too(client, world, capfd) -> None:
+    lines(capfd)
     assert client.get("/no/such/page").status_code == 404
     assert client.get("/login").status_code == 200
-    missing, login = of(lines(capsys), "request")
+    missing, login = of(lines(capfd), "request")
     assert missing["status"] == 404 and missing["route"] is None and missing["user_id"] is None
     assert login["route"] == "/login" and login["status"] == 200 and login["organization_id"] is None
 
 
-def test_the_organisation_is_named_after_a_commit_expired_the_user(client, world, capsys) -> None:
+def test_the_organisation_is_named_after_a_commit_expired_the_user(client, world, capfd) -> None:
     # Sending commits, then redirects without reading the user again.
-    sign_in(client, capsys)
+    sign_in(client, capfd)
     conversation = f.conversation_url(world["lena"])
     token = csrf_from(client, "/jobs")
-    lines(capsys)
+    lines(capfd)
     response = client.post(
         f"{conversation}/messages", data={"csrf_token": token, "channel": "sms", "body": "Hello"}
     )
     assert response.status_code == 303
-    [line] = of(lines(capsys), "request")
+    [line] = of(lines(capfd), "request")
     assert (line["user_id"], line["organization_id"]) == (world["user"].id, world["org"].id)
 
 
@@ -143,18 +143,18 @@ def test_the_organisation_is_named_after_a_commit_expired_the_user(client, world
     "given",
     ["", "has space", "x" * 101, 'quote"d', "semi;colon", "-leading-dash", "é-accented"],
 )
-def test_an_insane_request_id_is_replaced_by_a_new_one(client, world, capsys, given: str) -> None:
-    lines(capsys)
+def test_an_insane_request_id_is_replaced_by_a_new_one(client, world, capfd, given: str) -> None:
+    lines(capfd)
     response = client.get("/login", headers={"X-Request-ID": given} if given else {})
     made = response.headers["X-Request-ID"]
     assert made != given and re.fullmatch(r"[0-9a-f]{32}", made)
-    [line] = of(lines(capsys), "request")
+    [line] = of(lines(capfd), "request")
     assert line["request_id"] == made
     # Another request, another id.
     assert client.get("/login").headers["X-Request-ID"] != made
 
 
-def test_every_line_of_a_request_carries_its_id_and_none_after_it(app, client, world, capsys) -> None:
+def test_every_line_of_a_request_carries_its_id_and_none_after_it(app, client, world, capfd) -> None:
     import logging
 
     @app.get("/test-logs-inside")
@@ -162,10 +162,10 @@ def test_every_line_of_a_request_carries_its_id_and_none_after_it(app, client, w
         logging.getLogger("relay.test").warning("inside the request")
         return "ok"
 
-    lines(capsys)
+    lines(capfd)
     client.get("/test-logs-inside", headers={"X-Request-ID": "abc-123"})
     logging.getLogger("relay.test").warning("outside any request")
-    found = lines(capsys)
+    found = lines(capfd)
     assert [(line["msg"], line["request_id"]) for line in found] == [
         ("inside the request", "abc-123"),
         ("request", "abc-123"),
@@ -177,13 +177,13 @@ def test_every_line_of_a_request_carries_its_id_and_none_after_it(app, client, w
 
 
 def test_a_send_attempt_line_carries_the_request_id_provider_outcome_and_milliseconds(
-    client, world, fake, capsys
+    client, world, fake, capfd
 ) -> None:
-    sign_in(client, capsys)
-    lines(capsys)
+    sign_in(client, capfd)
+    lines(capfd)
     response = send(client, world, headers={"X-Request-ID": "send-req-1"})
     assert response.status_code == 200
-    found = lines(capsys)
+    found = lines(capfd)
     [attempt] = of(found, "send attempt")
     message = db.session.query(Message).one()
     assert attempt["logger"] == "relay.send"
@@ -195,18 +195,18 @@ def test_a_send_attempt_line_carries_the_request_id_provider_outcome_and_millise
     assert len(fake.requests) == 1
 
 
-def test_a_refused_then_unknown_send_is_logged_try_by_try(client, world, fake, capsys) -> None:
-    sign_in(client, capsys)
+def test_a_refused_then_unknown_send_is_logged_try_by_try(client, world, fake, capfd) -> None:
+    sign_in(client, capfd)
     fake.fail(429, "Too Many Requests")  # tried again …
     fake.fail(500, "Internal Error")  # … then the provider may have it
-    lines(capsys)
+    lines(capfd)
     send(client, world)
-    attempts = of(lines(capsys), "send attempt")
+    attempts = of(lines(capfd), "send attempt")
     assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "temporary"), (2, "unknown")]
     assert len(fake.requests) == 2
 
 
-def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client, world, fake, capsys) -> None:
+def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client, world, fake, capfd) -> None:
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
     from rq import SimpleWorker
@@ -214,13 +214,13 @@ def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client,
     app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL)
     q = dispatch.queue(app)
     q.empty()
-    sign_in(client, capsys)
-    lines(capsys)
+    sign_in(client, capfd)
+    lines(capfd)
     assert send(client, world, headers={"X-Request-ID": "from-the-web-42"}).status_code == 200
     assert fake.requests == []  # queued in Redis, not sent in the request
     SimpleWorker([q], connection=q.connection).work(burst=True, with_scheduler=False)
     q.empty()
-    found = lines(capsys)
+    found = lines(capfd)
     [attempt] = of(found, "send attempt")
     assert attempt["request_id"] == "from-the-web-42" and attempt["outcome"] == "accepted"
     [request_line] = [line for line in of(found, "request") if line["method"] == "POST"]
@@ -228,7 +228,7 @@ def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client,
     assert len(fake.requests) == 1
 
 
-def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, capsys) -> None:
+def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, capfd) -> None:
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
     from rq import SimpleWorker
@@ -242,10 +242,10 @@ def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, 
     message = compose.compose(db.session, world["user"], of_application(world["lena"]), "sms", "Hi")
     db.session.commit()
     dispatch.enqueue(message.id)  # as the sweep does
-    lines(capsys)
+    lines(capfd)
     SimpleWorker([q], connection=q.connection).work(burst=True, with_scheduler=False)
     q.empty()
-    [attempt] = of(lines(capsys), "send attempt")
+    [attempt] = of(lines(capfd), "send attempt")
     assert re.fullmatch(r"[0-9a-f]{32}", attempt["request_id"])
 
 
@@ -253,14 +253,14 @@ def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, 
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
-def test_no_body_password_token_or_cookie_in_any_line(app, client, world, fake, capsys, log_format) -> None:
+def test_no_body_password_token_or_cookie_in_any_line(app, client, world, fake, capfd, log_format) -> None:
     logs.configure(log_format, "DEBUG")  # everything any library says, too
     app.config["LOG_FORMAT"] = log_format
     try:
-        capsys.readouterr()
+        capfd.readouterr()
         refused = Auth(client).login("riley@acme.test", PASSWORD[:-1])
         assert refused.status_code == 200 and "riley@acme.test" in refused.get_data(as_text=True)
-        sign_in(client, capsys)
+        sign_in(client, capfd)
         assert send(client, world, body=BODY).status_code == 200
 
         soon = utcnow().replace(microsecond=0) + timedelta(days=2)
@@ -278,7 +278,7 @@ def test_no_body_password_token_or_cookie_in_any_line(app, client, world, fake, 
 
         cookie = client.get_cookie("session")
         assert cookie is not None
-        output = capsys.readouterr().err
+        output = capfd.readouterr().err
     finally:
         logs.configure("json", "INFO")
     for secret in (BODY, "Zebra-quartz", PASSWORD, booking_token, cookie.value):

@@ -110,15 +110,11 @@ class TextFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (a test's capture, a reopened stream), not to the
-    stream that was there when the handler was made."""
+    """The process's own stderr (file descriptor 2), not whatever sys.stderr is replaced with for a
+    while: a command's output captured by a test, or a CLI's echo, is never mixed with the log."""
 
     def __init__(self) -> None:
-        logging.Handler.__init__(self)
-
-    @property
-    def stream(self):  # type: ignore[no-untyped-def, override]
-        return sys.stderr
+        super().__init__(sys.__stderr__ or sys.stderr)
 
 
 class _NoDevServerAccessLine(logging.Filter):
