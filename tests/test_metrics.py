@@ -4,10 +4,12 @@ several processes added up in multiprocess mode (real subprocesses writing to on
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -278,3 +280,100 @@ def test_multiprocess_mode_adds_up_every_process(client, world, tmp_path, monkey
 
     metrics.clear_multiprocess_dir()
     assert list(directory.iterdir()) == []
+
+
+def test_two_gunicorn_workers_are_scraped_as_one(sqlite_schema, tmp_path) -> None:
+    """Real gunicorn, two sync workers, the child_exit hook imported as a gunicorn config would: every
+    request counted once, whichever worker served it or the scrape."""
+    import http.client
+    import shutil
+    import signal
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    database = tmp_path / "relay.db"
+    shutil.copyfile(sqlite_schema, database)
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text("from webapp.metrics import child_exit  # noqa: F401\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "RELAY_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "DISPATCH_MODE": "inline",
+        "CLOCK_IN_PROCESS": "0",
+        "METRICS_TOKEN": TOKEN,
+        metrics.MULTIPROC_DIR: str(directory),
+        "LOG_FORMAT": "json",
+    }
+    env.pop("REDIS_URL", None)
+    log = tmp_path / "gunicorn.log"
+    gunicorn = str(ROOT / ".venv" / "bin" / "gunicorn")
+    command = [gunicorn, "-c", str(config), "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            answer = conn.getresponse()
+            return answer.status, answer.read().decode()
+        finally:
+            conn.close()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, log.read_text()
+            try:
+                if get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(lambda _: get("/healthz")[0], range(200))) == {200}
+        # Both workers served some: each wrote its own file.
+        assert len(list(directory.glob("counter_*.db"))) == 2, log.read_text()
+
+        def healthz_count() -> float:
+            status, text = get("/metrics", {"Authorization": f"Bearer {TOKEN}"})
+            assert status == 200, text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    labels = sample.labels
+                    if sample.name == "relay_http_requests_total" and labels.get("endpoint") == "healthz":
+                        return sample.value
+            return 0.0
+
+        counted = healthz_count()
+        assert counted >= 201  # 200, and those of the wait for the start (each worker counts its own)
+        # A worker killed: gunicorn starts another and calls child_exit; its counts stay in the sum.
+        pids = [int(p.stem.rsplit("_", 1)[1]) for p in directory.glob("counter_*.db")]
+        os.kill(pids[0], signal.SIGKILL)
+        time.sleep(1)
+        assert healthz_count() == counted
+        assert server.poll() is None
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line["msg"] == "request" and line["route"] == "/healthz"]
+    assert len(requests) >= 200 and all(line["status"] == 200 for line in requests)
