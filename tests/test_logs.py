@@ -228,6 +228,20 @@ def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client,
     assert len(fake.requests) == 1
 
 
+def test_the_sending_thread_logs_under_the_id_of_the_request_that_queued_it(
+    app, client, world, fake, capfd
+) -> None:
+    from webapp.providers import registry
+
+    app.config["DISPATCH_MODE"] = "thread"
+    sign_in(client, capfd)
+    lines(capfd)
+    assert send(client, world, headers={"X-Request-ID": "threaded-7"}).status_code == 200
+    registry.close(app)  # waits for the sending thread
+    [attempt] = of(lines(capfd), "send attempt")
+    assert attempt["request_id"] == "threaded-7" and attempt["outcome"] == "accepted"
+
+
 def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, capfd) -> None:
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
