@@ -298,3 +298,31 @@ def test_no_body_password_token_or_cookie_in_any_line(app, client, world, fake, 
     for secret in (BODY, "Zebra-quartz", PASSWORD, booking_token, cookie.value):
         assert secret not in output
     assert "send attempt" in output and "/book/<token>" in output  # the lines were there
+
+
+def test_the_development_server_logs_no_path(app, world, capfd) -> None:
+    # Werkzeug's own line per request has the path and the query; the request line replaces it.
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    capfd.readouterr()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{server.port}/book/Tok3nTok3nTok3n?next=Qu3ryQu3ry", timeout=10
+            )
+        assert refused.value.code == 404
+        refused.value.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    output = capfd.readouterr().err
+    assert "Tok3nTok3n" not in output and "Qu3ryQu3ry" not in output
+    assert '"route": "/book/<token>"' in output
