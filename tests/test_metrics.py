@@ -229,6 +229,10 @@ def test_the_settings_are_checked() -> None:
         ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be 32 characters"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be json or text"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be"),
+        (
+            {"PROMETHEUS_MULTIPROC_DIR": "/nonexistent/prometheus"},
+            "PROMETHEUS_MULTIPROC_DIR=/nonexistent/pro",
+        ),
     ):
         with pytest.raises(config.ConfigError, match=message):
             config.check(config.from_environment("/tmp", bad))

@@ -193,6 +193,8 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # Who may read /metrics (webapp.metrics.allowed): a bearer token, and/or addresses (IPs, CIDRs).
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         "METRICS_ALLOW_FROM": _networks(env.get("METRICS_ALLOW_FROM")),
+        # Read by prometheus-client itself from the environment; here to be checked before it is used.
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
 
 
@@ -255,6 +257,13 @@ def _check_observing(config: dict[str, Any]) -> None:
     if config.get("LOG_LEVEL", "INFO") not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
             f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {config['LOG_LEVEL']!r}"
+        )
+    directory = config.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+        # Every process writes its counts there from its start; make it (empty) before they start.
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR={directory} is not a directory this process can write to: "
+            "create it, empty, before starting the processes"
         )
     token = config.get("METRICS_TOKEN")
     if token is not None and len(token) < MIN_SECRET_LENGTH:
