@@ -78,15 +78,19 @@ def _who() -> tuple[int | None, int | None]:
     """The signed-in user's id and organisation's id, if this request loaded a user (a request nobody
     signed in to, a webhook, a static file: none, and no query)."""
     user = g.get("_login_user")  # Flask-Login's: set once something asked for current_user
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None, None
-    state = sa.inspect(user, raiseerr=False)
+    # Only our User is mapped (the anonymous user is not); asking is_authenticated could load it.
+    state = sa.inspect(user, raiseerr=False) if user is not None else None
     if state is None or state.identity is None:
         return None, None
     if "organization_id" in state.dict:
         return state.identity[0], state.dict["organization_id"]
+    session = state.session
     try:
-        # The request's commit expired it and nothing read it since: one look-up by primary key.
-        return state.identity[0], user.organization_id
+        # The request expired it (expire_all) and nothing read it since: one look-up by primary key (and
+        # no flush of whatever the request left unsaved: that is for its own commit or rollback).
+        if session is None:
+            return state.identity[0], None
+        with session.no_autoflush:
+            return state.identity[0], user.organization_id
     except Exception:  # the row went (a deleted account), the database is down: the line still goes
         return state.identity[0], None
