@@ -4,6 +4,9 @@ Every value can be changed by the environment, as gunicorn's own GUNICORN_CMD_AR
 import multiprocessing
 import os
 
+# A worker that exits leaves the metrics' live gauges (its counts stay): PROMETHEUS_MULTIPROC_DIR.
+from webapp.metrics import child_exit  # noqa: F401
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Sync workers: the app does blocking I/O (PostgreSQL, Redis) and no request waits on the provider,
 # which the RQ workers call. Two per core and one more, the usual rule for such workers.

@@ -9,6 +9,7 @@ from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
 
 from webapp import config as settings
+from webapp import logs
 from webapp.extensions import csrf, db, htmx, login_manager, migrate
 from webapp.ids import IdConverter
 
@@ -26,6 +27,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     settings.check(app.config)
+    # Every process of the app (web, worker, clock, a command) logs in the format its settings ask for.
+    logs.configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     os.makedirs(app.instance_path, exist_ok=True)
     # Before the blueprints: their rules look the converter up when they are added.
     app.url_map.converters["id"] = IdConverter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -187,6 +188,14 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SESSION_LIFETIME_SECONDS": _int(env, "SESSION_LIFETIME_SECONDS", 12 * 3600),
         "SESSION_IDLE_SECONDS": _int(env, "SESSION_IDLE_SECONDS", 30 * 60),
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        # Log lines (webapp.logs): one JSON object a line for machines, or text for a person reading.
+        "LOG_FORMAT": (env.get("LOG_FORMAT") or ("json" if production else "text")).strip().lower(),
+        "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").strip().upper(),
+        # Who may read /metrics (webapp.metrics.allowed): a bearer token, and/or addresses (IPs, CIDRs).
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        "METRICS_ALLOW_FROM": _networks(env.get("METRICS_ALLOW_FROM")),
+        # Read by prometheus-client itself from the environment; here to be checked before it is used.
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
     }
 
 
@@ -197,6 +206,21 @@ def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         timeout = _seconds(env, "DATABASE_CONNECT_TIMEOUT", 5)
         options["connect_args"] = {"connect_timeout": max(1, round(timeout))}
     return options
+
+
+def _networks(raw: str | None) -> tuple[str, ...]:
+    """METRICS_ALLOW_FROM: comma-separated addresses or networks, each checked, written normalised."""
+    found = []
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"METRICS_ALLOW_FROM: {item.strip()!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(found)
 
 
 def _database_url(url: str) -> str:
@@ -234,6 +258,30 @@ def check(config: dict[str, Any]) -> None:
         raise ConfigError("SESSION_LIFETIME_SECONDS must be more than 0")
     if config.get("SESSION_IDLE_SECONDS", 0) < 0:
         raise ConfigError("SESSION_IDLE_SECONDS must be 0 (no idle limit) or more")
+    _check_observing(config)
+
+
+def _check_observing(config: dict[str, Any]) -> None:
+    if config.get("LOG_FORMAT", "text") not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be json or text, not {config['LOG_FORMAT']!r}")
+    if config.get("LOG_LEVEL", "INFO") not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {config['LOG_LEVEL']!r}"
+        )
+    directory = config.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+        # Every process writes its counts there from its start; make it (empty) before they start.
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR={directory} is not a directory this process can write to: "
+            "create it, empty, before starting the processes"
+        )
+    token = config.get("METRICS_TOKEN")
+    if token is not None and len(token) < MIN_SECRET_LENGTH:
+        # Whoever guesses it reads how much every customer sends; as hard to guess as the other secrets.
+        raise ConfigError(
+            f"METRICS_TOKEN must be {MIN_SECRET_LENGTH} characters or more (it is {len(token)}). Make one "
+            "with: python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
 
 
 def _require_secret(config: dict[str, Any], name: str, why: str) -> None:

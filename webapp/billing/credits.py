@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp import metrics
 from webapp.models import CreditAccount, CreditTransaction, Message, Organization, User, utcnow
 from webapp.models.upsert import insert_ignore
 from webapp.refusals import Refused
@@ -84,6 +85,7 @@ def debit(session: Session, organization: Organization, message: Message) -> Cre
     account = account_for(session, organization)
     new_balance = _change(session, account.id, -message.credits, require=message.credits)
     if new_balance is None:
+        metrics.credits_refused(message.channel)
         session.refresh(account)
         raise InsufficientCredits(message.credits, account.balance)
     row = CreditTransaction(

@@ -37,10 +37,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from webapp import logs
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import optouts, status
+from webapp.messaging import attempts, optouts, status
 from webapp.models import Message, SendingNumber, utcnow
 from webapp.providers import registry
 from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
@@ -55,23 +56,30 @@ def enqueue(message_id: int) -> Future[None] | None:
     if mode == "inline":
         deliver(message_id)
         return None
+    # The request's id goes with the job, so that the send's log lines carry it (webapp.logs).
+    request_id = logs.request_id()
     try:
         if mode == "rq":
             queue(app).enqueue(
-                "webapp.messaging.dispatch.deliver_job", message_id, job_id=f"message-{message_id}"
+                "webapp.messaging.dispatch.deliver_job",
+                message_id,
+                request_id,
+                job_id=f"message-{message_id}",
             )
             return None
-        return _executor(app).submit(_deliver_in_app, app, message_id)
+        return _executor(app).submit(_deliver_in_app, app, message_id, request_id)
     except Exception:
         # The message is stored and paid for; the sweep (or `dispatch requeue`) hands it over later.
         log.exception("could not hand message %s to the dispatcher; it stays queued", message_id)
         return None
 
 
-def deliver_job(message_id: int) -> None:
-    """The RQ job: one delivery, with a session of its own whatever happened to the previous job's."""
+def deliver_job(message_id: int, request_id: str | None = None) -> None:
+    """The RQ job: one delivery, with a session of its own whatever happened to the previous job's, its
+    lines logged under the id of the request that queued it (a new one for the sweep's)."""
     try:
-        deliver(message_id)
+        with logs.bound(request_id):
+            deliver(message_id)
     finally:
         db.session.remove()
 
@@ -93,8 +101,8 @@ def _executor(app: Flask) -> ThreadPoolExecutor:
     return app.extensions["relay.executor"]
 
 
-def _deliver_in_app(app: Flask, message_id: int) -> None:
-    with app.app_context():
+def _deliver_in_app(app: Flask, message_id: int, request_id: str | None = None) -> None:
+    with app.app_context(), logs.bound(request_id):
         try:
             deliver(message_id)
         except Exception:
@@ -170,7 +178,8 @@ def deliver(message_id: int) -> None:
             )
             return
         outbound = outbound_for(message)
-        provider = registry.for_sending(app, message.channel, _provider_of(message))
+        provider_name = _provider_of(message)
+        provider = registry.for_sending(app, message.channel, provider_name)
     except Exception as exc:
         # Nothing went out (a provider that cannot be built: a missing key, a bad setting): say so.
         log.exception("message %s could not be prepared for sending", message_id)
@@ -191,7 +200,8 @@ def deliver(message_id: int) -> None:
             return
         token += 1
         try:
-            provider_id = provider.send(outbound)
+            # Timed, logged and counted (webapp.metrics) by attempts.send.
+            provider_id = attempts.send(provider, outbound, _name(app, message.channel, provider_name), token)
         except (Rejected, OutcomeUnknown) as exc:
             _settle(message, token, exc, refund_note="Refused by the provider")
             return
@@ -210,6 +220,11 @@ def deliver(message_id: int) -> None:
         else:
             _submitted(message, provider_id)
             return
+
+
+def _name(app: Flask, channel: str, provider: str | None) -> str:
+    """The provider's name in logs and metrics."""
+    return "smtp" if channel == "email" else provider or registry.default_name(app)
 
 
 def _provider_of(message: Message) -> str | None:

@@ -10,7 +10,10 @@ SERVE_PROCFILE, the Procfile to run (default: the repository's).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from webapp.serving import preflight, supervisor
@@ -77,6 +80,7 @@ def main() -> int:
         workers = _whole(env, "SERVE_WORKERS", 2, 1)
         stop_seconds = _whole(env, "SERVE_STOP_SECONDS", 35, 1)
         procs = _procfile(env, workers)
+        metrics_dir = _metrics_directory(env)
         preflight.check(env, preflight.instance_path())
     except preflight.NotReady as error:
         print(f"relay: cannot serve: {error}", file=sys.stderr)
@@ -98,7 +102,36 @@ def main() -> int:
         )
         return 1
     print(f"relay: {done}", flush=True)
-    return supervisor.main_loop(procs, dict(os.environ), stop_seconds)
+    try:
+        return supervisor.main_loop(procs, dict(os.environ), stop_seconds)
+    finally:
+        if metrics_dir.made_here:
+            shutil.rmtree(metrics_dir.path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class MetricsDirectory:
+    path: str
+    made_here: bool
+
+
+def _metrics_directory(env: dict[str, str]) -> MetricsDirectory:
+    """Where every process of the set writes its metrics (prometheus-client's multiprocess mode), so that
+    a scrape of any web process adds them all up: PROMETHEUS_MULTIPROC_DIR emptied (a previous run's counts
+    are not this one's), or a directory of this run's own, removed when it ends."""
+    given = (env.get("PROMETHEUS_MULTIPROC_DIR") or "").strip()
+    if not given:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="relay-metrics-")
+        return MetricsDirectory(env["PROMETHEUS_MULTIPROC_DIR"], True)
+    try:
+        if os.path.isdir(given):
+            shutil.rmtree(given)
+        os.makedirs(given)
+    except OSError as error:
+        raise preflight.NotReady(
+            f"PROMETHEUS_MULTIPROC_DIR={given} cannot be emptied and written: {error.strerror}"
+        ) from None
+    return MetricsDirectory(given, False)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from flask_login import LoginManager
 
 def register(app: Flask, login_manager: LoginManager) -> None:
     """Every blueprint, error page, header and template helper on the app."""
-    from webapp.web import errors, headers, templating
+    from webapp.web import errors, headers, metrics_endpoint, request_log, templating
     from webapp.web.admin import compliance, credits, people, settings, templates  # noqa: F401  (routes on admin's bp)
     from webapp.web.admin.routes import bp as admin_bp
     from webapp.web.auth import login
@@ -25,6 +25,8 @@ def register(app: Flask, login_manager: LoginManager) -> None:
     from webapp.web.staff.routes import bp as staff_bp
     from webapp.web.webhooks.routes import bp as webhooks_bp
 
+    # First, so that every later hook's lines carry the request id.
+    request_log.register(app)
     login.init_login(app, login_manager)
     for bp in (
         auth_bp,
@@ -42,3 +44,4 @@ def register(app: Flask, login_manager: LoginManager) -> None:
     errors.register(app)
     headers.register(app)
     templating.register(app)
+    metrics_endpoint.register(app)
