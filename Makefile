@@ -6,30 +6,49 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint setup migrate clean-vendor
+# The installer: uv, pinned, fetched into the venv when it is made; it installs a fresh clone's packages
+# in seconds where pip takes most of a minute (bench/README.md, issue #19). When uv cannot be had (no
+# wheel for the platform, no way to PyPI but a pip mirror) or fails, pip installs the same pinned files.
+UV_VERSION := 0.13.9
+INSTALL = if test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -r $(1); then :; \
+	else $(BIN)/pip install --quiet --disable-pip-version-check -r $(1); fi
 
-run: setup
-	$(FLASK) db upgrade
-	$(FLASK) seed-demo --if-empty
+.PHONY: run test lint runtime dev migrate clean-vendor
+
+# One `flask` process migrates and loads the demo data (each start of the app costs its imports).
+run: runtime
+	$(FLASK) prepare --demo
 	@echo "Relay on http://$(HOST):$(PORT)/ - sign in as recruiter@acme.example / relay-demo"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # Two workers (pytest-xdist), a test file each at a time: the suite's modules share module-scoped fixtures
 # (a live server, the pages html-validate reads). PYTEST_ARGS="-n0" runs it in one process.
-test: setup
+test: dev
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-lint: setup
+lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-setup: $(VENV)/.installed static/vendor/htmx.min.js
+# What serving needs, and nothing else: requirements.txt and htmx (a serving target depends on this).
+runtime: $(VENV)/.runtime static/vendor/htmx.min.js
 
-$(VENV)/.installed: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+# What the tests and linters need on top: requirements-dev.txt (which includes requirements.txt).
+dev: $(VENV)/.dev static/vendor/htmx.min.js
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) || echo "No uv: pip installs."
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(call INSTALL,requirements.txt)
 	touch $@
+
+# The dev file holds the runtime too, so installing it brings the runtime up to date as well.
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(call INSTALL,requirements-dev.txt)
+	touch $@ $(VENV)/.runtime
 
 # htmx comes from npm, pinned by package-lock.json, and is served by us (never a CDN).
 node_modules/.package-lock.json: package.json package-lock.json
@@ -40,5 +59,5 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
-migrate: setup
+migrate: runtime
 	$(FLASK) db migrate -m "$(m)"
