@@ -9,8 +9,11 @@ PORT ?= 5000
 # The installer: uv, pinned, fetched into the venv when it is made; it installs a fresh clone's packages
 # in seconds where pip takes most of a minute (bench/README.md, issue #19). When uv cannot be had (no
 # wheel for the platform, no way to PyPI but a pip mirror) or fails, pip installs the same pinned files.
+# --compile-bytecode: as pip does, so that no process pays for compiling the packages' sources (and none
+# compiles them on every start where PYTHONDONTWRITEBYTECODE is set).
 UV_VERSION := 0.13.9
-INSTALL = if test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -r $(1); then :; \
+INSTALL = if test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r $(1); \
+	then :; \
 	else $(BIN)/pip install --quiet --disable-pip-version-check -r $(1); fi
 
 .PHONY: run test lint runtime dev migrate clean-vendor
