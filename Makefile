@@ -40,9 +40,14 @@ runtime: $(VENV)/.runtime static/vendor/htmx.min.js
 # What the tests and linters need on top: requirements-dev.txt (which includes requirements.txt).
 dev: $(VENV)/.dev static/vendor/htmx.min.js
 
+# The venv without pip (ensurepip takes seconds), uv put in it by the system's pip, then pip by uv (for
+# whoever uses .venv/bin/pip). Where that fails (a pip older than 22.3 has no --python; no uv for the
+# platform), ensurepip gives the venv its pip, which then installs.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) || echo "No uv: pip installs."
+	$(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+		&& $(BIN)/uv pip install --quiet --python $(BIN)/python pip \
+		|| $(BIN)/python -m ensurepip --default-pip
 
 $(VENV)/.runtime: requirements.txt | $(BIN)/python
 	$(call INSTALL,requirements.txt)

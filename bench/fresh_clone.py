@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The command lines make echoes, in the order they run, and the phase each starts.
 PHASES = [
     ("venv", re.compile(r"^test -x .*-m venv|^\S*python3? -m venv")),
-    ("installer (uv)", re.compile(r"^\S*pip install .*\buv==")),
+    ("installer (uv)", re.compile(r"^\S*(pip|python3? -m pip)\b.* install\b.*\buv==")),
     ("install", re.compile(r"^(if .*)?\S*\b(pip|uv)\b.* install\b.*-r requirements")),
     ("npm ci", re.compile(r"^npm ci")),
     ("vendor copy", re.compile(r"^(cp|mkdir -p) ")),
