@@ -130,8 +130,7 @@ def main() -> None:
         subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", args.rev], check=True)
         marks = run(clone, args.port, cache, show=not args.quiet)
     finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # the cold caches, and the clone unless --keep
     print(f"\n{'phase':<24} {'seconds':>8}")
     ends = [t for _, t in marks[1:]]
     for (name, began), ended in zip(marks, ends, strict=False):

@@ -22,6 +22,7 @@ import http.cookiejar
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,6 +201,7 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
         if args.postgres:
             with admin.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
