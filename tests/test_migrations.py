@@ -461,3 +461,39 @@ def test_numbers_stored_before_providers_were_recorded_get_the_configured_one(
             recorded = conn.execute(sa.text("SELECT provider FROM sending_number")).scalars().all()
         assert recorded == [provider, provider]
         db.engine.dispose()
+
+
+def test_prepare_migrates_and_loads_the_demo_into_an_empty_database_only(empty_database: str) -> None:
+    # `make run`'s one command before serving: `db upgrade` and `seed-demo --if-empty` in one process.
+    from alembic.script import ScriptDirectory
+
+    from webapp import ROOT
+    from webapp.models import Candidate, Organization
+
+    head = ScriptDirectory(f"{ROOT}/migrations").get_current_head()
+    app = create_app(test_config(empty_database))
+    runner = app.test_cli_runner()
+
+    def state() -> tuple[list[str], int, int]:
+        with app.app_context(), db.engine.connect() as conn:
+            versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+            orgs = conn.scalar(sa.select(sa.func.count()).select_from(Organization))
+            candidates = conn.scalar(sa.select(sa.func.count()).select_from(Candidate))
+            return versions, orgs, candidates
+
+    plain = runner.invoke(args=["prepare"])
+    assert plain.exit_code == 0, plain.output
+    assert state() == ([head], 0, 0)  # migrated; demo data only when asked
+
+    seeded = runner.invoke(args=["prepare", "--demo"])
+    assert seeded.exit_code == 0, seeded.output
+    assert "Demo data ready" in seeded.output
+    versions, orgs, candidates = state()
+    assert versions == [head] and orgs == 3 and candidates == 78
+
+    again = runner.invoke(args=["prepare", "--demo"])
+    assert again.exit_code == 0, again.output
+    assert "already has data" in again.output
+    assert state() == ([head], 3, 78)
+    with app.app_context():
+        db.engine.dispose()

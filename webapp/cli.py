@@ -1,4 +1,4 @@
-"""Commands for operators: seed-demo, permissions sync, compliance sync/expire, users reset-link,
+"""Commands for operators: seed-demo, prepare, permissions sync, compliance sync/expire, users reset-link,
 credits top-up/balance, dispatch requeue, worker, clock."""
 
 from __future__ import annotations
@@ -24,15 +24,19 @@ def register(app: Flask) -> None:
     @click.option("--if-empty", is_flag=True, help="Only when the database has no organisation yet.")
     def seed_demo_command(if_empty: bool) -> None:
         """Load the demo customers, users, jobs and candidates (running it twice changes nothing)."""
-        from webapp import demo
+        _seed_demo(if_empty)
 
-        if if_empty and not demo.database_is_empty(db.session):
-            click.echo("The database already has data; demo data not loaded.")
-            return
-        summary = demo.seed(db.session)
-        db.session.commit()
-        click.echo("Demo data ready: " + ", ".join(f"{n} {what}" for what, n in summary.items()))
-        click.echo("Sign in at http://127.0.0.1:5000 as recruiter@acme.example, password relay-demo.")
+    @app.cli.command("prepare")
+    @click.option("--demo", is_flag=True, help="Then load the demo data, if the database has none yet.")
+    def prepare_command(demo: bool) -> None:
+        """Migrate the database to the newest revision (`db upgrade`) and, with --demo, load the demo
+        data into an empty database (`seed-demo --if-empty`): both in one process, so that starting
+        pays for importing the app once, not once a command."""
+        from flask_migrate import upgrade
+
+        upgrade()
+        if demo:
+            _seed_demo(if_empty=True)
 
     @app.cli.group("permissions")
     def permissions_group() -> None:
@@ -201,6 +205,18 @@ def register(app: Flask) -> None:
 
         clock.run_forever(app, stop, report)
         click.echo("Clock stopped.")
+
+
+def _seed_demo(if_empty: bool) -> None:
+    from webapp import demo
+
+    if if_empty and not demo.database_is_empty(db.session):
+        click.echo("The database already has data; demo data not loaded.")
+        return
+    summary = demo.seed(db.session)
+    db.session.commit()
+    click.echo("Demo data ready: " + ", ".join(f"{n} {what}" for what, n in summary.items()))
+    click.echo("Sign in at http://127.0.0.1:5000 as recruiter@acme.example, password relay-demo.")
 
 
 def _seconds(option: str, text: str) -> float:

@@ -1,10 +1,15 @@
-"""Phone numbers: the one place that parses, normalises and describes them (libphonenumber)."""
+"""Phone numbers: the one place that parses, normalises and describes them (libphonenumber).
+
+Country names come from webapp.country_names, not phonenumbers' geocoder, which would load every
+prefix's place names in every language (~100 MB a process) for them."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 import phonenumbers
+
+from webapp import country_names
 
 
 class InvalidPhoneNumber(ValueError):
@@ -44,25 +49,18 @@ def display(e164: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
-def country_name(e164: str, lang: str = "en") -> str:
-    # Here, not at the top: the geocoder's data take ~0.4 s to load, paid by the first page naming a country.
-    from phonenumbers import geocoder
-
+def country_name(e164: str) -> str:
+    """The name of the number's country in English ("Germany"), or "" when it has none."""
     try:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
         return ""
-    # Empty when the number is valid in several regions of one calling code (AU, CC and CX share +61
-    # mobiles): then name the region libphonenumber picks as the number's own.
-    name = geocoder.country_name_for_number(number, lang)
+    # The region libphonenumber takes for the number's own: for a calling code shared by several regions,
+    # the one where the number is valid (AU, CC and CX share +61 mobiles: the main country's).
     region = phonenumbers.region_code_for_number(number)
-    if not name and region:
-        name = geocoder._region_display_name(region, lang)
-    return name or ""
+    return country_names.NAMES.get(region, "") if region else ""
 
 
-def region_name(region: str, lang: str = "en") -> str:
+def region_name(region: str) -> str:
     """The country's name for an ISO 3166 alpha-2 code ("FR" → "France"), or the code if unknown."""
-    from phonenumbers import geocoder  # not at the top, as in country_name
-
-    return geocoder._region_display_name(region, lang) or region
+    return country_names.NAMES.get(region) or region
