@@ -115,6 +115,35 @@ def test_next_only_goes_to_this_site(client, member, next_url, expected) -> None
     assert response.headers["Location"] == expected
 
 
+class TestBehindAProxy:
+    """TRUSTED_PROXIES=1: the address the proxy forwards is the one the sign-in limit counts."""
+
+    @pytest.fixture
+    def app_config(self) -> dict[str, object]:
+        return {"TRUSTED_PROXIES": 1}
+
+    def test_the_forwarded_address_is_the_clients(self, client, member) -> None:
+        # Over https a form must come from our own page (Flask-WTF checks the Referer), as a browser's does.
+        forwarded = {
+            "X-Forwarded-For": "198.51.100.23",
+            "X-Forwarded-Proto": "https",
+            "Referer": "https://localhost/login",
+        }
+        token = csrf_from(client, "/login")
+        data = {"email": "riley@acme.test", "password": "wrong", "csrf_token": token}
+        assert client.post("/login", data=data, headers=forwarded).status_code == 200
+        addresses = db.session.scalars(sa.select(LoginAttempt.remote_addr)).all()
+        assert addresses == ["198.51.100.23"]
+
+
+class TestWithoutAProxy:
+    def test_a_forwarded_address_is_not_believed(self, client, member) -> None:
+        data = {"email": "riley@acme.test", "password": "wrong", "csrf_token": csrf_from(client, "/login")}
+        forged = {"X-Forwarded-For": "198.51.100.23"}
+        assert client.post("/login", data=data, headers=forged).status_code == 200
+        assert db.session.scalars(sa.select(LoginAttempt.remote_addr)).all() == ["127.0.0.1"]
+
+
 class TestFailureLimit:
     @pytest.fixture
     def app_config(self) -> dict[str, object]:

@@ -27,6 +27,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     settings.check(app.config)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     # Every process of the app (web, worker, clock, a command) logs in the format its settings ask for.
     logs.configure(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
     os.makedirs(app.instance_path, exist_ok=True)

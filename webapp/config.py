@@ -177,6 +177,10 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "WTF_CSRF_TIME_LIMIT": None,
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": _int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+        # Reverse proxies in front of the app that set X-Forwarded-For and -Proto (0: none, the headers are
+        # ignored: anyone could send them). The client's address counts for the sign-in and booking limits
+        # and METRICS_ALLOW_FROM; the scheme makes redirects https.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "LOGIN_FAILURE_WINDOW_SECONDS": _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 900),
         # The public booking page (/book/<token>): requests per address, and per link (token), within
         # the window.
@@ -254,6 +258,8 @@ def check(config: dict[str, Any]) -> None:
     _check_file_key(config)
     if bool(config.get("VONAGE_API_KEY")) != bool(config.get("VONAGE_API_SECRET")):
         raise ConfigError("VONAGE_API_KEY and VONAGE_API_SECRET go together: set both, or neither")
+    if not 0 <= config.get("TRUSTED_PROXIES", 0) <= 10:
+        raise ConfigError("TRUSTED_PROXIES must be the number of reverse proxies in front of Relay, 0 to 10")
     if config.get("SESSION_LIFETIME_SECONDS", 1) <= 0:
         raise ConfigError("SESSION_LIFETIME_SECONDS must be more than 0")
     if config.get("SESSION_IDLE_SECONDS", 0) < 0:
