@@ -189,6 +189,8 @@ def test_config(database_url: str, **overrides: object) -> dict[str, object]:
         "SERVER_NAME": None,
         # Sends run at once in the request (the thread pool and RQ are tested on their own).
         "DISPATCH_MODE": "inline",
+        # Webhooks applied in the request (tests/test_ingest.py stores them first, with a real worker).
+        "WEBHOOK_INGEST": "direct",
         # Tests that want the simulator's delivery report ask for it; elsewhere it would race the test.
         "SIMULATOR_DELIVERY_SECONDS": 3600,
         "SEND_BACKOFF_SECONDS": 0.01,

@@ -31,8 +31,8 @@ OUR = "+4915123456700"
 LENA = "+4915123456789"
 
 
-@pytest.fixture
-def world(app):
+def make_world() -> dict:
+    """Acme with two numbers, Lena's application and one SMS sent to her (tests/test_ingest.py too)."""
     org = f.messaging_org("Acme", sender_name="Acme")
     user = f.user(org, codes=[permissions.RECRUITMENT_SMS])
     f.number(org, OUR)
@@ -44,6 +44,11 @@ def world(app):
     sent = compose.compose(db.session, user, of_application(lena), "sms", "Hi Lena")
     db.session.commit()
     return {"org": org, "user": user, "lena": lena, "sent": sent}
+
+
+@pytest.fixture
+def world(app):
+    return make_world()
 
 
 def count_messages() -> int:

@@ -178,7 +178,11 @@ def register(app: Flask) -> None:
         click.echo(f"Recovery: {dispatch.recover()}")
         # SimpleWorker runs jobs in this process, inside this app context: no fork, no copied DB pool.
         # No RQ scheduler: the periodic work is the clock's (webapp.scheduling.clock says why).
-        SimpleWorker([q], connection=q.connection).work(burst=burst, with_scheduler=False)
+        # Sends first, then the stored webhooks (webapp.messaging.ingest): a queue is served in this order.
+        from webapp.messaging import ingest
+
+        queues = [q, ingest.queue(app)]
+        SimpleWorker(queues, connection=q.connection).work(burst=burst, with_scheduler=False)
 
     @app.cli.command("clock")
     @click.option("--once", is_flag=True, help="One pass: run what is due, then stop.")

@@ -111,6 +111,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         providers.pop("simulator", None)
     default_db = "sqlite:///" + str(Path(instance_path) / "relay.db")
     database_url = _database_url(env.get("DATABASE_URL") or default_db)
+    dispatch_mode = env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread")
 
     return {
         "RELAY_ENV": relay_env,
@@ -122,7 +123,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "MESSAGING_PROVIDER": env.get("MESSAGING_PROVIDER", "simulator"),
         "TEXTING_PROVIDERS": providers,
         # rq when Redis is configured, else a thread pool in this process ("inline" runs it at once).
-        "DISPATCH_MODE": env.get("DISPATCH_MODE") or ("rq" if env.get("REDIS_URL") else "thread"),
+        "DISPATCH_MODE": dispatch_mode,
         # Tries of a send that certainly did not reach the provider (refused connection, 429).
         "SEND_MAX_ATTEMPTS": _int(env, "SEND_MAX_ATTEMPTS", 4),
         "SEND_BACKOFF_SECONDS": _seconds(env, "SEND_BACKOFF_SECONDS", 1),
@@ -133,6 +134,12 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SEND_REQUEUE_AFTER_SECONDS": _seconds(env, "SEND_REQUEUE_AFTER_SECONDS", 300),
         # How often the clock sweeps for the above (0: never; `dispatch requeue` still does).
         "DISPATCH_SWEEP_SECONDS": _seconds(env, "DISPATCH_SWEEP_SECONDS", 30),
+        # Webhooks stored first and applied by the RQ workers ("queued", the default with RQ), or applied
+        # in the request ("direct"); webapp.messaging.ingest says why.
+        "WEBHOOK_INGEST": (env.get("WEBHOOK_INGEST") or "").strip().lower()
+        or ("queued" if dispatch_mode == "rq" else "direct"),
+        # How often the clock applies stored webhooks that no worker applied within as long (0: never).
+        "WEBHOOK_SWEEP_SECONDS": _seconds(env, "WEBHOOK_SWEEP_SECONDS", 15),
         # How often the clock expires compliance approvals past their date (0: never; the CLI still does).
         "COMPLIANCE_EXPIRY_SECONDS": _seconds(env, "COMPLIANCE_EXPIRY_SECONDS", 3600),
         # Whether a served app (wsgi.py) keeps the clock in a thread of its own process; None (unset):
@@ -238,6 +245,7 @@ def _database_url(url: str) -> str:
 def check(config: dict[str, Any]) -> None:
     """Refuse settings that would be unsafe, naming the setting and what to do."""
     _check_dispatch(config)
+    _check_ingest(config)
     _check_providers(config)
     relay_env = config.get("RELAY_ENV")
     vonage = config.get("MESSAGING_PROVIDER") == "vonage"
@@ -336,6 +344,14 @@ def _check_providers(config: dict[str, Any]) -> None:
     default = config.get("MESSAGING_PROVIDER")
     if default not in providers:
         raise ConfigError(f"MESSAGING_PROVIDER must be {' or '.join(sorted(providers))}, not {default!r}")
+
+
+def _check_ingest(config: dict[str, Any]) -> None:
+    ingest = config.get("WEBHOOK_INGEST", "direct")
+    if ingest not in ("direct", "queued"):
+        raise ConfigError(f"WEBHOOK_INGEST must be direct or queued, not {ingest!r}")
+    if ingest == "queued" and config.get("DISPATCH_MODE") != "rq":
+        raise ConfigError("WEBHOOK_INGEST=queued needs the RQ workers to apply the webhooks: set REDIS_URL")
 
 
 def _check_dispatch(config: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from webapp.models.crm import (
     Prospect,
     SourcingTeamMember,
 )
+from webapp.models.ingest import WebhookEvent
 from webapp.models.interviews import INVITATION_STATES, BookingVisit, InterviewSlot, Invitation
 from webapp.models.messaging import (
     CHANNEL_LABELS,
@@ -77,6 +78,7 @@ __all__ = [
     "SourcingTeamMember",
     "User",
     "UserSession",
+    "WebhookEvent",
     "WhatsappTemplate",
     "utcnow",
 ]

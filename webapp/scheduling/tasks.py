@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from webapp.extensions import db
@@ -56,8 +56,19 @@ def expire_compliance(now: datetime) -> str:
     return ", ".join(f"{s.organization.name} {s.country} expired" for s in expired)
 
 
+def apply_stored_webhooks(now: datetime) -> str:
+    """Stored webhooks that no worker applied within WEBHOOK_SWEEP_SECONDS (a worker failed, Redis was
+    away): applied here, in the clock (webapp.messaging.ingest)."""
+    from flask import current_app
+
+    from webapp.messaging import ingest
+
+    return ingest.sweep(now, timedelta(seconds=current_app.config["WEBHOOK_SWEEP_SECONDS"]))
+
+
 TASKS: tuple[Task, ...] = (
     Task("dispatch-recovery", "DISPATCH_SWEEP_SECONDS", recover_claims),
     Task("unknown-give-up", "DISPATCH_SWEEP_SECONDS", give_up_unknown),
     Task("compliance-expiry", "COMPLIANCE_EXPIRY_SECONDS", expire_compliance),
+    Task("webhook-sweep", "WEBHOOK_SWEEP_SECONDS", apply_stored_webhooks),
 )

@@ -1,7 +1,8 @@
 """Providers call these: `POST /webhooks/<provider>/inbound` and `/status`, for every texting provider
 the registry knows (webapp.providers.registry). The only JSON endpoints, the only CSRF-exempt ones.
 Each request is verified by its provider or refused with 401, and read by it into the port's types or
-refused with 400; nothing is stored from a refused request."""
+refused with 400; nothing is stored from a refused request. What a verified webhook says is applied
+here, or stored and applied by a worker (webapp.messaging.ingest, WEBHOOK_INGEST)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import TypeVar
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from webapp.extensions import csrf, db
-from webapp.messaging import dispatch, inbound, status
+from webapp.messaging import dispatch, ingest
+from webapp.models import utcnow
 from webapp.providers import registry
-from webapp.providers.base import BadPayload, Provider
+from webapp.providers.base import BadPayload, InboundMessage, Provider, StatusReport
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
@@ -23,6 +25,7 @@ csrf.exempt(bp)
 log = logging.getLogger("relay.webhooks")
 MAX_BODY = 64 * 1024
 T = TypeVar("T")
+Parsed = InboundMessage | StatusReport
 
 
 def _provider(name: str) -> Provider:
@@ -49,7 +52,7 @@ def _error(code: int, reason: str) -> Response:
     return response
 
 
-def _verified(name: str, parse: Callable[[Provider, bytes], T]) -> T | Response:
+def _verified(name: str, parse: Callable[[Provider, bytes], T]) -> tuple[bytes, T] | Response:
     """The body, verified and parsed by the provider; else the 404, 413, 401 or 400 to answer."""
     provider = _provider(name)
     body = _body()
@@ -59,38 +62,36 @@ def _verified(name: str, parse: Callable[[Provider, bytes], T]) -> T | Response:
         log.warning("%s webhook refused from %s", name, request.remote_addr)
         return _error(401, "invalid signature")
     try:
-        return parse(provider, body)
+        return body, parse(provider, body)
     except BadPayload as exc:
         return _error(400, str(exc))
 
 
+def _receive(name: str, kind: str, parse: Callable[[Provider, bytes], Parsed]) -> Response:
+    verified = _verified(name, parse)
+    if isinstance(verified, Response):
+        return verified
+    body, parsed = verified
+    if ingest.queued(current_app.config):
+        # Stored and committed before the answer; a worker applies it (webapp.messaging.ingest).
+        event_id = ingest.store(db.session, name, kind, body, utcnow())
+        db.session.commit()
+        if event_id is None:
+            return Response(status=204)  # the same body waits already: the provider's retry
+        ingest.enqueue(event_id)
+        return Response(status=200 if kind == "inbound" else 204)
+    applied = ingest.apply(db.session, kind, parsed)
+    db.session.commit()
+    for message_id in applied.to_dispatch:
+        dispatch.enqueue(message_id)
+    return Response(status=200 if kind == "inbound" and not applied.duplicate else 204)
+
+
 @bp.post("/<provider>/inbound")
 def receive_inbound(provider: str) -> Response:
-    parsed = _verified(provider, lambda p, body: p.parse_inbound(body))
-    if isinstance(parsed, Response):
-        return parsed
-    result = inbound.receive(db.session, parsed)
-    db.session.commit()
-    for message_id in result.to_dispatch:
-        dispatch.enqueue(message_id)
-    return Response(status=204 if result.duplicate else 200)
+    return _receive(provider, "inbound", lambda p, body: p.parse_inbound(body))
 
 
 @bp.post("/<provider>/status")
 def receive_status(provider: str) -> Response:
-    report = _verified(provider, lambda p, body: p.parse_status(body))
-    if isinstance(report, Response):
-        return report
-    failure = None
-    if report.status in ("rejected", "undeliverable"):
-        failure = status.Failure(
-            report.error_code, report.error_title or "Not delivered", report.error_detail or ""
-        )
-    message = status.receive_report(
-        db.session, report.message_uuid, report.status, report.timestamp, failure, report.client_ref
-    )
-    db.session.commit()
-    if message is None:
-        # Not one of ours (or long gone): acknowledge, so that the provider does not send it again.
-        log.info("status %s for unknown message %s", report.status, report.message_uuid)
-    return Response(status=204)
+    return _receive(provider, "status", lambda p, body: p.parse_status(body))

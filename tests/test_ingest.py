@@ -1,0 +1,189 @@
+"""Webhooks stored first and applied by a worker (WEBHOOK_INGEST=queued, webapp.messaging.ingest): the
+real endpoints with real signed tokens, a real Redis and RQ's worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import need
+from tests.test_webhooks import INBOUND, LENA, OUR, STATUS, count_messages, inbound_messages, make_world
+from tests.webhook_support import inbound, post, status
+from webapp import config as settings
+from webapp.extensions import db
+from webapp.messaging import dispatch, ingest, optouts
+from webapp.models import Message, WebhookEvent, utcnow
+from webapp.scheduling.tasks import TASKS
+
+REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
+
+
+@pytest.fixture
+def queued(app):
+    if not REDIS_URL:
+        need("Redis (REDIS_TEST_URL)")
+    app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL, WEBHOOK_INGEST="queued")
+    for q in (dispatch.queue(app), ingest.queue(app)):
+        q.empty()
+    yield app
+    for q in (dispatch.queue(app), ingest.queue(app)):
+        q.empty()
+
+
+@pytest.fixture
+def world(app):
+    made = make_world()
+    # Ids, not objects: the worker's job ends the session the objects were loaded in.
+    return {"org": made["org"].id, "sent": made["sent"].id, "conversation": made["sent"].conversation_id}
+
+
+def work(app) -> None:
+    """What the queues hold, done by RQ's worker, as `flask --app wsgi worker` does it."""
+    from rq import SimpleWorker
+
+    queues = [dispatch.queue(app), ingest.queue(app)]
+    SimpleWorker(queues, connection=queues[0].connection).work(burst=True, with_scheduler=False)
+    db.session.remove()
+
+
+def events() -> list[WebhookEvent]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+def test_a_reply_is_stored_first_then_applied_by_the_worker(client, world, queued) -> None:
+    before = count_messages()
+    response = post(client, INBOUND, inbound(OUR, LENA, "Yes, Tuesday works"))
+    assert response.status_code == 200
+    # Acknowledged once it is on disk; nothing applied in the request.
+    assert [e.kind for e in events()] == ["inbound"] and count_messages() == before
+    work(queued)
+    assert events() == []
+    [reply] = inbound_messages()
+    assert reply.body == "Yes, Tuesday works" and reply.conversation_id == world["conversation"]
+
+
+def test_a_retry_of_a_waiting_body_stores_nothing_and_applied_changes_nothing(client, world, queued) -> None:
+    payload = inbound(OUR, LENA, "Once")
+    assert post(client, INBOUND, payload).status_code == 200
+    assert post(client, INBOUND, payload).status_code == 204  # the same body waits already
+    assert len(events()) == 1
+    work(queued)
+    assert post(client, INBOUND, payload).status_code == 200  # after it was applied: stored again …
+    work(queued)
+    assert [m.body for m in inbound_messages()] == ["Once"]  # … and the message is there once
+    assert events() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "auth", "answer"),
+    [
+        (INBOUND, b'{"channel": "sms"}', None, 400),
+        (STATUS, b'{"status": "delivered"}', None, 400),
+        (INBOUND, json.dumps(inbound(OUR, LENA)).encode(), "Bearer forged", 401),
+    ],
+)
+def test_a_refused_webhook_stores_nothing(client, world, queued, path, body, auth, answer) -> None:
+    assert post(client, path, None, body=body, auth=auth).status_code == answer
+    assert events() == []
+
+
+def test_stop_is_applied_and_its_reply_sent_by_the_worker(client, world, queued) -> None:
+    post(client, INBOUND, inbound(OUR, LENA, "HELP"))
+    post(client, INBOUND, inbound(OUR, LENA, "STOP"))
+    assert optouts.active(db.session, world["org"], LENA) is None  # not yet applied
+    work(queued)
+    assert optouts.active(db.session, world["org"], LENA) is not None
+    db.session.expire_all()
+    replies = db.session.scalars(
+        sa.select(Message).where(Message.direction == "outbound", Message.author_id.is_(None))
+    ).all()
+    assert replies and all(r.status in ("submitted", "delivered") for r in replies)  # sent after the commit
+
+
+def test_status_reports_are_applied_in_the_worker(client, world, queued) -> None:
+    queued.config["SIMULATOR_DELIVERY_SECONDS"] = 3600
+    dispatch.deliver(world["sent"])
+    db.session.expire_all()
+    uuid = db.session.get(Message, world["sent"]).provider_id
+    assert post(client, STATUS, status(uuid, "delivered", "2026-11-23T10:00:01Z")).status_code == 204
+    assert post(client, STATUS, status(uuid, "read", "2026-11-23T10:00:02Z")).status_code == 204
+    assert db.session.get(Message, world["sent"]).status == "submitted"
+    work(queued)
+    db.session.expire_all()
+    assert db.session.get(Message, world["sent"]).status == "read"
+
+
+def test_with_redis_away_the_webhook_is_kept_and_the_sweep_applies_it(client, world, queued) -> None:
+    queued.extensions.pop("relay.rq", None)
+    queued.extensions.pop("relay.rq.webhooks", None)
+    queued.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nobody listens there
+    try:
+        assert post(client, INBOUND, inbound(OUR, LENA, "Are you there?")).status_code == 200
+        assert len(events()) == 1
+        # Not yet old enough for the sweep: a worker may still be at it.
+        assert ingest.sweep(utcnow(), timedelta(seconds=60)) == ""
+        assert ingest.sweep(utcnow() + timedelta(seconds=61), timedelta(seconds=60)) == (
+            "1 of 1 waiting webhook(s) applied"
+        )
+    finally:
+        queued.extensions.pop("relay.rq", None)
+        queued.extensions.pop("relay.rq.webhooks", None)
+        queued.config["REDIS_URL"] = REDIS_URL
+    assert [m.body for m in inbound_messages()] == ["Are you there?"] and events() == []
+
+
+def test_a_body_that_cannot_be_applied_is_counted_and_left_after_the_last_try(client, world, queued) -> None:
+    assert post(client, INBOUND, inbound(OUR, LENA, "Hello")).status_code == 200
+    assert len(events()) == 1
+    # A body that no longer reads (as after a provider's change of format): applying it fails every time.
+    db.session.execute(sa.update(WebhookEvent).values(body='{"channel": "sms"}'))
+    db.session.commit()
+    later = utcnow() + timedelta(hours=1)
+    for tries in range(1, ingest.MAX_ATTEMPTS + 1):
+        assert ingest.sweep(later, timedelta(seconds=0)) == "0 of 1 waiting webhook(s) applied"
+        assert events()[0].attempts == tries
+    assert ingest.sweep(later, timedelta(seconds=0)) == ""  # left for an operator, with its reason
+    assert (events()[0].last_error or "").startswith("BadPayload")
+    assert inbound_messages() == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer at a time
+def test_two_workers_at_once_apply_it_once(app, client, world, queued, backend) -> None:
+    post(client, INBOUND, inbound(OUR, LENA, "Just once"))
+    [event] = events()
+    db.session.remove()
+    results: list[bool] = []
+    start = threading.Barrier(2)
+
+    def one() -> None:
+        with app.app_context():
+            start.wait()
+            results.append(ingest.process(event.id))
+            db.session.remove()
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [False, True]
+    assert [m.body for m in inbound_messages()] == ["Just once"] and events() == []
+
+
+def test_the_setting_follows_the_dispatcher_and_is_checked(tmp_path) -> None:
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
+    assert settings.from_environment(str(tmp_path), env)["WEBHOOK_INGEST"] == "queued"
+    assert settings.from_environment(str(tmp_path), {})["WEBHOOK_INGEST"] == "direct"
+    chosen = settings.from_environment(str(tmp_path), {**env, "WEBHOOK_INGEST": "direct"})
+    assert chosen["WEBHOOK_INGEST"] == "direct"
+    with pytest.raises(settings.ConfigError, match="WEBHOOK_INGEST=queued needs the RQ workers"):
+        settings.check(settings.from_environment(str(tmp_path), {"WEBHOOK_INGEST": "queued"}))
+    with pytest.raises(settings.ConfigError, match="WEBHOOK_INGEST must be direct or queued"):
+        settings.check(settings.from_environment(str(tmp_path), {"WEBHOOK_INGEST": "later"}))
+    assert "webhook-sweep" in [task.name for task in TASKS]

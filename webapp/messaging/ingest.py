@@ -1,0 +1,174 @@
+"""Provider webhooks: applied at once, or stored first and applied by a worker.
+
+Applying a webhook (a reply joined to its conversation, a status moved, the Inbox's markers and unread
+counts) costs several times what storing it does. Where messages are sent by RQ workers
+(WEBHOOK_INGEST=queued, the default with DISPATCH_MODE=rq: `make serve`), a verified webhook is stored
+as it came (`webhook_event`) and committed before the provider is answered, then applied by a worker
+from the `relay-webhooks` queue: the web processes answer a storm at the cost of one INSERT each and stay
+free for the pages. Elsewhere (development, tests, one process) it is applied in the request, as before.
+
+Never lost, never applied twice:
+- the row is committed before the 2xx, so an acknowledged webhook is on disk; the provider retries
+  anything else;
+- applying it deletes the row in the same transaction, under a row lock that a second worker skips;
+- what a worker could not apply (an error, Redis away so nobody was told) the clock's sweep applies
+  (`sweep`), up to MAX_ATTEMPTS tries; replies are unique by the provider's message id and statuses only
+  move forward, so a retried body changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from webapp import logs
+from webapp.extensions import db
+from webapp.messaging import dispatch, inbound, status
+from webapp.models import WebhookEvent
+from webapp.providers import registry
+from webapp.providers.base import InboundMessage, StatusReport
+
+log = logging.getLogger("relay.ingest")
+QUEUE_NAME = "relay-webhooks"
+KINDS = ("inbound", "status")
+# Tries of the sweep before a body is left for an operator (its row stays, with the last error).
+MAX_ATTEMPTS = 5
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Applied:
+    to_dispatch: list[int] = field(default_factory=list)  # messages the webhook made us send (STOP's reply)
+    duplicate: bool = False  # an inbound message stored before (the provider's retry)
+
+
+def queued(config: Mapping[str, Any]) -> bool:
+    """Whether webhooks are stored first and applied by a worker (WEBHOOK_INGEST)."""
+    return config.get("WEBHOOK_INGEST") == "queued"
+
+
+def apply(session: Session, kind: str, parsed: InboundMessage | StatusReport) -> Applied:
+    """What the webhook says, done (not committed)."""
+    if kind == "inbound":
+        assert isinstance(parsed, InboundMessage)
+        result = inbound.receive(session, parsed)
+        return Applied(list(result.to_dispatch), result.duplicate)
+    assert isinstance(parsed, StatusReport)
+    failure = None
+    if parsed.status in ("rejected", "undeliverable"):
+        title = parsed.error_title or "Not delivered"
+        failure = status.Failure(parsed.error_code, title, parsed.error_detail or "")
+    message = status.receive_report(
+        session, parsed.message_uuid, parsed.status, parsed.timestamp, failure, parsed.client_ref
+    )
+    if message is None:
+        # Not one of ours (or long gone): acknowledged all the same, so that the provider stops.
+        log.info("status %s for unknown message %s", parsed.status, parsed.message_uuid)
+    return Applied()
+
+
+def store(session: Session, provider: str, kind: str, body: bytes, now: datetime) -> int | None:
+    """The verified body stored (not committed); its row's id, or None when the same body waits already."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = {"postgresql": postgresql, "sqlite": sqlite}[session.get_bind().dialect.name].insert
+    statement = (
+        insert(WebhookEvent)
+        .values(
+            provider=provider,
+            kind=kind,
+            body=body.decode("utf-8"),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            received_at=now,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["provider", "kind", "body_sha256"])
+        .returning(WebhookEvent.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def enqueue(event_id: int) -> None:
+    """Tell a worker, after the commit that stored it; if Redis cannot be told, the sweep applies it."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        queue(app).enqueue(
+            "webapp.messaging.ingest.process_job", event_id, logs.request_id(), job_id=f"webhook-{event_id}"
+        )
+    except Exception:
+        log.exception("could not hand webhook %s to a worker; the sweep applies it", event_id)
+
+
+def queue(app: Flask):  # type: ignore[no-untyped-def]
+    from rq import Queue
+
+    if "relay.rq.webhooks" not in app.extensions:
+        app.extensions["relay.rq.webhooks"] = Queue(QUEUE_NAME, connection=dispatch.queue(app).connection)
+    return app.extensions["relay.rq.webhooks"]
+
+
+def process_job(event_id: int, request_id: str | None = None) -> None:
+    """The RQ job: one stored webhook applied, with a session of its own."""
+    try:
+        with logs.bound(request_id):
+            process(event_id)
+    finally:
+        db.session.remove()
+
+
+def process(event_id: int) -> bool:
+    """The stored webhook applied and its row deleted, in one transaction; False when there was nothing
+    to do (applied already, or another worker holds it now). A failure is counted on the row, for the
+    sweep to try again."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    session = db.session
+    event = session.scalars(
+        sa.select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update(skip_locked=True)
+    ).first()
+    if event is None:
+        session.rollback()
+        return False
+    try:
+        provider = registry.texting(app, event.provider)
+        body = event.body.encode("utf-8")
+        parsed = provider.parse_inbound(body) if event.kind == "inbound" else provider.parse_status(body)
+        applied = apply(session, event.kind, parsed)
+        session.execute(sa.delete(WebhookEvent).where(WebhookEvent.id == event_id))
+        session.commit()
+    except Exception as error:
+        session.rollback()
+        log.exception("webhook %s could not be applied; the sweep tries it again", event_id)
+        session.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id == event_id)
+            .values(attempts=WebhookEvent.attempts + 1, last_error=f"{type(error).__name__}: {error}"[:500])
+        )
+        session.commit()
+        return False
+    for message_id in applied.to_dispatch:
+        dispatch.enqueue(message_id)
+    return True
+
+
+def sweep(now: datetime, older_than: timedelta) -> str:
+    """Stored webhooks nobody applied within `older_than` (a worker failed, Redis was away), applied here;
+    what was done, in a few words."""
+    waiting = db.session.scalars(
+        sa.select(WebhookEvent.id)
+        .where(WebhookEvent.received_at <= now - older_than, WebhookEvent.attempts < MAX_ATTEMPTS)
+        .order_by(WebhookEvent.id)
+        .limit(SWEEP_BATCH)
+    ).all()
+    db.session.rollback()
+    applied = sum(process(event_id) for event_id in waiting)
+    if not waiting:
+        return ""
+    return f"{applied} of {len(waiting)} waiting webhook(s) applied"
