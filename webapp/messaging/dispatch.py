@@ -16,6 +16,14 @@ What a try's failure means decides what follows (webapp.providers.base):
   have sent it. The message becomes `unknown` ("Checking with the network…") and is never sent again;
   the status webhook, which carries our id as client_ref, settles it.
 
+Pacing (webapp.messaging.pacing): before the claim, a message waits for its turn in its provider
+account's bucket and its sending number's (shared through Redis by every worker). Waiting is neither a
+try nor a failure: the message stays `queued`, and a turn taken for a message another dispatcher had
+claimed is given back. A 429 is a try (counted like any other); its Retry-After holds the account for
+every worker, and the retry waits at least that long, then takes a turn too. A wait that would outlast
+SEND_PACING_MAX_WAIT_SECONDS (before the claim) or the lease (before a retry) leaves the message
+`queued` for the sweep.
+
 `recover` is the sweep, run by `flask --app wsgi dispatch requeue` and every DISPATCH_SWEEP_SECONDS by
 the clock (webapp.scheduling, which runs the give-up below as a task of its own, `give_up_unknown`):
 - a `sending` claim whose lease ran out (its dispatcher died): back to `queued` if no try had begun,
@@ -40,7 +48,7 @@ from flask import Flask, current_app
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import optouts, status
+from webapp.messaging import optouts, pacing, status
 from webapp.models import Message, SendingNumber, utcnow
 from webapp.providers import registry
 from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
@@ -147,12 +155,58 @@ def outbound_for(message: Message) -> Outbound:
     )
 
 
-def deliver(message_id: int) -> None:
+def _waiting(message_id: int) -> tuple[str, str, str | None] | None:
+    """A queued message's channel, sender and provider (that of the number it leaves from; None: email,
+    or a number we do not hold), or None when it is not queued any more."""
+    row = db.session.execute(
+        sa.select(Message.status, Message.channel, Message.from_addr, SendingNumber.provider)
+        .outerjoin(SendingNumber, SendingNumber.e164 == Message.from_addr)
+        .where(Message.id == message_id)
+    ).one_or_none()
+    db.session.rollback()  # no transaction held open while the message waits for its turn
+    if row is None or row.status != "queued":
+        return None
+    return row.channel, row.from_addr, None if row.channel == "email" else row.provider
+
+
+def take_turn(
+    app: Flask, provider: str | None, channel: str, sender: str, max_wait: float | None = None
+) -> pacing.Turn | None:
+    """Wait for the message's turn in its provider account's and number's buckets (webapp.messaging
+    .pacing): a pacing.Turn (its `waited` is the seconds spent waiting), or None when none came within
+    max_wait or the buckets cannot be reached; then the message stays as it is, queued."""
+    try:
+        return pacing.wait_for_turn(app, pacing.buckets(app.config, provider, channel, sender), max_wait)
+    except pacing.PacingUnavailable as exc:
+        log.warning("not sending now: %s", exc)
+        return None
+
+
+def deliver(message_id: int) -> pacing.Turn | None:
+    """Send one queued message (see the module's docstring). Its turn (how long it waited for the
+    pacing buckets), or None when nothing was sent by this call."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    waiting = _waiting(message_id)
+    if waiting is None:
+        log.info("message %s is not queued any more; not sending it again", message_id)
+        return None
+    channel, sender, provider_name = waiting
+    # The turn comes before the claim: a message waiting for it is queued, not sending, and no try.
+    turn = take_turn(app, provider_name, channel, sender)
+    if turn is None:
+        log.info("message %s stays queued: no turn to send now (the sweep hands it over again)", message_id)
+        return None
     token = claim(message_id)
     if token is None:
+        pacing.give_back(app, turn)
         log.info("message %s is not queued any more; not sending it again", message_id)
-        return
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+        return None
+    _send(app, message_id, token, waiting)
+    return turn
+
+
+def _send(app: Flask, message_id: int, token: int, waiting: tuple[str, str, str | None]) -> None:
+    provider_name = waiting[2]
     message = db.session.get(Message, message_id)
     assert message is not None
     try:
@@ -170,7 +224,7 @@ def deliver(message_id: int) -> None:
             )
             return
         outbound = outbound_for(message)
-        provider = registry.for_sending(app, message.channel, _provider_of(message))
+        provider = registry.for_sending(app, message.channel, provider_name)
     except Exception as exc:
         # Nothing went out (a provider that cannot be built: a missing key, a bad setting): say so.
         log.exception("message %s could not be prepared for sending", message_id)
@@ -183,13 +237,18 @@ def deliver(message_id: int) -> None:
         )
         return
 
-    tries = max(1, app.config["SEND_MAX_ATTEMPTS"])
+    tries = max(1, app.config["SEND_MAX_ATTEMPTS"], token + 1)  # tries before a hand-back count too
     backoff = app.config["SEND_BACKOFF_SECONDS"]
-    for n in range(1, tries + 1):
+    first, tried_at, pause = token + 1, 0.0, 0.0
+    for n in range(first, tries + 1):
+        if n > first and not _turn_for_retry(app, waiting, tried_at, pause):
+            _hand_back(message_id, token)
+            return
         if not _begin_try(message_id, token):
             log.warning("message %s: the claim was taken over (lease ran out); stopping here", message_id)
             return
         token += 1
+        tried_at = time.monotonic()
         try:
             provider_id = provider.send(outbound)
         except (Rejected, OutcomeUnknown) as exc:
@@ -201,7 +260,11 @@ def deliver(message_id: int) -> None:
                 final = Rejected(f"Not sent after {tries} tries: {exc.title}", exc.detail, exc.code)
                 _settle(message, token, final, refund_note="Provider unavailable")
                 return
-            time.sleep(backoff * 2 ** (n - 1))
+            # A 429's Retry-After holds the whole account (every worker), and this retry waits at least
+            # that long too; the retry is a request like any other, so it takes a turn as well.
+            pause = max(backoff * 2 ** (n - 1), exc.retry_after or 0.0)
+            if exc.retry_after and provider_name:
+                pacing.hold(app, provider_name, exc.retry_after)
         except Exception as exc:
             # Something we did not foresee, maybe after the request went out: treat it as unknown.
             log.exception("message %s: unexpected error from the provider", message_id)
@@ -212,11 +275,30 @@ def deliver(message_id: int) -> None:
             return
 
 
-def _provider_of(message: Message) -> str | None:
-    """The provider of the number a text leaves from (None: email, or a number we do not hold)."""
-    if message.channel == "email":
-        return None
-    return db.session.scalar(sa.select(SendingNumber.provider).where(SendingNumber.e164 == message.from_addr))
+def _turn_for_retry(app: Flask, waiting: tuple[str, str, str | None], tried_at: float, pause: float) -> bool:
+    """Sleep `pause`, then take a turn for the next try, within what the claim's lease has left (its
+    clock started with the last try). False when that is not enough: the caller hands the message back."""
+    left = app.config["SEND_LEASE_SECONDS"] - (time.monotonic() - tried_at) - 1.0
+    if pause > left:
+        return False
+    time.sleep(pause)
+    channel, sender, provider = waiting
+    turn = take_turn(app, provider, channel, sender, max_wait=left - pause)
+    return turn is not None
+
+
+def _hand_back(message_id: int, token: int) -> None:
+    """sending → queued after a refusal that certainly sent nothing (429), when the next try cannot come
+    within the lease: the sweep hands it over again later. Its tries so far still count."""
+    db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "sending", Message.attempts == token)
+        .values(status="queued", claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    activity.touch_messages(db.session, [message_id])
+    db.session.commit()
+    log.info("message %s handed back to the queue: the provider asked us to wait past the lease", message_id)
 
 
 def _submitted(message: Message, provider_id: str) -> None:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import weakref
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
 import requests
@@ -283,8 +285,9 @@ def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure | O
     title, detail = _problem(response)
     log.warning("Vonage answered %s: %s %s", status, title, detail)
     if status == 429:
-        # Vonage refused it for now: certainly not accepted, so it may be tried again.
-        return TemporaryFailure(title, detail, code=str(status))
+        # Vonage refused it for now: certainly not accepted, so it may be tried again (not before it says).
+        wait = retry_after(response.headers.get("Retry-After"))
+        return TemporaryFailure(title, detail, code=str(status), retry_after=wait)
     if status >= 500:
         # It had the request and broke while handling it: it may have sent the message anyway.
         return OutcomeUnknown(title, detail, code=str(status))
@@ -292,6 +295,27 @@ def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure | O
         return Rejected(title, detail, code=str(status))
     # A 3xx that requests did not follow: nothing was sent that we know of, and it may pass later.
     return TemporaryFailure(title, detail, code=str(status))
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date (RFC 9110 10.2.3).
+    None when absent or unreadable; never negative (a date in the past means now)."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _problem(response: requests.Response) -> tuple[str, str]:
