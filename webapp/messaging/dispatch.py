@@ -51,7 +51,14 @@ from webapp.inbox import changes as activity
 from webapp.messaging import optouts, pacing, status
 from webapp.models import Message, SendingNumber, utcnow
 from webapp.providers import registry
-from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
+from webapp.providers.base import (
+    Outbound,
+    OutcomeUnknown,
+    ProviderError,
+    Rejected,
+    Sender,
+    TemporaryFailure,
+)
 
 log = logging.getLogger("relay.dispatch")
 QUEUE_NAME = "relay"
@@ -155,60 +162,32 @@ def outbound_for(message: Message) -> Outbound:
     )
 
 
-def _waiting(message_id: int) -> tuple[str, str, str | None] | None:
-    """A queued message's channel, sender and provider (that of the number it leaves from; None: email,
-    or a number we do not hold), or None when it is not queued any more."""
+@dataclass
+class _Ready:
+    """A queued message read and made ready to leave, before its claim: what it takes to send it, or
+    what refuses it (an opt-out, a provider that cannot be built), which is settled once claimed."""
+
+    message: Message
+    provider_name: str | None  # that of the number it leaves from; None: email, or a number not ours
+    outbound: Outbound | None = None
+    provider: Sender | None = None
+    refusal: tuple[ProviderError, str] | None = None  # the error and the refund's note
+
+
+def _prepare(app: Flask, message_id: int) -> _Ready | None:
+    """Everything a send needs that only reads, done while the message is still queued, so that between
+    its turn and its request there is only the claim, the try's count and the request itself. None when
+    the message is not queued any more."""
     row = db.session.execute(
-        sa.select(Message.status, Message.channel, Message.from_addr, SendingNumber.provider)
+        sa.select(Message, SendingNumber.provider)
         .outerjoin(SendingNumber, SendingNumber.e164 == Message.from_addr)
         .where(Message.id == message_id)
     ).one_or_none()
-    db.session.rollback()  # no transaction held open while the message waits for its turn
-    if row is None or row.status != "queued":
+    if row is None or row[0].status != "queued":
+        db.session.rollback()
         return None
-    return row.channel, row.from_addr, None if row.channel == "email" else row.provider
-
-
-def take_turn(
-    app: Flask, provider: str | None, channel: str, sender: str, max_wait: float | None = None
-) -> pacing.Turn | None:
-    """Wait for the message's turn in its provider account's and number's buckets (webapp.messaging
-    .pacing): a pacing.Turn (its `waited` is the seconds spent waiting), or None when none came within
-    max_wait or the buckets cannot be reached; then the message stays as it is, queued."""
-    try:
-        return pacing.wait_for_turn(app, pacing.buckets(app.config, provider, channel, sender), max_wait)
-    except pacing.PacingUnavailable as exc:
-        log.warning("not sending now: %s", exc)
-        return None
-
-
-def deliver(message_id: int) -> pacing.Turn | None:
-    """Send one queued message (see the module's docstring). Its turn (how long it waited for the
-    pacing buckets), or None when nothing was sent by this call."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    waiting = _waiting(message_id)
-    if waiting is None:
-        log.info("message %s is not queued any more; not sending it again", message_id)
-        return None
-    channel, sender, provider_name = waiting
-    # The turn comes before the claim: a message waiting for it is queued, not sending, and no try.
-    turn = take_turn(app, provider_name, channel, sender)
-    if turn is None:
-        log.info("message %s stays queued: no turn to send now (the sweep hands it over again)", message_id)
-        return None
-    token = claim(message_id)
-    if token is None:
-        pacing.give_back(app, turn)
-        log.info("message %s is not queued any more; not sending it again", message_id)
-        return None
-    _send(app, message_id, token, waiting)
-    return turn
-
-
-def _send(app: Flask, message_id: int, token: int, waiting: tuple[str, str, str | None]) -> None:
-    provider_name = waiting[2]
-    message = db.session.get(Message, message_id)
-    assert message is not None
+    message, provider_name = row
+    ready = _Ready(message, None if message.channel == "email" else provider_name)
     try:
         # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
         # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
@@ -216,32 +195,74 @@ def _send(app: Flask, message_id: int, token: int, waiting: tuple[str, str, str 
             message.channel != "email" and message.author_id is not None and message.conversation is not None
         )
         if texted and optouts.active(db.session, message.conversation.organization_id, message.to_addr):
-            _settle(
-                message,
-                token,
+            ready.refusal = (
                 Rejected("Not sent: the number opted out", "It texted STOP before this left."),
-                refund_note="Recipient opted out",
+                "Recipient opted out",
             )
-            return
-        outbound = outbound_for(message)
-        provider = registry.for_sending(app, message.channel, provider_name)
+        else:
+            ready.outbound = outbound_for(message)
+            ready.provider = registry.for_sending(app, message.channel, ready.provider_name)
     except Exception as exc:
         # Nothing went out (a provider that cannot be built: a missing key, a bad setting): say so.
         log.exception("message %s could not be prepared for sending", message_id)
-        db.session.rollback()
-        _settle(
-            message,
-            token,
+        ready.refusal = (
             Rejected("Relay could not send it", f"{type(exc).__name__}: {exc}"[:500]),
-            refund_note="Not sent",
+            "Not sent",
         )
-        return
+    db.session.rollback()  # no transaction held open while the message waits for its turn
+    return ready
 
+
+def take_turn(
+    app: Flask, provider: str | None, outbound: Outbound, max_wait: float | None = None
+) -> pacing.Turn | None:
+    """Wait for the message's turn in its provider account's and number's buckets (webapp.messaging
+    .pacing): a pacing.Turn (its `waited` is the seconds spent waiting), or None when none came within
+    max_wait or the buckets cannot be reached; then the message stays as it is."""
+    found = pacing.buckets(app.config, provider, outbound.channel, outbound.sender)
+    try:
+        return pacing.wait_for_turn(app, found, max_wait)
+    except pacing.PacingUnavailable as exc:
+        log.warning("not sending now: %s", exc)
+        return None
+
+
+def deliver(message_id: int) -> pacing.Turn | None:
+    """Send one queued message (see the module's docstring). Its turn (`waited`: the seconds it waited
+    for the pacing buckets), or None when this call sent nothing."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    ready = _prepare(app, message_id)
+    if ready is None:
+        log.info("message %s is not queued any more; not sending it again", message_id)
+        return None
+    turn = pacing.Turn(0.0)
+    if ready.outbound is not None:
+        # The turn comes before the claim: a message waiting for it is queued, not sending, and no try.
+        turn = take_turn(app, ready.provider_name, ready.outbound)
+        if turn is None:
+            log.info("message %s stays queued: no turn to send now (the sweep hands it over)", message_id)
+            return None
+    token = claim(message_id)
+    if token is None:
+        pacing.give_back(app, turn)
+        log.info("message %s is not queued any more; not sending it again", message_id)
+        return None
+    if ready.refusal is not None:
+        error, note = ready.refusal
+        _settle(ready.message, token, error, refund_note=note)
+        return None
+    _send(app, message_id, ready, token)
+    return turn
+
+
+def _send(app: Flask, message_id: int, ready: _Ready, token: int) -> None:
+    message, provider, outbound = ready.message, ready.provider, ready.outbound
+    assert provider is not None and outbound is not None
     tries = max(1, app.config["SEND_MAX_ATTEMPTS"], token + 1)  # tries before a hand-back count too
     backoff = app.config["SEND_BACKOFF_SECONDS"]
     first, tried_at, pause = token + 1, 0.0, 0.0
     for n in range(first, tries + 1):
-        if n > first and not _turn_for_retry(app, waiting, tried_at, pause):
+        if n > first and not _turn_for_retry(app, ready, tried_at, pause):
             _hand_back(message_id, token)
             return
         if not _begin_try(message_id, token):
@@ -263,8 +284,8 @@ def _send(app: Flask, message_id: int, token: int, waiting: tuple[str, str, str 
             # A 429's Retry-After holds the whole account (every worker), and this retry waits at least
             # that long too; the retry is a request like any other, so it takes a turn as well.
             pause = max(backoff * 2 ** (n - 1), exc.retry_after or 0.0)
-            if exc.retry_after and provider_name:
-                pacing.hold(app, provider_name, exc.retry_after)
+            if exc.retry_after and ready.provider_name:
+                pacing.hold(app, ready.provider_name, exc.retry_after)
         except Exception as exc:
             # Something we did not foresee, maybe after the request went out: treat it as unknown.
             log.exception("message %s: unexpected error from the provider", message_id)
@@ -275,15 +296,15 @@ def _send(app: Flask, message_id: int, token: int, waiting: tuple[str, str, str 
             return
 
 
-def _turn_for_retry(app: Flask, waiting: tuple[str, str, str | None], tried_at: float, pause: float) -> bool:
+def _turn_for_retry(app: Flask, ready: _Ready, tried_at: float, pause: float) -> bool:
     """Sleep `pause`, then take a turn for the next try, within what the claim's lease has left (its
     clock started with the last try). False when that is not enough: the caller hands the message back."""
     left = app.config["SEND_LEASE_SECONDS"] - (time.monotonic() - tried_at) - 1.0
     if pause > left:
         return False
     time.sleep(pause)
-    channel, sender, provider = waiting
-    turn = take_turn(app, provider, channel, sender, max_wait=left - pause)
+    assert ready.outbound is not None
+    turn = take_turn(app, ready.provider_name, ready.outbound, max_wait=left - pause)
     return turn is not None
 
 
