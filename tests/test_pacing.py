@@ -296,3 +296,19 @@ def test_without_its_buckets_a_message_is_not_sent_unpaced(world, fake, app) -> 
     (message_id,) = queue(world, "de", 1)
     assert dispatch.deliver(message_id) is None
     assert rows([message_id])[message_id][:2] == ("queued", 0) and fake.arrivals() == []
+
+
+def test_a_stop_that_comes_while_a_message_waits_for_its_turn_stops_it(world, fake, app) -> None:
+    from webapp.messaging import optouts
+
+    app.config.update(DISPATCH_MODE="thread")
+    (message_id,) = queue(world, "de", 1)
+    pacing.hold(app, "vonage", 1.0)
+    future = dispatch.enqueue(message_id)
+    time.sleep(0.4)  # read and checked (no STOP yet), now waiting for its turn
+    message = db.session.get(Message, message_id)
+    optouts.opt_out(db.session, message.conversation.organization_id, message.to_addr, message)
+    db.session.commit()
+    assert future is not None
+    future.result(timeout=10)
+    assert rows([message_id])[message_id][:2] == ("rejected", 0) and fake.arrivals() == []

@@ -182,7 +182,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "VONAGE_RATE_PER_SECOND": _rate(env, "VONAGE_RATE_PER_SECOND", 30.0),
         "SEND_RATE_PER_NUMBER": _rate(env, "SEND_RATE_PER_NUMBER", None),
         "SEND_RATE_PER_COUNTRY": _rates_by_country(env.get("SEND_RATE_PER_COUNTRY")),
-        "SEND_PACING_MARGIN_SECONDS": _seconds(env, "SEND_PACING_MARGIN_SECONDS", 0.05),
+        "SEND_PACING_MARGIN_SECONDS": _seconds(env, "SEND_PACING_MARGIN_SECONDS", 0.1),
         "SEND_PACING_MAX_WAIT_SECONDS": _seconds(env, "SEND_PACING_MAX_WAIT_SECONDS", 30),
         "SIMULATOR_DELIVERY_SECONDS": _seconds(env, "SIMULATOR_DELIVERY_SECONDS", 3),
         "VONAGE_TIMEOUT": _seconds(env, "VONAGE_TIMEOUT", 10),

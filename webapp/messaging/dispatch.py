@@ -162,6 +162,15 @@ def outbound_for(message: Message) -> Outbound:
     )
 
 
+# The opt-out is checked before the turn; a message that waited longer than this for its turn is checked
+# again once claimed (shorter waits are no longer than the claim itself, the race there always was).
+RECHECK_AFTER_WAIT_SECONDS = 0.1
+OPTED_OUT = (
+    Rejected("Not sent: the number opted out", "It texted STOP before this left."),
+    "Recipient opted out",
+)
+
+
 @dataclass
 class _Ready:
     """A queued message read and made ready to leave, before its claim: what it takes to send it, or
@@ -172,6 +181,7 @@ class _Ready:
     outbound: Outbound | None = None
     provider: Sender | None = None
     refusal: tuple[ProviderError, str] | None = None  # the error and the refund's note
+    opt_out_of: tuple[int, str] | None = None  # (organisation, number) whose STOP would refuse it
 
 
 def _prepare(app: Flask, message_id: int) -> _Ready | None:
@@ -194,11 +204,10 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
         texted = (
             message.channel != "email" and message.author_id is not None and message.conversation is not None
         )
-        if texted and optouts.active(db.session, message.conversation.organization_id, message.to_addr):
-            ready.refusal = (
-                Rejected("Not sent: the number opted out", "It texted STOP before this left."),
-                "Recipient opted out",
-            )
+        if texted:
+            ready.opt_out_of = (message.conversation.organization_id, message.to_addr)
+        if ready.opt_out_of and optouts.active(db.session, *ready.opt_out_of):
+            ready.refusal = OPTED_OUT
         else:
             ready.outbound = outbound_for(message)
             ready.provider = registry.for_sending(app, message.channel, ready.provider_name)
@@ -247,6 +256,14 @@ def deliver(message_id: int) -> pacing.Turn | None:
         pacing.give_back(app, turn)
         log.info("message %s is not queued any more; not sending it again", message_id)
         return None
+    waited_long = turn.waited >= RECHECK_AFTER_WAIT_SECONDS
+    if (
+        waited_long
+        and ready.opt_out_of
+        and ready.refusal is None
+        and optouts.active(db.session, *ready.opt_out_of)
+    ):
+        ready.refusal = OPTED_OUT  # a STOP came while it waited for its turn
     if ready.refusal is not None:
         error, note = ready.refusal
         _settle(ready.message, token, error, refund_note=note)
