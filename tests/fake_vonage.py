@@ -34,7 +34,9 @@ owned numbers with `{"error-code": "200"}`, or answers 420 "method failed" for a
 Every POST /v1/messages is recorded (`fake.requests`, a snapshot list of RecordedRequest), its
 `Authorization: Bearer` JWT checked (RS256, signed by the application key, `application_id` claim
 matching); an unverified token is answered 401 like Vonage would, unless `require_auth=False`.
-Otherwise the answer comes from a script: queued behaviours (`respond`, `fail`, `hang`, `drop`) are
+Each record carries its arrival time (`received_at`, for the pacing tests). `rate_limit(n)` makes the
+fake answer 429 with `Retry-After: 1` past n requests in any second, as Vonage does past the account's
+limit. Otherwise the answer comes from a script: queued behaviours (`respond`, `fail`, `hang`, `drop`) are
 used once each, in order; with the queue empty the answer is 202 `{"message_uuid": <new uuid4>}`.
 """
 
@@ -51,6 +53,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -86,6 +89,10 @@ class RecordedRequest:
     jwt_error: str | None
     status: int | None  # what the fake answered; None when it dropped the connection
     response_body: Any
+    # When the request's body had arrived: time.time() (comparable across processes) and
+    # time.monotonic() (for intervals within the fake's process).
+    received_at: float = 0.0
+    received_monotonic: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class _Behaviour:
     content_type: str = "application/json"
     delay: float = 0.0
     drop: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -117,6 +125,8 @@ class FakeVonage:
         self._owned: list[dict[str, Any]] = []
         self._offered: list[dict[str, Any]] = []
         self._default = _Behaviour()  # what an empty script answers: 202 at once
+        self._rate_limit = 0
+        self._accepted_at: deque[float] = deque()  # arrival times of requests not refused by rate_limit
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -181,8 +191,11 @@ class FakeVonage:
         """Answer the next request with this status and JSON body (None: a fresh message_uuid on 2xx)."""
         self._queue(_Behaviour(status=status, body=json_body))
 
-    def fail(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
-        """Answer the next request with an RFC 7807 problem, the way Vonage reports errors."""
+    def fail(
+        self, status: int, title: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        """Answer the next request with an RFC 7807 problem, the way Vonage reports errors (and these
+        response headers: `fail(429, "Rate Limit Hit", headers={"Retry-After": "2"})`)."""
         body = {
             "type": f"https://developer.vonage.com/api-errors/messages#{status}",
             "title": title,
@@ -190,7 +203,20 @@ class FakeVonage:
             "instance": str(uuid.uuid4()),
             **extra,
         }
-        self._queue(_Behaviour(status=status, body=body, content_type="application/problem+json"))
+        self._queue(
+            _Behaviour(
+                status=status,
+                body=body,
+                content_type="application/problem+json",
+                headers=tuple((headers or {}).items()),
+            )
+        )
+
+    def rate_limit(self, per_second: int) -> None:
+        """Answer 429 "Rate Limit Hit" (Retry-After: 1) to any request that would make more than
+        `per_second` requests within one second, as Vonage does past the account's limit (0: no limit)."""
+        with self._lock:
+            self._rate_limit = per_second
 
     def hang(self, seconds: float) -> None:
         """Wait this long before answering the next request (then answer as usual: 202)."""
@@ -299,6 +325,15 @@ class FakeVonage:
         scheme, _, value = authorization.partition(" ")
         return scheme == "Basic" and hmac.compare_digest(value.strip(), expected)
 
+    def arrivals(self) -> list[tuple[float, str | None, int | None]]:
+        """(arrival time, client_ref, status answered) of each POST /v1/messages, in order of arrival."""
+        found = [
+            (r.received_at, r.body.get("client_ref") if isinstance(r.body, dict) else None, r.status)
+            for r in self.requests
+            if r.path == MESSAGES_PATH
+        ]
+        return sorted(found, key=lambda arrival: arrival[0])
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -308,8 +343,19 @@ class FakeVonage:
         with self._lock:
             self._script.append(behaviour)
 
-    def _next(self) -> _Behaviour:
+    def _next(self, arrived: float) -> _Behaviour:
         with self._lock:
+            if self._rate_limit:
+                while self._accepted_at and self._accepted_at[0] <= arrived - 1.0:
+                    self._accepted_at.popleft()
+                if len(self._accepted_at) >= self._rate_limit:
+                    return _Behaviour(
+                        status=429,
+                        body=_problem(429, "Rate Limit Hit", "Please wait, then retry your request"),
+                        content_type="application/problem+json",
+                        headers=(("Retry-After", "1"),),
+                    )
+                self._accepted_at.append(arrived)
             return self._script.popleft() if self._script else self._default
 
     def _record(self, request: RecordedRequest) -> None:
@@ -394,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        received_at, received_monotonic = time.time(), time.monotonic()
         if urlsplit(self.path).path == BUY_PATH:
             self._numbers_api(lambda: fake.buy(parse_qs(raw.decode())), raw)
             return
@@ -412,7 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
                 content_type="application/problem+json",
             )
         else:
-            behaviour = fake._next()
+            behaviour = fake._next(received_monotonic)
         response_body = behaviour.body
         if response_body is None and 200 <= behaviour.status < 300 and not behaviour.drop:
             response_body = {"message_uuid": str(uuid.uuid4())}
@@ -429,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
                 jwt_error=jwt_error,
                 status=None if behaviour.drop else behaviour.status,
                 response_body=None if behaviour.drop else response_body,
+                received_at=received_at,
+                received_monotonic=received_monotonic,
             )
         )
         if behaviour.delay and fake._stopping.wait(behaviour.delay):
@@ -439,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError, ValueError):
                 self.request.unwrap()  # a clean TLS close, so the client sees "no response", not a TLS error
             return
-        self._answer(behaviour.status, response_body, behaviour.content_type)
+        self._answer(behaviour.status, response_body, behaviour.content_type, behaviour.headers)
 
     def do_GET(self) -> None:
         fake = self.server.fake
@@ -477,9 +526,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._answer(status, body, "application/json")
 
-    def _answer(self, status: int, body: Any, content_type: str = "application/problem+json") -> None:
+    def _answer(
+        self,
+        status: int,
+        body: Any,
+        content_type: str = "application/problem+json",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         if payload:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
@@ -582,7 +639,6 @@ MODES = {
 def main(argv: list[str] | None = None) -> None:
     """Run the fake on its own, to point `make run` at it and watch what Relay does."""
     import argparse
-    import time
 
     parser = argparse.ArgumentParser(prog="python -m tests.fake_vonage", description=main.__doc__)
     parser.add_argument("--mode", choices=sorted(MODES), default="ok", help="how every request is answered")

@@ -71,6 +71,28 @@ def test_the_jwt_is_rs256_signed_with_the_application_key(fake: FakeVonage, prov
     assert claims["exp"] > time.time()
 
 
+def test_one_jwt_serves_every_thread_for_its_reuse_time_then_a_new_one_is_signed(
+    fake: FakeVonage, provider: VonageProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider.send(outbound(message_id=1))
+    other = threading.Thread(target=provider.send, args=(outbound(message_id=2),))  # a client of its own
+    other.start()
+    other.join()
+    first, second = (r.headers["Authorization"] for r in fake.requests)
+    assert first == second and all(r.jwt_verified for r in fake.requests)
+
+    from webapp.providers.vonage import sending
+
+    monkeypatch.setattr(sending, "JWT_REUSE_SECONDS", 0.0)
+    provider.send(outbound(message_id=3))  # each request past the reuse time signs anew (a new jti)
+    provider.send(outbound(message_id=4))
+    third, fourth = (r.headers["Authorization"] for r in fake.requests[2:])
+    assert len({first, third, fourth}) == 3
+    assert all(r.jwt_verified for r in fake.requests)
+    claims = [r.jwt_claims for r in fake.requests]
+    assert claims[3]["exp"] - claims[3]["iat"] == 900 and claims[3]["exp"] > time.time() + 800
+
+
 def test_send_returns_the_message_uuid(fake: FakeVonage, provider: VonageProvider) -> None:
     first = provider.send(outbound(message_id=1))
     second = provider.send(outbound(message_id=2))

@@ -78,6 +78,44 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be {exc}") from None
 
 
+def _rate_value(text: str) -> float:
+    """Messages a second as typed: 0 or more (0.5 is one every two seconds); ValueError otherwise."""
+    value = float(text) if text.strip().isascii() else math.nan
+    if not (math.isfinite(value) and 0 <= value <= 1_000_000):
+        raise ValueError(text)
+    return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return _rate_value(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a number of messages a second (0 or more), not {raw.strip()!r}"
+        ) from None
+
+
+def _rates_by_country(raw: str | None) -> dict[str, float]:
+    """SEND_RATE_PER_COUNTRY: "US=1,CA=0.5" (ISO 3166 alpha-2 = messages a second per number)."""
+    found: dict[str, float] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        country, equals, rate = (part.strip() for part in item.partition("="))
+        try:
+            if not equals or not re.fullmatch(r"[A-Za-z]{2}", country):
+                raise ValueError(item)
+            found[country.upper()] = _rate_value(rate)
+        except ValueError:
+            raise ConfigError(
+                f"SEND_RATE_PER_COUNTRY: {item.strip()!r} is not COUNTRY=rate (US=1: a rate of 0 or more)"
+            ) from None
+    return found
+
+
 def _providers(raw: str | None) -> dict[str, str]:
     found = dict(BUILT_IN_PROVIDERS)
     for item in (raw or "").split(","):
@@ -146,6 +184,15 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # when messages are dispatched in-process (DISPATCH_MODE=thread). Else `flask --app wsgi clock`.
         "CLOCK_IN_PROCESS": _switch(env, "CLOCK_IN_PROCESS"),
         "DISPATCH_THREADS": _int(env, "DISPATCH_THREADS", 8),
+        # Paced sending (webapp.messaging.pacing): requests a second for the Vonage account (0: not
+        # paced), SMS a second per sending number (unset: by country, from Vonage's guidance; 0: no
+        # limit), per-country overrides ("US=3,CA=1"), the margin added to each bucket's window, and the
+        # longest a dispatcher waits for a turn before leaving the message queued for the sweep.
+        "VONAGE_RATE_PER_SECOND": _rate(env, "VONAGE_RATE_PER_SECOND", 30.0),
+        "SEND_RATE_PER_NUMBER": _rate(env, "SEND_RATE_PER_NUMBER", None),
+        "SEND_RATE_PER_COUNTRY": _rates_by_country(env.get("SEND_RATE_PER_COUNTRY")),
+        "SEND_PACING_MARGIN_SECONDS": _seconds(env, "SEND_PACING_MARGIN_SECONDS", 0.1),
+        "SEND_PACING_MAX_WAIT_SECONDS": _seconds(env, "SEND_PACING_MAX_WAIT_SECONDS", 30),
         "SIMULATOR_DELIVERY_SECONDS": _seconds(env, "SIMULATOR_DELIVERY_SECONDS", 3),
         "VONAGE_TIMEOUT": _seconds(env, "VONAGE_TIMEOUT", 10),
         "VONAGE_CONNECT_TIMEOUT": _seconds(env, "VONAGE_CONNECT_TIMEOUT", 3),

@@ -16,6 +16,14 @@ What a try's failure means decides what follows (webapp.providers.base):
   have sent it. The message becomes `unknown` ("Checking with the network…") and is never sent again;
   the status webhook, which carries our id as client_ref, settles it.
 
+Pacing (webapp.messaging.pacing): before the claim, a message waits for its turn in its provider
+account's bucket and its sending number's (shared through Redis by every worker). Waiting is neither a
+try nor a failure: the message stays `queued`, and a turn taken for a message another dispatcher had
+claimed is given back. A 429 is a try (counted like any other); its Retry-After holds the account for
+every worker, and the retry waits at least that long, then takes a turn too. A wait that would outlast
+SEND_PACING_MAX_WAIT_SECONDS (before the claim) or the lease (before a retry) leaves the message
+`queued` for the sweep.
+
 `recover` is the sweep, run by `flask --app wsgi dispatch requeue` and every DISPATCH_SWEEP_SECONDS by
 the clock (webapp.scheduling, which runs the give-up below as a task of its own, `give_up_unknown`):
 - a `sending` claim whose lease ran out (its dispatcher died): back to `queued` if no try had begun,
@@ -37,14 +45,21 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from webapp import logs
+from webapp import logs, metrics
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import attempts, optouts, status
+from webapp.messaging import attempts, optouts, pacing, status
 from webapp.models import Message, SendingNumber, utcnow
 from webapp.providers import registry
-from webapp.providers.base import Outbound, OutcomeUnknown, ProviderError, Rejected, TemporaryFailure
+from webapp.providers.base import (
+    Outbound,
+    OutcomeUnknown,
+    ProviderError,
+    Rejected,
+    Sender,
+    TemporaryFailure,
+)
 
 log = logging.getLogger("relay.dispatch")
 QUEUE_NAME = "relay"
@@ -155,53 +170,138 @@ def outbound_for(message: Message) -> Outbound:
     )
 
 
-def deliver(message_id: int) -> None:
-    token = claim(message_id)
-    if token is None:
-        log.info("message %s is not queued any more; not sending it again", message_id)
-        return
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    message = db.session.get(Message, message_id)
-    assert message is not None
+# The opt-out is checked before the turn; a message that waited longer than this for its turn is checked
+# again once claimed (shorter waits are no longer than the claim itself, the race there always was).
+RECHECK_AFTER_WAIT_SECONDS = 0.1
+OPTED_OUT = (
+    Rejected("Not sent: the number opted out", "It texted STOP before this left."),
+    "Recipient opted out",
+)
+
+
+@dataclass
+class _Ready:
+    """A queued message read and made ready to leave, before its claim: what it takes to send it, or
+    what refuses it (an opt-out, a provider that cannot be built), which is settled once claimed."""
+
+    message: Message
+    provider_name: str | None  # that of the number it leaves from; None: email, or a number not ours
+    outbound: Outbound | None = None
+    provider: Sender | None = None
+    refusal: tuple[ProviderError, str] | None = None  # the error and the refund's note
+    opt_out_of: tuple[int, str] | None = None  # (organisation, number) whose STOP would refuse it
+
+
+def _prepare(app: Flask, message_id: int) -> _Ready | None:
+    """Everything a send needs that only reads, done while the message is still queued, so that between
+    its turn and its request there is only the claim, the try's count and the request itself. None when
+    the message is not queued any more."""
+    row = db.session.execute(
+        sa.select(Message, SendingNumber.provider)
+        .outerjoin(SendingNumber, SendingNumber.e164 == Message.from_addr)
+        .where(Message.id == message_id)
+    ).one_or_none()
+    if row is None or row[0].status != "queued":
+        db.session.rollback()
+        return None
+    message, provider_name = row
+    ready = _Ready(message, None if message.channel == "email" else provider_name)
     try:
         # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
         # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
         texted = (
             message.channel != "email" and message.author_id is not None and message.conversation is not None
         )
-        if texted and optouts.active(db.session, message.conversation.organization_id, message.to_addr):
-            _settle(
-                message,
-                token,
-                Rejected("Not sent: the number opted out", "It texted STOP before this left."),
-                refund_note="Recipient opted out",
-            )
-            return
-        outbound = outbound_for(message)
-        provider_name = _provider_of(message)
-        provider = registry.for_sending(app, message.channel, provider_name)
+        if texted:
+            ready.opt_out_of = (message.conversation.organization_id, message.to_addr)
+        if ready.opt_out_of and optouts.active(db.session, *ready.opt_out_of):
+            ready.refusal = OPTED_OUT
+        else:
+            ready.outbound = outbound_for(message)
+            ready.provider = registry.for_sending(app, message.channel, ready.provider_name)
     except Exception as exc:
         # Nothing went out (a provider that cannot be built: a missing key, a bad setting): say so.
         log.exception("message %s could not be prepared for sending", message_id)
-        db.session.rollback()
-        _settle(
-            message,
-            token,
+        ready.refusal = (
             Rejected("Relay could not send it", f"{type(exc).__name__}: {exc}"[:500]),
-            refund_note="Not sent",
+            "Not sent",
         )
-        return
+    db.session.rollback()  # no transaction held open while the message waits for its turn
+    return ready
 
-    tries = max(1, app.config["SEND_MAX_ATTEMPTS"])
+
+def take_turn(
+    app: Flask, provider: str | None, outbound: Outbound, max_wait: float | None = None
+) -> pacing.Turn | None:
+    """Wait for the message's turn in its provider account's and number's buckets (webapp.messaging
+    .pacing): a pacing.Turn (its `waited` is the seconds spent waiting), or None when none came within
+    max_wait or the buckets cannot be reached; then the message stays as it is."""
+    found = pacing.buckets(app.config, provider, outbound.channel, outbound.sender)
+    try:
+        return pacing.wait_for_turn(app, found, max_wait)
+    except pacing.PacingUnavailable as exc:
+        log.warning("not sending now: %s", exc)
+        return None
+
+
+def deliver(message_id: int) -> pacing.Turn | None:
+    """Send one queued message (see the module's docstring). Its turn (`waited`: the seconds it waited
+    for the pacing buckets), or None when this call sent nothing."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    ready = _prepare(app, message_id)
+    if ready is None:
+        log.info("message %s is not queued any more; not sending it again", message_id)
+        return None
+    turn = pacing.Turn(0.0)
+    if ready.outbound is not None:
+        # The turn comes before the claim: a message waiting for it is queued, not sending, and no try.
+        turn = take_turn(app, ready.provider_name, ready.outbound)
+        if turn is None:
+            log.info("message %s stays queued: no turn to send now (the sweep hands it over)", message_id)
+            return None
+    token = claim(message_id)
+    if token is None:
+        pacing.give_back(app, turn)
+        log.info("message %s is not queued any more; not sending it again", message_id)
+        return None
+    waited_long = turn.waited >= RECHECK_AFTER_WAIT_SECONDS
+    if (
+        waited_long
+        and ready.opt_out_of
+        and ready.refusal is None
+        and optouts.active(db.session, *ready.opt_out_of)
+    ):
+        ready.refusal = OPTED_OUT  # a STOP came while it waited for its turn
+    if ready.refusal is not None:
+        error, note = ready.refusal
+        _settle(ready.message, token, error, refund_note=note)
+        return None
+    if turn.waited:
+        metrics.paced_wait(turn.waited)
+    _send(app, message_id, ready, token)
+    return turn
+
+
+def _send(app: Flask, message_id: int, ready: _Ready, token: int) -> None:
+    message, provider, outbound = ready.message, ready.provider, ready.outbound
+    assert provider is not None and outbound is not None
+    tries = max(1, app.config["SEND_MAX_ATTEMPTS"], token + 1)  # tries before a hand-back count too
     backoff = app.config["SEND_BACKOFF_SECONDS"]
-    for n in range(1, tries + 1):
+    first, tried_at, pause = token + 1, 0.0, 0.0
+    for n in range(first, tries + 1):
+        if n > first and not _turn_for_retry(app, ready, tried_at, pause):
+            _hand_back(message_id, token)
+            return
         if not _begin_try(message_id, token):
             log.warning("message %s: the claim was taken over (lease ran out); stopping here", message_id)
             return
         token += 1
+        tried_at = time.monotonic()
         try:
             # Timed, logged and counted (webapp.metrics) by attempts.send.
-            provider_id = attempts.send(provider, outbound, _name(app, message.channel, provider_name), token)
+            provider_id = attempts.send(
+                provider, outbound, _name(app, message.channel, ready.provider_name), token
+            )
         except (Rejected, OutcomeUnknown) as exc:
             _settle(message, token, exc, refund_note="Refused by the provider")
             return
@@ -211,7 +311,11 @@ def deliver(message_id: int) -> None:
                 final = Rejected(f"Not sent after {tries} tries: {exc.title}", exc.detail, exc.code)
                 _settle(message, token, final, refund_note="Provider unavailable")
                 return
-            time.sleep(backoff * 2 ** (n - 1))
+            # A 429's Retry-After holds the whole account (every worker), and this retry waits at least
+            # that long too; the retry is a request like any other, so it takes a turn as well.
+            pause = max(backoff * 2 ** (n - 1), exc.retry_after or 0.0)
+            if exc.retry_after and ready.provider_name:
+                pacing.hold(app, ready.provider_name, exc.retry_after)
         except Exception as exc:
             # Something we did not foresee, maybe after the request went out: treat it as unknown.
             log.exception("message %s: unexpected error from the provider", message_id)
@@ -227,11 +331,30 @@ def _name(app: Flask, channel: str, provider: str | None) -> str:
     return "smtp" if channel == "email" else provider or registry.default_name(app)
 
 
-def _provider_of(message: Message) -> str | None:
-    """The provider of the number a text leaves from (None: email, or a number we do not hold)."""
-    if message.channel == "email":
-        return None
-    return db.session.scalar(sa.select(SendingNumber.provider).where(SendingNumber.e164 == message.from_addr))
+def _turn_for_retry(app: Flask, ready: _Ready, tried_at: float, pause: float) -> bool:
+    """Sleep `pause`, then take a turn for the next try, within what the claim's lease has left (its
+    clock started with the last try). False when that is not enough: the caller hands the message back."""
+    left = app.config["SEND_LEASE_SECONDS"] - (time.monotonic() - tried_at) - 1.0
+    if pause > left:
+        return False
+    time.sleep(pause)
+    assert ready.outbound is not None
+    turn = take_turn(app, ready.provider_name, ready.outbound, max_wait=left - pause)
+    return turn is not None
+
+
+def _hand_back(message_id: int, token: int) -> None:
+    """sending → queued after a refusal that certainly sent nothing (429), when the next try cannot come
+    within the lease: the sweep hands it over again later. Its tries so far still count."""
+    db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "sending", Message.attempts == token)
+        .values(status="queued", claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    activity.touch_messages(db.session, [message_id])
+    db.session.commit()
+    log.info("message %s handed back to the queue: the provider asked us to wait past the lease", message_id)
 
 
 def _submitted(message: Message, provider_id: str) -> None:

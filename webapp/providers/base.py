@@ -48,7 +48,14 @@ class Rejected(ProviderError):
 
 class TemporaryFailure(ProviderError):
     """Certainly not accepted, worth trying again: rate limited (429), no connection at all (refused, DNS,
-    TLS handshake, connect timeout). Nothing reached the provider, so a retry cannot make a second copy."""
+    TLS handshake, connect timeout). Nothing reached the provider, so a retry cannot make a second copy.
+    `retry_after`: the seconds the provider asked us to wait (a 429's Retry-After), if it said."""
+
+    def __init__(
+        self, title: str, detail: str = "", code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(title, detail, code)
+        self.retry_after = retry_after
 
 
 class OutcomeUnknown(ProviderError):

@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import weakref
 from collections.abc import Mapping
+from datetime import UTC
 from typing import Any
 
 import requests
@@ -48,6 +50,12 @@ log = logging.getLogger("relay.vonage")
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
+# How long one signed application JWT is used for, by every thread of this sender. The SDK's tokens
+# expire 15 minutes after they are made (vonage_jwt: exp = iat + 900); Vonage accepts the same token again
+# until then ("we will not accept the same token if it is more than 24 hours after the issued at time",
+# https://api.support.vonage.com/hc/en-us/articles/360000958407). Signing one per request cost an RSA
+# signature and PyJWT's encoding each time; five minutes leaves ten of validity for clock skew.
+JWT_REUSE_SECONDS = 300.0
 
 
 class VonageSender:
@@ -74,6 +82,7 @@ class VonageSender:
         # Weak, so a client dies with its thread; close() reaches the ones still alive.
         self._clients: weakref.WeakSet[Messages] = weakref.WeakSet()
         self._clients_lock = threading.Lock()
+        self._jwt: _ReusedJwt | None = None
         # Build one now so a bad application id or key fails at start-up, not on the first send.
         self._client()
 
@@ -156,10 +165,38 @@ class VonageSender:
                 )
             )
             _sign_with_loaded_key(client, self._key_object)
+            auth = client.http_client.auth
+            if self._jwt is None:
+                self._jwt = _ReusedJwt(auth.create_jwt_auth_string)
+            # The SDK asks its Auth for the Authorization header of every request: one token for all.
+            auth.create_jwt_auth_string = self._jwt
             self._local.client = client
             with self._clients_lock:
                 self._clients.add(client)
         return client
+
+
+class _ReusedJwt:
+    """The SDK's "Bearer <JWT>" header, signed again only every JWT_REUSE_SECONDS (thread-safe)."""
+
+    def __init__(self, sign: Any) -> None:
+        self._sign = sign
+        self._lock = threading.Lock()
+        self._header: bytes | None = None
+        self._signed_at = 0.0
+
+    def __call__(self) -> bytes:
+        header = self._header
+        if header is None or self._stale():
+            with self._lock:
+                if self._header is None or self._stale():
+                    self._header = self._sign()
+                    self._signed_at = time.monotonic()
+                header = self._header
+        return header
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._signed_at >= JWT_REUSE_SECONDS
 
 
 def from_config(config: Mapping[str, Any]) -> VonageSender:
@@ -283,8 +320,9 @@ def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure | O
     title, detail = _problem(response)
     log.warning("Vonage answered %s: %s %s", status, title, detail)
     if status == 429:
-        # Vonage refused it for now: certainly not accepted, so it may be tried again.
-        return TemporaryFailure(title, detail, code=str(status))
+        # Vonage refused it for now: certainly not accepted, so it may be tried again (not before it says).
+        wait = retry_after(response.headers.get("Retry-After"))
+        return TemporaryFailure(title, detail, code=str(status), retry_after=wait)
     if status >= 500:
         # It had the request and broke while handling it: it may have sent the message anyway.
         return OutcomeUnknown(title, detail, code=str(status))
@@ -292,6 +330,27 @@ def _from_http_error(error: HttpRequestError) -> Rejected | TemporaryFailure | O
         return Rejected(title, detail, code=str(status))
     # A 3xx that requests did not follow: nothing was sent that we know of, and it may pass later.
     return TemporaryFailure(title, detail, code=str(status))
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date (RFC 9110 10.2.3).
+    None when absent or unreadable; never negative (a date in the past means now)."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _problem(response: requests.Response) -> tuple[str, str]:
