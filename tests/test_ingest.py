@@ -187,3 +187,24 @@ def test_the_setting_follows_the_dispatcher_and_is_checked(tmp_path) -> None:
     with pytest.raises(settings.ConfigError, match="WEBHOOK_INGEST must be direct or queued"):
         settings.check(settings.from_environment(str(tmp_path), {"WEBHOOK_INGEST": "later"}))
     assert "webhook-sweep" in [task.name for task in TASKS]
+
+
+def test_a_worker_of_the_webhooks_queue_applies_them_and_sends_nothing(client, world, queued, runner) -> None:
+    from webapp.messaging import compose
+    from webapp.messaging.subjects import of_application
+    from webapp.models import Application, User
+
+    post(client, INBOUND, inbound(OUR, LENA, "Seen it"))
+    user = db.session.scalars(sa.select(User)).first()
+    application = db.session.scalars(sa.select(Application)).first()
+    waiting = compose.compose(db.session, user, of_application(application), "sms", "Waiting").id
+    db.session.commit()
+    dispatch.enqueue(waiting)
+    result = runner.invoke(args=["worker", "--burst", "--queue", "webhooks"])
+    assert result.exit_code == 0, result.output
+    assert [m.body for m in inbound_messages()] == ["Seen it"] and events() == []
+    db.session.expire_all()
+    assert db.session.get(Message, waiting).status == "queued"  # the sends' queue is another worker's
+    assert runner.invoke(args=["worker", "--burst", "--queue", "sends"]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Message, waiting).status in ("submitted", "delivered")

@@ -165,24 +165,30 @@ def register(app: Flask) -> None:
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-    def worker(burst: bool) -> None:
-        """Send queued messages from Redis (REDIS_URL) until stopped."""
+    @click.option(
+        "--queue",
+        "queues",
+        multiple=True,
+        type=click.Choice(["sends", "webhooks"]),
+        help="What this worker takes (repeat for both) [default: sends, then webhooks].",
+    )
+    def worker(burst: bool, queues: tuple[str, ...]) -> None:
+        """Send queued messages, and apply stored webhooks, from Redis (REDIS_URL) until stopped."""
         from rq import SimpleWorker
 
-        from webapp.messaging import dispatch
+        from webapp.messaging import dispatch, ingest
 
         if not app.config.get("REDIS_URL"):
             raise click.UsageError("set REDIS_URL to the Redis that the web processes enqueue on")
-        q = dispatch.queue(app)
-        # What a killed worker left behind: recovered now; afterwards the clock sweeps (`flask clock`).
-        click.echo(f"Recovery: {dispatch.recover()}")
+        chosen = queues or ("sends", "webhooks")
+        if "sends" in chosen:
+            # What a killed worker left behind: recovered now; afterwards the clock sweeps (`flask clock`).
+            click.echo(f"Recovery: {dispatch.recover()}")
+        # In the order given: a worker takes from the first queue that has a job.
+        found = [dispatch.queue(app) if name == "sends" else ingest.queue(app) for name in chosen]
         # SimpleWorker runs jobs in this process, inside this app context: no fork, no copied DB pool.
         # No RQ scheduler: the periodic work is the clock's (webapp.scheduling.clock says why).
-        # Sends first, then the stored webhooks (webapp.messaging.ingest): a queue is served in this order.
-        from webapp.messaging import ingest
-
-        queues = [q, ingest.queue(app)]
-        SimpleWorker(queues, connection=q.connection).work(burst=burst, with_scheduler=False)
+        SimpleWorker(found, connection=found[0].connection).work(burst=burst, with_scheduler=False)
 
     @app.cli.command("clock")
     @click.option("--once", is_flag=True, help="One pass: run what is due, then stop.")
