@@ -562,6 +562,10 @@ def main() -> None:
                 {
                     **plan,
                     "port": port,
+                    "gunicorn_pid": gunicorn.pid,
+                    "libpq_url": sa.make_url(database_url)
+                    .set(drivername="postgresql")
+                    .render_as_string(hide_password=False),
                     "secret": secret,
                     "seconds": args.seconds,
                     "rounds": args.rounds,
@@ -594,6 +598,17 @@ def main() -> None:
         errors = server_errors(log_text)
         keep_log = "Traceback" in log_text
         hooks, floor, healthz = load["webhooks"], load["floor"]["write"], load["healthz"]["healthz"]
+        # Server CPU (gunicorn workers + PostgreSQL backends) per request, by phase: what the webhooks
+        # cost against the floor, least disturbed by other work on the machine.
+        served = {
+            "webhooks": hooks["all"]["requests"],
+            "floor": floor["requests"],
+            "healthz": healthz["requests"],
+        }
+        cpu_per_request = {
+            name: round(1000 * load["server_cpu_seconds"][name] / max(1, count), 3)
+            for name, count in served.items()
+        }
         results = {
             "command": COMMAND,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -613,6 +628,8 @@ def main() -> None:
             "healthz": _brief(healthz),
             "ratio_webhooks_to_floor": round(hooks["all"]["per_second"] / floor["per_second"], 3),
             "ratio_webhooks_to_healthz": round(hooks["all"]["per_second"] / healthz["per_second"], 3),
+            "server_cpu_ms_per_request": cpu_per_request,
+            "ratio_by_server_cpu": round(cpu_per_request["floor"] / cpu_per_request["webhooks"], 3),
             "per_round_requests_per_second": {
                 "webhooks": hooks["per_round"],
                 "floor": load["floor"]["per_round"],

@@ -284,6 +284,47 @@ def _stats(times: list[float], codes: Counter[int], seconds: float) -> dict[str,
     }
 
 
+class ServerCPU:
+    """CPU seconds the server has used so far: gunicorn's workers (the children of its master) and the
+    PostgreSQL backends of the bench's database (on this machine). Under a machine shared with other
+    work, CPU per request is the measure that the others' load disturbs least."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        import psycopg
+
+        self.master = plan.get("gunicorn_pid")
+        self.conn = psycopg.connect(plan["libpq_url"], autocommit=True) if plan.get("libpq_url") else None
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _pids(self) -> list[int]:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and self._stat(int(entry), parent=True) == self.master:
+                pids.append(int(entry))
+        if self.conn is not None:
+            rows = self.conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            pids += [row[0] for row in rows]
+        return pids
+
+    def _stat(self, pid: int, parent: bool = False) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        if parent:
+            return int(fields[1])  # ppid
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def seconds(self) -> float:
+        if self.master is None:
+            return 0.0
+        return sum(self._stat(pid) for pid in self._pids())
+
+
 def _phase(port: int, threads: int, seconds: float, work: Any) -> tuple[float, list[Worker]]:
     started = time.monotonic()
     workers = [Worker(port, work, started + seconds) for _ in range(threads)]
@@ -365,10 +406,14 @@ def main() -> None:
     # machine's moods (others' work on the same two cores) alike.
     phases: dict[str, list[tuple[float, list[Worker]]]] = {"webhooks": [], "floor": [], "healthz": []}
     cpu: dict[str, float] = {name: 0.0 for name in phases}
+    server = ServerCPU(plan)
+    server_cpu: dict[str, float] = {name: 0.0 for name in phases}
     for _ in range(rounds):
         for name, work in (("webhooks", webhooks), ("floor", floor), ("healthz", healthz)):
             before = resource.getrusage(resource.RUSAGE_SELF)
+            server_before = server.seconds()
             phases[name].append(_phase(port, threads, seconds, work))
+            server_cpu[name] += server.seconds() - server_before
             after = resource.getrusage(resource.RUSAGE_SELF)
             cpu[name] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
@@ -418,6 +463,7 @@ def main() -> None:
         },
         "transport_errors": [e for w in hook_workers + other_workers for e in w.errors][:20],
         "generator_cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
+        "server_cpu_seconds": {name: round(value, 2) for name, value in server_cpu.items()},
         "retries_after_5xx": source.retries,
         "unsent_second_posts_or_retries": len(source.later),
         "inbound_log": source.inbound_log,

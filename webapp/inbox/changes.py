@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, SessionTransaction, object_session, scoped_session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from webapp.accounts import access
 from webapp.models import (
@@ -154,16 +156,41 @@ def _stamp(session: Session, conversation_ids: set[int]) -> None:
     for conversation_id, org_id in rows:
         by_top.setdefault(chains[org_id][-1], []).append(conversation_id)
     for top in sorted(by_top):  # one order for every writer: no two wait on each other's clocks
-        seq = _advance(session, top)
-        below = {org for chain in chains.values() if chain[-1] == top for org in chain[:-1]}
+        seq = _advance_and_mark(session, top, by_top[top])
+        below = {org for family in chains.values() if family[-1] == top for org in family[:-1]}
         for org_id in sorted(below):
             _advance(session, org_id, to=seq)
-        session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id.in_(by_top[top]))
-            .values(change_seq=seq)
-            .execution_options(synchronize_session=False)
-        )
+        for conversation_id in by_top[top]:
+            # The marker was written past the ORM: a conversation this session holds (its sessions
+            # keep objects after a commit) shows the new value, not the one it was loaded with.
+            loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+            if loaded is not None:
+                set_committed_value(loaded, "change_seq", seq)
+
+
+def _advance_and_mark(session: Session, top: int, conversation_ids: list[int]) -> int:
+    """The top's clock + 1, written to its changed conversations (rows locked already: never a wait)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement, one round trip: it runs at every commit that changes a conversation.
+        return session.execute(_MARK, {"clock_of": top, "marked": conversation_ids}).scalars().first()
+    seq = _advance(session, top)
+    session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id.in_(conversation_ids))
+        .values(change_seq=seq)
+        .execution_options(synchronize_session=False)
+    )
+    return seq
+
+
+# PostgreSQL: the clock moved and the conversations marked in one statement (a data-modifying CTE).
+_MARK = sa.text(
+    "WITH clock AS ("
+    " INSERT INTO activity_clock (organization_id, seq) VALUES (:clock_of, 1)"
+    " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1 RETURNING seq)"
+    " UPDATE conversation SET change_seq = (SELECT seq FROM clock) WHERE id IN :marked"
+    " RETURNING change_seq"
+).bindparams(sa.bindparam("marked", expanding=True))
 
 
 def _advance(session: Session, organization_id: int, to: int | None = None) -> int:

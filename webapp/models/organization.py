@@ -15,6 +15,7 @@ from sqlalchemy.orm import (
     mapped_column,
     object_session,
     relationship,
+    scoped_session,
 )
 
 from webapp.models.base import Base, UTCDateTime, utcnow
@@ -137,8 +138,16 @@ def _chain_statement() -> sa.Select:
 
 def chain(session: Session, organization_id: int) -> list[int]:
     """The organisation and its parents, the top last; read once per transaction (the inbound reply's
-    viewers and the change marker's clocks both need it), forgotten when the transaction ends."""
-    known: dict[int, list[int]] = session.info.setdefault(_CHAINS, {})
+    viewers and the change marker's clocks both need it), never used by another transaction."""
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's db.session: the session it stands for
+        session = session()
+    if session.get_transaction() is None:
+        session.connection()  # begin: the memo below belongs to this transaction
+    transaction = session.get_transaction()
+    memo = session.info.get(_CHAINS)
+    if memo is None or memo[0] is not transaction:
+        memo = session.info[_CHAINS] = (transaction, {})
+    known: dict[int, list[int]] = memo[1]
     found = known.get(organization_id)
     if found is None:
         parents = dict(session.execute(_chain_statement(), {"chain_of": organization_id}).tuples().all())
@@ -152,5 +161,5 @@ def chain(session: Session, organization_id: int) -> list[int]:
 
 @sa.event.listens_for(Session, "after_transaction_end")
 def _forget_chains(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
+    if transaction.parent is None:  # let go of the ended transaction (the memo names it)
         session.info.pop(_CHAINS, None)
