@@ -76,12 +76,13 @@ def joined(conversation: Conversation, message: Message) -> None:
     now = utcnow()
     session = object_session(conversation)
     assert session is not None
-    activity.record(session, conversation, message)
     if message.channel == "whatsapp":
         # Counted from when the candidate wrote, but never from the future (a clock ahead, a forged time).
         ends = min(message.received_at or now, now) + WHATSAPP_WINDOW
         if conversation.whatsapp_window_ends_at is None or ends > conversation.whatsapp_window_ends_at:
             conversation.whatsapp_window_ends_at = ends
+    # After the window: record's flush writes the conversation's row once, with the window in it.
+    activity.record(session, conversation, message)
 
 
 def receive(session: Session, inbound: InboundMessage) -> Received:
