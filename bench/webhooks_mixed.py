@@ -190,6 +190,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--storm-threads", type=int, default=12)
+    parser.add_argument(
+        "--webhook-workers",
+        type=int,
+        default=0,
+        help="serve the webhooks from a gunicorn of their own with this many workers (0: the same one)",
+    )
     parser.add_argument("--think", type=float, default=0.1, help="seconds between a user's requests")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=4)
@@ -210,7 +216,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="relay_bench_mixed_"))
     log_path = work / "gunicorn.log"
     name, admin, database_url = wb.create_database(server)
-    gunicorn = None
+    gunicorn = hooks_gunicorn = None
     app = None
     try:
         app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench-" + "x" * 40})
@@ -230,6 +236,14 @@ def main() -> None:
         pages = [{"conversation": c, "application": a} for c, a in rows]
         port = wb.free_port()
         gunicorn = wb.start_gunicorn(database_url, secret, port, log_path, args.workers)
+        storm_port = port
+        if args.webhook_workers:
+            # As a deployment would route /webhooks/ to processes of their own: the storm then queues
+            # in front of those, not in front of the pages' workers (the CPU is still shared).
+            storm_port = wb.free_port()
+            hooks_gunicorn = wb.start_gunicorn(
+                database_url, secret, storm_port, work / "gunicorn-webhooks.log", args.webhook_workers
+            )
         users_plan = {
             "port": port,
             "users": args.users,
@@ -241,7 +255,7 @@ def main() -> None:
         }
         storm_plan = {
             **plan,
-            "port": port,
+            "port": storm_port,
             "secret": secret,
             "seconds": args.seconds,
             "rounds": 1,
@@ -295,6 +309,8 @@ def main() -> None:
                     for key, events in result["status_log"].items():
                         status_log.setdefault(key, []).extend(events)
         wb.stop_gunicorn(gunicorn)
+        if hooks_gunicorn is not None:
+            wb.stop_gunicorn(hooks_gunicorn)
         checks = wb.verify(app, plan, {"inbound_log": inbound_log, "status_log": status_log, "floor_log": {}})
 
         def combined(runs: list[dict[str, Any]], page: str) -> dict[str, Any]:
@@ -316,6 +332,9 @@ def main() -> None:
             "users": args.users,
             "think_seconds": args.think,
             "storm_threads": args.storm_threads,
+            "webhooks_served_by": f"gunicorn -w {args.webhook_workers} of their own"
+            if args.webhook_workers
+            else "the same gunicorn as the pages",
             "users_alone": {page: combined(alone, page) for page in (*PAGES, "all")},
             "users_with_storm": {page: combined(stormed, page) for page in (*PAGES, "all")},
             "p95_with_storm_over_without": [
@@ -335,8 +354,9 @@ def main() -> None:
         }
         print(json.dumps(results, indent=2, ensure_ascii=False))
     finally:
-        if gunicorn is not None:
-            wb.stop_gunicorn(gunicorn)
+        for process in (gunicorn, hooks_gunicorn):
+            if process is not None:
+                wb.stop_gunicorn(process)
         if app is not None:
             with app.app_context():
                 db.engine.dispose()
