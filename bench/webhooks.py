@@ -299,7 +299,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    database_url: str, secret: str, port: int, log_path: Path, workers: int = 2
+    database_url: str, secret: str, port: int, log_path: Path, workers: int = 2, nice: int = 0
 ) -> subprocess.Popen[bytes]:
     gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
     env = dict(os.environ)
@@ -321,6 +321,7 @@ def start_gunicorn(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None,  # lower CPU priority, inherited by workers
     )
     log.close()
     deadline = time.monotonic() + 60

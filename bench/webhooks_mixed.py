@@ -196,6 +196,9 @@ def main() -> None:
         default=0,
         help="serve the webhooks from a gunicorn of their own with this many workers (0: the same one)",
     )
+    parser.add_argument(
+        "--webhook-nice", type=int, default=0, help="that gunicorn's CPU priority (os.nice), e.g. 10"
+    )
     parser.add_argument("--think", type=float, default=0.1, help="seconds between a user's requests")
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=4)
@@ -242,7 +245,12 @@ def main() -> None:
             # in front of those, not in front of the pages' workers (the CPU is still shared).
             storm_port = wb.free_port()
             hooks_gunicorn = wb.start_gunicorn(
-                database_url, secret, storm_port, work / "gunicorn-webhooks.log", args.webhook_workers
+                database_url,
+                secret,
+                storm_port,
+                work / "gunicorn-webhooks.log",
+                args.webhook_workers,
+                nice=args.webhook_nice,
             )
         users_plan = {
             "port": port,
@@ -332,7 +340,7 @@ def main() -> None:
             "users": args.users,
             "think_seconds": args.think,
             "storm_threads": args.storm_threads,
-            "webhooks_served_by": f"gunicorn -w {args.webhook_workers} of their own"
+            "webhooks_served_by": f"gunicorn -w {args.webhook_workers} of their own, nice {args.webhook_nice}"
             if args.webhook_workers
             else "the same gunicorn as the pages",
             "users_alone": {page: combined(alone, page) for page in (*PAGES, "all")},
