@@ -25,6 +25,7 @@ import platform
 import random
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -369,7 +370,11 @@ def main() -> None:
             with app.app_context():
                 db.engine.dispose()
         wb.drop_database(admin, name)
-        print(f"work directory (gunicorn's log): {work}", file=sys.stderr)
+        logs = "".join(p.read_text(errors="replace") for p in work.glob("gunicorn*.log"))
+        if "Traceback" in logs:
+            print(f"gunicorn's logs kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
