@@ -6,7 +6,8 @@ candidates to the number their conversation uses, STOP/START, senders we do not 
 inbound posted a second time (half at once, racing the first, half a little later), and status reports
 (submitted/delivered/read, a few rejected/undeliverable, duplicates, out of order) for the outbound
 messages stored beforehand; a webhook answered 5xx is posted again a second later, as Vonage retries.
-Phase 2 measures GET /healthz the same way for `seconds`: the floor.
+Then the floor (POST /bench/floor of bench/floor_wsgi.py: a webhook-sized body, one INSERT, one COMMIT)
+and GET /healthz, the same way for `seconds` each; the three phases alternate `rounds` times.
 """
 
 from __future__ import annotations
@@ -283,6 +284,47 @@ def _stats(times: list[float], codes: Counter[int], seconds: float) -> dict[str,
     }
 
 
+class ServerCPU:
+    """CPU seconds the server has used so far: gunicorn's workers (the children of its master) and the
+    PostgreSQL backends of the bench's database (on this machine). Under a machine shared with other
+    work, CPU per request is the measure that the others' load disturbs least."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        import psycopg
+
+        self.master = plan.get("gunicorn_pid")
+        self.conn = psycopg.connect(plan["libpq_url"], autocommit=True) if plan.get("libpq_url") else None
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _pids(self) -> list[int]:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and self._stat(int(entry), parent=True) == self.master:
+                pids.append(int(entry))
+        if self.conn is not None:
+            rows = self.conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            pids += [row[0] for row in rows]
+        return pids
+
+    def _stat(self, pid: int, parent: bool = False) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        if parent:
+            return int(fields[1])  # ppid
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def seconds(self) -> float:
+        if self.master is None:
+            return 0.0
+        return sum(self._stat(pid) for pid in self._pids())
+
+
 def _phase(port: int, threads: int, seconds: float, work: Any) -> tuple[float, list[Worker]]:
     started = time.monotonic()
     workers = [Worker(port, work, started + seconds) for _ in range(threads)]
@@ -305,6 +347,24 @@ def _merge(workers: list[Worker], kind: str) -> tuple[list[float], Counter[int]]
     return times, codes
 
 
+def _floor_body(rng: random.Random, plan: dict[str, Any]) -> tuple[str, bytes]:
+    """A body the size and shape of an inbound webhook, with a fresh message_uuid."""
+    route = rng.choice(plan["routes"])
+    message_uuid = str(uuid.uuid4())
+    payload = {
+        "channel": "sms",
+        "message_type": "text",
+        "message_uuid": message_uuid,
+        "to": route["number"].lstrip("+"),
+        "from": route["mobile"].lstrip("+"),
+        "timestamp": _now(),
+        "text": rng.choice(REPLIES),
+        "sms": {"num_messages": "1"},
+        "usage": {"currency": "EUR", "price": "0.0057"},
+    }
+    return message_uuid, json.dumps(payload).encode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plan", required=True)
@@ -312,7 +372,11 @@ def main() -> None:
     args = parser.parse_args()
     plan = json.loads(Path(args.plan).read_text())
     port, threads, seconds, secret = plan["port"], plan["threads"], plan["seconds"], plan["secret"]
+    rounds = plan.get("rounds", 1)
     source = Source(plan, random.Random(plan["seed"]))
+    floor_rng = random.Random(plan["seed"] + 1)
+    floor_lock = threading.Lock()
+    floor_log: dict[str, list[int]] = {}
 
     def webhooks(worker: Worker) -> None:
         while time.monotonic() < worker.deadline:
@@ -325,43 +389,88 @@ def main() -> None:
             source.answered(request, code)
 
     def floor(worker: Worker) -> None:
+        # The same headers as a webhook (a token is made and sent, not checked): the same client cost.
+        while time.monotonic() < worker.deadline:
+            with floor_lock:
+                message_uuid, body = _floor_body(floor_rng, plan)
+            headers = {"Content-Type": "application/json", "Authorization": "Bearer " + sign(body, secret)}
+            code = worker.call("floor", "POST", "/bench/floor", body, headers)
+            with floor_lock:
+                floor_log.setdefault(message_uuid, []).append(code)
+
+    def healthz(worker: Worker) -> None:
         while time.monotonic() < worker.deadline:
             worker.call("healthz", "GET", "/healthz", None, {})
 
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    hook_seconds, hook_workers = _phase(port, threads, seconds, webhooks)
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    floor_seconds, floor_workers = _phase(port, threads, seconds, floor)
-    cpu2 = resource.getrusage(resource.RUSAGE_SELF)
+    # Interleaved: webhooks, floor, /healthz, then again, `rounds` times, so that all three share the
+    # machine's moods (others' work on the same two cores) alike.
+    phases: dict[str, list[tuple[float, list[Worker]]]] = {"webhooks": [], "floor": [], "healthz": []}
+    cpu: dict[str, float] = {name: 0.0 for name in phases}
+    server = ServerCPU(plan)
+    server_cpu: dict[str, float] = {name: 0.0 for name in phases}
+    works = {"webhooks": webhooks, "floor": floor, "healthz": healthz}
+    wanted = plan.get("phases", list(works))  # bench/webhooks_mixed.py runs the webhooks alone
+    for _ in range(rounds):
+        for name, work in ((name, works[name]) for name in wanted):
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            server_before = server.seconds()
+            phases[name].append(_phase(port, threads, seconds, work))
+            server_cpu[name] += server.seconds() - server_before
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu[name] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
-    inbound = _stats(*_merge(hook_workers, "inbound"), hook_seconds)
-    status = _stats(*_merge(hook_workers, "status"), hook_seconds)
-    all_times, all_codes = _merge(hook_workers, "inbound")
-    more_times, more_codes = _merge(hook_workers, "status")
-    webhooks_all = _stats(all_times + more_times, all_codes + more_codes, hook_seconds)
-    floor_stats = _stats(*_merge(floor_workers, "healthz"), floor_seconds)
+    def merged(name: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+        times: list[float] = []
+        codes: Counter[int] = Counter()
+        elapsed = 0.0
+        for phase_seconds, workers in phases[name]:
+            elapsed += phase_seconds
+            for kind in kinds:
+                t, c = _merge(workers, kind)
+                times += t
+                codes.update(c)
+        return _stats(times, codes, elapsed or 1.0)
+
+    def per_round(name: str, kinds: tuple[str, ...]) -> list[float]:
+        rates = []
+        for phase_seconds, workers in phases[name]:
+            rates.append(round(sum(len(_merge(workers, k)[0]) for k in kinds) / phase_seconds, 1))
+        return rates
+
+    hook_workers = [w for _, ws in phases["webhooks"] for w in ws]
+    other_workers = [w for name in ("floor", "healthz") for _, ws in phases[name] for w in ws]
     result = {
         "threads": threads,
+        "rounds": rounds,
         "webhooks": {
-            "seconds": round(hook_seconds, 2),
-            "all": webhooks_all,
-            "inbound": inbound,
-            "status": status,
+            "seconds": round(sum(s for s, _ in phases["webhooks"]), 2),
+            "all": merged("webhooks", ("inbound", "status")),
+            "inbound": merged("webhooks", ("inbound",)),
+            "status": merged("webhooks", ("status",)),
+            "per_round": per_round("webhooks", ("inbound", "status")),
         },
-        "floor": {"seconds": round(floor_seconds, 2), "healthz": floor_stats},
+        "floor": {
+            "seconds": round(sum(s for s, _ in phases["floor"]), 2),
+            "write": merged("floor", ("floor",)),
+            "per_round": per_round("floor", ("floor",)),
+        },
+        "healthz": {
+            "seconds": round(sum(s for s, _ in phases["healthz"]), 2),
+            "healthz": merged("healthz", ("healthz",)),
+            "per_round": per_round("healthz", ("healthz",)),
+        },
         "new_connections": {
             "webhooks": sum(w.reconnects for w in hook_workers),
-            "floor": sum(w.reconnects for w in floor_workers),
+            "others": sum(w.reconnects for w in other_workers),
         },
-        "transport_errors": [e for w in hook_workers + floor_workers for e in w.errors][:20],
-        "generator_cpu_seconds": {
-            "webhooks": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2),
-            "floor": round(cpu2.ru_utime + cpu2.ru_stime - cpu1.ru_utime - cpu1.ru_stime, 2),
-        },
+        "transport_errors": [e for w in hook_workers + other_workers for e in w.errors][:20],
+        "generator_cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
+        "server_cpu_seconds": {name: round(value, 2) for name, value in server_cpu.items()},
         "retries_after_5xx": source.retries,
         "unsent_second_posts_or_retries": len(source.later),
         "inbound_log": source.inbound_log,
         "status_log": source.status_log,
+        "floor_log": floor_log,
     }
     Path(args.out).write_text(json.dumps(result))
 

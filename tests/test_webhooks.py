@@ -545,3 +545,50 @@ def test_sub_organisation_replies_and_stop_through_the_parents_number(client, wo
     post(client, INBOUND, inbound(sent.from_addr, "+46701234567", "STOP"))
     with pytest.raises(checks.SendRefused, match="opted out"):
         compose.compose(db.session, user, of_application(application), "sms", "Still there?")
+
+
+# --- Cost: statements compiled once --------------------------------------------------------------
+
+
+def test_webhooks_compile_no_statement_after_the_first_of_each_kind(app, client, world) -> None:
+    """Issue #19: the webhooks' statements (the INSERT … ON CONFLICT ones too) come from SQLAlchemy's
+    compiled cache after the first webhook of each kind; compiling them anew cost most of a webhook."""
+    from sqlalchemy.engine.default import CACHE_HIT
+
+    app.config["SIMULATOR_DELIVERY_SECONDS"] = 3600  # the test, not the simulator, reports here
+    second = compose.compose(db.session, world["user"], of_application(world["lena"]), "sms", "Again")
+    db.session.commit()
+    for message in (world["sent"], second):
+        dispatch.deliver(message.id)
+    db.session.expire_all()
+    first_id, second_id = (db.session.get(Message, m.id).provider_id for m in (world["sent"], second))
+    db.session.rollback()
+
+    compiled: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if context is not None and context.compiled is not None and context.cache_hit is not CACHE_HIT:
+            compiled.append(statement)
+
+    def webhooks(provider_id: str, text: str) -> None:
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+        assert post(client, STATUS, status(provider_id, "delivered")).status_code == 204
+
+    # The first of each kind compiles (a reply after an outbound message changes more of the
+    # conversation's row than a reply after a reply: two shapes of the ORM's UPDATE).
+    webhooks(first_id, "Thursday?")
+    assert post(client, INBOUND, inbound(OUR, LENA, "Or Friday")).status_code == 200
+    sa.event.listen(db.engine, "after_cursor_execute", note)
+    try:
+        webhooks(second_id, "Friday it is")
+    finally:
+        sa.event.remove(db.engine, "after_cursor_execute", note)
+    assert compiled == []
+    db.session.expire_all()
+    assert [
+        m.status for m in db.session.scalars(sa.select(Message).where(Message.direction == "outbound"))
+    ] == [
+        "delivered",
+        "delivered",
+    ]
+    assert len(inbound_messages()) == 3

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from webapp.accounts import permissions
 from webapp.models import (
@@ -28,7 +28,7 @@ from webapp.models import (
     SourcingTeamMember,
     User,
 )
-from webapp.models.organization import family_above, family_below
+from webapp.models.organization import chain, family_below
 from webapp.models.user import role_permission, user_role
 
 if TYPE_CHECKING:
@@ -308,32 +308,54 @@ def _conversation_by_id(
     )
 
 
-def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:
+def conversation_viewers(conversation: Conversation) -> sa.CompoundSelect:
     """SQL: the ids of the users who may see this conversation (the rule above, the other way round)."""
-    chain = family_above(conversation.organization_id)
+    session = object_session(conversation)
+    assert session is not None, "the conversation's organisations are read in its session"
+    statement, params = conversation_viewers_query(conversation, chain(session, conversation.organization_id))
+    return statement.params(params)
+
+
+def conversation_viewers_query(
+    conversation: Conversation, organization_chain: list[int]
+) -> tuple[sa.CompoundSelect, dict[str, object]]:
+    """conversation_viewers as one statement built once and its parameters (`organization_chain`: the
+    conversation's organisation and its parents, webapp.models.organization.chain), for a caller that
+    runs it inside a statement of its own on every inbound message (webapp.inbox.changes)."""
+    statement = _viewers_statement(conversation.application_id is not None)
+    return statement, {
+        "viewers_chain": organization_chain,
+        "viewers_org": conversation.organization_id,
+        "viewers_subject": conversation.application_id or conversation.community_membership_id,
+    }
+
+
+@lru_cache(maxsize=2)
+def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
+    # Bound parameters, not values: the one statement object is reused, so SQLAlchemy neither builds nor
+    # compiles it again for every inbound message.
+    subject = sa.bindparam("viewers_subject", type_=sa.Integer)
+    organization = sa.bindparam("viewers_org", type_=sa.Integer)
     admins = (
         sa.select(User.id)
         .join(user_role, user_role.c.user_id == User.id)
         .join(role_permission, role_permission.c.role_id == user_role.c.role_id)
         .where(
             role_permission.c.permission_code == permissions.ADMIN_ORGANIZATION,
-            User.organization_id.in_(sa.select(chain.c.id)),
+            User.organization_id.in_(sa.bindparam("viewers_chain", expanding=True)),
         )
     )
-    if conversation.community_membership_id is not None:
+    if not of_application:
         # A prospect's conversation is for those whose organisation has the CRM (see _crm_condition).
         admins = admins.join(Organization, Organization.id == User.organization_id).where(
             Organization.has_crm.is_(True)
         )
-    if conversation.application_id is not None:
+    if of_application:
         team = (
             sa.select(HiringTeamMember.user_id)
             .join(Application, Application.job_id == HiringTeamMember.job_id)
             .join(User, User.id == HiringTeamMember.user_id)
-            .where(
-                Application.id == conversation.application_id,
-                User.organization_id == conversation.organization_id,
-            )
+            .where(Application.id == subject, User.organization_id == organization)
         )
     else:
         team = (
@@ -342,8 +364,8 @@ def conversation_viewers(conversation: Conversation) -> sa.Select[tuple[int]]:
             .join(User, User.id == SourcingTeamMember.user_id)
             .join(Organization, Organization.id == User.organization_id)
             .where(
-                CommunityMembership.id == conversation.community_membership_id,
-                User.organization_id == conversation.organization_id,
+                CommunityMembership.id == subject,
+                User.organization_id == organization,
                 Organization.has_crm.is_(True),
             )
         )

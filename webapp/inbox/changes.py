@@ -18,11 +18,12 @@ value n has seen every change up to n (see ActivityClock).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction, object_session, scoped_session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from webapp.accounts import access
 from webapp.models import (
@@ -32,7 +33,8 @@ from webapp.models import (
     Message,
     utcnow,
 )
-from webapp.models.organization import family_above
+from webapp.models.organization import chain
+from webapp.models.upsert import on_conflict
 
 PREVIEW_LENGTH = 200
 _PENDING = "relay.activity.pending"
@@ -68,55 +70,45 @@ def record(session: Session, conversation: Conversation, message: Message) -> No
     session.flush()
     now = utcnow()
     if message.direction == "inbound":
-        _upsert_states(
-            session,
-            sa.select(
-                access.conversation_viewers(conversation).subquery().c[0].label("user_id"),
-            ),
-            conversation.id,
-            now,
-            unread=True,
+        viewers, params = access.conversation_viewers_query(
+            conversation, chain(session, conversation.organization_id)
+        )
+        session.execute(
+            _states_statement(viewers),
+            {**params, "state_conversation": conversation.id, "state_at": now},
         )
     elif message.author_id is not None:
-        _upsert_states(
-            session,
-            sa.select(sa.literal(message.author_id).label("user_id")),
-            conversation.id,
-            now,
-            wrote=True,
+        session.execute(
+            _states_statement(None),
+            {"state_user": message.author_id, "state_conversation": conversation.id, "state_at": now},
         )
     touch(session, conversation.id)
 
 
-def _upsert_states(
-    session: Session,
-    users: sa.Select,
-    conversation_id: int,
-    now: datetime,
-    unread: bool = False,
-    wrote: bool = False,
-) -> None:
-    """One statement: for each user id `users` gives, one more unread message or "wrote in it"."""
-    module = {"postgresql": postgresql, "sqlite": sqlite}[session.get_bind().dialect.name]
-    users = users.subquery()
+@lru_cache(maxsize=3)
+def _states_statement(viewers: sa.CompoundSelect | None) -> sa.Insert:
+    """One statement, built once for each statement of viewers (access.conversation_viewers_query): for
+    each viewer one more unread message; without viewers, "wrote in it" for the author (state_user)."""
+    if viewers is None:
+        users = sa.select(sa.bindparam("state_user", type_=sa.Integer).label("user_id")).subquery()
+        change = "wrote = true"
+    else:
+        users = sa.select(viewers.subquery().c[0].label("user_id")).subquery()
+        change = f"unread = {ConversationState.__tablename__}.unread + 1"
+    unread = viewers is not None
     rows = sa.select(
         users.c.user_id,
-        sa.literal(conversation_id),
+        sa.bindparam("state_conversation", type_=sa.Integer),
         sa.literal(1 if unread else 0),
-        sa.literal(wrote),
-        sa.literal(now, ConversationState.changed_at.type),
+        sa.literal(not unread),
+        sa.bindparam("state_at", type_=ConversationState.changed_at.type),
     ).where(sa.true())  # SQLite reads "SELECT … FROM t ON CONFLICT" as a join without a WHERE
-    table = ConversationState.__table__
-    statement = module.insert(table).from_select(
+    statement = sa.insert(ConversationState.__table__).from_select(
         ["user_id", "conversation_id", "unread", "wrote", "changed_at"], rows
     )
-    changes: dict[str, object] = {"changed_at": statement.excluded.changed_at}
-    if unread:
-        changes["unread"] = table.c.unread + 1
-    if wrote:
-        changes["wrote"] = sa.true()
-    session.execute(
-        statement.on_conflict_do_update(index_elements=["user_id", "conversation_id"], set_=changes)
+    return on_conflict(
+        statement,
+        f"ON CONFLICT (user_id, conversation_id) DO UPDATE SET changed_at = excluded.changed_at, {change}",
     )
 
 
@@ -159,50 +151,68 @@ def _stamp(session: Session, conversation_ids: set[int]) -> None:
         # The rows the marker is written to, locked before the clock (the order every writer uses).
         .with_for_update(key_share=True)
     ).all()
-    chains = {org_id: _chain(session, org_id) for org_id in {org for _, org in rows}}
+    chains = {org_id: chain(session, org_id) for org_id in {org for _, org in rows}}
     by_top: dict[int, list[int]] = {}
     for conversation_id, org_id in rows:
         by_top.setdefault(chains[org_id][-1], []).append(conversation_id)
     for top in sorted(by_top):  # one order for every writer: no two wait on each other's clocks
-        seq = _advance(session, top)
-        below = {org for chain in chains.values() if chain[-1] == top for org in chain[:-1]}
+        seq = _advance_and_mark(session, top, by_top[top])
+        below = {org for family in chains.values() if family[-1] == top for org in family[:-1]}
         for org_id in sorted(below):
             _advance(session, org_id, to=seq)
-        session.execute(
-            sa.update(Conversation)
-            .where(Conversation.id.in_(by_top[top]))
-            .values(change_seq=seq)
-            .execution_options(synchronize_session=False)
-        )
+        for conversation_id in by_top[top]:
+            # The marker was written past the ORM: a conversation this session holds (its sessions
+            # keep objects after a commit) shows the new value, not the one it was loaded with.
+            loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+            if loaded is not None:
+                set_committed_value(loaded, "change_seq", seq)
 
 
-def _chain(session: Session, organization_id: int) -> list[int]:
-    """The organisation and its parents, the top last."""
-    above = family_above(organization_id)
-    rows = session.execute(sa.select(above.c.id, above.c.parent_id)).all()
-    parents = {row.id: row.parent_id for row in rows}
-    chain, current = [], organization_id
-    while current is not None:
-        chain.append(current)
-        current = parents.get(current)
-    return chain
+def _advance_and_mark(session: Session, top: int, conversation_ids: list[int]) -> int:
+    """The top's clock + 1, written to its changed conversations (rows locked already: never a wait)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement, one round trip: it runs at every commit that changes a conversation.
+        return session.execute(_MARK, {"clock_of": top, "marked": conversation_ids}).scalars().first()
+    seq = _advance(session, top)
+    session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id.in_(conversation_ids))
+        .values(change_seq=seq)
+        .execution_options(synchronize_session=False)
+    )
+    return seq
+
+
+# PostgreSQL: the clock moved and the conversations marked in one statement (a data-modifying CTE).
+_MARK = sa.text(
+    "WITH clock AS ("
+    " INSERT INTO activity_clock (organization_id, seq) VALUES (:clock_of, 1)"
+    " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1 RETURNING seq)"
+    " UPDATE conversation SET change_seq = (SELECT seq FROM clock) WHERE id IN :marked"
+    " RETURNING change_seq"
+).bindparams(sa.bindparam("marked", expanding=True))
 
 
 def _advance(session: Session, organization_id: int, to: int | None = None) -> int:
     """The top's clock + 1 (to=None), or another organisation's clock set to the top's value."""
-    dialect = session.get_bind().dialect.name
-    module = {"postgresql": postgresql, "sqlite": sqlite}[dialect]
+    statement = _advance_statement(session.get_bind().dialect.name, to is not None)
+    return session.execute(statement, {"clock_of": organization_id, "clock_to": to or 1}).scalar_one()
+
+
+@lru_cache(maxsize=4)
+def _advance_statement(dialect: str, catch_up: bool) -> sa.Insert:
     table = ActivityClock.__table__
-    statement = module.insert(table).values(organization_id=organization_id, seq=1 if to is None else to)
-    if to is None:
-        new = table.c.seq + 1
-    else:  # never back: another customer's change may not lower it (it cannot, but say so)
-        new = (sa.func.greatest if dialect == "postgresql" else sa.func.max)(table.c.seq, to)
-    return session.execute(
-        statement.on_conflict_do_update(index_elements=["organization_id"], set_={"seq": new}).returning(
-            table.c.seq
-        )
-    ).scalar_one()
+    if catch_up:  # never back: another customer's change may not lower it (it cannot, but say so)
+        new = f"{'greatest' if dialect == 'postgresql' else 'max'}({table.name}.seq, excluded.seq)"
+    else:
+        new = f"{table.name}.seq + 1"
+    statement = sa.insert(table).values(
+        organization_id=sa.bindparam("clock_of", type_=sa.Integer),
+        seq=sa.bindparam("clock_to", type_=sa.Integer),
+    )
+    return on_conflict(statement, f"ON CONFLICT (organization_id) DO UPDATE SET seq = {new}").returning(
+        table.c.seq
+    )
 
 
 @sa.event.listens_for(Session, "before_flush")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
@@ -15,9 +16,9 @@ from sqlalchemy.orm import Session, object_session
 from webapp.billing import credits
 from webapp.inbox import changes as activity
 from webapp.messaging.optouts import keyword, opt_in, opt_out
-from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
+from webapp.models import Conversation, Message, SendingNumber, utcnow
 from webapp.models.organization import family_below
-from webapp.models.upsert import insert_ignore
+from webapp.models.upsert import on_conflict
 from webapp.providers.base import InboundMessage
 
 STOP_WORDS = frozenset(
@@ -38,17 +39,31 @@ class Received:
 def conversation_for(session: Session, number: SendingNumber, sender: str, channel: str) -> int | None:
     """The conversation that last wrote to this sender from this number on this channel (the number's
     organisation or one of its sub-organisations, which send from their parent's pool)."""
-    owner = session.get(Organization, number.organization_id)
-    assert owner is not None
     return session.scalar(
+        _route_statement(),
+        {
+            "route_channel": channel,
+            "route_number": number.e164,
+            "route_sender": sender,
+            "route_owner": number.organization_id,
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def _route_statement() -> sa.Select:
+    # Built once with bound parameters: every inbound message runs it, and building it (a recursive CTE)
+    # cost more than running it.
+    owner = sa.bindparam("route_owner", type_=sa.Integer)
+    return (
         sa.select(Message.conversation_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(
             Message.direction == "outbound",
-            Message.channel == channel,
-            Message.from_addr == number.e164,
-            Message.to_addr == sender,
-            Conversation.organization_id.in_(sa.select(family_below(owner.id).c.id)),
+            Message.channel == sa.bindparam("route_channel", type_=sa.String),
+            Message.from_addr == sa.bindparam("route_number", type_=sa.String),
+            Message.to_addr == sa.bindparam("route_sender", type_=sa.String),
+            Conversation.organization_id.in_(sa.select(family_below(owner).c.id)),  # type: ignore[arg-type]
         )
         .order_by(Message.id.desc())
         .limit(1)
@@ -61,47 +76,46 @@ def joined(conversation: Conversation, message: Message) -> None:
     now = utcnow()
     session = object_session(conversation)
     assert session is not None
-    activity.record(session, conversation, message)
     if message.channel == "whatsapp":
         # Counted from when the candidate wrote, but never from the future (a clock ahead, a forged time).
         ends = min(message.received_at or now, now) + WHATSAPP_WINDOW
         if conversation.whatsapp_window_ends_at is None or ends > conversation.whatsapp_window_ends_at:
             conversation.whatsapp_window_ends_at = ends
+    # After the window: record's flush writes the conversation's row once, with the window in it.
+    activity.record(session, conversation, message)
 
 
 def receive(session: Session, inbound: InboundMessage) -> Received:
-    existing = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
-    if existing is not None:
-        return Received(existing, duplicate=True)
+    # No look for the message_uuid first: the INSERT below is the one check (a retry, or the same
+    # delivery racing us from another worker, inserts nothing and is answered as a duplicate).
     number = session.scalar(sa.select(SendingNumber).where(SendingNumber.e164 == inbound.recipient))
     conversation_id = conversation_for(session, number, inbound.sender, inbound.channel) if number else None
     now = utcnow()
-    inserted = insert_ignore(
-        session,
-        Message,
-        {
-            "conversation_id": conversation_id,
-            "organization_id": number.organization_id if number else None,
-            "channel": inbound.channel,
-            "direction": "inbound",
-            "body": inbound.text,
-            "status": "received",
-            "provider_id": inbound.message_uuid,
-            "from_addr": inbound.sender,
-            "to_addr": inbound.recipient,
-            "received_at": inbound.timestamp,
-            "created_at": now,
-            "updated_at": now,
-            "segments": 0,
-            "credits": 0,
-            "attempts": 0,
-        },
-        conflict=["provider_id"],
-    )
-    message = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
-    assert message is not None
-    if not inserted:  # the same delivery, racing us from another worker: it has done the rest
-        return Received(message, duplicate=True)
+    statement = on_conflict(
+        sa.insert(Message).values(
+            conversation_id=conversation_id,
+            organization_id=number.organization_id if number else None,
+            channel=inbound.channel,
+            direction="inbound",
+            body=inbound.text,
+            status="received",
+            provider_id=inbound.message_uuid,
+            from_addr=inbound.sender,
+            to_addr=inbound.recipient,
+            received_at=inbound.timestamp,
+            created_at=now,
+            updated_at=now,
+            segments=0,
+            credits=0,
+            attempts=0,
+        ),
+        "ON CONFLICT (provider_id) DO NOTHING",
+    ).returning(Message)
+    message = session.scalars(statement).first()  # the new row as a Message; none if it was there
+    if message is None:
+        existing = session.scalar(sa.select(Message).where(Message.provider_id == inbound.message_uuid))
+        assert existing is not None
+        return Received(existing, duplicate=True)
     result = Received(message)
     if conversation_id is not None:
         # FOR NO KEY UPDATE: the message just inserted holds a key-share lock on this row (its foreign

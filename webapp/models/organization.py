@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, aliased, mapped_column, object_session, relationship
+from sqlalchemy.orm import (
+    Mapped,
+    Session,
+    SessionTransaction,
+    aliased,
+    mapped_column,
+    object_session,
+    relationship,
+    scoped_session,
+)
 
 from webapp.models.base import Base, UTCDateTime, utcnow
 
@@ -113,3 +123,43 @@ def family_above(organization_id: int) -> sa.CTE:
     )
     parent = aliased(Organization)
     return chain.union_all(sa.select(parent.id, parent.parent_id).where(parent.id == chain.c.parent_id))
+
+
+_CHAINS = "relay.organization.chains"
+
+
+@lru_cache(maxsize=1)
+def _chain_statement() -> sa.Select:
+    # Built once, with the organisation as a bound parameter: the same statement object every time, so
+    # SQLAlchemy neither builds it nor compiles it again (a request's webhook reads it once or twice).
+    above = family_above(sa.bindparam("chain_of", type_=sa.Integer))  # type: ignore[arg-type]
+    return sa.select(above.c.id, above.c.parent_id)
+
+
+def chain(session: Session, organization_id: int) -> list[int]:
+    """The organisation and its parents, the top last; read once per transaction (the inbound reply's
+    viewers and the change marker's clocks both need it), never used by another transaction."""
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's db.session: the session it stands for
+        session = session()
+    if session.get_transaction() is None:
+        session.connection()  # begin: the memo below belongs to this transaction
+    transaction = session.get_transaction()
+    memo = session.info.get(_CHAINS)
+    if memo is None or memo[0] is not transaction:
+        memo = session.info[_CHAINS] = (transaction, {})
+    known: dict[int, list[int]] = memo[1]
+    found = known.get(organization_id)
+    if found is None:
+        parents = dict(session.execute(_chain_statement(), {"chain_of": organization_id}).tuples().all())
+        found, current = [], organization_id
+        while current is not None:
+            found.append(current)
+            current = parents.get(current)
+        known[organization_id] = found
+    return found
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_chains(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # let go of the ended transaction (the memo names it)
+        session.info.pop(_CHAINS, None)
