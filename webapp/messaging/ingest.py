@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from webapp import logs
 from webapp.extensions import db
 from webapp.messaging import dispatch, inbound, status
-from webapp.models import WebhookEvent
+from webapp.models import WebhookEvent, upsert
 from webapp.providers import registry
 from webapp.providers.base import InboundMessage, StatusReport
 
@@ -77,22 +77,17 @@ def apply(session: Session, kind: str, parsed: InboundMessage | StatusReport) ->
 
 def store(session: Session, provider: str, kind: str, body: bytes, now: datetime) -> int | None:
     """The verified body stored (not committed); its row's id, or None when the same body waits already."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = {"postgresql": postgresql, "sqlite": sqlite}[session.get_bind().dialect.name].insert
-    statement = (
-        insert(WebhookEvent)
-        .values(
+    statement = upsert.on_conflict(
+        sa.insert(WebhookEvent).values(
             provider=provider,
             kind=kind,
             body=body.decode("utf-8"),
             body_sha256=hashlib.sha256(body).hexdigest(),
             received_at=now,
             attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=["provider", "kind", "body_sha256"])
-        .returning(WebhookEvent.id)
-    )
+        ),
+        "ON CONFLICT (provider, kind, body_sha256) DO NOTHING",
+    ).returning(WebhookEvent.id)
     return session.execute(statement).scalar_one_or_none()
 
 
