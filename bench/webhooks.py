@@ -298,21 +298,101 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(
-    database_url: str, secret: str, port: int, log_path: Path, workers: int = 2, nice: int = 0
-) -> subprocess.Popen[bytes]:
-    gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
+def server_environment(database_url: str, secret: str, redis_url: str | None = None) -> dict[str, str]:
+    """The app's settings for the bench: webhooks applied in the request, or (redis_url) stored first and
+    applied by a worker of the `webhooks` queue, as `make serve` runs it."""
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
         VONAGE_SIGNATURE_SECRET=secret,
         MESSAGING_PROVIDER="simulator",
         DISPATCH_MODE="inline",
-        SECRET_KEY="bench-" + secrets.token_hex(24),
+        SECRET_KEY="bench-key-0123456789abcdef0123456789abcdef",
         RELAY_ENV="development",
         PYTHONUNBUFFERED="1",
+        CLOCK_IN_PROCESS="0",
     )
     env.pop("REDIS_URL", None)
+    if redis_url:
+        env.update(REDIS_URL=redis_url, DISPATCH_MODE="rq", WEBHOOK_INGEST="queued", LOG_FORMAT="json")
+    return env
+
+
+def start_webhooks_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`flask --app wsgi worker --queue webhooks` at the Procfile's priority (nice 10)."""
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [
+            "nice",
+            "-n",
+            "10",
+            str(ROOT / ".venv" / "bin" / "flask"),
+            "--app",
+            "wsgi",
+            "worker",
+            "--queue",
+            "webhooks",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    return process
+
+
+def process_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def apply_delays(log_path: Path) -> dict[str, float]:
+    """From the worker's "webhook applied" lines: how long a webhook waited between its 2xx and its
+    being applied (what the thread lags behind), p50 / p95 / max in ms."""
+    delays = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"webhook applied"' in line:
+            delays.append(json.loads(line)["delay_ms"])
+    if not delays:
+        return {}
+    delays.sort()
+    return {
+        "n": len(delays),
+        "p50": delays[len(delays) // 2],
+        "p95": delays[int(len(delays) * 0.95)],
+        "max": delays[-1],
+    }
+
+
+def wait_for_backlog(app: Any, timeout: float = 300) -> float:
+    """Seconds until no stored webhook waits (the worker has applied them all)."""
+    from webapp.models import WebhookEvent
+
+    started = time.monotonic()
+    with app.app_context():
+        while time.monotonic() - started < timeout:
+            left = db.session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent))
+            db.session.rollback()
+            if not left:
+                return time.monotonic() - started
+            time.sleep(0.05)
+    raise RuntimeError(f"the webhooks worker did not apply the backlog within {timeout:g} s")
+
+
+def start_gunicorn(
+    database_url: str,
+    secret: str,
+    port: int,
+    log_path: Path,
+    workers: int = 2,
+    nice: int = 0,
+    redis_url: str | None = None,
+) -> subprocess.Popen[bytes]:
+    gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
+    env = server_environment(database_url, secret, redis_url)
     log = log_path.open("wb")
     process = subprocess.Popen(
         [str(gunicorn), "-w", str(workers), "-b", f"127.0.0.1:{port}", "bench.floor_wsgi:app"],
@@ -529,6 +609,13 @@ def main() -> None:
     parser.add_argument("--inbound-share", type=float, default=0.35, help="share of inbound among webhooks")
     parser.add_argument("--duplicate-share", type=float, default=0.10, help="inbound webhooks posted twice")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument(
+        "--ingest",
+        choices=["direct", "queued"],
+        default="direct",
+        help="direct: applied in the request; queued: stored first, applied by a webhooks worker",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="Redis for --ingest queued")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_sigterm)
 
@@ -539,6 +626,7 @@ def main() -> None:
     log_path = work / "gunicorn.log"
     name, admin, database_url = create_database(server)
     gunicorn: subprocess.Popen[bytes] | None = None
+    hooks_worker: subprocess.Popen[bytes] | None = None
     app = None
     keep_log = False
     try:
@@ -556,7 +644,15 @@ def main() -> None:
             db.session.execute(sa.text(FLOOR_TABLE))
             db.session.commit()
         port = free_port()
-        gunicorn = start_gunicorn(database_url, secret, port, log_path, args.workers)
+        redis_url = args.redis if args.ingest == "queued" else None
+        if redis_url:
+            from redis import Redis
+
+            Redis.from_url(redis_url).delete("rq:queue:relay-webhooks")
+            hooks_worker = start_webhooks_worker(
+                server_environment(database_url, secret, redis_url), work / "worker.log"
+            )
+        gunicorn = start_gunicorn(database_url, secret, port, log_path, args.workers, redis_url=redis_url)
         plan_path, out_path = work / "plan.json", work / "load.json"
         plan_path.write_text(
             json.dumps(
@@ -591,6 +687,14 @@ def main() -> None:
         )
         load = json.loads(out_path.read_text())
         stop_gunicorn(gunicorn)
+        queued_figures: dict[str, Any] = {}
+        if hooks_worker is not None:
+            queued_figures["backlog_seconds_after_the_load"] = round(wait_for_backlog(app), 2)
+            applied = load["webhooks"]["all"]["requests"]
+            queued_figures["worker_cpu_ms_per_webhook"] = round(
+                1000 * process_cpu_seconds(hooks_worker.pid) / max(1, applied), 3
+            )
+            queued_figures["arrival_to_applied_ms"] = apply_delays(work / "worker.log")
         checks = verify(app, plan, load)
         unknown_is_candidate = sum(
             1 for r in load["inbound_log"].values() if r["kind"] == "unknown" and r["from"] in mobiles
@@ -614,7 +718,9 @@ def main() -> None:
             "command": COMMAND,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "server": f"gunicorn -w {args.workers} (sync workers) bench.floor_wsgi:app"
-            " (wsgi:app + the floor), DISPATCH_MODE=inline, simulator, PostgreSQL " + server_version(admin),
+            " (wsgi:app + the floor), simulator, PostgreSQL "
+            + server_version(admin)
+            + (", webhooks stored first and applied by a webhooks worker" if args.ingest == "queued" else ""),
             "load_generator": f"1 process, {load['threads']} threads, http.client, loopback",
             "load": load_average(),
             "rounds": load["rounds"],
@@ -653,11 +759,15 @@ def main() -> None:
             "unknown_senders_that_were_candidates": unknown_is_candidate,
             "retries_after_5xx": load["retries_after_5xx"],
             "server_errors": errors,
+            "ingest": args.ingest,
+            **queued_figures,
             "gunicorn_log": str(log_path) if keep_log else None,
         }
         print(json.dumps(results, indent=2, ensure_ascii=False))
         print(f"\ncommand: {COMMAND}  (BENCH_POSTGRES_URL={shlex.quote(server)})", file=sys.stderr)
     finally:
+        if hooks_worker is not None:
+            stop_gunicorn(hooks_worker)
         if gunicorn is not None:
             stop_gunicorn(gunicorn)
             if not keep_log and log_path.exists():
@@ -667,7 +777,7 @@ def main() -> None:
             with app.app_context():
                 db.engine.dispose()
         drop_database(admin, name)
-        for leftover in ("plan.json", "load.json"):
+        for leftover in ("plan.json", "load.json", "worker.log"):
             (work / leftover).unlink(missing_ok=True)
         if keep_log:
             print(f"gunicorn's log kept: {log_path}", file=sys.stderr)

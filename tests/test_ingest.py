@@ -15,6 +15,7 @@ from tests.conftest import need
 from tests.test_webhooks import INBOUND, LENA, OUR, STATUS, count_messages, inbound_messages, make_world
 from tests.webhook_support import inbound, post, status
 from webapp import config as settings
+from webapp import logs
 from webapp.extensions import db
 from webapp.messaging import dispatch, ingest, optouts
 from webapp.models import Message, WebhookEvent, utcnow
@@ -56,7 +57,8 @@ def events() -> list[WebhookEvent]:
     return list(db.session.scalars(sa.select(WebhookEvent).order_by(WebhookEvent.id)))
 
 
-def test_a_reply_is_stored_first_then_applied_by_the_worker(client, world, queued) -> None:
+def test_a_reply_is_stored_first_then_applied_by_the_worker(client, world, queued, caplog) -> None:
+    caplog.set_level("INFO", logger="relay.ingest")
     before = count_messages()
     response = post(client, INBOUND, inbound(OUR, LENA, "Yes, Tuesday works"))
     assert response.status_code == 200
@@ -66,6 +68,10 @@ def test_a_reply_is_stored_first_then_applied_by_the_worker(client, world, queue
     assert events() == []
     [reply] = inbound_messages()
     assert reply.body == "Yes, Tuesday works" and reply.conversation_id == world["conversation"]
+    # How long it waited for the worker: one line (and the histogram relay_webhook_apply_delay_seconds).
+    [line] = [r for r in caplog.records if r.getMessage() == "webhook applied"]
+    fields = getattr(line, logs._FIELDS)
+    assert fields["kind"] == "inbound" and 0 <= fields["delay_ms"] < 60_000
 
 
 def test_a_retry_of_a_waiting_body_stores_nothing_and_applied_changes_nothing(client, world, queued) -> None:

@@ -8,6 +8,8 @@ Counted where it happens, with a counter's inc and no query (cheap on every requ
 - relay_webhooks_total{provider,kind,status}: provider webhooks by kind (inbound, status) and answer;
 - relay_http_requests_total{method,endpoint,status}: every request, by its route's endpoint;
 - relay_paced_wait_seconds: each wait for a sending token (`paced_wait`, for the pacing);
+- relay_webhook_apply_delay_seconds{kind}: from a stored webhook's arrival to its being applied by a
+  worker (webapp.messaging.ingest): how far behind the thread is;
 - relay_credits_refused_total{channel}: messages refused for lack of credits (webapp.billing.credits).
 
 Read from the database (and Redis) when scraped, once per scrape:
@@ -78,6 +80,13 @@ PACED_WAITS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
     registry=None,
 )
+APPLY_DELAY = Histogram(
+    "relay_webhook_apply_delay_seconds",
+    "From a stored webhook's arrival to its being applied by a worker, by kind (inbound, status).",
+    ["kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    registry=None,
+)
 CREDITS_REFUSED = Counter(
     "relay_credits_refused",
     "Messages refused because the organisation's credits did not cover them, by channel.",
@@ -91,6 +100,7 @@ LIVE: tuple[Counter | Histogram, ...] = (
     WEBHOOKS,
     HTTP_REQUESTS,
     PACED_WAITS,
+    APPLY_DELAY,
     CREDITS_REFUSED,
 )
 
@@ -116,6 +126,11 @@ def http_request(method: str, endpoint: str, status: int) -> None:
 def paced_wait(seconds: float) -> None:
     """A send waited this long for a token of the rate limits (the pacing calls it)."""
     PACED_WAITS.observe(seconds)
+
+
+def webhook_applied(kind: str, seconds: float) -> None:
+    """A stored webhook was applied this long after it arrived (webapp.messaging.ingest)."""
+    APPLY_DELAY.labels(kind).observe(seconds)
 
 
 def credits_refused(channel: str) -> None:

@@ -29,10 +29,10 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-from webapp import logs
+from webapp import logs, metrics
 from webapp.extensions import db
 from webapp.messaging import dispatch, inbound, status
-from webapp.models import WebhookEvent, upsert
+from webapp.models import WebhookEvent, upsert, utcnow
 from webapp.providers import registry
 from webapp.providers.base import InboundMessage, StatusReport
 
@@ -135,7 +135,8 @@ def process(event_id: int) -> bool:
         provider = registry.texting(app, event.provider)
         body = event.body.encode("utf-8")
         parsed = provider.parse_inbound(body) if event.kind == "inbound" else provider.parse_status(body)
-        applied = apply(session, event.kind, parsed)
+        kind, received_at = event.kind, event.received_at
+        applied = apply(session, kind, parsed)
         session.execute(sa.delete(WebhookEvent).where(WebhookEvent.id == event_id))
         session.commit()
     except Exception as error:
@@ -148,6 +149,11 @@ def process(event_id: int) -> bool:
         )
         session.commit()
         return False
+    # How far behind the threads are: from the webhook's arrival to now (one line, one histogram).
+    delay = max(0.0, (utcnow() - received_at).total_seconds())
+    metrics.webhook_applied(kind, delay)
+    fields = logs.fields(event_id=event_id, kind=kind, delay_ms=round(delay * 1000, 1))
+    log.info("webhook applied", extra=fields)
     for message_id in applied.to_dispatch:
         dispatch.enqueue(message_id)
     return True
