@@ -33,7 +33,13 @@ US_NUMBER, DE_NUMBER = "+12025550143", "+4915123456700"
 
 
 def test_an_sms_takes_a_turn_from_the_account_and_from_its_number_where_the_country_limits_numbers() -> None:
-    config = {"VONAGE_RATE_PER_SECOND": 30.0, "SEND_RATE_PER_NUMBER": None, "SEND_RATE_PER_COUNTRY": {}}
+    config = {
+        "VONAGE_RATE_PER_SECOND": 30.0,
+        "SEND_RATE_PER_NUMBER": None,
+        "SEND_RATE_PER_COUNTRY": {},
+        # Each provider declares its pace (its module's PACE); the simulator declares none.
+        "TEXTING_PROVIDERS": {"vonage": "webapp.providers.vonage", "simulator": "webapp.providers.simulator"},
+    }
     assert pacing.buckets(config, "vonage", "sms", US_NUMBER) == [
         pacing.Bucket("vonage", 30.0),
         pacing.Bucket(f"vonage:{US_NUMBER}", 1.0),  # Vonage: US long numbers, 1 SMS a second

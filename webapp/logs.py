@@ -126,7 +126,7 @@ class _NoDevServerAccessLine(logging.Filter):
 
 
 class _OwnDebugOnly(logging.Filter):
-    """LOG_LEVEL=DEBUG shows Relay's own debug lines, never a library's: the Vonage SDK's debug line
+    """LOG_LEVEL=DEBUG shows Relay's own debug lines, never a library's: a provider SDK's debug line
     holds the whole request it sends, the message's text included."""
 
     def filter(self, record: logging.LogRecord) -> bool:

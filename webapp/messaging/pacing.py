@@ -1,8 +1,8 @@
 """Paced sending: how many requests a provider's account, and each sending number, may make a second.
 
-A provider refuses what goes faster than it allows (Vonage answers 429), so every dispatcher takes a
+A provider refuses what goes faster than it allows (with a 429), so every dispatcher takes a
 turn before it claims a message: one from the account's bucket (all its messages, SMS and WhatsApp,
-count: Vonage limits API requests) and, for an SMS, one from its sending number's. With Redis
+count: providers limit API requests) and, for an SMS, one from its sending number's. With Redis
 (REDIS_URL) the buckets live there and every worker and web process shares them; without it (DISPATCH_MODE
 thread or inline on one machine, development) they live in this process, which is enough for one process.
 
@@ -35,23 +35,12 @@ from typing import Any, Protocol
 from flask import Flask
 
 from webapp import phones
+from webapp.providers import registry
 
-# The setting that gives each provider account's rate (requests a second; 0: not paced). A provider not
-# named here is not paced (the simulator sends nothing anywhere).
-ACCOUNT_RATE_SETTINGS = {"vonage": "VONAGE_RATE_PER_SECOND"}
-
-# SMS a second that one long (virtual) number may send, by the country of the number, where the
-# provider says so. Vonage, "What is the Throughput Limit for Outbound SMS?"
-# (https://api.support.vonage.com/hc/en-us/articles/203993598): "All API keys are set with 30 API
-# requests per second throughput restriction by default. […] When sending from US long virtual
-# numbers, you are restricted to 1 SMS per second." A registered US 10DLC campaign may get more
-# (https://api.support.vonage.com/hc/en-us/articles/4406782736532, per campaign and carrier): set
-# SEND_RATE_PER_COUNTRY=US=… then. Canada's long numbers are the same kind of NANP number; Vonage's
-# article does not name Canada, so 1 a second there is our caution, not Vonage's word. For every other
-# country Vonage states no per-number limit: only the account's applies (override with
-# SEND_RATE_PER_NUMBER or SEND_RATE_PER_COUNTRY). Short codes and alphanumeric senders are not long
-# numbers; Relay sends from long numbers only.
-PER_NUMBER_DEFAULTS: Mapping[str, float] = {"US": 1.0, "CA": 1.0}
+# How fast each provider lets us send is the provider's to say (its module's PACE, e.g. 30
+# requests a second and 1 SMS a second from a US long number, with its sources); the settings
+# SEND_RATE_PER_NUMBER and SEND_RATE_PER_COUNTRY override the per-number part. Relay sends from long
+# numbers only (no short codes or alphanumeric senders).
 
 KEY_PREFIX = "relay:pace:"
 
@@ -60,7 +49,7 @@ KEY_PREFIX = "relay:pace:"
 class Bucket:
     """At most `size` turns in any `window` seconds: one second of `rate`, at least one turn."""
 
-    key: str  # "vonage" (the account) or "vonage:+15551230000" (a number of it)
+    key: str  # the provider's name (its account) or "<provider>:+15551230000" (a number of it)
     rate: float  # turns a second
 
     @property
@@ -78,22 +67,26 @@ class Bucket:
 
 def buckets(config: Mapping[str, Any], provider: str | None, channel: str, sender: str) -> list[Bucket]:
     """The buckets a message takes a turn from: its provider account's, then (SMS) its number's.
-    None for email, which SMTP carries unpaced, and for a provider that is not paced."""
-    if channel == "email" or not provider or provider not in ACCOUNT_RATE_SETTINGS:
+    None for email, which SMTP carries unpaced, and for a provider that declares no pace."""
+    pace = registry.pace(config, provider) if channel != "email" and provider else None
+    if pace is None:
         return []
     found = []
-    account_rate = float(config.get(ACCOUNT_RATE_SETTINGS[provider]) or 0)
+    account_rate = float(config.get(pace.account_rate_setting) or 0)
     if account_rate > 0:
-        found.append(Bucket(provider, account_rate))
-    number_rate = rate_of_number(config, sender) if channel == "sms" else None
+        found.append(Bucket(str(provider), account_rate))
+    number_rate = rate_of_number(config, sender, pace.per_number_by_country) if channel == "sms" else None
     if number_rate:
         found.append(Bucket(f"{provider}:{sender}", number_rate))
     return found
 
 
-def rate_of_number(config: Mapping[str, Any], e164: str) -> float | None:
+def rate_of_number(
+    config: Mapping[str, Any], e164: str, defaults: Mapping[str, float] | None = None
+) -> float | None:
     """SMS a second one number may send (None: no limit of its own). SEND_RATE_PER_COUNTRY first,
-    then SEND_RATE_PER_NUMBER, then PER_NUMBER_DEFAULTS; 0 in a setting means no limit."""
+    then SEND_RATE_PER_NUMBER, then the provider's own figure for the country (`defaults`); 0 in a
+    setting means no limit."""
     country = _country(e164)
     by_country: Mapping[str, float] = config.get("SEND_RATE_PER_COUNTRY") or {}
     if country in by_country:
@@ -101,7 +94,7 @@ def rate_of_number(config: Mapping[str, Any], e164: str) -> float | None:
     elif config.get("SEND_RATE_PER_NUMBER") is not None:
         rate = config["SEND_RATE_PER_NUMBER"]
     else:
-        rate = PER_NUMBER_DEFAULTS.get(country or "")
+        rate = (defaults or {}).get(country or "")
     return float(rate) if rate else None
 
 
@@ -172,7 +165,7 @@ def give_back(app: Flask, turn: Turn) -> None:
 
 def hold(app: Flask, provider: str, seconds: float) -> None:
     """The provider said "not before `seconds`" (429 Retry-After): every process waits that long."""
-    if provider in ACCOUNT_RATE_SETTINGS and seconds > 0:
+    if registry.pace(app.config, provider) is not None and seconds > 0:
         limiter_for(app).hold(provider, seconds)
 
 

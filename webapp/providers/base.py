@@ -10,7 +10,7 @@ is the email provider and only sends (`Sender`).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -91,6 +91,16 @@ class StatusReport:
     error_code: str | None = None
     error_title: str | None = None
     error_detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast a provider lets us send, as it says (webapp.messaging.pacing keeps to it): the setting
+    that gives its account's requests a second, and SMS a second per long number by the number's
+    country where it sets one. A provider module declares it as `PACE`; one without is not paced."""
+
+    account_rate_setting: str
+    per_number_by_country: Mapping[str, float] = field(default_factory=dict)
 
 
 class BadPayload(ValueError):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
 
 from flask import Flask
 
 from webapp.config import ConfigError
-from webapp.providers.base import Provider, Sender
+from webapp.providers.base import Pace, Provider, Sender
 
 _BUILDING = threading.Lock()
 
@@ -88,3 +91,15 @@ def close(app: Flask) -> None:
         closer = getattr(provider, "close", None)
         if closer is not None:
             closer()
+
+
+def pace(config: Mapping[str, Any], name: str | None) -> Pace | None:
+    """The pace the provider named `name` declares (its module's PACE), or None: not paced. Read from
+    its module without building it, so that taking a turn loads no SDK."""
+    module = (config.get("TEXTING_PROVIDERS") or {}).get(name or "")
+    return _declared_pace(module) if module else None
+
+
+@lru_cache(maxsize=32)
+def _declared_pace(module: str) -> Pace | None:
+    return getattr(importlib.import_module(module), "PACE", None)

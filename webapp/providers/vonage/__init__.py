@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from webapp.providers.base import InboundMessage, Outbound, StatusReport
+from webapp.providers.base import InboundMessage, Outbound, Pace, StatusReport
 from webapp.providers.vonage import signature, webhooks
 from webapp.providers.vonage.numbers import VonageNumbers
 
@@ -29,6 +29,16 @@ if TYPE_CHECKING:
     from webapp.providers.vonage.sending import VonageSender
 
 log = logging.getLogger("relay.webhooks")
+
+# How fast Vonage lets us send (webapp.messaging.pacing). "What is the Throughput Limit for Outbound
+# SMS?" (https://api.support.vonage.com/hc/en-us/articles/203993598): "All API keys are set with 30 API
+# requests per second throughput restriction by default. […] When sending from US long virtual
+# numbers, you are restricted to 1 SMS per second." A registered US 10DLC campaign may get more
+# (https://api.support.vonage.com/hc/en-us/articles/4406782736532, per campaign and carrier): set
+# SEND_RATE_PER_COUNTRY=US=… then. Canada's long numbers are the same kind of NANP number; the article
+# does not name Canada, so 1 a second there is our caution, not Vonage's word. For every other country
+# Vonage states no per-number limit: only the account's applies.
+PACE = Pace("VONAGE_RATE_PER_SECOND", {"US": 1.0, "CA": 1.0})
 
 
 class Vonage:
