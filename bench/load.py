@@ -307,6 +307,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="length of each measured phase")
     parser.add_argument("--rounds", type=int, default=2, help="alone/storm pairs, interleaved")
     parser.add_argument("--storm-threads", type=int, default=8)
+    parser.add_argument(
+        "--storm-rate",
+        type=float,
+        default=0,
+        help="webhooks a second the storm posts at most (open loop); 0: as fast as answered",
+    )
     parser.add_argument("--messages", type=int, default=30_000, help="messages stored before the run")
     parser.add_argument("--seed", type=int, default=19)
     args = parser.parse_args()
@@ -363,6 +369,7 @@ def main() -> None:
                         "secret": secret,
                         "seconds": args.seconds,
                         "threads": args.storm_threads,
+                        "rate": args.storm_rate,
                         "seed": args.seed + 100 + round_,
                         "inbound_share": 0.35,
                         "duplicate_share": 0.10,
@@ -408,6 +415,7 @@ def main() -> None:
             "seconds_per_phase": args.seconds,
             "rounds": args.rounds,
             "storm_threads": args.storm_threads,
+            "storm_rate": args.storm_rate or "as fast as answered",
             "data": data,
             "web_workers": os.cpu_count() * 2 + 1
             if not os.environ.get("WEB_CONCURRENCY")

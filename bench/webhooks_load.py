@@ -230,11 +230,17 @@ class Source:
                 heapq.heappush(self.later, retry)
 
 
+# Seconds between two requests of one thread when the plan gives a fixed rate (an open-loop storm, as
+# Vonage's traffic is: it does not speed up when we answer faster); 0: as fast as answered.
+INTERVAL = 0.0
+
+
 class Worker(threading.Thread):
     def __init__(self, port: int, work: Any, deadline: float) -> None:
         super().__init__(daemon=True)
         self.work = work
         self.deadline = deadline
+        self.next_at = time.monotonic()
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.times: dict[str, list[float]] = {}
         self.codes: dict[str, Counter[int]] = {}
@@ -242,6 +248,9 @@ class Worker(threading.Thread):
         self.errors: list[str] = []
 
     def call(self, kind: str, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> int:
+        if INTERVAL:
+            self.next_at = max(self.next_at + INTERVAL, time.monotonic() - INTERVAL)
+            time.sleep(max(0.0, self.next_at - time.monotonic()))
         started = time.perf_counter()
         try:
             if self.conn.sock is None:
@@ -372,6 +381,9 @@ def main() -> None:
     args = parser.parse_args()
     plan = json.loads(Path(args.plan).read_text())
     port, threads, seconds, secret = plan["port"], plan["threads"], plan["seconds"], plan["secret"]
+    if plan.get("rate"):
+        global INTERVAL
+        INTERVAL = threads / float(plan["rate"])
     rounds = plan.get("rounds", 1)
     source = Source(plan, random.Random(plan["seed"]))
     floor_rng = random.Random(plan["seed"] + 1)
