@@ -32,14 +32,21 @@ def _database() -> str:
 
 
 def _redis(url: str) -> str:
-    from redis import Redis
     from redis.exceptions import RedisError
 
-    client = Redis.from_url(url, socket_connect_timeout=PROBE_SECONDS, socket_timeout=PROBE_SECONDS)
     try:
-        client.ping()
+        ping_redis(url, PROBE_SECONDS)
         return "ok"
     except (RedisError, OSError) as error:
         return f"unreachable ({type(error).__name__})"
+
+
+def ping_redis(url: str, seconds: float) -> None:
+    """Redis answers a PING within `seconds`, or its error (RedisError, OSError) is raised."""
+    from redis import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
+    try:
+        client.ping()
     finally:
         client.close()

@@ -68,16 +68,14 @@ def database_answers(url: str) -> None:
 
 
 def redis_answers(url: str) -> None:
-    from redis import Redis
     from redis.exceptions import RedisError
 
-    client = Redis.from_url(url, socket_connect_timeout=CONNECT_SECONDS, socket_timeout=CONNECT_SECONDS)
+    from webapp.readiness import ping_redis
+
     try:
-        client.ping()
+        ping_redis(url, CONNECT_SECONDS)
     except (RedisError, OSError) as error:
         raise NotReady(f"Redis at {_without_password(url)} cannot be reached: {_first_line(error)}") from None
-    finally:
-        client.close()
 
 
 def _first_line(error: BaseException) -> str:
