@@ -88,3 +88,42 @@ def test_credits_command_writes_a_ledger_row(app, runner) -> None:
     assert account.balance == credits.ledger_sum(db.session, account.id) == 250
     assert runner.invoke(args=["credits", "top-up", "Nobody", "5", "--note", "x"]).exit_code != 0
     assert "no organisation" in runner.invoke(args=["credits", "balance", "Nobody"]).output
+
+
+@pytest.mark.parametrize("stop_reached", ["parent", "sub"])
+@pytest.mark.parametrize("sent_by", ["parent", "sub"])
+def test_a_stop_to_any_organisation_of_the_customer_refuses_a_queued_message(
+    app, sent_by, stop_reached
+) -> None:
+    """A STOP holds for the whole customer: whichever of its organisations it reached, a message that
+    was queued before it, from the parent or a sub-organisation, is refused when its turn comes."""
+    from webapp.messaging import optouts
+
+    parent = f.messaging_org("Acme")
+    sub = f.messaging_org("Acme Nordics", parent_id=parent.id)
+    other = f.messaging_org("Globex")  # another customer's STOP of the same number counts for nobody else
+    f.number(parent, "+4915123456700")
+    f.credits(parent, 5)
+    writer_org = parent if sent_by == "parent" else sub
+    user = f.user(writer_org, codes=[permissions.RECRUITMENT_SMS])
+    application = f.application(
+        f.job(writer_org, team=[user]), f.candidate(writer_org, mobile="+4915123456789")
+    )
+    db.session.commit()
+    # Redis cannot be reached: the message stays queued (the sweep would hand it over later).
+    app.config.update(DISPATCH_MODE="rq", REDIS_URL="redis://127.0.0.1:1/0")
+    message = compose.compose(db.session, user, of_application(application), "sms", "Hello")
+    db.session.commit()
+    other_message = compose.compose(db.session, user, of_application(application), "sms", "Hello again")
+    db.session.commit()
+    optouts.opt_out(db.session, other.id, "+4915123456789", message)
+    db.session.commit()
+    dispatch.deliver(other_message.id)
+    assert status_of(other_message.id) in ("submitted", "delivered")
+
+    optouts.opt_out(db.session, (parent if stop_reached == "parent" else sub).id, "+4915123456789", message)
+    db.session.commit()
+    dispatch.deliver(message.id)
+    refused = db.session.get(Message, message.id)
+    assert refused.status == "rejected" and refused.attempts == 0
+    assert refused.error_title == "Not sent: the number opted out"

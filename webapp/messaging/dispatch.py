@@ -50,7 +50,7 @@ from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
 from webapp.messaging import attempts, optouts, pacing, status
-from webapp.models import Message, SendingNumber, utcnow
+from webapp.models import Conversation, Message, SendingNumber, utcnow
 from webapp.providers import registry
 from webapp.providers.base import (
     Outbound,
@@ -184,8 +184,9 @@ class _Ready:
     """A queued message read and made ready to leave, before its claim: what it takes to send it, or
     what refuses it (an opt-out, a provider that cannot be built), which is settled once claimed."""
 
-    message: Message
+    message: Message  # expired once read (no transaction is held open): what a send needs is below
     provider_name: str | None  # that of the number it leaves from; None: email, or a number not ours
+    channel: str
     outbound: Outbound | None = None
     provider: Sender | None = None
     refusal: tuple[ProviderError, str] | None = None  # the error and the refund's note
@@ -196,24 +197,24 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
     """Everything a send needs that only reads, done while the message is still queued, so that between
     its turn and its request there is only the claim, the try's count and the request itself. None when
     the message is not queued any more."""
+    # The conversation's organisation comes with the message (its opt-out check needs nothing else).
     row = db.session.execute(
-        sa.select(Message, SendingNumber.provider)
+        sa.select(Message, SendingNumber.provider, Conversation.organization_id)
         .outerjoin(SendingNumber, SendingNumber.e164 == Message.from_addr)
+        .outerjoin(Conversation, Conversation.id == Message.conversation_id)
         .where(Message.id == message_id)
     ).one_or_none()
     if row is None or row[0].status != "queued":
         db.session.rollback()
         return None
-    message, provider_name = row
-    ready = _Ready(message, None if message.channel == "email" else provider_name)
+    message, provider_name, organization_id = row
+    ready = _Ready(message, None if message.channel == "email" else provider_name, message.channel)
     try:
         # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
         # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
-        texted = (
-            message.channel != "email" and message.author_id is not None and message.conversation is not None
-        )
+        texted = message.channel != "email" and message.author_id is not None and organization_id is not None
         if texted:
-            ready.opt_out_of = (message.conversation.organization_id, message.to_addr)
+            ready.opt_out_of = (organization_id, message.to_addr)
         if ready.opt_out_of and optouts.active(db.session, *ready.opt_out_of):
             ready.refusal = OPTED_OUT
         else:
@@ -300,7 +301,7 @@ def _send(app: Flask, message_id: int, ready: _Ready, token: int) -> None:
         try:
             # Timed, logged and counted (webapp.metrics) by attempts.send.
             provider_id = attempts.send(
-                provider, outbound, _name(app, message.channel, ready.provider_name), token
+                provider, outbound, _name(app, ready.channel, ready.provider_name), token
             )
         except (Rejected, OutcomeUnknown) as exc:
             _settle(message, token, exc, refund_note="Refused by the provider")
