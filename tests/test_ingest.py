@@ -159,6 +159,37 @@ def test_a_body_that_cannot_be_applied_is_counted_and_left_after_the_last_try(cl
     assert inbound_messages() == []
 
 
+def test_a_backlog_is_applied_together_in_the_order_it_came(client, world, queued) -> None:
+    for text in ("One", "Two", "Three"):
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    first, *_ = events()
+    db.session.remove()
+    # The first webhook's job applies those waiting behind it with it; their own jobs then find nothing.
+    assert ingest.process(first.id) is True
+    db.session.remove()
+    assert events() == []
+    assert [m.body for m in inbound_messages()] == ["One", "Two", "Three"]
+    db.session.expire_all()
+    conversation = db.session.get(Message, world["sent"]).conversation
+    assert conversation.last_preview == "Three"
+    work(queued)
+    assert [m.body for m in inbound_messages()] == ["One", "Two", "Three"]
+
+
+def test_a_body_that_cannot_be_applied_holds_back_none_of_a_batch(client, world, queued) -> None:
+    for text in ("Before", "Broken", "After"):
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    broken = events()[1].id
+    db.session.execute(
+        sa.update(WebhookEvent).where(WebhookEvent.id == broken).values(body='{"channel": "sms"}')
+    )
+    db.session.commit()
+    work(queued)
+    assert sorted(m.body for m in inbound_messages()) == ["After", "Before"]
+    [left] = events()
+    assert left.id == broken and left.attempts == 1 and (left.last_error or "").startswith("BadPayload")
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer at a time
 def test_two_workers_at_once_apply_it_once(app, client, world, queued, backend) -> None:
     post(client, INBOUND, inbound(OUR, LENA, "Just once"))

@@ -122,23 +122,33 @@ def process_job(event_id: int, request_id: str | None = None) -> None:
 def process(event_id: int) -> bool:
     """The stored webhook applied and its row deleted, in one transaction; False when there was nothing
     to do (applied already, or another worker holds it now). A failure is counted on the row, for the
-    sweep to try again."""
+    sweep to try again.
+
+    When more wait behind it (a storm), up to BATCH of them are applied with it in the same transaction:
+    one commit and one stamp of the Inbox's markers for all instead of one each, which is most of what
+    a status report costs. Their own jobs then find nothing to do. A batch that fails is rolled back
+    whole and this webhook applied alone, so that one bad body holds back none of the others (each has
+    its job, and the sweep)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     session = db.session
-    event = session.scalars(
-        sa.select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update(skip_locked=True)
-    ).first()
-    if event is None:
+    batch = _lock(session, event_id, BATCH)
+    if len(batch) > 1:
+        try:
+            done = _apply_all(app, session, batch)
+        except Exception:
+            session.rollback()
+            log.warning(
+                "a batch of %s webhooks could not be applied; webhook %s alone now", len(batch), event_id
+            )
+        else:
+            _after(done)
+            return True
+        batch = _lock(session, event_id, 1)
+    if not batch:
         session.rollback()
         return False
     try:
-        provider = registry.texting(app, event.provider)
-        body = event.body.encode("utf-8")
-        parsed = provider.parse_inbound(body) if event.kind == "inbound" else provider.parse_status(body)
-        kind, received_at = event.kind, event.received_at
-        applied = apply(session, kind, parsed)
-        session.execute(sa.delete(WebhookEvent).where(WebhookEvent.id == event_id))
-        session.commit()
+        done = _apply_all(app, session, batch)
     except Exception as error:
         session.rollback()
         log.exception("webhook %s could not be applied; the sweep tries it again", event_id)
@@ -149,14 +159,65 @@ def process(event_id: int) -> bool:
         )
         session.commit()
         return False
-    # How far behind the threads are: from the webhook's arrival to now (one line, one histogram).
-    delay = max(0.0, (utcnow() - received_at).total_seconds())
-    metrics.webhook_applied(kind, delay)
-    fields = logs.fields(event_id=event_id, kind=kind, delay_ms=round(delay * 1000, 1))
-    log.info("webhook applied", extra=fields)
-    for message_id in applied.to_dispatch:
-        dispatch.enqueue(message_id)
+    _after(done)
     return True
+
+
+# Webhooks applied in one transaction at most: enough to share a commit among many in a storm, few enough
+# that the conversations a batch locks are not held from the pages for long (a few milliseconds each).
+BATCH = 25
+
+
+def _lock(session: Session, event_id: int, most: int) -> list[WebhookEvent]:
+    """This stored webhook, and up to most - 1 others that wait untried, oldest first, locked (those
+    another worker holds are skipped), in the order they came."""
+    wanted = WebhookEvent.id == event_id
+    if most > 1:
+        wanted = sa.or_(wanted, WebhookEvent.attempts == 0)
+    found = session.scalars(
+        sa.select(WebhookEvent)
+        .where(wanted)
+        .order_by(sa.case((WebhookEvent.id == event_id, 0), else_=1), WebhookEvent.id)
+        .limit(most)
+        .with_for_update(skip_locked=True)
+    ).all()
+    # In the order they came, so that a conversation's replies join it in that order.
+    return sorted(found, key=lambda event: event.id)
+
+
+@dataclass(frozen=True)
+class _Done:
+    kind: str
+    received_at: datetime
+    event_id: int
+    applied: Applied
+
+
+def _apply_all(app: Flask, session: Session, events: list[WebhookEvent]) -> list[_Done]:
+    """The webhooks applied and their rows deleted, committed together; raises on the first failure."""
+    done = []
+    for event in events:
+        provider = registry.texting(app, event.provider)
+        body = event.body.encode("utf-8")
+        parsed = provider.parse_inbound(body) if event.kind == "inbound" else provider.parse_status(body)
+        done.append(_Done(event.kind, event.received_at, event.id, apply(session, event.kind, parsed)))
+    session.execute(sa.delete(WebhookEvent).where(WebhookEvent.id.in_([d.event_id for d in done])))
+    session.commit()
+    return done
+
+
+def _after(done: list[_Done]) -> None:
+    """After the commit: how far behind the threads are (one line and one histogram per webhook, from
+    its arrival to now), and the sends the webhooks made (the answer to STOP or HELP)."""
+    now = utcnow()
+    for one in done:
+        delay = max(0.0, (now - one.received_at).total_seconds())
+        metrics.webhook_applied(one.kind, delay)
+        fields = logs.fields(event_id=one.event_id, kind=one.kind, delay_ms=round(delay * 1000, 1))
+        log.info("webhook applied", extra=fields)
+    for one in done:
+        for message_id in one.applied.to_dispatch:
+            dispatch.enqueue(message_id)
 
 
 def sweep(now: datetime, older_than: timedelta) -> str:
