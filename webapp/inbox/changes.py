@@ -31,6 +31,7 @@ from webapp.models import (
     Conversation,
     ConversationState,
     Message,
+    Organization,
     utcnow,
 )
 from webapp.models.organization import chain
@@ -145,15 +146,19 @@ def touch_messages(session: Session, message_ids: Iterable[int]) -> None:
 def _stamp(session: Session, conversation_ids: set[int]) -> None:
     """Take the next value of each customer's clock and give it to its changed conversations."""
     rows = session.execute(
-        sa.select(Conversation.id, Conversation.organization_id)
+        sa.select(Conversation.id, Conversation.organization_id, Organization.parent_id)
+        .join(Organization, Organization.id == Conversation.organization_id)
         .where(Conversation.id.in_(sorted(conversation_ids)))
         .order_by(Conversation.id)
-        # The rows the marker is written to, locked before the clock (the order every writer uses).
-        .with_for_update(key_share=True)
+        # The rows the marker is written to, locked before the clock (the order every writer uses);
+        # the organisation only read (its parent: one without is its own top, no family to walk).
+        .with_for_update(of=Conversation, key_share=True)
     ).all()
-    chains = {org_id: chain(session, org_id) for org_id in {org for _, org in rows}}
+    chains = {
+        org_id: [org_id] if parent_id is None else chain(session, org_id) for _, org_id, parent_id in rows
+    }
     by_top: dict[int, list[int]] = {}
-    for conversation_id, org_id in rows:
+    for conversation_id, org_id, _ in rows:
         by_top.setdefault(chains[org_id][-1], []).append(conversation_id)
     for top in sorted(by_top):  # one order for every writer: no two wait on each other's clocks
         seq = _advance_and_mark(session, top, by_top[top])
