@@ -4,9 +4,10 @@
 (`flask --app wsgi worker`), else on a thread pool in this process. `deliver` claims the message with
 one conditional UPDATE (queued → sending), so a job that runs twice sends once.
 
-Each HTTP try is counted (`attempts`) and stamped (`claimed_at`) in a commit of its own *before* it
-starts: whatever kills the dispatcher afterwards, the database shows that a try may have gone out. The
-counter is also the claim's fencing token: a dispatcher that finds it changed has lost its claim.
+Each HTTP try is counted (`attempts`) and stamped (`claimed_at`) in a commit *before* it starts (the
+first by the claim's own commit, when nothing can refuse the message between the two): whatever kills
+the dispatcher afterwards, the database shows that a try may have gone out. The counter is also the
+claim's fencing token: a dispatcher that finds it changed has lost its claim.
 
 What a try's failure means decides what follows (webapp.providers.base):
 - Rejected (a 4xx): final; the credits go back.
@@ -128,18 +129,24 @@ def _deliver_in_app(app: Flask, message_id: int, request_id: str | None = None) 
 # --- One delivery ------------------------------------------------------------------------------------
 
 
-def claim(message_id: int) -> int | None:
-    """queued → sending, atomically; the claim's token (the tries made so far), or None when another
-    dispatcher has it already."""
-    token = db.session.execute(
+def claim(message_id: int, with_try: bool = False) -> int | None:
+    """queued → sending, atomically; the claim's token (the tries made before it), or None when another
+    dispatcher has it already. `with_try`: the first try is counted by the same commit, for a caller
+    that goes straight to the request (one commit fewer: nothing can refuse the message in between)."""
+    values: dict[str, object] = {"status": "sending", "claimed_at": utcnow()}
+    if with_try:
+        values["attempts"] = Message.attempts + 1
+    found = db.session.execute(
         sa.update(Message)
         .where(Message.id == message_id, Message.status == "queued")
-        .values(status="sending", claimed_at=utcnow())
+        .values(values)
         .returning(Message.attempts)
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     db.session.commit()
-    return token
+    if found is None:
+        return None
+    return found - 1 if with_try else found
 
 
 def _begin_try(message_id: int, token: int) -> bool:
@@ -260,18 +267,16 @@ def deliver(message_id: int) -> pacing.Turn | None:
         if turn is None:
             log.info("message %s stays queued: no turn to send now (the sweep hands it over)", message_id)
             return None
-    token = claim(message_id)
+    # A message that waited long for its turn is checked for a STOP again once claimed; any other goes
+    # straight from its claim to its request, so the claim counts its first try too.
+    check_again = turn.waited >= RECHECK_AFTER_WAIT_SECONDS and ready.opt_out_of is not None
+    counted = ready.refusal is None and not check_again
+    token = claim(message_id, with_try=counted)
     if token is None:
         pacing.give_back(app, turn)
         log.info("message %s is not queued any more; not sending it again", message_id)
         return None
-    waited_long = turn.waited >= RECHECK_AFTER_WAIT_SECONDS
-    if (
-        waited_long
-        and ready.opt_out_of
-        and ready.refusal is None
-        and optouts.active(db.session, *ready.opt_out_of)
-    ):
+    if check_again and ready.refusal is None and optouts.active(db.session, *ready.opt_out_of):
         ready.refusal = OPTED_OUT  # a STOP came while it waited for its turn
     if ready.refusal is not None:
         error, note = ready.refusal
@@ -279,11 +284,12 @@ def deliver(message_id: int) -> pacing.Turn | None:
         return None
     if turn.waited:
         metrics.paced_wait(turn.waited)
-    _send(app, message_id, ready, token)
+    _send(app, message_id, ready, token, first_counted=counted)
     return turn
 
 
-def _send(app: Flask, message_id: int, ready: _Ready, token: int) -> None:
+def _send(app: Flask, message_id: int, ready: _Ready, token: int, first_counted: bool = False) -> None:
+    """The tries, each counted before it starts (`first_counted`: the claim counted the first)."""
     message, provider, outbound = ready.message, ready.provider, ready.outbound
     assert provider is not None and outbound is not None
     tries = max(1, app.config["SEND_MAX_ATTEMPTS"], token + 1)  # tries before a hand-back count too
@@ -293,7 +299,7 @@ def _send(app: Flask, message_id: int, ready: _Ready, token: int) -> None:
         if n > first and not _turn_for_retry(app, ready, tried_at, pause):
             _hand_back(message_id, token)
             return
-        if not _begin_try(message_id, token):
+        if not (n == first and first_counted) and not _begin_try(message_id, token):
             log.warning("message %s: the claim was taken over (lease ran out); stopping here", message_id)
             return
         token += 1
