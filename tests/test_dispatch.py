@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import sqlalchemy as sa
 
 from tests import factories as f
 from tests.conftest import need
@@ -127,3 +128,19 @@ def test_a_stop_to_any_organisation_of_the_customer_refuses_a_queued_message(
     refused = db.session.get(Message, message.id)
     assert refused.status == "rejected" and refused.attempts == 0
     assert refused.error_title == "Not sent: the number opted out"
+
+
+def test_a_send_moves_its_conversations_marker_for_the_pages_showing_it(app, queued) -> None:
+    """The Inbox and the thread learn "Sent to the network" from the conversation's change marker."""
+    from webapp.models import Conversation
+
+    db.session.execute(sa.update(Message).where(Message.id == queued).values(status="queued", attempts=0))
+    db.session.commit()
+    conversation_id = db.session.get(Message, queued).conversation_id
+    before = db.session.get(Conversation, conversation_id).change_seq
+    dispatch.deliver(queued)
+    db.session.expire_all()
+    message = db.session.get(Message, queued)
+    assert message.status == "submitted" and message.attempts == 1 and message.provider_id
+    assert message.submitted_at is not None
+    assert db.session.get(Conversation, conversation_id).change_seq > before

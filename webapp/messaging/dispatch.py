@@ -329,7 +329,7 @@ def _send(app: Flask, message_id: int, ready: _Ready, token: int, first_counted:
             _settle(message, token, OutcomeUnknown("Unexpected error", str(exc)[:500]), refund_note="")
             return
         else:
-            _submitted(message, provider_id)
+            _submitted(message_id, message, token, provider_id, ready.channel)
             return
 
 
@@ -364,12 +364,36 @@ def _hand_back(message_id: int, token: int) -> None:
     log.info("message %s handed back to the queue: the provider asked us to wait past the lease", message_id)
 
 
-def _submitted(message: Message, provider_id: str) -> None:
+def _submitted(message_id: int, message: Message, token: int, provider_id: str, channel: str) -> None:
+    new = "sent" if channel == "email" else "submitted"
+    # The usual case, in one statement: the claim still ours (this try's token), no report before us.
+    moved = db.session.execute(
+        sa.update(Message)
+        .where(
+            Message.id == message_id,
+            Message.status == "sending",
+            Message.attempts == token,
+            Message.provider_id.is_(None),
+        )
+        .values(
+            status=new,
+            provider_id=provider_id,
+            submitted_at=sa.func.coalesce(
+                Message.submitted_at, sa.literal(utcnow(), Message.submitted_at.type)
+            ),
+        )
+        .returning(Message.conversation_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is not None:
+        activity.touch(db.session, moved.conversation_id)  # pages showing it learn it (status.apply's)
+        db.session.commit()
+        return
     # A delivery receipt may have overtaken us (found the message by client_ref), or the sweep may have
     # marked it unknown meanwhile: read the row again under its lock, and only ever move it forward.
     db.session.refresh(message, with_for_update=True)
     message.provider_id = message.provider_id or provider_id
-    status.apply(message, "sent" if message.channel == "email" else "submitted")
+    status.apply(message, new)
     db.session.commit()
 
 
