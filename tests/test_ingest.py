@@ -176,6 +176,27 @@ def test_a_backlog_is_applied_together_in_the_order_it_came(client, world, queue
     assert [m.body for m in inbound_messages()] == ["One", "Two", "Three"]
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_one_worker_at_a_time_applies_a_batch(client, world, queued, backend) -> None:
+    """Two batches could each hold a conversation the other comes to next: while one worker applies a
+    batch, another applies only the webhook of its own job."""
+    for text in ("One", "Two", "Three"):
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    first, second, third = (e.id for e in events())
+    db.session.remove()
+    with db.engine.connect() as other:  # another worker, in the middle of its batch
+        assert other.execute(sa.select(sa.func.pg_try_advisory_xact_lock(ingest.BATCH_LOCK))).scalar()
+        assert ingest.process(second) is True
+        db.session.remove()
+        assert [e.id for e in events()] == [first, third]
+        db.session.remove()
+        other.rollback()
+    assert ingest.process(first) is True
+    db.session.remove()
+    assert events() == []
+    assert [m.body for m in inbound_messages()] == ["Two", "One", "Three"]
+
+
 def test_a_body_that_cannot_be_applied_holds_back_none_of_a_batch(client, world, queued) -> None:
     for text in ("Before", "Broken", "After"):
         assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
