@@ -318,3 +318,46 @@ def test_a_stop_that_comes_while_a_message_waits_for_its_turn_stops_it(world, fa
     assert future is not None
     future.result(timeout=10)
     assert rows([message_id])[message_id][:2] == ("rejected", 0) and fake.arrivals() == []
+
+
+def _slow_claim(monkeypatch, seconds: float, then=None) -> None:  # type: ignore[no-untyped-def]
+    """The claim's commit takes `seconds` (a busy machine), then `then()` runs."""
+    original = dispatch.claim
+
+    def slow(message_id: int, with_try: bool = False) -> int | None:
+        token = original(message_id, with_try=with_try)
+        time.sleep(seconds)
+        if then is not None:
+            then()
+        return token
+
+    monkeypatch.setattr(dispatch, "claim", slow)
+
+
+def test_a_turn_taken_long_before_its_request_is_taken_again_when_it_leaves(
+    world, fake, app, monkeypatch
+) -> None:
+    # The provider counts a request when it arrives: the bucket must hold the turn at that time, not at a
+    # time before a slow claim, or requests whose turns were spread out arrive together.
+    app.config.update(VONAGE_RATE_PER_SECOND=5.0, SEND_PACING_MARGIN_SECONDS=0.2)
+    (message_id,) = queue(world, "de", 1)
+    _slow_claim(monkeypatch, 0.3)
+    started = time.monotonic()
+    dispatch.deliver(message_id)
+    [(taken_at, _ticket)] = pacing.limiter_for(app)._taken["vonage"]  # type: ignore[attr-defined]
+    assert taken_at >= started + 0.3
+    assert len(fake.arrivals()) == 1 and rows([message_id])[message_id][:2] == ("submitted", 1)
+
+
+def test_a_message_whose_turn_does_not_come_again_goes_back_to_the_queue_untried(
+    world, fake, app, monkeypatch
+) -> None:
+    app.config.update(
+        VONAGE_RATE_PER_SECOND=1.0, SEND_PACING_MARGIN_SECONDS=0.2, SEND_PACING_MAX_WAIT_SECONDS=0.1
+    )
+    (message_id,) = queue(world, "de", 1)
+    # While the claim is slow, another worker meets a 429: the account is held past what a turn may wait.
+    _slow_claim(monkeypatch, 0.3, then=lambda: pacing.hold(app, "vonage", 1.0))
+    dispatch.deliver(message_id)
+    assert fake.arrivals() == []
+    assert rows([message_id])[message_id][:2] == ("queued", 0)

@@ -284,12 +284,20 @@ def deliver(message_id: int) -> pacing.Turn | None:
         return None
     if turn.waited:
         metrics.paced_wait(turn.waited)
-    _send(app, message_id, ready, token, first_counted=counted)
+    _send(app, message_id, ready, token, first_counted=counted, turn=turn)
     return turn
 
 
-def _send(app: Flask, message_id: int, ready: _Ready, token: int, first_counted: bool = False) -> None:
-    """The tries, each counted before it starts (`first_counted`: the claim counted the first)."""
+def _send(
+    app: Flask,
+    message_id: int,
+    ready: _Ready,
+    token: int,
+    first_counted: bool = False,
+    turn: pacing.Turn | None = None,
+) -> None:
+    """The tries, each counted before it starts (`first_counted`: the claim counted the first; `turn`:
+    the one taken for the first, before the claim)."""
     message, provider, outbound = ready.message, ready.provider, ready.outbound
     assert provider is not None and outbound is not None
     tries = max(1, app.config["SEND_MAX_ATTEMPTS"], token + 1)  # tries before a hand-back count too
@@ -303,6 +311,9 @@ def _send(app: Flask, message_id: int, ready: _Ready, token: int, first_counted:
             log.warning("message %s: the claim was taken over (lease ran out); stopping here", message_id)
             return
         token += 1
+        if n == first and turn is not None and not _turn_still_now(app, ready, turn):
+            _unclaim(message_id, token)
+            return
         tried_at = time.monotonic()
         try:
             # Timed, logged and counted (webapp.metrics) by attempts.send.
@@ -348,6 +359,34 @@ def _turn_for_retry(app: Flask, ready: _Ready, tried_at: float, pause: float) ->
     assert ready.outbound is not None
     turn = take_turn(app, ready.provider_name, ready.outbound, max_wait=left - pause)
     return turn is not None
+
+
+def _turn_still_now(app: Flask, ready: _Ready, turn: pacing.Turn) -> bool:
+    """The provider counts a request when it arrives, the buckets when its turn is taken: a turn taken
+    longer ago than half the margin (a slow claim on a busy machine, a thread waiting for a core) is
+    given back and taken again now, so that requests whose turns were spread out do not arrive together.
+    False when no turn came again within half the lease (nothing was sent)."""
+    margin = float(app.config.get("SEND_PACING_MARGIN_SECONDS") or 0)
+    if not turn.ticket or time.monotonic() - turn.at <= margin / 2:
+        return True
+    pacing.give_back(app, turn)
+    assert ready.outbound is not None
+    wait = min(app.config["SEND_PACING_MAX_WAIT_SECONDS"], app.config["SEND_LEASE_SECONDS"] / 2)
+    return take_turn(app, ready.provider_name, ready.outbound, max_wait=wait) is not None
+
+
+def _unclaim(message_id: int, token: int) -> None:
+    """sending → queued before its try went out (its count taken back: nothing was sent); the sweep
+    hands it over again."""
+    db.session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "sending", Message.attempts == token)
+        .values(status="queued", claimed_at=None, attempts=token - 1)
+        .execution_options(synchronize_session=False)
+    )
+    activity.touch_messages(db.session, [message_id])
+    db.session.commit()
+    log.info("message %s back in the queue: no turn to send it came again in time", message_id)
 
 
 def _hand_back(message_id: int, token: int) -> None:

@@ -113,6 +113,7 @@ class Turn:
     waited: float
     ticket: str = ""
     buckets: Sequence[Bucket] = field(default_factory=tuple)
+    at: float = 0.0  # when it was taken (time.monotonic)
 
 
 class PacingUnavailable(RuntimeError):
@@ -150,7 +151,7 @@ def wait_for_turn(app: Flask, found: Sequence[Bucket], max_wait: float | None = 
         waited = time.monotonic() - started
         if wait <= 0:
             # A turn given at once waited nothing (the buckets' own round trip is not a wait).
-            return Turn(waited if slept else 0.0, ticket, tuple(found))
+            return Turn(waited if slept else 0.0, ticket, tuple(found), time.monotonic())
         if waited + wait > max_wait:
             return None
         time.sleep(wait)
