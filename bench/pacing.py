@@ -151,6 +151,48 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class BackendCpu:
+    """CPU of the PostgreSQL backends serving one database (their command lines name it), sampled from
+    /proc every 0.1 s while a run lasts: a backend's last sample before it exits is what it counts."""
+
+    def __init__(self, database: str) -> None:
+        import threading
+
+        self.database = database
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self._sample_once()
+        self.start = dict(self.seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample_once()
+
+    def _sample_once(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+                if command.startswith(b"postgres: ") and f" {self.database} ".encode() in command:
+                    self.seen[int(entry.name)] = process_cpu(int(entry.name))
+            except OSError:
+                continue
+
+
 def run_workers(
     app: Any, fake: RemoteFake, ids: list[int], workers: int, threads: int, log: Path, **env: str
 ) -> dict:
@@ -159,7 +201,8 @@ def run_workers(
     fake_cpu_before = process_cpu(fake.pid)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()[0]
-    with app.app_context():
+    database = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+    with app.app_context(), BackendCpu(database) as postgres:
         reset(ids)
         q = dispatch.queue(app)
         q.empty()
@@ -212,6 +255,7 @@ def run_workers(
         "workers CPU s": round(worker_cpu, 2),
         "workers ms CPU/message": round(worker_cpu / sent * 1000, 2),
         "fake ms CPU/message": round(fake_cpu / sent * 1000, 2),
+        "PostgreSQL ms CPU/message": round(postgres.seconds / sent * 1000, 2),
         "most in flight at the fake": fake.call("most_at_once", since=before),
         "load average before/after": (round(load_before, 2), round(os.getloadavg()[0], 2)),
     }
