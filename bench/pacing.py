@@ -346,6 +346,9 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each --threads, interleaved")
     parser.add_argument(
+        "--margin", default=None, help="SEND_PACING_MARGIN_SECONDS for the paced runs (default: the app's)"
+    )
+    parser.add_argument(
         "--keep-alive",
         action="store_true",
         help="the fake keeps connections open (HTTP/1.1) instead of one request per connection",
@@ -397,12 +400,14 @@ def main() -> None:
                             per_worker,
                             log,
                             VONAGE_RATE_PER_SECOND="30",
+                            **({"SEND_PACING_MARGIN_SECONDS": args.margin} if args.margin else {}),
                         )
                         fake.call("rate_limit", per_second=0)
                         result = net(result)
                         print(
-                            f"[{repeat + 1}] paced at 30/s, {args.workers} RQ workers × {per_worker} "
-                            f"threads, fake: {connections}: {result}",
+                            f"[{repeat + 1}] paced at 30/s (margin {args.margin or 'default'}), "
+                            f"{args.workers} RQ workers × {per_worker} threads, fake: {connections}:",
+                            result,
                             flush=True,
                         )
                     if "unpaced" in parts:
