@@ -174,3 +174,35 @@ def test_threads_of_two_workers_keep_to_the_pace_no_second_holds_more_than_the_r
     # The threads did have sends in flight together: two workers of one job each could hold 2 at most.
     assert fake.most_at_once() >= 3, seen
     assert rows(ids) == {i: ("submitted", 1) for i in ids}
+
+
+def test_the_database_pool_keeps_a_connection_for_every_sending_thread() -> None:
+    from webapp.config import ConfigError, check, from_environment, size_pool
+
+    config = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://db/relay", "SEND_WORKER_THREADS": 12}
+    size_pool(config)
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_size": 12}
+    config = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://db/relay", "SEND_WORKER_THREADS": 2}
+    size_pool(config)
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_size": 5}  # SQLAlchemy's own default, at least
+    given = {"pool_size": 30, "max_overflow": 0}  # a pool chosen by hand is kept
+    config = {"SQLALCHEMY_DATABASE_URI": "postgresql://db/relay", "SQLALCHEMY_ENGINE_OPTIONS": given}
+    size_pool(config)
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"] == given
+    config = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "SEND_WORKER_THREADS": 12}  # one connection
+    size_pool(config)
+    assert "SQLALCHEMY_ENGINE_OPTIONS" not in config
+    settings = from_environment("/tmp", {"SEND_WORKER_THREADS": "0"})
+    with pytest.raises(ConfigError, match="SEND_WORKER_THREADS"):
+        check(settings)
+
+
+def test_more_threads_than_the_pool_keeps_is_refused_with_the_setting_to_change(
+    app, backend, queue, runner
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite's pool opens a connection for each thread that asks")
+    result = runner.invoke(args=["worker", "--burst", "--queue", "sends", "--threads", "50"])
+    assert result.exit_code != 0
+    assert "--threads 50 needs a database pool of 50 connections" in result.output
+    assert "SEND_WORKER_THREADS=50" in result.output
