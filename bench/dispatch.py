@@ -47,12 +47,13 @@ from webapp.providers import registry  # noqa: E402
 class RemoteFake:
     """The fake Vonage in a process of its own, so that it does not share this process's GIL."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, keep_alive: bool = False) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve_fake, args=(child, directory), daemon=True)
+        self._process = context.Process(target=_serve_fake, args=(child, directory, keep_alive), daemon=True)
         self._process.start()
         self.api_host, self.application_id, key, ca = self._conn.recv()
+        self.pid = self._process.pid
         self.private_key_path, self.ca_file = Path(key), Path(ca)
 
     def call(self, command: str, **kwargs: Any) -> Any:
@@ -64,8 +65,8 @@ class RemoteFake:
         self._process.join(timeout=10)
 
 
-def _serve_fake(conn: Any, directory: Path) -> None:
-    fake = FakeVonage(directory).start()
+def _serve_fake(conn: Any, directory: Path, keep_alive: bool = False) -> None:
+    fake = FakeVonage(directory, keep_alive=keep_alive).start()
     conn.send((fake.api_host, fake.application_id, str(fake.private_key_path), str(fake.ca_file)))
     while True:
         command, kwargs = conn.recv()

@@ -3,17 +3,22 @@
 Run by hand from the repository root (numbers go to bench/README.md, never into a test):
 
     BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/4 \\
-        .venv/bin/python bench/pacing.py --messages 1000 --workers 4
+        .venv/bin/python bench/pacing.py --messages 1000 --workers 4 --threads 1,8 --repeat 2
 
-Three parts, on PostgreSQL, with the fake Vonage (real HTTPS, JWTs checked) in a process of its own:
+Three parts, on PostgreSQL, with the fake Vonage (real HTTPS, JWTs checked) in a process of its own
+(`--keep-alive`: it keeps connections open between requests, as an API behind a load balancer does;
+by default one request per connection, each with its TLS handshake, as in the tests):
 
 1. paced: the messages are queued and paid, then sent by `--workers` RQ worker processes (`flask --app
-   wsgi worker --burst`) sharing the Redis buckets at VONAGE_RATE_PER_SECOND=30, while the fake answers
+   wsgi worker --burst --queue sends --threads N`, for each N of `--threads` in turn, `--repeat` rounds
+   interleaved) sharing the Redis buckets at VONAGE_RATE_PER_SECOND=30, while the fake answers
    429 past 30 requests in any second (as Vonage would). Reported: the most requests that arrived at the
    fake within any one second (sliding) and within any calendar second, the 429s, and the POSTs per
    message.
 2. unpaced: the same messages again (set back to queued), VONAGE_RATE_PER_SECOND=0, the fake answering
-   each request after 50 ms: messages a second from the first arrival to the last.
+   each request after 50 ms: messages a second from the first arrival to the last. Both parts also
+   report the workers' CPU per message (their whole runs, start-up included), the fake's, the most
+   POSTs the fake held at once, the connections it accepted, and the load average before and after.
 3. CPU per message, side by side in this process, interleaved in rounds: Relay's send path (`dispatch
    .deliver` of a queued message: the reads, the turn, the claim, the try's count, the SDK's request,
    the result's commit) against a bare `requests` POST of the same body with a freshly signed RS256 JWT
@@ -28,6 +33,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -139,19 +145,76 @@ def busiest(times: list[float]) -> tuple[int, int]:
     return most, max(calendar.values(), default=0)
 
 
-def run_workers(app: Any, fake: RemoteFake, ids: list[int], workers: int, log: Path, **env: str) -> dict:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class BackendCpu:
+    """CPU of the PostgreSQL backends serving one database (their command lines name it), sampled from
+    /proc every 0.1 s while a run lasts: a backend's last sample before it exits is what it counts."""
+
+    def __init__(self, database: str) -> None:
+        import threading
+
+        self.database = database
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self._sample_once()
+        self.start = dict(self.seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample_once()
+
+    def _sample_once(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+                if command.startswith(b"postgres: ") and f" {self.database} ".encode() in command:
+                    self.seen[int(entry.name)] = process_cpu(int(entry.name))
+            except OSError:
+                continue
+
+
+def run_workers(
+    app: Any, fake: RemoteFake, ids: list[int], workers: int, threads: int, log: Path, **env: str
+) -> dict:
     before = fake.call("count")
-    with app.app_context():
+    connections_before = fake.call("accepted")
+    fake_cpu_before = process_cpu(fake.pid)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
+    database = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+    with app.app_context(), BackendCpu(database) as postgres:
         reset(ids)
         q = dispatch.queue(app)
         q.empty()
         for message_id in ids:
             dispatch.enqueue(message_id)
-        environment = worker_env(app.config, fake, **env)
+        # The pool sized for the threads (webapp.config.size_pool).
+        environment = worker_env(app.config, fake, SEND_WORKER_THREADS=str(threads), **env)
+        command = ["worker", "--burst", "--queue", "sends", "--threads", str(threads)]
         with open(log, "ab") as out:
             processes = [
                 subprocess.Popen(
-                    [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+                    [sys.executable, "-m", "flask", "--app", "wsgi", *command],
                     cwd=ROOT,
                     env=environment,
                     stdout=out,
@@ -160,6 +223,9 @@ def run_workers(app: Any, fake: RemoteFake, ids: list[int], workers: int, log: P
                 for _ in range(workers)
             ]
         codes = [p.wait(timeout=3600) for p in processes]
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+        fake_cpu = process_cpu(fake.pid) - fake_cpu_before
         db.session.expire_all()
         statuses = list(db.session.scalars(sa.select(Message.status).where(Message.id.in_(ids))))
         db.session.remove()
@@ -171,9 +237,12 @@ def run_workers(app: Any, fake: RemoteFake, ids: list[int], workers: int, log: P
     times = [at for at, _, _ in arrivals]
     sliding, calendar = busiest(times)
     span = max(times) - min(times) if times else 0.0
+    sent = max(len(arrivals), 1)
     return {
+        "threads": threads,
         "exit codes": codes,
         "requests": len(arrivals),
+        "connections": fake.call("accepted") - connections_before,
         "429": sum(1 for _, _, status in arrivals if status == 429),
         "submitted": statuses.count("submitted"),
         "accepted once": sum(1 for n in refs.values() if n == 1),
@@ -182,6 +251,13 @@ def run_workers(app: Any, fake: RemoteFake, ids: list[int], workers: int, log: P
         "busiest calendar second": calendar,
         "span s": round(span, 2),
         "messages/s": round((len(times) - 1) / span, 1) if span else 0.0,
+        # Whole runs of the worker processes (start-up, the app's import, the recovery, included).
+        "workers CPU s": round(worker_cpu, 2),
+        "workers ms CPU/message": round(worker_cpu / sent * 1000, 2),
+        "fake ms CPU/message": round(fake_cpu / sent * 1000, 2),
+        "PostgreSQL ms CPU/message": round(postgres.seconds / sent * 1000, 2),
+        "most in flight at the fake": fake.call("most_at_once", since=before),
+        "load average before/after": (round(load_before, 2), round(os.getloadavg()[0], 2)),
     }
 
 
@@ -265,6 +341,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--per-round", type=int, default=40)
     parser.add_argument("--parts", default="paced,unpaced,cpu")
+    parser.add_argument(
+        "--threads", default="1,8", help="threads per worker process, comma-separated: each is run in turn"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each --threads, interleaved")
+    parser.add_argument(
+        "--margin", default=None, help="SEND_PACING_MARGIN_SECONDS for the paced runs (default: the app's)"
+    )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="the fake keeps connections open (HTTP/1.1) instead of one request per connection",
+    )
     args = parser.parse_args()
     logging.getLogger("relay").setLevel(logging.ERROR)
     parts = set(args.parts.split(","))
@@ -273,7 +361,7 @@ def main() -> None:
     admin, name = _database(base)
     url = admin.set(database=name).render_as_string(hide_password=False)
     with tempfile.TemporaryDirectory() as tmp:
-        fake = RemoteFake(Path(tmp) / "fake")
+        fake = RemoteFake(Path(tmp) / "fake", keep_alive=args.keep_alive)
         os.environ["REQUESTS_CA_BUNDLE"] = str(fake.ca_file)
         os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
         log = Path(tmp) / "workers.log"
@@ -282,24 +370,64 @@ def main() -> None:
             started = time.perf_counter()
             ids = build(app, max(args.messages, 1 + args.rounds * args.per_round))
             print(f"{len(ids)} messages queued and paid in {time.perf_counter() - started:.1f} s", flush=True)
-            if "paced" in parts:
-                fake.call("answer_every_request", delay=0.0)
-                fake.call("rate_limit", per_second=30)
-                result = run_workers(
-                    app, fake, ids[: args.messages], args.workers, log, VONAGE_RATE_PER_SECOND="30"
-                )
-                fake.call("rate_limit", per_second=0)
-                print(f"paced at 30/s, {args.workers} RQ workers: {result}", flush=True)
-            if "unpaced" in parts:
-                fake.call("answer_every_request", delay=args.latency)
-                result = run_workers(
-                    app, fake, ids[: args.messages], args.workers, log, VONAGE_RATE_PER_SECOND="0"
-                )
-                print(
-                    f"unpaced, fake answering in {args.latency * 1000:.0f} ms, {args.workers} RQ workers:",
-                    result,
-                    flush=True,
-                )
+            threads = [int(t) for t in args.threads.split(",")]
+            connections = "kept open" if args.keep_alive else "one request per connection"
+            # What the worker processes cost with nothing to send (import, start, recovery, the threads'
+            # start and end), to take out of their CPU per message.
+            idle = {
+                n: run_workers(app, fake, [], args.workers, n, log, VONAGE_RATE_PER_SECOND="0")[
+                    "workers CPU s"
+                ]
+                for n in threads
+            }
+            print(f"workers' CPU s with nothing to send, by threads: {idle}", flush=True)
+
+            def net(result: dict) -> dict:
+                sent = max(result["requests"], 1)
+                cpu = result["workers CPU s"] - idle[result["threads"]]
+                return {**result, "workers ms CPU/message, start-up taken out": round(cpu / sent * 1000, 2)}
+
+            for repeat in range(args.repeat):
+                for per_worker in threads:  # interleaved: each setting meets the machine's moods
+                    if "paced" in parts:
+                        fake.call("answer_every_request", delay=0.0)
+                        fake.call("rate_limit", per_second=30)
+                        result = run_workers(
+                            app,
+                            fake,
+                            ids[: args.messages],
+                            args.workers,
+                            per_worker,
+                            log,
+                            VONAGE_RATE_PER_SECOND="30",
+                            **({"SEND_PACING_MARGIN_SECONDS": args.margin} if args.margin else {}),
+                        )
+                        fake.call("rate_limit", per_second=0)
+                        result = net(result)
+                        print(
+                            f"[{repeat + 1}] paced at 30/s (margin {args.margin or 'default'}), "
+                            f"{args.workers} RQ workers × {per_worker} threads, fake: {connections}:",
+                            result,
+                            flush=True,
+                        )
+                    if "unpaced" in parts:
+                        fake.call("answer_every_request", delay=args.latency)
+                        result = run_workers(
+                            app,
+                            fake,
+                            ids[: args.messages],
+                            args.workers,
+                            per_worker,
+                            log,
+                            VONAGE_RATE_PER_SECOND="0",
+                        )
+                        result = net(result)
+                        print(
+                            f"[{repeat + 1}] unpaced, fake answering in {args.latency * 1000:.0f} ms, "
+                            f"{args.workers} RQ workers × {per_worker} threads, fake: {connections}:",
+                            result,
+                            flush=True,
+                        )
             if "cpu" in parts:
                 result = cpu_side_by_side(app, fake, ids, args.rounds, args.per_round)
                 print(f"CPU per message, side by side: {result}", flush=True)

@@ -34,7 +34,9 @@ owned numbers with `{"error-code": "200"}`, or answers 420 "method failed" for a
 Every POST /v1/messages is recorded (`fake.requests`, a snapshot list of RecordedRequest), its
 `Authorization: Bearer` JWT checked (RS256, signed by the application key, `application_id` claim
 matching); an unverified token is answered 401 like Vonage would, unless `require_auth=False`.
-Each record carries its arrival time (`received_at`, for the pacing tests). `rate_limit(n)` makes the
+Each record carries its arrival time (`received_at`, for the pacing tests); `most_at_once()` is the most
+POSTs the fake held at one moment (received, not yet answered), from the times it received and answered
+each. `rate_limit(n)` makes the
 fake answer 429 with `Retry-After: 1` past n requests in any second, as Vonage does past the account's
 limit. Otherwise the answer comes from a script: queued behaviours (`respond`, `fail`, `hang`, `drop`) are
 used once each, in order; with the queue empty the answer is 202 `{"message_uuid": <new uuid4>}`.
@@ -112,6 +114,10 @@ class FakeVonage:
     require_auth: bool = True
     api_key: str = "fa4e0b1c"
     api_secret: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # HTTP/1.1 with connections kept open between requests, as an API behind a load balancer does. Off by
+    # default (HTTP/1.0, one request per connection): stop() then has no idle connection to wait for, and
+    # each request its own TLS handshake. The benchmarks compare both (bench/pacing.py --keep-alive).
+    keep_alive: bool = False
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -121,6 +127,7 @@ class FakeVonage:
         self.errors: list[BaseException] = []  # failures inside handler threads, kept for inspection
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._answered: dict[int, float] = {}  # index in _requests → time.monotonic() once answered
         self._script: deque[_Behaviour] = deque()
         self._owned: list[dict[str, Any]] = []
         self._offered: list[dict[str, Any]] = []
@@ -129,6 +136,7 @@ class FakeVonage:
         self._accepted_at: deque[float] = deque()  # arrival times of requests not refused by rate_limit
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
+        self._accepted = 0  # connections accepted (each one TLS handshake)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -334,6 +342,29 @@ class FakeVonage:
         ]
         return sorted(found, key=lambda arrival: arrival[0])
 
+    def most_at_once(self, since: int = 0) -> int:
+        """The most POST /v1/messages in flight at the same moment: received (their body read) and not yet
+        answered (or dropped). Above 1 only when a client had a second request out before the first's
+        answer, whatever the machine's speed. `since`: only the requests from this index of `requests`."""
+        with self._lock:
+            spans = [
+                (r.received_monotonic, self._answered.get(index, float("inf")))
+                for index, r in enumerate(self._requests)
+                if index >= since and r.path == MESSAGES_PATH
+            ]
+        # An answer at the same instant as an arrival ends first: (time, 0) sorts before (time, 1).
+        events = sorted([(start, 1) for start, _ in spans] + [(end, 0) for _, end in spans])
+        most = now = 0
+        for _, starts in events:
+            now += 1 if starts else -1
+            most = max(most, now)
+        return most
+
+    def accepted(self) -> int:
+        """Connections accepted so far: with keep_alive, fewer than the requests when clients reuse them."""
+        with self._lock:
+            return self._accepted
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
@@ -358,9 +389,14 @@ class FakeVonage:
                 self._accepted_at.append(arrived)
             return self._script.popleft() if self._script else self._default
 
-    def _record(self, request: RecordedRequest) -> None:
+    def _record(self, request: RecordedRequest) -> int:
         with self._lock:
             self._requests.append(request)
+            return len(self._requests) - 1
+
+    def _answered_now(self, index: int) -> None:
+        with self._lock:
+            self._answered[index] = time.monotonic()
 
     def _check_jwt(self, authorization: str) -> tuple[dict | None, dict | None, bool, str | None]:
         scheme, _, token = authorization.partition(" ")
@@ -398,6 +434,8 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
+        with self.fake._lock:
+            self.fake._accepted += 1
         # The handshake happens in the handler's thread, so a stalled client cannot block accept().
         tls = self.fake._ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return tls, address
@@ -416,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # one request per connection: no idle keep-alive threads to wait for
 
     def setup(self) -> None:
+        if self.server.fake.keep_alive:
+            self.protocol_version = "HTTP/1.1"
         with self.server.fake._lock:
             self.server.fake._connections.add(self.request)
         try:
@@ -463,7 +503,7 @@ class _Handler(BaseHTTPRequestHandler):
         response_body = behaviour.body
         if response_body is None and 200 <= behaviour.status < 300 and not behaviour.drop:
             response_body = {"message_uuid": str(uuid.uuid4())}
-        fake._record(
+        index = fake._record(
             RecordedRequest(
                 method=self.command,
                 path=self.path,
@@ -480,7 +520,11 @@ class _Handler(BaseHTTPRequestHandler):
                 received_monotonic=received_monotonic,
             )
         )
-        if behaviour.delay and fake._stopping.wait(behaviour.delay):
+        stopping = bool(behaviour.delay) and fake._stopping.wait(behaviour.delay)
+        # Stamped before the answer goes out: a client that waits for it cannot have its next request
+        # received before this time (most_at_once).
+        fake._answered_now(index)
+        if stopping:
             self.close_connection = True
             return  # shutting down: nobody is waiting for this answer any more
         if behaviour.drop:

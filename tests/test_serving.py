@@ -310,8 +310,12 @@ def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
         assert served.get("/readyz").json() == {"database": "ok", "redis": "ok"}
         assert served.get("/healthz").status_code == 200
         assert set(served.started()) == {"web", "worker.1", "worker.2", "webhooks", "clock"}
-        # /readyz is the web process's; the RQ workers and the clock start on their own time.
-        wait_for(lambda: served.output().count("*** Listening on relay") == 3, 60, "the RQ workers", served)
+        # /readyz is the web process's; the RQ workers and the clock start on their own time. Each
+        # sending worker listens with SEND_WORKER_THREADS (8) threads, the webhooks' worker with one.
+        listening = 2 * 8 + 1
+        wait_for(
+            lambda: served.output().count("*** Listening on relay") == listening, 60, "the RQ workers", served
+        )
         wait_for(lambda: "clock    | Clock: " in served.output(), 60, "the clock", served)
         # The supervisor, gunicorn's master and its worker, two sending workers, the webhooks', the clock.
         assert len(served.members()) == 7, served.tail()

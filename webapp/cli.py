@@ -172,23 +172,46 @@ def register(app: Flask) -> None:
         type=click.Choice(["sends", "webhooks"]),
         help="What this worker takes (repeat for both) [default: sends, then webhooks].",
     )
-    def worker(burst: bool, queues: tuple[str, ...]) -> None:
+    @click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Jobs in flight at once, each in a thread of this process "
+        "[default: SEND_WORKER_THREADS (8) when it takes sends, else 1].",
+    )
+    def worker(burst: bool, queues: tuple[str, ...], threads: int | None) -> None:
         """Send queued messages, and apply stored webhooks, from Redis (REDIS_URL) until stopped."""
-        from rq import SimpleWorker
-
         from webapp.messaging import dispatch, ingest
+        from webapp.messaging import worker as rq_worker
 
         if not app.config.get("REDIS_URL"):
             raise click.UsageError("set REDIS_URL to the Redis that the web processes enqueue on")
         chosen = queues or ("sends", "webhooks")
+        if threads is None:
+            threads = app.config["SEND_WORKER_THREADS"] if "sends" in chosen else 1
+        pool = db.engine.pool
+        if (
+            db.engine.dialect.name == "postgresql"
+            and isinstance(pool, sa.QueuePool)
+            and pool.size() < threads
+        ):
+            # Each thread holds a connection through its transactions; past the pool's size, SQLAlchemy
+            # opens one (a PostgreSQL backend) per transaction and closes it after.
+            raise click.UsageError(
+                f"--threads {threads} needs a database pool of {threads} connections (it keeps "
+                f"{pool.size()}): set SEND_WORKER_THREADS={threads}, which sizes the pool, instead"
+            )
         if "sends" in chosen:
             # What a killed worker left behind: recovered now; afterwards the clock sweeps (`flask clock`).
             click.echo(f"Recovery: {dispatch.recover()}")
         # In the order given: a worker takes from the first queue that has a job.
         found = [dispatch.queue(app) if name == "sends" else ingest.queue(app) for name in chosen]
-        # SimpleWorker runs jobs in this process, inside this app context: no fork, no copied DB pool.
+        # RQ's SimpleWorker runs jobs in this process, inside an app context: no fork, no copied DB pool;
+        # with more than one thread, one SimpleWorker per thread (webapp.messaging.worker says why).
         # No RQ scheduler: the periodic work is the clock's (webapp.scheduling.clock says why).
-        SimpleWorker(found, connection=found[0].connection).work(burst=burst, with_scheduler=False)
+        status = rq_worker.run(app, found, threads, burst)
+        if status:
+            raise SystemExit(status)
 
     @app.cli.command("clock")
     @click.option("--once", is_flag=True, help="One pass: run what is due, then stop.")

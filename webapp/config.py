@@ -184,6 +184,9 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # when messages are dispatched in-process (DISPATCH_MODE=thread). Else `flask --app wsgi clock`.
         "CLOCK_IN_PROCESS": _switch(env, "CLOCK_IN_PROCESS"),
         "DISPATCH_THREADS": _int(env, "DISPATCH_THREADS", 8),
+        # Sends in flight at once in each sending worker process (`flask --app wsgi worker`), each in a
+        # thread of its own (webapp.messaging.worker); the database pool holds at least as many.
+        "SEND_WORKER_THREADS": _int(env, "SEND_WORKER_THREADS", 8),
         # Paced sending (webapp.messaging.pacing): requests a second for the Vonage account (0: not
         # paced), SMS a second per sending number (unset: by country, from Vonage's guidance; 0: no
         # limit), per-country overrides ("US=3,CA=1"), the margin added to each bucket's window, and the
@@ -264,6 +267,19 @@ def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
         timeout = _seconds(env, "DATABASE_CONNECT_TIMEOUT", 5)
         options["connect_args"] = {"connect_timeout": max(1, round(timeout))}
     return options
+
+
+def size_pool(config: dict[str, Any]) -> None:
+    """Keep at least SEND_WORKER_THREADS PostgreSQL connections in the pool (of the settings as finally
+    given, overrides included). A sending worker's threads each hold one through their transactions;
+    SQLAlchemy keeps 5 and opens up to 10 more only to close them after each use, which on PostgreSQL
+    is a new backend process per transaction. (SQLite's pools are left as they are: an in-memory
+    database has a pool of one connection.)"""
+    if not str(config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+        return
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("pool_size", max(5, config.get("SEND_WORKER_THREADS", 1)))
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _networks(raw: str | None) -> tuple[str, ...]:
@@ -404,6 +420,8 @@ def _check_ingest(config: dict[str, Any]) -> None:
 def _check_dispatch(config: dict[str, Any]) -> None:
     if config.get("DISPATCH_THREADS", 1) < 1:
         raise ConfigError("DISPATCH_THREADS must be 1 or more")
+    if config.get("SEND_WORKER_THREADS", 1) < 1:
+        raise ConfigError("SEND_WORKER_THREADS must be 1 or more")
     # A lease shorter than one try would declare a live sender dead (safe, since a lost claim is never
     # resent, but every slow send would then wait for its report instead of its answer).
     vonage_try = config.get("VONAGE_CONNECT_TIMEOUT", 0) + config.get("VONAGE_TIMEOUT", 0)

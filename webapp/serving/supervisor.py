@@ -2,8 +2,9 @@
 
 Each process runs in a session of its own, so that a Ctrl-C in the terminal reaches only the supervisor,
 which then asks every process to stop with SIGTERM — the signal on which gunicorn finishes the requests
-in flight, an RQ worker the send in flight, and the clock the pass under way. What has not stopped after
-`stop_seconds` is killed (a send cut then is recovered by the dispatch sweep, never sent twice).
+in flight, an RQ worker the sends in flight (webapp.messaging.worker), and the clock the pass under
+way. What has not stopped after `stop_seconds` is killed (a send cut then is recovered by the dispatch
+sweep, never sent twice).
 
 A process that ends by itself (a worker killed for memory, say) is started again, after a pause that
 doubles each time; one that keeps ending (RESTART_LIMIT times within RESTART_WINDOW seconds) is broken,
