@@ -197,11 +197,11 @@ def test_the_database_pool_keeps_a_connection_for_every_sending_thread() -> None
         check(settings)
 
 
+# SQLite's pool opens a connection for each thread that asks: nothing to refuse there.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_more_threads_than_the_pool_keeps_is_refused_with_the_setting_to_change(
     app, backend, queue, runner
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("SQLite's pool opens a connection for each thread that asks")
     result = runner.invoke(args=["worker", "--burst", "--queue", "sends", "--threads", "50"])
     assert result.exit_code != 0
     assert "--threads 50 needs a database pool of 50 connections" in result.output
