@@ -215,7 +215,7 @@ def main() -> None:
                 profile.disable()
                 marker[0] = html.unescape(POLL_RE.search(body).group(1))
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profile, stream=out).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(45)
             print(out.getvalue())
         print(json.dumps(result, indent=2, default=str))
         with app.app_context():
