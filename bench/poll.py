@@ -132,10 +132,22 @@ def main() -> None:
             marker[0] = html.unescape(POLL_RE.search(body).group(1))
             return elapsed, body.count('<li class="inbox-row'), len(body)
 
+        def reference(path: str, headers: dict[str, str], expected: int) -> float:
+            begun = time.perf_counter()
+            response = client.get(path, headers=headers)
+            elapsed = (time.perf_counter() - begun) * 1000
+            assert response.status_code == expected, response.status_code
+            response.close()
+            return elapsed
+
+        # For scale, in the same rounds: the Inbox page (as the browser first loads it) and the
+        # unchanged poll (204).
+        references = {"inbox page": ("/inbox", {}, 200), "unchanged poll": (None, HX, 204)}
         for k in counts:  # warm-up
             for _ in range(5):
                 once(k)
         times: dict[int, list[float]] = {k: [] for k in counts}
+        ref_times: dict[str, list[float]] = {name: [] for name in references}
         rows: dict[int, list[int]] = {k: [] for k in counts}
         sizes: dict[int, list[int]] = {k: [] for k in counts}
         for _ in range(args.samples):
@@ -144,11 +156,19 @@ def main() -> None:
                 times[k].append(ms)
                 rows[k].append(n)
                 sizes[k].append(size)
+            for name, (path, headers, expected) in references.items():
+                ref_times[name].append(reference(path or poll_path(), headers, expected))
         result: dict[str, Any] = {
             **info,
             "until": until or None,
             "load_average": [round(x, 2) for x in os.getloadavg()],
         }
+        for name, values in ref_times.items():
+            result[name] = {
+                "n": len(values),
+                "p50_ms": round(statistics.median(values), 2),
+                "p95_ms": round(percentile(values, 0.95), 2),
+            }
         for k in counts:
             result[f"changed {k}"] = {
                 "n": len(times[k]),
