@@ -5,11 +5,19 @@ then --users users, each signed in as a user of their own, looping over what the
     GET /inbox                                   the page (list, filters, the poll's marker)
     GET /inbox/conversations/<id>  (htmx)        a conversation's pane, opened from the list
     GET /applications/<id>                       the application page of a conversation
-    GET /inbox/changes?since=<marker>  (htmx)    the poll, with the marker of the page just loaded
+    GET /inbox/changes?since=<marker>&until=…&c=…  (htmx)   the poll, as the page sends it
 
-with --think seconds between requests. Phases alternate: users alone, then users while
-bench/webhooks_load.py posts signed inbound and status webhooks from --storm-threads threads (its own
-/healthz phase afterwards is not measured), and again; p50/p95 per request kind and errors for each.
+with --think seconds between requests. --poll page (the default) polls as the page does
+(inbox/_poll.html, htmx's `every 2s`): every --poll-every seconds while the Inbox is open (from its load
+until the user goes to the application page), each with the marker of the last answer, `until` (where
+the loaded rows end: #inbox-until, in the sentinel of the next page) and `c` (the conversation open in
+the pane); an answer that tells the open conversation it changed (HX-Trigger) makes the pane fetch its
+thread, as the page does ("thread"). --poll once is the earlier loop: one poll after the application
+page, with the marker of the Inbox page loaded three pauses before, and no `until`.
+
+Phases alternate: users alone, then users while bench/webhooks_load.py posts signed inbound and status
+webhooks from --storm-threads threads (its own /healthz phase afterwards is not measured), and again;
+p50/p95 per request kind and errors for each.
 The goal of issue #19: the users' p95 with the storm at most 2x without it.
 
     .venv/bin/python bench/load.py --seconds 20
@@ -58,7 +66,9 @@ COMMAND = ".venv/bin/python bench/load.py --seconds 20"
 PASSWORD = "relay-demo"  # the demo users' (webapp/demo.py); the bench's users copy the recruiter's
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
 POLL_RE = re.compile(r'id="inbox-poll"[^>]*?hx-get="([^"]+)"')
-KINDS = ("inbox", "pane", "application", "poll")
+UNTIL_RE = re.compile(r'id="inbox-until" name="until" value="([^"]+)"')
+THREAD_RE = re.compile(r'id="thread-\d+"[^>]*?hx-get="([^"]+)"')
+KINDS = ("inbox", "pane", "application", "poll", "thread")
 
 
 # --- the served set -----------------------------------------------------------------------------------
@@ -173,12 +183,16 @@ def call(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 60,
-) -> tuple[int, bytes, list[str]]:
+    with_headers: bool = False,
+) -> Any:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
-        return response.status, response.read(), response.headers.get_all("Set-Cookie") or []
+        found = (response.status, response.read(), response.headers.get_all("Set-Cookie") or [])
+        if with_headers:
+            return (*found, {k.lower(): v for k, v in response.getheaders()})
+        return found
     finally:
         conn.close()
 
@@ -193,17 +207,29 @@ class Phase:
 
 class SignedInUser(threading.Thread):
     def __init__(
-        self, port: int, email: str, pairs: list[tuple[int, int]], phase: Phase, think: float, seed: int
+        self,
+        port: int,
+        email: str,
+        pairs: list[tuple[int, int]],
+        phase: Phase,
+        think: float,
+        seed: int,
+        poll: str = "page",
+        poll_every: float = 2.0,
     ):
         super().__init__(daemon=True)
         self.port, self.email, self.pairs, self.phase, self.think = port, email, pairs, phase, think
+        self.poll, self.poll_every = poll, poll_every
         self.rng = random.Random(seed)
         self.cookies: dict[str, str] = {}
         self.samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.codes: dict[str, Counter[str]] = defaultdict(Counter)
         self.error: str | None = None
+        self.open_page: dict[str, Any] = {}  # what the open Inbox page holds for its poll
 
-    def request(self, path: str, htmx: bool = False, form: dict[str, str] | None = None) -> tuple[int, str]:
+    def request(
+        self, path: str, htmx: bool = False, form: dict[str, str] | None = None
+    ) -> tuple[int, str, dict[str, str]]:
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
         if htmx:
             headers["HX-Request"] = "true"
@@ -211,17 +237,20 @@ class SignedInUser(threading.Thread):
         if form is not None:
             body = urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        status, data, set_cookies = call(self.port, "POST" if form else "GET", path, body, headers)
+        status, data, set_cookies, answer_headers = call(
+            self.port, "POST" if form else "GET", path, body, headers, with_headers=True
+        )
         for line in set_cookies:  # Secure cookies in production: sent back here as a TLS proxy would
             for name, morsel in SimpleCookie(line).items():
                 self.cookies[name] = morsel.value
-        return status, data.decode("utf-8", "replace")
+        return status, data.decode("utf-8", "replace"), answer_headers
 
-    def timed(self, kind: str, path: str, htmx: bool = False) -> str:
+    def timed(self, kind: str, path: str, htmx: bool = False) -> tuple[int, str, dict[str, str]]:
         phase = self.phase.name
         started = time.monotonic()
+        answer: dict[str, str] = {}
         try:
-            status, text = self.request(path, htmx)
+            status, text, answer = self.request(path, htmx)
             code = str(status)
         except OSError as error:
             status, text, code = 0, "", type(error).__name__
@@ -230,13 +259,13 @@ class SignedInUser(threading.Thread):
         if phase is not None:
             self.samples[phase][kind].append(seconds)
             self.codes[phase][f"{kind} {code}"] += 1
-        return text
+        return status, text, answer
 
     def run(self) -> None:
         try:
-            _, login = self.request("/login")
+            _, login, _ = self.request("/login")
             token = CSRF_RE.search(login).group(1)  # type: ignore[union-attr]
-            status, _ = self.request(
+            status, _, _ = self.request(
                 "/login", form={"email": self.email, "password": PASSWORD, "csrf_token": token}
             )
             if status not in (302, 303):
@@ -245,18 +274,83 @@ class SignedInUser(threading.Thread):
             self.phase.stopping.wait(self.rng.uniform(0, 4 * self.think))
             while not self.phase.stopping.is_set():
                 conversation, application = self.rng.choice(self.pairs)
-                page = self.timed("inbox", "/inbox")
-                self.pause()
-                self.timed("pane", f"/inbox/conversations/{conversation}", htmx=True)
-                self.pause()
-                self.timed("application", f"/applications/{application}")
-                self.pause()
-                poll = POLL_RE.search(page)
-                if poll:
-                    self.timed("poll", html.unescape(poll.group(1)), htmx=True)
-                self.pause()
+                if self.poll == "once":
+                    self.loop_polling_once(conversation, application)
+                else:
+                    self.loop_as_the_page(conversation, application)
         except Exception as error:  # one user's failure is reported, not the end of the run
             self.error = f"{type(error).__name__}: {error}"
+
+    def loop_polling_once(self, conversation: int, application: int) -> None:
+        """The earlier loop: the poll after the application page, with the Inbox page's marker."""
+        _, page, _ = self.timed("inbox", "/inbox")
+        self.pause()
+        self.timed("pane", f"/inbox/conversations/{conversation}", htmx=True)
+        self.pause()
+        self.timed("application", f"/applications/{application}")
+        self.pause()
+        poll = POLL_RE.search(page)
+        if poll:
+            self.timed("poll", html.unescape(poll.group(1)), htmx=True)
+        self.pause()
+
+    def loop_as_the_page(self, conversation: int, application: int) -> None:
+        """The Inbox open (polling as its page does), a conversation opened in its pane (still polling),
+        then its application page (the Inbox left: no poll)."""
+        _, page, _ = self.timed("inbox", "/inbox")
+        self.open_page = {"thread": None, "c": None, "next_poll": time.monotonic() + self.poll_every}
+        self.learn(page)
+        self.pause_on_inbox()
+        _, pane, _ = self.timed("pane", f"/inbox/conversations/{conversation}", htmx=True)
+        thread = THREAD_RE.search(pane)
+        self.open_page.update(c=str(conversation), thread=html.unescape(thread.group(1)) if thread else None)
+        self.pause_on_inbox()
+        self.timed("application", f"/applications/{application}")
+        self.pause()
+
+    def learn(self, text: str) -> None:
+        """What a list (the page, or a poll's answer) says the next poll sends: its marker and filters
+        (the poll element's address), and how far the list is loaded (the next page's sentinel)."""
+        poll = POLL_RE.search(text)
+        if poll:
+            self.open_page["poll"] = html.unescape(poll.group(1))
+        if 'id="inbox-list"' in text:  # a whole list: its sentinel says where it ends, or it has none
+            until = UNTIL_RE.search(text)
+            self.open_page["until"] = until.group(1) if until else None
+
+    def pause_on_inbox(self) -> None:
+        """A pause with the Inbox open: its poll fires every poll_every seconds (htmx's `every`), the
+        next one poll_every after the last began, or once its answer is in when that took longer; an
+        answer with changes brings a new poll element, whose clock starts when it is put in."""
+        ends = time.monotonic() + self.think * (0.5 + self.rng.random())
+        while not self.phase.stopping.is_set():
+            now = time.monotonic()
+            if self.open_page["next_poll"] >= ends:
+                self.phase.stopping.wait(max(0.0, ends - now))
+                return
+            self.phase.stopping.wait(max(0.0, self.open_page["next_poll"] - now))
+            if self.phase.stopping.is_set() or not self.open_page.get("poll"):
+                return
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        page = self.open_page
+        started = time.monotonic()
+        sent = {name: page[name] for name in ("c", "until") if page.get(name)}
+        path = (
+            page["poll"] + ("&" if "?" in page["poll"] else "?") + urlencode(sent) if sent else page["poll"]
+        )
+        status, text, answer = self.timed("poll", path, htmx=True)
+        page["next_poll"] = started + self.poll_every
+        if status != 200:
+            return
+        page["next_poll"] = time.monotonic() + self.poll_every
+        self.learn(text)
+        if answer.get("hx-trigger") == "conversation-changed" and page.get("thread"):
+            status, text, _ = self.timed("thread", page["thread"], htmx=True)
+            thread = THREAD_RE.search(text) if status == 200 else None
+            if thread:
+                page["thread"] = html.unescape(thread.group(1))
 
     def pause(self) -> None:
         self.phase.stopping.wait(self.think * (0.5 + self.rng.random()))
@@ -315,6 +409,13 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=30_000, help="messages stored before the run")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--poll",
+        choices=("page", "once"),
+        default="page",
+        help="page: as the Inbox page polls (every --poll-every s while open); once: the earlier loop",
+    )
+    parser.add_argument("--poll-every", type=float, default=2.0, help="the page's poll interval (s)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("bench/load.py needs redis-server on PATH")
@@ -346,7 +447,10 @@ def main() -> None:
             db.engine.dispose()
 
         phase = Phase()
-        users = [SignedInUser(port, e, pairs, phase, args.think, args.seed + n) for n, e in enumerate(emails)]
+        users = [
+            SignedInUser(port, e, pairs, phase, args.think, args.seed + n, args.poll, args.poll_every)
+            for n, e in enumerate(emails)
+        ]
         for user in users:
             user.start()
         time.sleep(max(10.0, args.seconds / 2))  # sign-ins and a warm-up, not measured
@@ -416,6 +520,8 @@ def main() -> None:
             "rounds": args.rounds,
             "storm_threads": args.storm_threads,
             "storm_rate": args.storm_rate or "as fast as answered",
+            "poll": args.poll,
+            "poll_every_seconds": args.poll_every,
             "data": data,
             "web_workers": os.cpu_count() * 2 + 1
             if not os.environ.get("WEB_CONCURRENCY")

@@ -492,14 +492,24 @@ def changes(
     if not changed:
         return Changes()
     conditions = _conditions(scope, filters)
-    matching = set(session.scalars(sa.select(C.id).where(C.id.in_(changed), *conditions)))
-    rows = rows_by_id(session, scope, sorted(matching))
+    # Which changed ones are in the list (with the organisations rows_by_id reads from), and where: only
+    # those in the loaded stretch are read whole and sent; one below it only leaves the page.
+    matching = session.execute(
+        sa.select(C.id, C.last_message_at).where(
+            C.id.in_(changed), C.organization_id.in_(scope.organization_ids), *conditions
+        )
+    ).all()
+    removed = sorted(set(changed) - {id_ for id_, _ in matching})
+    shown = [id_ for id_, at in matching if until is None or (at, id_) >= (until.at, until.id)]
+    rows = rows_by_id(session, scope, sorted(shown))
     rows.sort(key=lambda r: (r.at, r.id), reverse=True)  # as the list
-    removed = sorted(set(changed) - {r.id for r in rows})
-    if until is not None:
-        rows = [r for r in rows if (r.at, r.id) >= (until.at, until.id)]
     before = _places(session, scope, conditions, rows, changed, after, until)
     return Changes(rows=rows, removed=removed, changed=sorted(changed), before=before)
+
+
+# Unchanged rows of the loaded stretch read in one ordered range to place the changed rows among; a
+# stretch longer than this (a page scrolled far) places the rest one index probe each.
+PLACES_SCAN = 200
 
 
 def _places(
@@ -511,8 +521,10 @@ def _places(
     after: Cursor | None,
     until: Cursor | None,
 ) -> dict[int, int]:
-    """For each row, the first row below it among those loaded (older than `after`, down to `until`)
-    that did not change: one statement, a one-row index range for each."""
+    """For each row (newest first), the first row below it among those loaded (older than `after`, down
+    to `until`) that did not change. One ordered index range from the newest row down: the first
+    unchanged row below each changed one is the next one in it. Only if that range is cut short by
+    PLACES_SCAN, one statement with a one-row index range for each row not placed by it."""
     if not rows:
         return {}
     fixed = [*conditions, C.id.not_in(changed)]
@@ -521,12 +533,30 @@ def _places(
             sa.tuple_(C.last_message_at, C.id)
             >= sa.tuple_(sa.literal(until.at, C.last_message_at.type), sa.literal(until.id))
         )
-    firsts = []
-    for row in rows:
-        below = row.cursor if after is None or (row.at, row.id) < (after.at, after.id) else after
-        firsts.append(sa.select(_ordered(scope, fixed, below, 1).subquery().c.id).scalar_subquery())
-    found = session.execute(sa.select(*firsts)).one()
-    return {row.id: first for row, first in zip(rows, found, strict=True) if first is not None}
+    bounds = [
+        row.cursor if after is None or (row.at, row.id) < (after.at, after.id) else after for row in rows
+    ]
+    scanned = _ordered_ids(session, scope, fixed, bounds[0], PLACES_SCAN)
+    places: dict[int, int] = {}
+    unplaced: list[tuple[Row, Cursor]] = []
+    at = 0
+    for row, bound in zip(rows, bounds, strict=True):
+        while at < len(scanned) and (scanned[at][1], scanned[at][0]) >= (bound.at, bound.id):
+            at += 1
+        if at < len(scanned):
+            places[row.id] = scanned[at][0]
+        elif len(scanned) == PLACES_SCAN:  # the range was cut short: what is below it is not known
+            unplaced.append((row, bound))
+    if unplaced:
+        firsts = [
+            sa.select(_ordered(scope, fixed, bound, 1).subquery().c.id).scalar_subquery()
+            for _, bound in unplaced
+        ]
+        found = session.execute(sa.select(*firsts)).one()
+        places.update(
+            {row.id: first for (row, _), first in zip(unplaced, found, strict=True) if first is not None}
+        )
+    return places
 
 
 # --- For the filters -----------------------------------------------------------------------------------

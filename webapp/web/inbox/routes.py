@@ -23,11 +23,14 @@ from webapp.web.pages import render, wants_fragment
 bp = Blueprint("inbox", __name__, template_folder="templates")
 
 
-def _filters() -> tuple[InboxFilterForm, queries.Filters | None]:
-    """The form from the query string, and its filters (None when it does not validate)."""
+def _filters(shown: bool = True) -> tuple[InboxFilterForm, queries.Filters | None]:
+    """The form from the query string, and its filters (None when it does not validate). A form that is
+    not shown (shown=False: the poll, the next page) reads the user's jobs only to check a job filter."""
     form = InboxFilterForm(request.args)
     org = current_user.organization
-    form.set_choices(org.channels if org else ["email"], queries.job_choices(db.session, current_user))
+    wanted = shown or bool(request.args.get("job"))
+    jobs = queries.job_choices(db.session, current_user) if wanted else []
+    form.set_choices(org.channels if org else ["email"], jobs)
     if not form.validate():
         return form, None
     job = ids.parse(form.job.data) if form.job.data else None
@@ -143,7 +146,7 @@ def _open(scope: queries.Scope, conversation_id: int) -> dict[str, Any]:
 @login_required
 def more() -> str:
     """The next page of the list (the sentinel at its end asks when it scrolls into view)."""
-    _, filters = _filters()
+    _, filters = _filters(shown=False)
     after = queries.Cursor.decode(request.args.get("after"))
     if filters is None or after is None:
         abort(400)
@@ -172,7 +175,7 @@ def poll() -> Response:
 
 
 def _changes(since: queries.Marker | None, marker: queries.Marker) -> Response:
-    _, filters = _filters()
+    _, filters = _filters(shown=False)
     if filters is None:
         return Response(status=204)
     scope = queries.scope_for(db.session, current_user)
