@@ -311,8 +311,8 @@ def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
         assert served.get("/healthz").status_code == 200
         assert set(served.started()) == {"web", "worker.1", "worker.2", "webhooks", "clock"}
         # /readyz is the web process's; the RQ workers and the clock start on their own time. Each
-        # sending worker listens with SEND_WORKER_THREADS (8) threads, the webhooks' worker with one.
-        listening = 2 * 8 + 1
+        # sending worker listens with SEND_WORKER_THREADS (4) threads, the webhooks' worker with one.
+        listening = 2 * 4 + 1
         wait_for(
             lambda: served.output().count("*** Listening on relay") == listening, 60, "the RQ workers", served
         )

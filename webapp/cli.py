@@ -177,7 +177,7 @@ def register(app: Flask) -> None:
         type=click.IntRange(min=1),
         default=None,
         help="Jobs in flight at once, each in a thread of this process "
-        "[default: SEND_WORKER_THREADS (8) when it takes sends, else 1].",
+        "[default: SEND_WORKER_THREADS (4) when it takes sends, else 1].",
     )
     def worker(burst: bool, queues: tuple[str, ...], threads: int | None) -> None:
         """Send queued messages, and apply stored webhooks, from Redis (REDIS_URL) until stopped."""

@@ -186,7 +186,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "DISPATCH_THREADS": _int(env, "DISPATCH_THREADS", 8),
         # Sends in flight at once in each sending worker process (`flask --app wsgi worker`), each in a
         # thread of its own (webapp.messaging.worker); the database pool holds at least as many.
-        "SEND_WORKER_THREADS": _int(env, "SEND_WORKER_THREADS", 8),
+        "SEND_WORKER_THREADS": _int(env, "SEND_WORKER_THREADS", 4),
         # Paced sending (webapp.messaging.pacing): requests a second for the Vonage account (0: not
         # paced), SMS a second per sending number (unset: by country, from Vonage's guidance; 0: no
         # limit), per-country overrides ("US=3,CA=1"), the margin added to each bucket's window, and the
