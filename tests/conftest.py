@@ -5,6 +5,7 @@ Under CI=true nothing skips for a missing service: PostgreSQL and Chromium must 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -288,6 +289,14 @@ def app_config() -> dict[str, object]:
     return {}
 
 
+@functools.cache
+def _empty_every_table() -> str:
+    """The models' tables emptied, children first, and every sequence back to 1, as one script (made once
+    the models are all imported)."""
+    deletes = [f'DELETE FROM "{table.name}"' for table in reversed(db.metadata.sorted_tables)]
+    return ";\n".join([*deletes, "SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'"])
+
+
 @pytest.fixture
 def app(backend: str, database_url: str, app_config: dict[str, object], tmp_path) -> Iterator[Flask]:
     app = create_app(test_config(database_url, **{"UPLOAD_DIR": str(tmp_path / "uploads"), **app_config}))
@@ -298,10 +307,9 @@ def app(backend: str, database_url: str, app_config: dict[str, object], tmp_path
         if backend == "postgresql":
             # DELETE, children first, then every sequence back to 1: what TRUNCATE … RESTART IDENTITY
             # does, in a fifth of the time for tables this small (TRUNCATE replaces each table's files).
+            # One round trip for all of it (psycopg sends a query without parameters as it is).
             with db.engine.begin() as conn:
-                for table in reversed(db.metadata.sorted_tables):
-                    conn.execute(table.delete())
-                conn.execute(sa.text("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'"))
+                conn.exec_driver_sql(_empty_every_table())
         db.engine.dispose()
 
 
