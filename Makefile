@@ -30,10 +30,12 @@ serve: runtime
 	$(BIN)/python -m webapp.serving
 
 # Two workers (pytest-xdist), a test file each at a time: the suite's modules share module-scoped fixtures
-# (a live server, the pages html-validate reads). PYTEST_ARGS="-n0" runs it in one process.
+# (a live server, the pages html-validate reads). The files are handed out in the order tests/conftest.py
+# gives them (the longest first, so that both workers end together). PYTEST_ARGS="-n0" runs it in one
+# process.
 test: dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: dev
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
 """Serving Relay from a test as an operator does: `python -m webapp.serving` (what `make serve` runs) in a
-process of its own, against a real PostgreSQL database and Redis, reached over HTTP.
+process of its own, against a real PostgreSQL database and Redis, reached over HTTP. The one way the tests
+start a served set (tests/test_serving.py, tests/test_faults.py).
 
     from tests import serve_support as serving
 
@@ -12,8 +13,8 @@ process of its own, against a real PostgreSQL database and Redis, reached over H
 `served.members()` lists every process of the set (the supervisor, gunicorn's master and workers, the RQ
 workers, the clock): the supervisor starts each Procfile entry in a session of its own and logs its pid,
 and a process belongs to the set when its session is one of those. Whatever is left when the block ends
-is SIGKILLed. `Browser` signs in over HTTP like a browser would, with the production cookies (Secure)
-sent over the tests' plain HTTP.
+is SIGKILLed. A set that was stopped may be started again (`start()`). `Browser` signs in over HTTP like
+a browser would, with the production cookies (Secure) sent over the tests' plain HTTP.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ def free_port() -> int:
 def closed_port() -> int:
     """A port on 127.0.0.1 where nothing listens (connections are refused at once)."""
     return free_port()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+    """Until `condition()` holds; AssertionError naming `what`, with the end of `log`, after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{_tail(log) if log else ''}")
 
 
 def environment(database_url: str, redis_url: str, port: int, **settings: str) -> dict[str, str]:
@@ -114,30 +125,35 @@ def in_sessions(sessions: set[int]) -> list[int]:
 
 
 class Served:
-    """A running `python -m webapp.serving` and the processes it started."""
+    """`python -m webapp.serving` with `env`, its output appended to `log`, and the processes it started.
+    Nothing runs until `launch()` (or `start()`, which also waits for /readyz)."""
 
     def __init__(self, env: Mapping[str, str], log: Path, args: tuple[str, ...] = ("-m", "webapp.serving")):
         self.env = dict(env)
         self.log = log
+        self.args = args
         self.base = f"http://127.0.0.1:{self.env['PORT']}"
         self.http = requests.Session()
         self.http.trust_env = False
-        with open(log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, *args],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._sessions: set[int] = {self.process.pid}
+        self.process: subprocess.Popen[bytes] | None = None
+        self._sessions: set[int] = set()
+
+    def launch(self) -> Served:
+        self.process = spawn(list(self.args), self.env, self.log)
+        self._sessions.add(self.process.pid)
+        return self
+
+    def start(self, ready_within: float = 120) -> Served:
+        """Launched, and back once GET /readyz answers 200."""
+        self.launch()
+        self.wait_ready(ready_within)
+        return self
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def started(self) -> dict[str, int]:
-        """Each Procfile process the supervisor started, by name: its pid."""
+        """Each Procfile process the supervisor started, by name: its pid (the latest, if started again)."""
         return {name: int(pid) for name, pid in _STARTED.findall(self.output())}
 
     def members(self) -> list[int]:
@@ -151,27 +167,37 @@ class Served:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.http.get(self.base + path, timeout=kwargs.pop("timeout", 10), **kwargs)
 
+    def ready(self) -> bool:
+        """Whether GET /readyz answers 200 now."""
+        try:
+            return self.get("/readyz", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
     def wait_ready(self, timeout: float = 120) -> None:
         """Until GET /readyz answers 200; AssertionError (with the log) if the set ended or took longer."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(
                     f"serving ended ({self.process.returncode}) before it was ready{self.tail()}"
                 )
-            with contextlib.suppress(requests.RequestException):
-                if self.get("/readyz", timeout=5).status_code == 200:
-                    return
-            time.sleep(0.2)
+            if self.ready():
+                return
+            time.sleep(0.1)
         raise AssertionError(f"serving was not ready within {timeout:g} s{self.tail()}")
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM to the supervisor, as a platform or systemd stops the set; its exit status."""
+        assert self.process is not None
         self.members()  # note the sessions while the processes are there to be found
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
     def kill_all(self) -> None:
+        if self.process is None:
+            return
         for pid in [self.process.pid, *self.members()]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -179,7 +205,7 @@ class Served:
             self.process.wait(10)
 
     def tail(self, lines: int = 60) -> str:
-        return f"\n--- {self.log.name} ---\n" + "\n".join(self.output().splitlines()[-lines:])
+        return _tail(self.log, lines)
 
 
 @contextlib.contextmanager
@@ -187,7 +213,7 @@ def served(env: Mapping[str, str], log: Path, ready_within: float = 120) -> Iter
     """The set started and ready (GET /readyz 200); whatever is left of it is killed at the end."""
     running = Served(env, log)
     try:
-        running.wait_ready(ready_within)
+        running.start(ready_within)
         yield running
     finally:
         running.kill_all()

@@ -1,7 +1,8 @@
-"""Relay as `make serve` runs it (gunicorn, an RQ worker, the clock; tests/served.py), while what it stands
-on fails: PostgreSQL goes away under load and comes back, Redis is stopped and started again, the worker
-is killed in the middle of a send, the whole set is stopped with SIGTERM while sends wait. The assertion
-that matters each time: nothing acknowledged is lost, and no message reaches the (fake) Vonage twice.
+"""Relay as `make serve` runs it (gunicorn, an RQ worker, the clock; tests/serve_support.py), while what it
+stands on fails (tests/outages.py): PostgreSQL goes away under load and comes back, Redis is stopped and
+started again, the worker is killed in the middle of a send, the whole set is stopped with SIGTERM while
+sends wait. The assertion that matters each time: nothing acknowledged is lost, and no message reaches the
+(fake) Vonage twice.
 
 PostgreSQL only (serving refuses anything else), once per run: the served set is started once for the
 module and again when a test has stopped it. The tests run in the order written.
@@ -19,21 +20,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from tests import factories as f
 from tests import webhook_support as hooks
-from tests.conftest import (
-    FILE_KEY,
-    POSTGRES_URL,
-    WEBHOOK_SECRET,
-    create_postgres_database,
-    drop_postgres_database,
-    need,
-    test_config,
-)
+from tests.conftest import POSTGRES_URL, create_postgres_database, drop_postgres_database, need, test_config
 from tests.fake_vonage import FakeVonage
-from tests.served import Browser, CuttableProxy, PrivateRedis, Served, free_port, request, wait_for
+from tests.outages import CuttableProxy, PrivateRedis
+from tests.serve_support import Browser, Served, environment, free_port, wait_for
 from webapp import create_app
 from webapp.accounts import permissions
 from webapp.extensions import db
@@ -43,9 +38,11 @@ NUMBER = "+4915123456700"
 MOBILE = "+4915123456789"
 EMAIL = "riley@acme.test"
 # Short enough for a test: the clock sweeps twice a second and hands over again what waited a second; a
-# send that has not finished within 6 s belonged to a dispatcher that died.
+# send that has not finished within 6 s belonged to a dispatcher that died; a stored webhook that no
+# worker could apply (the database was away) is applied by the clock after a second, not 15.
 TIMINGS = {
     "DISPATCH_SWEEP_SECONDS": "0.5",
+    "WEBHOOK_SWEEP_SECONDS": "1",
     "SEND_REQUEUE_AFTER_SECONDS": "1",
     "SEND_LEASE_SECONDS": "6",
     "VONAGE_TIMEOUT": "4",
@@ -65,12 +62,13 @@ class Stack:
     conversation_id: int
 
     @property
-    def port(self) -> int:
-        return self.served.port
+    def base(self) -> str:
+        return self.served.base
 
     def browser(self) -> Browser:
-        browser = Browser(self.port)
-        browser.sign_in(EMAIL, f.PASSWORD)
+        browser = Browser(self.base)
+        answer = browser.sign_in(EMAIL, f.PASSWORD)
+        assert answer.status_code in (302, 303), f"sign-in answered {answer.status_code}"
         return browser
 
 
@@ -100,32 +98,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     served = None
     try:
         redis.start()
-        env = {
-            **os.environ,
-            "RELAY_ENV": "production",
-            "PYTHONUNBUFFERED": "1",
-            "DATABASE_URL": real.set(port=proxy.port).render_as_string(hide_password=False),
-            "REDIS_URL": redis.url,
-            "SECRET_KEY": "fault-test-secret-key-that-is-long-enough-0123456789",
-            "VONAGE_SIGNATURE_SECRET": WEBHOOK_SECRET,
-            "RELAY_FILE_KEY": FILE_KEY,
-            "MESSAGING_PROVIDER": "vonage",
-            "VONAGE_API_HOST": fake.api_host,
-            "VONAGE_APPLICATION_ID": fake.application_id,
-            "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
-            "REQUESTS_CA_BUNDLE": str(fake.ca_file),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            "HOST": "127.0.0.1",
-            "PORT": "0",
-            "WEB_CONCURRENCY": "2",
-            "SERVE_WORKERS": "1",
-            "SERVE_STOP_SECONDS": "20",
+        env = environment(
+            real.set(port=proxy.port).render_as_string(hide_password=False),
+            redis.url,
+            free_port(),
+            PYTHONUNBUFFERED="1",
+            ALLOW_SIMULATOR_IN_PRODUCTION="",
+            MESSAGING_PROVIDER="vonage",
+            VONAGE_API_HOST=fake.api_host,
+            VONAGE_APPLICATION_ID=fake.application_id,
+            VONAGE_PRIVATE_KEY_PATH=str(fake.private_key_path),
+            REQUESTS_CA_BUNDLE=str(fake.ca_file),
+            WEB_CONCURRENCY="2",
+            SERVE_WORKERS="1",
+            SERVE_STOP_SECONDS="20",
             **TIMINGS,
-        }
-        port = free_port()
-        env["PORT"] = str(port)
-        served = Served(env, directory / "serve.log", port)
+        )
+        served = Served(env, directory / "serve.log")
         served.start()  # the migrations make the schema; the test adds its data after
         app = create_app(test_config(url))
         with app.app_context():
@@ -153,33 +142,45 @@ def message(**where: object) -> Message:
     return found[0]
 
 
+HTMX = {"HX-Request": "true"}
+
+
 def send(stack: Stack, browser: Browser, text: str) -> Message:
     """Send an SMS from the conversation's composer, as the page does; the message stored."""
     token = browser.csrf(f"/inbox?c={stack.conversation_id}")
-    answer = browser.call(
+    answer = browser.request(
         "POST",
         f"/conversations/{stack.conversation_id}/messages",
-        {"channel": "sms", "view": "sms", "body": text, "csrf_token": token},
-        htmx=True,
+        data={"channel": "sms", "view": "sms", "body": text, "csrf_token": token},
+        headers=HTMX,
     )
-    assert answer.status == 200, f"sending answered {answer.status}"
+    assert answer.status_code == 200, f"sending answered {answer.status_code}"
     return message(body=text)
 
 
-def post_webhook(port: int, path: str, payload: dict[str, object]) -> int:
-    return timed_webhook(port, path, payload)[0]
+def timed_get(browser: Browser, path: str, **kwargs: object) -> tuple[requests.Response, float]:
+    """The answer, and how long it took to come whole."""
+    started = time.monotonic()
+    answer = browser.request("GET", path, timeout=15, **kwargs)
+    return answer, time.monotonic() - started
 
 
-def timed_webhook(port: int, path: str, payload: dict[str, object]) -> tuple[int, float]:
+def post_webhook(base: str, path: str, payload: dict[str, object]) -> int:
+    return timed_webhook(base, path, payload)[0]
+
+
+def timed_webhook(base: str, path: str, payload: dict[str, object]) -> tuple[int, float]:
     """The status a webhook was answered with (0: none, which Vonage also posts again), and how long
-    the answer took."""
+    the answer took. A connection of its own each time, as Vonage's posts come."""
     raw = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {hooks.token(raw)}"}
     started = time.monotonic()
-    try:
-        status = request(port, "POST", path, raw, headers, timeout=30)[0].status
-    except OSError:
-        status = 0
+    with requests.Session() as http:
+        http.trust_env = False
+        try:
+            status = http.post(base + path, data=raw, headers=headers, timeout=30).status_code
+        except requests.RequestException:
+            status = 0
     return status, time.monotonic() - started
 
 
@@ -187,9 +188,9 @@ class InboundStorm(threading.Thread):
     """Inbound replies posted one after another, a new one each time until `stopping`; one answered other
     than 2xx is posted again (the same message_uuid) half a second later, as Vonage retries, until taken."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, base: str) -> None:
         super().__init__(name="inbound-storm", daemon=True)
-        self.port = port
+        self.base = base
         self.stopping = threading.Event()
         self.taken: list[str] = []
         self.refused: dict[str, int] = {}  # message_uuid → answers other than 2xx
@@ -205,7 +206,7 @@ class InboundStorm(threading.Thread):
                 continue
             else:
                 payload = hooks.inbound(NUMBER, MOBILE, f"Reply {uuid.uuid4().hex[:8]}")
-            status, seconds = timed_webhook(self.port, "/webhooks/vonage/inbound", payload)
+            status, seconds = timed_webhook(self.base, "/webhooks/vonage/inbound", payload)
             key = str(payload["message_uuid"])
             if 200 <= status < 300:
                 self.taken.append(key)
@@ -223,29 +224,32 @@ class InboundStorm(threading.Thread):
 
 def test_postgresql_going_away_answers_503_quickly_and_loses_nothing(stack: Stack) -> None:
     browser = stack.browser()
-    assert browser.call("GET", "/inbox").status == 200
-    storm = InboundStorm(stack.port)
+    assert browser.request("GET", "/inbox").status_code == 200
+    storm = InboundStorm(stack.base)
     storm.start()
     wait_for(lambda: len(storm.taken) >= 3, 30, "webhooks taken before the cut", stack.served.log)
 
     stack.proxy.cut()  # every connection to PostgreSQL dropped, new ones refused: a restart
     try:
-        page = browser.call("GET", "/inbox", timeout=15)
-        assert page.status == 503, page.text[:500]
-        assert page.seconds < 5
+        page, seconds = timed_get(browser, "/inbox")
+        assert page.status_code == 503, page.text[:500]
+        assert seconds < 5
         assert page.headers.get("retry-after", "").isdigit()
         assert "Unavailable for a moment" in page.text
-        pane = browser.call("GET", f"/inbox/conversations/{stack.conversation_id}", htmx=True, timeout=15)
-        assert (pane.status, pane.headers.get("hx-reswap")) == (503, "none")
-        ready = request(stack.port, "GET", "/readyz", timeout=15)[0]
-        assert ready.status == 503 and "unreachable" in json.loads(ready.body)["database"]
+        pane, _ = timed_get(browser, f"/inbox/conversations/{stack.conversation_id}", headers=HTMX)
+        assert (pane.status_code, pane.headers.get("hx-reswap")) == (503, "none")
+        ready = stack.served.get("/readyz", timeout=15)
+        assert ready.status_code == 503 and "unreachable" in ready.json()["database"]
         time.sleep(2)
     finally:
         stack.proxy.restore()
 
     # Nothing restarted: the next requests find the database again.
     wait_for(
-        lambda: browser.call("GET", "/inbox").status == 200, 20, "pages to answer again", stack.served.log
+        lambda: browser.request("GET", "/inbox").status_code == 200,
+        20,
+        "pages to answer again",
+        stack.served.log,
     )
     assert stack.served.ready()
     time.sleep(1)
@@ -275,8 +279,8 @@ def test_with_redis_stopped_pages_work_and_sends_wait_in_the_database(stack: Sta
     stack.redis.stop()
     try:
         browser = stack.browser()  # signing in needs no Redis
-        assert browser.call("GET", "/inbox").status == 200
-        assert request(stack.port, "GET", "/readyz")[0].status == 503
+        assert browser.request("GET", "/inbox").status_code == 200
+        assert stack.served.get("/readyz").status_code == 503
         waiting = [send(stack, browser, f"Redis is away {n}") for n in range(3)]
         time.sleep(2)  # the sweep runs meanwhile and cannot hand them over either
         assert [message(id=m.id).status for m in waiting] == ["queued"] * 3
@@ -299,7 +303,7 @@ def test_a_worker_killed_mid_send_leaves_one_post(stack: Stack) -> None:
     sent = send(stack, browser, "Killed mid-send")
     wait_for(lambda: posts_for(stack.fake, sent.id) == 1, 20, "the worker's POST", stack.served.log)
     started = stack.served.log.read_text().count("worker started (pid")
-    os.kill(stack.served.pids()["worker"], signal.SIGKILL)
+    os.kill(stack.served.started()["worker"], signal.SIGKILL)
 
     # The supervisor starts the worker again; the set stays up.
     wait_for(
@@ -316,7 +320,7 @@ def test_a_worker_killed_mid_send_leaves_one_post(stack: Stack) -> None:
     assert stack.served.ready()
     # Vonage's report names it by our client_ref (its message_uuid never reached us).
     report = hooks.status(str(uuid.uuid4()), "delivered", client_ref=str(sent.id))
-    assert 200 <= post_webhook(stack.port, "/webhooks/vonage/status", report) < 300
+    assert 200 <= post_webhook(stack.base, "/webhooks/vonage/status", report) < 300
     wait_for(lambda: message(id=sent.id).status == "delivered", 20, "the report applied", stack.served.log)
     time.sleep(1.5)
     assert posts_for(stack.fake, sent.id) == 1
@@ -328,7 +332,7 @@ def test_sigterm_with_sends_queued_and_in_flight_doubles_none(stack: Stack) -> N
         browser = stack.browser()
         waiting = [send(stack, browser, f"Stopping {n}") for n in range(4)]
         wait_for(lambda: posts_for(stack.fake, waiting[0].id) == 1, 20, "the first send", stack.served.log)
-        assert stack.served.terminate() == 0  # SIGTERM: the send in flight finishes, the rest wait
+        assert stack.served.stop() == 0  # SIGTERM: the send in flight finishes, the rest wait
         states = [message(id=m.id).status for m in waiting]
         assert "sending" not in states, states
         assert states[0] == "submitted"
@@ -343,4 +347,4 @@ def test_sigterm_with_sends_queued_and_in_flight_doubles_none(stack: Stack) -> N
     )
     time.sleep(1.5)
     assert [posts_for(stack.fake, m.id) for m in waiting] == [1, 1, 1, 1]
-    assert stack.served.terminate() == 0
+    assert stack.served.stop() == 0

@@ -244,12 +244,12 @@ def test_a_process_that_keeps_ending_stops_the_others_and_fails(fresh_database, 
         "sleeper: sleep 300\n"
         # Ignores SIGTERM: killed once SERVE_STOP_SECONDS have gone by.
         "stubborn: sh -c 'trap \"\" TERM; sleep 300'\n"
-        "quitter: sh -c 'sleep 1; exit 3'\n"
+        "quitter: sh -c 'exit 3'\n"
     )
     env = serving.environment(
-        fresh_database, redis_url, serving.closed_port(), SERVE_PROCFILE=str(procfile), SERVE_STOP_SECONDS="2"
+        fresh_database, redis_url, serving.closed_port(), SERVE_PROCFILE=str(procfile), SERVE_STOP_SECONDS="1"
     )
-    running = serving.Served(env, tmp_path / "serve.log")
+    running = serving.Served(env, tmp_path / "serve.log").launch()
     try:
         deadline = time.monotonic() + 60
         while len(running.started()) < 3 and time.monotonic() < deadline and running.process.poll() is None:
@@ -262,7 +262,7 @@ def test_a_process_that_keeps_ending_stops_the_others_and_fails(fresh_database, 
         assert "quitter ended by itself (exit status 3); starting it again in 2 s" in out
         assert "quitter ended by itself (exit status 3), 3 times within 60 s; stopping the others" in out
         assert out.count("sleeper started (pid") == 1
-        assert "stubborn did not stop within 2 s: killed" in out
+        assert "stubborn did not stop within 1 s: killed" in out
         assert "sleeper stopped (exit status -15)" in out
         assert running.alive() == []
     finally:
@@ -282,15 +282,6 @@ def waiting_on_a_lock(engine: sa.Engine) -> bool:
                 )
             )
         )
-
-
-def wait_for(condition, timeout: float, what: str, served: serving.Served | None = None) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}{served.tail() if served else ''}")
 
 
 def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
@@ -313,10 +304,13 @@ def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
         # /readyz is the web process's; the RQ workers and the clock start on their own time. Each
         # sending worker listens with SEND_WORKER_THREADS (4) threads, the webhooks' worker with one.
         listening = 2 * 4 + 1
-        wait_for(
-            lambda: served.output().count("*** Listening on relay") == listening, 60, "the RQ workers", served
+        serving.wait_for(
+            lambda: served.output().count("*** Listening on relay") == listening,
+            60,
+            "the RQ workers",
+            served.log,
         )
-        wait_for(lambda: "clock    | Clock: " in served.output(), 60, "the clock", served)
+        serving.wait_for(lambda: "clock    | Clock: " in served.output(), 60, "the clock", served.log)
         # The supervisor, gunicorn's master and its worker, two sending workers, the webhooks', the clock.
         assert len(served.members()) == 7, served.tail()
         with engine.connect() as conn:
@@ -336,11 +330,15 @@ def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
 
             thread = threading.Thread(target=sign_in)
             thread.start()
-            wait_for(lambda: waiting_on_a_lock(engine), 30, "the sign-in to wait on the lock", served)
+            serving.wait_for(
+                lambda: waiting_on_a_lock(engine), 30, "the sign-in to wait on the lock", served.log
+            )
             served.process.send_signal(15)  # SIGTERM, as systemd or a platform stops the set
             stopped_at = time.monotonic()
             # gunicorn has the signal; the request it holds goes on, and the set waits for it.
-            wait_for(lambda: "Handling signal: term" in served.output(), 10, "gunicorn's SIGTERM", served)
+            serving.wait_for(
+                lambda: "Handling signal: term" in served.output(), 10, "gunicorn's SIGTERM", served.log
+            )
             time.sleep(1)
             assert thread.is_alive() and served.process.poll() is None
             holder.rollback()  # the lock goes: the request finishes
@@ -394,7 +392,7 @@ def test_sigterm_while_a_send_is_in_flight_finishes_it_once(fresh_database, redi
                 message_id = message.id
                 dispatch.enqueue(message_id)
 
-                wait_for(lambda: len(fake.requests) == 1, 30, "the worker's POST", served)
+                serving.wait_for(lambda: len(fake.requests) == 1, 30, "the worker's POST", served.log)
                 served.process.send_signal(15)  # SIGTERM while Vonage has not answered
                 assert served.process.wait(40) == 0, served.tail()
                 out = served.output()
@@ -491,7 +489,7 @@ def test_two_web_servers_and_two_clocks_share_one_database_and_one_redis(
 
         # The clocks: both running all along, each task started once per interval between them.
         clock_logs = [tmp_path / f"clock{n}.log" for n in (1, 2)]
-        wait_for(lambda: all("Clock: " in log.read_text() for log in clock_logs), 120, "both clocks")
+        serving.wait_for(lambda: all("Clock: " in log.read_text() for log in clock_logs), 120, "both clocks")
 
         def runs() -> list[tuple[str, object]]:
             with engine.connect() as conn:
@@ -503,7 +501,7 @@ def test_two_web_servers_and_two_clocks_share_one_database_and_one_redis(
 
         # From the moment both clocks run, four more intervals.
         wanted = len(runs()) + 2 * 4
-        wait_for(lambda: len(runs()) >= wanted, 60, "four more runs of each task")
+        serving.wait_for(lambda: len(runs()) >= wanted, 60, "four more runs of each task")
         for process, log in started:
             assert process.poll() is None, serving._tail(log)
         rows = runs()
@@ -522,16 +520,16 @@ def test_two_web_servers_and_two_clocks_share_one_database_and_one_redis(
 
 def test_two_machines_starting_together_migrate_once(fresh_database, redis_url, tmp_path) -> None:
     """Every machine's `make serve` runs the migrations: the advisory lock makes one wait for the other,
-    which then finds nothing to do, instead of both creating the same tables."""
-    sets = [
-        serving.Served(
-            serving.environment(fresh_database, redis_url, serving.free_port()), tmp_path / f"m{n}.log"
-        )
-        for n in (1, 2)
-    ]
+    which then finds nothing to do, instead of both creating the same tables. What each runs once it has
+    migrated does not matter here: one process that waits stands for the Procfile's (the others' imports
+    would only hold up the machine's two cores)."""
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("web: sleep 300\n")
+    env = serving.environment(fresh_database, redis_url, 1, SERVE_PROCFILE=str(procfile))
+    sets = [serving.Served(env, tmp_path / f"m{n}.log").launch() for n in (1, 2)]
     try:
         for served in sets:
-            served.wait_ready()
+            serving.wait_for(lambda s=served: "web" in s.started(), 120, "the migrations", served.log)
         migrated = [served.output().count("Running upgrade") for served in sets]
         every = len(list((serving.ROOT / "migrations" / "versions").glob("*.py")))
         assert sorted(migrated) == [0, every], migrated
