@@ -144,6 +144,7 @@ LONGEST_FILES = (
     "test_serving.py",
     "test_faults.py",
     "test_pacing.py",
+    "test_send_worker_threads.py",
     "test_admin.py",
     "test_webhooks.py",
     "test_crm_browser.py",

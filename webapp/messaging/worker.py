@@ -1,12 +1,12 @@
 """The RQ worker process (`flask --app wsgi worker`): several job loops in threads of one process.
 
-A send spends most of its time waiting: for Vonage's answer (tens of milliseconds to seconds), for its
+A send spends most of its time waiting: for the provider's answer (tens of milliseconds to seconds), for its
 turn in the pacing buckets, for PostgreSQL's commits. One job at a time per process (RQ's SimpleWorker)
 keeps a process idle through all of that, so a sending worker runs `threads` loops (SEND_WORKER_THREADS,
 or `--threads`) and has that many sends in flight. Each loop runs in its own thread with its own app
 context, hence its own database session (Flask-SQLAlchemy scopes sessions to the app context); the
-database pool holds at least SEND_WORKER_THREADS connections (webapp.config), and the Vonage sender
-gives every thread a client of its own (webapp.providers.vonage.sending).
+database pool holds at least SEND_WORKER_THREADS connections (webapp.config), and a provider's sender
+gives every thread a client of its own (its package says how).
 
 Each loop is RQ's own SimpleWorker (`ThreadWorker`, a unique name each) rather than a loop of ours over
 the queue: RQ's worker keeps its bookkeeping right — the job moved to the started-job registry while it
