@@ -22,6 +22,7 @@ from flask_sqlalchemy import SQLAlchemy
 from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.routing.rules import Rule
 
+from tests.fake_vonage import FakeVonage, running_fake_vonage
 from webapp import create_app
 from webapp.extensions import db
 from webapp.providers import registry
@@ -257,6 +258,15 @@ def test_config(database_url: str, **overrides: object) -> dict[str, object]:
 
 
 test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVonage]:
+    """The fake Vonage on 127.0.0.1 (real HTTPS, JWTs checked), trusted by `requests` for this test;
+    `fake.app_settings()` points an app at it."""
+    with running_fake_vonage(tmp_path) as running:
+        running.patch_env(monkeypatch)
+        yield running
 
 
 @pytest.fixture(params=BACKENDS)

@@ -187,6 +187,16 @@ class FakeVonage:
     def api_host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def app_settings(self) -> dict[str, str]:
+        """The settings (as an app takes them, or a process from its environment) that send through
+        this fake."""
+        return {
+            "MESSAGING_PROVIDER": "vonage",
+            "VONAGE_API_HOST": self.api_host,
+            "VONAGE_APPLICATION_ID": self.application_id,
+            "VONAGE_PRIVATE_KEY_PATH": str(self.private_key_path),
+        }
+
     def patch_env(self, monkeypatch: Any) -> None:
         """Make `requests` trust the fake's certificate and talk to it directly, for this test only."""
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(self.ca_file))

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from tests import factories as f
 from tests import webhook_support as hooks
 from tests.conftest import WEBHOOK_SECRET, need
-from tests.fake_vonage import FakeVonage, running_fake_vonage
+from tests.fake_vonage import FakeVonage
 from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
@@ -36,19 +36,9 @@ REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch) -> Iterator[FakeVonage]:
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
-
-
-@pytest.fixture
 def app_config(fake) -> dict[str, object]:
     return {
-        "MESSAGING_PROVIDER": "vonage",
-        "VONAGE_API_HOST": fake.api_host,
-        "VONAGE_APPLICATION_ID": fake.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+        **fake.app_settings(),
         "VONAGE_TIMEOUT": 0.5,
         "SEND_MAX_ATTEMPTS": 3,
     }
@@ -329,10 +319,7 @@ def process_env(database_url: str, fake: FakeVonage, **settings: str) -> dict[st
         "PYTHONUNBUFFERED": "1",
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "DATABASE_URL": database_url,
-        "MESSAGING_PROVIDER": "vonage",
-        "VONAGE_API_HOST": fake.api_host,
-        "VONAGE_APPLICATION_ID": fake.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+        **fake.app_settings(),
         "VONAGE_SIGNATURE_SECRET": WEBHOOK_SECRET,
         "REQUESTS_CA_BUNDLE": str(fake.ca_file),
         "NO_PROXY": "127.0.0.1,localhost",

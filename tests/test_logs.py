@@ -18,7 +18,6 @@ from werkzeug.security import generate_password_hash
 
 from tests import factories as f
 from tests.conftest import Auth, csrf_from, need
-from tests.fake_vonage import running_fake_vonage
 from webapp import logs
 from webapp.accounts import permissions
 from webapp.extensions import db
@@ -33,21 +32,11 @@ BASE = "https://relay.example"
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
-
-
-@pytest.fixture
 def app_config(fake) -> dict[str, object]:
     return {
         "LOG_FORMAT": "json",
         "PUBLIC_BASE_URL": BASE,
-        "MESSAGING_PROVIDER": "vonage",
-        "VONAGE_API_HOST": fake.api_host,
-        "VONAGE_APPLICATION_ID": fake.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+        **fake.app_settings(),
         "VONAGE_TIMEOUT": 2,
     }
 

@@ -20,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests import factories as f
 from tests import webhook_support as hooks
 from tests.conftest import need
-from tests.fake_vonage import running_fake_vonage
 from webapp import metrics
 from webapp.accounts import permissions
 from webapp.extensions import db
@@ -36,21 +35,11 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
-
-
-@pytest.fixture
 def app_config(fake) -> dict[str, object]:
     return {
         "METRICS_TOKEN": TOKEN,
         "METRICS_ALLOW_FROM": ("10.0.0.0/8", "2001:db8::/32"),
-        "MESSAGING_PROVIDER": "vonage",
-        "VONAGE_API_HOST": fake.api_host,
-        "VONAGE_APPLICATION_ID": fake.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+        **fake.app_settings(),
         "VONAGE_TIMEOUT": 2,
         "SEND_MAX_ATTEMPTS": 2,
     }

@@ -5,7 +5,6 @@ routing only to active numbers, the admins' view with 30-day use, and the rights
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.conftest import Auth, csrf_from
-from tests.fake_vonage import FakeVonage, running_fake_vonage
+from tests.fake_vonage import FakeVonage
 from webapp.accounts import permissions
 from webapp.compliance import catalogue
 from webapp.extensions import db
@@ -277,13 +276,6 @@ def test_usage_counts_the_last_30_days_of_this_organisation_and_its_children(wor
 
 
 # --- The Vonage account's numbers: the real SDK against the fake Numbers API --------------------------
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch) -> Iterator[FakeVonage]:
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
 
 
 def vonage_config(fake: FakeVonage, **changes) -> dict:

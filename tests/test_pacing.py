@@ -8,7 +8,6 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from email.utils import formatdate
 
 import pytest
@@ -16,7 +15,6 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.conftest import need
-from tests.fake_vonage import FakeVonage, running_fake_vonage
 from tests.test_dispatch_recovery import kill, process_env, start, wait_for
 from webapp.accounts import permissions
 from webapp.extensions import db
@@ -153,19 +151,9 @@ def test_a_hold_stops_the_account_for_its_seconds_and_a_margin_widens_the_window
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch) -> Iterator[FakeVonage]:
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
-
-
-@pytest.fixture
 def app_config(fake) -> dict[str, object]:
     return {
-        "MESSAGING_PROVIDER": "vonage",
-        "VONAGE_API_HOST": fake.api_host,
-        "VONAGE_APPLICATION_ID": fake.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+        **fake.app_settings(),
         "VONAGE_TIMEOUT": 5,
         "REDIS_URL": None,
     }

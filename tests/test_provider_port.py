@@ -16,7 +16,6 @@ from tests import factories as f
 from tests import webhook_support
 from tests.conftest import FILE_KEY, Auth, csrf_from
 from tests.fake_carrier import FakeCarrier
-from tests.fake_vonage import running_fake_vonage
 from webapp.accounts import permissions
 from webapp.config import BUILT_IN_PROVIDERS, ConfigError, from_environment
 from webapp.extensions import db
@@ -34,13 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CARRIER_TOKEN = "carrier-token-0123456789"
 DE_NUMBER, GB_NUMBER = "+4915123456700", "+447400123400"
 LENA, OLIVER = "+4915123456789", "+447400123456"
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
 
 
 @pytest.fixture

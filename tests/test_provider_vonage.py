@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fake_vonage import FakeVonage, running_fake_vonage
+from tests.fake_vonage import FakeVonage
 from webapp.config import ConfigError
 from webapp.providers.base import Outbound, OutcomeUnknown, Rejected, TemporaryFailure
 from webapp.providers.vonage.sending import VonageSender as VonageProvider
@@ -21,13 +21,6 @@ from webapp.providers.vonage.sending import from_config
 
 TO = "+447400123456"
 FROM = "+4915112345678"
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVonage]:
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
 
 
 @pytest.fixture

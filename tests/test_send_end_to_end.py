@@ -8,7 +8,6 @@ from email.utils import getaddresses
 import pytest
 
 from tests import factories as f
-from tests.fake_vonage import running_fake_vonage
 from tests.smtp_sink import running_smtp_sink
 from webapp.accounts import permissions
 from webapp.billing import credits
@@ -17,13 +16,6 @@ from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
 from webapp.models import Message
 from webapp.organizations import settings as organizations
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
 
 
 @pytest.fixture

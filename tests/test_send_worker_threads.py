@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.conftest import need
-from tests.fake_vonage import FakeVonage, running_fake_vonage
+from tests.fake_vonage import FakeVonage
 from tests.test_dispatch_recovery import kill, process_env, start, wait_for
 from tests.test_pacing import busiest_second
 from webapp.accounts import permissions
@@ -27,19 +27,9 @@ WORKER = ["-m", "flask", "--app", "wsgi", "worker", "--queue", "sends"]
 
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch) -> Iterator[FakeVonage]:
-    with running_fake_vonage(tmp_path) as fake:
-        fake.patch_env(monkeypatch)
-        yield fake
-
-
-@pytest.fixture
 def app_config(fake) -> dict[str, object]:
     return {
-        "MESSAGING_PROVIDER": "vonage",
-        "VONAGE_API_HOST": fake.api_host,
-        "VONAGE_APPLICATION_ID": fake.application_id,
-        "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+        **fake.app_settings(),
     }
 
 

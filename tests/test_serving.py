@@ -359,10 +359,7 @@ def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
 def test_sigterm_while_a_send_is_in_flight_finishes_it_once(fresh_database, redis_url, tmp_path) -> None:
     with running_fake_vonage(tmp_path / "vonage") as fake:
         vonage = {
-            "MESSAGING_PROVIDER": "vonage",
-            "VONAGE_API_HOST": fake.api_host,
-            "VONAGE_APPLICATION_ID": fake.application_id,
-            "VONAGE_PRIVATE_KEY_PATH": str(fake.private_key_path),
+            **fake.app_settings(),
         }
         env = serving.environment(
             fresh_database,
