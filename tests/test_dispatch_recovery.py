@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from tests import factories as f
 from tests import webhook_support as hooks
 from tests.conftest import WEBHOOK_SECRET, need
 from tests.fake_vonage import FakeVonage
+from tests.serve_support import wait_for
 from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
@@ -71,16 +72,6 @@ def fresh(message_id: int) -> Message:
 
 def posts_for(fake: FakeVonage, message_id: int) -> int:
     return sum(1 for r in fake.requests if r.body and r.body.get("client_ref") == str(message_id))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    output = f"\n--- {log.name} ---\n{log.read_text()}" if log and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}{output}")
 
 
 def balanced(world) -> int:

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from tests import factories as f
 from tests.conftest import need
-from tests.test_dispatch_recovery import kill, process_env, start, wait_for
+from tests.serve_support import wait_for
+from tests.test_dispatch_recovery import kill, process_env, start
 from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.messaging import compose, dispatch, pacing

@@ -311,8 +311,8 @@ def _send(
             log.warning("message %s: the claim was taken over (lease ran out); stopping here", message_id)
             return
         token += 1
-        if n == first and turn is not None and not _turn_still_now(app, ready, turn):
-            _unclaim(message_id, token)
+        if n == first and turn is not None and not _turn_still_now(app, turn):
+            _hand_back(message_id, token, untried=True)
             return
         tried_at = time.monotonic()
         try:
@@ -361,71 +361,39 @@ def _turn_for_retry(app: Flask, ready: _Ready, tried_at: float, pause: float) ->
     return turn is not None
 
 
-def _turn_still_now(app: Flask, ready: _Ready, turn: pacing.Turn) -> bool:
-    """The provider counts a request when it arrives, the buckets when its turn is taken: a turn taken
-    longer ago than half the margin (a slow claim on a busy machine, a thread waiting for a core) is
-    given back and taken again now, so that requests whose turns were spread out do not arrive together.
-    False when no turn came again within half the lease (nothing was sent)."""
-    margin = float(app.config.get("SEND_PACING_MARGIN_SECONDS") or 0)
-    if not turn.ticket or time.monotonic() - turn.at <= margin / 2:
-        return True
-    pacing.give_back(app, turn)
-    assert ready.outbound is not None
+def _turn_still_now(app: Flask, turn: pacing.Turn) -> bool:
+    """The first try's turn, renewed if it grew old (pacing.renewed); False when none came again within
+    half the lease, or the buckets cannot be reached (nothing was sent)."""
     wait = min(app.config["SEND_PACING_MAX_WAIT_SECONDS"], app.config["SEND_LEASE_SECONDS"] / 2)
-    return take_turn(app, ready.provider_name, ready.outbound, max_wait=wait) is not None
+    try:
+        return pacing.renewed(app, turn, wait) is not None
+    except pacing.PacingUnavailable as exc:
+        log.warning("not sending now: %s", exc)
+        return False
 
 
-def _unclaim(message_id: int, token: int) -> None:
-    """sending → queued before its try went out (its count taken back: nothing was sent); the sweep
-    hands it over again."""
+def _hand_back(message_id: int, token: int, untried: bool = False) -> None:
+    """sending → queued when the next try cannot come within the lease (a 429 asked to wait past it) or
+    its turn did not come again (`untried`: its count taken back, as nothing was sent); the sweep hands
+    it over again later. Tries that went out still count."""
     db.session.execute(
         sa.update(Message)
         .where(Message.id == message_id, Message.status == "sending", Message.attempts == token)
-        .values(status="queued", claimed_at=None, attempts=token - 1)
+        .values(status="queued", claimed_at=None, attempts=token - 1 if untried else token)
         .execution_options(synchronize_session=False)
     )
     activity.touch_messages(db.session, [message_id])
     db.session.commit()
-    log.info("message %s back in the queue: no turn to send it came again in time", message_id)
-
-
-def _hand_back(message_id: int, token: int) -> None:
-    """sending → queued after a refusal that certainly sent nothing (429), when the next try cannot come
-    within the lease: the sweep hands it over again later. Its tries so far still count."""
-    db.session.execute(
-        sa.update(Message)
-        .where(Message.id == message_id, Message.status == "sending", Message.attempts == token)
-        .values(status="queued", claimed_at=None)
-        .execution_options(synchronize_session=False)
+    why = (
+        "no turn to send it came again in time" if untried else "the provider asked us to wait past the lease"
     )
-    activity.touch_messages(db.session, [message_id])
-    db.session.commit()
-    log.info("message %s handed back to the queue: the provider asked us to wait past the lease", message_id)
+    log.info("message %s handed back to the queue: %s", message_id, why)
 
 
 def _submitted(message_id: int, message: Message, token: int, provider_id: str, channel: str) -> None:
     new = "sent" if channel == "email" else "submitted"
     # The usual case, in one statement: the claim still ours (this try's token), no report before us.
-    moved = db.session.execute(
-        sa.update(Message)
-        .where(
-            Message.id == message_id,
-            Message.status == "sending",
-            Message.attempts == token,
-            Message.provider_id.is_(None),
-        )
-        .values(
-            status=new,
-            provider_id=provider_id,
-            submitted_at=sa.func.coalesce(
-                Message.submitted_at, sa.literal(utcnow(), Message.submitted_at.type)
-            ),
-        )
-        .returning(Message.conversation_id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if moved is not None:
-        activity.touch(db.session, moved.conversation_id)  # pages showing it learn it (status.apply's)
+    if status.accepted(db.session, message_id, token, provider_id, new):
         db.session.commit()
         return
     # A delivery receipt may have overtaken us (found the message by client_ref), or the sweep may have

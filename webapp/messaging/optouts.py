@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.models import Message, OptOut, Organization, utcnow
-from webapp.models.organization import family_above
+from webapp.models.organization import top_id
 from webapp.models.upsert import insert_ignore
 
 STOP_WORDS = frozenset(
@@ -85,10 +85,8 @@ def active(session: Session, organization_id: int, e164: str) -> OptOut | None:
 @lru_cache(maxsize=1)
 def _active_statement() -> sa.Select:
     # Bound parameters: one statement object, neither built nor compiled again for each send.
-    above = family_above(sa.bindparam("optout_of", type_=sa.Integer))  # type: ignore[arg-type]
-    top = sa.select(above.c.id).where(above.c.parent_id.is_(None)).scalar_subquery()
     return sa.select(OptOut).where(
-        OptOut.organization_id == top,
+        OptOut.organization_id == top_id(sa.bindparam("optout_of", type_=sa.Integer)),
         OptOut.e164 == sa.bindparam("optout_number", type_=sa.String),
         OptOut.revoked_at.is_(None),
     )

@@ -158,6 +158,19 @@ def wait_for_turn(app: Flask, found: Sequence[Bucket], max_wait: float | None = 
         slept = True
 
 
+def renewed(app: Flask, turn: Turn, max_wait: float) -> Turn | None:
+    """The turn, or, when it was taken longer ago than half the margin, another taken now in its place:
+    the provider counts a request when it arrives, the buckets when its turn is taken, so a turn that
+    grew old before its request left (a slow claim, a thread waiting for a core) is renewed, and turns
+    taken apart do not arrive together. None when no new turn came within max_wait. Raises
+    PacingUnavailable when the buckets cannot be reached."""
+    margin = float(app.config.get("SEND_PACING_MARGIN_SECONDS") or 0)
+    if not turn.ticket or time.monotonic() - turn.at <= margin / 2:
+        return turn
+    give_back(app, turn)
+    return wait_for_turn(app, turn.buckets, max_wait)
+
+
 def give_back(app: Flask, turn: Turn) -> None:
     """Return a turn that was not used (the message was not ours to send after all)."""
     if turn.ticket and turn.buckets:

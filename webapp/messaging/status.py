@@ -93,6 +93,35 @@ def _stamp(message: Message, new: str, at: datetime) -> None:
         message.read_at = message.read_at or at
 
 
+def accepted(session: Session, message_id: int, attempts: int, provider_id: str, new: str) -> bool:
+    """sending → `new` (submitted, or sent for an email) with the provider's id, in one statement, if the
+    message is still sending under this try (`attempts`) and no report came before (no provider id yet):
+    the usual end of a send. False otherwise: the caller reads the row under its lock and `apply`s."""
+    assert may_follow("sending", new) and new in ("submitted", "sent")
+    moved = session.execute(
+        sa.update(Message)
+        .where(
+            Message.id == message_id,
+            Message.status == "sending",
+            Message.attempts == attempts,
+            Message.provider_id.is_(None),
+        )
+        .values(
+            status=new,
+            provider_id=provider_id,
+            submitted_at=sa.func.coalesce(
+                Message.submitted_at, sa.literal(utcnow(), Message.submitted_at.type)
+            ),
+        )
+        .returning(Message.conversation_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is None:
+        return False
+    activity.touch(session, moved.conversation_id)  # pages showing the conversation learn it (as apply)
+    return True
+
+
 def apply_status(
     session: Session, provider_id: str, new: str, at: datetime | None = None, failure: Failure | None = None
 ) -> Message | None:

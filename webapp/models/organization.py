@@ -74,9 +74,7 @@ class Organization(Base):
             raise RuntimeError(f"{self!r} is not in a session: its parents cannot be read")
         if self.id is None:
             session.flush()
-        chain = family_above(self.id)
-        query = sa.select(Organization).join(chain, chain.c.id == Organization.id)
-        return session.scalars(query.where(chain.c.parent_id.is_(None))).one()
+        return session.scalars(sa.select(Organization).where(Organization.id == top_id(self.id))).one()
 
     def has_product(self, product: str) -> bool:
         if product not in PRODUCTS:
@@ -123,6 +121,13 @@ def family_above(organization_id: int) -> sa.CTE:
     )
     parent = aliased(Organization)
     return chain.union_all(sa.select(parent.id, parent.parent_id).where(parent.id == chain.c.parent_id))
+
+
+def top_id(organization_id: int | sa.BindParameter[int]) -> sa.ScalarSelect[int]:
+    """The id of the organisation's top parent (itself, without one): the customer, which holds the
+    credits and the opt-outs."""
+    above = family_above(organization_id)  # type: ignore[arg-type]
+    return sa.select(above.c.id).where(above.c.parent_id.is_(None)).scalar_subquery()
 
 
 _CHAINS = "relay.organization.chains"
