@@ -145,15 +145,7 @@ def touch_messages(session: Session, message_ids: Iterable[int]) -> None:
 
 def _stamp(session: Session, conversation_ids: set[int]) -> None:
     """Take the next value of each customer's clock and give it to its changed conversations."""
-    rows = session.execute(
-        sa.select(Conversation.id, Conversation.organization_id, Organization.parent_id)
-        .join(Organization, Organization.id == Conversation.organization_id)
-        .where(Conversation.id.in_(sorted(conversation_ids)))
-        .order_by(Conversation.id)
-        # The rows the marker is written to, locked before the clock (the order every writer uses);
-        # the organisation only read (its parent: one without is its own top, no family to walk).
-        .with_for_update(of=Conversation, key_share=True)
-    ).all()
+    rows = session.execute(_LOCK, {"conversation_ids": sorted(conversation_ids)}).all()
     chains = {
         org_id: [org_id] if parent_id is None else chain(session, org_id) for _, org_id, parent_id in rows
     }
@@ -171,6 +163,18 @@ def _stamp(session: Session, conversation_ids: set[int]) -> None:
             loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
             if loaded is not None:
                 set_committed_value(loaded, "change_seq", seq)
+
+
+# Built once (it runs at every commit that changes a conversation): the rows the marker is written to,
+# locked before the clock (the order every writer uses); the organisation only read (its parent: one
+# without is its own top, no family to walk).
+_LOCK = (
+    sa.select(Conversation.id, Conversation.organization_id, Organization.parent_id)
+    .join(Organization, Organization.id == Conversation.organization_id)
+    .where(Conversation.id.in_(sa.bindparam("conversation_ids", expanding=True)))
+    .order_by(Conversation.id)
+    .with_for_update(of=Conversation, key_share=True)
+)
 
 
 def _advance_and_mark(session: Session, top: int, conversation_ids: list[int]) -> int:

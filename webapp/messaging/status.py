@@ -99,27 +99,40 @@ def accepted(session: Session, message_id: int, attempts: int, provider_id: str,
     the usual end of a send. False otherwise: the caller reads the row under its lock and `apply`s."""
     assert may_follow("sending", new) and new in ("submitted", "sent")
     moved = session.execute(
-        sa.update(Message)
-        .where(
-            Message.id == message_id,
-            Message.status == "sending",
-            Message.attempts == attempts,
-            Message.provider_id.is_(None),
-        )
-        .values(
-            status=new,
-            provider_id=provider_id,
-            submitted_at=sa.func.coalesce(
-                Message.submitted_at, sa.literal(utcnow(), Message.submitted_at.type)
-            ),
-        )
-        .returning(Message.conversation_id)
-        .execution_options(synchronize_session=False)
+        _ACCEPTED,
+        {
+            "message_id": message_id,
+            "this_try": attempts,
+            "their_id": provider_id,
+            "new_status": new,
+            "now": utcnow(),
+        },
     ).first()
     if moved is None:
         return False
     activity.touch(session, moved.conversation_id)  # pages showing the conversation learn it (as apply)
     return True
+
+
+# Built once, with bound parameters, of the table (no object is kept in step): every send ends with it.
+_messages = Message.__table__.c
+_ACCEPTED = (
+    sa.update(Message.__table__)
+    .where(
+        _messages.id == sa.bindparam("message_id"),
+        _messages.status == "sending",
+        _messages.attempts == sa.bindparam("this_try"),
+        _messages.provider_id.is_(None),
+    )
+    .values(
+        status=sa.bindparam("new_status"),
+        provider_id=sa.bindparam("their_id"),
+        submitted_at=sa.func.coalesce(
+            _messages.submitted_at, sa.bindparam("now", type_=_messages.submitted_at.type)
+        ),
+    )
+    .returning(_messages.conversation_id)
+)
 
 
 def apply_status(
