@@ -51,7 +51,7 @@ from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
 from webapp.messaging import attempts, optouts, pacing, status
-from webapp.models import Conversation, Message, SendingNumber, utcnow
+from webapp.models import Conversation, Message, Organization, SendingNumber, utcnow
 from webapp.providers import registry
 from webapp.providers.base import (
     Outbound,
@@ -168,11 +168,19 @@ _BEGIN_TRY = (
     )
     .values(attempts=sa.bindparam("token") + 1, claimed_at=sa.bindparam("now"))
 )
-# The message with its number's provider and its conversation's organisation (for the opt-out check).
+# The message with its number's provider and its conversation's organisation, and for an organisation
+# without a parent (its own customer) whether a STOP holds: the opt-out check in the same round trip.
 _READ = (
-    sa.select(Message, SendingNumber.provider, Conversation.organization_id)
+    sa.select(
+        Message,
+        SendingNumber.provider,
+        Conversation.organization_id,
+        Organization.parent_id,
+        optouts.held_by(Conversation.organization_id, Message.to_addr),
+    )
     .outerjoin(SendingNumber, SendingNumber.e164 == Message.from_addr)
     .outerjoin(Conversation, Conversation.id == Message.conversation_id)
+    .outerjoin(Organization, Organization.id == Conversation.organization_id)
     .where(Message.id == sa.bindparam("message_id"))
 )
 
@@ -225,7 +233,7 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
     if row is None or row[0].status != "queued":
         db.session.rollback()
         return None
-    message, provider_name, organization_id = row
+    message, provider_name, organization_id, parent_id, stopped_at_top = row
     ready = _Ready(message, None if message.channel == "email" else provider_name, message.channel)
     try:
         # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
@@ -233,7 +241,11 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
         texted = message.channel != "email" and message.author_id is not None and organization_id is not None
         if texted:
             ready.opt_out_of = (organization_id, message.to_addr)
-        if ready.opt_out_of and optouts.active(db.session, *ready.opt_out_of):
+        # An organisation without a parent is its own customer: its STOPs came with the message. A
+        # sub-organisation's are its customer's, asked of the whole family.
+        if ready.opt_out_of and (
+            stopped_at_top if parent_id is None else optouts.active(db.session, *ready.opt_out_of)
+        ):
             ready.refusal = OPTED_OUT
         else:
             ready.outbound = outbound_for(message)

@@ -82,11 +82,23 @@ def active(session: Session, organization_id: int, e164: str) -> OptOut | None:
     return session.scalar(_active_statement(), {"optout_of": organization_id, "optout_number": e164})
 
 
+def held_by(customer_id: sa.ColumnElement[int], e164: sa.ColumnElement[str]) -> sa.Exists:
+    """Whether an opt-out is in force for the number, held by this customer (a top organisation): what
+    `active` answers, as a clause another query can carry when it knows the customer already (the
+    dispatcher reads it with the message, for an organisation without a parent)."""
+    return sa.exists().where(*_in_force(customer_id, e164))
+
+
+def _in_force(customer_id: sa.ColumnElement[int], e164: sa.ColumnElement[str]) -> tuple:
+    return (OptOut.organization_id == customer_id, OptOut.e164 == e164, OptOut.revoked_at.is_(None))
+
+
 @lru_cache(maxsize=1)
 def _active_statement() -> sa.Select:
     # Bound parameters: one statement object, neither built nor compiled again for each send.
     return sa.select(OptOut).where(
-        OptOut.organization_id == top_id(sa.bindparam("optout_of", type_=sa.Integer)),
-        OptOut.e164 == sa.bindparam("optout_number", type_=sa.String),
-        OptOut.revoked_at.is_(None),
+        *_in_force(
+            top_id(sa.bindparam("optout_of", type_=sa.Integer)),
+            sa.bindparam("optout_number", type_=sa.String),
+        )
     )
