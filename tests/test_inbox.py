@@ -751,6 +751,28 @@ def test_a_sub_organisations_change_moves_its_clock_and_its_parents(world) -> No
     )  # the parent's change is not the child's
 
 
+
+def test_one_commit_over_several_customers_moves_each_clock_once(world) -> None:
+    """Conversations of two customers changed in one commit (a batch of webhooks): each customer's clock
+    moves once and its conversations take its value; with a sub-organisation's among them, its family's
+    clocks move too (PostgreSQL takes the first case in one statement, the second in several)."""
+    w = world
+    lena, jonas, homer, astrid = (conversation_of(w[k]) for k in ("lena", "jonas", "homer", "astrid"))
+    db.session.commit()
+    acme, globex, nordics = clock(w["acme"]), clock(w["globex"]), clock(w["nordics"])
+    for conversation in (lena, jonas, homer):
+        activity.touch(db.session, conversation.id)
+    db.session.commit()
+    assert (clock(w["acme"]), clock(w["globex"]), clock(w["nordics"])) == (acme + 1, globex + 1, nordics)
+    assert lena.change_seq == jonas.change_seq == acme + 1 and homer.change_seq == globex + 1
+
+    for conversation in (lena, homer, astrid):
+        activity.touch(db.session, conversation.id)
+    db.session.commit()
+    assert (clock(w["acme"]), clock(w["globex"])) == (acme + 2, globex + 2)
+    assert clock(w["nordics"]) == acme + 2  # set to its customer's value, as every change of it does
+    assert lena.change_seq == astrid.change_seq == acme + 2 and homer.change_seq == globex + 2
+
 # --- Jobs and applications show unread and last activity -------------------------------------------
 
 

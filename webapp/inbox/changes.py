@@ -145,7 +145,20 @@ def touch_messages(session: Session, message_ids: Iterable[int]) -> None:
 
 def _stamp(session: Session, conversation_ids: set[int]) -> None:
     """Take the next value of each customer's clock and give it to its changed conversations."""
-    rows = session.execute(_LOCK, {"conversation_ids": sorted(conversation_ids)}).all()
+    ids = sorted(conversation_ids)
+    if session.get_bind().dialect.name == "postgresql":
+        # The usual case in one round trip: conversations of organisations without a parent (each its
+        # own customer), locked, their clocks moved and the markers written by one statement.
+        marked = session.execute(_LOCK_AND_MARK, {"conversation_ids": ids}).all()
+        if all(seq is not None for *_, seq in marked):
+            for conversation_id, _, _, seq in marked:
+                _show(session, conversation_id, seq)
+            return
+        # A sub-organisation's among them: the rows are locked, nothing was marked; its family's clocks
+        # are moved below, in the one order.
+        rows = [(conversation_id, org_id, parent_id) for conversation_id, org_id, parent_id, _ in marked]
+    else:
+        rows = [tuple(row) for row in session.execute(_LOCK, {"conversation_ids": ids})]
     chains = {
         org_id: [org_id] if parent_id is None else chain(session, org_id) for _, org_id, parent_id in rows
     }
@@ -158,11 +171,15 @@ def _stamp(session: Session, conversation_ids: set[int]) -> None:
         for org_id in sorted(below):
             _advance(session, org_id, to=seq)
         for conversation_id in by_top[top]:
-            # The marker was written past the ORM: a conversation this session holds (its sessions
-            # keep objects after a commit) shows the new value, not the one it was loaded with.
-            loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
-            if loaded is not None:
-                set_committed_value(loaded, "change_seq", seq)
+            _show(session, conversation_id, seq)
+
+
+def _show(session: Session, conversation_id: int, seq: int) -> None:
+    # The marker was written past the ORM: a conversation this session holds (its sessions keep objects
+    # after a commit) shows the new value, not the one it was loaded with.
+    loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
+    if loaded is not None:
+        set_committed_value(loaded, "change_seq", seq)
 
 
 # Built once (it runs at every commit that changes a conversation): the rows the marker is written to,
@@ -191,6 +208,29 @@ def _advance_and_mark(session: Session, top: int, conversation_ids: list[int]) -
     )
     return seq
 
+
+# PostgreSQL, when no organisation of the conversations has a parent: the rows locked (in the order of
+# their ids, all of them before any clock: the `clock` part needs all of `target`), each organisation's
+# clock moved in the order of their ids, the conversations marked, in one statement. When one has a
+# parent, it only locks: every row comes back without a value, and _stamp goes on with its family.
+_LOCK_AND_MARK = sa.text(
+    "WITH target AS ("
+    " SELECT c.id, c.organization_id, o.parent_id FROM conversation c"
+    " JOIN organization o ON o.id = c.organization_id"
+    " WHERE c.id IN :conversation_ids ORDER BY c.id FOR NO KEY UPDATE OF c),"
+    " clock AS ("
+    " INSERT INTO activity_clock (organization_id, seq)"
+    " SELECT DISTINCT organization_id, 1 FROM target"
+    " WHERE NOT EXISTS (SELECT 1 FROM target WHERE parent_id IS NOT NULL) ORDER BY organization_id"
+    " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1"
+    " RETURNING organization_id, seq),"
+    " marked AS ("
+    " UPDATE conversation SET change_seq = clock.seq FROM target, clock"
+    " WHERE conversation.id = target.id AND clock.organization_id = target.organization_id"
+    " RETURNING conversation.id, conversation.change_seq)"
+    " SELECT target.id, target.organization_id, target.parent_id, marked.change_seq"
+    " FROM target LEFT JOIN marked ON marked.id = target.id ORDER BY target.id"
+).bindparams(sa.bindparam("conversation_ids", expanding=True))
 
 # PostgreSQL: the clock moved and the conversations marked in one statement (a data-modifying CTE).
 _MARK = sa.text(
