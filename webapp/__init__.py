@@ -9,7 +9,7 @@ from flask import Flask, abort, redirect, request, url_for
 from flask_login import current_user
 
 from webapp import config as settings
-from webapp import logs
+from webapp import database, logs
 from webapp.extensions import csrf, db, htmx, login_manager, migrate
 from webapp.ids import IdConverter
 
@@ -40,6 +40,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            if not engine.pool._pre_ping:  # an engine given pool_pre_ping keeps SQLAlchemy's own
+                database.ping_when_idle(engine)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)

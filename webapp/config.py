@@ -261,7 +261,9 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
 
 
 def _engine_options(url: str, env: Mapping[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # Pooled connections are pinged when they were idle (webapp.database.ping_when_idle), not at every
+    # checkout as SQLAlchemy's pool_pre_ping does.
+    options: dict[str, Any] = {}
     if url.startswith("postgresql"):
         # A database that does not answer must fail a request quickly (503), not hang it.
         timeout = _seconds(env, "DATABASE_CONNECT_TIMEOUT", 5)

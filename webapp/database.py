@@ -16,6 +16,16 @@ SQLite connection gets:
 `write_lock(session)` does the same for a check followed by a write (an interviewer's free time, say):
 on SQLite it takes the database's write lock before the check, so two such checks run one after the
 other. PostgreSQL needs none of this: its constraints and row locks decide races there.
+
+A pooled connection is asked whether it is alive (`SELECT 1`) before it is used again only when it lay
+unused for PING_AFTER_IDLE_SECONDS (`ping_when_idle`), where SQLAlchemy's pre-ping asks at every
+checkout. A send checks a connection out three times within milliseconds and a busy web process many
+times a second, and each question is a round trip to PostgreSQL (a third of a send's). What the ping is
+for — a database restarted while the pool's connections waited, the quiet night's maintenance — still
+finds every connection asked. A restart under load is met by the connection's first statement instead:
+SQLAlchemy sees the disconnect, drops every connection of the pool made before it, and that one request
+answers 503 (a send's read is tried once more; nothing was claimed).
+
 `lock_row(session, Model, id)` is the decision on one row (a submission's last approval): a row lock on
 PostgreSQL, the write lock on SQLite, and the row read afresh after it either way.
 """
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -33,6 +44,37 @@ T = TypeVar("T")
 
 # How long a writer waits for another's commit before giving up; write transactions last milliseconds.
 BUSY_TIMEOUT_MS = 15_000
+# A pooled connection unused for this long is pinged before it is used again (see the docstring).
+PING_AFTER_IDLE_SECONDS = 1.0
+_USED_AT = "relay.used_at"
+
+
+def ping_when_idle(engine: sa.Engine, after_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Ping the engine's pooled connections at checkout only when they were idle `after_seconds` (for an
+    engine made without pool_pre_ping). A dead one is replaced by a new connection, as pre-ping does."""
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine, "connect")
+    def _made(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkin")
+    def _used(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_USED_AT] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        used = record.info.get(_USED_AT)
+        if used is not None and time.monotonic() - used < after_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                # The pool throws this connection away and checks out a new one (SQLAlchemy's protocol).
+                raise sa.exc.DisconnectionError(str(exc)) from exc
+            raise
 
 
 @sa.event.listens_for(sa.Engine, "connect")

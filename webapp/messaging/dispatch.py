@@ -279,7 +279,15 @@ def deliver(message_id: int) -> pacing.Turn | None:
     """Send one queued message (see the module's docstring). Its turn (`waited`: the seconds it waited
     for the pacing buckets), or None when this call sent nothing."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    ready = _prepare(app, message_id)
+    try:
+        ready = _prepare(app, message_id)
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # Its pooled connection had died (a database restart: webapp.database); the pool has dropped
+        # them all, and the read, which changed nothing, is made once more on a new one.
+        db.session.rollback()
+        ready = _prepare(app, message_id)
     if ready is None:
         log.info("message %s is not queued any more; not sending it again", message_id)
         return None
