@@ -164,9 +164,9 @@ _BEGIN_TRY = (
     .where(
         _messages.id == sa.bindparam("message_id"),
         _messages.status == "sending",
-        _messages.attempts == sa.bindparam("token"),
+        _messages.attempts == sa.bindparam("token", type_=sa.Integer),
     )
-    .values(attempts=sa.bindparam("token") + 1, claimed_at=sa.bindparam("now"))
+    .values(attempts=sa.bindparam("token", type_=sa.Integer) + 1, claimed_at=sa.bindparam("now"))
 )
 # The message with its number's provider and its conversation's organisation, and for an organisation
 # without a parent (its own customer) whether a STOP holds: the opt-out check in the same round trip.
@@ -228,7 +228,7 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
     """Everything a send needs that only reads, done while the message is still queued, so that between
     its turn and its request there is only the claim, the try's count and the request itself. None when
     the message is not queued any more."""
-    # The conversation's organisation comes with the message (its opt-out check needs nothing else).
+    # The conversation's organisation, and mostly the opt-out check too, come with the message (_READ).
     row = db.session.execute(_READ, {"message_id": message_id}).one_or_none()
     if row is None or row[0].status != "queued":
         db.session.rollback()
