@@ -14,21 +14,22 @@ metrics read the lists' lengths. The taking side is not RQ's worker. RQ's worker
 in Redis — the started-job registry and an execution record while it runs, its status, the worker's
 state and heartbeats around it, the result and the finished- or failed-job registry after, and 3–4 log
 lines — about 48 Redis commands and 2.4–2.6 ms of the worker's CPU per job (profiled, a job that does
-nothing; RQ 3.0), a sixth of what a whole send costs. Relay needs none of it: the database is the record
-of every message and every stored webhook (webapp.messaging.dispatch, ingest), and a job only says "look
-at this row now". A job lost — taken by a worker killed before it ran it, or run and failed — costs a
-delay, not a message: the clock's sweep hands a `queued` message back after SEND_REQUEUE_AFTER_SECONDS,
-settles a `sending` one after its lease, and applies a stored webhook again (up to ingest.MAX_ATTEMPTS).
+nothing; RQ 3.0), a fifth of what a worker spent on a whole send, and Redis's own CPU besides. Relay
+needs none of it: the database is the record of every message and every stored webhook
+(webapp.messaging.dispatch, ingest), and a job only says "look at this row now". A job lost — taken
+by a worker killed before it ran it, or run and failed — costs a delay, not a message: the clock's
+sweep hands a `queued` message back after SEND_REQUEUE_AFTER_SECONDS, settles a `sending` one after its
+lease, and applies a stored webhook again (up to ingest.MAX_ATTEMPTS).
 Nor do Relay's operators read RQ's registries: each send attempt is logged, as JSON, by Relay itself
 (webapp.messaging.attempts), and what went wrong is on the message's row.
 
 So a loop here takes a job in one round trip to Redis (`_TAKE`: the first id of the first non-empty
 queue popped, the job's data read and its hash deleted, in one script) and runs it; when the queues are
 empty it waits on them (BLPOP) for POLL_SECONDS at a time, then looks for a stop request. Per job that is
-one round trip, no log line, and a fraction of the CPU (worker.py's measures: bench/README.md).
+one round trip, no log line, and about 0.1 ms of the worker's CPU (the same no-op job, profiled).
 
 What is checked: a job names the function it runs, and Redis could hold any name; a loop runs only the
-two of Relay's (JOBS) and refuses any other loudly (an error line, the job dropped, nothing run). The
+two of Relay's (`_jobs`) and refuses any other loudly (an error line, the job dropped, nothing run). The
 job's data is unpickled first, as RQ's worker does: Redis is trusted as much as it was with RQ.
 
 What RQ's worker did that is given up:
