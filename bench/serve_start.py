@@ -33,8 +33,8 @@ def one_round(redis_url: str, workers: int, log: Path) -> tuple[float, float, fl
             running.wait_ready()
             ready = time.monotonic() - started
             while (
-                # Each sending worker's threads (SEND_WORKER_THREADS, 4) and the webhooks' worker.
-                running.output().count("*** Listening on relay") < workers * 4 + 1
+                # Each sending worker and the webhooks' worker (a line each once its loops run).
+                running.output().count("worker listening on relay") < workers + 1
                 or "Clock: " not in running.output()
             ):
                 time.sleep(0.05)

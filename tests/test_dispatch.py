@@ -47,7 +47,7 @@ def test_thread_pool_dispatch(app, queued) -> None:
 def test_rq_dispatch_through_redis(app, queued) -> None:
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
-    from rq import SimpleWorker
+    from webapp.messaging import worker
 
     app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL)
     q = dispatch.queue(app)
@@ -55,7 +55,7 @@ def test_rq_dispatch_through_redis(app, queued) -> None:
     dispatch.enqueue(queued)
     dispatch.enqueue(queued)  # a second job for the same message (a retry, a double click) …
     assert status_of(queued) == "queued"  # nothing is sent in the web request
-    SimpleWorker([q], connection=q.connection).work(burst=True, with_scheduler=False)
+    worker.work_now([q])
     message = db.session.get(Message, queued)
     assert message.status in ("submitted", "delivered") and message.attempts == 1  # … sends once
     q.empty()

@@ -44,11 +44,11 @@ def world(app):
 
 
 def work(app) -> None:
-    """What the queues hold, done by RQ's worker, as `flask --app wsgi worker` does it."""
-    from rq import SimpleWorker
+    """What the queues hold, done as a loop of `flask --app wsgi worker` does it."""
+    from webapp.messaging import worker
 
     queues = [dispatch.queue(app), ingest.queue(app)]
-    SimpleWorker(queues, connection=queues[0].connection).work(burst=True, with_scheduler=False)
+    worker.work_now(queues)
     db.session.remove()
 
 

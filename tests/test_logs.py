@@ -200,7 +200,7 @@ def test_a_refused_then_unknown_send_is_logged_try_by_try(client, world, fake, c
 def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client, world, fake, capfd) -> None:
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
-    from rq import SimpleWorker
+    from webapp.messaging import worker
 
     app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL)
     q = dispatch.queue(app)
@@ -209,7 +209,7 @@ def test_the_rq_job_logs_under_the_id_of_the_request_that_queued_it(app, client,
     lines(capfd)
     assert send(client, world, headers={"X-Request-ID": "from-the-web-42"}).status_code == 200
     assert fake.requests == []  # queued in Redis, not sent in the request
-    SimpleWorker([q], connection=q.connection).work(burst=True, with_scheduler=False)
+    worker.work_now([q])
     q.empty()
     found = lines(capfd)
     [attempt] = of(found, "send attempt")
@@ -236,9 +236,7 @@ def test_the_sending_thread_logs_under_the_id_of_the_request_that_queued_it(
 def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, capfd) -> None:
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
-    from rq import SimpleWorker
-
-    from webapp.messaging import compose
+    from webapp.messaging import compose, worker
     from webapp.messaging.subjects import of_application
 
     app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL)
@@ -248,7 +246,7 @@ def test_a_job_queued_outside_a_request_gets_an_id_of_its_own(app, world, fake, 
     db.session.commit()
     dispatch.enqueue(message.id)  # as the sweep does
     lines(capfd)
-    SimpleWorker([q], connection=q.connection).work(burst=True, with_scheduler=False)
+    worker.work_now([q])
     q.empty()
     [attempt] = of(lines(capfd), "send attempt")
     assert re.fullmatch(r"[0-9a-f]{32}", attempt["request_id"])

@@ -301,11 +301,13 @@ def test_served_as_in_production_then_sigterm_lets_the_request_in_flight_finish(
         assert served.get("/readyz").json() == {"database": "ok", "redis": "ok"}
         assert served.get("/healthz").status_code == 200
         assert set(served.started()) == {"web", "worker.1", "worker.2", "webhooks", "clock"}
-        # /readyz is the web process's; the RQ workers and the clock start on their own time. Each
-        # sending worker listens with SEND_WORKER_THREADS (4) threads, the webhooks' worker with one.
-        listening = 2 * 4 + 1
+        # /readyz is the web process's; the workers and the clock start on their own time: two sending
+        # workers (SEND_WORKER_THREADS, 4, loops each), the webhooks' worker (one).
         serving.wait_for(
-            lambda: served.output().count("*** Listening on relay") == listening,
+            lambda: (
+                served.output().count("worker listening on relay with 4 job loops") == 2
+                and served.output().count("worker listening on relay-webhooks with 1 job loops") == 1
+            ),
             60,
             "the RQ workers",
             served.log,

@@ -206,8 +206,8 @@ def register(app: Flask) -> None:
             click.echo(f"Recovery: {dispatch.recover()}")
         # In the order given: a worker takes from the first queue that has a job.
         found = [dispatch.queue(app) if name == "sends" else ingest.queue(app) for name in chosen]
-        # RQ's SimpleWorker runs jobs in this process, inside an app context: no fork, no copied DB pool;
-        # with more than one thread, one SimpleWorker per thread (webapp.messaging.worker says why).
+        # The jobs run in this process, each loop in a thread with its app context: no fork, no copied DB
+        # pool; RQ's queues, but a loop of ours instead of RQ's worker (webapp.messaging.worker says why).
         # No RQ scheduler: the periodic work is the clock's (webapp.scheduling.clock says why).
         status = rq_worker.run(app, found, threads, burst)
         if status:
