@@ -11,9 +11,9 @@ Never lost, never applied twice:
 - the row is committed before the 2xx, so an acknowledged webhook is on disk; the provider retries
   anything else;
 - applying it deletes the row in the same transaction, under a row lock that a second worker skips;
-- a worker is told (an RQ job) unless one was told already and has not begun (`TOLD_KEY`): each job
-  begins by taking that key away, then applies every webhook that waits untried (`drain`), so any
-  webhook stored while the key was there is applied by the job that took it away;
+- a worker is told (an RQ job) unless one was told within the last TOLD_MS (`TOLD_KEY`, holding the
+  told webhook's id): that job applies every webhook that waits untried (`drain`) until it sees its key
+  gone, then once more, so any webhook stored while the key was there is applied by it;
 - what a worker could not apply (an error, Redis away so nobody was told) the clock's sweep applies
   (`sweep`), up to MAX_ATTEMPTS tries; replies are unique by the provider's message id and statuses only
   move forward, so a retried body changes nothing twice.
@@ -95,17 +95,20 @@ def store(session: Session, provider: str, kind: str, body: bytes, now: datetime
     return session.execute(statement).scalar_one_or_none()
 
 
-# A worker was told of stored webhooks and has not begun yet: a webhook stored meanwhile needs no job of
-# its own, that worker's drain applies it. In a storm most webhooks then cost the web one INSERT and one
-# Redis SET, not an RQ job (several Redis commands here, a job's bookkeeping in the worker). The key
-# expires, should its job be lost: the next webhook tells a worker again (the sweep stays the net).
+# A worker was told of a stored webhook less than TOLD_MS ago: a webhook stored meanwhile needs no job of
+# its own, that worker gathers it (process_job). In a storm most webhooks then cost the web one INSERT and
+# one Redis SET, not an RQ job (several Redis commands here, a job's bookkeeping in the worker), and the
+# worker applies them a few at a time, one commit each. A reply waits at most GATHER_SECONDS more, well
+# within the open page's 2-second poll. Should the job be lost, the key expires all the same: the next
+# webhook tells a worker again, and the sweep stays the net.
 TOLD_KEY = "relay:webhooks:told"
-TOLD_MS = 5_000
+TOLD_MS = 500
+GATHER_SECONDS = 0.1
 
 
 def enqueue(event_id: int) -> None:
-    """Tell a worker, after the commit that stored it, unless one was told already and has not begun
-    (TOLD_KEY); if Redis cannot be told, the sweep applies it."""
+    """Tell a worker, after the commit that stored it, unless one was told within TOLD_MS (TOLD_KEY): that
+    one gathers it; if Redis cannot be told, the sweep applies it."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         webhooks = queue(app)
@@ -134,20 +137,28 @@ def queue(app: Flask):  # type: ignore[no-untyped-def]
 
 
 def process_job(event_id: int, request_id: str | None = None) -> None:
-    """The RQ job: its stored webhook applied, then every other that waits untried (`drain`), with a
-    session of its own. The told key is taken away first: a webhook stored before that was not told to
-    anyone else, and the drain, which reads after it, applies it."""
+    """The RQ job: its stored webhook applied, then every other that waits untried (`drain`), every
+    GATHER_SECONDS while its told key is there (those stored meanwhile told nobody else), and once more
+    after it went; with a session of its own."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         with logs.bound(request_id):
-            try:
-                queue(app).connection.delete(TOLD_KEY)
-            except Exception:  # the job came from Redis; should it be away now, the key expires
-                log.warning("could not take the told key away; it expires")
             process(event_id)
+            ends = time.monotonic() + DRAIN_SECONDS
+            while _told(app, event_id) and time.monotonic() < ends:
+                drain()
+                time.sleep(GATHER_SECONDS)
             drain()
     finally:
         db.session.remove()
+
+
+def _told(app: Flask, event_id: int) -> bool:
+    """Whether the told key is still this job's (not gone, nor another's since)."""
+    try:
+        return queue(app).connection.get(TOLD_KEY) == str(event_id).encode()
+    except Exception:  # Redis away: nobody else can have been told either; the last drain follows
+        return False
 
 
 # A drain gives way to a new job after this long (RQ stops a job after 180 s), so that a storm that
