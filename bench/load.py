@@ -168,7 +168,37 @@ def cpu_times(serving: int, database: str) -> dict[int, tuple[str, float]]:
             roles[pid] = (role, seconds)
         elif command.startswith("postgres:") and f" {database} " in command:
             roles[pid] = ("postgres", seconds)
+    # Each backend named after the process at the other end of its connection (postgres:web, …).
+    owners = _port_owners({pid: role for pid, (role, _) in roles.items() if role != "postgres"})
+    for pid, (role, seconds) in list(roles.items()):
+        port = re.search(r"\((\d+)\)", found[pid][1]) if role == "postgres" else None
+        if port and int(port.group(1)) in owners:
+            roles[pid] = (f"postgres:{owners[int(port.group(1))]}", seconds)
     return roles
+
+
+def _port_owners(processes: dict[int, str]) -> dict[int, str]:
+    """Local TCP port -> the role of the process holding that socket."""
+    inodes: dict[str, str] = {}
+    for pid, role in processes.items():
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = role
+        except OSError:
+            continue
+    owners: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] in inodes:
+                owners[int(fields[1].split(":")[1], 16)] = inodes[fields[9]]
+    return owners
 
 
 def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
