@@ -132,6 +132,82 @@ def stop(process: subprocess.Popen[bytes], seconds: float = 60) -> None:
             process.wait()
 
 
+def cpu_times(serving: int, database: str) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each process of the served set (by role) and by the PostgreSQL
+    backends of the bench's database: what a phase cost, less noisy than the users' times on a shared
+    machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / tick)
+    ours = {serving}
+    for _ in range(4):  # the supervisor, gunicorn's master, its workers
+        ours |= {pid for pid, (parent, _, _) in found.items() if parent in ours}
+    roles: dict[int, tuple[str, float]] = {}
+    for pid, (_, command, seconds) in found.items():
+        if pid in ours and pid != serving:
+            role = (
+                "web"
+                if "gunicorn" in command
+                else "webhooks"
+                if "--queue webhooks" in command
+                else "sends"
+                if "--queue sends" in command
+                else "clock"
+                if " clock" in command
+                else "other"
+            )
+            roles[pid] = (role, seconds)
+        elif command.startswith("postgres:") and f" {database} " in command:
+            roles[pid] = ("postgres", seconds)
+    # Each backend named after the process at the other end of its connection (postgres:web, …).
+    owners = _port_owners({pid: role for pid, (role, _) in roles.items() if role != "postgres"})
+    for pid, (role, seconds) in list(roles.items()):
+        port = re.search(r"\((\d+)\)", found[pid][1]) if role == "postgres" else None
+        if port and int(port.group(1)) in owners:
+            roles[pid] = (f"postgres:{owners[int(port.group(1))]}", seconds)
+    return roles
+
+
+def _port_owners(processes: dict[int, str]) -> dict[int, str]:
+    """Local TCP port -> the role of the process holding that socket."""
+    inodes: dict[str, str] = {}
+    for pid, role in processes.items():
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = role
+        except OSError:
+            continue
+    owners: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] in inodes:
+                owners[int(fields[1].split(":")[1], 16)] = inodes[fields[9]]
+    return owners
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    used: dict[str, float] = defaultdict(float)
+    for pid, (role, seconds) in after.items():
+        used[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return {role: round(seconds, 2) for role, seconds in sorted(used.items())}
+
+
 # --- the data -----------------------------------------------------------------------------------------
 
 
@@ -457,11 +533,20 @@ def main() -> None:
         elapsed: dict[str, float] = defaultdict(float)
         storms: list[dict[str, Any]] = []
         load_before = os.getloadavg()
+        cpu: dict[str, dict[str, float]] = {"alone": defaultdict(float), "storm": defaultdict(float)}
+
+        def count_cpu(name: str, before: dict[int, tuple[str, float]]) -> None:
+            for role, seconds in cpu_used(before, cpu_times(serving.pid, name_db)).items():
+                cpu[name][role] += seconds
+
+        name_db = name
         for round_ in range(args.rounds):
             phase.name = "alone"
             started = time.monotonic()
+            cpu_start = cpu_times(serving.pid, name_db)
             time.sleep(args.seconds)
             phase.name = None
+            count_cpu("alone", cpu_start)
             elapsed["alone"] += time.monotonic() - started
 
             plan_path, out_path = work / f"plan{round_}.json", work / f"storm{round_}.json"
@@ -493,8 +578,10 @@ def main() -> None:
             time.sleep(0.5)  # its threads connected
             phase.name = "storm"
             started = time.monotonic()
+            cpu_start = cpu_times(serving.pid, name_db)
             time.sleep(args.seconds - 0.5)
             phase.name = None
+            count_cpu("storm", cpu_start)
             elapsed["storm"] += time.monotonic() - started
             storm.wait(args.seconds + 120)  # its /healthz phase: users run on, unmeasured
             result = json.loads(out_path.read_text())
@@ -531,6 +618,11 @@ def main() -> None:
             "p95_storm_over_alone": ratio,
             "goal_p95_at_most_2x": ratio.get("all", 99) <= 2,
             "storm_webhooks": storms,
+            # CPU seconds per second of each phase, by process (PostgreSQL: the bench database's backends).
+            "cpu_per_second": {
+                name: {role: round(seconds / elapsed[name], 3) for role, seconds in sorted(cpu[name].items())}
+                for name in ("alone", "storm")
+            },
             "user_failures": [u.error for u in users if u.error][:5],
             "load_average_before_after": [round(x, 2) for x in load_before + load_after],
             "cpus": os.cpu_count(),

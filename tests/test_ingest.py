@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -25,15 +26,19 @@ REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
 
 
 @pytest.fixture
-def queued(app):
+def queued(app, monkeypatch):
     if not REDIS_URL:
         need("Redis (REDIS_TEST_URL)")
     app.config.update(DISPATCH_MODE="rq", REDIS_URL=REDIS_URL, WEBHOOK_INGEST="queued")
     for q in (dispatch.queue(app), ingest.queue(app)):
         q.empty()
+    ingest.queue(app).connection.delete(ingest.TOLD_KEY)
+    # A job gathers for as long as its key lasts: not the half second of production in every test here.
+    monkeypatch.setattr(ingest, "TOLD_MS", 50)
     yield app
     for q in (dispatch.queue(app), ingest.queue(app)):
         q.empty()
+    ingest.queue(app).connection.delete(ingest.TOLD_KEY)
 
 
 @pytest.fixture
@@ -157,6 +162,77 @@ def test_a_body_that_cannot_be_applied_is_counted_and_left_after_the_last_try(cl
     assert ingest.sweep(later, timedelta(seconds=0)) == ""  # left for an operator, with its reason
     assert (events()[0].last_error or "").startswith("BadPayload")
     assert inbound_messages() == []
+
+
+def test_a_storm_tells_one_worker_and_its_job_applies_it_all(client, world, queued, monkeypatch) -> None:
+    monkeypatch.setattr(ingest, "TOLD_MS", 60_000)  # however slow this machine posts them
+    queued.config["SIMULATOR_DELIVERY_SECONDS"] = 3600
+    dispatch.deliver(world["sent"])
+    db.session.expire_all()
+    uuid = db.session.get(Message, world["sent"]).provider_id
+    texts = [f"Reply {n}" for n in range(2 * ingest.BATCH + 3)]  # more than two batches
+    for text in texts:
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    assert post(client, STATUS, status(uuid, "delivered", "2026-11-23T10:00:01Z")).status_code == 204
+    # One job for all: the others were stored while a worker was told.
+    assert ingest.queue(queued).count == 1
+    ingest.queue(queued).connection.delete(ingest.TOLD_KEY)  # TOLD_MS went by
+    work(queued)
+    assert events() == []
+    assert [m.body for m in inbound_messages()] == texts  # in the order they came
+    db.session.expire_all()
+    assert db.session.get(Message, world["sent"]).status == "delivered"
+    # The key went: the next webhook tells a worker again.
+    assert post(client, INBOUND, inbound(OUR, LENA, "After")).status_code == 200
+    assert ingest.queue(queued).count == 1
+    ingest.queue(queued).connection.delete(ingest.TOLD_KEY)
+    work(queued)
+    assert events() == [] and inbound_messages()[-1].body == "After"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # a worker and the web at once
+def test_a_told_worker_gathers_what_comes_while_its_key_is_there(
+    app, client, world, queued, backend, monkeypatch
+) -> None:
+    monkeypatch.setattr(ingest, "TOLD_MS", 3000)
+    assert post(client, INBOUND, inbound(OUR, LENA, "First")).status_code == 200
+    [job] = ingest.queue(queued).jobs
+    db.session.remove()
+    worker = threading.Thread(target=lambda: app.app_context().push() or job.perform())
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not inbound_messages() and time.monotonic() < deadline:  # its own webhook applied first
+        time.sleep(0.02)
+    for text in ("Second", "Third"):  # while its key is there: no job of their own
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    assert ingest.queue(queued).count == 1  # only the first job, taken by nobody but this test
+    worker.join(30)
+    assert not worker.is_alive()
+    assert [m.body for m in inbound_messages()] == ["First", "Second", "Third"] and events() == []
+
+
+def test_a_webhook_whose_worker_was_never_told_is_applied_by_the_sweep(client, world, queued) -> None:
+    # A worker was told and its job is lost (or not begun): nothing new is queued, nothing is lost.
+    ingest.queue(queued).connection.set(ingest.TOLD_KEY, 0, px=ingest.TOLD_MS)
+    assert post(client, INBOUND, inbound(OUR, LENA, "Anyone?")).status_code == 200
+    assert ingest.queue(queued).count == 0
+    work(queued)
+    assert len(events()) == 1 and inbound_messages() == []
+    assert ingest.sweep(utcnow() + timedelta(seconds=61), timedelta(seconds=60)) == (
+        "1 of 1 waiting webhook(s) applied"
+    )
+    assert [m.body for m in inbound_messages()] == ["Anyone?"] and events() == []
+
+
+def test_a_drain_that_runs_out_of_time_tells_a_worker_again(client, world, queued) -> None:
+    for text in ("One", "Two"):
+        assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    ingest.queue(queued).empty()
+    ingest.queue(queued).connection.delete(ingest.TOLD_KEY)  # as a job does when it begins
+    assert ingest.drain(seconds=0) == 0 and len(events()) == 2
+    assert ingest.queue(queued).count == 1  # the rest is handed on, not left for the sweep
+    work(queued)
+    assert [m.body for m in inbound_messages()] == ["One", "Two"] and events() == []
 
 
 def test_a_backlog_is_applied_together_in_the_order_it_came(client, world, queued) -> None:

@@ -11,6 +11,9 @@ Never lost, never applied twice:
 - the row is committed before the 2xx, so an acknowledged webhook is on disk; the provider retries
   anything else;
 - applying it deletes the row in the same transaction, under a row lock that a second worker skips;
+- a worker is told (an RQ job) unless one was told within the last TOLD_MS (`TOLD_KEY`, holding the
+  told webhook's id): that job applies every webhook that waits untried (`drain`) until it sees its key
+  gone, then once more, so any webhook stored while the key was there is applied by it;
 - what a worker could not apply (an error, Redis away so nobody was told) the clock's sweep applies
   (`sweep`), up to MAX_ATTEMPTS tries; replies are unique by the provider's message id and statuses only
   move forward, so a retried body changes nothing twice.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -91,13 +95,35 @@ def store(session: Session, provider: str, kind: str, body: bytes, now: datetime
     return session.execute(statement).scalar_one_or_none()
 
 
+# A worker was told of a stored webhook less than TOLD_MS ago: a webhook stored meanwhile needs no job of
+# its own, that worker gathers it (process_job). In a storm most webhooks then cost the web one INSERT and
+# one Redis SET, not an RQ job (several Redis commands here, a job's bookkeeping in the worker), and the
+# worker applies them a few at a time, one commit each. A reply waits at most GATHER_SECONDS more, well
+# within the open page's 2-second poll. Should the job be lost, the key expires all the same: the next
+# webhook tells a worker again, and the sweep stays the net.
+TOLD_KEY = "relay:webhooks:told"
+TOLD_MS = 500
+GATHER_SECONDS = 0.1
+
+
 def enqueue(event_id: int) -> None:
-    """Tell a worker, after the commit that stored it; if Redis cannot be told, the sweep applies it."""
+    """Tell a worker, after the commit that stored it, unless one was told within TOLD_MS (TOLD_KEY): that
+    one gathers it; if Redis cannot be told, the sweep applies it."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
-        queue(app).enqueue(
-            "webapp.messaging.ingest.process_job", event_id, logs.request_id(), job_id=f"webhook-{event_id}"
-        )
+        webhooks = queue(app)
+        if not webhooks.connection.set(TOLD_KEY, event_id, nx=True, px=TOLD_MS):
+            return
+        try:
+            webhooks.enqueue(
+                "webapp.messaging.ingest.process_job",
+                event_id,
+                logs.request_id(),
+                job_id=f"webhook-{event_id}",
+            )
+        except Exception:
+            webhooks.connection.delete(TOLD_KEY)  # nobody was told: the next webhook tells a worker
+            raise
     except Exception:
         log.exception("could not hand webhook %s to a worker; the sweep applies it", event_id)
 
@@ -111,12 +137,56 @@ def queue(app: Flask):  # type: ignore[no-untyped-def]
 
 
 def process_job(event_id: int, request_id: str | None = None) -> None:
-    """The RQ job: one stored webhook applied, with a session of its own."""
+    """The RQ job: its stored webhook applied, then every other that waits untried (`drain`), every
+    GATHER_SECONDS while its told key is there (those stored meanwhile told nobody else), and once more
+    after it went; with a session of its own."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         with logs.bound(request_id):
             process(event_id)
+            ends = time.monotonic() + DRAIN_SECONDS
+            while _told(app, event_id) and time.monotonic() < ends:
+                drain()
+                time.sleep(GATHER_SECONDS)
+            drain()
     finally:
         db.session.remove()
+
+
+def _told(app: Flask, event_id: int) -> bool:
+    """Whether the told key is still this job's (not gone, nor another's since)."""
+    try:
+        return queue(app).connection.get(TOLD_KEY) == str(event_id).encode()
+    except Exception:  # Redis away: nobody else can have been told either; the last drain follows
+        return False
+
+
+# A drain gives way to a new job after this long (RQ stops a job after 180 s), so that a storm that
+# never ends is not one job that never does.
+DRAIN_SECONDS = 60.0
+
+
+def drain(seconds: float = DRAIN_SECONDS) -> int:
+    """The stored webhooks that wait untried applied, oldest first, BATCH at a time (`process`), until
+    none is left; how many batches were applied. Those a worker holds are skipped, those that failed are
+    the sweep's. Still some after `seconds`: a worker is told again."""
+    ends = time.monotonic() + seconds
+    applied = 0
+    while True:
+        first = db.session.scalar(
+            sa.select(WebhookEvent.id)
+            .where(WebhookEvent.attempts == 0)
+            .order_by(WebhookEvent.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        db.session.rollback()
+        if first is None:
+            return applied
+        if time.monotonic() >= ends:
+            enqueue(first)
+            return applied
+        applied += process(first)
 
 
 def process(event_id: int) -> bool:
