@@ -34,6 +34,7 @@ import logging
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+from rq import Queue  # noqa: E402
 
 from bench.dispatch import RemoteFake, _database, _drop  # noqa: E402
 from tests import factories as f  # noqa: E402
@@ -261,6 +263,98 @@ def run_workers(
     }
 
 
+def run_running_workers(
+    app: Any, fake: RemoteFake, ids: list[int], workers: int, threads: int, log: Path, **env: str
+) -> dict:
+    """As run_workers, but the workers are started first and wait, ready (listening, their provider
+    made ready: `dispatch.warm_up`), until the messages are handed to them; measured from the hand-over
+    to the last message's end, then stopped (SIGTERM). Sending by running workers, their start-up out."""
+    environment = worker_env(app.config, fake, SEND_WORKER_THREADS=str(threads), **env)
+    command = ["worker", "--queue", "sends", "--threads", str(threads)]
+    database = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+    with app.app_context():
+        reset(ids)
+        dispatch.queue(app).empty()
+    seen = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as out:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", *command],
+                cwd=ROOT,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(workers)
+        ]
+    try:
+        deadline = time.monotonic() + 120
+        while log.read_bytes()[seen:].count(b"worker listening") < workers:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+                raise RuntimeError("the workers did not start: " + log.read_text()[-2000:])
+            time.sleep(0.1)
+        time.sleep(1.0)  # their start finished (the log line comes as the loops begin)
+        before = fake.call("count")
+        connections_before = fake.call("accepted")
+        fake_cpu_before = process_cpu(fake.pid)
+        workers_cpu_before = sum(process_cpu(p.pid) for p in processes)
+        load_before = os.getloadavg()[0]
+        with app.app_context(), BackendCpu(database) as postgres:
+            # All handed over at once: queued through RQ (as dispatch.enqueue does) on a list of their
+            # own beforehand, which then becomes the sends' queue in one step.
+            queue = dispatch.queue(app)
+            staging = Queue(f"{queue.name}-staging", connection=queue.connection)
+            staging.empty()
+            for message_id in ids:
+                staging.enqueue(
+                    "webapp.messaging.dispatch.deliver_job", message_id, None, job_id=f"message-{message_id}"
+                )
+            queue.connection.rename(staging.key, queue.key)
+            pending = sa.select(sa.func.count()).where(
+                Message.id.in_(ids), Message.status.in_(("queued", "sending"))
+            )
+            while db.session.scalar(pending):
+                db.session.rollback()
+                time.sleep(0.25)
+            worker_cpu = sum(process_cpu(p.pid) for p in processes) - workers_cpu_before
+            fake_cpu = process_cpu(fake.pid) - fake_cpu_before
+            db.session.expire_all()
+            statuses = list(db.session.scalars(sa.select(Message.status).where(Message.id.in_(ids))))
+            db.session.remove()
+    finally:
+        for p in processes:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=60) for p in processes]
+    arrivals = fake.call("arrivals")[before:]
+    refs: dict[str, int] = {}
+    for _, ref, status in arrivals:
+        if status == 202:
+            refs[ref] = refs.get(ref, 0) + 1
+    times = [at for at, _, _ in arrivals]
+    sliding, calendar = busiest(times)
+    span = max(times) - min(times) if times else 0.0
+    sent = max(len(arrivals), 1)
+    return {
+        "threads": threads,
+        "exit codes": codes,
+        "requests": len(arrivals),
+        "connections": fake.call("accepted") - connections_before,
+        "429": sum(1 for _, _, status in arrivals if status == 429),
+        "submitted": statuses.count("submitted"),
+        "accepted once": sum(1 for n in refs.values() if n == 1),
+        "accepted twice or more": sum(1 for n in refs.values() if n > 1),
+        "busiest second (sliding)": sliding,
+        "busiest calendar second": calendar,
+        "span s": round(span, 2),
+        "messages/s": round((len(times) - 1) / span, 1) if span else 0.0,
+        "workers ms CPU/message (running)": round(worker_cpu / sent * 1000, 2),
+        "fake ms CPU/message": round(fake_cpu / sent * 1000, 2),
+        "PostgreSQL ms CPU/message": round(postgres.seconds / sent * 1000, 2),
+        "most in flight at the fake": fake.call("most_at_once", since=before),
+        "load average before/after": (round(load_before, 2), round(os.getloadavg()[0], 2)),
+    }
+
+
 def cpu_side_by_side(app: Any, fake: RemoteFake, ids: list[int], rounds: int, per_round: int) -> dict:
     """CPU seconds per message: Relay's deliver() against a bare requests POST with a fresh RS256 JWT."""
     import jwt
@@ -346,6 +440,12 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each --threads, interleaved")
     parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="start the workers (--burst) after the messages are queued, their start-up in the run (the "
+        "measure before 2026-12-06); by default they are running and ready when the messages come",
+    )
+    parser.add_argument(
         "--margin", default=None, help="SEND_PACING_MARGIN_SECONDS for the paced runs (default: the app's)"
     )
     parser.add_argument(
@@ -372,19 +472,25 @@ def main() -> None:
             print(f"{len(ids)} messages queued and paid in {time.perf_counter() - started:.1f} s", flush=True)
             threads = [int(t) for t in args.threads.split(",")]
             connections = "kept open" if args.keep_alive else "one request per connection"
-            # What the worker processes cost with nothing to send (import, start, recovery, the threads'
-            # start and end), to take out of their CPU per message.
-            idle = {
-                n: run_workers(app, fake, [], args.workers, n, log, VONAGE_RATE_PER_SECOND="0")[
-                    "workers CPU s"
-                ]
-                for n in threads
-            }
-            print(f"workers' CPU s with nothing to send, by threads: {idle}", flush=True)
+            idle: dict[int, float] = {}
+            if args.cold and parts & {"paced", "unpaced"}:
+                # What the worker processes cost with nothing to send (import, start, recovery, the
+                # threads' start and end), to take out of their CPU per message.
+                idle = {
+                    n: run_workers(app, fake, [], args.workers, n, log, VONAGE_RATE_PER_SECOND="0")[
+                        "workers CPU s"
+                    ]
+                    for n in threads
+                }
+                print(f"workers' CPU s with nothing to send, by threads: {idle}", flush=True)
+            mode = "started with the messages queued" if args.cold else "running when the messages came"
 
-            def net(result: dict) -> dict:
-                sent = max(result["requests"], 1)
+            def workers_send(ids: list[int], per_worker: int, **env: str) -> dict:
+                if not args.cold:
+                    return run_running_workers(app, fake, ids, args.workers, per_worker, log, **env)
+                result = run_workers(app, fake, ids, args.workers, per_worker, log, **env)
                 cpu = result["workers CPU s"] - idle[result["threads"]]
+                sent = max(result["requests"], 1)
                 return {**result, "workers ms CPU/message, start-up taken out": round(cpu / sent * 1000, 2)}
 
             for repeat in range(args.repeat):
@@ -392,39 +498,25 @@ def main() -> None:
                     if "paced" in parts:
                         fake.call("answer_every_request", delay=0.0)
                         fake.call("rate_limit", per_second=30)
-                        result = run_workers(
-                            app,
-                            fake,
+                        result = workers_send(
                             ids[: args.messages],
-                            args.workers,
                             per_worker,
-                            log,
                             VONAGE_RATE_PER_SECOND="30",
                             **({"SEND_PACING_MARGIN_SECONDS": args.margin} if args.margin else {}),
                         )
                         fake.call("rate_limit", per_second=0)
-                        result = net(result)
                         print(
                             f"[{repeat + 1}] paced at 30/s (margin {args.margin or 'default'}), "
-                            f"{args.workers} RQ workers × {per_worker} threads, fake: {connections}:",
+                            f"{args.workers} workers ({mode}) × {per_worker} threads, fake: {connections}:",
                             result,
                             flush=True,
                         )
                     if "unpaced" in parts:
                         fake.call("answer_every_request", delay=args.latency)
-                        result = run_workers(
-                            app,
-                            fake,
-                            ids[: args.messages],
-                            args.workers,
-                            per_worker,
-                            log,
-                            VONAGE_RATE_PER_SECOND="0",
-                        )
-                        result = net(result)
+                        result = workers_send(ids[: args.messages], per_worker, VONAGE_RATE_PER_SECOND="0")
                         print(
                             f"[{repeat + 1}] unpaced, fake answering in {args.latency * 1000:.0f} ms, "
-                            f"{args.workers} RQ workers × {per_worker} threads, fake: {connections}:",
+                            f"{args.workers} workers ({mode}) × {per_worker} threads, fake: {connections}:",
                             result,
                             flush=True,
                         )

@@ -14,6 +14,7 @@ from webapp.extensions import db
 from webapp.messaging import compose, dispatch
 from webapp.messaging.subjects import of_application
 from webapp.models import Message
+from webapp.providers import registry
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
 
@@ -144,3 +145,17 @@ def test_a_send_moves_its_conversations_marker_for_the_pages_showing_it(app, que
     assert message.status == "submitted" and message.attempts == 1 and message.provider_id
     assert message.submitted_at is not None
     assert db.session.get(Conversation, conversation_id).change_seq > before
+
+
+def test_a_worker_makes_its_texting_provider_ready_before_its_first_job(app, caplog) -> None:
+    """`flask worker` builds the default texting provider at start (dispatch.warm_up), so that the
+    first sends do not pay for it; one that cannot be built is a warning, left to the sends."""
+    app.extensions.pop("relay.providers", None)
+    dispatch.warm_up(app)
+    assert f"texting:{registry.default_name(app)}" in app.extensions["relay.providers"]
+
+    app.extensions.pop("relay.providers", None)
+    app.config.update(MESSAGING_PROVIDER="vonage", VONAGE_APPLICATION_ID="", VONAGE_PRIVATE_KEY_PATH="")
+    with caplog.at_level("WARNING", logger="relay.dispatch"):
+        dispatch.warm_up(app)
+    assert "could not be made ready at start" in caplog.text

@@ -204,6 +204,7 @@ def register(app: Flask) -> None:
         if "sends" in chosen:
             # What a killed worker left behind: recovered now; afterwards the clock sweeps (`flask clock`).
             click.echo(f"Recovery: {dispatch.recover()}")
+            dispatch.warm_up(app)
         # In the order given: a worker takes from the first queue that has a job.
         found = [dispatch.queue(app) if name == "sends" else ingest.queue(app) for name in chosen]
         # The jobs run in this process, each loop in a thread with its app context: no fork, no copied DB

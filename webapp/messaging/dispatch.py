@@ -126,6 +126,17 @@ def _deliver_in_app(app: Flask, message_id: int, request_id: str | None = None) 
             raise
 
 
+def warm_up(app: Flask) -> None:
+    """Make the default texting provider ready before the first job (its SDK imported, its key read, a
+    client built: about a second of CPU): the first sends after a worker starts then cost what every
+    send costs, instead of each process's first one paying it while others wait. One that cannot be made
+    ready is left to the sends, which refuse their messages with the reason."""
+    try:
+        registry.for_sending(app, "sms")
+    except Exception as exc:
+        log.warning("the texting provider could not be made ready at start: %s", exc)
+
+
 # --- One delivery ------------------------------------------------------------------------------------
 
 
