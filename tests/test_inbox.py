@@ -751,7 +751,6 @@ def test_a_sub_organisations_change_moves_its_clock_and_its_parents(world) -> No
     )  # the parent's change is not the child's
 
 
-
 def test_one_commit_over_several_customers_moves_each_clock_once(world) -> None:
     """Conversations of two customers changed in one commit (a batch of webhooks): each customer's clock
     moves once and its conversations take its value; with a sub-organisation's among them, its family's
@@ -772,6 +771,7 @@ def test_one_commit_over_several_customers_moves_each_clock_once(world) -> None:
     assert (clock(w["acme"]), clock(w["globex"])) == (acme + 2, globex + 2)
     assert clock(w["nordics"]) == acme + 2  # set to its customer's value, as every change of it does
     assert lena.change_seq == astrid.change_seq == acme + 2 and homer.change_seq == globex + 2
+
 
 # --- Jobs and applications show unread and last activity -------------------------------------------
 
