@@ -195,6 +195,21 @@ class BackendCpu:
                 continue
 
 
+def start_workers(command: list[str], environment: dict[str, str], log: Path, workers: int) -> list:
+    """`workers` processes of `flask --app wsgi <command>`, their output appended to `log`."""
+    with open(log, "ab") as out:
+        return [
+            subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", *command],
+                cwd=ROOT,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(workers)
+        ]
+
+
 def run_workers(
     app: Any, fake: RemoteFake, ids: list[int], workers: int, threads: int, log: Path, **env: str
 ) -> dict:
@@ -213,17 +228,7 @@ def run_workers(
         # The pool sized for the threads (webapp.config.size_pool).
         environment = worker_env(app.config, fake, SEND_WORKER_THREADS=str(threads), **env)
         command = ["worker", "--burst", "--queue", "sends", "--threads", str(threads)]
-        with open(log, "ab") as out:
-            processes = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "flask", "--app", "wsgi", *command],
-                    cwd=ROOT,
-                    env=environment,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-                for _ in range(workers)
-            ]
+        processes = start_workers(command, environment, log, workers)
         codes = [p.wait(timeout=3600) for p in processes]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
@@ -231,6 +236,28 @@ def run_workers(
         db.session.expire_all()
         statuses = list(db.session.scalars(sa.select(Message.status).where(Message.id.in_(ids))))
         db.session.remove()
+    found = _outcome(fake, before, connections_before, statuses, threads, codes)
+    sent = max(found["requests"], 1)
+    return {
+        **found,
+        # Whole runs of the worker processes (start-up, the app's import, the recovery, included).
+        "workers CPU s": round(worker_cpu, 2),
+        "workers ms CPU/message": round(worker_cpu / sent * 1000, 2),
+        "fake ms CPU/message": round(fake_cpu / sent * 1000, 2),
+        "PostgreSQL ms CPU/message": round(postgres.seconds / sent * 1000, 2),
+        "load average before/after": (round(load_before, 2), round(os.getloadavg()[0], 2)),
+    }
+
+
+def _outcome(
+    fake: RemoteFake,
+    before: int,
+    connections_before: int,
+    statuses: list[str],
+    threads: int,
+    codes: list[int],
+) -> dict:
+    """What the fake saw of a run (its requests since `before`) and how the messages ended."""
     arrivals = fake.call("arrivals")[before:]
     refs: dict[str, int] = {}
     for _, ref, status in arrivals:
@@ -239,7 +266,6 @@ def run_workers(
     times = [at for at, _, _ in arrivals]
     sliding, calendar = busiest(times)
     span = max(times) - min(times) if times else 0.0
-    sent = max(len(arrivals), 1)
     return {
         "threads": threads,
         "exit codes": codes,
@@ -253,13 +279,7 @@ def run_workers(
         "busiest calendar second": calendar,
         "span s": round(span, 2),
         "messages/s": round((len(times) - 1) / span, 1) if span else 0.0,
-        # Whole runs of the worker processes (start-up, the app's import, the recovery, included).
-        "workers CPU s": round(worker_cpu, 2),
-        "workers ms CPU/message": round(worker_cpu / sent * 1000, 2),
-        "fake ms CPU/message": round(fake_cpu / sent * 1000, 2),
-        "PostgreSQL ms CPU/message": round(postgres.seconds / sent * 1000, 2),
         "most in flight at the fake": fake.call("most_at_once", since=before),
-        "load average before/after": (round(load_before, 2), round(os.getloadavg()[0], 2)),
     }
 
 
@@ -276,17 +296,7 @@ def run_running_workers(
         reset(ids)
         dispatch.queue(app).empty()
     seen = log.stat().st_size if log.exists() else 0
-    with open(log, "ab") as out:
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "wsgi", *command],
-                cwd=ROOT,
-                env=environment,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-            for _ in range(workers)
-        ]
+    processes = start_workers(command, environment, log, workers)
     try:
         deadline = time.monotonic() + 120
         while log.read_bytes()[seen:].count(b"worker listening") < workers:
@@ -325,32 +335,13 @@ def run_running_workers(
         for p in processes:
             p.send_signal(signal.SIGTERM)
         codes = [p.wait(timeout=60) for p in processes]
-    arrivals = fake.call("arrivals")[before:]
-    refs: dict[str, int] = {}
-    for _, ref, status in arrivals:
-        if status == 202:
-            refs[ref] = refs.get(ref, 0) + 1
-    times = [at for at, _, _ in arrivals]
-    sliding, calendar = busiest(times)
-    span = max(times) - min(times) if times else 0.0
-    sent = max(len(arrivals), 1)
+    found = _outcome(fake, before, connections_before, statuses, threads, codes)
+    sent = max(found["requests"], 1)
     return {
-        "threads": threads,
-        "exit codes": codes,
-        "requests": len(arrivals),
-        "connections": fake.call("accepted") - connections_before,
-        "429": sum(1 for _, _, status in arrivals if status == 429),
-        "submitted": statuses.count("submitted"),
-        "accepted once": sum(1 for n in refs.values() if n == 1),
-        "accepted twice or more": sum(1 for n in refs.values() if n > 1),
-        "busiest second (sliding)": sliding,
-        "busiest calendar second": calendar,
-        "span s": round(span, 2),
-        "messages/s": round((len(times) - 1) / span, 1) if span else 0.0,
+        **found,
         "workers ms CPU/message (running)": round(worker_cpu / sent * 1000, 2),
         "fake ms CPU/message": round(fake_cpu / sent * 1000, 2),
         "PostgreSQL ms CPU/message": round(postgres.seconds / sent * 1000, 2),
-        "most in flight at the fake": fake.call("most_at_once", since=before),
         "load average before/after": (round(load_before, 2), round(os.getloadavg()[0], 2)),
     }
 
