@@ -107,26 +107,30 @@ def _name() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"  # buckets of this test alone
 
 
-def test_after_a_quiet_spell_a_bucket_lets_through_its_size_and_no_more(limiter) -> None:
-    bucket = [pacing.Bucket(_name(), 10.0)]  # 10 turns in any 1 s
-    assert [limiter.take(bucket, f"t{n}", 0.0) for n in range(10)] == [0.0] * 10
-    wait = limiter.take(bucket, "t10", 0.0)
-    assert 0.8 < wait <= 1.0  # until the first of the ten is a second old
-    time.sleep(1.5)  # quiet: a textbook token bucket would now let 10 more through *and* refill meanwhile
+def test_after_a_quiet_spell_a_bucket_lets_its_size_through_spaced_and_no_more(limiter) -> None:
+    bucket = [pacing.Bucket(_name(), 10.0)]  # 10 turns in any 1 s, never closer than 0.1 s
+    assert limiter.take(bucket, "t0", 0.0) == 0.0
+    assert 0.08 < limiter.take(bucket, "t1", 0.0) <= 0.1  # not at once: a tenth of a second on
+    time.sleep(1.5)  # quiet: a textbook token bucket would now let 10 more through at once, and refill
     started = time.monotonic()
-    taken = 0
-    while time.monotonic() - started < 0.9:
-        taken += limiter.take(bucket, uuid.uuid4().hex, 0.0) == 0.0
-    assert taken == 10
+    taken = []
+    while time.monotonic() - started < 0.98:
+        wait = limiter.take(bucket, uuid.uuid4().hex, 0.0)
+        if wait == 0.0:
+            taken.append(time.monotonic())
+        else:
+            time.sleep(max(0.0, min(wait, 0.98 - (time.monotonic() - started))))
+    assert len(taken) == 10
+    assert min(b - a for a, b in itertools.pairwise(taken)) > 0.09
 
 
 def test_a_turn_is_taken_from_every_bucket_or_from_none(limiter) -> None:
-    account, number = pacing.Bucket(_name(), 5.0), pacing.Bucket(_name(), 1.0)
+    account, number = pacing.Bucket(_name(), 2.0), pacing.Bucket(_name(), 1.0)
     assert limiter.take([account, number], "first", 0.0) == 0.0
     assert limiter.take([account, number], "second", 0.0) > 0  # the number is full …
-    for n in range(4):  # … and the account lost nothing to the refused turn: 4 more fit
-        assert limiter.take([account], f"other{n}", 0.0) == 0.0
-    assert limiter.take([account], "sixth", 0.0) > 0
+    time.sleep(0.55)  # … (and the account spaces its two turns a second half a second apart)
+    # … and the account lost nothing to the refused turn: had it taken one, it would be full now.
+    assert limiter.take([account], "third", 0.0) == 0.0
 
 
 def test_a_turn_given_back_frees_its_place(limiter) -> None:

@@ -7,11 +7,14 @@ count: providers limit API requests) and, for an SMS, one from its sending numbe
 thread or inline on one machine, development) they live in this process, which is enough for one process.
 
 A bucket of rate r holds one second of it (n = r turns, at least 1), and is strict: no window of
-n / r seconds (plus SEND_PACING_MARGIN_SECONDS) ever holds more than n turns. That is a sliding window
-rather than the textbook token bucket on purpose: a token bucket of size n refills while it is being
-spent, so the first second after a quiet spell lets up to 2n through, which a provider that counts
-requests per second answers with 429s. Here a quiet minute leaves at most n to go at once, then one
-more each time one of those is a window old. The margin covers what happens between our turn and the
+n / r seconds (plus SEND_PACING_MARGIN_SECONDS) ever holds more than n turns, and two turns are never
+closer than a window's n-th part. That is a sliding window rather than the textbook token bucket on
+purpose: a token bucket of size n refills while it is being spent, so the first second after a quiet
+spell lets up to 2n through, which a provider that counts requests per second answers with 429s. And
+the turns are spaced: a burst of messages reaching many idle workers at once would otherwise start n
+requests in the same instant, and under that load some reach the provider later than the margin
+allows, next to the ones a window on (measured: bench/README.md, 2026-12-06). A quiet minute leaves one
+to go at once, then one each window's n-th part. The margin covers what happens between our turn and the
 provider's clock (the claim, a commit, the TLS handshake: a few milliseconds that vary), so that two
 requests a window apart here do not arrive less than a second apart there.
 
@@ -213,6 +216,11 @@ for i = 1, n do
     local w = tonumber(frees[2]) + window - now
     if w > wait then wait = w end
   end
+  if count > 0 then
+    local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    local w = tonumber(last[2]) + window / size - now
+    if w > wait then wait = w end
+  end
 end
 if wait > 0 then return math.max(1, math.floor(wait)) end
 for i = 1, n do
@@ -277,6 +285,8 @@ class LocalLimiter:
                     taken.popleft()
                 if len(taken) >= bucket.size:
                     wait = max(wait, taken[len(taken) - bucket.size][0] + window - now)
+                if taken:
+                    wait = max(wait, taken[-1][0] + window / bucket.size - now)
             if wait > 0:
                 return max(wait, 1e-6)
             for bucket in buckets:
