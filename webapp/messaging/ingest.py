@@ -161,8 +161,8 @@ def _told(app: Flask, event_id: int) -> bool:
         return False
 
 
-# A drain gives way to a new job after this long (RQ stops a job after 180 s), so that a storm that
-# never ends is not one job that never does.
+# A drain gives way to a new job after this long, so that a storm that never ends is not one job that
+# never does.
 DRAIN_SECONDS = 60.0
 
 
