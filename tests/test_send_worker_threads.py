@@ -151,11 +151,12 @@ def test_sigterm_lets_the_sends_in_flight_finish_and_takes_no_new_one(
 def test_threads_of_two_workers_keep_to_the_pace_no_second_holds_more_than_the_rate(
     app, fake, queue, database_url, processes, tmp_path
 ) -> None:
-    # Each POST answered after 0.5 s, so that a worker's threads have several out at once (8 threads
-    # would send 16 a second unpaced); the buckets must hold them all to the rate, as Vonage's 30.
+    # Each POST answered after 1 s, so that a worker's threads have several out at once (the turns are
+    # 0.26 s apart; 8 threads would send 8 a second unpaced); the buckets must hold them all to the rate,
+    # as Vonage's 30.
     rate, count = 5, 20
     fake.rate_limit(rate)
-    fake.answer_every_request(delay=0.5)
+    fake.answer_every_request(delay=1.0)
     ids = queued(app, count)
     log = tmp_path / "workers.log"
     env = process_env(database_url, fake, REDIS_URL=REDIS_URL, DISPATCH_SWEEP_SECONDS="0", VONAGE_TIMEOUT="5")
