@@ -6,6 +6,7 @@ or a failed script/style/icon fails the test (see ConsoleWatch).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser_support import AXE_PATH, ConsoleWatch, axe_problems, serve
 from tests.conftest import WEBHOOK_SECRET, need, test_config
@@ -551,6 +553,37 @@ def test_a_whatsapp_reply_opens_the_window_in_the_composer_without_a_reload(
     page.get_by_label("Message").fill("Hi Ida")
     expect(page.locator("[data-counter=characters]")).to_have_text("6 characters")
     shot(page, "whatsapp-window-open")
+
+
+def test_an_older_count_answering_between_does_not_hide_the_newer_one(page: Page, live_app: Flask) -> None:
+    """The page's first count (asked on load, for SMS) answering after Email was chosen, but before Email's
+    count answered: the counter ends showing Email's.
+
+    Both requests aim at the counter as it was when they left; the older one's answer replaced it, and the
+    newer one's then went to a counter no longer on the page. That once left "Choose an approved template"
+    under a chosen WhatsApp template."""
+    held: list = []
+    page.route(re.compile(r"/conversations/\d+/preview$"), lambda route: held.append(route))
+
+    sign_in(page, "recruiter@acme.example")
+    page.goto(application_path(live_app, "Ida Nielsen", "Backend Engineer") + "?tab=sms")
+    expect(page.get_by_role("radio", name="SMS")).to_be_checked()
+    page.wait_for_function("() => document.querySelector('.htmx-request') !== null")
+    assert len(held) == 1 and "channel=sms" in (held[0].request.post_data or "")
+    page.get_by_role("radio", name="Email").check()
+    for _ in range(50):  # the route's handler runs while the page waits
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(100)
+    assert "channel=email" in (held[1].request.post_data or "")
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # the page gave the older request up: nothing to answer
+            route.continue_()
+        page.wait_for_timeout(300)  # the older answer is in, and swapped, before the newer one comes
+    expect(page.locator(".htmx-request")).to_have_count(0)
+    counter = page.locator(".counter")
+    expect(counter).to_contain_text("email is free")
+    expect(counter.locator("[data-counter=units]")).to_have_count(0)
 
 
 def test_simulate_a_reply_says_why_not_in_place_and_keeps_what_is_typed(page: Page, live_app: Flask) -> None:
