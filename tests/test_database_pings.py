@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections: pinged when they lay idle, not at every checkout (webapp.database).
+"""Pooled PostgreSQL connections: pinged when they lay idle, not at every checkout, and a unit of work
+that is one statement sent without BEGIN and COMMIT around it (webapp.database).
 
 A connection's backend is ended from outside (`pg_terminate_backend`), as a database restart ends them
 all: one idle past the limit is found dead by its ping and replaced unseen; one used a moment ago meets
@@ -64,7 +65,7 @@ def test_a_connection_used_a_moment_ago_meets_a_restart_at_its_first_statement_o
     assert pooled_backend() != dead  # the pool dropped its connections: the next one is new
 
 
-def test_a_send_whose_connection_died_reads_again_and_sends_once(app, fake) -> None:
+def queued_message() -> Message:
     org = f.messaging_org("Acme")
     user = f.user(org, codes=[permissions.RECRUITMENT_SMS])
     f.number(org, "+4915123456700")
@@ -73,6 +74,11 @@ def test_a_send_whose_connection_died_reads_again_and_sends_once(app, fake) -> N
     db.session.commit()
     message = compose.compose(db.session, user, of_application(application), "sms", "Hello")
     db.session.commit()
+    return message
+
+
+def test_a_send_whose_connection_died_reads_again_and_sends_once(app, fake) -> None:
+    message = queued_message()
     db.session.remove()
     end(pooled_backend())
 
@@ -82,3 +88,32 @@ def test_a_send_whose_connection_died_reads_again_and_sends_once(app, fake) -> N
     sent = db.session.get(Message, message.id)
     assert (sent.status, sent.attempts) == ("submitted", 1)
     assert [r.body["client_ref"] for r in fake.requests] == [str(message.id)]
+
+
+def test_a_send_is_three_statements_each_sent_alone(app, fake) -> None:
+    """Its read, its claim, and its end with the conversation's marker: each statement its own
+    transaction (autocommit: no BEGIN before it, no COMMIT after it), three round trips in all."""
+    from webapp.models import ActivityClock, Conversation
+
+    message = queued_message()
+    conversation = db.session.get(Conversation, message.conversation_id)
+    marker, organization_id = conversation.change_seq, conversation.organization_id
+    db.session.remove()
+    sent: list[tuple[str, bool]] = []
+
+    def seen(connection, _cursor, statement, *_args) -> None:
+        sent.append((statement.split()[0], connection.connection.dbapi_connection.autocommit))
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        dispatch.deliver(message.id)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+
+    assert sent == [("SELECT", True), ("UPDATE", True), ("WITH", True)]
+    db.session.expire_all()
+    done = db.session.get(Message, message.id)
+    assert (done.status, done.attempts) == ("submitted", 1)
+    moved = db.session.get(Conversation, message.conversation_id).change_seq
+    assert moved > marker
+    assert db.session.get(ActivityClock, organization_id).seq == moved

@@ -147,6 +147,35 @@ def test_a_send_moves_its_conversations_marker_for_the_pages_showing_it(app, que
     assert db.session.get(Conversation, conversation_id).change_seq > before
 
 
+def test_a_sub_organisations_send_moves_its_marker_and_its_whole_familys_clocks(app) -> None:
+    """A page of the parent and one of the sub-organisation both learn of a sub-organisation's send."""
+    from webapp.models import ActivityClock, Conversation
+
+    parent = f.messaging_org("Acme")
+    sub = f.messaging_org("Acme Nordics", parent_id=parent.id)
+    f.number(parent, "+4915123456700")
+    f.credits(parent, 5)
+    user = f.user(sub, codes=[permissions.RECRUITMENT_SMS])
+    application = f.application(f.job(sub, team=[user]), f.candidate(sub, mobile="+4915123456789"))
+    db.session.commit()
+    app.config.update(DISPATCH_MODE="rq", REDIS_URL="redis://127.0.0.1:1/0")  # it stays queued
+    message = compose.compose(db.session, user, of_application(application), "sms", "Hello")
+    db.session.commit()
+    clocks = {
+        org.id: (db.session.get(ActivityClock, org.id) or ActivityClock(seq=0)).seq for org in (parent, sub)
+    }
+    message_id, parent_id, sub_id = message.id, parent.id, sub.id
+    db.session.remove()
+
+    dispatch.deliver(message_id)
+
+    db.session.expire_all()
+    assert status_of(message_id) in ("submitted", "delivered")
+    moved = db.session.get(Conversation, db.session.get(Message, message_id).conversation_id).change_seq
+    assert moved > max(clocks.values())
+    assert db.session.get(ActivityClock, parent_id).seq == db.session.get(ActivityClock, sub_id).seq == moved
+
+
 def test_a_worker_makes_its_texting_provider_ready_before_its_first_job(app, caplog) -> None:
     """`flask worker` builds the default texting provider at start (dispatch.warm_up), so that the
     first sends do not pay for it; one that cannot be built is a warning, left to the sends."""

@@ -26,6 +26,10 @@ finds every connection asked. A restart under load is met by the connection's fi
 SQLAlchemy sees the disconnect, drops every connection of the pool made before it, and that one request
 answers 503 (a send's read is tried once more; nothing was claimed).
 
+`one_statement(session)` is for a unit of work that is one statement (a send's read, its claim, its
+end): on PostgreSQL the session's next transaction then runs each statement on its own, committed as it
+ends, without the BEGIN before it and the COMMIT (or ROLLBACK) after it — two round trips of three.
+
 `lock_row(session, Model, id)` is the decision on one row (a submission's last approval): a row lock on
 PostgreSQL, the write lock on SQLite, and the row read afresh after it either way.
 """
@@ -38,7 +42,7 @@ import time
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 T = TypeVar("T")
 
@@ -103,6 +107,18 @@ def _begin_immediate(dbapi_connection: Any) -> None:
 @sa.event.listens_for(sa.Engine, "savepoint")
 def _savepoint_takes_the_write_lock(conn: sa.Connection, _name: str | None) -> None:
     _begin_immediate(conn.connection.driver_connection)
+
+
+def one_statement(session: Session) -> bool:
+    """On PostgreSQL, with no transaction begun: the session's next transaction is autocommit (each
+    statement committed as it ends; its commit() then sends nothing). True when it is; a caller whose
+    work is more than one statement must not use it. The connection goes back to the pool as it was."""
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's db.session: the session it stands for
+        session = session()
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
 
 
 def write_lock(session: Session) -> None:

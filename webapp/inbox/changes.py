@@ -209,28 +209,61 @@ def _advance_and_mark(session: Session, top: int, conversation_ids: list[int]) -
     return seq
 
 
-# PostgreSQL, when no organisation of the conversations has a parent: the rows locked (in the order of
-# their ids, all of them before any clock: the `clock` part needs all of `target`), each organisation's
-# clock moved in the order of their ids, the conversations marked, in one statement. When one has a
-# parent, it only locks: every row comes back without a value, and _stamp goes on with its family.
+def _lock_and_mark(conversations: str) -> str:
+    """PostgreSQL, when no organisation of the conversations (their ids: `conversations`, SQL) has a
+    parent: the rows locked (in the order of their ids, all of them before any clock: the `clock` part
+    needs all of `target`), each organisation's clock moved in the order of their ids, the conversations
+    marked (`marked`), in one statement. When one has a parent, it only locks: `marked` is empty, and the
+    family's clocks are moved by _stamp."""
+    return (
+        "target AS ("
+        " SELECT c.id, c.organization_id, o.parent_id FROM conversation c"
+        " JOIN organization o ON o.id = c.organization_id"
+        f" WHERE c.id IN {conversations} ORDER BY c.id FOR NO KEY UPDATE OF c),"
+        " clock AS ("
+        " INSERT INTO activity_clock (organization_id, seq)"
+        " SELECT DISTINCT organization_id, 1 FROM target"
+        " WHERE NOT EXISTS (SELECT 1 FROM target WHERE parent_id IS NOT NULL) ORDER BY organization_id"
+        " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1"
+        " RETURNING organization_id, seq),"
+        " marked AS ("
+        " UPDATE conversation SET change_seq = clock.seq FROM target, clock"
+        " WHERE conversation.id = target.id AND clock.organization_id = target.organization_id"
+        " RETURNING conversation.id, conversation.change_seq)"
+    )
+
+
 _LOCK_AND_MARK = sa.text(
-    "WITH target AS ("
-    " SELECT c.id, c.organization_id, o.parent_id FROM conversation c"
-    " JOIN organization o ON o.id = c.organization_id"
-    " WHERE c.id IN :conversation_ids ORDER BY c.id FOR NO KEY UPDATE OF c),"
-    " clock AS ("
-    " INSERT INTO activity_clock (organization_id, seq)"
-    " SELECT DISTINCT organization_id, 1 FROM target"
-    " WHERE NOT EXISTS (SELECT 1 FROM target WHERE parent_id IS NOT NULL) ORDER BY organization_id"
-    " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1"
-    " RETURNING organization_id, seq),"
-    " marked AS ("
-    " UPDATE conversation SET change_seq = clock.seq FROM target, clock"
-    " WHERE conversation.id = target.id AND clock.organization_id = target.organization_id"
-    " RETURNING conversation.id, conversation.change_seq)"
-    " SELECT target.id, target.organization_id, target.parent_id, marked.change_seq"
+    "WITH "
+    + _lock_and_mark(":conversation_ids")
+    + " SELECT target.id, target.organization_id, target.parent_id, marked.change_seq"
     " FROM target LEFT JOIN marked ON marked.id = target.id ORDER BY target.id"
 ).bindparams(sa.bindparam("conversation_ids", expanding=True))
+
+
+def marked_with(change: str) -> str:
+    """PostgreSQL: one statement that makes `change` (a data-modifying statement RETURNING
+    conversation_id, for one conversation at most) and moves that conversation's marker, for a unit of
+    work that is this one change (run it without a transaction around it: database.one_statement). Its
+    row, if `change` changed one, is for `shown`."""
+    return (
+        f"WITH changed AS ({change}), "
+        + _lock_and_mark("(SELECT conversation_id FROM changed)")
+        + " SELECT changed.conversation_id, marked.change_seq FROM changed"
+        " LEFT JOIN marked ON marked.id = changed.conversation_id"
+    )
+
+
+def shown(session: Session, conversation_id: int | None, seq: int | None) -> None:
+    """After a `marked_with` statement, its transaction ended: a conversation of a sub-organisation
+    (not marked: `seq` None) is touched, its family's clocks moved at the session's next commit."""
+    if conversation_id is None:
+        return
+    if seq is None:
+        touch(session, conversation_id)
+    else:
+        _show(session, conversation_id, seq)
+
 
 # PostgreSQL: the clock moved and the conversations marked in one statement (a data-modifying CTE).
 _MARK = sa.text(

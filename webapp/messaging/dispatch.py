@@ -48,6 +48,7 @@ from flask import Flask, current_app
 
 from webapp import logs, metrics
 from webapp.billing import credits
+from webapp.database import one_statement
 from webapp.extensions import db
 from webapp.inbox import changes as activity
 from webapp.messaging import attempts, optouts, pacing, status
@@ -145,6 +146,7 @@ def claim(message_id: int, with_try: bool = False) -> int | None:
     dispatcher has it already. `with_try`: the first try is counted by the same commit, for a caller
     that goes straight to the request (one commit fewer: nothing can refuse the message in between)."""
     statement = _CLAIM_COUNTED if with_try else _CLAIM
+    one_statement(db.session)
     found = db.session.execute(statement, {"message_id": message_id, "now": utcnow()}).scalar_one_or_none()
     db.session.commit()
     if found is None:
@@ -154,6 +156,7 @@ def claim(message_id: int, with_try: bool = False) -> int | None:
 
 def _begin_try(message_id: int, token: int) -> bool:
     """Count and stamp the next try before it starts, if the claim is still ours (committed at once)."""
+    one_statement(db.session)
     result = db.session.execute(_BEGIN_TRY, {"message_id": message_id, "token": token, "now": utcnow()})
     db.session.commit()
     return result.rowcount == 1
@@ -240,6 +243,8 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
     its turn and its request there is only the claim, the try's count and the request itself. None when
     the message is not queued any more."""
     # The conversation's organisation, and mostly the opt-out check too, come with the message (_READ).
+    # Only reads: each statement on its own, without a transaction around them.
+    one_statement(db.session)
     row = db.session.execute(_READ, {"message_id": message_id}).one_or_none()
     if row is None or row[0].status != "queued":
         db.session.rollback()

@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from webapp.database import one_statement
 from webapp.inbox import changes as activity
 from webapp.models import Message, utcnow
 
@@ -96,43 +97,38 @@ def _stamp(message: Message, new: str, at: datetime) -> None:
 def accepted(session: Session, message_id: int, attempts: int, provider_id: str, new: str) -> bool:
     """sending → `new` (submitted, or sent for an email) with the provider's id, in one statement, if the
     message is still sending under this try (`attempts`) and no report came before (no provider id yet):
-    the usual end of a send. False otherwise: the caller reads the row under its lock and `apply`s."""
+    the usual end of a send. False otherwise: the caller reads the row under its lock and `apply`s.
+
+    On PostgreSQL, when the session has no transaction begun, the same statement moves the conversation's
+    marker and commits: one round trip for the send's end. Otherwise the marker moves at the caller's
+    commit, as for any change."""
     assert may_follow("sending", new) and new in ("submitted", "sent")
-    moved = session.execute(
-        _ACCEPTED,
-        {
-            "message_id": message_id,
-            "this_try": attempts,
-            "their_id": provider_id,
-            "new_status": new,
-            "now": utcnow(),
-        },
-    ).first()
+    params = {"message_id": message_id, "this_try": attempts, "their_id": provider_id, "new_status": new}
+    params["now"] = utcnow()
+    if one_statement(session):
+        moved = session.execute(_ACCEPTED_AND_MARKED, params).first()
+        session.commit()  # sends nothing: the statement was its own transaction
+        if moved is None:
+            return False
+        activity.shown(session, moved.conversation_id, moved.change_seq)
+        return True
+    moved = session.execute(_ACCEPTED, params).first()
     if moved is None:
         return False
     activity.touch(session, moved.conversation_id)  # pages showing the conversation learn it (as apply)
     return True
 
 
-# Built once, with bound parameters, of the table (no object is kept in step): every send ends with it.
-_messages = Message.__table__.c
-_ACCEPTED = (
-    sa.update(Message.__table__)
-    .where(
-        _messages.id == sa.bindparam("message_id"),
-        _messages.status == "sending",
-        _messages.attempts == sa.bindparam("this_try"),
-        _messages.provider_id.is_(None),
-    )
-    .values(
-        status=sa.bindparam("new_status"),
-        provider_id=sa.bindparam("their_id"),
-        submitted_at=sa.func.coalesce(
-            _messages.submitted_at, sa.bindparam("now", type_=_messages.submitted_at.type)
-        ),
-    )
-    .returning(_messages.conversation_id)
+# Built once, with bound parameters, past the ORM (no object is kept in step): every send ends with it.
+_ACCEPT = (
+    "UPDATE message SET status = :new_status, provider_id = :their_id,"
+    " submitted_at = coalesce(submitted_at, :now), updated_at = :now"
+    " WHERE id = :message_id AND status = 'sending' AND attempts = :this_try AND provider_id IS NULL"
+    " RETURNING conversation_id"
 )
+_NOW = sa.bindparam("now", type_=Message.__table__.c.updated_at.type)
+_ACCEPTED = sa.text(_ACCEPT).bindparams(_NOW)
+_ACCEPTED_AND_MARKED = sa.text(activity.marked_with(_ACCEPT)).bindparams(_NOW)
 
 
 def apply_status(
