@@ -236,6 +236,7 @@ class _Ready:
     provider: Sender | None = None
     refusal: tuple[ProviderError, str] | None = None  # the error and the refund's note
     opt_out_of: tuple[int, str] | None = None  # (organisation, number) whose STOP would refuse it
+    own_customer: bool = False  # its conversation's organisation has no parent: no family to mark
 
 
 def _prepare(app: Flask, message_id: int) -> _Ready | None:
@@ -251,6 +252,7 @@ def _prepare(app: Flask, message_id: int) -> _Ready | None:
         return None
     message, provider_name, organization_id, parent_id, stopped_at_top = row
     ready = _Ready(message, None if message.channel == "email" else provider_name, message.channel)
+    ready.own_customer = organization_id is not None and parent_id is None
     try:
         # A STOP may have arrived while the message waited in the queue. (Automatic replies, which have
         # no author — the answer to HELP — still go: carriers expect HELP answered even after STOP.)
@@ -387,7 +389,7 @@ def _send(
             _settle(message, token, OutcomeUnknown("Unexpected error", str(exc)[:500]), refund_note="")
             return
         else:
-            _submitted(message_id, message, token, provider_id, ready.channel)
+            _submitted(message_id, message, token, provider_id, ready)
             return
 
 
@@ -437,10 +439,10 @@ def _hand_back(message_id: int, token: int, untried: bool = False) -> None:
     log.info("message %s handed back to the queue: %s", message_id, why)
 
 
-def _submitted(message_id: int, message: Message, token: int, provider_id: str, channel: str) -> None:
-    new = "sent" if channel == "email" else "submitted"
+def _submitted(message_id: int, message: Message, token: int, provider_id: str, ready: _Ready) -> None:
+    new = "sent" if ready.channel == "email" else "submitted"
     # The usual case, in one statement: the claim still ours (this try's token), no report before us.
-    if status.accepted(db.session, message_id, token, provider_id, new):
+    if status.accepted(db.session, message_id, token, provider_id, new, alone=ready.own_customer):
         db.session.commit()
         return
     # A delivery receipt may have overtaken us (found the message by client_ref), or the sweep may have

@@ -94,18 +94,21 @@ def _stamp(message: Message, new: str, at: datetime) -> None:
         message.read_at = message.read_at or at
 
 
-def accepted(session: Session, message_id: int, attempts: int, provider_id: str, new: str) -> bool:
+def accepted(
+    session: Session, message_id: int, attempts: int, provider_id: str, new: str, alone: bool = False
+) -> bool:
     """sending → `new` (submitted, or sent for an email) with the provider's id, in one statement, if the
     message is still sending under this try (`attempts`) and no report came before (no provider id yet):
     the usual end of a send. False otherwise: the caller reads the row under its lock and `apply`s.
 
-    On PostgreSQL, when the session has no transaction begun, the same statement moves the conversation's
-    marker and commits: one round trip for the send's end. Otherwise the marker moves at the caller's
-    commit, as for any change."""
+    `alone`: the caller has no transaction begun and the conversation's organisation no parent (no
+    family's clocks to move). On PostgreSQL the same statement then moves the conversation's marker and
+    commits: one round trip for the send's end. Otherwise the marker moves at the caller's commit, as
+    for any change."""
     assert may_follow("sending", new) and new in ("submitted", "sent")
     params = {"message_id": message_id, "this_try": attempts, "their_id": provider_id, "new_status": new}
     params["now"] = utcnow()
-    if one_statement(session):
+    if alone and one_statement(session):
         moved = session.execute(_ACCEPTED_AND_MARKED, params).first()
         session.commit()  # sends nothing: the statement was its own transaction
         if moved is None:
