@@ -106,8 +106,13 @@ def accepted(
     commits: one round trip for the send's end. Otherwise the marker moves at the caller's commit, as
     for any change."""
     assert may_follow("sending", new) and new in ("submitted", "sent")
-    params = {"message_id": message_id, "this_try": attempts, "their_id": provider_id, "new_status": new}
-    params["now"] = utcnow()
+    params = {
+        "message_id": message_id,
+        "this_try": attempts,
+        "their_id": provider_id,
+        "new_status": new,
+        "now": utcnow(),
+    }
     if alone and one_statement(session):
         moved = session.execute(_ACCEPTED_AND_MARKED, params).first()
         session.commit()  # sends nothing: the statement was its own transaction
