@@ -551,6 +551,50 @@ def test_a_status_change_moves_the_marker_and_a_row_that_leaves_the_filter_is_re
     assert f'data-removed="{conversation_of(w["mia"]).id}"' in changed
 
 
+def settled(client, url: str) -> str:
+    """The poll's address once it answers 204 (what the page has loaded since it is in)."""
+    for _ in range(3):
+        answer = client.get(url, headers=HX)
+        if answer.status_code == 204:
+            return url
+        url = poll_url(answer.get_data(as_text=True))
+    raise AssertionError("the poll did not settle")
+
+
+def test_a_status_report_tells_the_open_thread_and_leaves_the_list_quiet(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    sent = say(w["lena"], "outbound", author=w["recruiter"], text="Hi")
+    sent.status, sent.provider_id = "submitted", "uuid-1"
+    db.session.commit()
+    lena, mia = conversation_of(w["lena"]).id, conversation_of(w["mia"]).id
+    page = client.get(f"/inbox?c={lena}").get_data(as_text=True)
+    url = settled(client, f"{poll_url(page)}&c={lena}").removesuffix(f"&c={lena}")
+    thread = re.search(rf'id="thread-{lena}"[^>]*?hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert client.get(thread, headers=HX).status_code == 204
+
+    post(client, "/webhooks/vonage/status", status("uuid-1", "delivered"))
+    # A list row shows no status: the list's poll stays quiet, with another conversation open or none.
+    assert client.get(url, headers=HX).status_code == 204
+    assert client.get(f"{url}&c={mia}", headers=HX).status_code == 204
+    # Lena's open: her thread is told (and draws the status), no row changes.
+    answer = client.get(f"{url}&c={lena}", headers=HX)
+    html = answer.get_data(as_text=True)
+    assert answer.headers.get("HX-Trigger") == "conversation-changed"
+    assert put_in(html) == [] and taken_out(html) == ["#inbox-poll"]
+    assert client.get(thread, headers=HX).status_code == 200
+    # The marker that answer carries has seen it.
+    url = poll_url(html)
+    assert client.get(f"{url}&c={lena}", headers=HX).status_code == 204
+
+    # A reply moves both: her row, and her open thread.
+    say(w["lena"], text="Thanks, see you")
+    answer = client.get(f"{url}&c={lena}", headers=HX)
+    assert answer.headers.get("HX-Trigger") == "conversation-changed"
+    assert [who for _, who in put_in(answer.get_data(as_text=True))] == [str(lena)]
+    assert [who for _, who in put_in(client.get(url, headers=HX).get_data(as_text=True))] == [str(lena)]
+
+
 def taken_out(html: str) -> list[str]:
     """What a poll's answer takes out of the page (its htmx delete swap)."""
     return [part.strip() for part in re.search(r'hx-swap-oob="delete:([^"]+)"', html).group(1).split(",")]
