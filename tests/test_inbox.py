@@ -674,6 +674,19 @@ def test_the_poll_tells_the_open_conversation_when_it_changed(client, auth, talk
     assert "HX-Trigger" not in client.get(url, headers=HX).headers
 
 
+def test_the_users_own_read_marks_move_the_row_not_the_open_thread(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    lena = conversation_of(w["lena"]).id
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    # Read elsewhere (another tab): the row changes (no longer unread); the thread shows no read marks.
+    reads.mark_conversation_read(db.session, w["recruiter"].id, conversation_of(w["lena"]))
+    db.session.commit()
+    answer = client.get(f"{url}&c={lena}", headers=HX)
+    assert [who for _, who in put_in(answer.get_data(as_text=True))] == [str(lena)]
+    assert "HX-Trigger" not in answer.headers
+
+
 def test_after_too_many_changes_the_poll_answers_the_list_again(client, auth, talking, monkeypatch) -> None:
     w = talking
     auth.login("recruiter@acme.test")
