@@ -248,6 +248,7 @@ def populate(app: Flask, conversations: int, messages: int, rng: random.Random) 
                     "has_sms": "sms" in has,
                     "has_whatsapp": "whatsapp" in has,
                     "change_seq": n,
+                    "list_seq": n,
                 }
             )
         update = (

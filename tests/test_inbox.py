@@ -549,13 +549,50 @@ def test_a_status_change_moves_the_marker_and_a_row_that_leaves_the_filter_is_re
     db.session.commit()
     changed = client.get(url, headers=HX).get_data(as_text=True)
     assert f'data-removed="{conversation_of(w["mia"]).id}"' in changed
-    # A status moving (here: a delivery report) changes the marker for everyone who sees it.
+
+
+def settled(client, url: str) -> str:
+    """The poll's address once it answers 204 (what the page has loaded since it is in)."""
+    for _ in range(3):
+        answer = client.get(url, headers=HX)
+        if answer.status_code == 204:
+            return url
+        url = poll_url(answer.get_data(as_text=True))
+    raise AssertionError("the poll did not settle")
+
+
+def test_a_status_report_tells_the_open_thread_and_leaves_the_list_quiet(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
     sent = say(w["lena"], "outbound", author=w["recruiter"], text="Hi")
     sent.status, sent.provider_id = "submitted", "uuid-1"
     db.session.commit()
-    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    lena, mia = conversation_of(w["lena"]).id, conversation_of(w["mia"]).id
+    page = client.get(f"/inbox?c={lena}").get_data(as_text=True)
+    url = settled(client, f"{poll_url(page)}&c={lena}").removesuffix(f"&c={lena}")
+    thread = re.search(rf'id="thread-{lena}"[^>]*?hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert client.get(thread, headers=HX).status_code == 204
+
     post(client, "/webhooks/vonage/status", status("uuid-1", "delivered"))
-    assert client.get(url, headers=HX).status_code == 200
+    # A list row shows no status: the list's poll stays quiet, with another conversation open or none.
+    assert client.get(url, headers=HX).status_code == 204
+    assert client.get(f"{url}&c={mia}", headers=HX).status_code == 204
+    # Lena's open: her thread is told (and draws the status), no row changes.
+    answer = client.get(f"{url}&c={lena}", headers=HX)
+    html = answer.get_data(as_text=True)
+    assert answer.headers.get("HX-Trigger") == "conversation-changed"
+    assert put_in(html) == [] and taken_out(html) == ["#inbox-poll"]
+    assert client.get(thread, headers=HX).status_code == 200
+    # The marker that answer carries has seen it.
+    url = poll_url(html)
+    assert client.get(f"{url}&c={lena}", headers=HX).status_code == 204
+
+    # A reply moves both: her row, and her open thread.
+    say(w["lena"], text="Thanks, see you")
+    answer = client.get(f"{url}&c={lena}", headers=HX)
+    assert answer.headers.get("HX-Trigger") == "conversation-changed"
+    assert [who for _, who in put_in(answer.get_data(as_text=True))] == [str(lena)]
+    assert [who for _, who in put_in(client.get(url, headers=HX).get_data(as_text=True))] == [str(lena)]
 
 
 def taken_out(html: str) -> list[str]:
@@ -637,6 +674,19 @@ def test_the_poll_tells_the_open_conversation_when_it_changed(client, auth, talk
     assert "HX-Trigger" not in client.get(url, headers=HX).headers
 
 
+def test_the_users_own_read_marks_move_the_row_not_the_open_thread(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    lena = conversation_of(w["lena"]).id
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    # Read elsewhere (another tab): the row changes (no longer unread); the thread shows no read marks.
+    reads.mark_conversation_read(db.session, w["recruiter"].id, conversation_of(w["lena"]))
+    db.session.commit()
+    answer = client.get(f"{url}&c={lena}", headers=HX)
+    assert [who for _, who in put_in(answer.get_data(as_text=True))] == [str(lena)]
+    assert "HX-Trigger" not in answer.headers
+
+
 def test_after_too_many_changes_the_poll_answers_the_list_again(client, auth, talking, monkeypatch) -> None:
     w = talking
     auth.login("recruiter@acme.test")
@@ -676,14 +726,14 @@ def test_compose_keeps_the_latest_message_and_mine(world) -> None:
     assert c.has_sms and not c.has_email and not c.has_whatsapp
     assert c.last_message_at == message.created_at
     assert state(w["recruiter"], w["lena"]).wrote
-    assert clock(w["acme"]) == before + 1 == c.change_seq
+    assert clock(w["acme"]) == before + 1 == c.change_seq == c.list_seq
     email = compose.compose(
         db.session, w["manager"], of_application(w["lena"]), "email", "Dear Lena", subject="Interview"
     )
     db.session.commit()
     db.session.refresh(c)
     assert c.last_message_id == email.id and c.has_email and c.last_preview == "Interview"
-    assert state(w["manager"], w["lena"]).wrote and c.change_seq == before + 2
+    assert state(w["manager"], w["lena"]).wrote and c.change_seq == c.list_seq == before + 2
 
 
 def test_an_inbound_reply_and_the_help_answer_are_kept(client, world) -> None:
@@ -712,12 +762,15 @@ def test_status_changes_and_the_dispatchers_sweep_move_the_marker(app, world) ->
     message = compose.compose(db.session, w["recruiter"], of_application(w["lena"]), "sms", "Hi")
     db.session.commit()
     seq = conversation_of(w["lena"]).change_seq
+    assert conversation_of(w["lena"]).list_seq == seq
     from webapp.messaging import status as status_rules
 
     status_rules.receive_report(db.session, "none", "delivered", client_ref=str(message.id))
     db.session.commit()
     after_report = conversation_of(w["lena"]).change_seq
     assert after_report > seq
+    # A status is the thread's, not the list row's: the list's marker stays.
+    assert conversation_of(w["lena"]).list_seq == seq
     # The sweep's bulk UPDATEs (a claim whose lease ran out) move it too.
     other = compose.compose(db.session, w["recruiter"], of_application(w["lena"]), "sms", "Again")
     other.status, other.attempts, other.claimed_at = "sending", 1, utcnow() - timedelta(hours=1)
@@ -727,6 +780,7 @@ def test_status_changes_and_the_dispatchers_sweep_move_the_marker(app, world) ->
     assert other.id in found.unknown
     db.session.expire_all()
     assert conversation_of(w["lena"]).change_seq > before_sweep
+    assert conversation_of(w["lena"]).list_seq == before_sweep  # "Again" joined; the sweep is a status
 
 
 def test_a_rolled_back_change_moves_nothing(world) -> None:
@@ -771,6 +825,20 @@ def test_one_commit_over_several_customers_moves_each_clock_once(world) -> None:
     assert (clock(w["acme"]), clock(w["globex"])) == (acme + 2, globex + 2)
     assert clock(w["nordics"]) == acme + 2  # set to its customer's value, as every change of it does
     assert lena.change_seq == astrid.change_seq == acme + 2 and homer.change_seq == globex + 2
+
+    # The list's marker moves only for a change its row shows (listed), in either statement.
+    listed = {c.id: c.list_seq for c in (lena, jonas, homer, astrid)}
+    for conversation in (lena, jonas, homer):
+        activity.touch(db.session, conversation.id, listed=conversation is not jonas)
+    db.session.commit()
+    assert lena.list_seq == lena.change_seq == acme + 3 and jonas.list_seq == listed[jonas.id]
+    assert homer.list_seq == homer.change_seq == globex + 3
+    activity.touch(db.session, astrid.id, listed=True)
+    activity.touch(db.session, jonas.id)
+    db.session.commit()
+    assert astrid.list_seq == astrid.change_seq == acme + 4 and jonas.list_seq == listed[jonas.id]
+    db.session.expire_all()
+    assert (lena.list_seq, astrid.list_seq, jonas.list_seq) == (acme + 3, acme + 4, listed[jonas.id])
 
 
 # --- Jobs and applications show unread and last activity -------------------------------------------

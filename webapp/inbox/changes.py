@@ -7,12 +7,15 @@ conversation has, one more unread message for everyone who may see it (an inboun
 "I wrote in it" for the author (an outbound one). `touch(session, conversation_id)` is for any other
 change a page must learn (a status moved).
 
-Both also move the conversation's change marker (`Conversation.change_seq`) and the clock of its
-organisation (`ActivityClock`), which is what an open inbox polls. That part runs just before the
-commit (a `before_commit` hook), for two reasons: the clock row of a customer is a lock that every
-change of that customer takes, so it is taken last and held only for the commit (never while a credit
-debit or a provider call waits); and the value is then taken under that lock, so a page that has seen
-value n has seen every change up to n (see ActivityClock).
+Both also move the conversation's change marker (`Conversation.change_seq`, which the thread follows)
+and the clock of its organisation (`ActivityClock`), which is what an open inbox polls; `record` (and
+`touch(…, listed=True)`) moves the list's marker too (`Conversation.list_seq`, to the same value): a
+change the list's row shows. A status moves only the first, so that the list's poll stays quiet in a
+storm of status reports. That part runs just before the commit (a `before_commit` hook), for two
+reasons: the clock row of a customer is a lock that every change of that customer takes, so it is taken
+last and held only for the commit (never while a credit debit or a provider call waits); and the value
+is then taken under that lock, so a page that has seen value n has seen every change up to n, of either
+marker (see ActivityClock).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, SessionTransaction, object_session, scoped_session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -39,6 +43,7 @@ from webapp.models.upsert import on_conflict
 
 PREVIEW_LENGTH = 200
 _PENDING = "relay.activity.pending"
+_LISTED = "relay.activity.listed"  # those of _PENDING whose row in the list changed too
 
 
 def preview(message: Message) -> str:
@@ -83,7 +88,7 @@ def record(session: Session, conversation: Conversation, message: Message) -> No
             _states_statement(None),
             {"state_user": message.author_id, "state_conversation": conversation.id, "state_at": now},
         )
-    touch(session, conversation.id)
+    touch(session, conversation.id, listed=True)
 
 
 @lru_cache(maxsize=3)
@@ -113,8 +118,9 @@ def _states_statement(viewers: sa.CompoundSelect | None) -> sa.Insert:
     )
 
 
-def touch(session: Session | None, conversation_id: int | None) -> None:
-    """Something shown about the conversation changed: move its change marker at the commit."""
+def touch(session: Session | None, conversation_id: int | None, *, listed: bool = False) -> None:
+    """Something shown about the conversation changed: move its change marker at the commit; listed:
+    something its row in the inbox's list shows, so move the list's marker too."""
     if session is None or conversation_id is None:
         return
     if isinstance(session, scoped_session):  # Flask-SQLAlchemy's db.session: the session it stands for
@@ -122,6 +128,8 @@ def touch(session: Session | None, conversation_id: int | None) -> None:
     if session.get_transaction() is None:
         session.connection()  # begin now, so that a rollback forgets this touch (after_transaction_end)
     session.info.setdefault(_PENDING, set()).add(conversation_id)
+    if listed:
+        session.info.setdefault(_LISTED, set()).add(conversation_id)
 
 
 def touch_message(message: Message) -> None:
@@ -143,16 +151,17 @@ def touch_messages(session: Session, message_ids: Iterable[int]) -> None:
         touch(session, conversation_id)
 
 
-def _stamp(session: Session, conversation_ids: set[int]) -> None:
-    """Take the next value of each customer's clock and give it to its changed conversations."""
+def _stamp(session: Session, conversation_ids: set[int], listed: set[int]) -> None:
+    """Take the next value of each customer's clock and give it to its changed conversations (and to
+    the list's marker of those listed)."""
     ids = sorted(conversation_ids)
     if session.get_bind().dialect.name == "postgresql":
         # The usual case in one round trip: conversations of organisations without a parent (each its
         # own customer), locked, their clocks moved and the markers written by one statement.
-        marked = session.execute(_LOCK_AND_MARK, {"conversation_ids": ids}).all()
+        marked = session.execute(_LOCK_AND_MARK, {"conversation_ids": ids, "listed": sorted(listed)}).all()
         if all(seq is not None for *_, seq in marked):
             for conversation_id, _, _, seq in marked:
-                _show(session, conversation_id, seq)
+                _show(session, conversation_id, seq, conversation_id in listed)
             return
         # A sub-organisation's among them: the rows are locked, nothing was marked; its family's clocks
         # are moved below, in the one order.
@@ -166,20 +175,22 @@ def _stamp(session: Session, conversation_ids: set[int]) -> None:
     for conversation_id, org_id, _ in rows:
         by_top.setdefault(chains[org_id][-1], []).append(conversation_id)
     for top in sorted(by_top):  # one order for every writer: no two wait on each other's clocks
-        seq = _advance_and_mark(session, top, by_top[top])
+        seq = _advance_and_mark(session, top, by_top[top], listed)
         below = {org for family in chains.values() if family[-1] == top for org in family[:-1]}
         for org_id in sorted(below):
             _advance(session, org_id, to=seq)
         for conversation_id in by_top[top]:
-            _show(session, conversation_id, seq)
+            _show(session, conversation_id, seq, conversation_id in listed)
 
 
-def _show(session: Session, conversation_id: int, seq: int) -> None:
-    # The marker was written past the ORM: a conversation this session holds (its sessions keep objects
-    # after a commit) shows the new value, not the one it was loaded with.
+def _show(session: Session, conversation_id: int, seq: int, listed: bool) -> None:
+    # The markers were written past the ORM: a conversation this session holds (its sessions keep
+    # objects after a commit) shows the new values, not the ones it was loaded with.
     loaded = session.identity_map.get(identity_key(Conversation, conversation_id))
     if loaded is not None:
         set_committed_value(loaded, "change_seq", seq)
+        if listed:
+            set_committed_value(loaded, "list_seq", seq)
 
 
 # Built once (it runs at every commit that changes a conversation): the rows the marker is written to,
@@ -194,27 +205,34 @@ _LOCK = (
 )
 
 
-def _advance_and_mark(session: Session, top: int, conversation_ids: list[int]) -> int:
+def _advance_and_mark(session: Session, top: int, conversation_ids: list[int], listed: set[int]) -> int:
     """The top's clock + 1, written to its changed conversations (rows locked already: never a wait)."""
     if session.get_bind().dialect.name == "postgresql":
         # One statement, one round trip: it runs at every commit that changes a conversation.
-        return session.execute(_MARK, {"clock_of": top, "marked": conversation_ids}).scalars().first()
+        marks = {"clock_of": top, "marked": conversation_ids, "listed": sorted(listed)}
+        return session.execute(_MARK, marks).scalars().first()
     seq = _advance(session, top)
     session.execute(
         sa.update(Conversation)
         .where(Conversation.id.in_(conversation_ids))
-        .values(change_seq=seq)
+        .values(
+            change_seq=seq, list_seq=sa.case((Conversation.id.in_(listed), seq), else_=Conversation.list_seq)
+        )
         .execution_options(synchronize_session=False)
     )
     return seq
 
 
-def _lock_and_mark(conversations: str) -> str:
+_LISTED_IDS = sa.bindparam("listed", type_=postgresql.ARRAY(sa.Integer))
+
+
+def _lock_and_mark(conversations: str, listed: str = ":listed") -> str:
     """PostgreSQL, when no organisation of the conversations (their ids: `conversations`, SQL) has a
     parent: the rows locked (in the order of their ids, all of them before any clock: the `clock` part
     needs all of `target`), each organisation's clock moved in the order of their ids, the conversations
-    marked (`marked`), in one statement. When one has a parent, it only locks: `marked` is empty, and the
-    family's clocks are moved by _stamp."""
+    marked (`marked`; the list's marker of those in `listed`, an array: an empty one is the usual status
+    report), in one statement. When one has a parent, it only locks: `marked` is empty, and the family's
+    clocks are moved by _stamp."""
     return (
         "target AS ("
         " SELECT c.id, c.organization_id, o.parent_id FROM conversation c"
@@ -227,7 +245,9 @@ def _lock_and_mark(conversations: str) -> str:
         " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1"
         " RETURNING organization_id, seq),"
         " marked AS ("
-        " UPDATE conversation SET change_seq = clock.seq FROM target, clock"
+        " UPDATE conversation SET change_seq = clock.seq,"
+        f" list_seq = CASE WHEN conversation.id = ANY({listed}) THEN clock.seq ELSE conversation.list_seq END"
+        " FROM target, clock"
         " WHERE conversation.id = target.id AND clock.organization_id = target.organization_id"
         " RETURNING conversation.id, conversation.change_seq)"
     )
@@ -238,17 +258,18 @@ _LOCK_AND_MARK = sa.text(
     + _lock_and_mark(":conversation_ids")
     + " SELECT target.id, target.organization_id, target.parent_id, marked.change_seq"
     " FROM target LEFT JOIN marked ON marked.id = target.id ORDER BY target.id"
-).bindparams(sa.bindparam("conversation_ids", expanding=True))
+).bindparams(sa.bindparam("conversation_ids", expanding=True), _LISTED_IDS)
 
 
 def marked_with(change: str) -> str:
     """PostgreSQL: one statement that makes `change` (a data-modifying statement RETURNING
-    conversation_id, for one conversation at most) and moves that conversation's marker, for a unit of
-    work that is this one change (run it without a transaction around it: database.one_statement). Its
-    row, if `change` changed one, is for `shown`."""
+    conversation_id, for one conversation at most: a change its row in the list does not show, a
+    status) and moves that conversation's marker, for a unit of work that is this one change (run it
+    without a transaction around it: database.one_statement). Its row, if `change` changed one, is for
+    `shown`."""
     return (
         f"WITH changed AS ({change}), "
-        + _lock_and_mark("(SELECT conversation_id FROM changed)")
+        + _lock_and_mark("(SELECT conversation_id FROM changed)", listed="'{}'::integer[]")
         + " SELECT changed.conversation_id, marked.change_seq FROM changed"
         " LEFT JOIN marked ON marked.id = changed.conversation_id"
     )
@@ -262,7 +283,7 @@ def shown(session: Session, conversation_id: int | None, seq: int | None) -> Non
     if seq is None:
         touch(session, conversation_id)
     else:
-        _show(session, conversation_id, seq)
+        _show(session, conversation_id, seq, listed=False)
 
 
 # PostgreSQL: the clock moved and the conversations marked in one statement (a data-modifying CTE).
@@ -270,9 +291,10 @@ _MARK = sa.text(
     "WITH clock AS ("
     " INSERT INTO activity_clock (organization_id, seq) VALUES (:clock_of, 1)"
     " ON CONFLICT (organization_id) DO UPDATE SET seq = activity_clock.seq + 1 RETURNING seq)"
-    " UPDATE conversation SET change_seq = (SELECT seq FROM clock) WHERE id IN :marked"
-    " RETURNING change_seq"
-).bindparams(sa.bindparam("marked", expanding=True))
+    " UPDATE conversation SET change_seq = (SELECT seq FROM clock),"
+    " list_seq = CASE WHEN id = ANY(:listed) THEN (SELECT seq FROM clock) ELSE list_seq END"
+    " WHERE id IN :marked RETURNING change_seq"
+).bindparams(sa.bindparam("marked", expanding=True), _LISTED_IDS)
 
 
 def _advance(session: Session, organization_id: int, to: int | None = None) -> int:
@@ -316,12 +338,14 @@ def _before_commit(session: Session) -> None:
     # it adds its conversation (_messages_changed).
     session.flush()
     pending = session.info.pop(_PENDING, None)
+    listed = session.info.pop(_LISTED, set())
     if not pending:
         return
-    _stamp(session, pending)
+    _stamp(session, pending, listed)
 
 
 @sa.event.listens_for(Session, "after_transaction_end")
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # committed (stamped already) or rolled back: nothing pending
         session.info.pop(_PENDING, None)
+        session.info.pop(_LISTED, None)

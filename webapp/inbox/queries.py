@@ -109,7 +109,8 @@ class Cursor:
 @dataclass(frozen=True)
 class Marker:
     """What an open inbox has seen: its customer's activity clock, and the time of the user's own last
-    change (read, mark unread). Equal markers: nothing to show has changed."""
+    change (read, mark unread). Equal markers: nothing to show has changed. A later clock: something
+    changed, perhaps only in a thread (a status), which the list's rows do not show (`changes`)."""
 
     seq: int
     stamp: int  # microseconds
@@ -193,6 +194,11 @@ class Changes:
     # Where each of the rows goes: before this row, one that did not change (absent: at the end).
     before: dict[int, int] = field(default_factory=dict)
     reload: bool = False  # too many to apply one by one
+
+    @property
+    def none(self) -> bool:
+        """No row of the list looks different (only what a thread shows may have moved: a status)."""
+        return not self.changed and not self.reload
 
 
 def _micros(at: datetime) -> int:
@@ -473,7 +479,8 @@ def changes(
     until: Cursor | None = None,
 ) -> Changes:
     """The conversations whose row may look different since the marker: changed for everyone (the
-    clock) or for this user (read, unread, wrote); each either in the list as it is now, or out of it.
+    list's marker, Conversation.list_seq: not a status, which only the thread shows) or for this user
+    (read, unread, wrote); each either in the list as it is now, or out of it.
 
     The page has loaded the rows older than `after` (all from the newest, without it) down to `until`
     (to the end of the list, without it). A changed row goes before the first row below it in that
@@ -483,7 +490,7 @@ def changes(
     if not scope.organization_ids:
         return Changes()
     by_everyone = sa.select(C.id).where(
-        C.organization_id.in_(scope.organization_ids), C.change_seq > since.seq, scope.team
+        C.organization_id.in_(scope.organization_ids), C.list_seq > since.seq, scope.team
     )
     by_user = sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.changed_at > since.stamp_time)
     changed = list(session.scalars(sa.union(by_everyone, by_user).limit(CHANGES_CAP + 1)))
@@ -505,6 +512,17 @@ def changes(
     rows.sort(key=lambda r: (r.at, r.id), reverse=True)  # as the list
     before = _places(session, scope, conditions, rows, changed, after, until)
     return Changes(rows=rows, removed=removed, changed=sorted(changed), before=before)
+
+
+def thread_changed(session: Session, scope: Scope, conversation_id: int, since: Marker) -> bool:
+    """Whether anything the conversation's thread shows (a message, a status) changed since the marker:
+    one row by its key (one the user may see; else False)."""
+    moved = session.scalar(
+        sa.select(C.change_seq > since.seq).where(
+            C.id == conversation_id, C.organization_id.in_(scope.organization_ids or [-1]), scope.team
+        )
+    )
+    return bool(moved)
 
 
 # Unchanged rows of the loaded stretch read in one ordered range to place the changed rows among; a

@@ -44,8 +44,9 @@ class Conversation(Base):
         ),
         # The inbox: an organisation's conversations newest first, read in keyset pages (…, id) < cursor.
         sa.Index("ix_conversation_org_recent", "organization_id", "last_message_at", "id"),
-        # The inbox's poll: what changed in an organisation since the change marker a page holds.
-        sa.Index("ix_conversation_org_change", "organization_id", "change_seq"),
+        # The inbox's poll: whose row changed in an organisation since the change marker a page holds
+        # (change_seq has no index: a status report, which moves only it, then updates the row in place).
+        sa.Index("ix_conversation_org_listed", "organization_id", "list_seq"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -74,6 +75,10 @@ class Conversation(Base):
     # The change marker: the value of the customer's ActivityClock at the last change (a message added,
     # a status moved). Pages that show the conversation compare it with the one they were drawn from.
     change_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The same clock's value at the last change that the inbox's list shows in its row (a message added,
+    # so its latest message, channels, unread, WhatsApp window): never moved by a status, which only the
+    # thread shows. The list's poll compares with it, so a storm of status reports leaves it quiet.
+    list_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
     organization: Mapped[Organization] = relationship()
     application: Mapped[Application | None] = relationship()

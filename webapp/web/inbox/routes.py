@@ -166,7 +166,9 @@ def poll() -> Response:
     """The one poll of an open inbox. Unchanged: 204 from one statement (queries.marker); it never marks
     anything read. Changed: swaps for htmx (inbox/_changes.html) that take the changed rows out and put
     them in place, and the next poll; or, after too many changes, the list again. The page says how far
-    its list is loaded (after, until) and which conversation is open (c): that one's thread is told."""
+    its list is loaded (after, until) and which conversation is open (c): that one's thread is told.
+    Changed only where the list shows nothing (a status report) and not in the open conversation: 204
+    too, and the page keeps its marker (what it has not seen is still after it)."""
     since = queries.Marker.decode(request.args.get("since"))
     marker = queries.marker(db.session, current_user)
     if since == marker:
@@ -184,9 +186,23 @@ def _changes(since: queries.Marker | None, marker: queries.Marker) -> Response:
         found = queries.Changes(reload=True)
     else:
         found = queries.changes(db.session, scope, filters, since, after, until)
+    told = _thread_changed(scope, since)
+    if found.none and not told:
+        return Response(status=204)
     response = _changes_answer(filters, scope, marker, found, after, loaded_all=until is None)
+    if told:
+        response.headers["HX-Trigger"] = "conversation-changed"
     response.vary.add("HX-Request")
     return response
+
+
+def _thread_changed(scope: queries.Scope, since: queries.Marker | None) -> bool:
+    """Whether the open conversation's (c) thread changed since the page's marker: a message or a
+    status, not the user's own read marks (which the thread of every channel does not show)."""
+    open_id = ids.parse(request.args.get("c"))
+    if open_id is None or since is None:
+        return False
+    return queries.thread_changed(db.session, scope, open_id, since)
 
 
 def _changes_answer(
@@ -207,10 +223,7 @@ def _changes_answer(
     context = _context(
         filters, scope, marker, changes=found, after=after, loaded_all=loaded_all, selected=None
     )
-    response = Response(render_template("inbox/_changes.html", **context))
-    if ids.parse(request.args.get("c")) in found.changed:
-        response.headers["HX-Trigger"] = "conversation-changed"
-    return response
+    return Response(render_template("inbox/_changes.html", **context))
 
 
 @bp.get("/inbox/conversations/<id:conversation_id>")
