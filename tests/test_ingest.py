@@ -79,6 +79,26 @@ def test_a_reply_is_stored_first_then_applied_by_the_worker(client, world, queue
     assert fields["kind"] == "inbound" and 0 <= fields["delay_ms"] < 60_000
 
 
+def test_a_stored_webhook_runs_the_one_insert_built_at_import(client, world, queued) -> None:
+    """Issue #19: the stored-first request's INSERT is built once, of the table; SQLAlchemy's ORM-enabled
+    INSERT was built, keyed and run through the ORM's bulk persistence anew for each webhook (a third
+    of the request's own CPU, profiled)."""
+    ran: list[object] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            ran.append(context.invoked_statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        for text in ("One", "Two"):
+            assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+    assert ran == [ingest._STORE, ingest._STORE]
+    assert [e.body for e in events()] and len(events()) == 2
+
+
 def test_a_retry_of_a_waiting_body_stores_nothing_and_applied_changes_nothing(client, world, queued) -> None:
     payload = inbound(OUR, LENA, "Once")
     assert post(client, INBOUND, payload).status_code == 200

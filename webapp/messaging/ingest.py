@@ -81,18 +81,31 @@ def apply(session: Session, kind: str, parsed: InboundMessage | StatusReport) ->
 
 def store(session: Session, provider: str, kind: str, body: bytes, now: datetime) -> int | None:
     """The verified body stored (not committed); its row's id, or None when the same body waits already."""
-    statement = upsert.on_conflict(
-        sa.insert(WebhookEvent).values(
-            provider=provider,
-            kind=kind,
-            body=body.decode("utf-8"),
-            body_sha256=hashlib.sha256(body).hexdigest(),
-            received_at=now,
-            attempts=0,
-        ),
-        "ON CONFLICT (provider, kind, body_sha256) DO NOTHING",
-    ).returning(WebhookEvent.id)
-    return session.execute(statement).scalar_one_or_none()
+    values = {
+        "provider": provider,
+        "kind": kind,
+        "body": body.decode("utf-8"),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "received_at": now,
+    }
+    return session.execute(_STORE, values).scalar_one_or_none()
+
+
+# Built once with bound parameters, of the table rather than the mapped class: the one statement of a
+# stored webhook's request, which SQLAlchemy's ORM-enabled INSERT built, keyed and ran through its bulk
+# persistence anew each time (profiled: a third of the request's own CPU).
+_events = WebhookEvent.__table__
+_STORE = upsert.on_conflict(
+    sa.insert(_events).values(
+        provider=sa.bindparam("provider"),
+        kind=sa.bindparam("kind"),
+        body=sa.bindparam("body"),
+        body_sha256=sa.bindparam("body_sha256"),
+        received_at=sa.bindparam("received_at"),
+        attempts=0,
+    ),
+    "ON CONFLICT (provider, kind, body_sha256) DO NOTHING",
+).returning(_events.c.id)
 
 
 # A worker was told of a stored webhook less than TOLD_MS ago: a webhook stored meanwhile needs no job of
