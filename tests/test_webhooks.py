@@ -492,6 +492,21 @@ def test_stop_from_a_number_written_differently(client, world, written) -> None:
     assert optouts.active(db.session, world["org"].id, LENA) is not None
 
 
+def test_a_number_read_again_is_not_parsed_again(client, world, monkeypatch) -> None:
+    """Issue #19: a webhook's numbers are mostly the same few; libphonenumber's parse of each (25–45 µs,
+    twice per inbound webhook, again in the worker) is done once per number and process."""
+    import phonenumbers
+
+    parsed: list[str] = []
+    real = phonenumbers.parse
+    monkeypatch.setattr(phonenumbers, "parse", lambda text, *rest: parsed.append(text) or real(text, *rest))
+    assert post(client, INBOUND, inbound(OUR, LENA, "First")).status_code == 200
+    parsed.clear()
+    assert post(client, INBOUND, inbound(OUR, LENA, "Second")).status_code == 200
+    assert parsed == []
+    assert [m.body for m in inbound_messages()] == ["First", "Second"]
+
+
 def test_a_queued_message_is_not_sent_after_stop(client, world) -> None:
     post(client, INBOUND, inbound(OUR, LENA, "STOP"))
     before = credits.balance(db.session, world["org"])
