@@ -128,6 +128,17 @@ def test_body_over_64_kb_is_413(client, world) -> None:
     assert inbound_messages() == []
 
 
+def test_a_webhook_neither_reads_nor_saves_the_cookie_session(client, auth, world) -> None:
+    """Issue #19: a provider sends no cookie and a webhook is nobody's session: Flask's null session,
+    not the signed cookie read, and nothing saved (no Set-Cookie, no Vary: Cookie)."""
+    auth.login(world["user"].email)  # a cookie the webhook must ignore
+    response = post(client, INBOUND, inbound(OUR, LENA, "Hi"))
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
+    page = client.get("/jobs")  # the pages' sessions are as before: still signed in
+    assert page.status_code == 200 and "Cookie" in page.headers.get("Vary", "")
+
+
 def test_webhooks_need_no_csrf_but_the_rest_still_does(client, world) -> None:
     assert post(client, INBOUND, inbound(OUR, LENA)).status_code == 200
     assert client.post("/logout").status_code == 400
