@@ -139,6 +139,12 @@ def test_a_webhook_neither_reads_nor_saves_the_cookie_session(client, auth, worl
     assert page.status_code == 200 and "Cookie" in page.headers.get("Vary", "")
 
 
+def test_an_error_page_for_a_webhook_still_renders(client, world) -> None:
+    # Its template writes a CSRF token into the session: an empty one, not Flask's null session.
+    missing = client.post("/webhooks/nobody/inbound", data=b"{}")
+    assert missing.status_code == 404 and "Set-Cookie" not in missing.headers
+
+
 def test_webhooks_need_no_csrf_but_the_rest_still_does(client, world) -> None:
     assert post(client, INBOUND, inbound(OUR, LENA)).status_code == 200
     assert client.post("/logout").status_code == 400
