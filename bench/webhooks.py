@@ -660,6 +660,7 @@ def main() -> None:
                     **plan,
                     "port": port,
                     "gunicorn_pid": gunicorn.pid,
+                    "webhooks_worker_pid": hooks_worker.pid if hooks_worker is not None else None,
                     "libpq_url": sa.make_url(database_url)
                     .set(drivername="postgresql")
                     .render_as_string(hide_password=False),
@@ -737,6 +738,15 @@ def main() -> None:
             "ratio_webhooks_to_healthz": round(hooks["all"]["per_second"] / healthz["per_second"], 3),
             "server_cpu_ms_per_request": cpu_per_request,
             "ratio_by_server_cpu": round(cpu_per_request["floor"] / cpu_per_request["webhooks"], 3),
+            # The same, by part: the web's workers, their PostgreSQL backends, and the backends of the
+            # webhooks worker (applying what the web stored; counted in the server's CPU above).
+            "server_cpu_ms_per_request_by_part": {
+                name: {
+                    part: round(1000 * value / max(1, served[name]), 3)
+                    for part, value in load["server_cpu_seconds_by_part"][name].items()
+                }
+                for name in served
+            },
             "per_round_requests_per_second": {
                 "webhooks": hooks["per_round"],
                 "floor": load["floor"]["per_round"],

@@ -295,28 +295,47 @@ def _stats(times: list[float], codes: Counter[int], seconds: float) -> dict[str,
 
 class ServerCPU:
     """CPU seconds the server has used so far: gunicorn's workers (the children of its master) and the
-    PostgreSQL backends of the bench's database (on this machine). Under a machine shared with other
-    work, CPU per request is the measure that the others' load disturbs least."""
+    PostgreSQL backends of the bench's database (on this machine), those of the webhooks worker (the plan's
+    `webhooks_worker_pid`, found by their client's port) apart. Under a machine shared with other work,
+    CPU per request is the measure that the others' load disturbs least."""
 
     def __init__(self, plan: dict[str, Any]) -> None:
         import psycopg
 
         self.master = plan.get("gunicorn_pid")
+        self.worker = plan.get("webhooks_worker_pid")
         self.conn = psycopg.connect(plan["libpq_url"], autocommit=True) if plan.get("libpq_url") else None
         self.tick = os.sysconf("SC_CLK_TCK")
 
-    def _pids(self) -> list[int]:
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and self._stat(int(entry), parent=True) == self.master:
-                pids.append(int(entry))
-        if self.conn is not None:
-            rows = self.conn.execute(
-                "SELECT pid FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ).fetchall()
-            pids += [row[0] for row in rows]
-        return pids
+    def _backends(self) -> list[tuple[int, int | None]]:
+        if self.conn is None:
+            return []
+        return self.conn.execute(
+            "SELECT pid, client_port FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+
+    def _ports_of(self, pid: int) -> set[int]:
+        """The local TCP ports of the process's sockets (its connections to PostgreSQL among them)."""
+        inodes = set()
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            return set()
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    for line in f.readlines()[1:]:
+                        parts = line.split()
+                        if parts[9] in inodes:
+                            ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+            except OSError:
+                pass
+        return ports
 
     def _stat(self, pid: int, parent: bool = False) -> float:
         try:
@@ -328,10 +347,26 @@ class ServerCPU:
             return int(fields[1])  # ppid
         return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
 
-    def seconds(self) -> float:
+    def parts(self) -> dict[str, float]:
+        """web (gunicorn's workers), postgres (the web's backends), postgres_webhooks_worker."""
         if self.master is None:
-            return 0.0
-        return sum(self._stat(pid) for pid in self._pids())
+            return {"web": 0.0, "postgres": 0.0, "postgres_webhooks_worker": 0.0}
+        web = sum(
+            self._stat(int(entry))
+            for entry in os.listdir("/proc")
+            if entry.isdigit() and self._stat(int(entry), parent=True) == self.master
+        )
+        worker_ports = self._ports_of(self.worker) if self.worker else set()
+        postgres = worker = 0.0
+        for pid, port in self._backends():
+            if port in worker_ports:
+                worker += self._stat(pid)
+            else:
+                postgres += self._stat(pid)
+        return {"web": web, "postgres": postgres, "postgres_webhooks_worker": worker}
+
+    def seconds(self) -> float:
+        return sum(self.parts().values())
 
 
 def _phase(port: int, threads: int, seconds: float, work: Any) -> tuple[float, list[Worker]]:
@@ -420,14 +455,18 @@ def main() -> None:
     cpu: dict[str, float] = {name: 0.0 for name in phases}
     server = ServerCPU(plan)
     server_cpu: dict[str, float] = {name: 0.0 for name in phases}
+    server_parts: dict[str, dict[str, float]] = {name: {} for name in phases}
     works = {"webhooks": webhooks, "floor": floor, "healthz": healthz}
     wanted = plan.get("phases", list(works))  # bench/webhooks_mixed.py runs the webhooks alone
     for _ in range(rounds):
         for name, work in ((name, works[name]) for name in wanted):
             before = resource.getrusage(resource.RUSAGE_SELF)
-            server_before = server.seconds()
+            server_before = server.parts()
             phases[name].append(_phase(port, threads, seconds, work))
-            server_cpu[name] += server.seconds() - server_before
+            for part, value in server.parts().items():
+                used = value - server_before[part]
+                server_cpu[name] += used
+                server_parts[name][part] = server_parts[name].get(part, 0.0) + used
             after = resource.getrusage(resource.RUSAGE_SELF)
             cpu[name] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
@@ -478,6 +517,10 @@ def main() -> None:
         "transport_errors": [e for w in hook_workers + other_workers for e in w.errors][:20],
         "generator_cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
         "server_cpu_seconds": {name: round(value, 2) for name, value in server_cpu.items()},
+        "server_cpu_seconds_by_part": {
+            name: {part: round(value, 2) for part, value in parts.items()}
+            for name, parts in server_parts.items()
+        },
         "retries_after_5xx": source.retries,
         "unsent_second_posts_or_retries": len(source.later),
         "inbound_log": source.inbound_log,

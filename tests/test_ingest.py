@@ -57,6 +57,12 @@ def work(app) -> None:
     db.session.remove()
 
 
+def told_key_gone(app) -> None:
+    """As when TOLD_MS went by: the key expired, and this process no longer counts on it."""
+    ingest.queue(app).connection.delete(ingest.TOLD_KEY)
+    app.extensions.pop(ingest._TOLD_UNTIL, None)
+
+
 def events() -> list[WebhookEvent]:
     db.session.expire_all()
     return list(db.session.scalars(sa.select(WebhookEvent).order_by(WebhookEvent.id)))
@@ -77,6 +83,26 @@ def test_a_reply_is_stored_first_then_applied_by_the_worker(client, world, queue
     [line] = [r for r in caplog.records if r.getMessage() == "webhook applied"]
     fields = getattr(line, logs._FIELDS)
     assert fields["kind"] == "inbound" and 0 <= fields["delay_ms"] < 60_000
+
+
+def test_a_stored_webhook_runs_the_one_insert_built_at_import(client, world, queued) -> None:
+    """Issue #19: the stored-first request's INSERT is built once, of the table; SQLAlchemy's ORM-enabled
+    INSERT was built, keyed and run through the ORM's bulk persistence anew for each webhook (a third
+    of the request's own CPU, profiled)."""
+    ran: list[object] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            ran.append(context.invoked_statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        for text in ("One", "Two"):
+            assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+    assert ran == [ingest._STORE, ingest._STORE]
+    assert [e.body for e in events()] and len(events()) == 2
 
 
 def test_a_retry_of_a_waiting_body_stores_nothing_and_applied_changes_nothing(client, world, queued) -> None:
@@ -176,7 +202,7 @@ def test_a_storm_tells_one_worker_and_its_job_applies_it_all(client, world, queu
     assert post(client, STATUS, status(uuid, "delivered", "2026-11-23T10:00:01Z")).status_code == 204
     # One job for all: the others were stored while a worker was told.
     assert ingest.queue(queued).count == 1
-    ingest.queue(queued).connection.delete(ingest.TOLD_KEY)  # TOLD_MS went by
+    told_key_gone(queued)  # TOLD_MS went by
     work(queued)
     assert events() == []
     assert [m.body for m in inbound_messages()] == texts  # in the order they came
@@ -185,7 +211,7 @@ def test_a_storm_tells_one_worker_and_its_job_applies_it_all(client, world, queu
     # The key went: the next webhook tells a worker again.
     assert post(client, INBOUND, inbound(OUR, LENA, "After")).status_code == 200
     assert ingest.queue(queued).count == 1
-    ingest.queue(queued).connection.delete(ingest.TOLD_KEY)
+    told_key_gone(queued)
     work(queued)
     assert events() == [] and inbound_messages()[-1].body == "After"
 
@@ -211,6 +237,35 @@ def test_a_told_worker_gathers_what_comes_while_its_key_is_there(
     assert [m.body for m in inbound_messages()] == ["First", "Second", "Third"] and events() == []
 
 
+@pytest.mark.parametrize("told_by", ["this process", "another process"])
+def test_while_the_told_key_stands_a_web_process_asks_redis_nothing(
+    client, world, queued, monkeypatch, told_by
+) -> None:
+    """Issue #19: once a web process told a worker, or found one told, its webhooks cost no round trip to
+    Redis for as long as the key has left (a tenth of a stored-first request's CPU, profiled)."""
+    monkeypatch.setattr(ingest, "TOLD_MS", 60_000)
+    redis = ingest.queue(queued).connection
+    if told_by == "another process":
+        redis.set(ingest.TOLD_KEY, 0, px=60_000)
+    assert post(client, INBOUND, inbound(OUR, LENA, "One")).status_code == 200
+    jobs = ingest.queue(queued).count
+    assert jobs == (1 if told_by == "this process" else 0)
+    redis.delete(ingest.TOLD_KEY)  # behind the process's back: had it asked, it would set the key again
+    assert post(client, INBOUND, inbound(OUR, LENA, "Two")).status_code == 200
+    assert redis.get(ingest.TOLD_KEY) is None and ingest.queue(queued).count == jobs
+    assert len(events()) == 2
+
+
+def test_once_the_told_key_may_have_gone_a_web_process_asks_again(client, world, queued) -> None:
+    assert post(client, INBOUND, inbound(OUR, LENA, "One")).status_code == 200
+    assert ingest.queue(queued).count == 1
+    time.sleep(ingest.TOLD_MS / 1000 + 0.01)  # the key expired (50 ms here)
+    assert post(client, INBOUND, inbound(OUR, LENA, "Two")).status_code == 200
+    assert ingest.queue(queued).count == 2
+    work(queued)
+    assert [m.body for m in inbound_messages()] == ["One", "Two"] and events() == []
+
+
 def test_a_webhook_whose_worker_was_never_told_is_applied_by_the_sweep(client, world, queued) -> None:
     # A worker was told and its job is lost (or not begun): nothing new is queued, nothing is lost.
     ingest.queue(queued).connection.set(ingest.TOLD_KEY, 0, px=ingest.TOLD_MS)
@@ -228,7 +283,7 @@ def test_a_drain_that_runs_out_of_time_tells_a_worker_again(client, world, queue
     for text in ("One", "Two"):
         assert post(client, INBOUND, inbound(OUR, LENA, text)).status_code == 200
     ingest.queue(queued).empty()
-    ingest.queue(queued).connection.delete(ingest.TOLD_KEY)  # as a job does when it begins
+    told_key_gone(queued)
     assert ingest.drain(seconds=0) == 0 and len(events()) == 2
     assert ingest.queue(queued).count == 1  # the rest is handed on, not left for the sweep
     work(queued)

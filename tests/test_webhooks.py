@@ -128,6 +128,23 @@ def test_body_over_64_kb_is_413(client, world) -> None:
     assert inbound_messages() == []
 
 
+def test_a_webhook_neither_reads_nor_saves_the_cookie_session(client, auth, world) -> None:
+    """Issue #19: a provider sends no cookie and a webhook is nobody's session: Flask's null session,
+    not the signed cookie read, and nothing saved (no Set-Cookie, no Vary: Cookie)."""
+    auth.login(world["user"].email)  # a cookie the webhook must ignore
+    response = post(client, INBOUND, inbound(OUR, LENA, "Hi"))
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
+    page = client.get("/jobs")  # the pages' sessions are as before: still signed in
+    assert page.status_code == 200 and "Cookie" in page.headers.get("Vary", "")
+
+
+def test_an_error_page_for_a_webhook_still_renders(client, world) -> None:
+    # Its template writes a CSRF token into the session: an empty one, not Flask's null session.
+    missing = client.post("/webhooks/nobody/inbound", data=b"{}")
+    assert missing.status_code == 404 and "Set-Cookie" not in missing.headers
+
+
 def test_webhooks_need_no_csrf_but_the_rest_still_does(client, world) -> None:
     assert post(client, INBOUND, inbound(OUR, LENA)).status_code == 200
     assert client.post("/logout").status_code == 400
@@ -490,6 +507,21 @@ def test_lone_surrogates_and_deep_nesting_are_a_400(client, world) -> None:
 def test_stop_from_a_number_written_differently(client, world, written) -> None:
     assert post(client, INBOUND, {**inbound(OUR, LENA, "STOP"), "from": written}).status_code == 200
     assert optouts.active(db.session, world["org"].id, LENA) is not None
+
+
+def test_a_number_read_again_is_not_parsed_again(client, world, monkeypatch) -> None:
+    """Issue #19: a webhook's numbers are mostly the same few; libphonenumber's parse of each (25–45 µs,
+    twice per inbound webhook, again in the worker) is done once per number and process."""
+    import phonenumbers
+
+    parsed: list[str] = []
+    real = phonenumbers.parse
+    monkeypatch.setattr(phonenumbers, "parse", lambda text, *rest: parsed.append(text) or real(text, *rest))
+    assert post(client, INBOUND, inbound(OUR, LENA, "First")).status_code == 200
+    parsed.clear()
+    assert post(client, INBOUND, inbound(OUR, LENA, "Second")).status_code == 200
+    assert parsed == []
+    assert [m.body for m in inbound_messages()] == ["First", "Second"]
 
 
 def test_a_queued_message_is_not_sent_after_stop(client, world) -> None:

@@ -23,7 +23,7 @@ def register(app: Flask, login_manager: LoginManager) -> None:
     from webapp.web.interviews.routes import bp as interviews_bp
     from webapp.web.jobs.routes import bp as jobs_bp
     from webapp.web.staff.routes import bp as staff_bp
-    from webapp.web.webhooks.routes import bp as webhooks_bp
+    from webapp.web.webhooks import routes as webhooks
 
     # First, so that every later hook's lines carry the request id.
     request_log.register(app)
@@ -36,11 +36,11 @@ def register(app: Flask, login_manager: LoginManager) -> None:
         crm_bp,
         admin_bp,
         staff_bp,
-        webhooks_bp,
         interviews_bp,
         booking_bp,
     ):
         app.register_blueprint(bp)
+    webhooks.register(app)
     errors.register(app)
     headers.register(app)
     templating.register(app)
