@@ -9,7 +9,7 @@ search by message text, which has its own index). A page is two statements: the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,11 @@ class Filters:
             "who": self.who,
         }
         return {k: v for k, v in values.items() if v}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The query-string parameters of the filters (params' keys: the fields' names)."""
+        return tuple(f.name for f in fields(cls))
 
     @property
     def any(self) -> bool:
