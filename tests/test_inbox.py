@@ -706,6 +706,24 @@ def test_the_poll_counts_the_unread_total_only_when_the_users_own_state_moved(cl
     assert 'data-title="Inbox (2) · Relay"' in html
 
 
+def test_a_poll_with_changed_rows_reads_them_and_their_place_in_the_list_in_three_statements(
+    client, auth, talking
+) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    say(w["lena"], direction="outbound", text="On it", author=w["manager"])
+    db.session.remove()
+    with Statements() as counted:
+        html = client.get(url, headers=HX).get_data(as_text=True)
+    assert "On it" in html
+    # Which conversations changed, with whether each is in the list (one statement); their rows; the
+    # unchanged rows they go before. Besides: the session, the user's organisation and permissions (the
+    # scope), and the marker.
+    about_the_list = [s for s in counted.seen if "conversation" in s and "activity_clock" not in s]
+    assert len(about_the_list) == 3, about_the_list
+
+
 def test_after_too_many_changes_the_poll_answers_the_list_again(client, auth, talking, monkeypatch) -> None:
     w = talking
     auth.login("recruiter@acme.test")
