@@ -687,6 +687,43 @@ def test_the_users_own_read_marks_move_the_row_not_the_open_thread(client, auth,
     assert "HX-Trigger" not in answer.headers
 
 
+def test_the_poll_counts_the_unread_total_only_when_the_users_own_state_moved(client, auth, talking) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    # A colleague's message moves Jonas's row, not the recruiter's unread counts: no count, no title
+    # (the page keeps its own).
+    say(w["jonas"], direction="outbound", text="On it", author=w["manager"])
+    db.session.remove()
+    with Statements() as counted:
+        html = client.get(url, headers=HX).get_data(as_text=True)
+    assert "On it" in html and "data-title" not in html
+    assert not any("count(" in s for s in counted.seen), counted.seen
+    # Read elsewhere (another tab): the user's own state moved, and the title follows.
+    reads.mark_conversation_read(db.session, w["recruiter"].id, conversation_of(w["lena"]))
+    db.session.commit()
+    html = client.get(poll_url(html), headers=HX).get_data(as_text=True)
+    assert 'data-title="Inbox (2) · Relay"' in html
+
+
+def test_a_poll_with_changed_rows_reads_them_and_their_place_in_the_list_in_three_statements(
+    client, auth, talking
+) -> None:
+    w = talking
+    auth.login("recruiter@acme.test")
+    url = poll_url(client.get("/inbox").get_data(as_text=True))
+    say(w["lena"], direction="outbound", text="On it", author=w["manager"])
+    db.session.remove()
+    with Statements() as counted:
+        html = client.get(url, headers=HX).get_data(as_text=True)
+    assert "On it" in html
+    # Which conversations changed, with whether each is in the list (one statement); their rows; the
+    # unchanged rows they go before. Besides: the session, the user's organisation and permissions (the
+    # scope), and the marker.
+    about_the_list = [s for s in counted.seen if "conversation" in s and "activity_clock" not in s]
+    assert len(about_the_list) == 3, about_the_list
+
+
 def test_after_too_many_changes_the_poll_answers_the_list_again(client, auth, talking, monkeypatch) -> None:
     w = talking
     auth.login("recruiter@acme.test")

@@ -221,6 +221,10 @@ def _rule_inputs(user: User) -> tuple[int, int | None, bool, bool]:
     return user.id, user.organization_id, is_org_admin(user), entitled(user, "crm")
 
 
+# Built once per user and product: the inbox builds the scope at every poll, and building the rule
+# (two correlated subqueries) cost more than the poll's statements that no longer need it (they are
+# kept built, webapp.inbox.queries._once). An SQL expression is immutable: sharing it is safe.
+@lru_cache(maxsize=4096)
 def _team_rule(user_id: int, organization_id: int | None, admin: bool, crm: bool) -> sa.ColumnElement[bool]:
     if organization_id is None:
         return sa.false()

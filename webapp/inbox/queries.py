@@ -9,7 +9,7 @@ search by message text, which has its own index). A page is two statements: the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,11 @@ class Filters:
             "who": self.who,
         }
         return {k: v for k, v in values.items() if v}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The query-string parameters of the filters (params' keys: the fields' names)."""
+        return tuple(f.name for f in fields(cls))
 
     @property
     def any(self) -> bool:
@@ -141,6 +146,13 @@ class Scope:
     crm: bool  # the team rule reads it: prospects' conversations are the CRM product's
     # Opt-outs are kept on the customer's top organisation (webapp.messaging.optouts).
     top_id: int | None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Everything the statements built for the scope are built from (_once): a customer given (or
+        losing) the CRM product sees its prospects' conversations (or stops seeing them) at once, not
+        after a restart."""
+        return (self.user_id, tuple(self.organization_ids), self.top_id, self.admin, self.crm)
 
 
 def scope_for(session: Session, user: User) -> Scope:
@@ -302,12 +314,13 @@ def _ordered_ids(
 
 
 def _ordered(
-    scope: Scope, conditions: list[sa.ColumnElement[bool]], after: Cursor | None, limit: int
+    scope: Scope, conditions: list[sa.ColumnElement[bool]], after: Cursor | str | None, limit: int
 ) -> sa.Select[Any]:
     """The statement of _ordered_ids (the user has at least one organisation).
 
     One ordered index range (organisation, last_message_at, id) per organisation, merged: an IN over
     an administrator's organisations would make the database sort them all before the first row.
+    `after` a name: the cursor is given when the statement runs, as bind parameters <name>_at, <name>_id.
     """
 
     def branch(organization_id: int) -> sa.Select[Any]:
@@ -315,16 +328,43 @@ def _ordered(
             C.organization_id == organization_id, *conditions
         )
         if after is not None:
-            query = query.where(
-                sa.tuple_(C.last_message_at, C.id)
-                < sa.tuple_(sa.literal(after.at, C.last_message_at.type), sa.literal(after.id))
-            )
+            query = query.where(sa.tuple_(C.last_message_at, C.id) < _cursor_value(after))
         return query.order_by(C.last_message_at.desc(), C.id.desc()).limit(limit)
 
     if len(scope.organization_ids) == 1:
         return branch(scope.organization_ids[0])
     merged = sa.union_all(*(sa.select(branch(o).subquery()) for o in scope.organization_ids)).subquery()
     return sa.select(merged.c.id, merged.c.at).order_by(merged.c.at.desc(), merged.c.id.desc()).limit(limit)
+
+
+def _cursor_value(cursor: Cursor | str) -> sa.ColumnElement[Any]:
+    """A cursor as SQL: its values, or (a name) bind parameters <name>_at, <name>_id."""
+    if isinstance(cursor, str):
+        return sa.tuple_(
+            sa.bindparam(f"{cursor}_at", type_=C.last_message_at.type),
+            sa.bindparam(f"{cursor}_id", type_=sa.Integer()),
+        )
+    return sa.tuple_(sa.literal(cursor.at, C.last_message_at.type), sa.literal(cursor.id))
+
+
+def _cursor_params(name: str, cursor: Cursor) -> dict[str, Any]:
+    return {f"{name}_at": cursor.at, f"{name}_id": cursor.id}
+
+
+# Statements built once per scope (and filters) and then run with their values as bind parameters:
+# building one and SQLAlchemy's cache key of it cost more than running it (the poll runs a few every
+# two seconds for every open inbox), and the cache key of a statement object is computed once.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _once(key: tuple[Any, ...], build: Any) -> Any:
+    """The statement kept under `key`, built by build() the first time."""
+    found = _STATEMENTS.get(key)
+    if found is None:
+        if len(_STATEMENTS) > 2000:  # users and their filters come and go: a bound, not a leak
+            _STATEMENTS.clear()
+        found = _STATEMENTS[key] = build()
+    return found
 
 
 def page(
@@ -367,19 +407,12 @@ def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
     return [found[i] for i in ids if i in found]
 
 
-# The row statement is big (a dozen joins); building it for every request costs more than running it,
-# mostly in SQLAlchemy's cache key. So it is built once per scope and reused, the ids a bind parameter
-# (the cache key of a statement object is computed once).
-_ROW_STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
-
-
 def _rows_statement(scope: Scope) -> sa.Select[Any]:
-    # Everything the statement is built from: a customer given (or losing) the CRM product sees its
-    # prospects' conversations (or stops seeing them) at once, not after a restart.
-    key = (scope.user_id, tuple(scope.organization_ids), scope.top_id, scope.admin, scope.crm)
-    query = _ROW_STATEMENTS.get(key)
-    if query is not None:
-        return query
+    """The row statement (a dozen joins), once per scope (_once), the ids a bind parameter."""
+    return _once(("rows", *scope.key), lambda: _build_rows_statement(scope))
+
+
+def _build_rows_statement(scope: Scope) -> sa.Select[Any]:
     author = aliased(User)
     mobile = sa.func.coalesce(Candidate.mobile, Prospect.mobile)
     query = (
@@ -424,9 +457,6 @@ def _rows_statement(scope: Scope) -> sa.Select[Any]:
             scope.team,
         )
     )
-    if len(_ROW_STATEMENTS) > 1000:  # users come and go: a bound, not a leak
-        _ROW_STATEMENTS.clear()
-    _ROW_STATEMENTS[key] = query
     return query
 
 
@@ -434,19 +464,23 @@ def unread_total(session: Session, scope: Scope) -> int:
     """Conversations with something this user has not read, up to UNREAD_CAP + 1 (the title's count)."""
     if not scope.organization_ids:
         return 0
-    rows = (
-        sa.select(S.conversation_id)
-        .join(C, C.id == S.conversation_id)
-        .where(
-            S.user_id == scope.user_id,
-            S.unread > 0,
-            C.organization_id.in_(scope.organization_ids),
-            scope.team,
+
+    def build() -> sa.Select[Any]:
+        rows = (
+            sa.select(S.conversation_id)
+            .join(C, C.id == S.conversation_id)
+            .where(
+                S.user_id == scope.user_id,
+                S.unread > 0,
+                C.organization_id.in_(scope.organization_ids),
+                scope.team,
+            )
+            .limit(UNREAD_CAP + 1)
+            .subquery()
         )
-        .limit(UNREAD_CAP + 1)
-        .subquery()
-    )
-    return session.scalar(sa.select(sa.func.count()).select_from(rows)) or 0
+        return sa.select(sa.func.count()).select_from(rows)
+
+    return session.scalar(_once(("unread", *scope.key), build)) or 0
 
 
 def unread_label(total: int) -> str:
@@ -489,40 +523,57 @@ def changes(
     """
     if not scope.organization_ids:
         return Changes()
-    by_everyone = sa.select(C.id).where(
-        C.organization_id.in_(scope.organization_ids), C.list_seq > since.seq, scope.team
-    )
-    by_user = sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.changed_at > since.stamp_time)
-    changed = list(session.scalars(sa.union(by_everyone, by_user).limit(CHANGES_CAP + 1)))
-    if len(changed) > CHANGES_CAP:
-        return Changes(reload=True)
-    if not changed:
-        return Changes()
-    conditions = _conditions(scope, filters)
-    # Which changed ones are in the list (with the organisations rows_by_id reads from), and where: only
-    # those in the loaded stretch are read whole and sent; one below it only leaves the page.
-    matching = session.execute(
-        sa.select(C.id, C.last_message_at).where(
-            C.id.in_(changed), C.organization_id.in_(scope.organization_ids), *conditions
-        )
+    statement = _once(("changed", *scope.key, filters), lambda: _changed_statement(scope, filters))
+    found = session.execute(
+        statement, {"since_seq": since.seq, "since_at": since.stamp_time, "cap": CHANGES_CAP + 1}
     ).all()
+    if len(found) > CHANGES_CAP:
+        return Changes(reload=True)
+    if not found:
+        return Changes()
+    changed = sorted(id_ for id_, _, _ in found)
+    matching = [(id_, at) for id_, at, listed in found if listed]
     removed = sorted(set(changed) - {id_ for id_, _ in matching})
     shown = [id_ for id_, at in matching if until is None or (at, id_) >= (until.at, until.id)]
     rows = rows_by_id(session, scope, sorted(shown))
     rows.sort(key=lambda r: (r.at, r.id), reverse=True)  # as the list
-    before = _places(session, scope, conditions, rows, changed, after, until)
-    return Changes(rows=rows, removed=removed, changed=sorted(changed), before=before)
+    before = _places(session, scope, filters, rows, changed, after, until)
+    return Changes(rows=rows, removed=removed, changed=changed, before=before)
+
+
+def _changed_statement(scope: Scope, filters: Filters) -> sa.Select[Any]:
+    """The conversations changed since the marker (bind parameters since_seq, since_at; at most `cap`),
+    each with its time and whether it is in the list (the filters, and the organisations rows_by_id
+    reads from): only those in the loaded stretch are read whole and sent; one below it only leaves
+    the page. One statement."""
+    by_everyone = sa.select(C.id.label("id")).where(
+        C.organization_id.in_(scope.organization_ids),
+        C.list_seq > sa.bindparam("since_seq", type_=C.list_seq.type),
+        scope.team,
+    )
+    by_user = sa.select(S.conversation_id).where(
+        S.user_id == scope.user_id, S.changed_at > sa.bindparam("since_at", type_=S.changed_at.type)
+    )
+    changed = sa.union(by_everyone, by_user).limit(sa.bindparam("cap", type_=sa.Integer())).subquery()
+    listed = sa.and_(C.organization_id.in_(scope.organization_ids), *_conditions(scope, filters))
+    return sa.select(changed.c.id, C.last_message_at, sa.case((listed, True), else_=False)).select_from(
+        changed.outerjoin(C, C.id == changed.c.id)
+    )
 
 
 def thread_changed(session: Session, scope: Scope, conversation_id: int, since: Marker) -> bool:
     """Whether anything the conversation's thread shows (a message, a status) changed since the marker:
     one row by its key (one the user may see; else False)."""
-    moved = session.scalar(
-        sa.select(C.change_seq > since.seq).where(
-            C.id == conversation_id, C.organization_id.in_(scope.organization_ids or [-1]), scope.team
+
+    def build() -> sa.Select[Any]:
+        return sa.select(C.change_seq > sa.bindparam("since_seq", type_=C.change_seq.type)).where(
+            C.id == sa.bindparam("id", type_=sa.Integer()),
+            C.organization_id.in_(scope.organization_ids or [-1]),
+            scope.team,
         )
-    )
-    return bool(moved)
+
+    statement = _once(("thread", *scope.key), build)
+    return bool(session.scalar(statement, {"id": conversation_id, "since_seq": since.seq}))
 
 
 # Unchanged rows of the loaded stretch read in one ordered range to place the changed rows among; a
@@ -533,7 +584,7 @@ PLACES_SCAN = 200
 def _places(
     session: Session,
     scope: Scope,
-    conditions: list[sa.ColumnElement[bool]],
+    filters: Filters,
     rows: list[Row],
     changed: list[int],
     after: Cursor | None,
@@ -545,16 +596,25 @@ def _places(
     PLACES_SCAN, one statement with a one-row index range for each row not placed by it."""
     if not rows:
         return {}
-    fixed = [*conditions, C.id.not_in(changed)]
-    if until is not None:
-        fixed.append(
-            sa.tuple_(C.last_message_at, C.id)
-            >= sa.tuple_(sa.literal(until.at, C.last_message_at.type), sa.literal(until.id))
-        )
+
+    def unchanged(until_named: bool) -> list[sa.ColumnElement[bool]]:
+        fixed = [*_conditions(scope, filters), C.id.not_in(sa.bindparam("changed", expanding=True))]
+        if until is not None:
+            below = _cursor_value("until" if until_named else until)
+            fixed.append(sa.tuple_(C.last_message_at, C.id) >= below)
+        return fixed
+
     bounds = [
         row.cursor if after is None or (row.at, row.id) < (after.at, after.id) else after for row in rows
     ]
-    scanned = _ordered_ids(session, scope, fixed, bounds[0], PLACES_SCAN)
+    scan = _once(
+        ("places", *scope.key, filters, until is None, PLACES_SCAN),
+        lambda: _ordered(scope, unchanged(True), "bound", PLACES_SCAN),
+    )
+    values = {"changed": changed, **_cursor_params("bound", bounds[0])}
+    if until is not None:
+        values.update(_cursor_params("until", until))
+    scanned = [(id_, at) for id_, at in session.execute(scan, values)]
     places: dict[int, int] = {}
     unplaced: list[tuple[Row, Cursor]] = []
     at = 0
@@ -566,11 +626,12 @@ def _places(
         elif len(scanned) == PLACES_SCAN:  # the range was cut short: what is below it is not known
             unplaced.append((row, bound))
     if unplaced:
+        fixed = unchanged(False)
         firsts = [
             sa.select(_ordered(scope, fixed, bound, 1).subquery().c.id).scalar_subquery()
             for _, bound in unplaced
         ]
-        found = session.execute(sa.select(*firsts)).one()
+        found = session.execute(sa.select(*firsts), {"changed": changed}).one()
         places.update(
             {row.id: first for (row, _), first in zip(unplaced, found, strict=True) if first is not None}
         )

@@ -23,9 +23,12 @@ from webapp.web.pages import render, wants_fragment
 bp = Blueprint("inbox", __name__, template_folder="templates")
 
 
-def _filters(shown: bool = True) -> tuple[InboxFilterForm, queries.Filters | None]:
+def _filters(shown: bool = True) -> tuple[InboxFilterForm | None, queries.Filters | None]:
     """The form from the query string, and its filters (None when it does not validate). A form that is
-    not shown (shown=False: the poll, the next page) reads the user's jobs only to check a job filter."""
+    not shown (shown=False: the poll, the next page) reads the user's jobs only to check a job filter,
+    and is not built at all when no filter is set (most polls: the form costs more than their rows)."""
+    if not shown and not any(request.args.get(name) for name in queries.Filters.names()):
+        return None, queries.Filters()
     form = InboxFilterForm(request.args)
     org = current_user.organization
     wanted = shown or bool(request.args.get("job"))
@@ -66,9 +69,16 @@ def _texting() -> bool:
 
 
 def _context(
-    filters: queries.Filters | None, scope: queries.Scope, marker: queries.Marker, **more: Any
+    filters: queries.Filters | None,
+    scope: queries.Scope,
+    marker: queries.Marker,
+    count_unread: bool = True,
+    **more: Any,
 ) -> dict[str, Any]:
-    unread = queries.unread_total(db.session, scope)
+    """What the list and its poll show around the rows. count_unread=False (a poll's answer when none of
+    the user's own states moved, so neither did their unread total): no title, and the page keeps its
+    own (inbox/_poll.html)."""
+    unread = queries.unread_total(db.session, scope) if count_unread else 0
     label = queries.unread_label(unread)
     # A page that starts further down the list (after) keeps that start in its poll.
     start = {"after": more["after"].encode()} if more.get("after") else {}
@@ -80,7 +90,7 @@ def _context(
             "inbox.poll", since=marker.encode(), **start, **(filters or queries.Filters()).params()
         ),
         "unread_total": unread,
-        "inbox_title": f"Inbox ({label})" if unread else "Inbox",
+        "inbox_title": (f"Inbox ({label})" if unread else "Inbox") if count_unread else None,
         "texting": _texting(),
         "crm": access.entitled(current_user, "crm"),
         "zone": zones.of_reader(current_user),
@@ -189,7 +199,7 @@ def _changes(since: queries.Marker | None, marker: queries.Marker) -> Response:
     told = _thread_changed(scope, since)
     if found.none and not told:
         return Response(status=204)
-    response = _changes_answer(filters, scope, marker, found, after, loaded_all=until is None)
+    response = _changes_answer(filters, scope, since, marker, found, after, loaded_all=until is None)
     if told:
         response.headers["HX-Trigger"] = "conversation-changed"
     response.vary.add("HX-Request")
@@ -208,6 +218,7 @@ def _thread_changed(scope: queries.Scope, since: queries.Marker | None) -> bool:
 def _changes_answer(
     filters: queries.Filters,
     scope: queries.Scope,
+    since: queries.Marker | None,
     marker: queries.Marker,
     found: queries.Changes,
     after: queries.Cursor | None,
@@ -220,8 +231,18 @@ def _changes_answer(
         response = Response(render_template("inbox/_list.html", **context))
         response.headers["HX-Reswap"] = "outerHTML"
         return response
+    # Every change of the user's unread counts moves their own state (ConversationState.changed_at), so
+    # the marker's stamp: unmoved, the total the page shows is still right.
+    own_moved = since is None or since.stamp != marker.stamp
     context = _context(
-        filters, scope, marker, changes=found, after=after, loaded_all=loaded_all, selected=None
+        filters,
+        scope,
+        marker,
+        count_unread=own_moved,
+        changes=found,
+        after=after,
+        loaded_all=loaded_all,
+        selected=None,
     )
     return Response(render_template("inbox/_changes.html", **context))
 
