@@ -21,7 +21,7 @@ from flask_login.utils import encode_cookie
 from werkzeug.serving import make_server
 
 from tests import factories as f
-from webapp.accounts import sessions
+from webapp.accounts import permissions, sessions
 from webapp.extensions import db
 from webapp.models import User, UserSession, utcnow
 
@@ -232,3 +232,37 @@ def test_expired_sessions_are_forgotten_at_the_next_sign_in(app, served, visitor
     db.session.expire_all()
     assert db.session.get(UserSession, old_id) is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(UserSession)) == 1
+
+
+def test_the_session_brings_its_user_with_organisation_and_rights_in_one_statement(app, served) -> None:
+    acme = f.org("Acme")
+    f.user(acme, email="ada@acme.test", codes=[permissions.RECRUITMENT_SMS, permissions.ADMIN_USERS])
+    db.session.commit()
+    ada = Visitor(app, served)
+    assert ada.login("ada@acme.test").status_code == 302
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert ada.get("/inbox").status_code == 200
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    rights = [s for s in seen if "role_permission" in s or "user_role" in s]
+    # The rights come with the session's own lookup, not one lazy load after another.
+    assert rights and all("user_session" in s for s in rights), rights
+    assert not [s for s in seen if s.lstrip().startswith("SELECT organization.")], seen
+
+
+def test_a_role_taken_away_counts_at_the_next_request(app, served) -> None:
+    acme = f.org("Acme")
+    ada = f.user(acme, email="ada@acme.test", codes=[permissions.ADMIN_USERS])
+    db.session.commit()
+    visitor = Visitor(app, served)
+    assert visitor.login("ada@acme.test").status_code == 302
+    assert visitor.get("/admin/people").status_code == 200
+    db.session.get(User, ada.id).roles = []
+    db.session.commit()
+    assert visitor.get("/admin/people").status_code in (403, 404)

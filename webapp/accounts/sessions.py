@@ -19,12 +19,22 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.models import User, UserSession, utcnow
+from webapp.models.user import role_permission, user_role
 
 log = logging.getLogger("relay.auth")
 
 # last_seen_at is written at most this often per session: enough for an idle limit counted in
 # minutes, without a write on every request.
 TOUCH_EVERY = timedelta(minutes=1)
+
+# The user's rights, read in the session's own statement: most pages check some, and loading the roles
+# and then each role's permissions was two or more round trips more on every request.
+_RIGHTS = (
+    sa.select(sa.func.aggregate_strings(role_permission.c.permission_code, " "))
+    .select_from(user_role.join(role_permission, role_permission.c.role_id == user_role.c.role_id))
+    .where(user_role.c.user_id == UserSession.user_id)
+    .scalar_subquery()
+)
 
 
 @dataclass(frozen=True)
@@ -60,19 +70,21 @@ def live(
     if not isinstance(token, str) or not 0 < len(token) <= 100:
         return None
     now = now or utcnow()
-    record = session.scalar(
-        sa.select(UserSession)
+    found = session.execute(
+        sa.select(UserSession, _RIGHTS)
         .where(UserSession.id == _key(token))
-        .options(joinedload(UserSession.user))
-        # Another process may have ended it since this session last looked.
+        .options(joinedload(UserSession.user).joinedload(User.organization))
+        # Another process may have ended it, or changed the user's roles, since this session last looked.
         .execution_options(populate_existing=True)
-    )
+    ).first()
+    record = found[0] if found else None
     if record is None or record.user_id != user_id or record.revoked_at is not None:
         return None
     if now >= record.expires_at:
         return None
     if lifetime.idle is not None and now - record.last_seen_at >= lifetime.idle:
         return None
+    record.user.rights_read((found[1] or "").split())
     return record
 
 

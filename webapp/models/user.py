@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -92,8 +93,17 @@ class User(UserMixin, Base):
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
+    # The rights as read with this request's session (webapp.accounts.sessions.live); None: not read.
+    _rights_read = None
+
+    def rights_read(self, codes: Iterable[str]) -> None:
+        self._rights_read = frozenset(codes)
+
     @property
     def permission_codes(self) -> frozenset[str]:
+        # Roles loaded (or changed) in this database session say it; else what the session's lookup read.
+        if "roles" not in self.__dict__ and self._rights_read is not None:
+            return self._rights_read
         return frozenset(p.code for role in self.roles for p in role.permissions)
 
 
