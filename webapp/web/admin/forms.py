@@ -29,8 +29,8 @@ class SettingsForm(FlaskForm):
     help_reply = TextAreaField("Reply to HELP and INFO", validators=[Optional(), Length(max=5000)])
     low_credit_threshold = StringField("Warn when credits fall to", validators=[Optional(), Length(max=50)])
     time_zone = StringField("Time zone", validators=[Optional(), Length(max=100)])
-    send_from = StringField("Texts go from", validators=[Optional(), Length(max=20)])
-    send_until = StringField("until", validators=[Optional(), Length(max=20)])
+    send_from = StringField("From", validators=[Optional(), Length(max=20)])
+    send_until = StringField("Until", validators=[Optional(), Length(max=20)])
     send_days = SelectMultipleField(
         "On", validate_choice=False, option_widget=CheckboxInput(), validators=[Optional()]
     )
