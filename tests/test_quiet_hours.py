@@ -286,7 +286,7 @@ def test_the_data_can_hold_even_a_reply_to_the_law(tmp_path) -> None:
     now = at(CHICAGO, 2026, 12, 12, 23, 10)
     reply = now - timedelta(minutes=5)
     held = decide(now, number=AUSTIN, organization=DEFAULT, last_inbound_at=reply, rules_in_force=strict)
-    assert not held.allowed_now and held.held_by == "law"
+    assert not held.allowed_now and held.held_by == "law" and held.reply
     # The organisation's window no longer holds a reply: Texas's Sunday noon, not Monday.
     assert held.next_allowed_at == at(CHICAGO, 2026, 12, 13, 12, 0)
     # At a lawful hour outside the organisation's days, the reply goes.

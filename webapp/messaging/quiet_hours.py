@@ -60,7 +60,7 @@ class Rule:
         return self.days[local.weekday()]
 
     def describe(self) -> str:
-        """ "09:00–21:00 their time, Sun 12:00–21:00"; "08:00–20:00 their time, none on Sun"."""
+        """The hours as the composer says them: "09:00–21:00 their time, Sun 12:00–21:00"."""
         usual = max(set(self.days), key=self.days.count)
         others = [
             f"{DAY_NAMES[d]} {_span(h)}" if h else f"none on {DAY_NAMES[d]}"
@@ -156,7 +156,7 @@ class OrganizationHours:
 
 
 def days_of(text: str) -> frozenset[int]:
-    """ "12345" (as stored) → {1, 2, 3, 4, 5}."""
+    """As stored, "12345", to {1, 2, 3, 4, 5}."""
     return frozenset(int(c) for c in text if c in "1234567")
 
 
@@ -188,7 +188,7 @@ class Decision:
     state: str | None  # the US state whose law was applied (from the area code, or given)
     held_by: str | None  # "law", "organisation", or None when it may go now
     rule: Rule | None  # the law that holds it (its name and citation)
-    words: str  # for the composer: "It is 23:10 in Austin. Sends at 09:00 their time."
+    words: str  # for the composer: "It is 23:10 in Texas. Sends tomorrow at 09:00 their time."
     why: str  # which rule, and whether the writer can do anything about it
     zone_note: str = ""  # "several zones: America/Chicago, America/Denver"; how the zone was found
     reply: bool = False  # a reply within minutes of the person's own message: goes now
@@ -238,7 +238,7 @@ def decide(
     # Named after the state when known (an Austin number reads "Texas", not Chicago's zone); a single
     # zone by its city; several zones of no one state by their clocks alone.
     place_name = book.states.get(state or "") or (zones.city(found[0]) if len(found) == 1 else "")
-    place = dict(zones=found, local_now=local_now, state=state, zone_note=note, laws=tuple(laws))
+    place = dict(zones=found, local_now=local_now, state=state, zone_note=note, laws=tuple(laws), reply=reply)
     if held is None:
         return Decision(
             allowed_now=True,
@@ -247,8 +247,7 @@ def decide(
             rule=None,
             words=f"It is {_clocks(local_now, place_name)}.",
             why=_why_allowed(reply, bool(reason), _held(local_now, laws, organization)),
-            reply=reply,
-            overridden=bool(reason) and _held(local_now, law_holds, organization) is not None,
+            overridden=bool(reason) and not reply and _held(local_now, law_holds, organization) is not None,
             **place,
         )
     held_by, rule = held
@@ -349,7 +348,8 @@ def _next_allowed(
 
 
 def _clocks(local_now: tuple[datetime, ...], place: str) -> str:
-    """ "23:10 in Texas"; several zones by their clocks: "09:00 MST and 10:00 CST in South Dakota"."""
+    """Now, on their clock: "23:10 in Texas"; several zones by their clocks, "09:00 MST and 10:00 CST
+    in South Dakota"."""
     if len(local_now) == 1:
         return f"{local_now[0]:%H:%M} in {place}"
     return f"{_listed(local_now, local_now[0])} in {place}" if place else _listed(local_now, local_now[0])
@@ -371,7 +371,7 @@ def _listed(local_now: tuple[datetime, ...], moment: datetime) -> str:
 
 
 def _when(moment: datetime, local_now: datetime, clock: bool = True) -> str:
-    """ "at 09:00", "tomorrow at 09:00", "Mon 14 Dec at 09:00" on the recipient's (first) clock."""
+    """When, on the recipient's (first) clock: "at 09:00", "tomorrow at 09:00", "Mon 14 Dec at 09:00"."""
     local = moment.astimezone(local_now.tzinfo)
     days = (local.date() - local_now.date()).days
     if days == 0:
