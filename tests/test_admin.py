@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -184,6 +184,9 @@ def settings(**kw) -> dict:
         "help_reply": "Acme Careers. Reply STOP to opt out.",
         "low_credit_threshold": "25",
         "time_zone": "America/New_York",
+        "send_from": "09:30",
+        "send_until": "18:00",
+        "send_days": ["1", "2", "3", "4", "5", "6"],
         **kw,
     }
 
@@ -197,8 +200,27 @@ def test_settings_are_saved(client, world) -> None:
     assert (acme.sender_name, acme.sms_enabled, acme.whatsapp_enabled) == ("Acme Careers", True, False)
     assert (acme.low_credit_threshold, acme.time_zone) == (25, "America/New_York")
     assert acme.help_reply == "Acme Careers. Reply STOP to opt out."
+    assert (acme.send_from, acme.send_until, acme.send_days) == (time(9, 30), time(18), "123456")
     page = text(client.get("/admin/settings"))
     assert 'value="America/New_York"' in page and '<option value="Europe/Berlin">' in page
+    assert 'value="09:30"' in page and 'value="18:00"' in page
+    assert re.search(r'<input checked[^>]*value="6"', page) and not re.search(
+        r'<input checked[^>]*value="7"', page
+    )
+
+
+def test_the_organisations_hours_for_texts_start_at_08_00_to_20_00_monday_to_friday(client, world) -> None:
+    acme = db.session.get(Organization, world["acme"].id)
+    assert (acme.send_from, acme.send_until, acme.send_days) == (time(8), time(20), "12345")
+    Auth(client).login("admin@acme.test")
+    page = text(client.get("/admin/settings"))
+    assert 'name="send_from"' in page and 'value="08:00"' in page and 'value="20:00"' in page
+    assert "On the recipient's clock" in page
+    # Typed as people type times: kept as the time it means.
+    assert post(client, "/admin/settings", settings(send_from="7.45", send_until="2100")).status_code == 303
+    db.session.expire_all()
+    acme = db.session.get(Organization, world["acme"].id)
+    assert (acme.send_from, acme.send_until) == (time(7, 45), time(21))
 
 
 @pytest.mark.parametrize(
@@ -218,6 +240,13 @@ def test_settings_are_saved(client, world) -> None:
         ("sender_name", "Acme \u202emoc.knab", "invisible control characters"),
         ("sender_name", "=?utf-8?q?Bank?=", "cannot contain “=?”"),
         ("help_reply", "x" * 301, "at most 300 fit"),
+        ("send_from", "25:00", "a time of day in 24-hour form"),
+        ("send_from", "", "a time of day in 24-hour form"),
+        ("send_until", "9pm", "a time of day in 24-hour form"),
+        ("send_until", "07:00", "End after the start (09:30)"),
+        ("send_until", "09:30", "End after the start (09:30)"),
+        ("send_days", [], "Tick at least one day"),
+        ("send_days", ["1", "8"], "Tick days from the list"),
     ],
 )
 def test_bad_settings_are_refused_next_to_the_field_and_nothing_is_saved(
@@ -230,6 +259,9 @@ def test_bad_settings_are_refused_next_to_the_field_and_nothing_is_saved(
     db.session.expire_all()
     acme = db.session.get(Organization, world["acme"].id)
     assert acme.sender_name == "Acme" and acme.time_zone == "Europe/Berlin" and acme.whatsapp_enabled
+    assert (acme.send_from, acme.send_days) == (time(8), "12345")
+    if field in ("send_from", "send_until"):  # what was typed is kept
+        assert f'value="{value}"' in text(response)
 
 
 def test_a_long_sender_name_with_commas_quotes_and_brackets_is_kept_as_typed(client, world) -> None:
@@ -246,11 +278,13 @@ def test_channels_stay_within_the_entitlement_and_a_sub_organisation_follows_the
 ) -> None:
     auth = Auth(client)
     auth.login("admin@globex.test")
-    assert "Email only" in text(client.get("/admin/settings"))
-    assert post(client, "/admin/settings", settings(channels="both")).status_code == 303
+    page = text(client.get("/admin/settings"))
+    assert "Email only" in page and 'name="send_from"' not in page  # no texts: no hours for texts
+    assert post(client, "/admin/settings", settings(channels="both", send_days=[])).status_code == 303
     db.session.expire_all()
     globex = db.session.get(Organization, world["globex"].id)
     assert not (globex.sms_enabled or globex.whatsapp_enabled) and globex.channels == ["email"]
+    assert globex.send_days == "12345"  # kept
     auth.logout()
     auth.login("admin@nordics.test")
     page = text(client.get("/admin/settings"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -460,6 +460,30 @@ def test_numbers_stored_before_providers_were_recorded_get_the_configured_one(
         with db.engine.connect() as conn:
             recorded = conn.execute(sa.text("SELECT provider FROM sending_number")).scalars().all()
         assert recorded == [provider, provider]
+        db.engine.dispose()
+
+
+def test_organisations_stored_before_their_hours_for_texts_send_08_00_to_20_00_monday_to_friday(
+    empty_database: str,
+) -> None:
+    from webapp.messaging import quiet_hours
+    from webapp.models import Organization
+
+    app = create_app(test_config(empty_database))
+    with app.app_context():
+        upgrade(revision="9c41d7e2a5b8")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        org = {"name": "Acme", "has_messaging": True, "has_crm": False, "sms_enabled": True}
+        org |= {"whatsapp_enabled": False, "sender_name": "Acme", "created_at": now}
+        with db.engine.begin() as conn:
+            tables = sa.MetaData()
+            tables.reflect(conn, only=["organization"])
+            conn.execute(tables.tables["organization"].insert().values(org))
+        upgrade()
+        acme = db.session.scalars(sa.select(Organization)).one()
+        hours = quiet_hours.OrganizationHours.of(acme)
+        assert (hours.start, hours.end, hours.days) == (time(8), time(20), frozenset({1, 2, 3, 4, 5}))
+        db.session.remove()
         db.engine.dispose()
 
 

@@ -87,23 +87,35 @@ def _by_country() -> dict[str, tuple[str, ...]]:
     return {country: tuple(found) for country, found in table.items()}
 
 
+def in_country(region: str | None) -> tuple[str, ...]:
+    """The zones of a country (ISO 3166 alpha-2) that pages offer, from zone.tab; () for an unknown one."""
+    return tuple(z for z in _by_country().get(region or "", ()) if is_known(z))
+
+
 def for_number(e164: str | None) -> str | None:
     """The time zone of a phone number's place when that is one zone (a German mobile: Europe/Berlin; a
     New Jersey number: America/New_York); None when the number does not say (a US mobile-only prefix,
     a Spanish mobile: mainland or Canaries) or is unknown."""
+    found = all_for_number(e164)
+    return found[0] if len(found) == 1 else None
+
+
+def all_for_number(e164: str | None, region: str | None = None) -> tuple[str, ...]:
+    """Every zone a number's place may be in, within its own country (or `region`, when given): one for
+    most; several where its prefix spans zones (a South Dakota number: Denver's and North Dakota's);
+    all of the country's where the prefix says nothing (a Spanish mobile). () for an invalid number."""
     if not e164:
-        return None
+        return ()
     import phonenumbers
-    from phonenumbers import timezone
+    from phonenumbers import timezone  # its prefix table is imported by the first call only
 
     try:
         number = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:
-        return None
-    own = [z for z in _by_country().get(phonenumbers.region_code_for_number(number) or "", ()) if is_known(z)]
-    if len(own) == 1:  # a country of one zone: its numbers need no more thought
-        return own[0]
+        return ()
+    own = in_country(region or phonenumbers.region_code_for_number(number))
+    if len(own) <= 1:  # a country of one zone: its numbers need no more thought
+        return own
     # Several: libphonenumber narrows by prefix (a New Jersey area code: America/New_York), kept to the
     # number's own country (its data puts some Irish mobiles in London).
-    found = [z for z in timezone.time_zones_for_number(number) if z in own]
-    return found[0] if len(found) == 1 else None
+    return tuple(z for z in timezone.time_zones_for_number(number) if z in own) or own

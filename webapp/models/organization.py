@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,11 @@ class Organization(Base):
     low_credit_threshold: Mapped[int] = mapped_column(default=50, server_default="50")
     # IANA name; pages show times in it (webapp.zones).
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
+    # The organisation's own hours for texts, on the recipient's clock (webapp.messaging.quiet_hours):
+    # from, until, and the ISO weekdays allowed ("12345": Monday to Friday). The law's hours hold besides.
+    send_from: Mapped[time] = mapped_column(sa.Time, default=time(8), server_default="08:00:00")
+    send_until: Mapped[time] = mapped_column(sa.Time, default=time(20), server_default="20:00:00")
+    send_days: Mapped[str] = mapped_column(sa.String(7), default="12345", server_default="12345")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     parent: Mapped[Organization | None] = relationship(remote_side=[id], back_populates="children")

@@ -6,8 +6,10 @@ a refused form is saved.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import time
 
 from webapp import zones
 from webapp.billing import credits
@@ -19,6 +21,9 @@ CHANNEL_CHOICES = {"sms": "SMS only", "whatsapp": "WhatsApp only", "both": "SMS 
 SENDER_NAME_LENGTH = 100
 HELP_REPLY_LENGTH = 300
 MAX_WHATSAPP_PRICE = 1000
+# Weekdays as the form offers them: ISO numbers, Monday first.
+WEEKDAYS = {"1": "Mon", "2": "Tue", "3": "Wed", "4": "Thu", "5": "Fri", "6": "Sat", "7": "Sun"}
+_CLOCK = re.compile(r"([01]?\d|2[0-3])[:.]?([0-5]\d)")
 # Characters that reorder the text around them: "Acme \u202emoc.knab" reads as "Acme bank.com".
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
@@ -35,6 +40,11 @@ class Settings:
     help_reply: str | None  # None: kept as it is (so is it for an organisation that cannot text)
     low_credit_threshold: str | None  # as typed; None: kept (a sub-organisation: the parent's counts)
     time_zone: str
+    # The organisation's hours for texts, as typed ("08:00"), and the ISO weekdays ticked ("1" … "7");
+    # None: kept as they are (an organisation that cannot text is not asked).
+    send_from: str | None = None
+    send_until: str | None = None
+    send_days: list[str] | None = None
 
 
 def channel_choice(org: Organization) -> str:
@@ -75,6 +85,29 @@ def sender_name(text: str) -> str:
     return sender
 
 
+def clock(text: str | None, field: str) -> time:
+    """A time of day as typed: "08:00", "8:00", "0800", "20.30"."""
+    match = _CLOCK.fullmatch((text or "").strip())
+    if match is None:
+        raise SettingsRefused("Enter a time of day in 24-hour form, like 08:00 or 20:30.", field)
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def send_hours(start: str | None, end: str | None, days: list[str] | None) -> tuple[time, time, str]:
+    """The organisation's own window for texts, read on the recipient's clock: (from, until, "12345")."""
+    begins, ends = clock(start, "send_from"), clock(end, "send_until")
+    if not begins < ends:
+        raise SettingsRefused(
+            f"End after the start ({begins:%H:%M}), on the same day, e.g. 20:00.", "send_until"
+        )
+    ticked = set(days or ())
+    if not ticked:
+        raise SettingsRefused("Tick at least one day texts may go.", "send_days")
+    if not ticked <= WEEKDAYS.keys():
+        raise SettingsRefused("Tick days from the list.", "send_days")
+    return begins, ends, "".join(sorted(ticked))
+
+
 def update(org: Organization, values: Settings) -> None:
     sender = sender_name(values.sender_name)
     if values.channels is not None and org.has_messaging and values.channels not in CHANNEL_CHOICES:
@@ -92,6 +125,9 @@ def update(org: Organization, values: Settings) -> None:
         threshold = _whole_number(
             values.low_credit_threshold, "low_credit_threshold", 0, credits.MAX_BALANCE, "the threshold"
         )
+    hours = None
+    if texts and None not in (values.send_from, values.send_until, values.send_days):
+        hours = send_hours(values.send_from, values.send_until, values.send_days)
     if not zones.is_known(values.time_zone):
         raise SettingsRefused(
             "Choose a time zone from the list, e.g. Europe/Berlin or America/New_York.", "time_zone"
@@ -104,6 +140,8 @@ def update(org: Organization, values: Settings) -> None:
     if threshold is not None:
         org.low_credit_threshold = threshold
     org.time_zone = values.time_zone
+    if hours is not None:
+        org.send_from, org.send_until, org.send_days = hours
 
 
 def set_entitlements(org: Organization, messaging: bool, crm: bool, whatsapp_price: str) -> None:

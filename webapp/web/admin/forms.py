@@ -1,6 +1,7 @@
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
+from wtforms.widgets import CheckboxInput
 
 from webapp import ids
 from webapp.web.forms import FlaskForm
@@ -28,6 +29,11 @@ class SettingsForm(FlaskForm):
     help_reply = TextAreaField("Reply to HELP and INFO", validators=[Optional(), Length(max=5000)])
     low_credit_threshold = StringField("Warn when credits fall to", validators=[Optional(), Length(max=50)])
     time_zone = StringField("Time zone", validators=[Optional(), Length(max=100)])
+    send_from = StringField("From", validators=[Optional(), Length(max=20)])
+    send_until = StringField("Until", validators=[Optional(), Length(max=20)])
+    send_days = SelectMultipleField(
+        "On", validate_choice=False, option_widget=CheckboxInput(), validators=[Optional()]
+    )
 
 
 class InviteForm(FlaskForm):

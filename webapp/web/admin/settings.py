@@ -26,10 +26,14 @@ def _form(formdata: object = None) -> SettingsForm:
             help_reply=org.help_reply,
             low_credit_threshold=str(org.top.low_credit_threshold),
             time_zone=org.time_zone,
+            send_from=f"{org.send_from:%H:%M}",
+            send_until=f"{org.send_until:%H:%M}",
+            send_days=list(org.send_days),
         )
     else:
         form = SettingsForm()
     form.channels.choices = [SelectChoice(k, v) for k, v in organizations.CHANNEL_CHOICES.items()]
+    form.send_days.choices = [SelectChoice(k, v) for k, v in organizations.WEEKDAYS.items()]
     return form
 
 
@@ -65,4 +69,7 @@ def _values(form: SettingsForm) -> organizations.Settings:
         help_reply=form.help_reply.data or "",
         low_credit_threshold=form.low_credit_threshold.data if org.parent_id is None else None,
         time_zone=(form.time_zone.data or "").strip(),
+        send_from=(form.send_from.data or "") if org.texts else None,
+        send_until=(form.send_until.data or "") if org.texts else None,
+        send_days=(form.send_days.data or []) if org.texts else None,
     )
