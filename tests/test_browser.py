@@ -23,11 +23,14 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
+from tests import factories as f
 from tests.browser_support import AXE_PATH, ConsoleWatch, axe_problems, serve
 from tests.conftest import WEBHOOK_SECRET, need, test_config
 from webapp import create_app, demo
+from webapp.accounts import permissions
+from webapp.billing import credits, ledger
 from webapp.extensions import db
-from webapp.models import Application, Candidate, Job
+from webapp.models import Application, Candidate, Job, User
 from webapp.providers.vonage.signature import sign
 
 pytestmark = pytest.mark.browser
@@ -584,6 +587,45 @@ def test_an_older_count_answering_between_does_not_hide_the_newer_one(page: Page
     counter = page.locator(".counter")
     expect(counter).to_contain_text("email is free")
     expect(counter.locator("[data-counter=units]")).to_have_count(0)
+
+
+def test_the_credit_history_shows_the_filter_chosen_after_a_page_whatever_order_the_answers_come_in(
+    page: Page, live_app: Flask
+) -> None:
+    """The next page asked for, then a filter chosen before the page came: the history ends showing the
+    filter's rows, whichever answer arrives first (the same race as the composer's counter: the page's
+    answer replaced #ledger, and the filter's then went to a ledger no longer on the page)."""
+    with live_app.app_context():
+        if db.session.scalar(sa.select(User).where(User.email == "admin@ledger.test")) is None:
+            org = f.messaging_org("Ledger & Co")
+            f.user(org, email="admin@ledger.test", codes=[permissions.ADMIN_CREDITS])
+            for n in range(ledger.PER_PAGE + 5):  # two pages
+                credits.top_up(db.session, org, 10, f"order {n}")
+            db.session.commit()
+    held: list = []
+    page.route(re.compile(r"/admin/credits\?"), lambda route: held.append(route))
+    page.goto("/login")
+    page.get_by_label("Email").fill("admin@ledger.test")
+    page.get_by_label("Password").fill(f.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/admin/credits")
+    page.locator("#ledger").get_by_role("link", name="Older").click()
+    page.wait_for_function("() => document.querySelector('.htmx-request') !== null")
+    page.get_by_label("Type").select_option("debit")
+    for _ in range(50):  # the route's handler runs while the page waits
+        if len(held) == 2:
+            break
+        page.wait_for_timeout(100)
+    assert "page=2" in held[0].request.url and "kind=debit" in held[1].request.url
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # the page gave the older request up: nothing to answer
+            route.continue_()
+        page.wait_for_timeout(300)
+    expect(page.locator(".htmx-request")).to_have_count(0)
+    # The filter's answer: no message was sent, so no row (page 2 of the refills would show five).
+    expect(page.locator("#ledger-count")).to_have_text("0")
+    expect(page.locator("#ledger-table tbody tr.kind-top_up")).to_have_count(0)
+    expect(page).to_have_url(re.compile(r"kind=debit"))
 
 
 def test_simulate_a_reply_says_why_not_in_place_and_keeps_what_is_typed(page: Page, live_app: Flask) -> None:
