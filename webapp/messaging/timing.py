@@ -1,0 +1,127 @@
+"""When a message goes: now, at the time the writer picked, or at the recipient's next allowed moment.
+
+The one place where the composer's choice (now or later), the recipient's quiet hours
+(webapp.messaging.quiet_hours: the law's hours and the organisation's own, on the recipient's clock) and
+the writer's reason to set the organisation's hours aside meet. webapp.messaging.compose asks it before
+storing a message; the composer's counter asks it to say, before Send, what will happen.
+
+- Sent now, inside the hours (or a reply within minutes of the person's own message): it goes now.
+- Sent now, outside them: it is scheduled for the next allowed moment, and the composer has said so
+  ("It is 23:10 in Texas. Sends tomorrow at 09:00 their time."). With a reason, the organisation's hours
+  are set aside and it goes now; the law's never are: a reason against them is refused beside its field.
+- Sent later: the picked moment must be allowed (the reason sets the organisation's hours aside there
+  too); if not, the refusal names the first moment that is.
+- Email is not held: it waits in an inbox, it does not ring a phone at night. Only SMS and WhatsApp are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp import zones
+from webapp.messaging import quiet_hours
+from webapp.messaging.checks import SendRefused
+from webapp.messaging.quiet_hours import Decision, OrganizationHours
+from webapp.models import Conversation, Message, Organization
+
+HELD_CHANNELS = ("sms", "whatsapp")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What will happen to a message written now."""
+
+    send_at: datetime | None  # None: it goes now; else when (UTC) it leaves
+    decision: Decision | None  # the quiet hours' answer (None for email, which is not held)
+    moved: bool = False  # written to go now, moved to the recipient's next allowed moment
+    override_reason: str | None = None  # the writer's reason, where it set the organisation's hours aside
+
+
+def last_heard(session: Session, conversation: Conversation | None) -> datetime | None:
+    """When the person last wrote in this conversation, on any channel."""
+    if conversation is None or conversation.id is None:
+        return None
+    return session.scalar(
+        sa.select(sa.func.max(Message.received_at)).where(
+            Message.conversation_id == conversation.id, Message.direction == "inbound"
+        )
+    )
+
+
+def decide(
+    organization: Organization,
+    number: str | None,
+    at: datetime,
+    *,
+    heard_at: datetime | None = None,
+    override_reason: str | None = None,
+) -> Decision:
+    """The quiet hours' answer for a text to `number` at `at`; SendRefused for a blank or overlong reason."""
+    try:
+        return quiet_hours.decide(
+            at,
+            number=number,
+            organization=OrganizationHours.of(organization),
+            last_inbound_at=heard_at,
+            override_reason=override_reason,
+        )
+    except quiet_hours.QuietHoursRefused as refused:
+        raise SendRefused(refused.message, refused.field) from refused
+
+
+def when(
+    organization: Organization,
+    channel: str,
+    number: str | None,
+    now: datetime,
+    *,
+    send_at: datetime | None = None,
+    heard_at: datetime | None = None,
+    override_reason: str | None = None,
+) -> Timing:
+    """When a message on `channel` to `number`, written at `now`, leaves (see the module's doc). Raises
+    SendRefused, beside the field it concerns, for a moment or a reason that cannot be."""
+    reason = (override_reason or "").strip() or None
+    if channel not in HELD_CHANNELS:
+        return Timing(send_at, None)
+    at = send_at or now
+    decision = decide(organization, number, at, heard_at=heard_at, override_reason=reason)
+    if decision.allowed_now:
+        return Timing(send_at, decision, override_reason=reason if decision.overridden else None)
+    if reason is not None and decision.held_by == "law":
+        raise SendRefused(decision.why, "override_reason")
+    if send_at is not None:
+        raise SendRefused(_not_then(decision), "send_at")
+    if decision.next_allowed_at is None:
+        raise SendRefused(f"{decision.words} {decision.why}", "channel")
+    return Timing(decision.next_allowed_at, decision, moved=True)
+
+
+def _not_then(decision: Decision) -> str:
+    then = decision.local_now[0]
+    first = decision.next_allowed_at
+    after = f" The first time it can go: {their_time(first, decision)}." if first else ""
+    return f"At that time it is {then:%a %H:%M} for them: {decision.why}{after}"
+
+
+def their_time(moment: datetime, decision: Decision) -> str:
+    """A moment on the recipient's (first) clock and where: "Tue 09:00 in Texas"."""
+    local = moment.astimezone(decision.local_now[0].tzinfo)
+    return f"{local:%a %H:%M} in {place(decision)}"
+
+
+def place(decision: Decision) -> str:
+    """Where the recipient is, as the composer names it: their US state, else their zone's city."""
+    state = quiet_hours.rules().states.get(decision.state or "")
+    return state or zones.city(decision.zones[0])
+
+
+def both_times(moment: datetime, decision: Decision | None, reader_zone: str) -> str:
+    """A moment as the recipient and the writer read it: "Tue 09:00 in Texas · Tue 16:00 your time"; for
+    email (no recipient's clock), the writer's alone."""
+    mine = f"{moment.astimezone(zones.zone(reader_zone)):%a %H:%M} your time"
+    return f"{their_time(moment, decision)} · {mine}" if decision is not None else mine
