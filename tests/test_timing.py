@@ -90,5 +90,6 @@ def test_the_organisations_hours_are_read_on_the_recipients_clock(org) -> None:
 def test_both_times_name_the_recipients_place_and_the_writers_clock(org) -> None:
     now = at("America/Chicago", 2026, 12, 8, 23, 10)
     t = timing.when(org, "sms", AUSTIN, now)
-    assert timing.both_times(t.send_at, t.decision, "Europe/Berlin") == "Wed 09:00 in Texas · Wed 16:00 your time"
+    both = timing.both_times(t.send_at, t.decision, "Europe/Berlin")
+    assert both == "Wed 09:00 in Texas · Wed 16:00 your time"
     assert timing.both_times(t.send_at, None, "Europe/Berlin") == "Wed 16:00 your time"
