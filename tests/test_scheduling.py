@@ -295,7 +295,8 @@ def test_the_clock_process_runs_the_work_until_sigterm_and_stops_cleanly(
             process.wait()
     output = process_log.read_text()
     intervals = (
-        "dispatch-recovery every 0.2 s, unknown-give-up every 0.2 s, compliance-expiry every 3600 s, "
+        "dispatch-recovery every 0.2 s, unknown-give-up every 0.2 s, scheduled-send every 15 s, "
+        "compliance-expiry every 3600 s, "
         "webhook-sweep every 15 s"
     )
     assert f"Clock: {intervals}." in output
