@@ -409,3 +409,16 @@ def test_the_thread_shows_when_it_is_scheduled_for_in_the_organisations_zone(wor
     db.session.commit()
     page = client.get(f"/applications/{world['lena'].id}?tab=sms").get_data(as_text=True)
     assert "Scheduled for" not in page and "Cancelled" in page
+
+
+def test_the_thread_says_why_a_message_was_held(world, fake, client, auth) -> None:
+    message = schedule(world)
+    world["org"].sms_enabled = False
+    db.session.commit()
+    run_scheduler(message.send_at)
+    world["org"].sms_enabled = True
+    db.session.commit()
+    auth.login(world["user"].email)
+    page = client.get(f"/applications/{world['lena'].id}?tab=sms").get_data(as_text=True)
+    held_note = "held when it was due to leave. SMS was switched off for your organisation. The credits were"
+    assert f"Not sent: {held_note} given back." in page
