@@ -422,3 +422,38 @@ def test_the_thread_says_why_a_message_was_held(world, fake, client, auth) -> No
     page = client.get(f"/applications/{world['lena'].id}?tab=sms").get_data(as_text=True)
     held_note = "held when it was due to leave. SMS was switched off for your organisation. The credits were"
     assert f"Not sent: {held_note} given back." in page
+
+
+# --- Prospects and email ---------------------------------------------------------------------------------
+
+
+def test_a_prospect_removed_from_the_community_is_not_written_to_an_email_still_leaves(app, fake) -> None:
+    from webapp.messaging.subjects import of_membership
+
+    org = f.messaging_org("Acme", has_crm=True)
+    sourcer = f.user(org, codes=[permissions.SOURCING_MESSAGING], name="Sam Sourcer")
+    f.number(org, "+4915123456700")
+    nordic = f.community(org, "Nordic engineers", team=[sourcer])
+    grace = f.prospect(org, "Grace", "Hopper", mobile="+4915123456789", email="grace@example.test")
+    membership = f.membership(nordic, grace)
+    f.credits(org, 5)
+    db.session.commit()
+    about = of_membership(membership)
+    send_at = utcnow() + AT
+    text = compose.compose(db.session, sourcer, about, "sms", "Hi Grace", send_at=send_at)
+    email = compose.compose(db.session, sourcer, about, "email", "Hello", subject="News", send_at=send_at)
+    db.session.commit()
+    membership.removed_at = utcnow()
+    db.session.commit()
+
+    handed = run_scheduler(send_at)
+    assert sorted(handed.held) == sorted([text.id, email.id]) and handed.queued == []
+    assert fresh(text.id).error_title == "Grace Hopper was removed from Nordic engineers."
+
+    membership.removed_at = None
+    db.session.commit()
+    again = compose.compose(
+        db.session, sourcer, about, "email", "Hello", subject="News", send_at=send_at + AT
+    )
+    db.session.commit()
+    assert run_scheduler(send_at + AT).queued == [again.id]
