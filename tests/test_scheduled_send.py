@@ -457,3 +457,26 @@ def test_a_prospect_removed_from_the_community_is_not_written_to_an_email_still_
     )
     db.session.commit()
     assert run_scheduler(send_at + AT).queued == [again.id]
+
+
+def test_a_new_text_for_a_message_whose_time_just_came_leaves_at_the_next_pass(world, fake) -> None:
+    message = schedule(world, "Old text")
+    just_after = message.send_at + timedelta(seconds=2)  # due, and the scheduler has not passed yet
+    edited = scheduled.reschedule(db.session, world["user"], message, body="New text", now=just_after)
+    db.session.commit()
+    assert edited.send_at == just_after + timedelta(seconds=1)
+    run_scheduler(just_after + timedelta(seconds=15))
+    assert (posts_for(fake, message.id), posts_for(fake, edited.id)) == (0, 1)
+    assert fake.requests[-1].body["text"] == "New text"
+
+
+def test_too_late_says_why_it_was_held(world, fake) -> None:
+    message = schedule(world)
+    world["org"].sms_enabled = False
+    db.session.commit()
+    run_scheduler(message.send_at)
+    with pytest.raises(scheduled.TooLate) as late:
+        scheduled.cancel(db.session, world["user"], fresh(message.id))
+    assert (
+        str(late.value) == "It was held when it was due to leave: SMS was switched off for your organisation."
+    )

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -124,8 +124,12 @@ def reschedule(
     conversation = message.conversation
     assert conversation is not None
     about = _may_change(session, user, message, texting=True)
-    when = checks.check_send_at(send_at, now) if send_at is not None else message.send_at
-    assert when is not None
+    if send_at is not None:
+        when = checks.check_send_at(send_at, now)
+    else:
+        # Its time kept; one that has just come (the scheduler has not passed yet) is the next moment.
+        assert message.send_at is not None
+        when = max(message.send_at, now + timedelta(seconds=1))
     if body is None and subject is None:
         if message.channel == "whatsapp":
             checks.check_whatsapp_window_at(
@@ -191,7 +195,7 @@ def too_late(session: Session, message: Message) -> TooLate:
             return TooLate("It was edited meanwhile: reload the conversation to see the new text.")
         return TooLate("It was cancelled.")
     if message.status == "held":
-        return TooLate(f"It was held when it was due to leave: {message.error_title}.")
+        return TooLate(f"It was held when it was due to leave: {(message.error_title or '').rstrip('.')}.")
     return TooLate("It has already left.")
 
 
