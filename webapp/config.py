@@ -178,6 +178,11 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         or ("queued" if dispatch_mode == "rq" else "direct"),
         # How often the clock applies stored webhooks that no worker applied within as long (0: never).
         "WEBHOOK_SWEEP_SECONDS": _seconds(env, "WEBHOOK_SWEEP_SECONDS", 15),
+        # How often the clock hands messages scheduled for later to dispatch once their time has come
+        # (0: never). A message leaves within this long of its time, plus its turn in the pacing.
+        "SCHEDULED_SEND_EVERY_SECONDS": _seconds(env, "SCHEDULED_SEND_EVERY_SECONDS", 15),
+        # How many due messages the scheduler takes (and locks) in one transaction.
+        "SCHEDULED_SEND_BATCH": _int(env, "SCHEDULED_SEND_BATCH", 500),
         # How often the clock expires compliance approvals past their date (0: never; the CLI still does).
         "COMPLIANCE_EXPIRY_SECONDS": _seconds(env, "COMPLIANCE_EXPIRY_SECONDS", 3600),
         # Whether a served app (wsgi.py) keeps the clock in a thread of its own process; None (unset):

@@ -21,6 +21,7 @@ marker (see ActivityClock).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -57,14 +58,21 @@ def preview(message: Message) -> str:
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
 
 
-def record(session: Session, conversation: Conversation, message: Message) -> None:
-    """The message (flushed: it has its id) is now part of the conversation: keep what the inbox needs."""
+def record(
+    session: Session, conversation: Conversation, message: Message, *, left_at: datetime | None = None
+) -> None:
+    """The message (flushed: it has its id) is now part of the conversation: keep what the inbox needs.
+
+    `left_at`: a message scheduled for later, leaving now. It was written (and given its id) before the
+    messages that came while it waited, but from this moment it is the latest; last_message_id stays the
+    highest id, which the read markers and the pages' versions count up to."""
     assert message.id is not None, "flush the message first"
-    at = message.created_at or utcnow()
+    at = left_at or message.created_at or utcnow()
     # Ids grow with every insert, so the highest one is the newest message; a message joined late (an
     # unmatched reply assigned afterwards) counts for the channels and the unread count, not as latest.
-    if conversation.last_message_id is None or message.id > conversation.last_message_id:
-        conversation.last_message_id = message.id
+    newest = conversation.last_message_id is None or message.id > conversation.last_message_id
+    if newest or (left_at is not None and at >= (conversation.last_message_at or at)):
+        conversation.last_message_id = max(message.id, conversation.last_message_id or 0)
         conversation.last_direction = message.direction
         conversation.last_channel = message.channel
         conversation.last_author_id = message.author_id

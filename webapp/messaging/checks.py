@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from webapp import phones
+from webapp import phones, zones
 from webapp.accounts import access, permissions
 from webapp.messaging import optouts, segments
 from webapp.messaging.subjects import Subject
@@ -18,6 +19,8 @@ MAX_WHATSAPP_CHARACTERS = 4096
 MAX_EMAIL_CHARACTERS = 50_000
 MAX_SUBJECT_CHARACTERS = 300
 PRODUCT_NAMES = {"messaging": "Messaging", "crm": "CRM"}
+# How far ahead a message may be scheduled.
+MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
 
 class SendRefused(Refused):
@@ -178,3 +181,29 @@ def check_whatsapp_window(window_open: bool, using_template: bool) -> None:
             "candidate's last WhatsApp message. Send an approved WhatsApp template instead.",
             "whatsapp_template_id",
         )
+
+
+def check_send_at(send_at: datetime, now: datetime) -> datetime:
+    """A time to send a message later: aware, in the future, within MAX_SCHEDULE_AHEAD; in UTC."""
+    if send_at.tzinfo is None:
+        raise ValueError("naive datetime given for send_at; give it in UTC")
+    if send_at <= now:
+        raise SendRefused("That time has passed: pick a time in the future, or send it now.", "send_at")
+    if send_at > now + MAX_SCHEDULE_AHEAD:
+        raise SendRefused("A message can be scheduled at most a year ahead.", "send_at")
+    return send_at.astimezone(UTC)
+
+
+def check_whatsapp_window_at(
+    window_ends_at: datetime | None, send_at: datetime, using_template: bool, zone: str | None
+) -> None:
+    """Free text scheduled for later must leave while the 24-hour window is still open (checked again
+    when it leaves: webapp.messaging.scheduled)."""
+    if using_template or (window_ends_at is not None and send_at < window_ends_at):
+        return
+    closes = zones.format_time(window_ends_at, zone, "%a %d %b %H:%M") if window_ends_at else None
+    raise SendRefused(
+        (f"The WhatsApp window closes {closes}, before this would leave. " if closes else "")
+        + "Pick an earlier time, or send an approved WhatsApp template instead.",
+        "send_at",
+    )

@@ -6,8 +6,10 @@ the id to dispatch. It works on a subject (an application or a community members
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -186,13 +188,19 @@ def compose(
     subject: str | None = None,
     whatsapp_template_id: int | None = None,
     invite_link: str | None = None,
+    send_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
     `about` is what the conversation is about; `subject` is an email's subject line; `invite_link` what
     %INVITELINK% becomes (an interview invitation's booking link, webapp.interviews.invitations).
+    `send_at` (aware; stored in UTC): store it as scheduled, to leave then (webapp.messaging.scheduled),
+    paid for now all the same; `now` is the moment it is checked against (the clock, in tests).
     Raises SendRefused with a message for the user; the caller rolls back and shows it.
     """
+    if send_at is not None:
+        send_at = checks.check_send_at(send_at, now or utcnow())
     checks.check_sender(session, user, about, channel)
     contact = about.contact
     checks.check_recipient(session, contact, channel)
@@ -206,7 +214,10 @@ def compose(
             if template is None:
                 raise SendRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
             body, parameters = whatsapp.render(template, recipient)
-        checks.check_whatsapp_window(whatsapp.time_left(existing) is not None, template is not None)
+        checks.check_whatsapp_window(whatsapp.time_left(existing, now) is not None, template is not None)
+        if send_at is not None:
+            ends_at = existing.whatsapp_window_ends_at if existing else None
+            checks.check_whatsapp_window_at(ends_at, send_at, template is not None, org.time_zone)
     text = placeholders.render(body, recipient)
     rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
     count = checks.check_body(channel, text, rendered_subject)
@@ -220,7 +231,8 @@ def compose(
         to_addr = contact.mobile
         from_addr = sender_number(session, conversation, channel, to_addr).e164
     try:
-        return outbox.queue(
+        store = outbox.queue if send_at is None else functools.partial(outbox.schedule, send_at=send_at)
+        return store(
             session,
             conversation,
             channel=channel,

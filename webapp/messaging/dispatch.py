@@ -539,7 +539,8 @@ def recover(
         sa.select(Message.id).where(
             Message.status == "queued",
             Message.direction == "outbound",
-            Message.created_at < now - timedelta(seconds=queued_after),
+            # Waiting since it was written, or since its time for one scheduled for later.
+            sa.func.coalesce(Message.send_at, Message.created_at) < now - timedelta(seconds=queued_after),
         )
     ).all()
     found.requeued += [m for m in waiting if m not in found.requeued]

@@ -1,14 +1,18 @@
-"""Storing an outbound message: queued and paid for, in the caller's transaction.
+"""Storing an outbound message: queued (or scheduled for later) and paid for, in the caller's
+transaction.
 
-Everything that sends — a user's message, the answer to HELP, and later invitations, bulk and
-scheduled sends — stores its message here, so that a message and its debit are never apart and the
-conversation always knows its latest message. The caller commits, then hands the id to dispatch.
+Everything that sends — a user's message, the answer to HELP, invitations, and later bulk sends —
+stores its message here, so that a message and its debit are never apart and the conversation always
+knows its latest message. The caller commits, then hands a queued message's id to dispatch; a scheduled
+one waits for the scheduler (webapp.messaging.scheduled), which joins it to the conversation's list
+when it leaves.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -37,6 +41,72 @@ def queue(
     `count` is the SMS's segment count (its price); WhatsApp and email are priced per message.
     Raises credits.InsufficientCredits, leaving nothing behind, when the balance does not cover it.
     """
+    return _store(
+        session,
+        conversation,
+        channel=channel,
+        body=body,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        author_id=author_id,
+        count=count,
+        email_subject=email_subject,
+        whatsapp_template_id=whatsapp_template_id,
+        template_parameters=template_parameters,
+        send_at=None,
+    )
+
+
+def schedule(
+    session: Session,
+    conversation: Conversation,
+    *,
+    send_at: datetime,
+    channel: str,
+    body: str,
+    from_addr: str,
+    to_addr: str,
+    author_id: int | None,
+    count: SegmentCount | None = None,
+    email_subject: str | None = None,
+    whatsapp_template_id: int | None = None,
+    template_parameters: Sequence[str] | None = None,
+) -> Message:
+    """A message that leaves at `send_at` (UTC), paid for now as a queued one is (the same debit, in
+    the caller's transaction), and given back if it is cancelled or held. It is in the thread from now
+    on, but it joins the conversation's list (latest message, preview) only when it leaves: until then
+    nothing was said to the person. Raises credits.InsufficientCredits as `queue` does."""
+    return _store(
+        session,
+        conversation,
+        channel=channel,
+        body=body,
+        from_addr=from_addr,
+        to_addr=to_addr,
+        author_id=author_id,
+        count=count,
+        email_subject=email_subject,
+        whatsapp_template_id=whatsapp_template_id,
+        template_parameters=template_parameters,
+        send_at=send_at,
+    )
+
+
+def _store(
+    session: Session,
+    conversation: Conversation,
+    *,
+    channel: str,
+    body: str,
+    from_addr: str,
+    to_addr: str,
+    author_id: int | None,
+    count: SegmentCount | None,
+    email_subject: str | None,
+    whatsapp_template_id: int | None,
+    template_parameters: Sequence[str] | None,
+    send_at: datetime | None,
+) -> Message:
     organization = conversation.organization
     segments = count.segments if count else (1 if channel == "whatsapp" else 0)
     now = utcnow()
@@ -48,7 +118,8 @@ def queue(
         author_id=author_id,
         subject=email_subject if channel == "email" else None,
         body=body,
-        status="queued",
+        status="queued" if send_at is None else "scheduled",
+        send_at=send_at,
         from_addr=from_addr,
         to_addr=to_addr,
         encoding=count.encoding if count else None,
@@ -67,5 +138,8 @@ def queue(
         session.delete(message)
         session.flush()
         raise
-    activity.record(session, conversation, message)
+    if send_at is None:
+        activity.record(session, conversation, message)
+    else:
+        activity.touch(session, conversation.id)  # the thread shows it; the list learns it when it leaves
     return message

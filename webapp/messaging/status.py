@@ -1,6 +1,9 @@
 """How a message's status moves: forward only, whatever order the updates arrive in.
 
 queued → sending → (unknown →) submitted/sent → delivered → read; rejected and undeliverable are final.
+A message written for later starts as `scheduled` and leaves it for `queued` when its time comes, or
+ends `held` (the channel checks refused it at leaving) or `cancelled`; those moves are conditional
+UPDATEs in webapp.messaging.scheduled, never a report's.
 `unknown` is a send whose answer never came (a timeout, a 5xx): the provider may have it, so it waits for
 the provider's report instead of being sent again. The status webhooks and the simulator all call
 `apply_status`, so they cannot disagree.
@@ -21,12 +24,24 @@ from webapp.database import one_statement
 from webapp.inbox import changes as activity
 from webapp.models import Message, utcnow
 
-RANK = {"queued": 0, "sending": 1, "unknown": 2, "submitted": 3, "sent": 3, "delivered": 4, "read": 5}
-FINAL = frozenset({"rejected", "undeliverable"})
+RANK = {
+    "scheduled": -1,
+    "queued": 0,
+    "sending": 1,
+    "unknown": 2,
+    "submitted": 3,
+    "sent": 3,
+    "delivered": 4,
+    "read": 5,
+}
+FINAL = frozenset({"rejected", "undeliverable", "held", "cancelled"})
 PENDING = frozenset({"queued", "sending", "unknown", "submitted"})
 # The error code of a message given up after its outcome stayed unknown (see dispatch.recover).
 UNCONFIRMED = "unconfirmed"
 LABELS = {
+    "scheduled": "Scheduled",
+    "held": "Held",
+    "cancelled": "Cancelled",
     "queued": "Queued",
     "sending": "Sending",
     "unknown": "Checking with the network…",

@@ -26,6 +26,12 @@ from webapp.models import (
 )
 
 Kind = Literal["application", "membership"]
+# What writing by SMS or WhatsApp about each kind of subject needs: the right, and the products. Read
+# without the subject too (the scheduler checks a conversation's messages by its kind).
+TEXTING: dict[Kind, tuple[str, tuple[str, ...]]] = {
+    "application": (permissions.RECRUITMENT_SMS, ("messaging",)),
+    "membership": (permissions.SOURCING_MESSAGING, ("messaging", "crm")),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,8 +88,8 @@ def of_application(application: Application) -> Subject:
         organization=job.organization,
         contact=application.candidate,
         title=job.title,
-        texting_permission=permissions.RECRUITMENT_SMS,
-        texting_products=("messaging",),
+        texting_permission=TEXTING["application"][0],
+        texting_products=TEXTING["application"][1],
         team="hiring team of this job",
         application=application,
     )
@@ -97,11 +103,15 @@ def of_membership(membership: CommunityMembership) -> Subject:
         organization=community.organization,
         contact=membership.prospect,
         title=community.name,
-        texting_permission=permissions.SOURCING_MESSAGING,
-        texting_products=("messaging", "crm"),
+        texting_permission=TEXTING["membership"][0],
+        texting_products=TEXTING["membership"][1],
         team="sourcing team of this community",
         membership=membership,
     )
+
+
+def kind_of(conversation: Conversation) -> Kind:
+    return "application" if conversation.application_id is not None else "membership"
 
 
 def of_conversation(conversation: Conversation) -> Subject:

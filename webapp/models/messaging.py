@@ -21,6 +21,9 @@ MESSAGE_CHANNELS = ("email", "sms", "whatsapp")
 CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "whatsapp": "WhatsApp"}
 # How a message moves; webapp.messaging.status owns the order in which statuses may follow each other.
 MESSAGE_STATUSES = (
+    "scheduled",
+    "held",
+    "cancelled",
     "queued",
     "sending",
     "unknown",
@@ -103,6 +106,8 @@ class Message(Base):
         sa.Index("ix_message_unmatched", "organization_id", "conversation_id"),
         # The dispatcher's sweep: claims whose lease ran out, outcomes still unknown, queues left behind.
         sa.Index("ix_message_status_claimed", "status", "claimed_at"),
+        # The scheduler's due query: scheduled messages whose time has come, an index range in time order.
+        sa.Index("ix_message_status_send_at", "status", "send_at"),
         # The inbox's search by message text (PostgreSQL): trigrams answer ILIKE '%words%' from the index.
         postgresql_only(
             sa.Index(
@@ -140,6 +145,8 @@ class Message(Base):
     # When a dispatcher claimed the message or began its latest try: the start of its lease, and for an
     # unknown outcome the start of the wait for the provider's report.
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a message written for later leaves (UTC): set while it is `scheduled`, kept afterwards.
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_code: Mapped[str | None] = mapped_column(sa.String(50))
     error_title: Mapped[str | None] = mapped_column(sa.String(300))
     error_detail: Mapped[str | None] = mapped_column(sa.Text)

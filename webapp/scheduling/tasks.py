@@ -47,6 +47,14 @@ def give_up_unknown(now: datetime) -> str:
     return f"{len(given_up)} message(s) never confirmed and refunded" if given_up else ""
 
 
+def send_scheduled(now: datetime) -> str:
+    """Messages scheduled for later whose time has come: checked again, and handed to the dispatcher
+    or held with the reason (webapp.messaging.scheduled)."""
+    from webapp.messaging import scheduled
+
+    return str(scheduled.send_due(now))
+
+
 def expire_compliance(now: datetime) -> str:
     """Approvals past their expiry date: expired, and their countries' numbers suspended."""
     from webapp.compliance import submissions
@@ -69,6 +77,7 @@ def apply_stored_webhooks(now: datetime) -> str:
 TASKS: tuple[Task, ...] = (
     Task("dispatch-recovery", "DISPATCH_SWEEP_SECONDS", recover_claims),
     Task("unknown-give-up", "DISPATCH_SWEEP_SECONDS", give_up_unknown),
+    Task("scheduled-send", "SCHEDULED_SEND_EVERY_SECONDS", send_scheduled),
     Task("compliance-expiry", "COMPLIANCE_EXPIRY_SECONDS", expire_compliance),
     Task("webhook-sweep", "WEBHOOK_SWEEP_SECONDS", apply_stored_webhooks),
 )
