@@ -2,7 +2,7 @@
 (status, send_at)
 
 Revision ID: e057b6b32ea3
-Revises: 9c41d7e2a5b8
+Revises: 041fec395d93
 Create Date: 2026-12-06 05:55:04.636773
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e057b6b32ea3'
-down_revision = '9c41d7e2a5b8'
+down_revision = '041fec395d93'
 branch_labels = None
 depends_on = None
 
