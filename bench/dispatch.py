@@ -115,6 +115,7 @@ def run(
             "DISPATCH_MODE": "thread",
             "DISPATCH_THREADS": threads,
             "DISPATCH_SWEEP_SECONDS": 0,
+            "QUIET_HOURS": False,  # sent at whatever hour the benchmark runs
         }
     )
     with app.app_context():

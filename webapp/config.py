@@ -183,6 +183,9 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SCHEDULED_SEND_EVERY_SECONDS": _seconds(env, "SCHEDULED_SEND_EVERY_SECONDS", 15),
         # How many due messages the scheduler takes (and locks) in one transaction.
         "SCHEDULED_SEND_BATCH": _int(env, "SCHEDULED_SEND_BATCH", 500),
+        # The recipients' quiet hours (webapp.messaging.timing): a text written at night for them is held
+        # to their morning. Off only for tests and benchmarks that send at whatever hour they run.
+        "QUIET_HOURS": _bool(env.get("QUIET_HOURS"), default=True),
         # How often the clock expires compliance approvals past their date (0: never; the CLI still does).
         "COMPLIANCE_EXPIRY_SECONDS": _seconds(env, "COMPLIANCE_EXPIRY_SECONDS", 3600),
         # Whether a served app (wsgi.py) keeps the clock in a thread of its own process; None (unset):

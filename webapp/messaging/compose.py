@@ -12,10 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from webapp.billing import credits, pricing
-from webapp.messaging import checks, conversations, outbox, placeholders, routing, templates, whatsapp
+from webapp.messaging import (
+    checks,
+    conversations,
+    outbox,
+    placeholders,
+    routing,
+    templates,
+    timing,
+    whatsapp,
+)
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.segments import SegmentCount
 from webapp.messaging.subjects import Subject
@@ -190,6 +200,7 @@ def compose(
     invite_link: str | None = None,
     send_at: datetime | None = None,
     now: datetime | None = None,
+    override_reason: str | None = None,
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
@@ -197,13 +208,18 @@ def compose(
     %INVITELINK% becomes (an interview invitation's booking link, webapp.interviews.invitations).
     `send_at` (aware; stored in UTC): store it as scheduled, to leave then (webapp.messaging.scheduled),
     paid for now all the same; `now` is the moment it is checked against (the clock, in tests).
+    A text is held to the recipient's hours (webapp.messaging.timing): written at night for them it is
+    scheduled for their next allowed moment; `override_reason` sets the organisation's hours aside.
     Raises SendRefused with a message for the user; the caller rolls back and shows it.
     """
+    now = now or utcnow()
     if send_at is not None:
-        send_at = checks.check_send_at(send_at, now or utcnow())
+        send_at = checks.check_send_at(send_at, now)
     checks.check_sender(session, user, about, channel)
     contact = about.contact
     checks.check_recipient(session, contact, channel)
+    when = hours_for(session, about, channel, now, send_at, override_reason)
+    send_at = when.send_at
     recipient = recipient_for(about, user, invite_link)
     org = about.organization
     template, parameters = None, None
@@ -232,7 +248,7 @@ def compose(
         from_addr = sender_number(session, conversation, channel, to_addr).e164
     try:
         store = outbox.queue if send_at is None else functools.partial(outbox.schedule, send_at=send_at)
-        return store(
+        message = store(
             session,
             conversation,
             channel=channel,
@@ -247,3 +263,29 @@ def compose(
         )
     except credits.InsufficientCredits as exc:
         raise SendRefused(str(exc), "body") from exc
+    message.hours_override = when.override_reason
+    return message
+
+
+def hours_for(
+    session: Session,
+    about: Subject,
+    channel: str,
+    now: datetime,
+    send_at: datetime | None = None,
+    override_reason: str | None = None,
+) -> timing.Timing:
+    """When a message to this person on this channel leaves, under their quiet hours (QUIET_HOURS off:
+    now, or at `send_at`). The counter asks it too, to say so before Send."""
+    if not current_app.config.get("QUIET_HOURS", True):
+        return timing.Timing(send_at, None)
+    existing = conversations.for_subject(session, about)
+    return timing.when(
+        about.organization,
+        channel,
+        about.contact.mobile,
+        now,
+        send_at=send_at,
+        heard_at=timing.last_heard(session, existing),
+        override_reason=override_reason,
+    )

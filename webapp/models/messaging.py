@@ -164,6 +164,8 @@ class Message(Base):
     assigned_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The writer's reason to send outside the organisation's hours for texts (webapp.messaging.timing).
+    hours_override: Mapped[str | None] = mapped_column(sa.String(200))
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     author: Mapped[User | None] = relationship(foreign_keys=[author_id])
