@@ -213,7 +213,7 @@ def test_the_organisations_window_is_read_on_the_recipients_clock() -> None:
 def test_the_organisations_days_skip_the_weekend() -> None:
     friday_evening = decide(at("Europe/Berlin", 2026, 12, 11, 20, 0), number=BERLIN, organization=DEFAULT)
     assert friday_evening.next_allowed_at == at("Europe/Berlin", 2026, 12, 14, 8, 0)
-    assert friday_evening.words == "It is 20:00 in Berlin. Sends Mon 14 Dec at 08:00 their time."
+    assert friday_evening.words == "It is 20:00 in Germany. Sends Mon 14 Dec at 08:00 their time."
     assert not decide(
         at("Europe/Berlin", 2026, 12, 12, 11, 0), number=BERLIN, organization=DEFAULT
     ).allowed_now

@@ -93,3 +93,7 @@ def test_both_times_name_the_recipients_place_and_the_writers_clock(org) -> None
     both = timing.both_times(t.send_at, t.decision, "Europe/Berlin")
     assert both == "Wed 09:00 in Texas · Wed 16:00 your time"
     assert timing.both_times(t.send_at, None, "Europe/Berlin") == "Wed 16:00 your time"
+    berlin = timing.when(org, "sms", BERLIN, at("Europe/Berlin", 2026, 12, 8, 22, 0))
+    assert timing.both_times(berlin.send_at, berlin.decision, "Europe/Berlin") == (
+        "Wed 08:00 in Germany, your time too"
+    )

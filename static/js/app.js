@@ -221,3 +221,14 @@ document.addEventListener("visibilitychange", () => {
     document.body.dispatchEvent(new CustomEvent("messages-changed"));
   }
 });
+
+// The composer's quick choices of a time ("Their morning", "In 1 hour", "Now") fill its Send at field,
+// whose change asks the counter again: it says when the message will leave, on both clocks.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-send-at-for]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.sendAtFor);
+  if (!(field instanceof HTMLInputElement)) return;
+  field.value = button.dataset.sendAt;
+  field.dispatchEvent(new Event("change", { bubbles: true }));
+});

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from webapp import zones
+from webapp import country_names, zones
 from webapp.refusals import Refused
 
 if TYPE_CHECKING:
@@ -194,6 +194,7 @@ class Decision:
     reply: bool = False  # a reply within minutes of the person's own message: goes now
     overridden: bool = False  # the organisation's window set aside, with the writer's reason
     laws: tuple[Rule, ...] = field(default=())  # every law that applied
+    place: str = ""  # where, as the composer names it: "Texas", "Poland", "Brazil (Manaus)"
 
     @property
     def overridable(self) -> bool:
@@ -237,8 +238,16 @@ def decide(
     held = _held(local_now, law_holds, org)
     # Named after the state when known (an Austin number reads "Texas", not Chicago's zone); a single
     # zone by its city; several zones of no one state by their clocks alone.
-    place_name = book.states.get(state or "") or (zones.city(found[0]) if len(found) == 1 else "")
-    place = dict(zones=found, local_now=local_now, state=state, zone_note=note, laws=tuple(laws), reply=reply)
+    place_name = _place_name(book, region, state, found, now)
+    place = dict(
+        zones=found,
+        local_now=local_now,
+        state=state,
+        zone_note=note,
+        laws=tuple(laws),
+        reply=reply,
+        place=place_name,
+    )
     if held is None:
         return Decision(
             allowed_now=True,
@@ -302,6 +311,23 @@ def _place(
     found = zones.all_for_number(number, region) if national else zones.in_country(region)
     note = f"several zones: {', '.join(found)}" if len(found) > 1 else ""
     return region, found, state, note
+
+
+def _place_name(
+    book: Rules, region: str | None, state: str | None, found: tuple[str, ...], now: datetime
+) -> str:
+    """Named after the US state when known (an Austin number reads "Texas", not Chicago's zone), else
+    the country, with the zone's city where the country's clocks differ ("Brazil (Manaus)"); several
+    zones of no one state or country by their clocks alone ("")."""
+    if state and state in book.states:
+        return book.states[state]
+    country = country_names.NAMES.get(region or "", "")
+    if len(found) != 1:
+        return country if country and region != "US" else ""
+    if not country:
+        return zones.city(found[0])
+    clocks = {now.astimezone(ZoneInfo(z)).utcoffset() for z in zones.in_country(region)}
+    return country if len(clocks) <= 1 else f"{country} ({zones.city(found[0])})"
 
 
 def _held(

@@ -131,6 +131,10 @@ def reschedule(
         assert message.send_at is not None
         when = max(message.send_at, now + timedelta(seconds=1))
     if body is None and subject is None:
+        if send_at is not None:
+            # The new time is held to the recipient's hours as a new message's is (a new text is, by
+            # compose).
+            compose.hours_for(session, about, message.channel, now, when)
         if message.channel == "whatsapp":
             checks.check_whatsapp_window_at(
                 conversation.whatsapp_window_ends_at,

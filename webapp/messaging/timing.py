@@ -115,13 +115,16 @@ def their_time(moment: datetime, decision: Decision) -> str:
 
 
 def place(decision: Decision) -> str:
-    """Where the recipient is, as the composer names it: their US state, else their zone's city."""
-    state = quiet_hours.rules().states.get(decision.state or "")
-    return state or zones.city(decision.zones[0])
+    """Where the recipient is, as the composer names it: their US state, else their country."""
+    return decision.place or zones.city(decision.zones[0])
 
 
 def both_times(moment: datetime, decision: Decision | None, reader_zone: str) -> str:
     """A moment as the recipient and the writer read it: "Tue 09:00 in Texas · Tue 16:00 your time"; for
     email (no recipient's clock), the writer's alone."""
-    mine = f"{moment.astimezone(zones.zone(reader_zone)):%a %H:%M} your time"
-    return f"{their_time(moment, decision)} · {mine}" if decision is not None else mine
+    mine = moment.astimezone(zones.zone(reader_zone))
+    if decision is None:
+        return f"{mine:%a %H:%M} your time"
+    if mine.utcoffset() == moment.astimezone(decision.local_now[0].tzinfo).utcoffset():
+        return f"{their_time(moment, decision)}, your time too"
+    return f"{their_time(moment, decision)} · {mine:%a %H:%M} your time"

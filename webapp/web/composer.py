@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -37,15 +38,16 @@ from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaF
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 
-from webapp import ids
+from webapp import ids, zones
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import checks, compose, dispatch, whatsapp
+from webapp.messaging import checks, compose, dispatch, timing, whatsapp
 from webapp.messaging import templates as message_templates
+from webapp.messaging.checks import SendRefused
 from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.subjects import Subject
-from webapp.models import CHANNEL_LABELS, Conversation, MessageTemplate
+from webapp.models import CHANNEL_LABELS, Conversation, Message, MessageTemplate, utcnow
 from webapp.web import refusals
 from webapp.web.forms import FlaskForm
 
@@ -70,6 +72,12 @@ class Composition(FlaskForm):
     )
     subject = StringField("Subject", validators=[Optional(), Length(max=300)])
     body = TextAreaField("Message", validators=[Length(max=60_000)])
+    # Empty: now. A local date and time in the writer's zone, as <input type="datetime-local"> sends it.
+    send_at = StringField("Send at", validators=[Optional(), Length(max=40)])
+    # Sets the organisation's hours for texts aside (webapp.messaging.timing); never the law's.
+    override_reason = StringField(
+        "Reason to send outside your organisation's hours", validators=[Optional(), Length(max=300)]
+    )
 
 
 class ComposeForm(Composition):
@@ -104,6 +112,10 @@ class Ids:
     subject_error: str
     body: str
     body_error: str
+    send_at: str
+    send_at_error: str
+    override_reason: str
+    override_reason_error: str
 
     @classmethod
     def numbered(cls, key: int) -> Ids:
@@ -170,8 +182,16 @@ def context(form: Composition, setup: Setup, start: str) -> dict[str, Any]:
         context.update(_whatsapp(form, setup))
     wa_template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
     counter = counter_context(
-        setup, form.channel.data or "email", form.body.data or "", form.subject.data, wa_template_id
+        setup,
+        form.channel.data or "email",
+        form.body.data or "",
+        form.subject.data,
+        wa_template_id,
+        send_at=form.send_at.data or "",
+        reason=form.override_reason.data or "",
     )
+    if setup.conversation is not None:
+        context.update(quick_times(setup))
     # The missing right is said once, by the notice; why the person cannot be reached on this channel
     # once, by the counter under the text. When either is why a send was refused, that line becomes the
     # error instead of being repeated under "Send as".
@@ -223,6 +243,8 @@ def counter_context(
     body: str,
     subject: str | None = None,
     whatsapp_template_id: int | None = None,
+    send_at: str = "",
+    reason: str = "",
 ) -> dict[str, Any]:
     """The line under the text (templates/composer/_counter.html): what it costs, or why it cannot go,
     before the user presses Send."""
@@ -248,7 +270,61 @@ def counter_context(
         context.update(_with_booking_link(setup, channel, body, subject))
     else:
         context.update(_as_written(setup, channel, body, whatsapp_template_id))
+    if setup.recipients == 1 and not context["blocked"] and channel in CHANNEL_LABELS:
+        context.update(hours_context(setup, channel, send_at, reason))
     return context
+
+
+def hours_context(setup: Setup, channel: str, send_at: str, reason: str) -> dict[str, Any]:
+    """What will happen at Send, said before it (templates/composer/_counter.html): it goes now, it is
+    moved to the recipient's morning (and whether a reason can set that aside), it leaves at the picked
+    time (on both clocks), or why that time or reason cannot be."""
+    now = utcnow()
+    zone = zones.name_of_reader(current_user)
+    try:
+        at = checks.check_send_at(local_time(send_at, zone), now) if send_at.strip() else None
+        when = compose.hours_for(db.session, setup.about, channel, now, at, reason)
+    except SendRefused as refused:
+        return {"hours_refusal": refused.message, "hours_field": refused.field}
+    return {
+        "hours": when,
+        "hours_when": timing.both_times(when.send_at, when.decision, zone) if when.send_at else None,
+    }
+
+
+def local_time(text: str, zone: str) -> datetime:
+    """A date and time as the writer typed it (datetime-local: "2026-12-08T09:00"), on their clock."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        raise SendRefused("Pick a date and a time, like 2026-12-08 09:00.", "send_at") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zones.zone(zone))
+    return moment.astimezone(UTC)
+
+
+def quick_times(setup: Setup) -> dict[str, Any]:
+    """The composer's quick choices of a time, as datetime-local values on the writer's clock: "in 1
+    hour", and "their morning" (09:00 on the recipient's clock, or the first moment after it their hours
+    allow) where the person has a mobile number."""
+    now = utcnow()
+    zone = zones.zone(zones.name_of_reader(current_user))
+    soon = (now + timedelta(hours=1, minutes=4)).replace(second=0, microsecond=0)
+    soon -= timedelta(minutes=soon.minute % 5)
+    choices = {"in_an_hour": f"{soon.astimezone(zone):%Y-%m-%dT%H:%M}", "their_morning": None}
+    mobile = setup.about.contact.mobile
+    if mobile:
+        decision = timing.decide(setup.about.organization, mobile, now)
+        there = decision.local_now[0]
+        morning = there.replace(hour=9, minute=0, second=0, microsecond=0)
+        if morning <= there:
+            morning = (there + timedelta(days=1)).replace(hour=9, minute=0)
+        at = morning.astimezone(UTC)
+        then = timing.decide(setup.about.organization, mobile, at)
+        at = at if then.allowed_now else (then.next_allowed_at or at)
+        choices["their_morning"] = f"{at.astimezone(zone):%Y-%m-%dT%H:%M}"
+        choices["their_morning_label"] = timing.their_time(at, then)
+    return choices
 
 
 def counter_as_typed(setup: Setup, data: Mapping[str, str], counted: Collection[str]) -> dict[str, Any]:
@@ -261,6 +337,8 @@ def counter_as_typed(setup: Setup, data: Mapping[str, str], counted: Collection[
         data.get("body", "")[:60_000],
         data.get("subject", "")[:300],
         ids.parse(data.get("whatsapp_template_id")),
+        send_at=data.get("send_at", "")[:40],
+        reason=data.get("override_reason", "")[:300],
     )
 
 
@@ -311,6 +389,10 @@ class Draft:
     subject: str | None
     # The approved WhatsApp template chosen outside the window; None on the other channels.
     whatsapp_template_id: int | None
+    # When it leaves (UTC); None: now, or at the recipient's next allowed moment.
+    send_at: datetime | None = None
+    # The writer's reason to send outside the organisation's hours for texts.
+    override_reason: str | None = None
 
 
 # Stores the draft's message in the session's transaction and gives its id; SendRefused says why not.
@@ -318,13 +400,17 @@ Write = Callable[[Draft], int]
 
 
 def draft(form: Composition) -> Draft:
+    """The form's message; SendRefused for a time that is not one."""
     channel = form.channel.data or ""
     template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
+    send_at = (form.send_at.data or "").strip()
     return Draft(
         channel,
         form.body.data or "",
         form.subject.data if channel == "email" else None,
         template_id if channel == "whatsapp" else None,
+        local_time(send_at, zones.name_of_reader(current_user)) if send_at else None,
+        (form.override_reason.data or "").strip() or None,
     )
 
 
@@ -340,6 +426,8 @@ def write_to(about: Subject) -> Write:
             d.body,
             subject=d.subject,
             whatsapp_template_id=d.whatsapp_template_id,
+            send_at=d.send_at,
+            override_reason=d.override_reason,
         ).id
 
     return write
@@ -359,7 +447,9 @@ def send(form: Composition, setup: Setup, write: Write, page: Callable[[], Respo
     message_id = refusals.submit(
         form, lambda: write(_checked(form, setup)), page, said_by_page=setup.said_by_page
     )
-    dispatch.enqueue(message_id)
+    # One held to its time (picked, or the recipient's morning) is the scheduler's to hand over.
+    if db.session.get(Message, message_id).status == "queued":  # type: ignore[union-attr]
+        dispatch.enqueue(message_id)
     return message_id
 
 

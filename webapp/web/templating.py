@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["region_name"] = phones.region_name
     app.jinja_env.filters["datetime"] = _datetime
     app.jinja_env.filters["localtime"] = _localtime
+    app.jinja_env.filters["datetime_local"] = _datetime_local
     app.jinja_env.filters["status_label"] = lambda s: status.LABELS.get(s, s)
     app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)
     app.jinja_env.filters["failure_text"] = status.explain
@@ -57,6 +58,16 @@ def _localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M", zone: str | 
     if zone is None:
         zone = zones.name_of_reader(current_user) if current_user.is_authenticated else zones.DEFAULT
     return zones.format_time(value, zone, fmt)
+
+
+def _datetime_local(value: datetime | None, zone: str | None = None) -> str:
+    """The time as an <input type="datetime-local"> holds it ("2026-12-08T09:00"), in `zone` or the
+    reader's."""
+    if value is None:
+        return ""
+    if zone is None:
+        zone = zones.name_of_reader(current_user) if current_user.is_authenticated else zones.DEFAULT
+    return f"{zones.local(value, zone):%Y-%m-%dT%H:%M}"
 
 
 def _low_credits(organization: Organization | None) -> int | None:

@@ -5,6 +5,7 @@ and the composer's (webapp.web.composer), which the pages showing a conversation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -21,12 +22,13 @@ from flask import (
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from webapp import ids
+from webapp import ids, zones
 from webapp.accounts import access
 from webapp.extensions import db
-from webapp.messaging import reads, simulate, subjects
+from webapp.messaging import reads, scheduled, simulate, subjects
 from webapp.messaging.subjects import Subject
-from webapp.models import CHANNEL_LABELS, Conversation, OptOut
+from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
+from webapp.refusals import Refused
 from webapp.web import composer, conversation_panel
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import ALL, MESSAGES_CHANGED, SIMULATED_REPLY, THREAD_REFRESHED, page_url
@@ -162,6 +164,62 @@ def _refused(conversation: Conversation, about: Subject, form: ComposeForm) -> R
         return conversation_panel.whole_page(about, channel, form, status=422)
     context = conversation_panel.composer_context(conversation, about, form, channel)
     return _fragment("conversation_panel/_composer.html", context, 422)
+
+
+@bp.post("/conversations/<id:conversation_id>/scheduled/<id:message_id>/cancel")
+@login_required
+def cancel_scheduled(conversation_id: int, message_id: int) -> Response:
+    """Cancel a message scheduled for later; its credits come back."""
+    conversation, about = _conversation(conversation_id)
+    message = _scheduled(conversation, message_id)
+    return _changed(conversation, about, message, lambda: scheduled.cancel(db.session, current_user, message))
+
+
+@bp.post("/conversations/<id:conversation_id>/scheduled/<id:message_id>")
+@login_required
+def edit_scheduled(conversation_id: int, message_id: int) -> Response:
+    """A scheduled message's new time and, unless it is an approved WhatsApp template, its new text."""
+    conversation, about = _conversation(conversation_id)
+    message = _scheduled(conversation, message_id)
+    zone = zones.name_of_reader(current_user)
+    send_at, body = request.form.get("send_at", "")[:40].strip(), request.form.get("body")
+
+    def change() -> object:
+        at = composer.local_time(send_at, zone) if send_at else None
+        text = body[:60_000] if body is not None and body != message.body else None
+        return scheduled.reschedule(db.session, current_user, message, send_at=at, body=text)
+
+    return _changed(conversation, about, message, change)
+
+
+def _scheduled(conversation: Conversation, message_id: int) -> Message:
+    message = scheduled.find(db.session, current_user, message_id)
+    if message is None or message.conversation_id != conversation.id:
+        abort(404)
+    return message
+
+
+def _changed(
+    conversation: Conversation, about: Subject, message: Message, change: Callable[[], object]
+) -> Response:
+    """Do it and commit; the thread is then asked again (it shows what changed). Refused: the reason under
+    the message, nothing changed."""
+    try:
+        change()
+    except Refused as refused:
+        db.session.rollback()
+        if not wants_fragment():
+            flash(refused.message, "error")
+            return redirect(page_url(conversation, about, None), 303)
+        return make_response(
+            render_template(
+                "conversations/_scheduled_refused.html", message_id=message.id, reason=refused.message
+            )
+        )
+    db.session.commit()
+    if not wants_fragment():
+        return redirect(page_url(conversation, about, None), 303)
+    return Response(status=204, headers={"HX-Trigger": MESSAGES_CHANGED})
 
 
 @bp.post("/conversations/<id:conversation_id>/simulate-reply")

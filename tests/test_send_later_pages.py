@@ -1,0 +1,132 @@
+"""Send later and quiet hours in the composer over HTTP (issue #20): the counter says before Send what
+will happen (moved to their morning, sent at a picked time on both clocks, refused at night), Send stores
+it scheduled and hands nothing to dispatch, and the thread's Edit and Cancel change it until it leaves.
+The clock is injected (the modules' `utcnow`); nothing sleeps."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.conftest import csrf_from
+from webapp.accounts import permissions
+from webapp.billing import credits
+from webapp.extensions import db
+from webapp.messaging import compose, scheduled
+from webapp.models import Message
+from webapp.web import composer
+
+HX = {"HX-Request": "true"}
+# Tuesday 8 Dec 2026, 23:10 in Austin (06:10 in Berlin, the organisation's zone, on Wednesday).
+NIGHT = datetime(2026, 12, 8, 23, 10, tzinfo=ZoneInfo("America/Chicago")).astimezone(UTC)
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    return {"QUIET_HOURS": True}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The app's clock, where the composer and compose read it."""
+    now = {"at": NIGHT}
+    for module in (compose, composer, scheduled):
+        monkeypatch.setattr(module, "utcnow", lambda: now["at"])
+    return now
+
+
+@pytest.fixture
+def tex(app, auth, clock):
+    acme = f.messaging_org("Acme", sender_name="Acme", time_zone="Europe/Berlin")
+    riley = f.user(acme, "recruiter@acme.test", codes=[permissions.RECRUITMENT_SMS], name="Riley Chen")
+    f.number(acme, "+15125550100")
+    job = f.job(acme, team=[riley])
+    application = f.application(job, f.candidate(acme, "Tex", "Ritter", mobile="+15125550123"))
+    f.credits(acme, 10)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    return {"org": acme, "application": application, "c": f.conversation_url(application)}
+
+
+def post(client, url, data, htmx=True):
+    token = csrf_from(client, "/jobs")
+    return client.post(url, data={**data, "csrf_token": token}, headers=HX if htmx else {})
+
+
+def counter(client, tex, **data) -> str:
+    html = post(client, f"{tex['c']}/preview", {"channel": "sms", "body": "Hi", **data}).get_data(
+        as_text=True
+    )
+    found = re.search(r'data-counter="hours" data-hours="(\w+)">(.*?)</p>', html, re.S)
+    assert found, html
+    return f"{found.group(1)}: {re.sub(r'<[^>]+>', '', found.group(2))}"
+
+
+def test_the_counter_says_before_send_that_a_text_at_night_waits_for_their_morning(client, tex) -> None:
+    assert counter(client, tex) == "moved: It is 23:10 in Texas. Sends tomorrow at 09:00 their time."
+
+
+def test_the_counter_gives_a_picked_time_on_both_clocks_or_says_why_not(client, tex) -> None:
+    # Wednesday 16:00 in Berlin is 09:00 in Austin; 14:00 in Berlin is 07:00 there.
+    assert counter(client, tex, send_at="2026-12-09T16:00") == (
+        "later: Sends Wed 09:00 in Texas · Wed 16:00 your time."
+    )
+    refused = counter(client, tex, send_at="2026-12-09T14:00")
+    assert refused.startswith("refused: At that time it is Wed 07:00 for them: Texas law")
+    assert "The first time it can go: Wed 09:00 in Texas." in refused
+    assert counter(client, tex, send_at="not a time").startswith("refused: Pick a date and a time")
+
+
+def test_send_at_night_stores_it_for_their_morning_and_hands_nothing_to_dispatch(client, tex) -> None:
+    response = post(client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME%"})
+    assert response.status_code == 200
+    message = db.session.scalar(sa.select(Message))
+    assert message.status == "scheduled" and message.body == "Hi Tex"
+    assert message.send_at == datetime(2026, 12, 9, 15, 0, tzinfo=UTC)  # 09:00 in Austin
+    html = response.get_data(as_text=True)
+    assert "Scheduled for Wed 09 Dec 16:00" in html and f'id="scheduled-at-{message.id}"' in html
+    assert credits.balance(db.session, tex["org"]) == 9  # paid when scheduled
+
+
+def test_a_reason_against_the_law_is_refused_beside_its_field_and_the_text_kept(client, tex) -> None:
+    response = post(
+        client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi there", "override_reason": "Urgent"}
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert re.search(r'id="override-reason-error-\d+">Texas law', html)
+    assert (
+        "Hi there</textarea>" in html
+        and 'value="Urgent"' in html
+        and '<details class="send-later" open>' in html
+    )
+    assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
+
+
+def test_edit_and_cancel_a_scheduled_message_from_the_thread(client, tex, clock) -> None:
+    post(client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME%"})
+    message = db.session.scalar(sa.select(Message))
+    url = f"{tex['c']}/scheduled/{message.id}"
+    edited = post(client, url, {"send_at": "2026-12-09T17:30", "body": "Hi Tex, are you free at 11?"})
+    assert edited.status_code == 204 and edited.headers["HX-Trigger"] == "messages-changed"
+    db.session.expire_all()
+    new = db.session.scalar(sa.select(Message).where(Message.status == "scheduled"))
+    assert new.body == "Hi Tex, are you free at 11?" and new.send_at == datetime(
+        2026, 12, 9, 16, 30, tzinfo=UTC
+    )
+    # A time at night for them is refused under the message, and nothing changes.
+    night = post(client, f"{tex['c']}/scheduled/{new.id}", {"send_at": "2026-12-10T05:00", "body": new.body})
+    assert f'id="scheduled-error-{new.id}"' in night.get_data(as_text=True) and "Texas law" in night.get_data(
+        as_text=True
+    )
+    assert post(client, f"{tex['c']}/scheduled/{new.id}/cancel", {}).status_code == 204
+    db.session.expire_all()
+    assert db.session.get(Message, new.id).status == "cancelled"
+    assert credits.balance(db.session, tex["org"]) == 10  # both given back
+    again = post(client, f"{tex['c']}/scheduled/{new.id}/cancel", {}).get_data(as_text=True)
+    assert "It was cancelled." in again
