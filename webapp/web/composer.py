@@ -73,7 +73,8 @@ class Composition(FlaskForm):
     subject = StringField("Subject", validators=[Optional(), Length(max=300)])
     body = TextAreaField("Message", validators=[Length(max=60_000)])
     # Empty: now. A local date and time in the writer's zone, as <input type="datetime-local"> sends it.
-    send_at = StringField("Send at", validators=[Optional(), Length(max=40)])
+    # (No Length: WTForms would add maxlength, which a datetime-local input may not carry; cut when read.)
+    send_at = StringField("Send at", validators=[Optional()])
     # Sets the organisation's hours for texts aside (webapp.messaging.timing); never the law's.
     override_reason = StringField(
         "Reason to send outside your organisation's hours", validators=[Optional(), Length(max=300)]
@@ -403,7 +404,7 @@ def draft(form: Composition) -> Draft:
     """The form's message; SendRefused for a time that is not one."""
     channel = form.channel.data or ""
     template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
-    send_at = (form.send_at.data or "").strip()
+    send_at = (form.send_at.data or "")[:40].strip()
     return Draft(
         channel,
         form.body.data or "",
