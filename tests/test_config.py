@@ -262,3 +262,11 @@ def test_the_vonage_api_key_and_secret_go_together(start) -> None:
         start(VONAGE_API_KEY="abc123")
     app = start(VONAGE_API_KEY="abc123", VONAGE_API_SECRET="s3cret")
     assert (app.config["VONAGE_API_KEY"], app.config["VONAGE_REST_HOST"]) == ("abc123", "rest.nexmo.com")
+
+
+@pytest.mark.parametrize(
+    ("value", "on"), [(None, True), ("", True), ("yes", True), ("of", True), ("off", False), ("0", False)]
+)
+def test_quiet_hours_are_off_only_when_said_so(value, on) -> None:
+    env = {} if value is None else {"QUIET_HOURS": value}
+    assert from_environment("/tmp", env)["QUIET_HOURS"] is on

@@ -185,7 +185,8 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SCHEDULED_SEND_BATCH": _int(env, "SCHEDULED_SEND_BATCH", 500),
         # The recipients' quiet hours (webapp.messaging.timing): a text written at night for them is held
         # to their morning. Off only for tests and benchmarks that send at whatever hour they run.
-        "QUIET_HOURS": _bool(env.get("QUIET_HOURS"), default=True),
+        # Only an explicit off turns them off: an empty or mistyped value keeps the law's hours.
+        "QUIET_HOURS": (env.get("QUIET_HOURS") or "").strip().lower() not in {"0", "false", "no", "off"},
         # How often the clock expires compliance approvals past their date (0: never; the CLI still does).
         "COMPLIANCE_EXPIRY_SECONDS": _seconds(env, "COMPLIANCE_EXPIRY_SECONDS", 3600),
         # Whether a served app (wsgi.py) keeps the clock in a thread of its own process; None (unset):

@@ -267,6 +267,28 @@ def compose(
     return message
 
 
+def hours_said(
+    session: Session,
+    about: Subject,
+    channel: str,
+    now: datetime,
+    typed_send_at: str,
+    zone: str,
+    override_reason: str | None = None,
+) -> timing.Timing | SendRefused:
+    """What `hours_for` will decide at Send, for the composer to say before it: the timing, or the
+    refusal Send would meet (a time that is not one, past, or in the recipient's closed hours)."""
+    try:
+        at = (
+            checks.check_send_at(timing.local_time(typed_send_at, zone), now)
+            if typed_send_at.strip()
+            else None
+        )
+        return hours_for(session, about, channel, now, at, override_reason)
+    except SendRefused as refused:
+        return refused
+
+
 def hours_for(
     session: Session,
     about: Subject,

@@ -17,7 +17,7 @@ storing a message; the composer's counter asks it to say, before Send, what will
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -128,3 +128,15 @@ def both_times(moment: datetime, decision: Decision | None, reader_zone: str) ->
     if mine.utcoffset() == moment.astimezone(decision.local_now[0].tzinfo).utcoffset():
         return f"{their_time(moment, decision)}, your time too"
     return f"{their_time(moment, decision)} · {mine:%a %H:%M} your time"
+
+
+def local_time(text: str, zone: str) -> datetime:
+    """A date and time as the writer typed it (datetime-local: "2026-12-08T09:00"), on their clock, in
+    UTC; SendRefused beside Send at when it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        raise SendRefused("Pick a date and a time, like 2026-12-08 09:00.", "send_at") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zones.zone(zone))
+    return moment.astimezone(UTC)

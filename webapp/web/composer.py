@@ -280,28 +280,14 @@ def hours_context(setup: Setup, channel: str, send_at: str, reason: str) -> dict
     """What will happen at Send, said before it (templates/composer/_counter.html): it goes now, it is
     moved to the recipient's morning (and whether a reason can set that aside), it leaves at the picked
     time (on both clocks), or why that time or reason cannot be."""
-    now = utcnow()
     zone = zones.name_of_reader(current_user)
-    try:
-        at = checks.check_send_at(local_time(send_at, zone), now) if send_at.strip() else None
-        when = compose.hours_for(db.session, setup.about, channel, now, at, reason)
-    except SendRefused as refused:
-        return {"hours_refusal": refused.message, "hours_field": refused.field}
+    when = compose.hours_said(db.session, setup.about, channel, utcnow(), send_at, zone, reason)
+    if isinstance(when, SendRefused):
+        return {"hours_refusal": when.message, "hours_field": when.field}
     return {
         "hours": when,
         "hours_when": timing.both_times(when.send_at, when.decision, zone) if when.send_at else None,
     }
-
-
-def local_time(text: str, zone: str) -> datetime:
-    """A date and time as the writer typed it (datetime-local: "2026-12-08T09:00"), on their clock."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace(" ", "T"))
-    except ValueError:
-        raise SendRefused("Pick a date and a time, like 2026-12-08 09:00.", "send_at") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zones.zone(zone))
-    return moment.astimezone(UTC)
 
 
 def quick_times(setup: Setup) -> dict[str, Any]:
@@ -410,7 +396,7 @@ def draft(form: Composition) -> Draft:
         form.body.data or "",
         form.subject.data if channel == "email" else None,
         template_id if channel == "whatsapp" else None,
-        local_time(send_at, zones.name_of_reader(current_user)) if send_at else None,
+        timing.local_time(send_at, zones.name_of_reader(current_user)) if send_at else None,
         (form.override_reason.data or "").strip() or None,
     )
 

@@ -5,7 +5,6 @@ and the composer's (webapp.web.composer), which the pages showing a conversation
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import (
@@ -21,17 +20,19 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
+from wtforms import StringField, TextAreaField
+from wtforms.validators import Length, Optional
 
 from webapp import ids, zones
 from webapp.accounts import access
 from webapp.extensions import db
-from webapp.messaging import reads, scheduled, simulate, subjects
+from webapp.messaging import reads, scheduled, simulate, subjects, timing
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
-from webapp.refusals import Refused
-from webapp.web import composer, conversation_panel
+from webapp.web import composer, conversation_panel, refusals
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import ALL, MESSAGES_CHANGED, SIMULATED_REPLY, THREAD_REFRESHED, page_url
+from webapp.web.forms import FlaskForm
 from webapp.web.pages import wants_fragment
 
 bp = Blueprint("conversations", __name__, template_folder="templates")
@@ -166,13 +167,26 @@ def _refused(conversation: Conversation, about: Subject, form: ComposeForm) -> R
     return _fragment("conversation_panel/_composer.html", context, 422)
 
 
+class ScheduledForm(FlaskForm):
+    """A scheduled message's Edit (a new time, a new text) or Cancel (neither field)."""
+
+    send_at = StringField(validators=[Optional()])
+    body = TextAreaField(validators=[Optional(), Length(max=60_000)])
+
+
 @bp.post("/conversations/<id:conversation_id>/scheduled/<id:message_id>/cancel")
 @login_required
 def cancel_scheduled(conversation_id: int, message_id: int) -> Response:
     """Cancel a message scheduled for later; its credits come back."""
     conversation, about = _conversation(conversation_id)
     message = _scheduled(conversation, message_id)
-    return _changed(conversation, about, message, lambda: scheduled.cancel(db.session, current_user, message))
+    form = ScheduledForm()
+    refusals.submit(
+        form,
+        lambda: scheduled.cancel(db.session, current_user, message),
+        lambda: _not_changed(conversation, about, message, form),
+    )
+    return _changed(conversation, about)
 
 
 @bp.post("/conversations/<id:conversation_id>/scheduled/<id:message_id>")
@@ -181,15 +195,22 @@ def edit_scheduled(conversation_id: int, message_id: int) -> Response:
     """A scheduled message's new time and, unless it is an approved WhatsApp template, its new text."""
     conversation, about = _conversation(conversation_id)
     message = _scheduled(conversation, message_id)
+    form = ScheduledForm()
     zone = zones.name_of_reader(current_user)
-    send_at, body = request.form.get("send_at", "")[:40].strip(), request.form.get("body")
 
-    def change() -> object:
-        at = composer.local_time(send_at, zone) if send_at else None
-        text = body[:60_000] if body is not None and body != message.body else None
-        return scheduled.reschedule(db.session, current_user, message, send_at=at, body=text)
+    def change() -> Message:
+        send_at = (form.send_at.data or "")[:40].strip()
+        body = form.body.data
+        return scheduled.reschedule(
+            db.session,
+            current_user,
+            message,
+            send_at=timing.local_time(send_at, zone) if send_at else None,
+            body=body if body is not None and body != message.body else None,
+        )
 
-    return _changed(conversation, about, message, change)
+    refusals.submit(form, change, lambda: _not_changed(conversation, about, message, form))
+    return _changed(conversation, about)
 
 
 def _scheduled(conversation: Conversation, message_id: int) -> Message:
@@ -199,27 +220,21 @@ def _scheduled(conversation: Conversation, message_id: int) -> Message:
     return message
 
 
-def _changed(
-    conversation: Conversation, about: Subject, message: Message, change: Callable[[], object]
-) -> Response:
-    """Do it and commit; the thread is then asked again (it shows what changed). Refused: the reason under
-    the message, nothing changed."""
-    try:
-        change()
-    except Refused as refused:
-        db.session.rollback()
-        if not wants_fragment():
-            flash(refused.message, "error")
-            return redirect(page_url(conversation, about, None), 303)
-        return make_response(
-            render_template(
-                "conversations/_scheduled_refused.html", message_id=message.id, reason=refused.message
-            )
-        )
-    db.session.commit()
+def _changed(conversation: Conversation, about: Subject) -> Response:
+    """Done and committed: the thread asks again, and shows what changed."""
     if not wants_fragment():
         return redirect(page_url(conversation, about, None), 303)
     return Response(status=204, headers={"HX-Trigger": MESSAGES_CHANGED})
+
+
+def _not_changed(conversation: Conversation, about: Subject, message: Message, form: ScheduledForm) -> str:
+    """Why not, under the message (nothing changed); without htmx, with a way back to the conversation."""
+    return render_template(
+        "conversations/_scheduled_refused.html",
+        message_id=message.id,
+        reason=refusals.first_error(form),
+        back=None if wants_fragment() else page_url(conversation, about, None),
+    )
 
 
 @bp.post("/conversations/<id:conversation_id>/simulate-reply")
