@@ -58,7 +58,9 @@ def count_messages() -> int:
 
 def inbound_messages() -> list[Message]:
     db.session.expire_all()
-    return list(db.session.scalars(sa.select(Message).where(Message.direction == "inbound")))
+    return list(
+        db.session.scalars(sa.select(Message).where(Message.direction == "inbound").order_by(Message.id))
+    )
 
 
 # --- Signatures ----------------------------------------------------------------------------------
