@@ -299,7 +299,7 @@ def hours_for(
 ) -> timing.Timing:
     """When a message to this person on this channel leaves, under their quiet hours (QUIET_HOURS off:
     now, or at `send_at`). The counter asks it too, to say so before Send."""
-    if not current_app.config.get("QUIET_HOURS", True):
+    if not current_app.config.get("QUIET_HOURS", True) or channel not in timing.HELD_CHANNELS:
         return timing.Timing(send_at, None)
     existing = conversations.for_subject(session, about)
     return timing.when(
