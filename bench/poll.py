@@ -97,6 +97,8 @@ def main() -> None:
                 "MESSAGING_PROVIDER": "simulator",
                 "DISPATCH_MODE": "inline",
                 "DISPATCH_SWEEP_SECONDS": 0,
+                # The changes are made in this process, applied at once (not stored for a worker).
+                "WEBHOOK_INGEST": "direct",
             }
         )
         info = filler.populate(app, args.messages, rng)
