@@ -378,3 +378,17 @@ def test_days_are_described_as_people_write_them() -> None:
     assert describe(frozenset({1, 2, 3, 4, 5, 6, 7})) == "Mon–Sun"
     assert describe(frozenset({1, 2, 5, 6, 7})) == "Mon, Tue, Fri–Sun"
     assert describe(frozenset()) == "no day"
+
+
+@pytest.mark.parametrize(
+    ("number", "place"),
+    [
+        ("+31612345608", "the Netherlands"),
+        ("+447400123456", "the United Kingdom"),
+        (BERLIN, "Germany"),  # Busingen's zone keeps Berlin's clock: the country alone
+        (AUSTIN, "Texas"),
+    ],
+)
+def test_the_place_is_named_as_a_person_says_it(number, place) -> None:
+    d = decide(datetime(2026, 12, 6, 7, 0, tzinfo=UTC), number=number, organization=ALWAYS)
+    assert d.place == place and f"in {place}." in d.words

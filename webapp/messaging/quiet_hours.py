@@ -321,13 +321,25 @@ def _place_name(
     zones of no one state or country by their clocks alone ("")."""
     if state and state in book.states:
         return book.states[state]
-    country = country_names.NAMES.get(region or "", "")
+    country = _with_article(country_names.NAMES.get(region or "", ""))
     if len(found) != 1:
         return country if country and region != "US" else ""
     if not country:
         return zones.city(found[0])
     clocks = {now.astimezone(ZoneInfo(z)).utcoffset() for z in zones.in_country(region)}
     return country if len(clocks) <= 1 else f"{country} ({zones.city(found[0])})"
+
+
+# Countries named with "the" in running text ("It is 08:13 in the Netherlands").
+_THE = frozenset({"Bahamas", "Gambia", "Maldives", "Netherlands", "Philippines", "Comoros", "Vatican"})
+
+
+def _with_article(country: str) -> str:
+    if country in _THE or country.startswith(("United ", "Central ", "Czech ", "Dominican ")):
+        return f"the {country}"
+    if country.endswith(("Islands", "Antilles", "Territory")):
+        return f"the {country}"
+    return country
 
 
 def _held(
