@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, object_session
 
 from webapp.billing import credits
 from webapp.inbox import changes as activity
+from webapp.messaging import follow_ups
 from webapp.messaging.optouts import keyword, opt_in, opt_out
 from webapp.models import Conversation, Message, SendingNumber, utcnow
 from webapp.models.organization import family_below
@@ -118,11 +119,16 @@ def receive(session: Session, inbound: InboundMessage) -> Received:
         return Received(existing, duplicate=True)
     result = Received(message)
     if conversation_id is not None:
+        # A reply stops the conversation's follow-ups: cancelled before the conversation's row is locked
+        # (webapp.messaging.follow_ups.replied), refunded after; one indexed probe when there are none.
+        stopped = follow_ups.replied(session, conversation_id, now)
         # FOR NO KEY UPDATE: the message just inserted holds a key-share lock on this row (its foreign
         # key); a plain FOR UPDATE would wait on a concurrent reply doing the same, and deadlock.
         conversation = session.get(Conversation, conversation_id, with_for_update={"key_share": True})
         assert conversation is not None
         joined(conversation, message)
+        if stopped:
+            follow_ups.refund(session, stopped)
     if number is not None:
         word = keyword(inbound.text)
         if word == "stop":

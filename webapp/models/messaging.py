@@ -108,6 +108,14 @@ class Message(Base):
         sa.Index("ix_message_status_claimed", "status", "claimed_at"),
         # The scheduler's due query: scheduled messages whose time has come, an index range in time order.
         sa.Index("ix_message_status_send_at", "status", "send_at"),
+        # A reply (or the application's close) cancels the conversation's pending follow-ups: a probe of
+        # this small index on every inbound message, which finds nothing almost always.
+        sa.Index(
+            "ix_message_follow_up_pending",
+            "conversation_id",
+            postgresql_where=sa.text("status = 'scheduled' AND follow_up_of_id IS NOT NULL"),
+            sqlite_where=sa.text("status = 'scheduled' AND follow_up_of_id IS NOT NULL"),
+        ),
         # The inbox's search by message text (PostgreSQL): trigrams answer ILIKE '%words%' from the index.
         postgresql_only(
             sa.Index(
@@ -166,6 +174,9 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # The writer's reason to send outside the organisation's hours for texts (webapp.messaging.timing).
     hours_override: Mapped[str | None] = mapped_column(sa.String(200))
+    # A follow-up: the message it follows, scheduled to leave N days after it unless the person replies
+    # first or the application is closed (webapp.messaging.follow_ups).
+    follow_up_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id"))
 
     conversation: Mapped[Conversation | None] = relationship(back_populates="messages")
     author: Mapped[User | None] = relationship(foreign_keys=[author_id])

@@ -1,0 +1,146 @@
+"""Follow-ups that stop on a reply (issue 20 §3): "If no reply in N days, send…".
+
+A follow-up is a scheduled message like any other (webapp.messaging.scheduled): stored and paid for when
+its message is written, on the same channel and in the same conversation, at that message's time (its
+send_at, or now) + N days, with `follow_up_of_id` naming the message it follows. Its time is held to the
+recipient's hours as a message written at that moment would be: at night for them it moves to their next
+allowed moment (compose.hours_for asked as if it were written then), rather than be refused; a
+follow-up is not a reply, so the writer's reason to send outside the organisation's hours does not carry
+over to it. Its text goes through every check a message's does (compose.compose).
+
+It is cancelled, and its credits given back, the moment the person writes back on any channel of the
+conversation (`replied`, called by webapp.messaging.inbound as a reply joins its conversation) or the
+application is closed (`application_closed`, by webapp.jobs.stages). Each is one conditional UPDATE on
+`status = 'scheduled'`, as every move out of `scheduled` is, so that a follow-up racing the scheduler
+either leaves or is cancelled, never both. Our own outbound messages never cancel one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webapp.billing import credits
+from webapp.messaging.checks import SendRefused
+from webapp.messaging.subjects import Subject
+from webapp.models import Conversation, Message, User, utcnow
+
+MIN_DAYS, MAX_DAYS = 1, 30
+# The error codes of a follow-up cancelled because it was no longer needed (the thread says which).
+REPLIED = "replied"
+CLOSED = "closed"
+# The stages after which nobody follows up with the candidate (webapp.models.ats.STAGES).
+FINAL_STAGES = frozenset({"hired", "rejected"})
+# A refusal of the follow-up's text or time, said beside the composer's follow-up fields.
+_FIELDS = {
+    "body": "follow_up_body",
+    "subject": "follow_up_body",
+    "whatsapp_template_id": "follow_up_body",
+    "send_at": "follow_up_days",
+    "override_reason": "follow_up_days",
+    "channel": "follow_up_days",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the writer asked: after `days` without a reply, send `body` (an email's `subject`)."""
+
+    days: int | None
+    body: str
+    subject: str | None = None
+
+
+def check_days(days: int | None) -> int:
+    if days is None or not MIN_DAYS <= days <= MAX_DAYS:
+        raise SendRefused(f"Pick a number of days from {MIN_DAYS} to {MAX_DAYS}.", "follow_up_days")
+    return days
+
+
+def schedule(
+    session: Session, user: User, about: Subject, followed: Message, plan: Plan, now: datetime | None = None
+) -> Message:
+    """Store and pay for the follow-up of `followed` (just written, in the caller's transaction).
+    Raises SendRefused beside the follow-up's own fields (follow_up_days, follow_up_body)."""
+    from webapp.messaging import compose
+
+    now = now or utcnow()
+    days = check_days(plan.days)
+    if not plan.body.strip():
+        raise SendRefused("Write the follow-up, or choose a template for it.", "follow_up_body")
+    at = (followed.send_at or now) + timedelta(days=days)
+    try:
+        # Their hours at that moment, as for a message written then: moved to the next allowed moment.
+        at = compose.hours_for(session, about, followed.channel, at).send_at or at
+        message = compose.compose(
+            session, user, about, followed.channel, plan.body, subject=plan.subject, send_at=at, now=now
+        )
+    except SendRefused as refused:
+        raise _said(refused) from refused
+    message.follow_up_of_id = followed.id
+    return message
+
+
+def _said(refused: SendRefused) -> SendRefused:
+    """The refusal beside the follow-up's own field."""
+    if refused.field == "send_at" and "WhatsApp window" in refused.message:
+        # Days later the 24-hour window has closed (a reply, which reopens it, cancels the follow-up).
+        return SendRefused(
+            "A WhatsApp follow-up would leave after the 24-hour window has closed, where only an approved "
+            "template may go: follow up by SMS or email instead.",
+            "follow_up_body",
+        )
+    return SendRefused(refused.message, _FIELDS.get(refused.field or "", "follow_up_body"))
+
+
+def replied(session: Session, conversation_id: int, now: datetime | None = None) -> list[int]:
+    """The person wrote back in this conversation: cancel its pending follow-ups (give their credits back
+    with `refund`). On the inbound webhook's path, and before it locks the conversation's row (the
+    scheduler locks a follow-up's row, then the conversation's: the same order, no deadlock): one probe
+    of ix_message_follow_up_pending, which finds nothing almost always. The ids cancelled."""
+    return _stop(session, Message.conversation_id == conversation_id, now, REPLIED, "They replied.")
+
+
+def application_closed(session: Session, application_id: int, now: datetime | None = None) -> list[int]:
+    """The application reached a final stage: cancel its conversation's pending follow-ups, refunded."""
+    conversation = sa.select(Conversation.id).where(Conversation.application_id == application_id)
+    stopped = _stop(
+        session,
+        Message.conversation_id == conversation.scalar_subquery(),
+        now,
+        CLOSED,
+        "The application was closed.",
+    )
+    refund(session, stopped)
+    return stopped
+
+
+def refund(session: Session, message_ids: list[int]) -> None:
+    """Give back what the cancelled follow-ups cost, and show them cancelled in their threads."""
+    from webapp.inbox import changes as activity
+
+    for message_id in message_ids:
+        # populate_existing: a copy in this session still says `scheduled` (the UPDATE went around it).
+        message = session.get(Message, message_id, populate_existing=True)
+        assert message is not None and message.conversation is not None
+        note = "Follow-up not needed: " + (message.error_title or "").rstrip(".").lower()
+        credits.refund(session, message.conversation.organization, message, note[: credits.NOTE_LENGTH])
+        activity.touch(session, message.conversation_id)
+
+
+def _stop(
+    session: Session, which: sa.ColumnElement[bool], now: datetime | None, code: str, title: str
+) -> list[int]:
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            sa.update(Message)
+            .where(which, Message.status == "scheduled", Message.follow_up_of_id.is_not(None))
+            .values(status="cancelled", failed_at=now, updated_at=now, error_code=code, error_title=title)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
