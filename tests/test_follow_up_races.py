@@ -1,0 +1,171 @@
+"""A reply against the scheduler, on PostgreSQL (issue 20 §3): the person writes back at the moment
+their follow-up is due. Each in a thread of its own (its own session and connection), released together;
+the follow-up either leaves (one POST to the fake Vonage, paid) or is cancelled by the reply (no POST,
+refunded), never both, and neither side deadlocks — also when the scheduler hands over another message
+of the same conversation in the same pass (it then writes the conversation's row, which the reply
+locks too)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from tests.test_scheduled_races import ROUNDS, balance, posts_for, scheduler_at, together
+from webapp.accounts import permissions
+from webapp.extensions import db
+from webapp.messaging import compose, dispatch, follow_ups, inbound, scheduled
+from webapp.messaging.subjects import of_application
+from webapp.models import Message, User, utcnow
+from webapp.providers.base import InboundMessage
+
+OUR, LENA = "+4915123456700", "+4915123456789"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgresql"  # SQLite lets one writer at a time: the race only exists on a real server
+
+
+@pytest.fixture
+def app_config(fake) -> dict[str, object]:
+    return {
+        **fake.app_settings(),
+        "VONAGE_TIMEOUT": 5,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 8, "max_overflow": 4, "pool_timeout": 20},
+    }
+
+
+@pytest.fixture
+def world(app):
+    org = f.messaging_org("Acme")
+    user = f.user(org, codes=[permissions.RECRUITMENT_SMS], name="Riley Chen")
+    f.number(org, OUR)
+    job = f.job(org, team=[user])
+    lena = f.application(job, f.candidate(org, "Lena", "Müller", mobile=LENA))
+    f.credits(org, 500)
+    db.session.commit()
+    return {"org": org, "user_id": user.id, "lena": lena}
+
+
+def with_follow_up(world) -> tuple[int, int]:
+    """A message sent an hour ago, its follow-up due now and a plain scheduled message due with it:
+    (follow-up id, plain id); the follow-up's time is the moment of the race."""
+    user = db.session.get(User, world["user_id"])
+    about = of_application(world["lena"])
+    message = compose.compose(db.session, user, about, "sms", "Hi %FIRSTNAME%")
+    follow_up = follow_ups.schedule(db.session, user, about, message, follow_ups.Plan(1, "Any news?"))
+    plain = compose.compose(db.session, user, about, "sms", "Also", send_at=follow_up.send_at)
+    db.session.commit()
+    dispatch.deliver(message.id)
+    return follow_up.id, plain.id
+
+
+def a_reply(round_: int) -> Callable[[], object]:
+    """The person's reply through the inbound path; in earlier rounds a little later (the scheduler in
+    later ones), so that both orders of the race are played (which wins is still the database's doing)."""
+
+    def run() -> object:
+        time.sleep(0.004 * (ROUNDS - 1 - round_))
+        return receive()
+
+    return run
+
+
+def receive() -> int:
+    received = inbound.receive(
+        db.session,
+        InboundMessage(str(uuid.uuid4()), "sms", LENA, OUR, "Yes, I'm interested", utcnow()),
+    )
+    db.session.commit()
+    return received.message.id
+
+
+def test_a_reply_against_the_scheduler_the_follow_up_leaves_once_or_is_cancelled(app, world, fake) -> None:
+    outcomes = []
+    paid = 0
+    for round_ in range(ROUNDS):
+        follow_up_id, plain_id = with_follow_up(world)
+        paid += 3  # the message, its follow-up, the plain one
+        due = db.session.get(Message, follow_up_id).send_at
+        handed, replied = together(app, scheduler_at(due, round_), a_reply(round_))
+        assert not isinstance(handed, Exception), handed  # no deadlock, no error on either side
+        assert not isinstance(replied, Exception), replied
+        db.session.expire_all()
+        follow_up = db.session.get(Message, follow_up_id)
+        assert plain_id in handed.queued and posts_for(fake, plain_id) == 1  # a plain message leaves anyway
+        if follow_up.status == "cancelled":
+            assert follow_up.error_code == follow_ups.REPLIED and follow_up_id not in handed.queued
+            assert posts_for(fake, follow_up_id) == 0
+            paid -= 1
+            outcomes.append("cancelled")
+        else:
+            assert follow_up.status == "submitted" and handed.queued.count(follow_up_id) == 1
+            assert posts_for(fake, follow_up_id) == 1
+            outcomes.append("left")
+        # The next pass sends nothing more.
+        scheduled.send_due(due + timedelta(seconds=15))
+        assert posts_for(fake, follow_up_id) == (1 if outcomes[-1] == "left" else 0)
+    assert balance(world) == 500 - paid
+    print("a reply against the scheduler:", outcomes)
+
+
+def test_step_by_step_a_reply_waits_for_the_scheduler_that_took_its_follow_up(app, world, fake) -> None:
+    """The scheduler has taken the follow-up (FOR UPDATE), moved it to queued and written the
+    conversation's row, uncommitted; the reply's cancel waits for it (seen in pg_stat_activity), then
+    finds it gone and cancels nothing: the follow-up leaves once and stays paid."""
+    follow_up_id, plain_id = with_follow_up(world)
+    due = db.session.get(Message, follow_up_id).send_at
+    taken, release = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def scheduler() -> None:
+        with app.app_context():
+            rows = db.session.scalars(scheduled.due_query(due, 10)).all()
+            results["left"] = scheduled._leave(db.session, list(rows), due)
+            db.session.flush()
+            taken.set()
+            release.wait(30)
+            db.session.commit()
+            db.session.remove()
+
+    def reply() -> None:
+        with app.app_context():
+            results["pid"] = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+            results["reply"] = receive()
+            db.session.remove()
+
+    leaver = threading.Thread(target=scheduler)
+    leaver.start()
+    assert taken.wait(30)
+    replier = threading.Thread(target=reply)
+    replier.start()
+    deadline, waiting = time.monotonic() + 20, False
+    while time.monotonic() < deadline and not waiting:
+        time.sleep(0.05)
+        pid = results.get("pid")
+        if pid is not None:
+            waiting = (
+                db.session.scalar(
+                    sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                )
+                == "Lock"
+            )
+        db.session.rollback()
+    release.set()
+    leaver.join(30)
+    replier.join(30)
+    assert waiting, "the reply's cancel never waited for the scheduler's lock"
+    assert sorted(results["left"][0]) == sorted([follow_up_id, plain_id]) and "reply" in results
+    db.session.expire_all()
+    assert db.session.get(Message, follow_up_id).status == "queued"
+    for message_id in (follow_up_id, plain_id):
+        dispatch.deliver(message_id)
+    assert posts_for(fake, follow_up_id) == 1
+    assert balance(world) == 500 - 3
