@@ -232,3 +232,13 @@ document.addEventListener("click", (event) => {
   field.value = button.dataset.sendAt;
   field.dispatchEvent(new Event("change", { bubbles: true }));
 });
+
+// A follow-up's template fills its text, as the composer's own picker fills the message.
+document.addEventListener("change", (event) => {
+  const select = event.target.closest("select[data-follow-up-template-for]");
+  if (!select) return;
+  const option = select.selectedOptions[0];
+  const body = document.getElementById(select.dataset.followUpTemplateFor);
+  if (!option || !option.value || !(body instanceof HTMLTextAreaElement)) return;
+  body.value = option.dataset.body;
+});

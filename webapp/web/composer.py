@@ -31,18 +31,19 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length, Optional
+from wtforms.validators import Length, NumberRange, Optional
 
 from webapp import ids, zones
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import checks, compose, dispatch, timing, whatsapp
+from webapp.messaging import checks, compose, dispatch, follow_ups, timing, whatsapp
 from webapp.messaging import templates as message_templates
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.reply_channel import ReplyChannel
@@ -91,6 +92,28 @@ class ComposeForm(Composition):
     # "all" when the composer sits under every channel's messages interleaved (the Inbox): a send then
     # keeps that view instead of opening the channel's tab.
     view = HiddenField(filters=[lambda v: v if v == "all" else None])
+    # "If no reply in N days, send…" (webapp.messaging.follow_ups): asked when its text or a template is
+    # given. (A number input: no Length, whose maxlength a number input may not carry.)
+    follow_up_days = IntegerField(
+        "Days without a reply",
+        default=3,
+        validators=[
+            Optional(),
+            NumberRange(
+                follow_ups.MIN_DAYS,
+                follow_ups.MAX_DAYS,
+                f"Pick a number of days from {follow_ups.MIN_DAYS} to {follow_ups.MAX_DAYS}.",
+            ),
+        ],
+    )
+    follow_up_template_id = SelectField(
+        "Follow-up template",
+        coerce=str,
+        validate_choice=False,
+        validators=[Optional()],
+        filters=[lambda v: v if ids.parse(v) is not None else None],
+    )
+    follow_up_body = TextAreaField("Then send", validators=[Length(max=60_000)])
 
 
 # --- What a composer is for ----------------------------------------------------------------------------
@@ -117,6 +140,12 @@ class Ids:
     send_at_error: str
     override_reason: str
     override_reason_error: str
+    follow_up_days: str
+    follow_up_days_error: str
+    follow_up_template: str
+    follow_up_template_error: str
+    follow_up_body: str
+    follow_up_body_error: str
 
     @classmethod
     def numbered(cls, key: int) -> Ids:
@@ -181,6 +210,7 @@ def context(form: Composition, setup: Setup, start: str) -> dict[str, Any]:
     context: dict[str, Any] = {"form": form, "templates": templates, "allowed": allowed, "reply": setup.reply}
     if setup.conversation is not None:
         context.update(_whatsapp(form, setup))
+        form.follow_up_template_id.choices = form.template_id.choices
     wa_template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
     counter = counter_context(
         setup,
@@ -380,6 +410,8 @@ class Draft:
     send_at: datetime | None = None
     # The writer's reason to send outside the organisation's hours for texts.
     override_reason: str | None = None
+    # "If no reply in N days, send…": the follow-up to schedule with it (a conversation's composer).
+    follow_up: follow_ups.Plan | None = None
 
 
 # Stores the draft's message in the session's transaction and gives its id; SendRefused says why not.
@@ -398,14 +430,38 @@ def draft(form: Composition) -> Draft:
         template_id if channel == "whatsapp" else None,
         timing.local_time(send_at, zones.name_of_reader(current_user)) if send_at else None,
         (form.override_reason.data or "").strip() or None,
+        _follow_up(form, channel) if isinstance(form, ComposeForm) else None,
     )
+
+
+def _follow_up(form: ComposeForm, channel: str) -> follow_ups.Plan | None:
+    """The follow-up asked for: its text as typed, else the chosen template's (of the message's
+    channel); None when neither was given."""
+    body, subject = form.follow_up_body.data or "", form.subject.data if channel == "email" else None
+    template_id = ids.parse(form.follow_up_template_id.data)
+    if not body.strip() and template_id is not None:
+        template = db.session.scalar(
+            sa.select(MessageTemplate).where(
+                MessageTemplate.id == template_id,
+                MessageTemplate.organization_id == current_user.organization_id,
+            )
+        )
+        if template is None or template.channel != channel:
+            label = CHANNEL_LABELS.get(channel, "this channel")
+            raise SendRefused(f"Choose a template for {label}, as the message is.", "follow_up_template_id")
+        body = template.body
+        if channel == "email":
+            subject = template.subject or subject
+    if not body.strip():
+        return None
+    return follow_ups.Plan(form.follow_up_days.data, body, subject)
 
 
 def write_to(about: Subject) -> Write:
     """Writing to one person: the message in their conversation, through webapp.messaging.compose."""
 
     def write(d: Draft) -> int:
-        return compose.compose(
+        message = compose.compose(
             db.session,
             current_user,
             about,
@@ -415,7 +471,10 @@ def write_to(about: Subject) -> Write:
             whatsapp_template_id=d.whatsapp_template_id,
             send_at=d.send_at,
             override_reason=d.override_reason,
-        ).id
+        )
+        if d.follow_up is not None:
+            follow_ups.schedule(db.session, current_user, about, message, d.follow_up)
+        return message.id
 
     return write
 
