@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from webapp.billing import credits
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.subjects import Subject
 from webapp.models import Conversation, Message, User, utcnow
+from webapp.models.base import UTCDateTime
 
 MIN_DAYS, MAX_DAYS = 1, 30
 # The error codes of a follow-up cancelled because it was no longer needed (the thread says which).
@@ -100,8 +102,30 @@ def replied(session: Session, conversation_id: int, now: datetime | None = None)
     """The person wrote back in this conversation: cancel its pending follow-ups (give their credits back
     with `refund`). On the inbound webhook's path, and before it locks the conversation's row (the
     scheduler locks a follow-up's row, then the conversation's: the same order, no deadlock): one probe
-    of ix_message_follow_up_pending, which finds nothing almost always. The ids cancelled."""
-    return _stop(session, Message.conversation_id == conversation_id, now, REPLIED, "They replied.")
+    of ix_message_follow_up_pending, which finds nothing almost always. The same conditional UPDATE as
+    `_stop`'s. The ids cancelled."""
+    parameters = {"reply_conversation": conversation_id, "reply_at": now or utcnow()}
+    return list(session.connection().execute(_on_reply(), parameters).scalars())
+
+
+@lru_cache(maxsize=1)
+def _on_reply() -> sa.Update:
+    # Built once with bound parameters, on the table (as inbound's route statement): every inbound
+    # message runs it, and building it, then the ORM's execution of it, cost more than running it.
+    table = Message.__table__
+    at = sa.bindparam("reply_at", type_=UTCDateTime)
+    return (
+        sa.update(table)
+        .where(
+            table.c.conversation_id == sa.bindparam("reply_conversation", type_=sa.Integer),
+            table.c.status == "scheduled",
+            table.c.follow_up_of_id.is_not(None),
+        )
+        .values(
+            status="cancelled", failed_at=at, updated_at=at, error_code=REPLIED, error_title="They replied."
+        )
+        .returning(table.c.id)
+    )
 
 
 def application_closed(session: Session, application_id: int, now: datetime | None = None) -> list[int]:
@@ -134,6 +158,8 @@ def refund(session: Session, message_ids: list[int]) -> None:
 def _stop(
     session: Session, which: sa.ColumnElement[bool], now: datetime | None, code: str, title: str
 ) -> list[int]:
+    """scheduled → cancelled for the pending follow-ups `which` names: one conditional UPDATE, so that
+    one the scheduler handed over meanwhile stays as it left (see webapp.messaging.scheduled)."""
     now = now or utcnow()
     return list(
         session.scalars(
