@@ -255,3 +255,13 @@ def test_a_cancelled_follow_up_can_no_longer_be_cancelled_or_edited(world, clien
     reply(client)
     with pytest.raises(scheduled.TooLate, match="It was cancelled"):
         scheduled.cancel(db.session, world["user"], fresh(follow_up.id))
+
+
+def test_a_follow_up_edited_is_still_one_and_a_reply_cancels_the_new_text(world, client) -> None:
+    _, follow_up = write(world)
+    edited = scheduled.reschedule(db.session, world["user"], follow_up, body="Still keen, %FIRSTNAME%?")
+    db.session.commit()
+    assert edited.id != follow_up.id and edited.follow_up_of_id == follow_up.follow_up_of_id
+    reply(client)
+    assert (fresh(edited.id).status, fresh(edited.id).error_code) == ("cancelled", follow_ups.REPLIED)
+    assert balance(world) == 9

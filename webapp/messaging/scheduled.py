@@ -167,7 +167,7 @@ def reschedule(
     )
     # The new text goes through every check (the WhatsApp window at its time too) and is paid for.
     try:
-        return compose.compose(
+        edited = compose.compose(
             session,
             user,
             about,
@@ -177,6 +177,9 @@ def reschedule(
             send_at=when,
             now=now,
         )
+        # A follow-up's new text is still a follow-up: a reply cancels it as it would have the old one.
+        edited.follow_up_of_id = message.follow_up_of_id
+        return edited
     except SendRefused as refused:
         short = refused.__cause__
         if not isinstance(short, credits.InsufficientCredits):
