@@ -1043,3 +1043,50 @@ def test_a_text_outside_their_hours_waits_for_their_morning_and_can_be_edited_an
     scheduled.get_by_role("button", name="Cancel it").click()
     expect(scheduled).to_have_count(0)
     expect(page.locator("[data-cancelled]").last).to_contain_text("Cancelled: not sent.")
+
+
+# --- Follow up if no reply (issue 20 §3) ------------------------------------------------------------------
+# The composer's follow-up part (a template fills its text), Send puts the pending follow-up in the
+# thread, and the candidate's reply (a signed inbound webhook) cancels it. QUIET_HOURS is off here.
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_a_follow_up_waits_in_the_thread_until_their_reply_cancels_it(
+    page: Page, live_app: Flask, live_server: str, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    page.goto(application_path(live_app, *DAAN) + "?tab=sms")
+    form = page.locator("form.composer")
+    form.get_by_label("Message").fill("Hi Daan, are you free for a call this week?")
+    form.locator("summary", has_text="Follow up if no reply").click()
+    form.get_by_label("If no reply in").fill("2")
+    picker = form.locator("select[data-follow-up-template-for]")
+    nudge = picker.locator("option[data-channel=sms]").first
+    picker.select_option(nudge.get_attribute("value"))
+    follow = form.get_by_label("Then send")
+    expect(follow).to_have_value(nudge.get_attribute("data-body") or "")
+    follow.fill("Hi %FIRSTNAME%, just checking you saw my message?")
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"follow-up-form-{width}")
+
+    form.get_by_role("button", name="Send").click()
+    pending = page.locator("li.msg", has=page.locator(".status-scheduled"))
+    expect(pending).to_have_count(1)
+    expect(pending).to_contain_text("Hi Daan, just checking you saw my message?")
+    expect(pending.locator(".status-scheduled")).to_contain_text("Follow-up if no reply · Scheduled for")
+    expect(page.locator("form.composer").get_by_label("Then send")).to_have_value("")
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"follow-up-pending-{width}")
+
+    reply(
+        live_server, our_number(page), page.locator("#candidate-mobile").inner_text(), "Yes, Thursday works"
+    )
+    expect(pending).to_have_count(0, timeout=10_000)
+    expect(page.locator("[data-cancelled=replied]").last).to_contain_text(
+        "Follow-up not sent: they replied on"
+    )
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"follow-up-replied-{width}")
