@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from webapp.billing import credits
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.subjects import Subject
-from webapp.models import Conversation, Message, User, utcnow
+from webapp.models import CHANNEL_LABELS, Conversation, Message, MessageTemplate, User, utcnow
 from webapp.models.base import UTCDateTime
 
 MIN_DAYS, MAX_DAYS = 1, 30
@@ -84,6 +84,22 @@ def schedule(
         raise _said(refused) from refused
     message.follow_up_of_id = followed.id
     return message
+
+
+def template_text(
+    session: Session, user: User, template_id: int, channel: str, subject: str | None
+) -> tuple[str, str | None]:
+    """The text (and an email's subject) of one of the user's organisation's templates, for a follow-up
+    on `channel`; SendRefused beside the follow-up's template when it is not one of that channel."""
+    template = session.scalar(
+        sa.select(MessageTemplate).where(
+            MessageTemplate.id == template_id, MessageTemplate.organization_id == user.organization_id
+        )
+    )
+    if template is None or template.channel != channel:
+        label = CHANNEL_LABELS.get(channel, "this channel")
+        raise SendRefused(f"Choose a template for {label}, as the message is.", "follow_up_template_id")
+    return template.body, (template.subject or subject) if channel == "email" else None
 
 
 def _said(refused: SendRefused) -> SendRefused:

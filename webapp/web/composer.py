@@ -31,7 +31,6 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -440,18 +439,7 @@ def _follow_up(form: ComposeForm, channel: str) -> follow_ups.Plan | None:
     body, subject = form.follow_up_body.data or "", form.subject.data if channel == "email" else None
     template_id = ids.parse(form.follow_up_template_id.data)
     if not body.strip() and template_id is not None:
-        template = db.session.scalar(
-            sa.select(MessageTemplate).where(
-                MessageTemplate.id == template_id,
-                MessageTemplate.organization_id == current_user.organization_id,
-            )
-        )
-        if template is None or template.channel != channel:
-            label = CHANNEL_LABELS.get(channel, "this channel")
-            raise SendRefused(f"Choose a template for {label}, as the message is.", "follow_up_template_id")
-        body = template.body
-        if channel == "email":
-            subject = template.subject or subject
+        body, subject = follow_ups.template_text(db.session, current_user, template_id, channel, subject)
     if not body.strip():
         return None
     return follow_ups.Plan(form.follow_up_days.data, body, subject)
