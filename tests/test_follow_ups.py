@@ -265,3 +265,22 @@ def test_a_follow_up_edited_is_still_one_and_a_reply_cancels_the_new_text(world,
     reply(client)
     assert (fresh(edited.id).status, fresh(edited.id).error_code) == ("cancelled", follow_ups.REPLIED)
     assert balance(world) == 9
+
+
+def test_their_message_assigned_to_the_conversation_by_an_administrator_cancels_it(world, client) -> None:
+    from webapp.messaging import unmatched
+
+    _, follow_up = write(world)
+    # Lena writes from another phone: no conversation claims it until an administrator assigns it.
+    assert (
+        post(client, INBOUND, inbound(OUR, "+4915199999999", "It's Lena, from my work phone")).status_code
+        == 200
+    )
+    waiting = db.session.scalar(sa.select(Message).where(Message.from_addr == "+4915199999999"))
+    assert waiting.conversation_id is None and fresh(follow_up.id).status == "scheduled"
+    admin = f.user(world["org"], codes=sorted(permissions.CODES), name="Ada Admin")
+    db.session.commit()
+    unmatched.assign(db.session, admin, waiting.id, of_application(world["lena"]))
+    db.session.commit()
+    assert (fresh(follow_up.id).status, fresh(follow_up.id).error_code) == ("cancelled", follow_ups.REPLIED)
+    assert balance(world) == 9

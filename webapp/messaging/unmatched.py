@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from webapp.messaging import conversations, inbound, subjects
+from webapp.messaging import conversations, follow_ups, inbound, subjects
 from webapp.messaging.subjects import Subject
 from webapp.models import Application, Candidate, ConversationRead, Job, Message, User, utcnow
 from webapp.refusals import Refused
@@ -101,7 +101,11 @@ def assign(session: Session, admin: User, message_id: int, about: Subject) -> Me
     # The thread says who put it there and from which number it came (it may not be the contact's).
     message.assigned_by_id = admin.id
     message.assigned_at = utcnow()
+    # Their message stops the conversation's follow-ups, as a reply that found its way does (cancelled
+    # before the conversation's row is written: webapp.messaging.follow_ups.replied).
+    stopped = follow_ups.replied(session, conversation.id)
     inbound.joined(conversation, message)
+    follow_ups.refund(session, stopped)
     # Read markers are message ids, and this message is older than what readers may have seen:
     # move their markers back so that it counts as unread for everyone.
     session.execute(
