@@ -276,6 +276,7 @@ def test_postgresql_going_away_answers_503_quickly_and_loses_nothing(stack: Stac
 
 
 def test_with_redis_stopped_pages_work_and_sends_wait_in_the_database(stack: Stack) -> None:
+    before = stack.served.log.read_text().count("ended by itself")
     stack.redis.stop()
     try:
         browser = stack.browser()  # signing in needs no Redis
@@ -295,6 +296,8 @@ def test_with_redis_stopped_pages_work_and_sends_wait_in_the_database(stack: Sta
     time.sleep(1.5)  # more sweeps: nothing goes twice
     assert [posts_for(stack.fake, m.id) for m in waiting] == [1, 1, 1]
     assert stack.served.ready()
+    # The workers waited for Redis: none ended (three ends within a minute would stop the whole set).
+    assert stack.served.log.read_text().count("ended by itself") == before, stack.served.log.read_text()
 
 
 def test_a_worker_killed_mid_send_leaves_one_post(stack: Stack) -> None:

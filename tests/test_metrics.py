@@ -337,10 +337,15 @@ def test_two_gunicorn_workers_are_scraped_as_one(sqlite_schema, tmp_path) -> Non
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        # Until both workers have served some (each writes its own file): the second may still be
+        # starting while the first answers a whole batch.
+        deadline = time.monotonic() + 60
         with ThreadPoolExecutor(8) as pool:
-            assert set(pool.map(lambda _: get("/healthz")[0], range(200))) == {200}
-        # Both workers served some: each wrote its own file.
-        assert len(list(directory.glob("counter_*.db"))) == 2, log.read_text()
+            while True:
+                assert set(pool.map(lambda _: get("/healthz")[0], range(200))) == {200}
+                if len(list(directory.glob("counter_*.db"))) == 2:
+                    break
+                assert time.monotonic() < deadline, log.read_text()
 
         def healthz_count() -> float:
             status, text = get("/metrics", {"Authorization": f"Bearer {TOKEN}"})

@@ -49,9 +49,9 @@ Stopping: the first SIGTERM (or Ctrl-C) stops taking jobs; the sends in flight f
 recorded), then the process exits with status 0. A second one stops at once (exit status 1): what was in
 flight is `sending` in the database, and the sweep recovers it (webapp.messaging.dispatch: back to
 `queued` if no try began, else `unknown` — never sent twice), as after SIGKILL. A loop that ends by
-itself (not asked to, not a burst; Redis gone, say) stops the others and the process exits with status 1,
-so that the supervisor starts a whole one again instead of a process sending with fewer threads than it
-says.
+itself (not asked to, not a burst; a wrong type in Redis, say) stops the others and the process exits
+with status 1, so that the supervisor starts a whole one again instead of a process sending with fewer
+threads than it says. Redis away is not such an end: the loops (and a process starting) wait for it.
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ from typing import Any
 
 from flask import Flask
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.job import Job
 
@@ -124,17 +126,30 @@ class Loop:
         self._take = connection.register_script(_TAKE)
 
     def work(self, burst: bool) -> None:
-        """Take and run jobs until asked to stop (or, with `burst`, until the queues are empty)."""
+        """Take and run jobs until asked to stop (or, with `burst`, until the queues are empty). While
+        Redis is away the loop waits for it (the sends wait in the database, and the sweep hands them
+        over again once it is back): a worker that ended instead would be started again and again by
+        the supervisor, which then stops everything, pages included."""
+        away = 0.0
         while not self.stopping.is_set():
-            taken = self._take(keys=self.keys, args=[Job.redis_job_namespace_prefix])
+            try:
+                taken = self._take(keys=self.keys, args=[Job.redis_job_namespace_prefix])
+                if taken is None and not burst:
+                    # Wait for one, then read and delete its hash (the idle path: two round trips).
+                    popped = self.connection.blpop(self.keys, timeout=POLL_SECONDS)
+                    taken = self._fetch(popped[1]) if popped is not None else None
+            except REDIS_AWAY:
+                if burst:
+                    raise
+                away = _waited(away, self.stopping)
+                continue
+            if away:
+                log.info("Redis is back: taking jobs again")
+                away = 0.0
             if taken is None:
                 if burst:
                     return
-                # Wait for one, then read and delete its hash (the idle path: two round trips).
-                popped = self.connection.blpop(self.keys, timeout=POLL_SECONDS)
-                if popped is None:
-                    continue
-                taken = self._fetch(popped[1])
+                continue
             self.run(taken)
 
     def _fetch(self, job_id: bytes) -> list[Any]:
@@ -169,6 +184,20 @@ class Loop:
         except Exception:
             # The message (or stored webhook) is still in the database: the sweep comes back to it.
             log.exception("job %s (%s) failed; the sweep takes it up again", job_id, name)
+
+
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
+AWAY_PAUSE_MAX = 5.0  # seconds between two looks for Redis while it is away
+
+
+def _waited(away: float, stopping: threading.Event) -> float:
+    """One pause while Redis is away (said once, when it begins), each longer up to AWAY_PAUSE_MAX; the
+    pause's length."""
+    if not away:
+        log.warning("Redis is away: waiting for it; the sends wait in the database")
+    away = min(max(away * 2, 0.5), AWAY_PAUSE_MAX)
+    stopping.wait(away)
+    return away
 
 
 def work_now(queues: Sequence[Queue]) -> None:
@@ -206,10 +235,16 @@ def run(app: Flask, queues: Sequence[Queue], threads: int, burst: bool) -> int:
         stopping.set()
         log.info("stopping: no new jobs; the ones in flight finish")
 
-    registered = Worker(list(queues), name=f"{socket.gethostname()}.{os.getpid()}", connection=connection)
-    registered.register_birth()
-    registered.set_state("started")
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    registered = Worker(list(queues), name=f"{socket.gethostname()}.{os.getpid()}", connection=connection)
+    away = 0.0
+    while not stopping.is_set():  # started while Redis is away: it waits, as its loops would
+        try:
+            registered.register_birth()
+            registered.set_state("started")
+            break
+        except REDIS_AWAY:
+            away = _waited(away, stopping)
     try:
         running = [
             threading.Thread(target=loop, args=(n, job_loop), name=f"jobs-{n}", daemon=True)
