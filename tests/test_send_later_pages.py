@@ -119,6 +119,10 @@ def test_edit_and_cancel_a_scheduled_message_from_the_thread(client, tex, clock)
     assert new.body == "Hi Tex, are you free at 11?" and new.send_at == datetime(
         2026, 12, 9, 16, 30, tzinfo=UTC
     )
+    # The thread, and its SMS tab's count, show the new version only.
+    page = client.get(f"/applications/{tex['application'].id}?tab=sms").get_data(as_text=True)
+    assert "are you free at 11?" in page and ">Hi Tex</div>" not in page
+    assert re.search(r'data-tab-channel="sms"[^>]*>\s*SMS <span class="tab-count">1</span>', page), page
     # A time at night for them is refused under the message, and nothing changes.
     night = post(client, f"{tex['c']}/scheduled/{new.id}", {"send_at": "2026-12-10T05:00", "body": new.body})
     assert f'id="scheduled-error-{new.id}"' in night.get_data(as_text=True) and "Texas law" in night.get_data(

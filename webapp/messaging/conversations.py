@@ -31,6 +31,12 @@ def for_subject(session: Session, about: Subject, create: bool = False) -> Conve
 PAGE = 50
 
 
+# A scheduled message whose text was edited is cancelled with this code and replaced by a new one
+# (webapp.messaging.scheduled): the thread and its counts show the new one only.
+EDITED = "edited"
+_SHOWN = sa.or_(Message.status != "cancelled", sa.func.coalesce(Message.error_code, "") != EDITED)
+
+
 def page(
     session: Session,
     conversation: Conversation | None,
@@ -51,7 +57,7 @@ def page(
     """
     if conversation is None:
         return [], False
-    query = sa.select(Message).where(Message.conversation_id == conversation.id)
+    query = sa.select(Message).where(Message.conversation_id == conversation.id, _SHOWN)
     if channel is not None:
         query = query.where(Message.channel == channel)
     if before_id is not None:
@@ -82,7 +88,9 @@ MAX_SHOWN = 2000
 
 
 def has_older(session: Session, conversation: Conversation, channel: str | None, oldest_id: int) -> bool:
-    query = sa.select(Message.id).where(Message.conversation_id == conversation.id, Message.id < oldest_id)
+    query = sa.select(Message.id).where(
+        Message.conversation_id == conversation.id, Message.id < oldest_id, _SHOWN
+    )
     if channel is not None:
         query = query.where(Message.channel == channel)
     return session.scalar(sa.select(query.exists())) or False
@@ -93,7 +101,7 @@ def counts_by_channel(session: Session, conversation: Conversation | None) -> di
         return {}
     rows = session.execute(
         sa.select(Message.channel, sa.func.count())
-        .where(Message.conversation_id == conversation.id)
+        .where(Message.conversation_id == conversation.id, _SHOWN)
         .group_by(Message.channel)
     )
     return {channel: n for channel, n in rows}

@@ -42,14 +42,15 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import checks, optouts, subjects, whatsapp
+from webapp.messaging import checks, conversations, optouts, subjects, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, Conversation, Message, SendingNumber, User, utcnow
 
 log = logging.getLogger("relay.scheduled")
 
-# The error code of a scheduled message whose text was edited: cancelled, and replaced by a new one.
-EDITED = "edited"
+# The error code of a scheduled message whose text was edited: cancelled, and replaced by a new one
+# (the thread shows the new one only: webapp.messaging.conversations).
+EDITED = conversations.EDITED
 
 
 class TooLate(SendRefused):
