@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from webapp.billing import credits
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.subjects import Subject
-from webapp.models import CHANNEL_LABELS, Conversation, Message, MessageTemplate, User, utcnow
+from webapp.models import CHANNEL_LABELS, Conversation, Message, User, utcnow
 from webapp.models.base import UTCDateTime
 
 MIN_DAYS, MAX_DAYS = 1, 30
@@ -81,30 +81,31 @@ def schedule(
             session, user, about, followed.channel, plan.body, subject=plan.subject, send_at=at, now=now
         )
     except SendRefused as refused:
-        raise _said(refused) from refused
+        raise _said(refused, followed.channel) from refused
     message.follow_up_of_id = followed.id
     return message
 
 
 def template_text(
-    session: Session, user: User, template_id: int, channel: str, subject: str | None
+    session: Session, user: User, about: Subject, template_id: int, channel: str, subject: str | None
 ) -> tuple[str, str | None]:
-    """The text (and an email's subject) of one of the user's organisation's templates, for a follow-up
-    on `channel`; SendRefused beside the follow-up's template when it is not one of that channel."""
-    template = session.scalar(
-        sa.select(MessageTemplate).where(
-            MessageTemplate.id == template_id, MessageTemplate.organization_id == user.organization_id
-        )
-    )
-    if template is None or template.channel != channel:
+    """The text (and an email's subject) of a template the composer offers this user for `about`
+    (compose.templates_for), for a follow-up on `channel`; SendRefused beside the follow-up's template
+    when it is not one of those, of that channel."""
+    from webapp.messaging import compose
+
+    offered = {t.id: t for t in compose.templates_for(session, user, [channel], about.audience)}
+    template = offered.get(template_id)
+    if template is None:
         label = CHANNEL_LABELS.get(channel, "this channel")
         raise SendRefused(f"Choose a template for {label}, as the message is.", "follow_up_template_id")
     return template.body, (template.subject or subject) if channel == "email" else None
 
 
-def _said(refused: SendRefused) -> SendRefused:
+def _said(refused: SendRefused, channel: str) -> SendRefused:
     """The refusal beside the follow-up's own field."""
-    if refused.field == "send_at" and "WhatsApp window" in refused.message:
+    # Its time was moved into their hours already: on WhatsApp, a time refused is the closed window.
+    if refused.field == "send_at" and channel == "whatsapp":
         # Days later the 24-hour window has closed (a reply, which reopens it, cancels the follow-up).
         return SendRefused(
             "A WhatsApp follow-up would leave after the 24-hour window has closed, where only an approved "

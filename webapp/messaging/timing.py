@@ -17,7 +17,7 @@ storing a message; the composer's counter asks it to say, before Send, what will
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -140,3 +140,15 @@ def local_time(text: str, zone: str) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zones.zone(zone))
     return moment.astimezone(UTC)
+
+
+def their_morning(organization: Organization, number: str, now: datetime) -> tuple[datetime, Decision]:
+    """The next 09:00 on the recipient's clock, or the first moment after it their hours allow (UTC),
+    with the hours' answer for it (to name the place)."""
+    there = decide(organization, number, now).local_now[0]
+    morning = there.replace(hour=9, minute=0, second=0, microsecond=0)
+    if morning <= there:
+        morning = (there + timedelta(days=1)).replace(hour=9, minute=0)
+    at = morning.astimezone(UTC)
+    then = decide(organization, number, at)
+    return (at if then.allowed_now else (then.next_allowed_at or at)), then

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -330,14 +330,7 @@ def quick_times(setup: Setup) -> dict[str, Any]:
     choices = {"in_an_hour": f"{soon.astimezone(zone):%Y-%m-%dT%H:%M}", "their_morning": None}
     mobile = setup.about.contact.mobile
     if mobile:
-        decision = timing.decide(setup.about.organization, mobile, now)
-        there = decision.local_now[0]
-        morning = there.replace(hour=9, minute=0, second=0, microsecond=0)
-        if morning <= there:
-            morning = (there + timedelta(days=1)).replace(hour=9, minute=0)
-        at = morning.astimezone(UTC)
-        then = timing.decide(setup.about.organization, mobile, at)
-        at = at if then.allowed_now else (then.next_allowed_at or at)
+        at, then = timing.their_morning(setup.about.organization, mobile, now)
         choices["their_morning"] = f"{at.astimezone(zone):%Y-%m-%dT%H:%M}"
         choices["their_morning_label"] = timing.their_time(at, then)
     return choices
@@ -417,8 +410,8 @@ class Draft:
 Write = Callable[[Draft], int]
 
 
-def draft(form: Composition) -> Draft:
-    """The form's message; SendRefused for a time that is not one."""
+def draft(form: Composition, about: Subject) -> Draft:
+    """The form's message to `about`; SendRefused for a time that is not one."""
     channel = form.channel.data or ""
     template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
     send_at = (form.send_at.data or "")[:40].strip()
@@ -429,17 +422,19 @@ def draft(form: Composition) -> Draft:
         template_id if channel == "whatsapp" else None,
         timing.local_time(send_at, zones.name_of_reader(current_user)) if send_at else None,
         (form.override_reason.data or "").strip() or None,
-        _follow_up(form, channel) if isinstance(form, ComposeForm) else None,
+        _follow_up(form, about, channel) if isinstance(form, ComposeForm) else None,
     )
 
 
-def _follow_up(form: ComposeForm, channel: str) -> follow_ups.Plan | None:
+def _follow_up(form: ComposeForm, about: Subject, channel: str) -> follow_ups.Plan | None:
     """The follow-up asked for: its text as typed, else the chosen template's (of the message's
     channel); None when neither was given."""
     body, subject = form.follow_up_body.data or "", form.subject.data if channel == "email" else None
     template_id = ids.parse(form.follow_up_template_id.data)
     if not body.strip() and template_id is not None:
-        body, subject = follow_ups.template_text(db.session, current_user, template_id, channel, subject)
+        body, subject = follow_ups.template_text(
+            db.session, current_user, about, template_id, channel, subject
+        )
     if not body.strip():
         return None
     return follow_ups.Plan(form.follow_up_days.data, body, subject)
@@ -488,7 +483,7 @@ def send(form: Composition, setup: Setup, write: Write, page: Callable[[], Respo
 
 
 def _checked(form: Composition, setup: Setup) -> Draft:
-    d = draft(form)
+    d = draft(form, setup.about)
     if setup.booking_link:
         invitations.check_text(d.channel, setup.allowed, d.body, d.subject)
     return d

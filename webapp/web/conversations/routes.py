@@ -230,7 +230,7 @@ def _changed(conversation: Conversation, about: Subject) -> Response:
 def _not_changed(conversation: Conversation, about: Subject, message: Message, form: ScheduledForm) -> str:
     """Why not, under the message (nothing changed); without htmx, with a way back to the conversation."""
     return render_template(
-        "conversations/_scheduled_refused.html",
+        "conversation_panel/_scheduled_error.html",
         message_id=message.id,
         reason=refusals.first_error(form),
         back=None if wants_fragment() else page_url(conversation, about, None),
