@@ -82,12 +82,16 @@ class Conversation(Base):
     # so its latest message, channels, unread, WhatsApp window): never moved by a status, which only the
     # thread shows. The list's poll compares with it, so a storm of status reports leaves it quiet.
     list_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # The one person of its hiring or sourcing team who answers it (None: nobody yet). *Mine* in the
+    # Inbox, and who is told first when the person writes.
+    assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"), index=True)
 
     organization: Mapped[Organization] = relationship()
     application: Mapped[Application | None] = relationship()
     community_membership: Mapped[CommunityMembership | None] = relationship()
     sms_number: Mapped[SendingNumber | None] = relationship(foreign_keys=[sms_number_id])
     whatsapp_number: Mapped[SendingNumber | None] = relationship(foreign_keys=[whatsapp_number_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     messages: Mapped[list[Message]] = relationship(back_populates="conversation", order_by="Message.id")
 
     def number_for(self, channel: str) -> SendingNumber | None:
