@@ -113,3 +113,15 @@ def test_never_a_blocked_channel_when_another_reaches_them(
             assert chosen.channel == last_inbound
         elif last_message in usable:
             assert chosen.channel == last_message
+
+
+def test_a_message_waiting_for_its_time_counts_after_the_last_message() -> None:
+    # Only a message written for later: its channel, said as what it is, not "nothing written yet".
+    assert choose(ALL, {}, None, None, "Ana", scheduled="email") == ReplyChannel(
+        "email", "By email, like the message to Ana that waits for its time."
+    )
+    # What was sent or received still decides first.
+    assert choose(ALL, {}, None, "whatsapp", "Ana", scheduled="email").channel == "whatsapp"
+    assert choose(ALL, {}, "sms", "email", "Ana", scheduled="whatsapp").channel == "sms"
+    # Waiting on a channel that cannot reach them now: not that one.
+    assert choose(ALL, OPTED_OUT, None, None, "Felix", scheduled="sms").channel == "email"

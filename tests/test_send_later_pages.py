@@ -93,6 +93,13 @@ def test_send_at_night_stores_it_for_their_morning_and_hands_nothing_to_dispatch
     assert credits.balance(db.session, tex["org"]) == 9  # paid when scheduled
 
 
+def test_the_composer_after_a_text_that_waits_for_the_morning_says_so_not_nothing_written(client, tex):
+    post(client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME%"})
+    page = client.get(f"/applications/{tex['application'].id}").get_data(as_text=True)
+    reason = re.search(r'class="hint reply-reason"[^>]*data-reply-channel="(\w+)">([^<]*)<', page)
+    assert reason and reason.groups() == ("sms", "By SMS, like the message to Tex that waits for its time.")
+
+
 def test_a_reason_against_the_law_is_refused_beside_its_field_and_the_text_kept(client, tex) -> None:
     response = post(
         client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi there", "override_reason": "Urgent"}

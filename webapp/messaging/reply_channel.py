@@ -42,6 +42,7 @@ def choose(
     last_inbound: str | None,
     last_message: str | None,
     first_name: str,
+    scheduled: str | None = None,
 ) -> ReplyChannel | None:
     """The channel to preselect among `offered` (the channels this user may write on here), or None
     when there is none.
@@ -49,11 +50,14 @@ def choose(
     `blocked` says, in a few words, why a channel cannot reach the person ("Felix opted out of
     texts", "WhatsApp is not switched on for your organisation"); a channel not offered must be in it
     too when it may come from the history. `last_inbound` is the channel the person last wrote on,
-    `last_message` the channel of the conversation's last message (either None when there is none).
+    `last_message` the channel of the conversation's last message (either None when there is none),
+    `scheduled` the channel of the latest message written for later that has not left yet: it counts
+    after the last message, so that a conversation whose only message waits for the morning does not
+    read as one nobody has written in.
     """
     if not offered:
         return None
-    history = list(dict.fromkeys(c for c in (last_inbound, last_message) if c))
+    history = list(dict.fromkeys(c for c in (last_inbound, last_message, scheduled) if c))
     wanted = list(dict.fromkeys([*history, *(c for c in DEFAULT_ORDER if c in offered)]))
     usable = [c for c in wanted if c in offered and c not in blocked]
     if not usable:
@@ -73,6 +77,8 @@ def choose(
         reason = f"By {words}: {why}."
     elif channel == last_message:
         reason = f"Replying by {words}, the channel of the last message."
+    elif channel == scheduled:
+        reason = f"By {words}, like the message to {first_name} that waits for its time."
     else:
         reason = f"By {words}: nothing has been written to {first_name} yet."
     return ReplyChannel(channel, reason)
@@ -94,7 +100,15 @@ def for_conversation(
             found = checks.unreachable(session, contact, channel)
             if found is not None:
                 blocked[channel] = found.short
-    last_inbound, last_message = None, None
+    last_inbound, last_message, scheduled = None, None, None
+    if conversation is not None:
+        # What waits to leave is not in the conversation's list yet (it joins when it leaves).
+        scheduled = session.scalar(
+            sa.select(Message.channel)
+            .where(Message.conversation_id == conversation.id, Message.status == "scheduled")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
     if conversation is not None and conversation.last_message_id is not None:
         last_message = conversation.last_channel
         if conversation.last_direction == "inbound":
@@ -106,4 +120,4 @@ def for_conversation(
                 .order_by(Message.id.desc())
                 .limit(1)
             )
-    return choose(offered, blocked, last_inbound, last_message, contact.first_name)
+    return choose(offered, blocked, last_inbound, last_message, contact.first_name, scheduled)
