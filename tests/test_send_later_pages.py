@@ -141,3 +141,38 @@ def test_edit_and_cancel_a_scheduled_message_from_the_thread(client, tex, clock)
     assert credits.balance(db.session, tex["org"]) == 10  # both given back
     again = post(client, f"{tex['c']}/scheduled/{new.id}/cancel", {}).get_data(as_text=True)
     assert "It was cancelled." in again
+
+
+def test_the_thread_ends_with_what_waits_soonest_first_and_a_sent_one_says_when_it_left(
+    client, tex, clock
+) -> None:
+    url = tex["c"] + "/messages"
+    post(client, url, {"channel": "sms", "body": "Later one", "send_at": "2026-12-09T17:30"})
+    post(client, url, {"channel": "sms", "body": "Sooner one", "send_at": "2026-12-09T16:00"})
+    conversation_id = db.session.scalar(sa.select(Message.conversation_id))
+    db.session.add(
+        Message(
+            conversation_id=conversation_id,
+            channel="sms",
+            direction="inbound",
+            body="Hello?",
+            status="received",
+            from_addr="+15125550123",
+            to_addr="+15125550100",
+        )
+    )
+    db.session.commit()
+
+    def bodies() -> list[str]:
+        page = client.get(f"/applications/{tex['application'].id}").get_data(as_text=True)
+        return re.findall(r'<div class="msg-body">([^<]*)</div>', page)
+
+    # Written first, then the person wrote; what waits comes after their message, soonest first.
+    assert bodies() == ["Hello?", "Sooner one", "Later one"]
+
+    clock["at"] = datetime(2026, 12, 9, 15, 1, tzinfo=UTC)
+    assert len(scheduled.send_due(clock["at"], hand_over=False).queued) == 1
+    page = client.get(f"/applications/{tex['application'].id}").get_data(as_text=True)
+    assert bodies() == ["Sooner one", "Hello?", "Later one"]
+    # Gone: when it left (Berlin's clock, the organisation's), and when it was written.
+    assert 'data-left>09 Dec 16:00 CET</time> <span class="muted">(written <time' in page

@@ -93,12 +93,14 @@ document.addEventListener("htmx:load", (event) => {
 });
 
 // A refreshed thread keeps what the reader loaded by scrolling up: the poll asks for every message from
-// the oldest one on screen.
+// the oldest one on screen (the smallest id: messages waiting for their time are shown last).
 document.addEventListener("htmx:configRequest", (event) => {
   const elt = event.detail.elt;
   if (!(elt instanceof Element) || !elt.matches("[data-version]") || event.detail.verb !== "get") return;
-  const first = elt.querySelector(".messages > li.msg[id^='message-']");
-  if (first) event.detail.parameters.from = first.id.slice("message-".length);
+  const ids = [...elt.querySelectorAll(".messages > li.msg[id^='message-']")].map((li) =>
+    Number(li.id.slice("message-".length)),
+  );
+  if (ids.length) event.detail.parameters.from = String(Math.min(...ids));
 });
 
 // Earlier messages arrive above the ones being read: keep those where they were on screen.

@@ -47,7 +47,8 @@ def page(
     limit: int = PAGE,
 ) -> tuple[list[Message], bool]:
     """The conversation's messages on one channel (all channels when None), oldest first, as the
-    database has them now: the newest `limit` (before `before_id`, when given), or every one from
+    database has them now (but on the newest page, or a refresh of it, the messages still waiting for
+    their time come last): the newest `limit` (before `before_id`, when given), or every one from
     `from_id` on (what a refreshed thread already showed, however far the reader had scrolled up); and
     whether there are older ones still, asked in the same statement (one row more than the page)
     unless the page runs from `from_id`.
@@ -80,7 +81,13 @@ def page(
     authors = {u for m in newest_first for u in (m.author_id, m.assigned_by_id) if u is not None}
     if authors:
         session.scalars(sa.select(User).where(User.id.in_(authors))).all()
-    return list(reversed(newest_first)), older
+    oldest_first = list(reversed(newest_first))
+    if before_id is None:
+        # The newest messages end with what waits for its time, soonest first: that is where it will
+        # go. (One written for later more than a page of messages ago stays where it was written.)
+        waiting = sorted((m for m in oldest_first if m.status == "scheduled"), key=lambda m: (m.send_at, m.id))
+        oldest_first = [m for m in oldest_first if m.status != "scheduled"] + waiting
+    return oldest_first, older
 
 
 # However far up a reader scrolled, a refresh redraws at most this many messages.
