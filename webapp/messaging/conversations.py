@@ -85,7 +85,8 @@ def page(
     if before_id is None:
         # The newest messages end with what waits for its time, soonest first: that is where it will
         # go. (One written for later more than a page of messages ago stays where it was written.)
-        waiting = sorted((m for m in oldest_first if m.status == "scheduled"), key=lambda m: (m.send_at, m.id))
+        waiting = [m for m in oldest_first if m.status == "scheduled"]
+        waiting.sort(key=lambda m: (m.send_at, m.id))
         oldest_first = [m for m in oldest_first if m.status != "scheduled"] + waiting
     return oldest_first, older
 
