@@ -113,6 +113,25 @@ def test_send_stores_the_message_and_its_follow_up_and_the_thread_shows_it_pendi
     assert "Any news, %FIRSTNAME%?</textarea>" not in html
 
 
+def test_the_counter_prices_the_follow_up_with_the_message_before_send(client, lena) -> None:
+    def counter(**data) -> str:
+        fields = {"channel": "sms", "body": "Hi %FIRSTNAME%", **data}
+        html = post(client, f"{lena['c']}/preview", fields).get_data(as_text=True)
+        found = re.search(r'<p class="counter-note" data-counter="follow-up">(.*?)</p>', html, re.S)
+        return " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split()) if found else ""
+
+    assert counter() == ""
+    # 161 characters of GSM-7: two segments; the message itself one.
+    assert counter(follow_up_days="2", follow_up_body="x" * 161) == (
+        "Follow-up if no reply in 2 days: 2 segments · 2 credits, paid now and given back if Lena replies "
+        "first. Together 3 credits."
+    )
+    # Days out of range: said beside the days at Send; the price still.
+    assert counter(follow_up_days="99", follow_up_body="Any news?").startswith("Follow-up: 1 segment")
+    email = counter(channel="email", subject="Hi", follow_up_days="1", follow_up_body="Any news?")
+    assert email == "Follow-up if no reply in 1 day: email is free."
+
+
 def test_without_a_follow_up_text_only_the_message_is_sent(client, lena) -> None:
     assert send(client, lena, follow_up_days="5").status_code == 200
     assert len(messages()) == 1

@@ -243,4 +243,6 @@ document.addEventListener("change", (event) => {
   const body = document.getElementById(select.dataset.followUpTemplateFor);
   if (!option || !option.value || !(body instanceof HTMLTextAreaElement)) return;
   body.value = option.dataset.body;
+  // As if typed: the counter prices the follow-up again.
+  body.dispatchEvent(new Event("input", { bubbles: true }));
 });

@@ -275,9 +275,11 @@ def counter_context(
     whatsapp_template_id: int | None = None,
     send_at: str = "",
     reason: str = "",
+    follow_up_body: str = "",
+    follow_up_days: str = "",
 ) -> dict[str, Any]:
     """The line under the text (templates/composer/_counter.html): what it costs, or why it cannot go,
-    before the user presses Send."""
+    before the user presses Send — and what its follow-up costs, paid with it."""
     about = setup.about
     org = about.organization
     context: dict[str, Any] = {
@@ -302,6 +304,12 @@ def counter_context(
         context.update(_as_written(setup, channel, body, whatsapp_template_id))
     if setup.recipients == 1 and not context["blocked"] and channel in CHANNEL_LABELS:
         context.update(hours_context(setup, channel, send_at, reason))
+        if follow_up_body.strip():
+            context["follow_up"] = compose.preview(about, current_user, channel, follow_up_body)
+            days = ids.parse(follow_up_days)
+            context["follow_up_days"] = (
+                days if days and follow_ups.MIN_DAYS <= days <= follow_ups.MAX_DAYS else None
+            )
     return context
 
 
@@ -348,6 +356,8 @@ def counter_as_typed(setup: Setup, data: Mapping[str, str], counted: Collection[
         ids.parse(data.get("whatsapp_template_id")),
         send_at=data.get("send_at", "")[:40],
         reason=data.get("override_reason", "")[:300],
+        follow_up_body=data.get("follow_up_body", "")[:60_000],
+        follow_up_days=data.get("follow_up_days", "")[:10],
     )
 
 
