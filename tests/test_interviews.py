@@ -298,7 +298,8 @@ def test_what_the_candidate_will_read_is_shown_open_with_the_real_link(world, cl
         else f"/applications/{lena.id}/invite"
     )
     html = text(client.get(path))
-    counter = html[html.index('<div id="invite-counter"') :]
+    # The counter, up to Send later (folded, after it).
+    counter = html[html.index('<div id="invite-counter"') : html.index('<details class="send-later"')]
     assert "<details" not in counter and "What Lena will read" in counter
     shown = re.search(r'<blockquote data-counter="preview">([^<]*)</blockquote>', counter)
     assert shown and shown.group(1) == f"Hi Lena, book: {BASE}{templates.SAMPLE_BOOKING_PATH}"

@@ -23,7 +23,7 @@ from webapp.interviews import slots
 from webapp.messaging import compose, subjects, templates
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
-from webapp.models import CHANNEL_LABELS, Application, Invitation, User
+from webapp.models import CHANNEL_LABELS, Application, Invitation, Message, User
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,14 @@ def invite(
     subject: str | None,
     base_url: str,
     now: datetime,
+    send_at: datetime | None = None,
+    override_reason: str | None = None,
+    move_picked: bool = False,
 ) -> Invitation:
     """Store the invitation and its message (queued, paid) in the caller's transaction; SendRefused
-    says why not. The caller commits, then hands invitation.message_id to dispatch."""
+    says why not. The caller commits, then hands invitation.message_id to dispatch. `send_at`,
+    `override_reason` and `move_picked` as in compose.compose: a message held to the candidate's
+    morning, or written for later, is scheduled, and its link's validity counts from when it leaves."""
     check_slots(session, application, now)
     text = with_link(channel, body, subject)
     token = new_token()
@@ -131,6 +136,10 @@ def invite(
         text,
         subject=subject if channel == "email" else None,
         invite_link=booking_url(base_url, token),
+        send_at=send_at,
+        now=now,
+        override_reason=override_reason,
+        move_picked=move_picked,
     )
     # One live link per application: an earlier one that holds no slot steps aside, so that a
     # candidate never books twice from two messages. A booked one stays (the candidate keeps their
@@ -147,7 +156,7 @@ def invite(
         token_hash=token_hash(token),
         channel=channel,
         state="sent",
-        expires_at=now + VALID_FOR,
+        expires_at=(message.send_at or now) + VALID_FOR,
         created_by_id=user.id,
         created_at=now,
     )
@@ -164,6 +173,8 @@ class Outcome:
     name: str
     invitation: Invitation | None
     refusal: str | None
+    # When it leaves, for one that waits for its time (picked, or the candidate's morning).
+    send_at: datetime | None = None
 
     @property
     def sent(self) -> bool:
@@ -180,15 +191,21 @@ def invite_many(
     base_url: str,
     now: datetime,
     handed_over: Callable[[int], object],
+    send_at: datetime | None = None,
+    override_reason: str | None = None,
 ) -> list[Outcome]:
     """Invite each candidate in a transaction of their own: one refused (opted out, no mobile, no
     credits left…) does not stop the others. Each sent message is handed to `handed_over` (dispatch)
-    after its commit."""
+    after its commit. A time picked for all (`send_at`) that is night for some of them moves, for
+    those, to their next allowed moment."""
     outcomes = []
     for application in applications:
         name = application.candidate.full_name
         try:
-            invitation = invite(session, user, application, channel, body, subject, base_url, now)
+            invitation = invite(
+                session, user, application, channel, body, subject, base_url, now,
+                send_at=send_at, override_reason=override_reason, move_picked=True,
+            )
             session.commit()
         except SendRefused as refused:
             session.rollback()
@@ -204,8 +221,11 @@ def invite_many(
             continue
         # Stored and paid: sent, whatever the hand-over does (dispatch keeps a queued message for its
         # sweep when the hand-over fails).
-        handed_over(invitation.message_id)
-        outcomes.append(Outcome(application, name, invitation, None))
+        message = session.get(Message, invitation.message_id)
+        waits = message.send_at if message is not None and message.status == "scheduled" else None
+        if waits is None:  # one that waits is the scheduler's to hand over
+            handed_over(invitation.message_id)
+        outcomes.append(Outcome(application, name, invitation, None, waits))
     return outcomes
 
 

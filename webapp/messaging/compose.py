@@ -201,6 +201,7 @@ def compose(
     send_at: datetime | None = None,
     now: datetime | None = None,
     override_reason: str | None = None,
+    move_picked: bool = False,
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
@@ -209,7 +210,9 @@ def compose(
     `send_at` (aware; stored in UTC): store it as scheduled, to leave then (webapp.messaging.scheduled),
     paid for now all the same; `now` is the moment it is checked against (the clock, in tests).
     A text is held to the recipient's hours (webapp.messaging.timing): written at night for them it is
-    scheduled for their next allowed moment; `override_reason` sets the organisation's hours aside.
+    scheduled for their next allowed moment; `override_reason` sets the organisation's hours aside;
+    `move_picked` moves a picked `send_at` in their closed hours to the next allowed moment after it
+    rather than refuse it.
     Raises SendRefused with a message for the user; the caller rolls back and shows it.
     """
     now = now or utcnow()
@@ -218,7 +221,7 @@ def compose(
     checks.check_sender(session, user, about, channel)
     contact = about.contact
     checks.check_recipient(session, contact, channel)
-    when = hours_for(session, about, channel, now, send_at, override_reason)
+    when = hours_for(session, about, channel, now, send_at, override_reason, move_picked)
     send_at = when.send_at
     recipient = recipient_for(about, user, invite_link)
     org = about.organization
@@ -296,6 +299,7 @@ def hours_for(
     now: datetime,
     send_at: datetime | None = None,
     override_reason: str | None = None,
+    move_picked: bool = False,
 ) -> timing.Timing:
     """When a message to this person on this channel leaves, under their quiet hours (QUIET_HOURS off:
     now, or at `send_at`). The counter asks it too, to say so before Send."""
@@ -310,4 +314,5 @@ def hours_for(
         send_at=send_at,
         heard_at=timing.last_heard(session, existing),
         override_reason=override_reason,
+        move_picked=move_picked,
     )

@@ -82,9 +82,12 @@ def when(
     send_at: datetime | None = None,
     heard_at: datetime | None = None,
     override_reason: str | None = None,
+    move_picked: bool = False,
 ) -> Timing:
     """When a message on `channel` to `number`, written at `now`, leaves (see the module's doc). Raises
-    SendRefused, beside the field it concerns, for a moment or a reason that cannot be."""
+    SendRefused, beside the field it concerns, for a moment or a reason that cannot be. `move_picked`:
+    a picked time inside their closed hours moves to the next allowed moment after it instead (one
+    time picked for many people, some of whom are asleep then)."""
     reason = (override_reason or "").strip() or None
     if channel not in HELD_CHANNELS:
         return Timing(send_at, None)
@@ -94,7 +97,7 @@ def when(
         return Timing(send_at, decision, override_reason=reason if decision.overridden else None)
     if reason is not None and decision.held_by == "law":
         raise SendRefused(decision.why, "override_reason")
-    if send_at is not None:
+    if send_at is not None and not move_picked:
         raise SendRefused(_not_then(decision), "send_at")
     if decision.next_allowed_at is None:
         raise SendRefused(f"{decision.words} {decision.why}", "channel")

@@ -219,8 +219,10 @@ def context(form: Composition, setup: Setup, start: str) -> dict[str, Any]:
         wa_template_id,
         send_at=form.send_at.data or "",
         reason=form.override_reason.data or "",
+        follow_up_body=(form.follow_up_body.data or "") if isinstance(form, ComposeForm) else "",
+        follow_up_days=str(form.follow_up_days.data or "") if isinstance(form, ComposeForm) else "",
     )
-    if setup.conversation is not None:
+    if setup.conversation is not None or setup.booking_link:
         context.update(quick_times(setup))
     # The missing right is said once, by the notice; why the person cannot be reached on this channel
     # once, by the counter under the text. When either is why a send was refused, that line becomes the
@@ -302,6 +304,8 @@ def counter_context(
         context.update(_with_booking_link(setup, channel, body, subject))
     else:
         context.update(_as_written(setup, channel, body, whatsapp_template_id))
+    if setup.recipients > 1 and channel in CHANNEL_LABELS:
+        context.update(hours_for_many(send_at))
     if setup.recipients == 1 and not context["blocked"] and channel in CHANNEL_LABELS:
         context.update(hours_context(setup, channel, send_at, reason))
         if follow_up_body.strip():
@@ -327,6 +331,19 @@ def hours_context(setup: Setup, channel: str, send_at: str, reason: str) -> dict
     }
 
 
+def hours_for_many(send_at: str) -> dict[str, Any]:
+    """For several recipients: the picked time on the writer's clock, or why it cannot be; each
+    recipient's own hours are applied at Send (night for them: their next allowed moment)."""
+    zone = zones.name_of_reader(current_user)
+    if not send_at.strip():
+        return {"hours_many": ""}
+    try:
+        at = checks.check_send_at(timing.local_time(send_at, zone), utcnow())
+    except SendRefused as refused:
+        return {"hours_refusal": refused.message, "hours_field": refused.field}
+    return {"hours_many": timing.both_times(at, None, zone)}
+
+
 def quick_times(setup: Setup) -> dict[str, Any]:
     """The composer's quick choices of a time, as datetime-local values on the writer's clock: "in 1
     hour", and "their morning" (09:00 on the recipient's clock, or the first moment after it their hours
@@ -337,7 +354,7 @@ def quick_times(setup: Setup) -> dict[str, Any]:
     soon -= timedelta(minutes=soon.minute % 5)
     choices = {"in_an_hour": f"{soon.astimezone(zone):%Y-%m-%dT%H:%M}", "their_morning": None}
     mobile = setup.about.contact.mobile
-    if mobile:
+    if mobile and setup.recipients == 1:
         at, then = timing.their_morning(setup.about.organization, mobile, now)
         choices["their_morning"] = f"{at.astimezone(zone):%Y-%m-%dT%H:%M}"
         choices["their_morning_label"] = timing.their_time(at, then)

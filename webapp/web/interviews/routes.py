@@ -28,7 +28,7 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.interviews import invitations, slots
 from webapp.messaging import checks, conversations, dispatch, reply_channel, subjects
-from webapp.models import CHANNEL_LABELS, Application, Job, utcnow
+from webapp.models import CHANNEL_LABELS, Application, Job, Message, utcnow
 from webapp.web import composer, refusals
 from webapp.web.forms import FlaskForm
 from webapp.web.interview_status import status_context
@@ -293,8 +293,13 @@ def send_invitation(application_id: int) -> Response:
     application, form = _application(application_id), InviteForm()
     job, invited = application.job, [application]
     page = partial(_invite_page, job, invited, form)
-    composer.send(form, _setup(job, invited), _invitation_of(application), page)
-    flash(f"Invitation sent by {CHANNEL_LABELS[form.channel.data]}.", "success")
+    message_id = composer.send(form, _setup(job, invited), _invitation_of(application), page)
+    message, by = db.session.get(Message, message_id), CHANNEL_LABELS[form.channel.data]
+    if message is not None and message.status == "scheduled" and message.send_at is not None:
+        at = zones.format_time(message.send_at, zones.name_of_reader(current_user), "%a %d %b %H:%M")
+        flash(f"Invitation by {by} scheduled for {at} (your time): it waits in the thread until then.", "success")
+    else:
+        flash(f"Invitation sent by {by}.", "success")
     return redirect(url_for("jobs.application", application_id=application.id, tab=form.channel.data), 303)
 
 
@@ -305,7 +310,9 @@ def _invitation_of(application: Application) -> composer.Write:
     def write(d: composer.Draft) -> int:
         base_url = current_app.config["PUBLIC_BASE_URL"]
         args = (d.channel, d.body, d.subject, base_url, utcnow())
-        return invitations.invite(db.session, current_user, application, *args).message_id
+        return invitations.invite(
+            db.session, current_user, application, *args, send_at=d.send_at, override_reason=d.override_reason
+        ).message_id
 
     return write
 
@@ -337,7 +344,9 @@ def _report(job: Job, applications: list[Application], d: composer.Draft) -> Res
     """Each candidate invited in a transaction of their own, and the page saying who got it."""
     base_url = current_app.config["PUBLIC_BASE_URL"]
     args = (d.channel, d.body, d.subject, base_url, utcnow(), dispatch.enqueue)
-    outcomes = invitations.invite_many(db.session, current_user, applications, *args)
+    outcomes = invitations.invite_many(
+        db.session, current_user, applications, *args, send_at=d.send_at, override_reason=d.override_reason
+    )
     return render(
         "interviews/report.html",
         "interviews/report.html",
@@ -345,6 +354,8 @@ def _report(job: Job, applications: list[Application], d: composer.Draft) -> Res
         outcomes=outcomes,
         channel=CHANNEL_LABELS[d.channel or "email"],
         sent=sum(1 for o in outcomes if o.sent),
+        scheduled=sum(1 for o in outcomes if o.send_at is not None),
+        reader_zone=zones.name_of_reader(current_user),
     )
 
 
