@@ -82,9 +82,7 @@ def test_a_picked_time_at_night_for_one_candidate_is_refused_beside_send_at(clie
     data = {"csrf_token": csrf_from(client, path), "channel": "sms", "body": BODY, "send_at": PICKED}
     response = client.post(path, data=data)
     assert response.status_code == 422
-    assert re.search(
-        r'id="send-at-error">At that time it is Wed 07:00 for them: Texas law', html(response)
-    )
+    assert re.search(r'id="send-at-error">At that time it is Wed 07:00 for them: Texas law', html(response))
     assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
 
 

@@ -199,13 +199,11 @@ def invite_many(
     after its commit. A time picked for all (`send_at`) that is night for some of them moves, for
     those, to their next allowed moment."""
     outcomes = []
+    when = {"send_at": send_at, "override_reason": override_reason, "move_picked": True}
     for application in applications:
         name = application.candidate.full_name
         try:
-            invitation = invite(
-                session, user, application, channel, body, subject, base_url, now,
-                send_at=send_at, override_reason=override_reason, move_picked=True,
-            )
+            invitation = invite(session, user, application, channel, body, subject, base_url, now, **when)
             session.commit()
         except SendRefused as refused:
             session.rollback()
