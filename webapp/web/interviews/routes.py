@@ -297,7 +297,8 @@ def send_invitation(application_id: int) -> Response:
     message, by = db.session.get(Message, message_id), CHANNEL_LABELS[form.channel.data]
     if message is not None and message.status == "scheduled" and message.send_at is not None:
         at = zones.format_time(message.send_at, zones.name_of_reader(current_user), "%a %d %b %H:%M")
-        flash(f"Invitation by {by} scheduled for {at} (your time): it waits in the thread until then.", "success")
+        waits = f"Invitation by {by} scheduled for {at} (your time): it waits in the thread until then."
+        flash(waits, "success")
     else:
         flash(f"Invitation sent by {by}.", "success")
     return redirect(url_for("jobs.application", application_id=application.id, tab=form.channel.data), 303)
