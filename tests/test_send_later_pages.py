@@ -176,3 +176,21 @@ def test_the_thread_ends_with_what_waits_soonest_first_and_a_sent_one_says_when_
     assert bodies() == ["Sooner one", "Hello?", "Later one"]
     # Gone: when it left (Berlin's clock, the organisation's), and when it was written.
     assert 'data-left>09 Dec 16:00 CET</time> <span class="muted">(written <time' in page
+
+
+def test_the_jobs_place_is_where_a_number_of_several_zones_is_read(client, tex, clock) -> None:
+    # Tuesday 08:30 in Madrid, 07:30 in the Canaries: a Spanish mobile may be on either clock.
+    clock["at"] = datetime(2026, 12, 8, 7, 30, tzinfo=UTC)
+    acme = tex["org"]
+    riley = db.session.scalar(sa.select(f.User).where(f.User.email == "recruiter@acme.test"))
+    f.number(acme, "+34910000000")
+    applications = {}
+    for place in (None, "Europe/Madrid"):
+        job = f.job(acme, team=[riley], title=f"Job in {place}", time_zone=place)
+        applications[place] = f.application(job, f.candidate(acme, "Pilar", "Ruiz", mobile="+34612345678"))
+    db.session.commit()
+    for place, moved in ((None, "moved"), ("Europe/Madrid", None)):
+        url = f.conversation_url(applications[place])
+        html = post(client, f"{url}/preview", {"channel": "sms", "body": "Hi"}).get_data(as_text=True)
+        found = re.search(r'data-counter="hours" data-hours="(\w+)"', html)
+        assert (found.group(1) if found else None) == moved, place

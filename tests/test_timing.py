@@ -97,3 +97,22 @@ def test_both_times_name_the_recipients_place_and_the_writers_clock(org) -> None
     assert timing.both_times(berlin.send_at, berlin.decision, "Europe/Berlin") == (
         "Wed 08:00 in Germany, your time too"
     )
+
+
+MADRID_MOBILE = "+34612345678"  # a Spanish mobile: Madrid's clock or the Canaries', an hour behind
+
+
+def test_the_jobs_place_narrows_a_numbers_zones_to_it_and_never_widens_them(org) -> None:
+    now = at("Europe/Madrid", 2026, 12, 8, 8, 30)  # Tuesday 08:30 in Madrid, 07:30 in the Canaries
+    # Either clock may be theirs: the later morning decides.
+    held = timing.when(org, "sms", MADRID_MOBILE, now)
+    assert held.moved and held.send_at == at("Atlantic/Canary", 2026, 12, 8, 8, 0)
+    # A job in Madrid: read on Madrid's clock.
+    there = timing.when(org, "sms", MADRID_MOBILE, now, place_zone="Europe/Madrid")
+    assert there.send_at is None and there.decision.zones == ("Europe/Madrid",)
+    # A place that is none of the number's zones changes nothing.
+    elsewhere = timing.when(org, "sms", MADRID_MOBILE, now, place_zone="America/New_York")
+    assert elsewhere.send_at == held.send_at and set(elsewhere.decision.zones) == {
+        "Atlantic/Canary",
+        "Europe/Madrid",
+    }

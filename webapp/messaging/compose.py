@@ -315,4 +315,5 @@ def hours_for(
         heard_at=timing.last_heard(session, existing),
         override_reason=override_reason,
         move_picked=move_picked,
+        place_zone=timing.place_of(about),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -27,6 +28,9 @@ from webapp.messaging import quiet_hours
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.quiet_hours import Decision, OrganizationHours
 from webapp.models import Conversation, Message, Organization
+
+if TYPE_CHECKING:
+    from webapp.messaging.subjects import Subject
 
 HELD_CHANNELS = ("sms", "whatsapp")
 
@@ -59,8 +63,13 @@ def decide(
     *,
     heard_at: datetime | None = None,
     override_reason: str | None = None,
+    place_zone: str | None = None,
 ) -> Decision:
-    """The quiet hours' answer for a text to `number` at `at`; SendRefused for a blank or overlong reason."""
+    """The quiet hours' answer for a text to `number` at `at`; SendRefused for a blank or overlong reason.
+    `place_zone`: the zone of the place the application names (its job's), which narrows the number's
+    zones to it when it is one of them — never widens them: a Madrid job's candidate with a Spanish
+    mobile (Madrid or the Canaries) is read in Madrid; with a Mexican one, in Mexico's zones."""
+    zone = place_zone if place_zone and place_zone in zones.all_for_number(number) else None
     try:
         return quiet_hours.decide(
             at,
@@ -68,6 +77,7 @@ def decide(
             organization=OrganizationHours.of(organization),
             last_inbound_at=heard_at,
             override_reason=override_reason,
+            zone_override=zone,
         )
     except quiet_hours.QuietHoursRefused as refused:
         raise SendRefused(refused.message, refused.field) from refused
@@ -83,6 +93,7 @@ def when(
     heard_at: datetime | None = None,
     override_reason: str | None = None,
     move_picked: bool = False,
+    place_zone: str | None = None,
 ) -> Timing:
     """When a message on `channel` to `number`, written at `now`, leaves (see the module's doc). Raises
     SendRefused, beside the field it concerns, for a moment or a reason that cannot be. `move_picked`:
@@ -92,7 +103,9 @@ def when(
     if channel not in HELD_CHANNELS:
         return Timing(send_at, None)
     at = send_at or now
-    decision = decide(organization, number, at, heard_at=heard_at, override_reason=reason)
+    decision = decide(
+        organization, number, at, heard_at=heard_at, override_reason=reason, place_zone=place_zone
+    )
     if decision.allowed_now:
         return Timing(send_at, decision, override_reason=reason if decision.overridden else None)
     if reason is not None and decision.held_by == "law":
@@ -145,13 +158,20 @@ def local_time(text: str, zone: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def their_morning(organization: Organization, number: str, now: datetime) -> tuple[datetime, Decision]:
+def place_of(about: Subject) -> str | None:
+    """The zone of the place an application names: its job's (a community names none)."""
+    return about.application.job.time_zone if about.application is not None else None
+
+
+def their_morning(
+    organization: Organization, number: str, now: datetime, place_zone: str | None = None
+) -> tuple[datetime, Decision]:
     """The next 09:00 on the recipient's clock, or the first moment after it their hours allow (UTC),
     with the hours' answer for it (to name the place)."""
-    there = decide(organization, number, now).local_now[0]
+    there = decide(organization, number, now, place_zone=place_zone).local_now[0]
     morning = there.replace(hour=9, minute=0, second=0, microsecond=0)
     if morning <= there:
         morning = (there + timedelta(days=1)).replace(hour=9, minute=0)
     at = morning.astimezone(UTC)
-    then = decide(organization, number, at)
+    then = decide(organization, number, at, place_zone=place_zone)
     return (at if then.allowed_now else (then.next_allowed_at or at)), then

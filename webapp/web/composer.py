@@ -355,7 +355,7 @@ def quick_times(setup: Setup) -> dict[str, Any]:
     choices = {"in_an_hour": f"{soon.astimezone(zone):%Y-%m-%dT%H:%M}", "their_morning": None}
     mobile = setup.about.contact.mobile
     if mobile and setup.recipients == 1:
-        at, then = timing.their_morning(setup.about.organization, mobile, now)
+        at, then = timing.their_morning(setup.about.organization, mobile, now, timing.place_of(setup.about))
         choices["their_morning"] = f"{at.astimezone(zone):%Y-%m-%dT%H:%M}"
         choices["their_morning_label"] = timing.their_time(at, then)
     return choices
