@@ -304,6 +304,7 @@ def counter_context(
         context.update(_with_booking_link(setup, channel, body, subject))
     else:
         context.update(_as_written(setup, channel, body, whatsapp_template_id))
+    context.update(_plain(setup, channel, body, context))
     if setup.recipients > 1 and channel in CHANNEL_LABELS:
         context.update(hours_for_many(send_at))
     if setup.recipients == 1 and not context["blocked"] and channel in CHANNEL_LABELS:
@@ -390,6 +391,16 @@ def _as_written(setup: Setup, channel: str, body: str, whatsapp_template_id: int
         "wa_template": template,
         "wa_template_needed": channel == "whatsapp" and not wa_open and setup.conversation is not None,
     }
+
+
+def _plain(setup: Setup, channel: str, body: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The one-click offer of plain quotes and dashes (webapp.messaging.lookalikes), for an SMS whose
+    count is shown and that goes as UCS-2 only because of look-alikes; `typed` is the text it was made
+    for, which the field must still hold for the click to apply."""
+    if channel != "sms" or context["blocked"] or context["missing_link"] or context["glued_link"]:
+        return {"plain": None}
+    link = invitations.sample_url(current_app.config["PUBLIC_BASE_URL"]) if setup.booking_link else None
+    return {"plain": compose.plain_offer(setup.about, current_user, body, link), "typed": body}
 
 
 def _with_booking_link(setup: Setup, channel: str, body: str, subject: str | None) -> dict[str, Any]:
