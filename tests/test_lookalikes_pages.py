@@ -35,7 +35,13 @@ def world(app):
     pawel = f.application(job, f.candidate(acme, "Paweł", "Nowak", mobile="+48512345678"))
     f.credits(acme, 10)
     db.session.commit()
-    return {"lena": f.conversation_url(lena), "pawel": f.conversation_url(pawel), "acme": acme}
+    return {
+        "lena": f.conversation_url(lena),
+        "pawel": f.conversation_url(pawel),
+        "acme": acme,
+        "application": lena.id,
+        "job": job.id,
+    }
 
 
 def post(client, url: str, data: dict, htmx: bool = True):
@@ -108,6 +114,18 @@ def test_sending_never_changes_the_text(client, world) -> None:
     sent = db.session.scalar(sa.select(Message).where(Message.direction == "outbound"))
     assert sent.body == CURLY.replace("%FIRSTNAME%", "Lena")
     assert (sent.encoding, sent.segments, sent.credits) == ("UCS-2", 3, 3)
+
+
+def test_the_invitation_counter_offers_it_with_the_booking_link_counted(client, world) -> None:
+    Auth(client).login("recruiter@acme.test")
+    body = "Hi %FIRSTNAME%, pick a time for your interview – it’s 45 minutes: %INVITELINK% Thanks"
+    data = {"channel": "sms", "body": body, "application": world["application"], "job": world["job"]}
+    page = post(client, "/interviews/preview", data).get_data(as_text=True)
+    assert "2 segments" in page  # the real link makes it longer than 70 UCS-2 units
+    offer = offer_in(page)
+    assert offer is not None
+    assert offer["label"] == "Use plain quotes and dashes: 2 segments → 1, saves 1 credit"
+    assert offer["data-fix-to"] == body.replace("–", "-").replace("’", "'")  # %INVITELINK% kept as typed
 
 
 # --- Templates ----------------------------------------------------------------------------------------------
