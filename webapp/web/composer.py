@@ -21,7 +21,9 @@ the commit and the hand-over to dispatch. A refusal is answered as every form's 
 Bulk messages reuse it as the invitation does: a form of the family carrying the recipients' ids, a
 `Setup` for the first recipient with `recipients` their number, `context` and `composer_form` for the
 page, then `ready` once and, for each recipient in a transaction of its own, `write_to(about)(draft)`
-(webapp.interviews.invitations.invite_many does that loop for invitations).
+(webapp.interviews.invitations.invite_many does that loop for invitations). The counter's offer of plain
+quotes and dashes is counted for the first recipient; the total it saves over all of them is
+webapp.messaging.lookalikes.savings, given one render per recipient.
 """
 
 from __future__ import annotations
