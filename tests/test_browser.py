@@ -1113,7 +1113,8 @@ def test_one_click_turns_a_curly_apostrophe_into_a_plain_one_and_one_segment(
     form = page.locator("form.composer")
     form.get_by_role("radio", name="SMS").check()
     message = form.get_by_label("Message")
-    message.fill(CURLY_TEXT)
+    typed = CURLY_TEXT + "\n\nRiley"  # lines too: the field's text must match what the offer was made for
+    message.fill(typed)
     counter = form.locator(".counter")
     expect(counter.locator("[data-counter=segments]")).to_have_text("2 segments")
     offer = counter.get_by_role("button", name="Use plain quotes and dashes: 2 segments → 1, saves 1 credit")
@@ -1124,7 +1125,7 @@ def test_one_click_turns_a_curly_apostrophe_into_a_plain_one_and_one_segment(
     shot(page, f"plain-offer-{width}")
 
     offer.click()
-    expect(message).to_have_value(CURLY_TEXT.replace("’", "'"))
+    expect(message).to_have_value(typed.replace("’", "'"))
     expect(message).to_be_focused()  # the button is gone with the old count: the writer is back in the text
     expect(counter.locator("[data-counter=segments]")).to_have_text("1 segment")
     expect(counter.locator("[data-counter=units]")).to_have_text(re.compile(r"^\d+ of 160 GSM-7 units$"))
@@ -1134,7 +1135,7 @@ def test_one_click_turns_a_curly_apostrophe_into_a_plain_one_and_one_segment(
     shot(page, f"plain-offer-taken-{width}")
 
     # An emoji is named as ever, and no offer stands beside it.
-    message.fill(CURLY_TEXT + " 🙂")
+    message.fill(typed + " 🙂")
     expect(counter.locator("[data-counter=ucs2]")).to_contain_text("🙂")
     expect(counter.locator("[data-counter=plain]")).to_have_count(0)
     message.fill("")

@@ -82,7 +82,7 @@ def describe_plain(offer: Plain, each: bool = False) -> PlainWords:
     """The offer of plain characters (webapp.messaging.lookalikes.plain) in the counter's words: what it
     saves, on the button, and what it changes, beside it."""
     before, after = offer.before.segments, offer.after.segments
-    if offer.credits_saved:
+    if offer.segments_saved:
         saved = offer.credits_saved
         gain = f"{_segments(before)} → {after}, saves {saved} credit{'' if saved == 1 else 's'}"
         gain += " each" if each else ""
