@@ -1138,6 +1138,22 @@ def test_one_click_turns_a_curly_apostrophe_into_a_plain_one_and_one_segment(
     message.fill(typed + " 🙂")
     expect(counter.locator("[data-counter=ucs2]")).to_contain_text("🙂")
     expect(counter.locator("[data-counter=plain]")).to_have_count(0)
+
+    # The follow-up's text gets an offer of its own, which changes that text only.
+    message.fill("Hi Daan, are you free this week?")
+    form.locator("summary", has_text="Follow up if no reply").click()
+    follow = form.get_by_label("Then send")
+    follow.fill("Hi %FIRSTNAME%, just checking you saw my message – we’d love to hear back from you soon!")
+    counter.get_by_role(
+        "button", name=re.compile(r"^Use plain quotes and dashes in the follow-up: 2 segments → 1")
+    ).click()
+    expect(follow).to_have_value(
+        "Hi %FIRSTNAME%, just checking you saw my message - we'd love to hear back from you soon!"
+    )
+    expect(message).to_have_value("Hi Daan, are you free this week?")
+    expect(counter.locator("[data-counter=follow-up]")).to_contain_text("1 segment")
+    expect(counter.locator("[data-counter^=plain]")).to_have_count(0)
+    follow.fill("")
     message.fill("")
 
 

@@ -116,6 +116,20 @@ def test_sending_never_changes_the_text(client, world) -> None:
     assert (sent.encoding, sent.segments, sent.credits) == ("UCS-2", 3, 3)
 
 
+def test_the_follow_up_gets_its_own_offer(client, world) -> None:
+    Auth(client).login("recruiter@acme.test")
+    follow = "Hi %FIRSTNAME%, just checking you saw my message – we’d love to hear back from you this week!"
+    data = {"channel": "sms", "body": "Hi %FIRSTNAME%", "follow_up_body": follow, "follow_up_days": "3"}
+    page = post(client, f"{world['lena']}/preview", data).get_data(as_text=True)
+    offer = offer_in(page)
+    assert offer is not None
+    assert offer["label"] == "Use plain quotes and dashes in the follow-up: 2 segments → 1, saves 1 credit"
+    assert (offer["data-fix-into"], offer["data-fix-from"]) == ("follow_up_body", follow)
+    assert offer["data-fix-to"] == follow.replace("–", "-").replace("’", "'")
+    data["channel"] = "whatsapp"
+    assert offer_in(post(client, f"{world['lena']}/preview", data).get_data(as_text=True)) is None
+
+
 def test_the_invitation_counter_offers_it_with_the_booking_link_counted(client, world) -> None:
     Auth(client).login("recruiter@acme.test")
     body = "Hi %FIRSTNAME%, pick a time for your interview – it’s 45 minutes: %INVITELINK% Thanks"

@@ -78,9 +78,10 @@ class PlainWords:
 _BECOMES = {" ": "a space", "\n": "a line break"}
 
 
-def describe_plain(offer: Plain, each: bool = False) -> PlainWords:
+def describe_plain(offer: Plain, each: bool = False, where: str = "") -> PlainWords:
     """The offer of plain characters (webapp.messaging.lookalikes.plain) in the counter's words: what it
-    saves, on the button, and what it changes, beside it."""
+    saves, on the button, and what it changes, beside it. `where` names the text when a form has two
+    ("in the follow-up")."""
     before, after = offer.before.segments, offer.after.segments
     if offer.segments_saved:
         saved = offer.credits_saved
@@ -105,7 +106,7 @@ def describe_plain(offer: Plain, each: bool = False) -> PlainWords:
         into = _BECOMES.get(target) or Markup("<code>{}</code>").format(target)
         changes.append(Markup("{} {} {}").format(_characters(found), "become" if many else "becomes", into))
     return PlainWords(
-        offer=f"Use plain quotes and dashes: {gain}",
+        offer=f"Use plain quotes and dashes{' ' + where if where else ''}: {gain}",
         changes=Markup("; ").join(changes) + Markup("."),
         summary=Markup("UCS-2 only because of {}: {}, {} with plain quotes and dashes").format(
             _characters(offer.replaced), _segments(before), after

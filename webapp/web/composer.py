@@ -313,6 +313,9 @@ def counter_context(
         context.update(hours_context(setup, channel, send_at, reason))
         if follow_up_body.strip():
             context["follow_up"] = compose.preview(about, current_user, channel, follow_up_body)
+            if channel == "sms":
+                context["follow_up_plain"] = compose.plain_offer(about, current_user, follow_up_body)
+                context["follow_up_typed"] = follow_up_body
             days = ids.parse(follow_up_days)
             context["follow_up_days"] = (
                 days if days and follow_ups.MIN_DAYS <= days <= follow_ups.MAX_DAYS else None
