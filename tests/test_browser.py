@@ -1090,3 +1090,109 @@ def test_a_follow_up_waits_in_the_thread_until_their_reply_cancels_it(
     )
     assert axe_problems(page, axe_source) == []
     shot(page, f"follow-up-replied-{width}")
+
+
+# --- Smart encoding (issue 22 §2) -------------------------------------------------------------------------
+# One curly apostrophe makes the SMS UCS-2: the counter offers plain quotes and dashes as a button, whose
+# click changes the text in the box (then counted again, as if typed); the template editor offers the same.
+
+CURLY_TEXT = (
+    "Hi %FIRSTNAME%, we’d love to talk about the role this week. Are you free for a quick call on "
+    "Thursday afternoon?"
+)
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_one_click_turns_a_curly_apostrophe_into_a_plain_one_and_one_segment(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    page.goto(application_path(live_app, *DAAN) + "?tab=sms")
+    form = page.locator("form.composer")
+    form.get_by_role("radio", name="SMS").check()
+    message = form.get_by_label("Message")
+    typed = CURLY_TEXT + "\n\nRiley"  # lines too: the field's text must match what the offer was made for
+    message.fill(typed)
+    counter = form.locator(".counter")
+    expect(counter.locator("[data-counter=segments]")).to_have_text("2 segments")
+    offer = counter.get_by_role("button", name="Use plain quotes and dashes: 2 segments → 1, saves 1 credit")
+    expect(offer).to_be_visible()
+    expect(counter.locator("[data-counter=plain-changes]")).to_have_text("’ becomes '.")
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"plain-offer-{width}")
+
+    offer.click()
+    expect(message).to_have_value(typed.replace("’", "'"))
+    expect(message).to_be_focused()  # the button is gone with the old count: the writer is back in the text
+    expect(counter.locator("[data-counter=segments]")).to_have_text("1 segment")
+    expect(counter.locator("[data-counter=units]")).to_have_text(re.compile(r"^\d+ of 160 GSM-7 units$"))
+    expect(counter.locator("[data-counter=credits]")).to_have_text("1 credit")
+    expect(counter.locator("[data-counter=plain]")).to_have_count(0)
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"plain-offer-taken-{width}")
+
+    # An emoji is named as ever, and no offer stands beside it.
+    message.fill(typed + " 🙂")
+    expect(counter.locator("[data-counter=ucs2]")).to_contain_text("🙂")
+    expect(counter.locator("[data-counter=plain]")).to_have_count(0)
+
+    # The follow-up's text gets an offer of its own, which changes that text only.
+    message.fill("Hi Daan, are you free this week?")
+    form.locator("summary", has_text="Follow up if no reply").click()
+    follow = form.get_by_label("Then send")
+    follow.fill("Hi %FIRSTNAME%, just checking you saw my message – we’d love to hear back from you soon!")
+    counter.get_by_role(
+        "button", name=re.compile(r"^Use plain quotes and dashes in the follow-up: 2 segments → 1")
+    ).click()
+    expect(follow).to_have_value(
+        "Hi %FIRSTNAME%, just checking you saw my message - we'd love to hear back from you soon!"
+    )
+    expect(message).to_have_value("Hi Daan, are you free this week?")
+    expect(counter.locator("[data-counter=follow-up]")).to_contain_text("1 segment")
+    expect(counter.locator("[data-counter^=plain]")).to_have_count(0)
+    follow.fill("")
+    message.fill("")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_a_template_saved_with_curly_quotes_is_offered_plain_ones(
+    page: Page, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    name = f"Call this week ({width})"
+    curly = CURLY_TEXT.replace("we’d", "we’d “really”")
+    page.set_viewport_size(size)
+    sign_in(page, "admin@acme.example")
+    page.goto("/admin/templates/new?channel=sms")
+    page.get_by_label("Name").fill(name)
+    body = page.get_by_label("Text")
+    body.fill(curly)
+    preview = page.locator("#template-preview")
+    offer = preview.get_by_role("button", name="Use plain quotes and dashes: 2 segments → 1, saves 1 credit")
+    expect(offer).to_be_visible()
+    # Saving as it is stays allowed; the list then says what its look-alikes cost, with the way back.
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Template “{name}” saved.")
+    row = page.locator("#templates-sms li", has_text=name)
+    expect(row.locator(".plain-note")).to_contain_text(
+        "UCS-2 only because of ’, “ and ”: 2 segments, 1 with plain quotes and dashes."
+    )
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"plain-offer-template-list-{width}")
+
+    row.get_by_role("link", name=f"Change it ({name})").click()
+    expect(offer).to_be_visible()
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"plain-offer-template-{width}")
+    offer.click()
+    expect(body).to_have_value(CURLY_TEXT.replace("we’d", 'we\'d "really"').replace("’", "'"))
+    expect(preview.locator("[data-counter=segments]")).to_have_text("1 segment")
+    expect(preview.locator("[data-counter=plain]")).to_have_count(0)
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".flash-success")).to_contain_text(f"Template “{name}” saved.")
+    expect(page.locator("#templates-sms li", has_text=name).locator(".plain-note")).to_have_count(0)

@@ -152,9 +152,9 @@ document.addEventListener("click", (event) => {
   field.dispatchEvent(new Event("input", { bubbles: true }));
 });
 
-// "Put a space around the link": the server worked out the corrected text (data-fix-to) for the text it
-// saw (data-fix-from); it goes in only while the field still holds that text (a newer one is on its way
-// from the live preview otherwise). A fix shown beside a field after a refused save (data-fix-for) is
+// "Put a space around the link", "Use plain quotes and dashes": the server worked out the corrected text
+// (data-fix-to) for the text it saw (data-fix-from); it goes in only while the field still holds that text
+// (a newer one is on its way from the live preview otherwise), and then as if typed: the counter follows. A fix shown beside a field after a refused save (data-fix-for) is
 // out of date once the field changes, and steps aside.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-fix-into]");

@@ -19,6 +19,7 @@ from webapp.billing import credits, pricing
 from webapp.messaging import (
     checks,
     conversations,
+    lookalikes,
     outbox,
     placeholders,
     routing,
@@ -115,6 +116,15 @@ def preview(
         (),
         placeholders.unknown(body),
     )
+
+
+def plain_offer(
+    about: Subject, user: User, body: str, invite_link: str | None = None
+) -> lookalikes.Plain | None:
+    """The offer of plain quotes and dashes for an SMS's text as typed, counted as the recipient would get
+    it (placeholders filled in as by `preview`): None unless look-alikes alone make it UCS-2."""
+    recipient = recipient_for(about, user, invite_link)
+    return lookalikes.plain(body, about.organization, lambda text: placeholders.render(text, recipient))
 
 
 def templates_for(

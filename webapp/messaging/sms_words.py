@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
+from webapp.messaging.lookalikes import LOOKALIKES, Plain
 from webapp.messaging.segments import GSM7, GSM7_SINGLE, UCS2_SINGLE, SegmentCount
 
 SINGLE = {GSM7: GSM7_SINGLE}
@@ -63,6 +64,58 @@ def describe(count: SegmentCount) -> SmsWords:
         per_segment=f"up to {count.per_segment} units each" if many else None,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class PlainWords:
+    offer: str  # the button: "Use plain quotes and dashes: 3 segments → 1, saves 2 credits"
+    changes: Markup  # what the click changes: "’ and ‘ become ', — becomes -"
+    # For a list of kept texts: "UCS-2 only because of ’ and —: 3 segments, 1 with plain quotes and dashes"
+    summary: Markup
+
+
+# What a look-alike becomes, in words, when it is not a character to show.
+_BECOMES = {" ": "a space", "\n": "a line break"}
+
+
+def describe_plain(offer: Plain, each: bool = False, where: str = "") -> PlainWords:
+    """The offer of plain characters (webapp.messaging.lookalikes.plain) in the counter's words: what it
+    saves, on the button, and what it changes, beside it. `where` names the text when a form has two
+    ("in the follow-up")."""
+    before, after = offer.before.segments, offer.after.segments
+    if offer.segments_saved:
+        saved = offer.credits_saved
+        gain = f"{_segments(before)} → {after}, saves {saved} credit{'' if saved == 1 else 's'}"
+        gain += " each" if each else ""
+    else:
+        # Nothing saved yet: the room grows (160 units instead of 70), which a longer text will need.
+        room = "" if after == 1 else " each"
+        gain = (
+            f"still {_segments(after)}, with room for {offer.after.per_segment} units{room} "
+            f"instead of {offer.before.per_segment}"
+        )
+    by_target: dict[str, list[str]] = {}
+    for c in offer.replaced:
+        by_target.setdefault(LOOKALIKES[c], []).append(c)
+    changes = []
+    for target, found in by_target.items():
+        many = len(found) > 1
+        if not target:
+            changes.append(Markup("{} {} removed").format(_characters(found), "are" if many else "is"))
+            continue
+        into = _BECOMES.get(target) or Markup("<code>{}</code>").format(target)
+        changes.append(Markup("{} {} {}").format(_characters(found), "become" if many else "becomes", into))
+    return PlainWords(
+        offer=f"Use plain quotes and dashes{' ' + where if where else ''}: {gain}",
+        changes=Markup("; ").join(changes) + Markup("."),
+        summary=Markup("UCS-2 only because of {}: {}, {} with plain quotes and dashes").format(
+            _characters(offer.replaced), _segments(before), after
+        ),
+    )
+
+
+def _segments(n: int) -> str:
+    return f"{n} segment{'' if n == 1 else 's'}"
 
 
 def _characters(found: Sequence[str]) -> Markup:

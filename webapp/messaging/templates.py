@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from webapp import unique
 from webapp.billing import pricing
-from webapp.messaging import checks, placeholders, segments
+from webapp.messaging import checks, lookalikes, placeholders, segments
 from webapp.models import (
     CHANNEL_LABELS,
     TEMPLATE_AUDIENCES,
@@ -75,6 +75,8 @@ class Preview:
     unknown: list[str]
     problem: str | None  # what would refuse it, said while typing
     fixes: list[LinkFix]  # the fields whose %INVITELINK% is glued, with their fix
+    # SMS only: plain quotes and dashes instead of look-alikes, when they alone make it UCS-2.
+    plain: lookalikes.Plain | None = None
 
 
 # What %JOBTITLE% stands for in the preview: a job's title for a candidate, a community's name for a
@@ -217,7 +219,25 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
         fixes=link_fixes(draft.body, draft.subject if channel == "email" else None)
         if problem == GLUED
         else [],
+        plain=plain(draft, org, user, base_url) if channel == "sms" else None,
     )
+
+
+def draft_of(template: MessageTemplate) -> Draft:
+    """A kept template as the draft it was saved from."""
+    return Draft(
+        template.name, template.channel, template.kind, template.subject, template.body, template.audience
+    )
+
+
+def plain(draft: Draft, org: Organization, user: User, base_url: str) -> lookalikes.Plain | None:
+    """For an SMS template: what plain quotes and dashes would give instead of its look-alikes, counted
+    as the sample person reads it (webapp.messaging.lookalikes.plain); None for another channel, or when
+    look-alikes are not all that makes it UCS-2."""
+    if draft.channel != "sms":
+        return None
+    recipient = sample_recipient(org, user, base_url, draft.audience)
+    return lookalikes.plain(draft.body, org, lambda text: placeholders.render(text, recipient))
 
 
 def templates_of(session: Session, organization_id: int) -> list[MessageTemplate]:

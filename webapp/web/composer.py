@@ -21,7 +21,9 @@ the commit and the hand-over to dispatch. A refusal is answered as every form's 
 Bulk messages reuse it as the invitation does: a form of the family carrying the recipients' ids, a
 `Setup` for the first recipient with `recipients` their number, `context` and `composer_form` for the
 page, then `ready` once and, for each recipient in a transaction of its own, `write_to(about)(draft)`
-(webapp.interviews.invitations.invite_many does that loop for invitations).
+(webapp.interviews.invitations.invite_many does that loop for invitations). The counter's offer of plain
+quotes and dashes is counted for the first recipient; the total it saves over all of them is
+webapp.messaging.lookalikes.savings, given one render per recipient.
 """
 
 from __future__ import annotations
@@ -304,12 +306,16 @@ def counter_context(
         context.update(_with_booking_link(setup, channel, body, subject))
     else:
         context.update(_as_written(setup, channel, body, whatsapp_template_id))
+    context.update(_plain(setup, channel, body, context))
     if setup.recipients > 1 and channel in CHANNEL_LABELS:
         context.update(hours_for_many(send_at))
     if setup.recipients == 1 and not context["blocked"] and channel in CHANNEL_LABELS:
         context.update(hours_context(setup, channel, send_at, reason))
         if follow_up_body.strip():
             context["follow_up"] = compose.preview(about, current_user, channel, follow_up_body)
+            if channel == "sms":
+                context["follow_up_plain"] = compose.plain_offer(about, current_user, follow_up_body)
+                context["follow_up_typed"] = follow_up_body
             days = ids.parse(follow_up_days)
             context["follow_up_days"] = (
                 days if days and follow_ups.MIN_DAYS <= days <= follow_ups.MAX_DAYS else None
@@ -390,6 +396,16 @@ def _as_written(setup: Setup, channel: str, body: str, whatsapp_template_id: int
         "wa_template": template,
         "wa_template_needed": channel == "whatsapp" and not wa_open and setup.conversation is not None,
     }
+
+
+def _plain(setup: Setup, channel: str, body: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The one-click offer of plain quotes and dashes (webapp.messaging.lookalikes), for an SMS whose
+    count is shown and that goes as UCS-2 only because of look-alikes; `typed` is the text it was made
+    for, which the field must still hold for the click to apply."""
+    if channel != "sms" or context["blocked"] or context["missing_link"] or context["glued_link"]:
+        return {"plain": None}
+    link = invitations.sample_url(current_app.config["PUBLIC_BASE_URL"]) if setup.booking_link else None
+    return {"plain": compose.plain_offer(setup.about, current_user, body, link), "typed": body}
 
 
 def _with_booking_link(setup: Setup, channel: str, body: str, subject: str | None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ def register(app: Flask) -> None:
 
     app.jinja_env.globals["low_credits"] = _low_credits
     app.jinja_env.globals["sms_words"] = sms_words.describe
+    app.jinja_env.globals["plain_words"] = sms_words.describe_plain
 
     @app.context_processor
     def navigation() -> dict[str, Any]:

@@ -56,6 +56,14 @@ def _index(org: Organization) -> dict[str, Any]:
             if org.channel_enabled(c) or any(t.channel == c for t in kept)
         },
         "whatsapp_templates": whatsapp_templates,
+        # SMS templates that go as UCS-2 only because of look-alikes: said in the list (after a save too),
+        # the one-click change is in the editor.
+        "plain": {
+            t.id: offer
+            for t in kept
+            if t.channel == "sms"
+            and (offer := templates.plain(templates.draft_of(t), org, current_user, _base_url()))
+        },
         "show_whatsapp_templates": org.channel_enabled("whatsapp") or bool(whatsapp_templates),
         "form": SubmitForm(),
         "show_audience": _show_audience(),
@@ -143,6 +151,7 @@ def _preview_context(form: TemplateForm, template: MessageTemplate | None = None
         "channel": draft.channel if draft.channel in CHANNEL_LABELS else "sms",
         "needs_link": templates.needs_invitelink(draft.channel, draft.kind),
         "sample_person": templates.sample_person(draft.audience),
+        "typed": draft.body,
     }
 
 
