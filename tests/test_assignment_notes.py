@@ -283,7 +283,7 @@ def test_a_note_never_reaches_a_provider_and_is_not_a_message(client, auth, worl
     token = csrf_from(client, f"/applications/{lena_app.id}")
     note = client.post(
         f"/conversations/{c.id}/notes",
-        data={"csrf_token": token, "body": "Secret: salary band B, see https://wiki.example/bands"},
+        data={"csrf_token": token, "note": "Secret: salary band B, see https://wiki.example/bands"},
         headers=HX,
     )
     assert note.status_code == 200 and note.headers["HX-Trigger"] == "messages-changed"
@@ -363,7 +363,7 @@ def test_an_empty_note_is_refused_keeping_nothing(client, auth, world) -> None:
     db.session.commit()
     auth.login("recruiter@acme.test")
     token = csrf_from(client, "/inbox")
-    answer = client.post(f"/conversations/{c.id}/notes", data={"csrf_token": token, "body": "  "}, headers=HX)
+    answer = client.post(f"/conversations/{c.id}/notes", data={"csrf_token": token, "note": "  "}, headers=HX)
     assert answer.status_code == 422 and "Write the note first." in answer.get_data(as_text=True)
     assert events_of(c) == []
 
@@ -379,7 +379,7 @@ def test_mentioning_someone_who_cannot_see_it_is_refused_next_to_the_field(clien
     token = csrf_from(client, "/inbox")
     typed = "@Morgan Manager can you look at her portfolio?"
     answer = client.post(
-        f"/conversations/{c.id}/notes", data={"csrf_token": token, "body": typed}, headers=HX
+        f"/conversations/{c.id}/notes", data={"csrf_token": token, "note": typed}, headers=HX
     )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 422
@@ -390,7 +390,7 @@ def test_mentioning_someone_who_cannot_see_it_is_refused_next_to_the_field(clien
     offered = re.findall(r'role="option" id="mention-\d+-\d+" data-name="([^"]+)"', html)
     assert offered == ["Ada Admin", "Riley Recruiter"]
     # Without htmx: the whole page, the reason under the field, the text kept.
-    page = client.post(f"/conversations/{c.id}/notes", data={"csrf_token": token, "body": typed})
+    page = client.post(f"/conversations/{c.id}/notes", data={"csrf_token": token, "note": typed})
     assert page.status_code == 422 and f"{typed}</textarea>" in page.get_data(as_text=True)
 
 

@@ -96,16 +96,16 @@ def add_note(
         raise NoteRefused(refusal)
     body = text.strip()
     if not body:
-        raise NoteRefused("Write the note first.", "body")
+        raise NoteRefused("Write the note first.", "note")
     if len(body) > MAX_NOTE_CHARACTERS:
-        raise NoteRefused(f"A note holds at most {MAX_NOTE_CHARACTERS:,} characters.", "body")
+        raise NoteRefused(f"A note holds at most {MAX_NOTE_CHARACTERS:,} characters.", "note")
     found = mentions_in(session, conversation, body)
     if found.refused:
         names = " and ".join(p.name for p in found.refused)
         raise NoteRefused(
             f"{names} cannot see this conversation, so the note cannot mention them: mention someone of "
             f"the {about.team} or an administrator.",
-            "body",
+            "note",
         )
     # The conversation's row first, then the people's (their unread state): the order every writer
     # takes them in (webapp.inbox.changes.record), so that two never wait on each other.

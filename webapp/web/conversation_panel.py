@@ -362,7 +362,7 @@ class AssignForm(FlaskForm):
 
 
 class NoteForm(FlaskForm):
-    body = TextAreaField("Internal note", validators=[Length(max=notes.MAX_NOTE_CHARACTERS * 2)])
+    note = TextAreaField("Internal note", validators=[Length(max=notes.MAX_NOTE_CHARACTERS * 2)])
 
 
 def team_context(

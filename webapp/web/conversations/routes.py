@@ -330,7 +330,7 @@ def add_note(conversation_id: int) -> Response:
     form = NoteForm()
     refusals.submit(
         form,
-        lambda: notes.add_note(db.session, current_user, conversation, form.body.data or "", utcnow()),
+        lambda: notes.add_note(db.session, current_user, conversation, form.note.data or "", utcnow()),
         lambda: _team_refused(conversation, about, "conversation_panel/_note.html", note_form=form),
     )
     if not wants_fragment():
