@@ -126,6 +126,22 @@ def test_only_the_conversations_own_team_may_be_assigned(world, who, reason) -> 
     assert fresh(c).assignee_id is None and events_of(c) == []
 
 
+def test_the_application_and_prospect_pages_carry_the_forms(client, auth, world) -> None:
+    w = world
+    lena, paul = conversation_of(w["lena"]), conversation_of(w["membership"])
+    assignment.assign(db.session, w["recruiter"], lena, w["recruiter"], utcnow())
+    assignment.assign(db.session, w["recruiter"], lena, None, utcnow())
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    page = client.get(f"/applications/{w['lena'].id}").get_data(as_text=True)
+    assert f'id="assignee-{lena.id}"' in page and f'id="note-form-{lena.id}"' in page
+    assert "Riley Recruiter unassigned themselves" in page
+    auth.logout()
+    auth.login("sourcer@acme.test")
+    page = client.get(f"/memberships/{w['membership'].id}").get_data(as_text=True)
+    assert f'id="assignee-{paul.id}"' in page and f'id="note-form-{paul.id}"' in page
+
+
 def test_an_inactive_member_may_not_be_assigned(world) -> None:
     w = world
     w["manager"].active = False

@@ -125,6 +125,8 @@ def line(event: ConversationEvent) -> str:
     """The change in words, as the thread says it: "Ada assigned this to Riley", "Ada took this",
     "Ada unassigned Riley"."""
     who = event.author.name
+    if event.kind == "unassigned" and event.assignee_id == event.author_id:
+        return f"{who} unassigned themselves"
     if event.kind == "unassigned":
         return f"{who} unassigned {event.assignee.name if event.assignee else 'someone'}"
     if event.assignee_id == event.author_id:
