@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests import factories as f
 from tests import test_inbox
 from tests.conftest import csrf_from
 from tests.smtp_sink import running_smtp_sink
 from tests.test_inbox import conversation_of, listed, say
+from webapp.accounts import people, permissions
 from webapp.extensions import db
 from webapp.inbox import queries
 from webapp.messaging import assignment, conversations, notes
@@ -140,6 +142,29 @@ def test_the_application_and_prospect_pages_carry_the_forms(client, auth, world)
     auth.login("sourcer@acme.test")
     page = client.get(f"/memberships/{w['membership'].id}").get_data(as_text=True)
     assert f'id="assignee-{paul.id}"' in page and f'id="note-form-{paul.id}"' in page
+
+
+def test_leaving_a_team_or_being_deactivated_unassigns(world) -> None:
+    w = world
+    lena, mia, paul = (conversation_of(w[k]) for k in ("lena", "mia", "membership"))
+    db.session.commit()
+    assignment.assign(db.session, w["recruiter"], lena, w["recruiter"], utcnow())
+    assignment.assign(db.session, w["recruiter"], mia, w["recruiter"], utcnow())
+    assignment.assign(db.session, w["manager"], lena, w["manager"], utcnow(), expected=w["recruiter"].id)
+    assignment.assign(db.session, w["sourcer"], paul, w["sourcer"], utcnow())
+    db.session.commit()
+    before = fresh(lena).list_seq
+    # The manager leaves Backend Engineer's team (the admin's Teams form): Lena's is nobody's again.
+    people.set_teams(db.session, w["manager"], [], [])
+    db.session.commit()
+    assert fresh(lena).assignee_id is None and fresh(lena).list_seq > before
+    assert fresh(mia).assignee_id == w["recruiter"].id
+    # Deactivated: nothing is theirs any more.
+    f.user(w["acme"], "people@acme.test", codes=[permissions.ADMIN_USERS])  # someone keeps the right
+    people.deactivate(db.session, w["admin"], w["sourcer"])
+    db.session.commit()
+    assert fresh(paul).assignee_id is None
+    assert listed(w["recruiter"], queries.Filters(mine=True)) == []  # no messages: not listed anyway
 
 
 def test_an_inactive_member_may_not_be_assigned(world) -> None:

@@ -8,6 +8,7 @@ one wins and the other is told who has it now (a refusal, never an error).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from webapp.accounts import access
 from webapp.inbox import changes
 from webapp.messaging import checks, subjects
 from webapp.messaging.subjects import Subject
-from webapp.models import Conversation, ConversationEvent, User
+from webapp.models import Application, CommunityMembership, Conversation, ConversationEvent, User
 from webapp.refusals import Refused
 
 # What `expected` defaults to: the assignee on the conversation as the caller loaded it.
@@ -132,3 +133,41 @@ def line(event: ConversationEvent) -> str:
     if event.assignee_id == event.author_id:
         return f"{who} took this"
     return f"{who} assigned this to {event.assignee.name if event.assignee else 'someone'}"
+
+
+def release(
+    session: Session,
+    user: User,
+    *,
+    job_ids: Iterable[int] | None = None,
+    community_ids: Iterable[int] | None = None,
+) -> list[int]:
+    """Unassign the user from the conversations they can no longer answer: those of these jobs and
+    communities (they left those teams), or all of them (both None: deactivated). An assignee is always
+    one of the conversation's team who may write in it, so *Unassigned* lists these again and nobody
+    is told of a reply they cannot see. The ids of the conversations changed; the caller commits."""
+    condition: sa.ColumnElement[bool] = sa.true()
+    if job_ids is not None or community_ids is not None:
+        jobs, communities = list(job_ids or []), list(community_ids or [])
+        condition = sa.or_(
+            Conversation.application_id.in_(sa.select(Application.id).where(Application.job_id.in_(jobs))),
+            Conversation.community_membership_id.in_(
+                sa.select(CommunityMembership.id).where(CommunityMembership.community_id.in_(communities))
+            ),
+        )
+        if not jobs and not communities:
+            return []
+    found = list(
+        session.scalars(sa.select(Conversation.id).where(Conversation.assignee_id == user.id, condition))
+    )
+    if not found:
+        return []
+    session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id.in_(found), Conversation.assignee_id == user.id)
+        .values(assignee_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    for conversation_id in found:
+        changes.touch(session, conversation_id, listed=True)
+    return found
