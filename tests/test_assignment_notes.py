@@ -242,6 +242,11 @@ def test_assigning_from_the_pane_and_mine_and_unassigned(client, auth, world) ->
     assert 'name="unassigned"' in page
     assert "Jonas Schmidt" in client.get("/inbox?unassigned=1").get_data(as_text=True)
     assert "Jonas Schmidt" not in client.get("/inbox?mine=1").get_data(as_text=True)
+    assignment.assign(db.session, w["recruiter"], conversation_of(w["jonas"]), w["recruiter"], utcnow())
+    db.session.commit()
+    page = client.get("/inbox").get_data(as_text=True)
+    row = page.split(f'id="inbox-row-{conversation_of(w["jonas"]).id}"')[1].split("</li>")[0]
+    assert "Assigned to you" in row
 
 
 def test_a_form_that_saw_an_older_assignee_is_told_who_has_it_now(client, auth, world) -> None:

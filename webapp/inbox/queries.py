@@ -189,6 +189,7 @@ class Row:
     whatsapp_open: bool
     change_seq: int
     assignee: str | None = None  # who it is assigned to (None: nobody)
+    assignee_id: int | None = None
 
     @property
     def cursor(self) -> Cursor:
@@ -407,6 +408,7 @@ def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
             whatsapp_open=r[10] is not None and r[10] > now,
             change_seq=r[11],
             assignee=r[19],
+            assignee_id=r[20],
         )
     return [found[i] for i in ids if i in found]
 
@@ -442,6 +444,7 @@ def _build_rows_statement(scope: Scope) -> sa.Select[Any]:
             S.unread,
             OptOut.id,
             assignee.name,
+            C.assignee_id,
         )
         .outerjoin(Application, Application.id == C.application_id)
         .outerjoin(Job, Job.id == Application.job_id)
