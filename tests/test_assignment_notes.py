@@ -542,3 +542,32 @@ def test_the_people_offered_for_a_mention_are_those_who_may_see_it(world) -> Non
     # A sub-organisation's: its team, and its parent's administrators.
     assert [u.name for u in notes.mentionable(db.session, astrid)] == ["Ada Admin", "Nils Nordic"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(NoteMention)) == 0
+
+
+def test_open_copies_follow_a_note_and_an_assignment_made_elsewhere(client, auth, world) -> None:
+    """The thread's poll and the Inbox's poll: unchanged, 204; after a colleague's note or assignment,
+    the thread comes again with it, and the list's row with its assignee."""
+    w = world
+    say(w["lena"], "inbound", "sms", "Thursday works")
+    c = conversation_of(w["lena"])
+    auth.login("recruiter@acme.test")
+    client.get(f"/inbox?c={c.id}")  # opened: read (the user's own change, before the page's marker)
+    page = client.get(f"/inbox?c={c.id}").get_data(as_text=True)
+    version = re.search(rf'id="thread-{c.id}"[^>]*data-version="([^"]+)"', page).group(1)
+    inbox_poll = test_inbox.poll_url(page) + f"&c={c.id}"  # the open conversation (#inbox-c)
+
+    def thread():
+        return client.get(
+            f"/conversations/{c.id}/thread", query_string={"tab": "all", "since": version}, headers=HX
+        )
+
+    assert thread().status_code == 204 and client.get(inbox_poll, headers=HX).status_code == 204
+    notes.add_note(db.session, w["manager"], c, "I spoke to her on the phone", utcnow())
+    db.session.commit()
+    answer = thread()
+    assert answer.status_code == 200 and "I spoke to her on the phone" in answer.get_data(as_text=True)
+    assignment.assign(db.session, w["manager"], c, w["manager"], utcnow())
+    db.session.commit()
+    changed = client.get(inbox_poll, headers=HX)
+    assert changed.status_code == 200 and changed.headers.get("HX-Trigger") == "conversation-changed"
+    assert "Assigned to Morgan Manager" in changed.get_data(as_text=True)
