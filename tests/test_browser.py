@@ -1196,3 +1196,105 @@ def test_a_template_saved_with_curly_quotes_is_offered_plain_ones(
     page.get_by_role("button", name="Save template").click()
     expect(page.locator(".flash-success")).to_contain_text(f"Template “{name}” saved.")
     expect(page.locator("#templates-sms li", has_text=name).locator(".plain-note")).to_have_count(0)
+
+
+# --- Assignment, internal notes and @mentions (issue 21) -------------------------------------------------
+
+# Data Analyst's team is the recruiter's and the manager's: one conversation per size, nobody's yet.
+TEAM_THREADS = {"1366": ("Giulia Ferrari", "Data Analyst"), "375": ("Jakob Johansen", "Data Analyst")}
+
+
+def conversation_id_of(app: Flask, name: str, job: str) -> int:
+    from webapp.models import Conversation
+
+    application_id = int(application_path(app, name, job).rsplit("/", 1)[1])
+    with app.app_context():
+        found = db.session.scalar(
+            sa.select(Conversation.id).where(Conversation.application_id == application_id)
+        )
+        assert found is not None
+        return found
+
+
+def unread_for(app: Flask, email: str, conversation_id: int) -> int:
+    from webapp.models import ConversationState
+
+    with app.app_context():
+        user_id = db.session.scalar(sa.select(User.id).where(User.email == email))
+        state = db.session.get(ConversationState, (user_id, conversation_id))
+        return state.unread if state else 0
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_assign_from_the_pane_and_mention_a_colleague_in_a_note_by_keyboard(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    cid = conversation_id_of(live_app, *TEAM_THREADS[str(width)])
+    sign_in(page, "recruiter@acme.example")
+    page.goto(f"/inbox?c={cid}")
+    pane = page.locator("#inbox-thread")
+
+    def looks_right(name: str) -> None:
+        assert axe_problems(page, axe_source) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+        shot(page, f"{name}-{width}")
+
+    # Assign it to a colleague: the form says so, the thread has the line, the row the assignee.
+    chooser = pane.get_by_label("Assigned to")
+    expect(chooser).to_have_value("")
+    chooser.select_option(label="Morgan Patel")
+    pane.get_by_role("button", name="Assign").click()
+    expect(pane.locator(f"#assign-done-{cid}")).to_have_text("Assigned to Morgan Patel.")
+    expect(pane.locator("[data-assignment=assigned]").last).to_contain_text(
+        "Riley Chen assigned this to Morgan Patel"
+    )
+    expect(page.locator(f"#inbox-row-{cid} [data-assignee]")).to_have_text("Assigned to Morgan Patel")
+    looks_right("assigned")
+    # Take it back.
+    pane.get_by_label("Assigned to").select_option(label="Riley Chen (you)")
+    pane.get_by_role("button", name="Assign").click()
+    expect(pane.locator("[data-assignment=assigned]").last).to_contain_text("Riley Chen took this")
+    expect(page.locator(f"#inbox-row-{cid} [data-assignee]")).to_have_text("Assigned to you")
+
+    # A note with a mention, by keyboard: @ and the start of a name offers the people who may see it.
+    note = pane.get_by_label("Internal note")
+    note.click()
+    note.press_sequentially("Please check her SQL test, @mor")
+    people = pane.get_by_role("listbox", name="People to mention")
+    expect(people).to_be_visible()
+    morgan = people.get_by_role("option", name="Morgan Patel")
+    expect(morgan).to_have_attribute("aria-selected", "true")
+    expect(note).to_have_attribute("aria-activedescendant", re.compile(rf"^mention-{cid}-\d+$"))
+    expect(people.get_by_role("option", name="Riley Chen")).to_be_hidden()
+    looks_right("note-mention-list")
+    note.press("Enter")
+    expect(people).to_be_hidden()
+    expect(note).to_have_value("Please check her SQL test, @Morgan Patel ")
+    # Escape closes the list without choosing; arrows move through it.
+    note.press_sequentially("@")
+    expect(people).to_be_visible()
+    note.press("ArrowDown")
+    note.press("Escape")
+    expect(people).to_be_hidden()
+    note.press("Backspace")
+    note.press_sequentially("thanks https://example.com/sql")
+    pane.get_by_role("button", name="Add note").click()
+    box = pane.locator("li.thread-note").last
+    expect(box).to_contain_text("Please check her SQL test, @Morgan Patel thanks")
+    expect(box).to_contain_text("Internal note")
+    expect(box.get_by_role("link", name="https://example.com/sql")).to_have_attribute(
+        "href", "https://example.com/sql"
+    )
+    expect(pane.get_by_label("Internal note")).to_have_value("")
+    assert unread_for(live_app, "manager@acme.example", cid) > 0
+    looks_right("note-added")
+
+    # Someone who cannot see the conversation (the sourcer): refused beside the field, the text kept.
+    typed = "@Sam Okafor could you source more like her?"
+    pane.get_by_label("Internal note").fill(typed)
+    pane.get_by_role("button", name="Add note").click()
+    expect(pane.locator(f"#note-error-{cid}")).to_contain_text("Sam Okafor cannot see this conversation")
+    expect(pane.get_by_label("Internal note")).to_have_value(typed)
+    looks_right("note-refused")

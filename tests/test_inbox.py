@@ -310,6 +310,9 @@ def varied(world):
     say(w["mia"], "outbound", "whatsapp", "Hi Mia", author=w["recruiter"], at=t + timedelta(minutes=3))
     say(w["mia"], "inbound", "whatsapp", "Hello!", at=t + timedelta(minutes=4))
     reads.mark_conversation_read(db.session, w["recruiter"].id, conversation_of(w["mia"]))
+    # *Mine* is what is assigned to the user (issue 21), whoever wrote: Jonas's is nobody's.
+    conversation_of(w["lena"]).assignee_id = w["recruiter"].id
+    conversation_of(w["mia"]).assignee_id = w["recruiter"].id
     db.session.commit()
     return w
 
@@ -326,6 +329,7 @@ def varied(world):
         (queries.Filters(mine=True), ["Mia Schneider", "Lena Müller"]),
         (queries.Filters(reply=True, unread=True), ["Lena Müller"]),
         (queries.Filters(mine=True, channel="whatsapp"), ["Mia Schneider"]),
+        (queries.Filters(unassigned=True), ["Jonas Schmidt"]),
     ],
 )
 def test_each_filter(varied, filters, expected) -> None:

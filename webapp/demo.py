@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from webapp.accounts import permissions
+from webapp.accounts import access, permissions
 from webapp.billing import credits, pricing
 from webapp.inbox import changes as activity
 from webapp.interviews import demo as interviews_demo
@@ -682,8 +682,12 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
         )
         assert application is not None, (title, first, last)
         made.append(
-            _thread(
-                session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now
+            _assigned(
+                session,
+                _thread(
+                    session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now
+                ),
+                recruiter,
             )
         )
 
@@ -703,7 +707,7 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
         conversation = _thread(
             session, acme, pool, application, None, messages, recruiter, f"demo-{application.id}", now
         )
-        made.append(conversation)
+        made.append(_assigned(session, conversation, recruiter) if i % 2 == 0 else conversation)
         if conversation is not None and i % 3 != 0:
             reads.mark_conversation_read(session, recruiter.id, conversation)
 
@@ -720,12 +724,23 @@ def _threads(session: Session, acme: Organization, users: dict[str, User]) -> No
         conversation = _thread(
             session, acme, pool, None, membership, messages, sourcer, f"demo-m{membership.id}", now
         )
-        made.append(conversation)
+        made.append(_assigned(session, conversation, sourcer) if i % 2 == 0 else conversation)
         if conversation is not None and i % 2:
             reads.mark_conversation_read(session, sourcer.id, conversation)
     session.flush()
     if any(c is not None for c in made):
         _balances_in_time_order(session, acme)
+
+
+def _assigned(session: Session, conversation: Conversation | None, user: User) -> Conversation | None:
+    """A new demo conversation assigned to the user who wrote it, when they are on its team (issue 21:
+    *Mine* in their Inbox), as if from the start: no line in its thread."""
+    if conversation is not None:
+        session.flush()
+        team = access.conversation_team(conversation).subquery()
+        if session.scalar(sa.select(sa.literal(user.id).in_(sa.select(team.c[0])))):
+            conversation.assignee_id = user.id
+    return conversation
 
 
 def _balances_in_time_order(session: Session, acme: Organization) -> None:

@@ -246,3 +246,110 @@ document.addEventListener("change", (event) => {
   // As if typed: the counter prices the follow-up again.
   body.dispatchEvent(new Event("input", { bubbles: true }));
 });
+
+// @mentions in an internal note: typing "@" and the start of a name offers the people who may see the
+// conversation (the listbox the server drew under the field, data-mention-list). Arrows move through
+// them, Enter or Tab puts the chosen name in, Escape closes the list; a click chooses too. The field
+// keeps the focus throughout (aria-activedescendant names the option shown as chosen). The server reads
+// the mentions from the text itself, so a name typed in full without the list mentions just as well.
+function mentionQuery(field) {
+  const before = field.value.slice(0, field.selectionStart ?? field.value.length);
+  const match = /(?:^|[\s(\[{,;:'"])@([^\s@]{0,30}(?: [^\s@]{0,30})?)$/.exec(before);
+  return match ? { text: match[1], start: before.length - match[1].length - 1 } : null;
+}
+
+function mentionOptions(list) {
+  return [...list.querySelectorAll('[role="option"]')].filter((option) => !option.hidden);
+}
+
+function closeMentions(field, list) {
+  list.hidden = true;
+  field.removeAttribute("aria-activedescendant");
+  for (const option of list.querySelectorAll('[role="option"]')) option.setAttribute("aria-selected", "false");
+}
+
+function showMention(field, list, option) {
+  for (const other of list.querySelectorAll('[role="option"]')) other.setAttribute("aria-selected", String(other === option));
+  if (option) {
+    field.setAttribute("aria-activedescendant", option.id);
+    option.scrollIntoView({ block: "nearest" });
+  }
+}
+
+function chooseMention(field, list, option) {
+  const query = mentionQuery(field);
+  if (!query || !option) return;
+  const end = field.selectionStart ?? field.value.length;
+  field.setRangeText("@" + option.dataset.name + " ", query.start, end, "end");
+  closeMentions(field, list);
+  field.focus();
+}
+
+function mentionStatus(field, text) {
+  const status = field.form?.querySelector('[id^="mention-status-"]');
+  if (status) status.textContent = text;
+}
+
+document.addEventListener("input", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLTextAreaElement) || !field.dataset.mentionList) return;
+  const list = document.getElementById(field.dataset.mentionList);
+  if (!list) return;
+  const query = mentionQuery(field);
+  if (!query) {
+    closeMentions(field, list);
+    return;
+  }
+  const wanted = query.text.toLowerCase();
+  for (const option of list.querySelectorAll('[role="option"]')) {
+    const name = option.dataset.name.toLowerCase();
+    option.hidden = !(name.startsWith(wanted) || name.split(/\s+/).some((part) => part.startsWith(wanted)));
+  }
+  const shown = mentionOptions(list);
+  if (!shown.length) {
+    closeMentions(field, list);
+    mentionStatus(field, "Nobody who may see this conversation is called that.");
+    return;
+  }
+  list.hidden = false;
+  showMention(field, list, shown[0]);
+  mentionStatus(field, `${shown.length} ${shown.length === 1 ? "person" : "people"} to mention: arrows to choose, Enter to pick.`);
+});
+
+document.addEventListener("keydown", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLTextAreaElement) || !field.dataset.mentionList) return;
+  const list = document.getElementById(field.dataset.mentionList);
+  if (!list || list.hidden) return;
+  const shown = mentionOptions(list);
+  const current = shown.findIndex((option) => option.id === field.getAttribute("aria-activedescendant"));
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    showMention(field, list, shown[(current + step + shown.length) % shown.length]);
+  } else if (event.key === "Enter" || event.key === "Tab") {
+    if (current < 0) return;
+    event.preventDefault();
+    chooseMention(field, list, shown[current]);
+  } else if (event.key === "Escape") {
+    event.preventDefault();
+    closeMentions(field, list);
+  }
+});
+
+// A click on a name: mousedown, so that the field keeps its focus (and its cursor) while it happens.
+document.addEventListener("mousedown", (event) => {
+  const option = event.target.closest?.('.mention-list [role="option"]');
+  if (!option) return;
+  event.preventDefault();
+  const list = option.closest(".mention-list");
+  const field = document.querySelector(`textarea[data-mention-list="${list.id}"]`);
+  if (field) chooseMention(field, list, option);
+});
+
+document.addEventListener("focusout", (event) => {
+  const field = event.target;
+  if (!(field instanceof HTMLTextAreaElement) || !field.dataset.mentionList) return;
+  const list = document.getElementById(field.dataset.mentionList);
+  if (list) closeMentions(field, list);
+});

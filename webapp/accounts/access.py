@@ -338,8 +338,6 @@ def conversation_viewers_query(
 def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
     # Bound parameters, not values: the one statement object is reused, so SQLAlchemy neither builds nor
     # compiles it again for every inbound message.
-    subject = sa.bindparam("viewers_subject", type_=sa.Integer)
-    organization = sa.bindparam("viewers_org", type_=sa.Integer)
     admins = (
         sa.select(User.id)
         .join(user_role, user_role.c.user_id == User.id)
@@ -354,6 +352,23 @@ def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
         admins = admins.join(Organization, Organization.id == User.organization_id).where(
             Organization.has_crm.is_(True)
         )
+    return sa.union(admins, _team_statement(of_application))
+
+
+def conversation_team(conversation: Conversation) -> sa.Select[tuple[int]]:
+    """SQL: the ids of the users on the conversation's own team, in its organisation: the hiring team of
+    the application's job, or the community's sourcing team (with the CRM). Those write in it (admins
+    aside) and one of them may be its assignee."""
+    return _team_statement(conversation.application_id is not None).params(
+        viewers_org=conversation.organization_id,
+        viewers_subject=conversation.application_id or conversation.community_membership_id,
+    )
+
+
+@lru_cache(maxsize=2)
+def _team_statement(of_application: bool) -> sa.Select[tuple[int]]:
+    subject = sa.bindparam("viewers_subject", type_=sa.Integer)
+    organization = sa.bindparam("viewers_org", type_=sa.Integer)
     if of_application:
         team = (
             sa.select(HiringTeamMember.user_id)
@@ -373,4 +388,4 @@ def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
                 Organization.has_crm.is_(True),
             )
         )
-    return sa.union(admins, team)
+    return team

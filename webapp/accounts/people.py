@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp import unique
 from webapp.accounts import password_links, permissions, sessions
+from webapp.messaging import assignment
 from webapp.models import (
     Community,
     HiringTeamMember,
@@ -191,6 +192,8 @@ def deactivate(session: Session, admin: User, user: User) -> int:
     _lock(session, user.organization_id or 0)
     user.active = False
     _still_kept(session, user.organization_id or 0)
+    # Not the assignee of anything any more.
+    assignment.release(session, user)
     password_links.retire(session, user)
     return sessions.end_sessions(session, user)
 
@@ -305,6 +308,10 @@ def set_teams(session: Session, user: User, job_ids: Iterable[int], community_id
     # Said under the teams' checkboxes, whose first group is "jobs".
     if own_jobs != jobs or own_communities != communities:
         raise PeopleRefused("Choose jobs and communities of your organisation.", "jobs")
+    # Who leaves a team no longer answers its conversations.
+    assignment.release(
+        session, user, job_ids=current_jobs - jobs, community_ids=current_communities - communities
+    )
     session.execute(
         sa.delete(HiringTeamMember).where(
             HiringTeamMember.user_id == user.id, HiringTeamMember.job_id.in_(current_jobs - jobs)

@@ -57,7 +57,8 @@ class Filters:
     unread: bool = False
     job: int | None = None
     reply: bool = False  # needs a reply: the last message came in
-    mine: bool = False  # the user wrote in it
+    mine: bool = False  # assigned to the user
+    unassigned: bool = False  # assigned to nobody
     who: str = ""  # "candidates" or "prospects" (the CRM's), or both
 
     def params(self) -> dict[str, Any]:
@@ -69,6 +70,7 @@ class Filters:
             "job": str(self.job) if self.job else "",
             "reply": "1" if self.reply else "",
             "mine": "1" if self.mine else "",
+            "unassigned": "1" if self.unassigned else "",
             "who": self.who,
         }
         return {k: v for k, v in values.items() if v}
@@ -186,6 +188,8 @@ class Row:
     opted_out: bool
     whatsapp_open: bool
     change_seq: int
+    assignee: str | None = None  # who it is assigned to (None: nobody)
+    assignee_id: int | None = None
 
     @property
     def cursor(self) -> Cursor:
@@ -229,9 +233,9 @@ def _conditions(scope: Scope, filters: Filters) -> list[sa.ColumnElement[bool]]:
             C.id.in_(sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.unread > 0))
         )
     if filters.mine:
-        conditions.append(
-            C.id.in_(sa.select(S.conversation_id).where(S.user_id == scope.user_id, S.wrote.is_(True)))
-        )
+        conditions.append(C.assignee_id == scope.user_id)
+    if filters.unassigned:
+        conditions.append(C.assignee_id.is_(None))
     if filters.reply:
         conditions.append(C.last_direction == "inbound")
     if filters.who == "candidates":
@@ -403,6 +407,8 @@ def rows_by_id(session: Session, scope: Scope, ids: list[int]) -> list[Row]:
             opted_out=r[18] is not None,
             whatsapp_open=r[10] is not None and r[10] > now,
             change_seq=r[11],
+            assignee=r[19],
+            assignee_id=r[20],
         )
     return [found[i] for i in ids if i in found]
 
@@ -414,6 +420,7 @@ def _rows_statement(scope: Scope) -> sa.Select[Any]:
 
 def _build_rows_statement(scope: Scope) -> sa.Select[Any]:
     author = aliased(User)
+    assignee = aliased(User)
     mobile = sa.func.coalesce(Candidate.mobile, Prospect.mobile)
     query = (
         sa.select(
@@ -436,6 +443,8 @@ def _build_rows_statement(scope: Scope) -> sa.Select[Any]:
             author.name,
             S.unread,
             OptOut.id,
+            assignee.name,
+            C.assignee_id,
         )
         .outerjoin(Application, Application.id == C.application_id)
         .outerjoin(Job, Job.id == Application.job_id)
@@ -444,6 +453,7 @@ def _build_rows_statement(scope: Scope) -> sa.Select[Any]:
         .outerjoin(Community, Community.id == CommunityMembership.community_id)
         .outerjoin(Prospect, Prospect.id == CommunityMembership.prospect_id)
         .outerjoin(author, author.id == C.last_author_id)
+        .outerjoin(assignee, assignee.id == C.assignee_id)
         .outerjoin(S, sa.and_(S.conversation_id == C.id, S.user_id == scope.user_id))
         .outerjoin(
             OptOut,

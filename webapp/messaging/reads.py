@@ -152,6 +152,12 @@ def _recount(session: Session, user_id: int, conversation_id: int) -> None:
     )
 
 
+def recount(session: Session, user_id: int, conversation_id: int) -> None:
+    """The user's unread count of the conversation from the markers again: what "Mark unread" or a
+    mention in a note set is cleared when nothing is unread on any channel."""
+    _recount(session, user_id, conversation_id)
+
+
 def mark_conversation_read(session: Session, user_id: int, conversation: Conversation) -> None:
     """The user has seen the whole conversation, every channel (the inbox's thread shows them all)."""
     upto = conversation.last_message_id or 0

@@ -280,9 +280,10 @@ class ConversationRead(Base):
 
 class ConversationState(Base):
     """One user's side of one conversation, for the inbox: how many inbound messages they have not read,
-    and whether they wrote in it ("mine"). Kept by webapp.inbox.changes (an inbound message adds
-    one for everyone who may see the conversation) and webapp.messaging.reads (reading recounts from
-    the per-channel markers, which stay the truth), so that the list, its unread filter and the unread
+    and whether they wrote in it (*Mine* is the assignee's since issue 21; who wrote is who is told of a
+    reply when nobody is assigned). Kept by webapp.inbox.changes (an inbound message adds one for
+    everyone who may see the conversation) and webapp.messaging.reads (reading recounts from the
+    per-channel markers, which stay the truth), so that the list, its unread filter and the unread
     total never count messages."""
 
     __tablename__ = "conversation_state"
@@ -343,3 +344,63 @@ class OptOut(Base):
     # Set when the number opted back in (START, UNSTOP, YES); a new STOP clears it again.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by_message_id: Mapped[int | None] = mapped_column(sa.ForeignKey("message.id"))
+
+
+EVENT_KINDS = ("note", "assigned", "unassigned")
+
+
+class ConversationEvent(Base):
+    """What the team adds to a conversation's thread besides messages: an internal note, or a change of
+    who it is assigned to. A table of its own, never the message table: no dispatch, export, count,
+    search or "last message" query reads it, so a note can never reach the person or a provider.
+
+    `assignee_id`: for "assigned", the person it was assigned to; for "unassigned", the one it was
+    taken from. `body`: a note's text (plain text; links are made when it is shown)."""
+
+    __tablename__ = "conversation_event"
+    __table_args__ = (
+        # The thread shows the events of the time its page of messages covers.
+        sa.Index("ix_conversation_event_conversation_time", "conversation_id", "created_at", "id"),
+        sa.CheckConstraint("kind IN ('note', 'assigned', 'unassigned')", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Deleted with the conversation (its messages' way out too, should conversations ever be erased).
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversation.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(12))
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id"))
+    assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User] = relationship(foreign_keys=[author_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    mentions: Mapped[list[NoteMention]] = relationship(
+        back_populates="event", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class NoteMention(Base):
+    """Someone @mentioned in a note. `emailed_at` is for the mention's email (set by whoever sends it:
+    webapp.messaging.notes.unnotified lists those not sent yet)."""
+
+    __tablename__ = "note_mention"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", "user_id"),
+        # The email sweep: mentions not emailed yet, oldest first, without reading the emailed ones.
+        sa.Index(
+            "ix_note_mention_unnotified",
+            "created_at",
+            postgresql_where=sa.text("emailed_at IS NULL"),
+            sqlite_where=sa.text("emailed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("conversation_event.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    event: Mapped[ConversationEvent] = relationship(back_populates="mentions")
+    user: Mapped[User] = relationship()

@@ -14,23 +14,28 @@ the conversation's id, so that two panels can share a page.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from flask import current_app, render_template, url_for
+import sqlalchemy as sa
+from flask import current_app, g, render_template, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
+from wtforms import HiddenField, StringField, TextAreaField
+from wtforms.validators import Length
 
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import checks, conversations, optouts, reads, reply_channel
+from webapp.messaging import assignment, checks, conversations, notes, optouts, reads, reply_channel
 from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.status import PENDING
 from webapp.messaging.subjects import Kind, Subject
-from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
+from webapp.models import CHANNEL_LABELS, Conversation, ConversationEvent, Message, OptOut
 from webapp.web import composer
 from webapp.web.composer import ComposeForm
+from webapp.web.forms import FlaskForm
 
 SIMULATED_REPLY = "Yes, that works for me!"
 # The pseudo-tab of every channel interleaved in time.
@@ -112,15 +117,29 @@ def identity(conversation: Conversation, about: Subject) -> dict[str, Any]:
 
 
 def messages_context(
-    conversation: Conversation, about: Subject, tab: str, items: Sequence[Message], older: bool
+    conversation: Conversation,
+    about: Subject,
+    tab: str,
+    items: Sequence[Message],
+    older: bool,
+    until: datetime | None = None,
+    events: bool = True,
 ) -> dict[str, Any]:
     """A page of messages (templates/conversation_panel/_messages.html): what the thread shows, and what
-    scrolling up loads."""
+    scrolling up loads; with the team's notes and assignment lines of the time the page covers (on
+    every tab), in time among them. `until`: the time of the first message after the page (None: the
+    newest page, which shows every event since its first message)."""
     shown = [m.id for m in items]
+    found = (
+        notes.for_page(db.session, conversation, items[0].created_at if items and older else None, until)
+        if events
+        else []
+    )
     return {
         **identity(conversation, about),
         "tab": tab,
         "thread": items,
+        "entries": interleave(items, found),
         "older": older,
         "refunded": credits.refunded_ids(db.session, shown),
         "invitation_of": invitations.for_messages(db.session, shown),
@@ -134,7 +153,41 @@ def older_context(conversation: Conversation, about: Subject, tab: str, before: 
     items, older = (
         conversations.page(db.session, conversation, channel, before_id=before) if before else ([], False)
     )
-    return messages_context(conversation, about, tab if channel or tab == ALL else ALL, items, older)
+    # The page ends where the one shown below it begins: its events are the ones before that message.
+    until = (
+        db.session.scalar(
+            sa.select(Message.created_at).where(
+                Message.id == before, Message.conversation_id == conversation.id
+            )
+        )
+        if before and items
+        else None
+    )
+    return messages_context(
+        conversation,
+        about,
+        tab if channel or tab == ALL else ALL,
+        items,
+        older,
+        until,
+        events=until is not None,
+    )
+
+
+def interleave(
+    items: Sequence[Message], events: Sequence[ConversationEvent]
+) -> list[tuple[str, Message | ConversationEvent]]:
+    """Messages (in their order) and events (in time order) as one thread: each event before the first
+    message written after it. Each entry is ("message", m) or ("event", e)."""
+    entries: list[tuple[str, Message | ConversationEvent]] = []
+    at = 0
+    for message in items:
+        while at < len(events) and events[at].created_at < message.created_at:
+            entries.append(("event", events[at]))
+            at += 1
+        entries.append(("message", message))
+    entries.extend(("event", e) for e in events[at:])
+    return entries
 
 
 def thread_context(
@@ -174,6 +227,9 @@ def thread_context(
         newest = max(m.id for m in items)
         read_channels = channels if channel is None else [channel]
         known = reads.mark_read(db.session, current_user.id, conversation.id, read_channels, newest, known)
+    else:
+        # No message to read, but a mention in a note made it unread for this user: now seen.
+        reads.recount(db.session, current_user.id, conversation.id)
     return {
         **messages_context(conversation, about, tab, items, older),
         "tabs": [(c, CHANNEL_LABELS[c]) for c in channels],
@@ -273,6 +329,7 @@ def panel_context(
         composer_context(conversation, about, form, None if context["tab"] == ALL else context["tab"], reply)
     )
     context.update(simulate_context(conversation, about, context["tab"]))
+    context.update(team_context(conversation, about))
     return context
 
 
@@ -291,3 +348,44 @@ def pane_html(conversation: Conversation, about: Subject) -> Markup:
     return Markup(
         render_template("conversation_panel/_panel.html", **panel_context(conversation, about, ALL))
     )
+
+
+# --- The team's part: who the conversation is assigned to, and internal notes -------------------------
+
+
+class AssignForm(FlaskForm):
+    """Assign the conversation: a person's id ("": nobody), and the assignee the page showed (`expected`),
+    which must still be the one (two people assigning at once: one wins, the other is told)."""
+
+    assignee = StringField("Assigned to")
+    expected = HiddenField()
+
+
+class NoteForm(FlaskForm):
+    note = TextAreaField("Internal note", validators=[Length(max=notes.MAX_NOTE_CHARACTERS * 2)])
+
+
+def team_context(
+    conversation: Conversation,
+    about: Subject,
+    assign_form: AssignForm | None = None,
+    note_form: NoteForm | None = None,
+    assigned: str | None = None,
+) -> dict[str, Any]:
+    """The assignment form and the note form (templates/conversation_panel/_assign.html, _note.html), or,
+    for someone who may only read, who it is assigned to. `assigned`: what a change just did, said
+    beside the form."""
+    may_act = assignment.writer_refusal(db.session, current_user, about) is None
+    # A refused form drawn in its whole page (no htmx): the forms as typed, from the route.
+    refused = g.get("team_forms", {})
+    assign_form = assign_form or refused.get("assign_form")
+    note_form = note_form or refused.get("note_form")
+    return {
+        **identity(conversation, about),
+        "may_act": may_act,
+        "assignable": assignment.assignable(db.session, conversation) if may_act else [],
+        "mentionable": notes.mentionable(db.session, conversation) if may_act else [],
+        "assign_form": assign_form or AssignForm(formdata=None),
+        "note_form": note_form or NoteForm(formdata=None),
+        "assigned": assigned,
+    }

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from flask import Flask
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from webapp import phones, zones
 from webapp.accounts import access, landing
 from webapp.extensions import db
-from webapp.messaging import sms_words, status
+from webapp.messaging import assignment, sms_words, status
 from webapp.models import CHANNEL_LABELS, Organization
 from webapp.web import interview_status
 
@@ -26,6 +28,8 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["channel_label"] = lambda c: CHANNEL_LABELS.get(c, c)
     app.jinja_env.filters["failure_text"] = status.explain
     app.jinja_env.filters["invitation_state"] = interview_status.invitation_state
+    app.jinja_env.filters["linkify"] = linkify
+    app.jinja_env.filters["assignment_line"] = assignment.line
 
     app.jinja_env.globals["low_credits"] = _low_credits
     app.jinja_env.globals["sms_words"] = sms_words.describe
@@ -78,3 +82,17 @@ def _low_credits(organization: Organization | None) -> int | None:
     from webapp.billing import credits
 
     return credits.low_balance(db.session, organization)
+
+
+# A web address in text already escaped: http(s) only (never javascript: or data:), up to a space or an
+# escaped quote or angle bracket; the punctuation that usually ends a sentence is left out of it.
+_URL = re.compile(r"https?://[^\s<>\"]+?(?=[.,;:!?)\]]*(?:\s|$|&lt;|&gt;|&#34;|&#39;|&quot;))")
+
+
+def linkify(text: str | None) -> Markup:
+    """Plain text (a note) for HTML: everything escaped, then its web addresses made links that open
+    without passing on where they came from."""
+    escaped = str(escape(text or ""))
+    return Markup(
+        _URL.sub(lambda m: f'<a href="{m[0]}" rel="noopener noreferrer nofollow">{m[0]}</a>', escaped)
+    )

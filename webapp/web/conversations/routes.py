@@ -12,6 +12,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -26,12 +27,20 @@ from wtforms.validators import Length, Optional
 from webapp import ids, zones
 from webapp.accounts import access
 from webapp.extensions import db
-from webapp.messaging import reads, scheduled, simulate, subjects, timing
+from webapp.messaging import assignment, notes, reads, scheduled, simulate, subjects, timing
 from webapp.messaging.subjects import Subject
-from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut
+from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut, User, utcnow
 from webapp.web import composer, conversation_panel, refusals
 from webapp.web.composer import ComposeForm
-from webapp.web.conversation_panel import ALL, MESSAGES_CHANGED, SIMULATED_REPLY, THREAD_REFRESHED, page_url
+from webapp.web.conversation_panel import (
+    ALL,
+    MESSAGES_CHANGED,
+    SIMULATED_REPLY,
+    THREAD_REFRESHED,
+    AssignForm,
+    NoteForm,
+    page_url,
+)
 from webapp.web.forms import FlaskForm
 from webapp.web.pages import wants_fragment
 
@@ -276,3 +285,67 @@ def _simulated(
     )
     headers = {"HX-Trigger-After-Settle": MESSAGES_CHANGED} if not error else {}
     return _fragment("conversation_panel/_simulate.html", context, 422 if error else 200, headers)
+
+
+# --- Assignment and internal notes (issue 21) ----------------------------------------------------------
+
+
+@bp.post("/conversations/<id:conversation_id>/assignee")
+@login_required
+def assign(conversation_id: int) -> Response:
+    """Assign the conversation to one of its team, or to nobody. The form answers for itself (what was
+    done said beside it); the thread and the Inbox's list follow on the event, with the change's line."""
+    conversation, about = _conversation(conversation_id)
+    form = AssignForm()
+
+    def change() -> object:
+        chosen = ids.parse(form.assignee.data) if form.assignee.data else None
+        if form.assignee.data and chosen is None:
+            raise assignment.AssignRefused(f"Choose someone of the {about.team}.", "assignee")
+        person = db.session.get(User, chosen) if chosen is not None else None
+        if chosen is not None and person is None:
+            raise assignment.AssignRefused(f"Choose someone of the {about.team}.", "assignee")
+        expected = ids.parse(form.expected.data) if form.expected.data else None
+        return assignment.assign(db.session, current_user, conversation, person, utcnow(), expected=expected)
+
+    refusals.submit(
+        form,
+        change,
+        lambda: _team_refused(conversation, about, "conversation_panel/_assign.html", assign_form=form),
+    )
+    if not wants_fragment():
+        return redirect(page_url(conversation, about, None), 303)
+    name = conversation.assignee.name if conversation.assignee else None
+    said = f"Assigned to {name}." if name else "Not assigned to anyone."
+    context = conversation_panel.team_context(conversation, about, assigned=said)
+    return _fragment("conversation_panel/_assign.html", context, headers={"HX-Trigger": MESSAGES_CHANGED})
+
+
+@bp.post("/conversations/<id:conversation_id>/notes")
+@login_required
+def add_note(conversation_id: int) -> Response:
+    """An internal note (never sent), with its @mentions. A fresh form answers; the thread shows the note
+    on the event. Refused: the form again, the text as typed and the reason under it."""
+    conversation, about = _conversation(conversation_id)
+    form = NoteForm()
+    refusals.submit(
+        form,
+        lambda: notes.add_note(db.session, current_user, conversation, form.note.data or "", utcnow()),
+        lambda: _team_refused(conversation, about, "conversation_panel/_note.html", note_form=form),
+    )
+    if not wants_fragment():
+        flash("Note added.", "success")
+        return redirect(page_url(conversation, about, None), 303)
+    context = conversation_panel.team_context(conversation, about)
+    return _fragment("conversation_panel/_note.html", context, headers={"HX-Trigger": MESSAGES_CHANGED})
+
+
+def _team_refused(conversation: Conversation, about: Subject, template: str, **forms: Any) -> Response:
+    """The form again with what was typed and the reason beside its field; without htmx, the whole page
+    around it (conversation_panel.team_context takes the forms from `g`)."""
+    if not wants_fragment():
+        g.team_forms = forms
+        return conversation_panel.whole_page(about, None, None, status=422)
+    return make_response(
+        render_template(template, **conversation_panel.team_context(conversation, about, **forms))
+    )

@@ -28,7 +28,8 @@ class InboxFilterForm(Form):
     )
     unread = BooleanField("Unread")
     reply = BooleanField("Needs a reply")
-    mine = BooleanField("Mine")
+    mine = BooleanField("Mine")  # assigned to me
+    unassigned = BooleanField("Unassigned")
 
     def set_choices(self, channels: list[str], jobs: list[tuple[int, str]]) -> None:
         self.channel.choices = [SelectChoice("", "All channels")] + [

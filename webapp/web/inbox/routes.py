@@ -44,6 +44,7 @@ def _filters(shown: bool = True) -> tuple[InboxFilterForm | None, queries.Filter
         job=job,
         reply=bool(form.reply.data),
         mine=bool(form.mine.data),
+        unassigned=bool(form.unassigned.data),
         who=form.who.data or "" if access.entitled(current_user, "crm") else "",
     )
 
