@@ -18,7 +18,7 @@ from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.messaging import compose, scheduled
-from webapp.models import Message
+from webapp.models import ConversationEvent, Message
 from webapp.web import composer
 
 HX = {"HX-Request": "true"}
@@ -163,17 +163,24 @@ def test_the_thread_ends_with_what_waits_soonest_first_and_a_sent_one_says_when_
     )
     db.session.commit()
 
+    riley = db.session.scalar(sa.select(f.User).where(f.User.email == "recruiter@acme.test"))
+    db.session.add(
+        ConversationEvent(conversation_id=conversation_id, kind="note", author_id=riley.id, body="Note")
+    )
+    db.session.commit()
+
     def bodies() -> list[str]:
         page = client.get(f"/applications/{tex['application'].id}").get_data(as_text=True)
         return re.findall(r'<div class="msg-body">([^<]*)</div>', page)
 
-    # Written first, then the person wrote; what waits comes after their message, soonest first.
-    assert bodies() == ["Hello?", "Sooner one", "Later one"]
+    # Written first, then the person wrote, then a colleague's note; what waits comes after them all,
+    # soonest first.
+    assert bodies() == ["Hello?", "Note", "Sooner one", "Later one"]
 
     clock["at"] = datetime(2026, 12, 9, 15, 1, tzinfo=UTC)
     assert len(scheduled.send_due(clock["at"], hand_over=False).queued) == 1
     page = client.get(f"/applications/{tex['application'].id}").get_data(as_text=True)
-    assert bodies() == ["Sooner one", "Hello?", "Later one"]
+    assert bodies() == ["Sooner one", "Hello?", "Note", "Later one"]
     # Gone: when it left (Berlin's clock, the organisation's), and when it was written.
     assert 'data-left>09 Dec 16:00 CET</time> <span class="muted">(written <time' in page
 

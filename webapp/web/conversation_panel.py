@@ -178,11 +178,16 @@ def interleave(
     items: Sequence[Message], events: Sequence[ConversationEvent]
 ) -> list[tuple[str, Message | ConversationEvent]]:
     """Messages (in their order) and events (in time order) as one thread: each event before the first
-    message written after it. Each entry is ("message", m) or ("event", e)."""
+    message written after it — except the messages that end the thread waiting for their time
+    (conversations.page puts them last): every event comes before those. Each entry is ("message", m)
+    or ("event", e)."""
     entries: list[tuple[str, Message | ConversationEvent]] = []
+    waiting = len(items)
+    while waiting and items[waiting - 1].status == "scheduled":
+        waiting -= 1
     at = 0
-    for message in items:
-        while at < len(events) and events[at].created_at < message.created_at:
+    for i, message in enumerate(items):
+        while at < len(events) and (i >= waiting or events[at].created_at < message.created_at):
             entries.append(("event", events[at]))
             at += 1
         entries.append(("message", message))
