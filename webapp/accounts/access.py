@@ -260,6 +260,18 @@ def _team_rule(user_id: int, organization_id: int | None, admin: bool, crm: bool
     return sa.and_(Conversation.organization_id == organization_id, sa.or_(on_hiring_team, on_sourcing_team))
 
 
+def conversation_mine_or_my_teams(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition: the conversation is assigned to the user, or is one of their teams' (an
+    administrator's too: what waits for them, not every conversation they may read)."""
+    user_id, organization_id, _, crm = _rule_inputs(user)
+    return mine_or_my_teams_rule(user_id, organization_id, crm)
+
+
+def mine_or_my_teams_rule(user_id: int, organization_id: int | None, crm: bool) -> sa.ColumnElement[bool]:
+    """conversation_mine_or_my_teams from what it reads of the user (for statements built once per user)."""
+    return sa.or_(Conversation.assignee_id == user_id, _team_rule(user_id, organization_id, False, crm))
+
+
 def _crm_rule(crm: bool) -> sa.ColumnElement[bool]:
     """Prospects' conversations are for customers with the CRM product (kept, not shown, if it ends)."""
     return sa.true() if crm else Conversation.application_id.is_not(None)
@@ -338,8 +350,6 @@ def conversation_viewers_query(
 def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
     # Bound parameters, not values: the one statement object is reused, so SQLAlchemy neither builds nor
     # compiles it again for every inbound message.
-    subject = sa.bindparam("viewers_subject", type_=sa.Integer)
-    organization = sa.bindparam("viewers_org", type_=sa.Integer)
     admins = (
         sa.select(User.id)
         .join(user_role, user_role.c.user_id == User.id)
@@ -354,23 +364,38 @@ def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
         admins = admins.join(Organization, Organization.id == User.organization_id).where(
             Organization.has_crm.is_(True)
         )
+    return sa.union(admins, _team_statement(of_application))
+
+
+def conversation_team_members(session: Session, conversation: Conversation) -> list[int]:
+    """The ids of the conversation's hiring team (an application's) or sourcing team (a prospect's, with
+    the CRM): those who may write in it as its team, not administrators who only see it. The team half
+    of conversation_viewers, so that the two never disagree."""
+    subject = conversation.application_id or conversation.community_membership_id
+    statement = _team_statement(conversation.application_id is not None)
+    params = {"viewers_subject": subject, "viewers_org": conversation.organization_id}
+    return sorted(session.scalars(statement, params))
+
+
+@lru_cache(maxsize=2)
+def _team_statement(of_application: bool) -> sa.Select:
+    subject = sa.bindparam("viewers_subject", type_=sa.Integer)
+    organization = sa.bindparam("viewers_org", type_=sa.Integer)
     if of_application:
-        team = (
+        return (
             sa.select(HiringTeamMember.user_id)
             .join(Application, Application.job_id == HiringTeamMember.job_id)
             .join(User, User.id == HiringTeamMember.user_id)
             .where(Application.id == subject, User.organization_id == organization)
         )
-    else:
-        team = (
-            sa.select(SourcingTeamMember.user_id)
-            .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
-            .join(User, User.id == SourcingTeamMember.user_id)
-            .join(Organization, Organization.id == User.organization_id)
-            .where(
-                CommunityMembership.id == subject,
-                User.organization_id == organization,
-                Organization.has_crm.is_(True),
-            )
+    return (
+        sa.select(SourcingTeamMember.user_id)
+        .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
+        .join(User, User.id == SourcingTeamMember.user_id)
+        .join(Organization, Organization.id == User.organization_id)
+        .where(
+            CommunityMembership.id == subject,
+            User.organization_id == organization,
+            Organization.has_crm.is_(True),
         )
-    return sa.union(admins, team)
+    )
