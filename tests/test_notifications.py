@@ -117,7 +117,8 @@ def test_a_reply_unread_for_the_wait_is_emailed_once_naming_who_where_what_and_t
     assert "Lena Müller (the job Backend Engineer) wrote a message" in body
     assert "“Yes, Tuesday works for me”" in body and "Best, Lena" not in body  # the first line
     assert f"{BASE}/inbox?c={conversation.id}" in body
-    unsubscribe = re.search(r"<(https://relay\.example/notifications/unsubscribe/[^>]+)>", email["List-Unsubscribe"])
+    header = email["List-Unsubscribe"]
+    unsubscribe = re.search(r"<(https://relay\.example/notifications/unsubscribe/[^>]+)>", header)
     assert unsubscribe and unsubscribe.group(1) in body
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
@@ -160,7 +161,8 @@ def test_the_assignee_alone_is_told(world, sink) -> None:
 
 
 def test_with_nobody_assigned_those_who_wrote_are_told(world, sink) -> None:
-    say(world["lena"], "Hello Lena", at=MONDAY - timedelta(hours=1), direction="outbound", author=world["riley"])
+    earlier = MONDAY - timedelta(hours=1)
+    say(world["lena"], "Hello Lena", at=earlier, direction="outbound", author=world["riley"])
     say(world["lena"], "Hi Riley")
     sweep(MONDAY + WAIT)
     assert [m.rcpt_tos for m in sink.messages] == [["riley@acme.test"]]
@@ -288,7 +290,7 @@ def test_a_tampered_unsubscribe_link_is_refused(world, sink, client) -> None:
 # --- The person's settings ----------------------------------------------------------------------------
 
 
-def test_the_settings_page_keeps_the_choice_and_refuses_bad_input_beside_the_field(world, client, auth) -> None:
+def test_the_settings_page_keeps_the_choice_and_refuses_bad_input_by_the_field(world, client, auth) -> None:
     auth.login("riley@acme.test")
     page = client.get("/settings/notifications")
     assert page.status_code == 200 and b"Email me when a reply waits" in page.data
@@ -299,7 +301,8 @@ def test_the_settings_page_keeps_the_choice_and_refuses_bad_input_beside_the_fie
     html = bad.get_data(as_text=True)
     assert 'id="work_until-error"' in html and "Write a time like 08:00." in html
     assert 'value="America/New_York"' in html  # what was typed stays
-    good = client.post("/settings/notifications", data={**form, "work_until": "17:30", "work_days": ["1", "2"]})
+    form["work_days"] = ["1", "2"]
+    good = client.post("/settings/notifications", data={**form, "work_until": "17:30"})
     assert good.status_code == 303
     db.session.expire_all()
     riley = db.session.get(User, world["riley"].id)
@@ -371,7 +374,8 @@ def test_two_sweeps_at_once_send_each_email_once(world, sink, app, backend) -> N
     job = world["job"]
     apps = [world["lena"], world["jonas"]]
     for i in range(10):
-        apps.append(f.application(job, f.candidate(world["org"], f"Cand{i}", "Test", mobile=f"+49151234500{i:02d}")))
+        candidate = f.candidate(world["org"], f"Cand{i}", "Test", mobile=f"+49151234500{i:02d}")
+        apps.append(f.application(job, candidate))
     db.session.commit()
     for i, application in enumerate(apps):
         say(application, f"Reply {i}")
