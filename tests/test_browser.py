@@ -1137,9 +1137,8 @@ def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
             .order_by(Conversation.id)
         ).first()
         assert conversation is not None
-        message = Message(
-            conversation_id=conversation.id, channel="sms", direction="inbound", body="Any news?", status="received"
-        )
+        message = Message(conversation_id=conversation.id, channel="sms", direction="inbound", body="News?")
+        message.status = "received"
         db.session.add(message)
         db.session.flush()
         activity.record(db.session, conversation, message)
