@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 from webapp import zones
 from webapp.accounts import access
 from webapp.inbox import changes
-from webapp.messaging import quiet_hours, subjects
+from webapp.messaging import quiet_hours, reads, subjects
 from webapp.models import (
     Conversation,
     ConversationRead,
@@ -40,7 +41,7 @@ from webapp.models import (
     User,
     utcnow,
 )
-from webapp.models.upsert import insert_ignore
+from webapp.models.upsert import on_conflict
 from webapp.providers.base import Outbound, ProviderError, Sender
 from webapp.refusals import Refused
 
@@ -96,49 +97,86 @@ def due(session: Session, now: datetime, wait: timedelta = DEFAULT_WAIT) -> list
     of them older than `wait`, among people who want email — before the recipients rule. Reads only
     the states with something unread (their partial index) and, in those conversations, the messages
     after what the person read and was told."""
-    return [Due(*row) for row in session.execute(_due_statement(), {"due_before": now - wait})]
+    statement = _due_statement(session.get_bind().dialect.name)
+    return [Due(*row) for row in session.execute(statement, {"due_before": now - wait})]
 
 
-def _due_statement() -> sa.Select[Any]:
+@lru_cache(maxsize=2)
+def _due_statement(dialect: str = "postgresql") -> sa.Select[Any]:
+    """Built once. Per state with something unread: where to start reading its messages — after what the
+    person was told, and after the least of their read markers on the conversation's channels — so that
+    the messages are one index range (ix_message_conversation_id) from there, never the whole thread."""
+    C = Conversation
     told = (
         sa.select(sa.func.max(N.upto_message_id))
         .where(N.user_id == S.user_id, N.conversation_id == S.conversation_id)
         .correlate(S)
         .scalar_subquery()
     )
-    read_upto = (
-        sa.select(ConversationRead.last_read_message_id)
-        .where(
-            ConversationRead.user_id == S.user_id,
-            ConversationRead.conversation_id == S.conversation_id,
-            ConversationRead.channel == M.channel,
+
+    def marker(channel: Any) -> sa.ScalarSelect[Any]:
+        return (
+            sa.select(ConversationRead.last_read_message_id)
+            .where(
+                ConversationRead.user_id == S.user_id,
+                ConversationRead.conversation_id == S.conversation_id,
+                ConversationRead.channel == channel,
+            )
+            .correlate(S, M)
+            .scalar_subquery()
         )
-        .correlate(S, M)
-        .scalar_subquery()
+
+    # A channel the conversation does not have reads as "read to the end" (it has nothing to read).
+    newest = sa.func.coalesce(C.last_message_id, 0)
+    # SQLite's min() and max() of several arguments are PostgreSQL's least() and greatest().
+    least, greatest = (sa.func.min, sa.func.max) if dialect == "sqlite" else (sa.func.least, sa.func.greatest)
+    least_read = least(
+        *(
+            sa.case((getattr(C, f"has_{ch}").is_(True), sa.func.coalesce(marker(ch), 0)), else_=newest)
+            for ch in reads.CHANNELS
+        )
+    )
+    start = greatest(sa.func.coalesce(told, 0), least_read)
+    pending = (
+        sa.select(S.user_id, S.conversation_id, start.label("start"))
+        .join(C, C.id == S.conversation_id)
+        .join(User, User.id == S.user_id)
+        .where(S.unread > 0, User.active.is_(True), User.notify_email != "off")
+        .subquery("pending")
     )
     return (
         sa.select(
-            S.user_id,
-            S.conversation_id,
+            pending.c.user_id,
+            pending.c.conversation_id,
             sa.func.min(M.id),
             sa.func.max(M.id),
             sa.func.count(),
             sa.func.min(M.created_at),
         )
-        .select_from(S)
-        .join(User, User.id == S.user_id)
-        .join(M, sa.and_(M.conversation_id == S.conversation_id, M.direction == "inbound"))
+        .select_from(pending)
+        .join(M, sa.and_(M.conversation_id == pending.c.conversation_id, M.id > pending.c.start))
         .where(
-            S.unread > 0,
-            User.active.is_(True),
-            User.notify_email != "off",
-            M.id > sa.func.coalesce(told, 0),
-            M.id > sa.func.coalesce(read_upto, 0),
+            M.direction == "inbound",
+            # Past the person's marker of the message's own channel: unread by them.
+            M.id > sa.func.coalesce(_marker_of(pending), 0),
             # Never for what the person wrote themselves (an inbound message has no author in Relay).
-            sa.or_(M.author_id.is_(None), M.author_id != S.user_id),
+            sa.or_(M.author_id.is_(None), M.author_id != pending.c.user_id),
         )
-        .group_by(S.user_id, S.conversation_id)
+        .group_by(pending.c.user_id, pending.c.conversation_id)
         .having(sa.func.min(M.created_at) <= sa.bindparam("due_before"))
+    )
+
+
+def _marker_of(pending: Any) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(ConversationRead.last_read_message_id)
+        .where(
+            ConversationRead.user_id == pending.c.user_id,
+            ConversationRead.conversation_id == pending.c.conversation_id,
+            ConversationRead.channel == M.channel,
+        )
+        .correlate_except(ConversationRead)
+        .scalar_subquery()
     )
 
 
@@ -254,9 +292,11 @@ def _digest_due(session: Session, user: User, now: datetime) -> bool:
 
 
 def _claim(session: Session, user: User, items: list[Due], now: datetime) -> list[tuple[Due, int]]:
-    """Write the Notification rows, committed before anything is sent; those this caller wrote."""
+    """Write the Notification rows, committed (in one transaction) before anything is sent; those this
+    caller wrote. In the order of their first message, so that two clocks claiming for the same person
+    meet on the first row and never wait on each other crosswise."""
     claimed = []
-    for item in items:
+    for item in sorted(items, key=lambda d: d.first_id):
         values = {
             "user_id": user.id,
             "conversation_id": item.conversation_id,
@@ -266,13 +306,30 @@ def _claim(session: Session, user: User, items: list[Due], now: datetime) -> lis
             "kind": user.notify_email,
             "created_at": now,
         }
-        if insert_ignore(session, N, values, ["user_id", "first_message_id"]):
-            notification_id = session.scalar(
-                sa.select(N.id).where(N.user_id == user.id, N.first_message_id == item.first_id)
-            )
+        notification_id = session.scalar(_CLAIM, values)
+        if notification_id is not None:
             claimed.append((item, notification_id))
-        session.commit()
+    session.commit()
     return claimed
+
+
+_CLAIM = on_conflict(
+    sa.insert(N).values(
+        {
+            c: sa.bindparam(c)
+            for c in (
+                "user_id",
+                "conversation_id",
+                "first_message_id",
+                "upto_message_id",
+                "messages",
+                "kind",
+                "created_at",
+            )
+        }
+    ),
+    "ON CONFLICT (user_id, first_message_id) DO NOTHING",
+).returning(N.id)
 
 
 def _send(
