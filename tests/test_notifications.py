@@ -64,12 +64,19 @@ def conversation_of(application) -> Conversation:
     return found
 
 
-def say(application, text: str = "Hello", at: datetime = MONDAY, direction: str = "inbound", author=None):
+def say(
+    application,
+    text: str = "Hello",
+    at: datetime = MONDAY,
+    direction: str = "inbound",
+    author=None,
+    channel="sms",
+):
     """A message joins the conversation as a webhook (or compose) would have it join, committed."""
     conversation = conversation_of(application)
     message = Message(
         conversation_id=conversation.id,
-        channel="sms",
+        channel=channel,
         direction=direction,
         author_id=author.id if author else None,
         body=text,
@@ -185,6 +192,20 @@ def test_no_email_for_what_the_person_read_or_wrote(world, sink) -> None:
     sweep(MONDAY + WAIT * 2)
     # Riley read Lena's reply; Jonas's conversation has only Riley's own message.
     assert [m.rcpt_tos for m in sink.messages] == [["sam@acme.test"]]
+
+
+def test_read_on_one_channel_a_reply_on_another_still_waits(world, sink) -> None:
+    set_user(world["sam"], notify_email="off")
+    whatsapp = say(world["lena"], "On WhatsApp", channel="whatsapp")
+    sms = say(world["lena"], "On SMS", at=MONDAY + timedelta(minutes=1))
+    # Riley read the SMS tab only (past the WhatsApp reply's id): the WhatsApp reply is still unread.
+    reads.mark_read(db.session, world["riley"].id, conversation_of(world["lena"]).id, "sms", sms.id)
+    db.session.commit()
+    assert whatsapp.id < sms.id
+    sweep(MONDAY + WAIT * 2)
+    [email] = mails(sink)
+    body = email.get_content()
+    assert "“On WhatsApp”" in body and "“On SMS”" not in body
 
 
 def test_off_means_no_email(world, sink) -> None:

@@ -142,28 +142,51 @@ def _due_statement(dialect: str = "postgresql") -> sa.Select[Any]:
         .join(C, C.id == S.conversation_id)
         .join(User, User.id == S.user_id)
         .where(S.unread > 0, User.active.is_(True), User.notify_email != "off")
-        .subquery("pending")
+        .cte("pending")
     )
-    return (
-        sa.select(
+    unread_by_them = [
+        M.direction == "inbound",
+        # Past the person's marker of the message's own channel: unread by them.
+        M.id > sa.func.coalesce(_marker_of(pending), 0),
+        # Never for what the person wrote themselves (an inbound message has no author in Relay).
+        sa.or_(M.author_id.is_(None), M.author_id != pending.c.user_id),
+    ]
+    if dialect == "postgresql":
+        # Each row's messages read from its start by the index (a LATERAL subquery per row; OFFSET 0
+        # keeps PostgreSQL from merging it into a join): joined plainly, PostgreSQL hashed every inbound
+        # message of the table instead.
+        messages = (
+            sa.select(M.id, M.created_at)
+            .where(M.conversation_id == pending.c.conversation_id, M.id > pending.c.start, *unread_by_them)
+            .offset(0)
+            .lateral("unread")
+        )
+        rows = sa.select(
             pending.c.user_id,
             pending.c.conversation_id,
-            sa.func.min(M.id),
-            sa.func.max(M.id),
+            sa.func.min(messages.c.id),
+            sa.func.max(messages.c.id),
             sa.func.count(),
-            sa.func.min(M.created_at),
+            sa.func.min(messages.c.created_at),
+        ).select_from(pending.join(messages, sa.true()))
+        at = messages.c.created_at
+    else:
+        rows = (
+            sa.select(
+                pending.c.user_id,
+                pending.c.conversation_id,
+                sa.func.min(M.id),
+                sa.func.max(M.id),
+                sa.func.count(),
+                sa.func.min(M.created_at),
+            )
+            .select_from(pending)
+            .join(M, sa.and_(M.conversation_id == pending.c.conversation_id, M.id > pending.c.start))
+            .where(*unread_by_them)
         )
-        .select_from(pending)
-        .join(M, sa.and_(M.conversation_id == pending.c.conversation_id, M.id > pending.c.start))
-        .where(
-            M.direction == "inbound",
-            # Past the person's marker of the message's own channel: unread by them.
-            M.id > sa.func.coalesce(_marker_of(pending), 0),
-            # Never for what the person wrote themselves (an inbound message has no author in Relay).
-            sa.or_(M.author_id.is_(None), M.author_id != pending.c.user_id),
-        )
-        .group_by(pending.c.user_id, pending.c.conversation_id)
-        .having(sa.func.min(M.created_at) <= sa.bindparam("due_before"))
+        at = M.created_at
+    return rows.group_by(pending.c.user_id, pending.c.conversation_id).having(
+        sa.func.min(at) <= sa.bindparam("due_before")
     )
 
 
