@@ -61,6 +61,9 @@ from webapp.notifications import emails, waiting  # noqa: E402
 from webapp.providers.base import Outbound  # noqa: E402
 
 BASE = "https://relay.example"
+# The generated replies are spread over 180 days; a real morning's are from the last few. Every unread
+# one counts here, so that the first run has every unread conversation to tell (~5 % of them).
+emails.HORIZON = timedelta(days=365)
 
 
 class Kept:
@@ -158,7 +161,8 @@ def sweeps(app: Flask, user_id: int, smtp: bool) -> dict[str, Any]:
             }
     with app.app_context():
         compiled = emails._due_statement("postgresql").compile(dialect=db.engine.dialect)
-        params = {**compiled.params, "due_before": datetime.now(UTC)}
+        now = datetime.now(UTC)
+        params = {**compiled.params, "due_before": now, "not_before": now - emails.HORIZON}
         with db.engine.connect() as conn:
             plan = [
                 r[0] for r in conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + compiled.string, params)

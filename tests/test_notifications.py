@@ -252,6 +252,16 @@ def test_outside_working_hours_the_email_waits_for_the_morning(world, sink) -> N
     assert emails.next_at_work(world["riley"], evening) == datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
 
 
+def test_replies_older_than_the_horizon_are_not_news(world, sink) -> None:
+    set_user(world["sam"], notify_email="off")
+    say(world["lena"], "Long ago", at=MONDAY - emails.HORIZON - timedelta(minutes=1))
+    assert sweep(MONDAY) == ""
+    say(world["lena"], "Today")
+    sweep(MONDAY + WAIT)
+    [email] = mails(sink)
+    assert "“Today”" in email.get_content() and "Long ago" not in email.get_content()
+
+
 def test_the_persons_own_zone_and_hours_count_not_the_organisations(world, sink) -> None:
     set_user(world["sam"], notify_email="off")
     # Riley works from New York, 09:00-17:00: 10:00 in Berlin is 04:00 there.

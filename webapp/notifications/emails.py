@@ -47,6 +47,10 @@ from webapp.refusals import Refused
 
 DEFAULT_WAIT = timedelta(minutes=10)
 DIGEST_EVERY = timedelta(hours=1)
+# Replies older than this are not emailed about: long enough to hold a Friday evening's reply to Monday
+# morning, short enough that switching emails on (or the first sweep after an upgrade) does not send
+# one for every conversation left unread for months.
+HORIZON = timedelta(days=4)
 SENDER_NAME = "Relay"
 SHOWN_LINES = 5  # replies quoted in one conversation's part of an email; the rest are counted
 _SALT = "relay-notifications-unsubscribe"
@@ -98,7 +102,8 @@ def due(session: Session, now: datetime, wait: timedelta = DEFAULT_WAIT) -> list
     the states with something unread (their partial index) and, in those conversations, the messages
     after what the person read and was told."""
     statement = _due_statement(session.get_bind().dialect.name)
-    return [Due(*row) for row in session.execute(statement, {"due_before": now - wait})]
+    params = {"due_before": now - wait, "not_before": now - HORIZON}
+    return [Due(*row) for row in session.execute(statement, params)]
 
 
 @lru_cache(maxsize=2)
@@ -150,6 +155,8 @@ def _due_statement(dialect: str = "postgresql") -> sa.Select[Any]:
         M.id > sa.func.coalesce(_marker_of(pending), 0),
         # Never for what the person wrote themselves (an inbound message has no author in Relay).
         sa.or_(M.author_id.is_(None), M.author_id != pending.c.user_id),
+        # Not news any more: see HORIZON.
+        M.created_at > sa.bindparam("not_before"),
     ]
     if dialect == "postgresql":
         # Each row's messages read from its start by the index (a LATERAL subquery per row; OFFSET 0
