@@ -175,6 +175,19 @@ def test_with_nobody_assigned_those_who_wrote_are_told(world, sink) -> None:
     assert [m.rcpt_tos for m in sink.messages] == [["riley@acme.test"]]
 
 
+def test_a_writer_who_left_the_team_is_passed_over_for_the_team(world, sink) -> None:
+    from webapp.models import HiringTeamMember
+
+    earlier = MONDAY - timedelta(hours=1)
+    say(world["lena"], "Hello Lena", at=earlier, direction="outbound", author=world["riley"])
+    say(world["lena"], "Hi Riley")
+    db.session.execute(sa.delete(HiringTeamMember).where(HiringTeamMember.user_id == world["riley"].id))
+    db.session.commit()
+    sweep(MONDAY + WAIT)
+    # The writers' rule named Riley, who may no longer see it: the team (Sam) is told.
+    assert [m.rcpt_tos for m in sink.messages] == [["sam@acme.test"]]
+
+
 def test_with_nobody_assigned_and_no_writer_the_team_with_the_right_is_told(world, sink) -> None:
     outsider = f.user(world["org"], "other@acme.test", codes=[permissions.RECRUITMENT_SMS])
     f.job(world["org"], team=[outsider])  # another job's team

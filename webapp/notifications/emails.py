@@ -223,12 +223,15 @@ def recipients(session: Session, conversation_ids: Iterable[int]) -> dict[int, s
     ):
         writers[conversation_id].add(user_id)
     for conversation in conversations:
-        if conversation.assignee_id is not None:
-            found[conversation.id] = {conversation.assignee_id}
-        elif writers.get(conversation.id):
-            found[conversation.id] = writers[conversation.id]
-        else:
-            found[conversation.id] = set(access.conversation_team_members(session, conversation))
+        # Only those who may still see it: someone who wrote in it and has left its team since is
+        # passed over, and the next rule answers.
+        viewers = set(session.scalars(access.conversation_viewers(conversation)))
+        assignee = {conversation.assignee_id} if conversation.assignee_id is not None else set()
+        found[conversation.id] = (
+            assignee & viewers
+            or writers.get(conversation.id, set()) & viewers
+            or set(access.conversation_team_members(session, conversation)) & viewers
+        )
     return found
 
 
