@@ -101,7 +101,12 @@ def due(session: Session, now: datetime, wait: timedelta = DEFAULT_WAIT) -> list
     of them older than `wait`, among people who want email — before the recipients rule. Reads only
     the states with something unread (their partial index) and, in those conversations, the messages
     after what the person read and was told."""
-    statement = _due_statement(session.get_bind().dialect.name)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # The planner's cost for the per-row index ranges passes JIT's threshold, and compiling the
+        # query took 50 of its 70 ms at 10,000 conversations; it runs in a few ms without.
+        session.execute(sa.text("SET LOCAL jit = off"))
+    statement = _due_statement(dialect)
     params = {"due_before": now - wait, "not_before": now - HORIZON}
     return [Due(*row) for row in session.execute(statement, params)]
 
