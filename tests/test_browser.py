@@ -1298,3 +1298,142 @@ def test_assign_from_the_pane_and_mention_a_colleague_in_a_note_by_keyboard(
     expect(pane.locator(f"#note-error-{cid}")).to_contain_text("Sam Okafor cannot see this conversation")
     expect(pane.get_by_label("Internal note")).to_have_value(typed)
     looks_right("note-refused")
+
+
+# --- Notifications (issue 21 §1) ------------------------------------------------------------------------
+# The top bar's count of what waits for me lives on the poll the page already has: on an application page
+# the thread's poll, on the jobs list (no poll of its own) the light one in base.html. The requests the
+# page makes over a few poll periods are counted: one poll, never two. With desktop alerts turned on (a
+# click, never on load), the count going up shows one alert; nothing is asked of anyone but Relay.
+
+RECORD_ALERTS = """(() => {
+  window.__alerts = [];
+  window.__asked = 0;
+  if (!("Notification" in window)) return;
+  const Real = window.Notification;
+  class Recorded extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__alerts.push([title, options && options.body]);
+    }
+  }
+  Recorded.requestPermission = (...args) => { window.__asked += 1; return Real.requestPermission(...args); };
+  window.Notification = Recorded;
+})();"""
+
+
+def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
+    """An inbound message lands (as a webhook would store it) in a conversation of the recruiter's teams
+    that they have read, other than the one open: their count goes up by one."""
+    from webapp.accounts import access
+    from webapp.inbox import changes as activity
+    from webapp.models import Conversation, ConversationState, Message
+
+    with app.app_context():
+        recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
+        unread = sa.select(ConversationState.conversation_id).where(
+            ConversationState.user_id == recruiter.id, ConversationState.unread > 0
+        )
+        conversation = db.session.scalars(
+            access.visible_conversations(recruiter)
+            .where(
+                access.conversation_mine_or_my_teams(recruiter),
+                Conversation.id != (not_in or 0),
+                Conversation.id.not_in(unread),
+                Conversation.application_id.is_not(None),
+            )
+            .order_by(Conversation.id)
+        ).first()
+        assert conversation is not None
+        message = Message(conversation_id=conversation.id, channel="sms", direction="inbound", body="News?")
+        message.status = "received"
+        db.session.add(message)
+        db.session.flush()
+        activity.record(db.session, conversation, message)
+        db.session.commit()
+        db.session.remove()
+
+
+def polls_of(asked: list[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for url in asked:
+        path = re.sub(r"\?.*", "", url.split("//", 1)[1].split("/", 1)[1])
+        path = re.sub(r"\d+", "<id>", path)
+        counted[path] = counted.get(path, 0) + 1
+    return counted
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
+    page: Page, live_app: Flask, live_server: str, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    live_app.config["WAITING_POLL_SECONDS"] = 1  # the light poll, quicker than its 10 s for the test
+    try:
+        page.context.add_init_script(RECORD_ALERTS)
+        page.set_viewport_size(size)
+        sign_in(page, "recruiter@acme.example")
+        page.goto(application_path(live_app, "Noah Miller", "Backend Engineer"))
+        badge = page.locator("#waiting")
+        expect(badge).to_be_visible()
+        before = int(badge.get_attribute("data-count"))
+        assert page.evaluate("window.__asked") == 0  # never asked on load
+        alerts = page.get_by_role("button", name="Desktop alerts")
+        if width > 600:
+            alerts.click()  # the visible control asks the browser
+            assert page.evaluate("window.__asked") == 1
+        else:
+            expect(alerts).to_be_hidden()  # on a phone the control is on the settings page (below)
+        page.context.grant_permissions(["notifications"], origin=live_server)
+        assert axe_problems(page, axe_source) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+        # Over three poll periods of the thread (2 s): the reply elsewhere shows in the top bar, and the
+        # page asked nothing but its thread's poll.
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if r.resource_type in ("xhr", "fetch") else None)
+        open_id = int(page.locator(".thread-wrap").get_attribute("id").removeprefix("thread-"))
+        a_reply_for_the_recruiter(live_app, not_in=open_id)
+        expect(page.locator("#waiting-count")).to_have_text(str(before + 1), timeout=4000)
+        page.wait_for_timeout(4000)
+        counted = polls_of(asked)
+        assert set(counted) == {"conversations/<id>/thread"}, counted
+        assert 3 <= counted["conversations/<id>/thread"] <= 5, counted
+        assert page.evaluate("window.__alerts") == [
+            ["Relay: a reply is waiting", f"{before + 1} conversations waiting for you"]
+        ]
+        shot(page, f"waiting-application-{width}")
+
+        # The jobs list has no poll of its own: the top bar's light one, and only it.
+        to_jobs(page)
+        asked.clear()
+        a_reply_for_the_recruiter(live_app)
+        expect(page.locator("#waiting-count")).to_have_text(str(before + 2), timeout=4000)
+        page.wait_for_timeout(3000)
+        counted = polls_of(asked)
+        assert set(counted) == {"notifications/waiting"}, counted
+        assert 3 <= counted["notifications/waiting"] <= 6, counted
+        assert axe_problems(page, axe_source) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        shot(page, f"waiting-jobs-{width}")
+
+        # The person's own settings: the email choice, their hours, and the browser's alerts.
+        # From the foot of any page.
+        page.get_by_role("contentinfo").get_by_role("link", name="Your notifications").click()
+        expect(page.get_by_role("heading", name="Your notifications", level=1)).to_be_visible()
+        expect(page.locator("[data-alerts-state]")).to_have_text("Desktop alerts are on in this browser.")
+        page.get_by_label("An hourly digest").check()
+        page.get_by_label("Until").fill("17:00")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+        expect(page.get_by_label("An hourly digest")).to_be_checked()
+        assert axe_problems(page, axe_source) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        shot(page, f"notification-settings-{width}")
+    finally:
+        live_app.config["WAITING_POLL_SECONDS"] = 10
+        with live_app.app_context():
+            recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
+            recruiter.notify_email, recruiter.work_until = "now", datetime(2000, 1, 1, 18).time()
+            db.session.commit()
+            db.session.remove()

@@ -73,6 +73,7 @@ def test_the_tree_has_the_two_kinds_of_package() -> None:
         "inbox",
         "interviews",
         "jobs",
+        "notifications",
         "staff",
         "webhooks",
     ]
@@ -92,7 +93,7 @@ def test_a_domain_package_knows_nothing_of_the_web(package: str) -> None:
 
 def test_every_blueprint_is_a_web_package_defined_in_its_routes_module(tmp_path: Path) -> None:
     app = create_app(test_config(f"sqlite:///{tmp_path}/relay.db"))
-    assert len(app.blueprints) == 10
+    assert len(app.blueprints) == 11
     for bp in app.blueprints.values():
         assert bp.import_name.startswith("webapp.web.") and bp.import_name.endswith(".routes"), bp.import_name
         package = WEB / bp.import_name.split(".")[2]

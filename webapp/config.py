@@ -181,6 +181,12 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # How often the clock hands messages scheduled for later to dispatch once their time has come
         # (0: never). A message leaves within this long of its time, plus its turn in the pacing.
         "SCHEDULED_SEND_EVERY_SECONDS": _seconds(env, "SCHEDULED_SEND_EVERY_SECONDS", 15),
+        # Email notifications (webapp.notifications.emails): a reply still unread this many minutes after
+        # it came is emailed to whom it concerns; the clock looks this often (0: never).
+        "NOTIFY_WAIT_MINUTES": _seconds(env, "NOTIFY_WAIT_MINUTES", 10),
+        "NOTIFY_EVERY_SECONDS": _seconds(env, "NOTIFY_EVERY_SECONDS", 60),
+        # The top bar's count on a page that has no poll of its own asks this often (seconds).
+        "WAITING_POLL_SECONDS": _seconds(env, "WAITING_POLL_SECONDS", 10),
         # How many due messages the scheduler takes (and locks) in one transaction.
         "SCHEDULED_SEND_BATCH": _int(env, "SCHEDULED_SEND_BATCH", 500),
         # The recipients' quiet hours (webapp.messaging.timing): a text written at night for them is held

@@ -216,7 +216,10 @@ document.addEventListener("click", async (event) => {
 // once. (The Inbox's poll rests the same way, in inbox.js.)
 document.addEventListener("htmx:beforeRequest", (event) => {
   const elt = event.detail.elt;
-  if (document.hidden && elt instanceof Element && elt.matches(".thread-wrap[data-version]")) event.preventDefault();
+  if (document.hidden && elt instanceof Element && elt.matches(".thread-wrap[data-version]")) {
+    event.preventDefault();
+    askWaitingInstead();
+  }
 });
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && document.querySelector(".thread-wrap[data-version]")) {
@@ -353,3 +356,87 @@ document.addEventListener("focusout", (event) => {
   const list = document.getElementById(field.dataset.mentionList);
   if (list) closeMentions(field, list);
 });
+
+// The top bar's count of what waits for me (base.html, webapp.web.notifications). Every htmx GET of the
+// page (its one poll above all) sends the stamp the count was drawn at; an answer whose X-Relay-Waiting
+// header says "<count> <stamp>" brings a newer one, the Inbox's 204 included. No timer of its own: a page
+// without a poll has the light one in base.html instead.
+function waitingBadge() {
+  return document.getElementById("waiting");
+}
+
+document.addEventListener("htmx:configRequest", (event) => {
+  const badge = waitingBadge();
+  if (badge && event.detail.verb === "get") event.detail.headers["X-Relay-Waiting"] = badge.dataset.stamp;
+});
+
+document.addEventListener("htmx:afterRequest", (event) => {
+  const said = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Relay-Waiting");
+  const badge = waitingBadge();
+  if (!said || !badge) return;
+  const [count, stamp] = said.split(" ");
+  const before = Number(badge.dataset.count);
+  const now = Number(count);
+  badge.dataset.stamp = stamp;
+  badge.dataset.count = String(now);
+  badge.classList.toggle("waiting-none", now === 0);
+  document.getElementById("waiting-count").textContent = now > 99 ? "99+" : String(now);
+  if (now === before) return;
+  const live = document.getElementById("waiting-said");
+  if (live) live.textContent = `${now} conversation${now === 1 ? "" : "s"} waiting for you`;
+  if (now > before) desktopAlert(now, stamp);
+});
+
+// Desktop alerts: the Notification API, asked for only when the person clicks "Desktop alerts" (the top
+// bar, or their notification settings), never on load. Shown when the count goes up, in whichever tab
+// heard it first: every open tab tags its alert with the same stamp, so the browser shows one. Nothing
+// leaves the browser: the count comes from our own poll.
+const alertsSupported = "Notification" in window;
+
+function alertsOn() {
+  return alertsSupported && Notification.permission === "granted";
+}
+
+function desktopAlert(count, stamp) {
+  if (!alertsOn()) return;
+  const badge = waitingBadge();
+  const alert = new Notification("Relay: a reply is waiting", {
+    body: `${count} conversation${count === 1 ? "" : "s"} waiting for you`,
+    tag: `relay-waiting-${stamp}`,
+    icon: document.querySelector('link[rel="icon"]')?.href,
+  });
+  alert.onclick = () => {
+    window.focus();
+    if (badge) window.location.href = badge.href;
+  };
+}
+
+function showAlertButtons() {
+  for (const button of document.querySelectorAll("[data-alerts-button]")) {
+    button.hidden = !alertsSupported || Notification.permission !== "default";
+  }
+  for (const note of document.querySelectorAll("[data-alerts-state]")) {
+    note.textContent = !alertsSupported ? "This browser cannot show desktop alerts."
+      : Notification.permission === "granted" ? "Desktop alerts are on in this browser."
+      : Notification.permission === "denied" ? "Desktop alerts are blocked in this browser's site settings."
+      : "Desktop alerts are off in this browser.";
+  }
+}
+showAlertButtons();
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("[data-alerts-button]");
+  if (!button || !alertsSupported) return;
+  await Notification.requestPermission();
+  showAlertButtons();
+});
+
+// A page's poll rests in a hidden tab (it would draw, and mark read, what nobody reads). With desktop
+// alerts on, the top bar is asked instead, at most every 10 s, in the poll's place: never beside it.
+let lastAskedHidden = 0;
+function askWaitingInstead() {
+  const badge = waitingBadge();
+  if (!badge || !alertsOn() || Date.now() - lastAskedHidden < 10000) return;
+  lastAskedHidden = Date.now();
+  htmx.ajax("GET", badge.dataset.pollUrl, { source: badge, swap: "none" });
+}

@@ -6,7 +6,10 @@
 
 // The poll rests while the tab is hidden; shown again, it asks at once (its trigger, inbox/_poll.html).
 document.addEventListener("htmx:beforeRequest", (event) => {
-  if (document.hidden && event.detail.elt.id === "inbox-poll") event.preventDefault();
+  if (document.hidden && event.detail.elt.id === "inbox-poll") {
+    event.preventDefault();
+    askWaitingInstead(); // app.js: the top bar's count, for desktop alerts
+  }
 });
 
 // Rows put in above the one being read do not move it: the lowest row in view that the swap leaves

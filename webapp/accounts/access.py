@@ -260,6 +260,18 @@ def _team_rule(user_id: int, organization_id: int | None, admin: bool, crm: bool
     return sa.and_(Conversation.organization_id == organization_id, sa.or_(on_hiring_team, on_sourcing_team))
 
 
+def conversation_mine_or_my_teams(user: User) -> sa.ColumnElement[bool]:
+    """SQL condition: the conversation is assigned to the user, or is one of their teams' (an
+    administrator's too: what waits for them, not every conversation they may read)."""
+    user_id, organization_id, _, crm = _rule_inputs(user)
+    return mine_or_my_teams_rule(user_id, organization_id, crm)
+
+
+def mine_or_my_teams_rule(user_id: int, organization_id: int | None, crm: bool) -> sa.ColumnElement[bool]:
+    """conversation_mine_or_my_teams from what it reads of the user (for statements built once per user)."""
+    return sa.or_(Conversation.assignee_id == user_id, _team_rule(user_id, organization_id, False, crm))
+
+
 def _crm_rule(crm: bool) -> sa.ColumnElement[bool]:
     """Prospects' conversations are for customers with the CRM product (kept, not shown, if it ends)."""
     return sa.true() if crm else Conversation.application_id.is_not(None)
@@ -358,11 +370,18 @@ def _viewers_statement(of_application: bool) -> sa.CompoundSelect:
 def conversation_team(conversation: Conversation) -> sa.Select[tuple[int]]:
     """SQL: the ids of the users on the conversation's own team, in its organisation: the hiring team of
     the application's job, or the community's sourcing team (with the CRM). Those write in it (admins
-    aside) and one of them may be its assignee."""
+    aside) and one of them may be its assignee. The team half of conversation_viewers, so that the two
+    never disagree."""
     return _team_statement(conversation.application_id is not None).params(
         viewers_org=conversation.organization_id,
         viewers_subject=conversation.application_id or conversation.community_membership_id,
     )
+
+
+def conversation_team_members(session: Session, conversation: Conversation) -> list[int]:
+    """The ids of conversation_team: those who may write in it as its team, not administrators who only
+    see it."""
+    return sorted(session.scalars(conversation_team(conversation)))
 
 
 @lru_cache(maxsize=2)
@@ -370,22 +389,20 @@ def _team_statement(of_application: bool) -> sa.Select[tuple[int]]:
     subject = sa.bindparam("viewers_subject", type_=sa.Integer)
     organization = sa.bindparam("viewers_org", type_=sa.Integer)
     if of_application:
-        team = (
+        return (
             sa.select(HiringTeamMember.user_id)
             .join(Application, Application.job_id == HiringTeamMember.job_id)
             .join(User, User.id == HiringTeamMember.user_id)
             .where(Application.id == subject, User.organization_id == organization)
         )
-    else:
-        team = (
-            sa.select(SourcingTeamMember.user_id)
-            .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
-            .join(User, User.id == SourcingTeamMember.user_id)
-            .join(Organization, Organization.id == User.organization_id)
-            .where(
-                CommunityMembership.id == subject,
-                User.organization_id == organization,
-                Organization.has_crm.is_(True),
-            )
+    return (
+        sa.select(SourcingTeamMember.user_id)
+        .join(CommunityMembership, CommunityMembership.community_id == SourcingTeamMember.community_id)
+        .join(User, User.id == SourcingTeamMember.user_id)
+        .join(Organization, Organization.id == User.organization_id)
+        .where(
+            CommunityMembership.id == subject,
+            User.organization_id == organization,
+            Organization.has_crm.is_(True),
         )
-    return team
+    )

@@ -30,17 +30,27 @@ from webapp.models.messaging import (
     Message,
     MessageTemplate,
     NoteMention,
+    Notification,
     OptOut,
     WhatsappTemplate,
 )
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
 from webapp.models.scheduling import ScheduledRun
-from webapp.models.user import LoginAttempt, Permission, Role, SetPasswordLink, User, UserSession
+from webapp.models.user import (
+    NOTIFY_CHOICES,
+    LoginAttempt,
+    Permission,
+    Role,
+    SetPasswordLink,
+    User,
+    UserSession,
+)
 
 __all__ = [
     "CHANNEL_LABELS",
     "INVITATION_STATES",
+    "NOTIFY_CHOICES",
     "STAGES",
     "TEMPLATE_AUDIENCES",
     "TEMPLATE_KINDS",
@@ -70,6 +80,7 @@ __all__ = [
     "Message",
     "MessageTemplate",
     "NoteMention",
+    "Notification",
     "OptOut",
     "Organization",
     "Permission",

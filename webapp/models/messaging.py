@@ -310,6 +310,32 @@ class ConversationState(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Notification(Base):
+    """An email that told one person that replies wait in one conversation (webapp.notifications): the
+    first and the last inbound message it named. Written, and committed, before the email leaves; the
+    unique first message per person is the claim, so two clocks sweeping at once send it once."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "first_message_id"),
+        # What was already told: the newest message named, per person and conversation.
+        sa.Index("ix_notification_user_conversation", "user_id", "conversation_id", "upto_message_id"),
+        sa.CheckConstraint("kind IN ('now', 'hourly')", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(sa.ForeignKey("conversation.id", ondelete="CASCADE"))
+    # Plain numbers, like Conversation.last_message_id: messages are never deleted alone.
+    first_message_id: Mapped[int] = mapped_column(sa.BigInteger)
+    upto_message_id: Mapped[int] = mapped_column(sa.BigInteger)
+    messages: Mapped[int] = mapped_column(default=1)
+    kind: Mapped[str] = mapped_column(sa.String(10), default="now")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(sa.String(300))
+
+
 class ActivityClock(Base):
     """A counter per organisation that moves whenever one of its conversations (or one of its
     sub-organisations') changes: the organisation-wide half of the inbox's change marker.

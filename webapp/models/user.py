@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -57,11 +57,20 @@ class Role(Base):
         return f"<Role {self.name!r}>"
 
 
+# How a person hears by email that a conversation waits for them (webapp.notifications).
+NOTIFY_CHOICES = {
+    "now": "At once (after the wait)",
+    "hourly": "An hourly digest",
+    "off": "Off",
+}
+
+
 class User(UserMixin, Base):
     __tablename__ = "user"
     __table_args__ = (
         # Only customer-success staff stand outside every customer organisation.
         sa.CheckConstraint("is_staff OR organization_id IS NOT NULL", name="staff_or_member"),
+        sa.CheckConstraint("notify_email IN ('now', 'hourly', 'off')", name="notify_email_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -72,6 +81,17 @@ class User(UserMixin, Base):
     is_staff: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Their own clock (IANA name); None: their organisation's. Notification emails wait for their hours.
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    # Their working hours on that clock, and the ISO weekdays they work ("12345": Monday to Friday):
+    # outside them no notification email is sent; it waits for their morning.
+    work_from: Mapped[time] = mapped_column(sa.Time, default=time(8), server_default="08:00:00")
+    work_until: Mapped[time] = mapped_column(sa.Time, default=time(18), server_default="18:00:00")
+    work_days: Mapped[str] = mapped_column(sa.String(7), default="12345", server_default="12345")
+    # NOTIFY_CHOICES; "off" too after the one-click unsubscribe link of such an email.
+    notify_email: Mapped[str] = mapped_column(sa.String(10), default="now", server_default="now")
+    # The start of the last hourly digest: the next is due an hour later (a conditional UPDATE claims it).
+    digest_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organization: Mapped[Organization | None] = relationship(back_populates="users")
     roles: Mapped[list[Role]] = relationship(secondary=user_role)

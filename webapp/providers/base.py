@@ -26,6 +26,8 @@ class Outbound:
     body: str
     subject: str | None = None  # email only
     reply_to: str | None = None  # email only
+    # Email only: more headers, as (name, value) pairs (List-Unsubscribe on a notification of Relay's own).
+    headers: tuple[tuple[str, str], ...] = ()
     # WhatsApp outside the 24-hour window: an approved template, its locale and its parameter values.
     template_name: str | None = None
     template_locale: str | None = None

@@ -240,6 +240,9 @@ def compose(outbound: Outbound, from_address: str) -> EmailMessage:
     message["Message-ID"] = make_msgid(domain=domain)
     if outbound.message_id is not None:
         message["X-Relay-Message-Id"] = str(outbound.message_id)
+    for name, value in outbound.headers:
+        # One line each: a header value is ours (a signed link), never a way to add another header.
+        message[name] = _one_line(value)
     message.set_content(outbound.body)
     return message
 

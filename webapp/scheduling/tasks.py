@@ -74,10 +74,31 @@ def apply_stored_webhooks(now: datetime) -> str:
     return ingest.sweep(now, timedelta(seconds=current_app.config["WEBHOOK_SWEEP_SECONDS"]))
 
 
+def notify_by_email(now: datetime) -> str:
+    """Replies unread past NOTIFY_WAIT_MINUTES: one email to whom each concerns, under their choice and
+    within their hours (webapp.notifications.emails)."""
+    from flask import current_app
+
+    from webapp.notifications import emails
+    from webapp.providers import registry
+
+    config = current_app.config
+    swept = emails.sweep(
+        db.session,
+        now,
+        registry.for_channel(current_app._get_current_object(), "email"),
+        config["PUBLIC_BASE_URL"],
+        config["SECRET_KEY"],
+        wait=timedelta(minutes=float(config["NOTIFY_WAIT_MINUTES"])),
+    )
+    return str(swept)
+
+
 TASKS: tuple[Task, ...] = (
     Task("dispatch-recovery", "DISPATCH_SWEEP_SECONDS", recover_claims),
     Task("unknown-give-up", "DISPATCH_SWEEP_SECONDS", give_up_unknown),
     Task("scheduled-send", "SCHEDULED_SEND_EVERY_SECONDS", send_scheduled),
     Task("compliance-expiry", "COMPLIANCE_EXPIRY_SECONDS", expire_compliance),
     Task("webhook-sweep", "WEBHOOK_SWEEP_SECONDS", apply_stored_webhooks),
+    Task("notify-email", "NOTIFY_EVERY_SECONDS", notify_by_email),
 )

@@ -22,6 +22,7 @@ def register(app: Flask, login_manager: LoginManager) -> None:
     from webapp.web.inbox.routes import bp as inbox_bp
     from webapp.web.interviews.routes import bp as interviews_bp
     from webapp.web.jobs.routes import bp as jobs_bp
+    from webapp.web.notifications import routes as notifications
     from webapp.web.staff.routes import bp as staff_bp
     from webapp.web.webhooks import routes as webhooks
 
@@ -40,6 +41,7 @@ def register(app: Flask, login_manager: LoginManager) -> None:
         booking_bp,
     ):
         app.register_blueprint(bp)
+    notifications.register(app)
     webhooks.register(app)
     errors.register(app)
     headers.register(app)

@@ -15,6 +15,7 @@ from webapp.accounts import access, landing
 from webapp.extensions import db
 from webapp.messaging import assignment, sms_words, status
 from webapp.models import CHANNEL_LABELS, Organization
+from webapp.notifications import waiting
 from webapp.web import interview_status
 
 
@@ -43,6 +44,9 @@ def register(app: Flask) -> None:
             "nav_staff": signed_in and current_user.is_staff,
             # Called by the page's header only (fragments skip the queries): Jobs, Inbox, Communities.
             "nav_sections": lambda: landing.sections(db.session, current_user) if signed_in else landing.NONE,
+            # The top bar's count of what waits for the user (webapp.notifications.waiting).
+            "waiting_now": lambda: waiting.waiting(db.session, current_user),
+            "waiting_poll_seconds": f"{float(app.config['WAITING_POLL_SECONDS']):g}",
         }
 
 

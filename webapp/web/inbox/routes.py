@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -182,6 +182,8 @@ def poll() -> Response:
     too, and the page keeps its marker (what it has not seen is still after it)."""
     since = queries.Marker.decode(request.args.get("since"))
     marker = queries.marker(db.session, current_user)
+    # The top bar's stamp is the marker's own (webapp.web.notifications): not read a second time.
+    g.waiting_stamp = str(marker.stamp)
     if since == marker:
         return Response(status=204)
     return _changes(since, marker)
