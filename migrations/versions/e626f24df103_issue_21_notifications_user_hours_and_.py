@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "e626f24df103"
-down_revision = "b057bcfee569"
+down_revision = "4aab9f5f8dc7"
 branch_labels = None
 depends_on = None
 
