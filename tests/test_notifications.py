@@ -443,3 +443,56 @@ def test_two_sweeps_at_once_send_each_email_once(world, sink, app, backend) -> N
     sent = [(m.rcpt_tos[0], m.message["Subject"]) for m in sink.messages]
     assert len(sent) == 24 and len(set(sent)) == 24, outcomes
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 24
+
+
+# --- Mentions (issue 21 §3): a note that names someone is emailed to them, under their choice ---------
+
+
+def mention(world, by: str = "riley", text: str = "@Sam Park can you call Lena back?", at: datetime = MONDAY):
+    from webapp.messaging import notes
+
+    conversation = conversation_of(world["lena"])
+    note = notes.add_note(db.session, world[by], conversation, text, at)
+    db.session.commit()
+    return conversation, note
+
+
+def test_a_mention_not_opened_within_the_wait_is_emailed_to_that_person_once(world, sink) -> None:
+    say(world["lena"], "Hello", direction="outbound", author=world["riley"], at=MONDAY - timedelta(hours=1))
+    conversation, _ = mention(world, text="@Sam Park can you call Lena back?\nShe prefers mornings.")
+    assert sweep(MONDAY + WAIT - timedelta(seconds=1)) == ""
+    assert "1 notification email(s) sent" in sweep(MONDAY + WAIT)
+    [email] = mails(sink)
+    assert email["To"] == "sam@acme.test"
+    assert email["Subject"] == "Riley Chen mentioned you about Lena Müller"
+    body = email.get_content()
+    assert "Riley Chen mentioned you in a note about Lena Müller (Backend Engineer):" in body
+    assert "  @Sam Park can you call Lena back?\n  She prefers mornings." in body
+    assert f"{BASE}/inbox?c={conversation.id}" in body and email["List-Unsubscribe"]
+    assert sweep(MONDAY + WAIT * 3) == ""
+    assert len(mails(sink)) == 1
+
+
+def test_no_mention_email_once_opened_or_when_off_or_for_oneself(world, sink) -> None:
+    say(world["lena"], "Hello", direction="outbound", author=world["riley"], at=MONDAY - timedelta(hours=1))
+    conversation, _ = mention(world, text="@Sam Park and @Riley Chen, see this")
+    reads.mark_conversation_read(db.session, world["sam"].id, conversation)
+    db.session.commit()
+    assert sweep(MONDAY + WAIT) == ""  # Sam opened it; Riley wrote it
+
+    set_user(world["sam"], notify_email="off")
+    mention(world, text="@Sam Park again", at=MONDAY + WAIT)
+    assert sweep(MONDAY + WAIT * 3) == ""
+    assert mails(sink) == []
+
+
+def test_a_mention_joins_the_hourly_digest(world, sink) -> None:
+    set_user(world["sam"], notify_email="hourly")
+    set_user(world["riley"], notify_email="off")
+    say(world["jonas"], "From Jonas")
+    mention(world, text="@Sam Park have a look")
+    sweep(MONDAY + WAIT)
+    [digest] = mails(sink, "sam@acme.test")
+    assert digest["Subject"] == "2 conversations wait for you on Relay"
+    body = digest.get_content()
+    assert "“From Jonas”" in body and "Riley Chen mentioned you in a note about Lena Müller" in body

@@ -1,4 +1,5 @@
-"""Email notifications: a person wrote, and nobody it concerns has read it within the wait.
+"""Email notifications: a person wrote, and nobody it concerns has read it within the wait; or a
+colleague @mentioned someone in a note, which they have not opened within the wait.
 
 The clock's "notify-email" task calls `sweep` (webapp.scheduling.tasks). For each person and conversation
 whose inbound messages — not yet read by that person, not yet named in an email to them — have waited
@@ -9,6 +10,11 @@ NOTIFY_WAIT_MINUTES since the first of them, the conversation's recipients get o
 - each under their own choice (User.notify_email): at once, in an hourly digest, or off;
 - only within their working hours on their clock (User.time_zone, else the organisation's): outside
   them the email waits, and the first sweep of their morning sends it.
+
+A mention (webapp.messaging.notes) is emailed to the person mentioned, under the same choice and hours:
+at once (one email for the mentions of a sweep), or in the hourly digest; not when they have opened the
+conversation since (it is read) or may no longer see it. It is claimed by setting its `emailed_at` in a
+conditional UPDATE before the email leaves.
 
 Each email is claimed before it leaves: a Notification row, unique per person and first message, written
 and committed first. Two clocks sweeping at once try to write the same row; one of them does, and only
@@ -37,6 +43,7 @@ from webapp.models import (
     ConversationRead,
     ConversationState,
     Message,
+    NoteMention,
     Notification,
     User,
     utcnow,
@@ -53,6 +60,7 @@ DIGEST_EVERY = timedelta(hours=1)
 HORIZON = timedelta(days=4)
 SENDER_NAME = "Relay"
 SHOWN_LINES = 5  # replies quoted in one conversation's part of an email; the rest are counted
+NOTE_SHOWN = 600  # characters of a note quoted in a mention's email
 _SALT = "relay-notifications-unsubscribe"
 UNSUBSCRIBE_PATH = "/notifications/unsubscribe/"
 SETTINGS_PATH = "/settings/notifications"
@@ -290,7 +298,8 @@ def sweep(
     """One pass: claim and send every email that is due at `now` (committing as it goes)."""
     swept = Swept()
     found = due(session, now, wait)
-    if not found:
+    mentioned = mentions_due(session, now, wait)
+    if not found and not mentioned:
         session.rollback()
         return swept
     told = recipients(session, {d.conversation_id for d in found})
@@ -298,20 +307,96 @@ def sweep(
     for item in found:
         if item.user_id in told.get(item.conversation_id, set()):
             by_user[item.user_id].append(item)
-    users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(sorted(by_user))))}
+    waiting = set(by_user) | set(mentioned)
+    users = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(sorted(waiting))))}
     session.commit()
-    for user_id, items in sorted(by_user.items()):
-        user = users[user_id]
+    for user_id in sorted(waiting):
+        user, items = users[user_id], by_user.get(user_id, [])
         if not at_work(user, now) or (user.notify_email == "hourly" and not _digest_due(session, user, now)):
             swept.held += 1
             continue
-        claimed = _claim(session, user, items, now)
+        claimed = _claim(session, user, items, now) if items else []
         swept.claimed_elsewhere += len(items) - len(claimed)
-        groups = [claimed] if user.notify_email == "hourly" else [[c] for c in claimed]
-        for group in groups:
-            if group:
-                _send(session, sender, user, group, base_url, secret, swept)
+        notes = _claim_mentions(session, mentioned.get(user_id, []), now)
+        if user.notify_email == "hourly":
+            if claimed or notes:
+                _send(session, sender, user, claimed, base_url, secret, swept, notes)
+            continue
+        for one in claimed:
+            _send(session, sender, user, [one], base_url, secret, swept)
+        if notes:
+            _send(session, sender, user, [], base_url, secret, swept, notes)
     return swept
+
+
+@dataclass(frozen=True)
+class Mentioned:
+    """A note that mentions the person, not emailed yet."""
+
+    mention_id: int
+    conversation_id: int
+    author: str
+    body: str
+    at: datetime
+
+
+def mentions_due(
+    session: Session, now: datetime, wait: timedelta = DEFAULT_WAIT
+) -> dict[int, list[Mentioned]]:
+    """Per person: the mentions made between HORIZON and `wait` ago, not emailed yet, of people who want
+    email, still active, who have not read the conversation since (unread for them) and may still see it."""
+    from webapp.messaging import notes
+
+    found: dict[int, list[Mentioned]] = defaultdict(list)
+    mentions = [m for m in notes.unnotified(session, now - HORIZON) if m.created_at <= now - wait]
+    if not mentions:
+        return found
+    conversations = {m.event.conversation_id for m in mentions}
+    unread = set(
+        session.execute(
+            sa.select(S.user_id, S.conversation_id).where(
+                S.conversation_id.in_(sorted(conversations)), S.unread > 0
+            )
+        ).tuples()
+    )
+    viewers: dict[int, set[int]] = {}
+    for mention in mentions:
+        user, event = mention.user, mention.event
+        if (
+            not user.active
+            or user.notify_email == "off"
+            or user.id == event.author_id  # never for what they wrote themselves
+            or (user.id, event.conversation_id) not in unread
+        ):
+            continue
+        if event.conversation_id not in viewers:
+            conversation = session.get(Conversation, event.conversation_id)
+            assert conversation is not None
+            viewers[event.conversation_id] = set(session.scalars(access.conversation_viewers(conversation)))
+        if user.id in viewers[event.conversation_id]:
+            author = event.author.name if event.author else "A colleague"
+            found[user.id].append(
+                Mentioned(mention.id, event.conversation_id, author, event.body or "", event.created_at)
+            )
+    return found
+
+
+def _claim_mentions(session: Session, mentioned: list[Mentioned], now: datetime) -> list[Mentioned]:
+    """Mark the mentions emailed, committed before the email leaves; those this caller marked (another
+    clock may have marked some first)."""
+    if not mentioned:
+        return []
+    taken = set(
+        session.scalars(
+            sa.update(NoteMention)
+            .where(NoteMention.id.in_([m.mention_id for m in mentioned]), NoteMention.emailed_at.is_(None))
+            .values(emailed_at=now)
+            .returning(NoteMention.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    session.commit()
+    return [m for m in mentioned if m.mention_id in taken]
 
 
 def _digest_due(session: Session, user: User, now: datetime) -> bool:
@@ -378,21 +463,23 @@ def _send(
     base_url: str,
     secret: str,
     swept: Swept,
+    mentioned: list[Mentioned] | None = None,
 ) -> None:
-    email = compose(session, user, [d for d, _ in group], base_url, secret)
+    email = compose(session, user, [d for d, _ in group], base_url, secret, mentioned or [])
     error = None
     try:
         sender.send(email)
     except ProviderError as failure:
         error = f"{failure.title}: {failure.detail}" if failure.detail else failure.title
     ids = [notification_id for _, notification_id in group]
-    session.execute(
-        sa.update(N)
-        .where(N.id.in_(ids))
-        .values(sent_at=None if error else utcnow(), error=error and error[:300])
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+    if ids:
+        session.execute(
+            sa.update(N)
+            .where(N.id.in_(ids))
+            .values(sent_at=None if error else utcnow(), error=error and error[:300])
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
     if error:
         swept.failed += 1
         swept.errors.append(error)
@@ -403,10 +490,29 @@ def _send(
 # --- The email ----------------------------------------------------------------------------------------
 
 
-def compose(session: Session, user: User, items: list[Due], base_url: str, secret: str) -> Outbound:
-    """One email to `user` about the replies in `items` (one conversation, or a digest of several)."""
+def compose(
+    session: Session,
+    user: User,
+    items: list[Due],
+    base_url: str,
+    secret: str,
+    mentioned: list[Mentioned] | None = None,
+) -> Outbound:
+    """One email to `user` about the replies in `items` (one conversation, or a digest of several) and
+    the notes that mention them."""
     base = base_url.rstrip("/")
     parts, subject = [], ""
+    for note in mentioned or []:
+        conversation = session.get(Conversation, note.conversation_id)
+        assert conversation is not None
+        about = subjects.of_conversation(conversation)
+        text = note.body if len(note.body) <= NOTE_SHOWN else note.body[: NOTE_SHOWN - 1] + "…"
+        quoted = "\n".join(f"  {line}" for line in text.splitlines())
+        parts.append(
+            f"{note.author} mentioned you in a note about {about.contact.full_name} ({about.title}):\n\n"
+            f"{quoted}\n\nOpen the conversation: {base}/inbox?c={note.conversation_id}\n"
+        )
+        subject = f"{note.author} mentioned you about {about.contact.full_name}"
     for item in items:
         conversation = session.get(Conversation, item.conversation_id)
         assert conversation is not None
@@ -433,14 +539,27 @@ def compose(session: Session, user: User, items: list[Due], base_url: str, secre
             f"Open the conversation: {base}/inbox?c={item.conversation_id}\n"
         )
         subject = f"{who} wrote about {about.title}"
-    if len(items) > 1:
-        subject = f"{len(items)} conversations wait for you on Relay"
+    notes = mentioned or []
+    if items and len(items) + len(notes) > 1:
+        conversations = {i.conversation_id for i in items} | {n.conversation_id for n in notes}
+        subject = (
+            f"{len(conversations)} conversation{'s' if len(conversations) > 1 else ''} wait for you on Relay"
+        )
+    elif len(notes) > 1:
+        subject = f"{len(notes)} notes mention you on Relay"
+    why = (
+        "nobody read these replies within the wait"
+        if not notes
+        else "you were mentioned and had not opened the conversation within the wait"
+        if not items
+        else "of replies and mentions you had not read within the wait"
+    )
     unsubscribe = base + UNSUBSCRIBE_PATH + unsubscribe_token(secret, user.id)
     body = (
         f"Hello {user.name},\n\n"
         + "\n".join(parts)
-        + f"\nYou get this email because nobody read these replies within the wait. Choose how you are "
-        f"told (at once, an hourly digest, or not at all) and your working hours: {base}{SETTINGS_PATH}\n"
+        + f"\nYou get this email because {why}. Choose how you are told (at once, an hourly digest, or "
+        f"not at all) and your working hours: {base}{SETTINGS_PATH}\n"
         f"Stop these emails with one click: {unsubscribe}\n"
     )
     return Outbound(
