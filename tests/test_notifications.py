@@ -496,3 +496,14 @@ def test_a_mention_joins_the_hourly_digest(world, sink) -> None:
     assert digest["Subject"] == "2 conversations wait for you on Relay"
     body = digest.get_content()
     assert "“From Jonas”" in body and "Riley Chen mentioned you in a note about Lena Müller" in body
+
+
+def test_a_mention_is_claimed_once_whoever_sweeps(world, sink) -> None:
+    mention(world)
+    due = emails.mentions_due(db.session, MONDAY + WAIT)[world["sam"].id]
+    assert [m.mention_id for m in emails._claim_mentions(db.session, due, MONDAY + WAIT)] == [
+        due[0].mention_id
+    ]
+    # A second clock that read the same mention before the first marked it: nothing left to send.
+    assert emails._claim_mentions(db.session, due, MONDAY + WAIT) == []
+    assert emails.mentions_due(db.session, MONDAY + WAIT) == {}
