@@ -1323,28 +1323,29 @@ RECORD_ALERTS = """(() => {
 
 
 def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
-    """An inbound message lands (as a webhook would store it) in a conversation of the recruiter's teams
-    that they have read, other than the one open: their count goes up by one."""
-    from webapp.accounts import access
+    """An inbound message lands (as a webhook would store it) in a new conversation of one of the
+    recruiter's jobs (never one another browser test reads: the live app is the session's): their count
+    goes up by one. `not_in`: the conversation open on the page, which this never is."""
     from webapp.inbox import changes as activity
-    from webapp.models import Conversation, ConversationState, Message
+    from webapp.models import Application, Candidate, Conversation, HiringTeamMember, Job, Message
 
     with app.app_context():
         recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
-        unread = sa.select(ConversationState.conversation_id).where(
-            ConversationState.user_id == recruiter.id, ConversationState.unread > 0
-        )
-        conversation = db.session.scalars(
-            access.visible_conversations(recruiter)
-            .where(
-                access.conversation_mine_or_my_teams(recruiter),
-                Conversation.id != (not_in or 0),
-                Conversation.id.not_in(unread),
-                Conversation.application_id.is_not(None),
-            )
-            .order_by(Conversation.id)
+        job = db.session.scalars(
+            sa.select(Job)
+            .join(HiringTeamMember, HiringTeamMember.job_id == Job.id)
+            .where(HiringTeamMember.user_id == recruiter.id)
+            .order_by(Job.id)
         ).first()
-        assert conversation is not None
+        assert job is not None
+        candidate = Candidate(organization_id=job.organization_id, first_name="Noor", last_name="Haddad")
+        application = Application(job=job, candidate=candidate)
+        db.session.add_all([candidate, application])
+        db.session.flush()
+        conversation = Conversation(organization_id=job.organization_id, application_id=application.id)
+        db.session.add(conversation)
+        db.session.flush()
+        assert conversation.id != not_in
         message = Message(conversation_id=conversation.id, channel="sms", direction="inbound", body="News?")
         message.status = "received"
         db.session.add(message)

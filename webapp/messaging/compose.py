@@ -302,6 +302,15 @@ def hours_said(
         return refused
 
 
+def picked_said(typed_send_at: str, zone: str, now: datetime) -> datetime | SendRefused:
+    """A time picked for several people (each of whom gets their own hours at Send): the moment, or the
+    refusal Send would meet (not a time, or past)."""
+    try:
+        return checks.check_send_at(timing.local_time(typed_send_at, zone), now)
+    except SendRefused as refused:
+        return refused
+
+
 def hours_for(
     session: Session,
     about: Subject,

@@ -343,10 +343,9 @@ def hours_for_many(send_at: str) -> dict[str, Any]:
     zone = zones.name_of_reader(current_user)
     if not send_at.strip():
         return {"hours_many": ""}
-    try:
-        at = checks.check_send_at(timing.local_time(send_at, zone), utcnow())
-    except SendRefused as refused:
-        return {"hours_refusal": refused.message, "hours_field": refused.field}
+    at = compose.picked_said(send_at, zone, utcnow())
+    if isinstance(at, SendRefused):
+        return {"hours_refusal": at.message, "hours_field": at.field}
     return {"hours_many": timing.both_times(at, None, zone)}
 
 
