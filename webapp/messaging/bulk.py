@@ -185,7 +185,7 @@ def preview(
     now = now or utcnow()
     org = user.organization
     assert org is not None
-    cap = org.top.bulk_cap if org.parent_id is not None else org.bulk_cap
+    cap = org.bulk_cap
     template = None
     if channel == "whatsapp" and whatsapp_template_id is not None:
         template = whatsapp.approved_template(session, org.id, whatsapp_template_id)
