@@ -253,3 +253,36 @@ def test_whatsapp_outside_the_window_needs_an_approved_template(app, world, fake
         db.session, world["user"], subjects, "whatsapp", "", whatsapp_template_id=template.id, now=NOW
     )
     assert len(plan.sendable) == 6 and plan.lines[0].text.startswith("Hi Tex, can we talk about Backend")
+
+
+def test_two_workers_on_one_batch_send_nobody_twice(app, world, fake) -> None:
+    """The RQ job and the clock's pass may run one batch at once: the claim keeps each person to one."""
+    import threading
+
+    ids = people(world, 30)
+    f.credits(world["org"], 100)
+    batch = start(world, ids)
+    composed: list[int] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(2)
+
+    def worker() -> None:
+        with app.app_context():
+            try:
+                go.wait()
+                composed.append(bulk.run(batch.id, now=lambda: NOW))
+            except BaseException as error:  # reported below: a thread's failure must fail the test
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sum(composed) == 30
+    sent = posts(fake)
+    assert len(sent) == 30 and set(sent.values()) == {1}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 30
