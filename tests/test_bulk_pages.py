@@ -99,3 +99,44 @@ def test_credits_that_do_not_cover_refuse_on_the_preview_and_at_send(client, aut
     refused = client.post(f"/jobs/{job}/message/send", data=form(client, world, body=body))
     assert refused.status_code == 422 and "cost 24 credits" in refused.get_data(as_text=True)
     assert not fake.requests
+
+
+def test_a_communitys_members_are_messaged_each_in_their_own_conversation(client, auth, world, fake) -> None:
+    acme = world["org"]
+    acme.has_crm = True
+    sourcer = f.user(acme, "sourcer@acme.test", codes=[permissions.SOURCING_MESSAGING])
+    community = f.community(acme, "Rust people", team=[sourcer])
+    members = [
+        f.membership(community, f.prospect(acme, f"Pro{i}", "Spect", mobile=f"+49151234568{i:02d}")).id
+        for i in range(4)
+    ]
+    other = f.community(acme, "Not theirs")
+    hidden = f.membership(other, f.prospect(acme, "Hid", "Den", mobile="+4915123456900")).id
+    db.session.commit()
+    auth.login("sourcer@acme.test")
+    listing = client.get(f"/communities/{community.id}").get_data(as_text=True)
+    assert 'id="message-selected-members"' in listing and 'form="message-members"' in listing
+    data = {
+        "csrf_token": csrf_from(client, "/communities"),
+        "membership": [str(i) for i in [*members, hidden]],
+        "channel": "sms",
+        "body": "Hi %FIRSTNAME%, about %JOBTITLE%.",
+    }
+    preview = client.post(f"/communities/{community.id}/message/preview", data=data).get_data(as_text=True)
+    assert (
+        "Preview: 4 messages" in preview
+        and "Hi Pro0, about Rust people." in preview
+        and "Hid Den" not in preview
+    )
+    sent = client.post(f"/communities/{community.id}/message/send", data=data)
+    assert sent.status_code == 303
+    assert len({r.body.get("client_ref") for r in fake.requests if r.body}) == 4
+    import sqlalchemy as sa
+
+    from webapp.models import Conversation
+
+    talked = set(db.session.scalars(sa.select(Conversation.community_membership_id)))
+    assert talked == set(members)
+    assert (
+        client.get(f"/communities/{other.id}/message", query_string={"membership": hidden}).status_code == 404
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from functools import partial
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
@@ -17,9 +18,10 @@ from wtforms.validators import Optional
 
 from webapp import ids
 from webapp.accounts import access
+from webapp.crm import prospects
 from webapp.extensions import db
 from webapp.messaging import bulk, checks
-from webapp.messaging.subjects import Subject
+from webapp.messaging.subjects import Kind, Subject
 from webapp.models import CHANNEL_LABELS, Job
 from webapp.web import composer, refusals
 from webapp.web.forms import FlaskForm
@@ -31,80 +33,118 @@ PAGE = 50
 
 
 class BulkForm(composer.Composition):
+    # The chosen people: a job's applications or a community's memberships (one of the two is used).
     application = SelectMultipleField(coerce=ids.parse, validate_choice=False, validators=[Optional()])
+    membership = SelectMultipleField(coerce=ids.parse, validate_choice=False, validators=[Optional()])
 
 
-def _job(job_id: int) -> Job:
-    return access.get_job(db.session, current_user, job_id) or abort(404)
+@dataclass(frozen=True)
+class Place:
+    """Where the people were chosen: a job's application list or a community's member list."""
+
+    kind: Kind
+    owner_id: int
+    title: str
+    list_name: str  # the crumb before the title: "Jobs", "Communities"
+    list_url: str
+    back_url: str
+    urls: dict[str, str]  # compose, counter, preview, send
+
+    @property
+    def field(self) -> str:
+        return "application" if self.kind == "application" else "membership"
 
 
-def _people(job: Job, wanted: list[int | None]) -> list[Subject]:
-    found = bulk.recipients(db.session, current_user, "application", [i for i in wanted if i is not None])
-    return [s for s in found if s.application is not None and s.application.job_id == job.id]
+def _urls(prefix: str, **key: int) -> dict[str, str]:
+    return {
+        name: url_for(f"bulk.{prefix}_{name}", **key) for name in ("compose", "counter", "preview", "send")
+    }
 
 
-def _setup(job: Job, people: list[Subject]) -> composer.Setup:
+def _job(job_id: int) -> Place:
+    job: Job = access.get_job(db.session, current_user, job_id) or abort(404)
+    back = url_for("jobs.detail", job_id=job.id)
+    return Place(
+        "application", job.id, job.title, "Jobs", url_for("jobs.index"), back, _urls("job", job_id=job.id)
+    )
+
+
+def _community(community_id: int) -> Place:
+    community = prospects.get_community(db.session, current_user, community_id) or abort(404)
+    back = url_for("crm.community", community_id=community.id)
+    return Place(
+        "membership",
+        community.id,
+        community.name,
+        "Communities",
+        url_for("crm.index"),
+        back,
+        _urls("community", community_id=community.id),
+    )
+
+
+def _people(place: Place, wanted: list[int | None]) -> list[Subject]:
+    found = bulk.recipients(db.session, current_user, place.kind, [i for i in wanted if i is not None])
+    if place.kind == "application":
+        return [s for s in found if s.application is not None and s.application.job_id == place.owner_id]
+    return [s for s in found if s.membership is not None and s.membership.community_id == place.owner_id]
+
+
+def _setup(place: Place, people: list[Subject]) -> composer.Setup:
     about = people[0]
     return composer.Setup(
         about=about,
         allowed=checks.allowed_channels(current_user, about),
         ids=composer.Ids.of_page("bulk"),
-        action=url_for("bulk.preview", job_id=job.id),
-        preview_url=url_for("bulk.counter", job_id=job.id),
+        action=place.urls["preview"],
+        preview_url=place.urls["counter"],
         css="card composer bulk-composer",
         recipients=len(people),
     )
 
 
-def _compose_page(job: Job, people: list[Subject], form: BulkForm) -> Response:
-    setup = _setup(job, people)
+def _compose_page(place: Place, people: list[Subject], form: BulkForm) -> Response:
+    setup = _setup(place, people)
     channel = form.channel.data or ("sms" if "sms" in setup.allowed else setup.allowed[0])
     return render(
         "bulk/compose.html",
         "bulk/compose.html",
-        job=job,
+        place=place,
+        chosen=form[place.field].data or [],
         people=people,
         **composer.context(form, setup, channel),
     )
 
 
-def _chosen(job: Job, form: BulkForm) -> list[Subject]:
-    people = _people(job, form.application.data or [])
+def _chosen(place: Place, form: BulkForm) -> list[Subject]:
+    people = _people(place, form[place.field].data or [])
     if not people:
         flash("Tick the people to message first.", "error")
-        abort(redirect(url_for("jobs.detail", job_id=job.id), 303))
+        abort(redirect(place.back_url, 303))
     return people
 
 
-@bp.get("/jobs/<id:job_id>/message")
-@login_required
-def compose(job_id: int) -> Response:
-    job = _job(job_id)
-    wanted = [ids.parse(v) for v in request.args.getlist("application")]
-    form = BulkForm(formdata=None, application=[i for i in wanted if i is not None])
-    return _compose_page(job, _chosen(job, form), form)
+def _compose(place: Place) -> Response:
+    wanted = [i for i in (ids.parse(v) for v in request.args.getlist(place.field)) if i is not None]
+    form = BulkForm(formdata=None, **{place.field: wanted})
+    return _compose_page(place, _chosen(place, form), form)
 
 
-@bp.post("/jobs/<id:job_id>/message/counter")
-@login_required
-def counter(job_id: int) -> str:
-    job = _job(job_id)
-    people = _people(job, [ids.parse(v) for v in request.form.getlist("application")])
+def _counter(place: Place) -> str:
+    people = _people(place, [ids.parse(v) for v in request.form.getlist(place.field)])
     if not people:
         abort(404)
-    setup = _setup(job, people)
+    setup = _setup(place, people)
     return render_template(
         "composer/_counter.html", **composer.counter_as_typed(setup, request.form, setup.allowed)
     )
 
 
-@bp.post("/jobs/<id:job_id>/message/preview")
-@login_required
-def preview(job_id: int) -> Response:
-    job, form = _job(job_id), BulkForm()
-    people = _chosen(job, form)
-    page_of = partial(_compose_page, job, people, form)
-    draft = composer.ready(form, _setup(job, people), page_of)
+def _preview(place: Place) -> Response:
+    form = BulkForm()
+    people = _chosen(place, form)
+    page_of = partial(_compose_page, place, people, form)
+    draft = composer.ready(form, _setup(place, people), page_of)
     plan = bulk.preview(
         db.session, current_user, people, draft.channel, draft.body, draft.subject, None, draft.send_at
     )
@@ -115,7 +155,8 @@ def preview(job_id: int) -> Response:
     return render(
         "bulk/preview.html",
         "bulk/_lines.html",
-        job=job,
+        place=place,
+        chosen=form[place.field].data or [],
         form=form,
         plan=plan,
         lines=shown,
@@ -127,19 +168,17 @@ def preview(job_id: int) -> Response:
     )
 
 
-@bp.post("/jobs/<id:job_id>/message/send")
-@login_required
-def send(job_id: int) -> Response:
-    job, form = _job(job_id), BulkForm()
-    people = _chosen(job, form)
-    page_of = partial(_compose_page, job, people, form)
-    draft = composer.ready(form, _setup(job, people), page_of)
+def _send(place: Place) -> Response:
+    form = BulkForm()
+    people = _chosen(place, form)
+    page_of = partial(_compose_page, place, people, form)
+    draft = composer.ready(form, _setup(place, people), page_of)
     batch = refusals.submit(
         form,
         lambda: bulk.start(
             db.session,
             current_user,
-            "application",
+            place.kind,
             [p.id for p in people],
             draft.channel,
             draft.body,
@@ -150,6 +189,54 @@ def send(job_id: int) -> Response:
     )
     bulk.launch(batch.id)
     return redirect(url_for("bulk.progress", batch_id=batch.id), 303)
+
+
+@bp.get("/jobs/<id:job_id>/message")
+@login_required
+def job_compose(job_id: int) -> Response:
+    return _compose(_job(job_id))
+
+
+@bp.post("/jobs/<id:job_id>/message/counter")
+@login_required
+def job_counter(job_id: int) -> str:
+    return _counter(_job(job_id))
+
+
+@bp.post("/jobs/<id:job_id>/message/preview")
+@login_required
+def job_preview(job_id: int) -> Response:
+    return _preview(_job(job_id))
+
+
+@bp.post("/jobs/<id:job_id>/message/send")
+@login_required
+def job_send(job_id: int) -> Response:
+    return _send(_job(job_id))
+
+
+@bp.get("/communities/<id:community_id>/message")
+@login_required
+def community_compose(community_id: int) -> Response:
+    return _compose(_community(community_id))
+
+
+@bp.post("/communities/<id:community_id>/message/counter")
+@login_required
+def community_counter(community_id: int) -> str:
+    return _counter(_community(community_id))
+
+
+@bp.post("/communities/<id:community_id>/message/preview")
+@login_required
+def community_preview(community_id: int) -> Response:
+    return _preview(_community(community_id))
+
+
+@bp.post("/communities/<id:community_id>/message/send")
+@login_required
+def community_send(community_id: int) -> Response:
+    return _send(_community(community_id))
 
 
 def _batch(batch_id: int):  # type: ignore[no-untyped-def]
