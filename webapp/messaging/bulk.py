@@ -284,7 +284,10 @@ def launch(batch_id: int) -> None:
         return
     try:
         if mode == "rq":
-            dispatch.queue(app).enqueue("webapp.messaging.bulk.run_job", batch_id, job_id=f"batch-{batch_id}")
+            # A batch of thousands outlasts RQ's default 180 s; killed anyway, the clock resumes it.
+            dispatch.queue(app).enqueue(
+                "webapp.messaging.bulk.run_job", batch_id, job_id=f"batch-{batch_id}", job_timeout=3600
+            )
         else:
             dispatch._executor(app).submit(_run_in_app, app, batch_id)
     except Exception:
