@@ -187,6 +187,7 @@ def settings(**kw) -> dict:
         "send_from": "09:30",
         "send_until": "18:00",
         "send_days": ["1", "2", "3", "4", "5", "6"],
+        "bulk_cap": "250",
         **kw,
     }
 
@@ -201,7 +202,9 @@ def test_settings_are_saved(client, world) -> None:
     assert (acme.low_credit_threshold, acme.time_zone) == (25, "America/New_York")
     assert acme.help_reply == "Acme Careers. Reply STOP to opt out."
     assert (acme.send_from, acme.send_until, acme.send_days) == (time(9, 30), time(18), "123456")
+    assert acme.bulk_cap == 250
     page = text(client.get("/admin/settings"))
+    assert 'name="bulk_cap"' in page and 'value="250"' in page
     assert 'value="America/New_York"' in page and '<option value="Europe/Berlin">' in page
     assert 'value="09:30"' in page and 'value="18:00"' in page
     assert re.search(r'<input checked[^>]*value="6"', page) and not re.search(
@@ -229,6 +232,8 @@ def test_the_organisations_hours_for_texts_start_at_08_00_to_20_00_monday_to_fri
         ("low_credit_threshold", "abc", "whole number"),
         ("low_credit_threshold", "-5", "from 0 to"),
         ("low_credit_threshold", "99999999999", "from 0 to"),
+        ("bulk_cap", "0", "from 1 to 5000"),
+        ("bulk_cap", "many", "whole number"),
         ("time_zone", "Mars/Olympus", "Choose a time zone from the list"),
         ("time_zone", "", "Choose a time zone from the list"),
         ("channels", "fax", "SMS only, WhatsApp only, or both"),

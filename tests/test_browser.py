@@ -1438,3 +1438,43 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
             recruiter.notify_email, recruiter.work_until = "now", datetime(2000, 1, 1, 18).time()
             db.session.commit()
             db.session.remove()
+
+
+# --- Bulk messages (issue 22 §1) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_bulk_message_preview_then_progress_bar_fits_and_passes_axe(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    page.goto(job_path(live_app, "Backend Engineer"))
+    boxes = page.locator("#invite-selection input.select-box")
+    ticked = min(boxes.count(), 3)
+    assert ticked >= 2
+    for i in range(ticked):
+        boxes.nth(i).check()
+    page.locator("#message-selected").click()
+    expect(page.get_by_role("heading", name=f"Message {ticked} people", level=1)).to_be_visible()
+    page.get_by_role("radio", name="Email").check()
+    page.get_by_label("Subject").fill("News about %JOBTITLE%")
+    page.get_by_label("Message").fill("Hello %FIRSTNAME%, a quick note about %JOBTITLE%.")
+    page.get_by_role("button", name=f"Preview {ticked} messages").click()
+    expect(page.get_by_role("heading", name=re.compile(rf"^Preview: {ticked} messages"))).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"bulk-preview-{width}")
+    page.locator("#bulk-send button").click()
+    bar = page.locator("progress.batch-progress, .batch-progress progress")
+    expect(bar).to_be_visible()
+    # The background run finishes; the page's poll (or its first render) shows it without a reload.
+    expect(page.get_by_role("heading", name="Done", level=2)).to_be_visible(timeout=10_000)
+    assert bar.get_attribute("value") == bar.get_attribute("max") == str(ticked)
+    expect(page.get_by_role("link", name="Download the report (CSV)")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"bulk-progress-{width}")
+    page.reload()  # it survives a reload
+    expect(page.get_by_role("heading", name="Done", level=2)).to_be_visible()

@@ -68,6 +68,7 @@ def test_the_tree_has_the_two_kinds_of_package() -> None:
         "admin",
         "auth",
         "booking",
+        "bulk",
         "conversations",
         "crm",
         "inbox",
@@ -93,7 +94,7 @@ def test_a_domain_package_knows_nothing_of_the_web(package: str) -> None:
 
 def test_every_blueprint_is_a_web_package_defined_in_its_routes_module(tmp_path: Path) -> None:
     app = create_app(test_config(f"sqlite:///{tmp_path}/relay.db"))
-    assert len(app.blueprints) == 11
+    assert len(app.blueprints) == 12
     for bp in app.blueprints.values():
         assert bp.import_name.startswith("webapp.web.") and bp.import_name.endswith(".routes"), bp.import_name
         package = WEB / bp.import_name.split(".")[2]

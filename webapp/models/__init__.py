@@ -2,6 +2,7 @@
 
 from webapp.models.ats import STAGES, Application, Candidate, HiringTeamMember, Job
 from webapp.models.base import Base, utcnow
+from webapp.models.bulk import Batch, BatchRecipient
 from webapp.models.compliance import (
     AcceptableDocument,
     ComplianceDocument,
@@ -58,6 +59,8 @@ __all__ = [
     "ActivityClock",
     "Application",
     "Base",
+    "Batch",
+    "BatchRecipient",
     "BookingVisit",
     "Candidate",
     "Community",

@@ -47,6 +47,8 @@ class Organization(Base):
     # Admins and senders are warned when the shared balance is at or below this (the top organisation's
     # value counts: the balance is its).
     low_credit_threshold: Mapped[int] = mapped_column(default=50, server_default="50")
+    # The most people one bulk message may go to (issue 22); set under Settings.
+    bulk_cap: Mapped[int] = mapped_column(default=500, server_default="500")
     # IANA name; pages show times in it (webapp.zones).
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
     # The organisation's own hours for texts, on the recipient's clock (webapp.messaging.quiet_hours):

@@ -28,6 +28,10 @@ _CLOCK = re.compile(r"([01]?\d|2[0-3])[:.]?([0-5]\d)")
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 
+# The highest cap on one bulk message an organisation may set (the batch's preview is built in one request).
+MAX_BULK_CAP = 5000
+
+
 class SettingsRefused(Refused):
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message, field)
@@ -45,6 +49,8 @@ class Settings:
     send_from: str | None = None
     send_until: str | None = None
     send_days: list[str] | None = None
+    # The most people one bulk message may go to, as typed; None: kept.
+    bulk_cap: str | None = None
 
 
 def channel_choice(org: Organization) -> str:
@@ -125,6 +131,9 @@ def update(org: Organization, values: Settings) -> None:
         threshold = _whole_number(
             values.low_credit_threshold, "low_credit_threshold", 0, credits.MAX_BALANCE, "the threshold"
         )
+    bulk_cap = None
+    if values.bulk_cap is not None:
+        bulk_cap = _whole_number(values.bulk_cap, "bulk_cap", 1, MAX_BULK_CAP, "the limit")
     hours = None
     if texts and None not in (values.send_from, values.send_until, values.send_days):
         hours = send_hours(values.send_from, values.send_until, values.send_days)
@@ -140,6 +149,8 @@ def update(org: Organization, values: Settings) -> None:
     if threshold is not None:
         org.low_credit_threshold = threshold
     org.time_zone = values.time_zone
+    if bulk_cap is not None:
+        org.bulk_cap = bulk_cap
     if hours is not None:
         org.send_from, org.send_until, org.send_days = hours
 

@@ -94,6 +94,14 @@ def notify_by_email(now: datetime) -> str:
     return str(swept)
 
 
+def resume_bulk(now: datetime) -> str:
+    """Bulk messages still running (their worker died, or Redis was away): the rest composed, never one
+    person twice (webapp.messaging.bulk)."""
+    from webapp.messaging import bulk
+
+    return bulk.resume_running(now)
+
+
 TASKS: tuple[Task, ...] = (
     Task("dispatch-recovery", "DISPATCH_SWEEP_SECONDS", recover_claims),
     Task("unknown-give-up", "DISPATCH_SWEEP_SECONDS", give_up_unknown),
@@ -101,4 +109,5 @@ TASKS: tuple[Task, ...] = (
     Task("compliance-expiry", "COMPLIANCE_EXPIRY_SECONDS", expire_compliance),
     Task("webhook-sweep", "WEBHOOK_SWEEP_SECONDS", apply_stored_webhooks),
     Task("notify-email", "NOTIFY_EVERY_SECONDS", notify_by_email),
+    Task("bulk-resume", "DISPATCH_SWEEP_SECONDS", resume_bulk),
 )

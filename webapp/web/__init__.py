@@ -17,6 +17,7 @@ def register(app: Flask, login_manager: LoginManager) -> None:
     from webapp.web.auth import login
     from webapp.web.auth.routes import bp as auth_bp
     from webapp.web.booking.routes import bp as booking_bp
+    from webapp.web.bulk.routes import bp as bulk_bp
     from webapp.web.conversations.routes import bp as conversations_bp
     from webapp.web.crm.routes import bp as crm_bp
     from webapp.web.inbox.routes import bp as inbox_bp
@@ -39,6 +40,7 @@ def register(app: Flask, login_manager: LoginManager) -> None:
         staff_bp,
         interviews_bp,
         booking_bp,
+        bulk_bp,
     ):
         app.register_blueprint(bp)
     notifications.register(app)

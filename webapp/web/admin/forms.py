@@ -28,6 +28,7 @@ class SettingsForm(FlaskForm):
     channels = RadioField("Channels", validate_choice=False, validators=[Optional()])
     help_reply = TextAreaField("Reply to HELP and INFO", validators=[Optional(), Length(max=5000)])
     low_credit_threshold = StringField("Warn when credits fall to", validators=[Optional(), Length(max=50)])
+    bulk_cap = StringField("Most people in one bulk message", validators=[Optional(), Length(max=50)])
     time_zone = StringField("Time zone", validators=[Optional(), Length(max=100)])
     send_from = StringField("From", validators=[Optional(), Length(max=20)])
     send_until = StringField("Until", validators=[Optional(), Length(max=20)])

@@ -29,6 +29,7 @@ def _form(formdata: object = None) -> SettingsForm:
             send_from=f"{org.send_from:%H:%M}",
             send_until=f"{org.send_until:%H:%M}",
             send_days=list(org.send_days),
+            bulk_cap=str(org.bulk_cap),
         )
     else:
         form = SettingsForm()
@@ -72,4 +73,5 @@ def _values(form: SettingsForm) -> organizations.Settings:
         send_from=(form.send_from.data or "") if org.texts else None,
         send_until=(form.send_until.data or "") if org.texts else None,
         send_days=(form.send_days.data or []) if org.texts else None,
+        bulk_cap=form.bulk_cap.data if form.bulk_cap.data is not None else None,
     )

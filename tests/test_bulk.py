@@ -1,0 +1,288 @@
+"""Bulk messages (issue 22 §1) through the fake Vonage: the preview's per-recipient refusals and totals,
+the refusal up front when the credits or the cap do not cover it, each message in its person's own
+conversation, quiet hours per recipient, a provider failure in the middle (the rest go), cancel, and a
+worker killed mid-batch (nobody twice). The clock is passed in."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from tests import factories as f
+from webapp.accounts import permissions
+from webapp.extensions import db
+from webapp.messaging import bulk
+from webapp.models import Batch, BatchRecipient, Conversation, Message, OptOut
+
+
+@pytest.fixture
+def app_config(fake) -> dict[str, object]:
+    # Pacing has its own tests (tests/test_pacing.py); here a US number's one a second would make 500
+    # recipients take minutes without testing anything more.
+    return {
+        **fake.app_settings(),
+        "VONAGE_TIMEOUT": 2,
+        "QUIET_HOURS": True,
+        "VONAGE_RATE_PER_SECOND": 0.0,
+        "SEND_RATE_PER_NUMBER": 0.0,
+    }
+
+
+# Tuesday 13:00 in Austin: afternoon there, 06:00 on Wednesday in Sydney.
+NOW = datetime(2026, 12, 8, 13, 0, tzinfo=ZoneInfo("America/Chicago")).astimezone(UTC)
+
+
+class Killed(BaseException):
+    """A worker's process dying inside a recipient's transaction (not an Exception: nothing catches it)."""
+
+
+@pytest.fixture
+def world(app):
+    org = f.messaging_org("Acme", time_zone="America/Chicago")
+    user = f.user(org, codes=[permissions.RECRUITMENT_SMS], name="Riley Chen")
+    f.number(org, "+15125550100")
+    job = f.job(org, team=[user], title="Backend Engineer")
+    db.session.commit()
+    return {"org": org, "user": user, "job": job}
+
+
+def people(world, n: int, mobile=lambda i: f"+151222{i:05d}", first: str = "Tex") -> list[int]:
+    ids = []
+    for i in range(n):
+        c = f.candidate(world["org"], first, f"Person{i}", mobile=mobile(i))
+        ids.append(f.application(world["job"], c).id)
+    db.session.commit()
+    return ids
+
+
+def posts(fake) -> Counter[str]:
+    return Counter(r.body.get("client_ref") for r in fake.requests if r.body and r.body.get("client_ref"))
+
+
+def start(world, ids, body: str = "Hi %FIRSTNAME%, about %JOBTITLE%.", channel: str = "sms", **kw) -> Batch:
+    return bulk.start(db.session, world["user"], "application", ids, channel, body, now=NOW, **kw)
+
+
+def rows(batch: Batch) -> list[BatchRecipient]:
+    return list(
+        db.session.scalars(
+            sa.select(BatchRecipient).where(BatchRecipient.batch_id == batch.id).order_by(BatchRecipient.id)
+        )
+    )
+
+
+def test_five_hundred_mixed_each_in_their_own_conversation(app, world, fake) -> None:
+    texans = people(world, 400)
+    sydney = people(world, 60, mobile=lambda i: f"+6141{i:07d}", first="Bruce")
+    no_mobile = people(world, 20, mobile=lambda i: None, first="Nomo")
+    opted = people(world, 20, mobile=lambda i: f"+151233{i:05d}", first="Stop")
+    for i in range(20):
+        db.session.add(OptOut(organization_id=world["org"].id, e164=f"+151233{i:05d}"))
+    f.credits(world["org"], 470)
+    db.session.commit()
+    everyone = texans + sydney + no_mobile + opted
+
+    plan = bulk.preview(
+        db.session,
+        world["user"],
+        bulk.recipients(db.session, world["user"], "application", everyone),
+        "sms",
+        "Hi %FIRSTNAME%, it’s about %JOBTITLE%.",
+        now=NOW,
+    )
+    assert len(plan.lines) == 500 and len(plan.sendable) == 460 and plan.skipped == 40
+    assert plan.credits == 460 and plan.segments == 460 and plan.refusal is None
+    assert plan.at_morning == 60
+    reasons = Counter(line.refusal.split(" ")[-1] for line in plan.lines if line.refusal)
+    assert sum(reasons.values()) == 40
+    assert any("no mobile number" in (line.refusal or "") for line in plan.lines)
+    assert any("opted out" in (line.refusal or "") for line in plan.lines)
+    # The typographic apostrophe alone makes every one UCS-2; plain quotes would keep them one segment
+    # either way here (short), so nothing is saved — but every message is counted.
+    assert plan.savings is not None and plan.savings.messages == 460
+    assert plan.lines[0].text == "Hi Tex, it’s about Backend Engineer."
+
+    batch = start(world, everyone)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0  # nothing sent yet
+    assert bulk.run(batch.id, now=lambda: NOW) == 460
+
+    sent = posts(fake)
+    assert len(sent) == 400 and set(sent.values()) == {1}
+    progress = bulk.progress(db.session, batch)
+    assert progress.counts == {"sent": 400, "scheduled": 60, "refused": 40}
+    assert progress.state == "done" and progress.percent == 100
+    for row in rows(batch):
+        if row.message_id is None:
+            continue
+        message = db.session.get(Message, row.message_id)
+        conversation = db.session.get(Conversation, message.conversation_id)
+        assert conversation.application_id == row.subject_id
+        assert message.status == ("scheduled" if row.outcome == "scheduled" else "submitted")
+    report = bulk.report(db.session, batch)
+    assert len(report) == 500 and report[0] == ("Tex Person0", "sent", "")
+
+
+def test_a_balance_that_does_not_cover_refuses_before_anything_is_stored(app, world, fake) -> None:
+    ids = people(world, 30)
+    f.credits(world["org"], 29)
+    db.session.commit()
+    with pytest.raises(bulk.BulkRefused, match="cost 30 credits and your balance is 29"):
+        start(world, ids)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
+    assert not posts(fake)
+
+
+def test_the_organisations_cap_refuses_a_larger_batch(app, world) -> None:
+    ids = people(world, 11)
+    f.credits(world["org"], 100)
+    world["org"].bulk_cap = 10
+    db.session.commit()
+    with pytest.raises(bulk.BulkRefused, match="at most 10 people; you chose 11"):
+        start(world, ids)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
+    world["org"].bulk_cap = 11
+    db.session.commit()
+    assert start(world, ids).total == 11
+
+
+def test_people_the_user_may_not_see_are_dropped(app, world) -> None:
+    mine = people(world, 3)
+    other_job = f.job(world["org"], team=[], title="Not mine")
+    theirs = f.application(other_job, f.candidate(world["org"], "Hidden", "One", mobile="+15122999999")).id
+    db.session.commit()
+    found = bulk.recipients(db.session, world["user"], "application", [*mine, theirs, 10**9])
+    assert [s.id for s in found] == mine
+
+
+def test_a_failure_in_the_middle_does_not_stop_the_rest(app, world, fake) -> None:
+    ids = people(world, 20)
+    f.credits(world["org"], 100)
+    batch = start(world, ids)
+    tenth = rows(batch)[9].id
+
+    def provider_refuses_the_tenth(row_id: int) -> None:
+        if row_id == tenth:
+            fake.fail(422, "Invalid params", "The value of one or more parameters is invalid.")
+
+    bulk.run(batch.id, now=lambda: NOW, before_commit=provider_refuses_the_tenth)
+    progress = bulk.progress(db.session, batch)
+    assert progress.counts == {"sent": 19, "failed": 1} and progress.state == "done"
+    assert len(posts(fake)) == 20
+    line = bulk.report(db.session, batch)[9]
+    assert line[1] == "failed" and line[2]
+    # Its credit came back: 20 debited, one refunded.
+    from webapp.billing import credits
+
+    assert credits.balance(db.session, world["org"]) == 100 - 19
+
+
+def test_a_worker_killed_mid_batch_resumes_and_sends_nobody_twice(app, world, fake) -> None:
+    ids = people(world, 25)
+    f.credits(world["org"], 100)
+    batch = start(world, ids)
+    seventh = rows(batch)[6].id
+
+    def die(row_id: int) -> None:
+        if row_id == seventh:
+            raise Killed
+
+    with pytest.raises(Killed):
+        bulk.run(batch.id, now=lambda: NOW, before_commit=die)
+    db.session.rollback()  # the process is gone: its open transaction with it
+    assert len(posts(fake)) == 6
+    assert bulk.progress(db.session, batch).counts == {"sent": 6, "waiting": 19}
+
+    # The clock's pass finds the batch still running and finishes it; a second pass finds nothing.
+    assert bulk.resume_running(NOW) == "19 bulk message(s) composed"
+    assert bulk.resume_running(NOW) == ""
+    sent = posts(fake)
+    assert len(sent) == 25 and set(sent.values()) == {1}
+    per_subject = Counter(
+        db.session.scalars(
+            sa.select(Conversation.application_id).join(Message, Message.conversation_id == Conversation.id)
+        )
+    )
+    assert per_subject == Counter(ids)
+    assert bulk.progress(db.session, batch).state == "done"
+
+
+def test_cancel_stops_what_has_not_left(app, world, fake) -> None:
+    ids = people(world, 12)
+    f.credits(world["org"], 100)
+    batch = start(world, ids)
+    fifth = rows(batch)[4].id
+
+    def stop(row_id: int) -> None:
+        if row_id == fifth:
+            raise Killed
+
+    with pytest.raises(Killed):
+        bulk.run(batch.id, now=lambda: NOW, before_commit=stop)
+    db.session.rollback()
+    assert bulk.cancel(db.session, batch) == 8
+    assert bulk.run(batch.id, now=lambda: NOW) == 0
+    assert bulk.resume_running(NOW) == ""
+    progress = bulk.progress(db.session, batch)
+    assert progress.counts == {"sent": 4, "cancelled": 8} and progress.state == "cancelled"
+    assert len(posts(fake)) == 4
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 4
+
+
+def test_whatsapp_outside_the_window_needs_an_approved_template(app, world, fake) -> None:
+    ids = people(world, 6)
+    for application_id in ids[:3]:
+        from webapp.models import Application
+
+        f.open_whatsapp_window(db.session.get(Application, application_id), hours=24 * 30)
+    f.credits(world["org"], 100)
+    db.session.commit()
+    subjects = bulk.recipients(db.session, world["user"], "application", ids)
+    plan = bulk.preview(db.session, world["user"], subjects, "whatsapp", "Hi %FIRSTNAME%", now=NOW)
+    assert len(plan.sendable) == 3
+    assert all("24-hour window" in (line.refusal or "") for line in plan.lines[3:])
+    template = f.whatsapp_template(world["org"], approved=True)
+    db.session.commit()
+    plan = bulk.preview(
+        db.session, world["user"], subjects, "whatsapp", "", whatsapp_template_id=template.id, now=NOW
+    )
+    assert len(plan.sendable) == 6 and plan.lines[0].text.startswith("Hi Tex, can we talk about Backend")
+
+
+def test_two_workers_on_one_batch_send_nobody_twice(app, world, fake) -> None:
+    """The RQ job and the clock's pass may run one batch at once: the claim keeps each person to one."""
+    import threading
+
+    ids = people(world, 30)
+    f.credits(world["org"], 100)
+    batch = start(world, ids)
+    composed: list[int] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(2)
+
+    def worker() -> None:
+        with app.app_context():
+            try:
+                go.wait()
+                composed.append(bulk.run(batch.id, now=lambda: NOW))
+            except BaseException as error:  # reported below: a thread's failure must fail the test
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sum(composed) == 30
+    sent = posts(fake)
+    assert len(sent) == 30 and set(sent.values()) == {1}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 30

@@ -1,0 +1,1 @@
+"""Bulk messages' pages (issue 22 §1)."""
