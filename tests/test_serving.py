@@ -499,12 +499,12 @@ def test_two_web_servers_and_two_clocks_share_one_database_and_one_redis(
                 )
 
         # From the moment both clocks run, four more intervals.
-        wanted = len(runs()) + 2 * 4
+        wanted = len(runs()) + 3 * 4
         serving.wait_for(lambda: len(runs()) >= wanted, 60, "four more runs of each task")
         for process, log in started:
             assert process.poll() is None, serving._tail(log)
         rows = runs()
-        for task in ("dispatch-recovery", "unknown-give-up"):
+        for task in ("dispatch-recovery", "unknown-give-up", "bulk-resume"):
             starts = [started_at for name, started_at in rows if name == task]
             assert len(starts) >= 4, rows
             gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(starts)]
@@ -512,7 +512,7 @@ def test_two_web_servers_and_two_clocks_share_one_database_and_one_redis(
         # The other tasks' intervals are longer than the test (webhook-sweep and scheduled-send, 15 s, and
         # notify-email may have run once).
         others = {"webhook-sweep", "scheduled-send", "notify-email"}
-        assert {name for name, _ in rows} - others == {"dispatch-recovery", "unknown-give-up"}
+        assert {name for name, _ in rows} - others == {"dispatch-recovery", "unknown-give-up", "bulk-resume"}
     finally:
         for process, _ in started:
             serving.end(process)
