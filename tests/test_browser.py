@@ -1335,10 +1335,17 @@ def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
             sa.select(Job)
             .join(HiringTeamMember, HiringTeamMember.job_id == Job.id)
             .where(HiringTeamMember.user_id == recruiter.id)
-            .order_by(Job.id)
+            .order_by(Job.id.desc())
         ).first()
         assert job is not None
-        candidate = Candidate(organization_id=job.organization_id, first_name="Noor", last_name="Haddad")
+        # Reachable like the demo's candidates, should another test tick them on the job's list.
+        n = db.session.scalar(sa.select(sa.func.count(Candidate.id)))
+        candidate = Candidate(
+            organization_id=job.organization_id,
+            first_name="Noor",
+            last_name="Haddad",
+            email=f"noor.haddad{n}@example.test",
+        )
         application = Application(job=job, candidate=candidate)
         db.session.add_all([candidate, application])
         db.session.flush()
