@@ -6,7 +6,7 @@ worker killed mid-batch (nobody twice). The clock is passed in."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -94,16 +94,17 @@ def test_five_hundred_mixed_each_in_their_own_conversation(app, world, fake) -> 
         "Hi %FIRSTNAME%, it’s about %JOBTITLE%.",
         now=NOW,
     )
-    assert len(plan.lines) == 500 and len(plan.sendable) == 460 and plan.skipped == 40
-    assert plan.credits == 460 and plan.segments == 460 and plan.refusal is None
-    assert plan.at_morning == 60
+    totals = plan.totals
+    assert len(plan.lines) == 500 and len(plan.sendable) == 460 and totals.skipped == 40
+    assert totals.credits == 460 and totals.segments == 460 and plan.refusal is None
+    assert totals.at_morning == 60
     reasons = Counter(line.refusal.split(" ")[-1] for line in plan.lines if line.refusal)
     assert sum(reasons.values()) == 40
     assert any("no mobile number" in (line.refusal or "") for line in plan.lines)
     assert any("opted out" in (line.refusal or "") for line in plan.lines)
     # The typographic apostrophe alone makes every one UCS-2; plain quotes would keep them one segment
-    # either way here (short), so nothing is saved — but every message is counted.
-    assert plan.savings is not None and plan.savings.messages == 460
+    # either way here (short), so no credit is saved; but every one of them would go as GSM-7.
+    assert totals.saved_credits == 0 and totals.helped == 460
     assert plan.lines[0].text == "Hi Tex, it’s about Backend Engineer."
 
     batch = start(world, everyone)
@@ -133,7 +134,8 @@ def test_a_balance_that_does_not_cover_refuses_before_anything_is_stored(app, wo
     with pytest.raises(bulk.BulkRefused, match="cost 30 credits and your balance is 29"):
         start(world, ids)
     db.session.rollback()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
+    # The preview stays a draft (its page says why it cannot be sent); nothing runs, nothing is sent.
+    assert db.session.scalars(sa.select(Batch.state)).all() == ["draft"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
     assert not posts(fake)
 
@@ -146,7 +148,7 @@ def test_the_organisations_cap_refuses_a_larger_batch(app, world) -> None:
     with pytest.raises(bulk.BulkRefused, match="at most 10 people; you chose 11"):
         start(world, ids)
     db.session.rollback()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Batch)) == 0
+    assert db.session.scalars(sa.select(Batch.state)).all() == ["draft"]
     world["org"].bulk_cap = 11
     db.session.commit()
     assert start(world, ids).total == 11
@@ -171,7 +173,8 @@ def test_a_failure_in_the_middle_does_not_stop_the_rest(app, world, fake) -> Non
         if row_id == tenth:
             fake.fail(422, "Invalid params", "The value of one or more parameters is invalid.")
 
-    bulk.run(batch.id, now=lambda: NOW, before_commit=provider_refuses_the_tenth)
+    # One recipient a transaction, so that the tenth's message is the next the provider sees.
+    bulk.run(batch.id, now=lambda: NOW, before_commit=provider_refuses_the_tenth, chunk=1)
     progress = bulk.progress(db.session, batch)
     assert progress.counts == {"sent": 19, "failed": 1} and progress.state == "done"
     assert len(posts(fake)) == 20
@@ -194,14 +197,18 @@ def test_a_worker_killed_mid_batch_resumes_and_sends_nobody_twice(app, world, fa
             raise Killed
 
     with pytest.raises(Killed):
-        bulk.run(batch.id, now=lambda: NOW, before_commit=die)
+        bulk.run(batch.id, now=lambda: NOW, before_commit=die, chunk=5)
     db.session.rollback()  # the process is gone: its open transaction with it
-    assert len(posts(fake)) == 6
-    assert bulk.progress(db.session, batch).counts == {"sent": 6, "waiting": 19}
+    # The first chunk of five was committed and sent; the second, killed at its second, is undone.
+    assert len(posts(fake)) == 5
+    assert bulk.progress(db.session, batch).counts == {"sent": 5, "waiting": 20}
 
-    # The clock's pass finds the batch still running and finishes it; a second pass finds nothing.
-    assert bulk.resume_running(NOW) == "19 bulk message(s) composed"
-    assert bulk.resume_running(NOW) == ""
+    # While its lease runs, the clock leaves the batch to its worker (it may only be slow) …
+    assert bulk.resume_running(NOW + bulk.LEASE / 2) == ""
+    # … once the lease ran out, it finishes the batch; a second pass finds nothing.
+    later = NOW + bulk.LEASE + timedelta(seconds=1)
+    assert bulk.resume_running(later) == "20 bulk message(s) composed"
+    assert bulk.resume_running(later) == ""
     sent = posts(fake)
     assert len(sent) == 25 and set(sent.values()) == {1}
     per_subject = Counter(
@@ -224,7 +231,7 @@ def test_cancel_stops_what_has_not_left(app, world, fake) -> None:
             raise Killed
 
     with pytest.raises(Killed):
-        bulk.run(batch.id, now=lambda: NOW, before_commit=stop)
+        bulk.run(batch.id, now=lambda: NOW, before_commit=stop, chunk=1)
     db.session.rollback()
     assert bulk.cancel(db.session, batch) == 8
     assert bulk.run(batch.id, now=lambda: NOW) == 0

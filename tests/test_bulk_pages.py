@@ -56,23 +56,36 @@ def test_message_selected_preview_send_progress_report(client, auth, world, fake
     page = client.get(f"/jobs/{job}/message", query_string={"application": world["apps"]})
     assert page.status_code == 200 and b"Message 13 people" in page.data
 
-    preview = client.post(f"/jobs/{job}/message/preview", data=form(client, world))
+    drafted = client.post(f"/jobs/{job}/message/preview", data=form(client, world))
+    assert drafted.status_code == 303
+    progress_url = drafted.headers["Location"]  # the draft's page: a reload shows it again, checks nothing
+    preview = client.get(progress_url)
     text = preview.get_data(as_text=True)
     assert preview.status_code == 200, text
     assert "Hi Cand0, news about Backend Engineer." in text
     assert "Nomo Bile has no mobile number." in text
     assert "12 will be sent; 1 skipped" in text and "12 credits; your balance is 20" in text
 
-    searched = client.post(
-        f"/jobs/{job}/message/preview", data=form(client, world, q="cand1"), headers={"HX-Request": "true"}
-    )
+    searched = client.get(progress_url, query_string={"q": "cand1"}, headers={"HX-Request": "true"})
     body = searched.get_data(as_text=True)
     assert body.lstrip().startswith('<div id="bulk-lines">') and "Cand10" in body and "Cand2 " not in body
+    assert "3 of 13 people matching" in body
 
-    sent = client.post(f"/jobs/{job}/message/send", data=form(client, world))
-    assert sent.status_code == 303
-    progress_url = sent.headers["Location"]
+    auth.logout()
+    auth.login("other@acme.test")  # a colleague on the team: neither sees nor sends another's draft
+    token = csrf_from(client, "/jobs")
+    assert client.get(progress_url).status_code == 404
+    assert client.post(progress_url + "/send", data={"csrf_token": token}).status_code == 404
+    auth.logout()
+    auth.login("recruiter@acme.test")
+
+    token = csrf_from(client, "/jobs")
+    sent = client.post(progress_url + "/send", data={"csrf_token": token})
+    assert sent.status_code == 303 and sent.headers["Location"] == progress_url
     assert len({r.body.get("client_ref") for r in fake.requests if r.body}) == 12
+    again = client.post(progress_url + "/send", data={"csrf_token": token}, follow_redirects=True)
+    assert "was sent already" in again.get_data(as_text=True)
+    assert len([r for r in fake.requests if r.body and r.body.get("client_ref")]) == 12
     progress = client.get(progress_url).get_data(as_text=True)
     assert "Done" in progress and "13 of 13 handled (100%)" in progress
     poll = client.get(progress_url, headers={"HX-Request": "true"}).get_data(as_text=True)
@@ -94,10 +107,13 @@ def test_credits_that_do_not_cover_refuse_on_the_preview_and_at_send(client, aut
     job = world["job"]
     body = "x" * 161  # two segments each: 24 credits, 20 in the balance
     preview = client.post(f"/jobs/{job}/message/preview", data=form(client, world, body=body))
-    text = preview.get_data(as_text=True)
+    text = client.get(preview.headers["Location"]).get_data(as_text=True)
     assert "cost 24 credits and your balance is 20" in text and 'id="bulk-send"' not in text
-    refused = client.post(f"/jobs/{job}/message/send", data=form(client, world, body=body))
-    assert refused.status_code == 422 and "cost 24 credits" in refused.get_data(as_text=True)
+    token = csrf_from(client, "/jobs")
+    refused = client.post(
+        preview.headers["Location"] + "/send", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "cost 24 credits" in refused.get_data(as_text=True)
     assert not fake.requests
 
 
@@ -122,13 +138,14 @@ def test_a_communitys_members_are_messaged_each_in_their_own_conversation(client
         "channel": "sms",
         "body": "Hi %FIRSTNAME%, about %JOBTITLE%.",
     }
-    preview = client.post(f"/communities/{community.id}/message/preview", data=data).get_data(as_text=True)
+    drafted = client.post(f"/communities/{community.id}/message/preview", data=data)
+    preview = client.get(drafted.headers["Location"]).get_data(as_text=True)
     assert (
         "Preview: 4 messages" in preview
         and "Hi Pro0, about Rust people." in preview
         and "Hid Den" not in preview
     )
-    sent = client.post(f"/communities/{community.id}/message/send", data=data)
+    sent = client.post(drafted.headers["Location"] + "/send", data={"csrf_token": data["csrf_token"]})
     assert sent.status_code == 303
     assert len({r.body.get("client_ref") for r in fake.requests if r.body}) == 4
     import sqlalchemy as sa

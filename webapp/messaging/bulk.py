@@ -3,17 +3,21 @@ through webapp.messaging.compose, so that every rule of a single message holds f
 
 - `recipients` finds the people among those the user may see (webapp.accounts.access): an id the
   user may not see is dropped, never sent to.
-- `preview` says, before anything is stored, per recipient the channel's refusal (no mobile, opted out,
-  WhatsApp outside the window without an approved template…) or the text as they read it with its
-  segments and credits; and in total the credits, how many wait for their morning under quiet hours, what
-  plain quotes would save (webapp.messaging.lookalikes.savings), and the refusal of the whole batch
-  when the balance cannot cover it or it is over the organisation's cap.
-- `start` stores the batch and a row per recipient, and hands the batch to the background (`launch`).
-- `run` composes each recipient in a transaction of its own. The row's outcome is written in the same
-  transaction as the message, after a conditional UPDATE that claims the row: a worker killed mid-batch
-  leaves its recipient untouched for the next run, and two runs never send to one person twice. One
-  recipient's failure is theirs only. The clock (webapp.scheduling.tasks) runs again whatever batch is
-  still running, so a batch whose worker died finishes.
+- `preview` runs compose's own checks (`compose.plan`) for every recipient, with what they read from
+  the database read once for the batch (webapp.messaging.facts.Known): per recipient the channel's
+  refusal (no mobile, opted out, WhatsApp outside the window without an approved template…) or the
+  text as they read it with its segments and credits; and in total the credits, how many wait for their
+  morning under quiet hours, what plain quotes would save (webapp.messaging.lookalikes.savings).
+- `draft` stores that preview as a batch in state "draft", a row per recipient with their line: the
+  preview page pages and searches the rows, and `send` turns the draft into a running batch (refused
+  when the balance no longer covers it or it is over the organisation's cap) without checking anyone
+  again: the run does, as each message is composed.
+- `run` composes the recipients a chunk at a time: the chunk's rows are claimed by a conditional UPDATE,
+  each recipient is composed in a savepoint of its own (a refusal or a failure is theirs only), and the
+  chunk commits at once, the messages handed to dispatch after the commit. A worker killed mid-chunk
+  leaves the whole chunk unclaimed for the next run; two runs never send to one person twice. A worker
+  holds the batch's lease while it runs; the clock (webapp.scheduling.tasks) runs a running batch
+  whose lease ran out (its worker died), and deletes drafts nobody sent.
 - `cancel` marks every recipient not composed yet as cancelled; what was stored stays.
 """
 
@@ -21,17 +25,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Flask, current_app
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from webapp.accounts import access
-from webapp.billing import credits
-from webapp.messaging import checks, compose, conversations, dispatch, lookalikes, placeholders, whatsapp
+from webapp.billing import credits, pricing
+from webapp.messaging import checks, compose, dispatch, lookalikes, placeholders
 from webapp.messaging.checks import SendRefused
+from webapp.messaging.facts import Known
 from webapp.messaging.subjects import Kind, Subject, of_application, of_membership
 from webapp.models import (
     Application,
@@ -40,7 +45,6 @@ from webapp.models import (
     CommunityMembership,
     Message,
     User,
-    WhatsappTemplate,
     utcnow,
 )
 
@@ -49,6 +53,13 @@ log = logging.getLogger("relay.bulk")
 UNEXPECTED = "Could not be sent: an unexpected error."
 CANCELLED = "Cancelled before it was sent."
 OUTCOMES = ("sent", "scheduled", "refused", "failed", "cancelled")
+# Recipients composed in one transaction: fewer commits, and a killed worker loses at most a chunk's
+# work (none of it sent: nothing is handed to dispatch before the commit).
+CHUNK = 20
+# How long a worker holds a batch without renewing (it renews every chunk).
+LEASE = timedelta(minutes=2)
+# A draft nobody sent is deleted after this.
+DRAFT_KEPT = timedelta(days=1)
 
 
 class BulkRefused(SendRefused):
@@ -82,12 +93,15 @@ def recipients(session: Session, user: User, kind: Kind, subject_ids: Sequence[i
     return found
 
 
-def subject_of(session: Session, kind: str, subject_id: int) -> Subject | None:
-    if kind == "application":
-        application = session.get(Application, subject_id)
-        return of_application(application) if application is not None else None
-    membership = session.get(CommunityMembership, subject_id)
-    return of_membership(membership) if membership is not None else None
+def owner_of(session: Session, batch: Batch) -> int | None:
+    """The job (applications) or community (memberships) whose list the batch's people were chosen
+    from: every person of a batch is of one."""
+    first = sa.select(BatchRecipient.subject_id).where(BatchRecipient.batch_id == batch.id).limit(1)
+    if batch.kind == "application":
+        return session.scalar(sa.select(Application.job_id).where(Application.id == first.scalar_subquery()))
+    return session.scalar(
+        sa.select(CommunityMembership.community_id).where(CommunityMembership.id == first.scalar_subquery())
+    )
 
 
 # --- Before sending -----------------------------------------------------------------------------------
@@ -107,34 +121,53 @@ class Line:
 
 
 @dataclass(frozen=True)
+class Totals:
+    """What the preview's summary says, and why nothing may be sent (`refusal`)."""
+
+    people: int
+    sendable: int
+    segments: int
+    credits: int
+    at_morning: int
+    balance: int
+    cap: int
+    saved_credits: int = 0
+    helped: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return self.people - self.sendable
+
+    @property
+    def refusal(self) -> str | None:
+        if self.people > self.cap:
+            return (
+                f"Your organisation sends a bulk message to at most {self.cap:,} people; "
+                f"you chose {self.people:,}."
+            )
+        if not self.sendable:
+            return "None of these people can be reached on this channel."
+        if self.credits > self.balance:
+            return (
+                f"These messages cost {self.credits:,} credits and your balance is {self.balance:,}. "
+                "Nothing was sent: ask customer success for more credits, or choose fewer people."
+            )
+        return None
+
+
+@dataclass(frozen=True)
 class Plan:
     channel: str
     lines: list[Line]
-    balance: int
-    cap: int
-    savings: lookalikes.Savings | None
-    refusal: str | None = None  # why nothing may be sent
-    totals: dict[str, int] = field(default_factory=dict)
+    totals: Totals
 
     @property
     def sendable(self) -> list[Line]:
         return [line for line in self.lines if line.refusal is None]
 
     @property
-    def skipped(self) -> int:
-        return len(self.lines) - len(self.sendable)
-
-    @property
-    def segments(self) -> int:
-        return sum(line.segments for line in self.sendable)
-
-    @property
-    def credits(self) -> int:
-        return sum(line.credits for line in self.sendable)
-
-    @property
-    def at_morning(self) -> int:
-        return sum(1 for line in self.sendable if line.morning_at is not None)
+    def refusal(self) -> str | None:
+        return self.totals.refusal
 
 
 def _line(
@@ -144,29 +177,32 @@ def _line(
     channel: str,
     body: str,
     subject: str | None,
-    template: WhatsappTemplate | None,
+    whatsapp_template_id: int | None,
     send_at: datetime | None,
     now: datetime,
+    facts: Known,
 ) -> Line:
-    """The recipient's line: compose's checks in its order, without storing anything."""
+    """The recipient's line: compose's checks (`compose.plan`), nothing stored."""
     name = about.contact.full_name
     try:
-        checks.check_sender(session, user, about, channel)
-        checks.check_recipient(session, about.contact, channel)
-        if channel == "whatsapp":
-            existing = conversations.for_subject(session, about)
-            checks.check_whatsapp_window(whatsapp.time_left(existing, now) is not None, template is not None)
-        when = compose.hours_for(session, about, channel, now, send_at, move_picked=True)
-        shown = compose.preview(about, user, channel, body, template)
-        rendered_subject = (
-            placeholders.render(subject, compose.recipient_for(about, user)) if subject else None
+        planned = compose.plan(
+            session,
+            user,
+            about,
+            channel,
+            body,
+            subject,
+            whatsapp_template_id,
+            send_at=send_at,
+            now=now,
+            move_picked=True,
+            facts=facts,
         )
-        checks.check_body(channel, shown.text, rendered_subject)
     except SendRefused as refused:
         return Line(about, name, refused.message)
-    return Line(
-        about, name, None, shown.text, shown.segments, shown.credits, when.send_at if when.moved else None
-    )
+    cost = pricing.credits_for(channel, planned.count.segments if planned.count else 1, about.organization)
+    moved = planned.when.send_at if planned.when.moved else None
+    return Line(about, name, None, planned.text, planned.segments, cost, moved)
 
 
 def preview(
@@ -185,38 +221,163 @@ def preview(
     now = now or utcnow()
     org = user.organization
     assert org is not None
-    cap = org.bulk_cap
-    template = None
-    if channel == "whatsapp" and whatsapp_template_id is not None:
-        template = whatsapp.approved_template(session, org.id, whatsapp_template_id)
-    lines = [_line(session, user, s, channel, body, subject, template, send_at, now) for s in subjects]
+    if send_at is not None:
+        send_at = checks.check_send_at(send_at, now)  # the same for all: said once, beside the field
+    facts = Known.load(session, user, subjects)
+    lines = [
+        _line(session, user, s, channel, body, subject, whatsapp_template_id, send_at, now, facts)
+        for s in subjects
+    ]
+    sendable = [line for line in lines if line.refusal is None]
     saved = None
     if channel == "sms":
-        sendable = [line.subject for line in lines if line.refusal is None]
 
         def render_for(about: Subject) -> Callable[[str], str]:
             recipient = compose.recipient_for(about, user)
             return lambda text: placeholders.render(text, recipient)
 
-        saved = lookalikes.savings(body, org, (render_for(s) for s in sendable))
-    balance = credits.balance(session, org)
-    plan = Plan(channel, lines, balance, cap, saved)
-    refusal = None
-    if len(lines) > cap:
-        refusal = (
-            f"Your organisation sends a bulk message to at most {cap:,} people; you chose {len(lines):,}."
+        saved = lookalikes.savings(body, org, (render_for(line.subject) for line in sendable))
+    totals = Totals(
+        people=len(lines),
+        sendable=len(sendable),
+        segments=sum(line.segments for line in sendable),
+        credits=sum(line.credits for line in sendable),
+        at_morning=sum(1 for line in sendable if line.morning_at is not None),
+        balance=credits.balance(session, org),
+        cap=org.bulk_cap,
+        saved_credits=saved.credits_saved if saved else 0,
+        helped=saved.helped if saved else 0,
+    )
+    return Plan(channel, lines, totals)
+
+
+def draft(
+    session: Session,
+    user: User,
+    kind: Kind,
+    subjects: Sequence[Subject],
+    channel: str,
+    body: str,
+    subject: str | None = None,
+    whatsapp_template_id: int | None = None,
+    template_id: int | None = None,
+    send_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Batch:
+    """The preview, stored as a draft batch with a row per recipient (their line), and committed."""
+    now = now or utcnow()
+    plan = preview(session, user, subjects, channel, body, subject, whatsapp_template_id, send_at, now)
+    assert user.organization_id is not None
+    batch = Batch(
+        organization_id=user.organization_id,
+        author_id=user.id,
+        kind=kind,
+        channel=channel,
+        body=body,
+        subject=subject,
+        template_id=template_id,
+        whatsapp_template_id=whatsapp_template_id,
+        send_at=send_at,
+        state="draft",
+        total=len(plan.lines),
+        plain_saved=plan.totals.saved_credits,
+        plain_helped=plan.totals.helped,
+        created_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    if plan.lines:
+        session.execute(
+            sa.insert(BatchRecipient),
+            [
+                {
+                    "batch_id": batch.id,
+                    "subject_id": line.subject.id,
+                    "name": line.name[:300],
+                    "outcome": None if line.refusal is None else "refused",
+                    "reason": line.refusal,
+                    "text": line.text if line.refusal is None else None,
+                    "segments": line.segments,
+                    "credits": line.credits,
+                    "morning_at": line.morning_at,
+                    "done_at": None if line.refusal is None else now,
+                }
+                for line in plan.lines
+            ],
         )
-    elif not plan.sendable:
-        refusal = "None of these people can be reached on this channel."
-    elif plan.credits > balance:
-        refusal = (
-            f"These messages cost {plan.credits:,} credits and your balance is {balance:,}. "
-            "Nothing was sent: ask customer success for more credits, or choose fewer people."
-        )
-    return Plan(channel, lines, balance, cap, saved, refusal)
+    session.commit()
+    return batch
+
+
+def totals(session: Session, batch: Batch) -> Totals:
+    """A stored preview's totals, with the balance as it is now: one grouped statement."""
+    sendable = BatchRecipient.outcome.is_distinct_from("refused")
+    row = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(sendable),
+            sa.func.coalesce(sa.func.sum(BatchRecipient.segments).filter(sendable), 0),
+            sa.func.coalesce(sa.func.sum(BatchRecipient.credits).filter(sendable), 0),
+            sa.func.count(BatchRecipient.morning_at).filter(sendable),
+        ).where(BatchRecipient.batch_id == batch.id)
+    ).one()
+    org = batch.organization
+    return Totals(
+        people=row[0],
+        sendable=row[1],
+        segments=row[2],
+        credits=row[3],
+        at_morning=row[4],
+        balance=credits.balance(session, org),
+        cap=org.bulk_cap,
+        saved_credits=batch.plain_saved,
+        helped=batch.plain_helped,
+    )
+
+
+def lines(
+    session: Session, batch: Batch, q: str = "", page: int = 1, per_page: int = 50
+) -> tuple[list[BatchRecipient], int]:
+    """A page of a stored preview's lines, those whose name holds `q`, and how many match."""
+    where = [BatchRecipient.batch_id == batch.id]
+    if q:
+        where.append(sa.func.lower(BatchRecipient.name).contains(q.casefold(), autoescape=True))
+    matching = session.scalar(sa.select(sa.func.count()).select_from(BatchRecipient).where(*where)) or 0
+    rows = session.scalars(
+        sa.select(BatchRecipient)
+        .where(*where)
+        .order_by(BatchRecipient.id)
+        .offset((max(1, page) - 1) * per_page)
+        .limit(per_page)
+    )
+    return list(rows), matching
 
 
 # --- Sending ------------------------------------------------------------------------------------------
+
+
+def send(session: Session, user: User, batch: Batch, now: datetime | None = None) -> None:
+    """Turn the user's draft into a running batch, and commit; the caller then hands it to `launch`.
+    Raises BulkRefused when the totals refuse it now (the balance fell, the cap was lowered), or when
+    it is not a draft any more (sent already, from another tab)."""
+    if batch.author_id != user.id:
+        raise BulkRefused("Only the person who wrote this bulk message can send it.")
+    if batch.state != "draft":
+        raise BulkRefused("This bulk message was sent already.")
+    refusal = totals(session, batch).refusal
+    if refusal is not None:
+        raise BulkRefused(refusal, "body")
+    now = now or utcnow()
+    # Conditional: two clicks, or two tabs, send it once.
+    changed = session.execute(
+        sa.update(Batch)
+        .where(Batch.id == batch.id, Batch.state == "draft")
+        .values(state="running", created_at=now)
+    ).rowcount
+    if changed != 1:
+        session.rollback()
+        raise BulkRefused("This bulk message was sent already.")
+    session.commit()
 
 
 def start(
@@ -232,45 +393,12 @@ def start(
     send_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Batch:
-    """Store the batch and its recipients (those the preview skips as refused at once) and commit; the
-    caller then hands it to `launch`. Raises BulkRefused when the plan refuses the whole batch."""
+    """`draft` and `send` at once (no page between): the people among these ids the user may see."""
     people = recipients(session, user, kind, subject_ids)
-    plan = preview(session, user, people, channel, body, subject, whatsapp_template_id, send_at, now)
-    if plan.refusal is not None:
-        raise BulkRefused(plan.refusal, "body")
-    assert user.organization_id is not None
-    batch = Batch(
-        organization_id=user.organization_id,
-        author_id=user.id,
-        kind=kind,
-        channel=channel,
-        body=body,
-        subject=subject,
-        template_id=template_id,
-        whatsapp_template_id=whatsapp_template_id,
-        send_at=send_at,
-        state="running",
-        total=len(plan.lines),
-        created_at=now or utcnow(),
+    batch = draft(
+        session, user, kind, people, channel, body, subject, whatsapp_template_id, template_id, send_at, now
     )
-    session.add(batch)
-    session.flush()
-    done_at = now or utcnow()
-    session.execute(
-        sa.insert(BatchRecipient),
-        [
-            {
-                "batch_id": batch.id,
-                "subject_id": line.subject.id,
-                "name": line.name[:300],
-                "outcome": None if line.refusal is None else "refused",
-                "reason": line.refusal,
-                "done_at": None if line.refusal is None else done_at,
-            }
-            for line in plan.lines
-        ],
-    )
-    session.commit()
+    send(session, user, batch, now)
     return batch
 
 
@@ -316,29 +444,59 @@ def _run_in_app(app: Flask, batch_id: int) -> None:
             db.session.remove()
 
 
-def _pending(session: Session, batch_id: int, after: int, limit: int = 200) -> list[int]:
-    return list(
+def _lease(session: Session, batch_id: int, now: datetime, renew: bool = False) -> bool:
+    """Take (or, `renew`, keep) the batch's lease: False when it is not running, or another worker
+    holds it."""
+    condition = [Batch.id == batch_id, Batch.state == "running"]
+    if not renew:
+        condition.append(sa.or_(Batch.lease_until.is_(None), Batch.lease_until < now))
+    return session.execute(sa.update(Batch).where(*condition).values(lease_until=now + LEASE)).rowcount == 1
+
+
+def _claim(session: Session, batch_id: int, size: int) -> list[BatchRecipient]:
+    """The next rows not composed yet, claimed in this transaction: only one transaction can move a row
+    from empty, and it holds the row (PostgreSQL's row lock, SQLite's write lock) until it ends."""
+    ids = list(
         session.scalars(
             sa.select(BatchRecipient.id)
-            .where(
-                BatchRecipient.batch_id == batch_id,
-                BatchRecipient.outcome.is_(None),
-                BatchRecipient.id > after,
-            )
+            .where(BatchRecipient.batch_id == batch_id, BatchRecipient.outcome.is_(None))
             .order_by(BatchRecipient.id)
-            .limit(limit)
+            .limit(size)
+        )
+    )
+    if not ids:
+        return []
+    claimed = session.scalars(
+        sa.update(BatchRecipient)
+        .where(BatchRecipient.id.in_(ids), BatchRecipient.outcome.is_(None))
+        .values(outcome="sending")
+        .returning(BatchRecipient.id)
+    ).all()
+    return list(
+        session.scalars(
+            sa.select(BatchRecipient)
+            .where(BatchRecipient.id.in_(claimed))
+            .order_by(BatchRecipient.id)
+            .execution_options(populate_existing=True)
         )
     )
 
 
-def _settle(session: Session, row_id: int, outcome: str, reason: str) -> None:
-    """A refusal or failure, written only if nobody wrote an outcome meanwhile (cancel, another run)."""
-    session.execute(
-        sa.update(BatchRecipient)
-        .where(BatchRecipient.id == row_id, BatchRecipient.outcome.is_(None))
-        .values(outcome=outcome, reason=reason, done_at=utcnow())
+def _subjects(session: Session, kind: str, ids: Sequence[int]) -> dict[int, Subject]:
+    """The rows' people, read at once (those deleted since are missing)."""
+    if kind == "application":
+        apps = session.scalars(
+            sa.select(Application)
+            .where(Application.id.in_(ids))
+            .options(selectinload(Application.candidate), selectinload(Application.job))
+        )
+        return {a.id: of_application(a) for a in apps}
+    members = session.scalars(
+        sa.select(CommunityMembership)
+        .where(CommunityMembership.id.in_(ids))
+        .options(selectinload(CommunityMembership.prospect), selectinload(CommunityMembership.community))
     )
-    session.commit()
+    return {m.id: of_membership(m) for m in members}
 
 
 def run(
@@ -346,75 +504,73 @@ def run(
     now: Callable[[], datetime] = utcnow,
     handed_over: Callable[[int], object] | None = None,
     before_commit: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
 ) -> int:
-    """Compose every recipient not composed yet, each in a transaction of its own; hand each message
-    that goes now to dispatch after its commit. Returns how many were composed by this run.
-    `before_commit(row_id)` is called inside each recipient's transaction (tests stop a worker there)."""
+    """Compose every recipient not composed yet, `chunk` at a time; hand each message that goes now to
+    dispatch after its chunk's commit. Returns how many were composed by this run (0 when another
+    worker holds the batch). `before_commit(row_id)` is called for each recipient inside its chunk's
+    transaction (tests stop a worker there)."""
     from webapp.extensions import db
 
     session = db.session
     hand = handed_over or dispatch.enqueue
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.state != "running":
+    if not _lease(session, batch_id, now()):
+        session.rollback()
         return 0
-    author_id, kind = batch.author_id, batch.kind
-    composed, after = 0, 0
-    while ids := _pending(session, batch_id, after):
-        for row_id in ids:
-            after = row_id
-            if session.scalar(sa.select(Batch.state).where(Batch.id == batch_id)) != "running":
-                session.rollback()
-                return composed
-            # The claim: only one transaction can move the row from empty; it holds the row (PostgreSQL's
-            # row lock, SQLite's write lock) until its commit or rollback.
-            claimed = session.execute(
-                sa.update(BatchRecipient)
-                .where(BatchRecipient.id == row_id, BatchRecipient.outcome.is_(None))
-                .values(outcome="sending")
-            ).rowcount
-            if claimed != 1:
-                session.rollback()
-                continue
-            row = session.get(BatchRecipient, row_id)
-            batch = session.get(Batch, batch_id)
-            user = session.get(User, author_id)
-            about = subject_of(session, kind, row.subject_id) if row is not None else None
-            if row is None or batch is None or user is None or about is None:
-                session.rollback()
-                _settle(session, row_id, "refused", "This person is no longer there.")
+    session.commit()
+    batch = session.get(Batch, batch_id)
+    user = session.get(User, batch.author_id) if batch is not None else None
+    if batch is None or user is None:
+        return 0
+    composed = 0
+    while True:
+        if not _lease(session, batch_id, now(), renew=True):  # cancelled meanwhile
+            session.rollback()
+            return composed
+        rows = _claim(session, batch_id, chunk)
+        if not rows:
+            break
+        people = _subjects(session, batch.kind, [r.subject_id for r in rows])
+        facts = Known.load(session, user, people.values())
+        handing: list[int] = []
+        for row in rows:
+            about = people.get(row.subject_id)
+            moment = now()
+            if about is None:
+                row.outcome, row.reason, row.done_at = "refused", "This person is no longer there.", moment
                 continue
             try:
-                message = compose.compose(
-                    session,
-                    user,
-                    about,
-                    batch.channel,
-                    batch.body,
-                    subject=batch.subject,
-                    whatsapp_template_id=batch.whatsapp_template_id,
-                    send_at=batch.send_at if batch.send_at and batch.send_at > now() else None,
-                    now=now(),
-                    move_picked=True,
-                )
-                session.flush()
-                row.outcome = "scheduled" if message.status == "scheduled" else "sent"
-                row.message_id = message.id
-                row.done_at = now()
-                if before_commit is not None:
-                    before_commit(row_id)
-                session.commit()
+                with session.begin_nested():
+                    message = compose.compose(
+                        session,
+                        user,
+                        about,
+                        batch.channel,
+                        batch.body,
+                        subject=batch.subject,
+                        whatsapp_template_id=batch.whatsapp_template_id,
+                        send_at=batch.send_at if batch.send_at and batch.send_at > moment else None,
+                        now=moment,
+                        move_picked=True,
+                        facts=facts,
+                    )
+                    session.flush()
             except SendRefused as refused:
-                session.rollback()
-                _settle(session, row_id, "refused", refused.message)
-                continue
+                row.outcome, row.reason, row.done_at = "refused", refused.message, moment
             except Exception:
-                session.rollback()
-                log.exception("bulk: recipient row %s of batch %s could not be sent", row_id, batch_id)
-                _settle(session, row_id, "failed", UNEXPECTED)
-                continue
-            composed += 1
-            if row.outcome == "sent":
-                hand(message.id)
+                log.exception("bulk: recipient row %s of batch %s could not be sent", row.id, batch_id)
+                row.outcome, row.reason, row.done_at = "failed", UNEXPECTED, moment
+            else:
+                row.outcome = "scheduled" if message.status == "scheduled" else "sent"
+                row.message_id, row.done_at = message.id, moment
+                composed += 1
+                if row.outcome == "sent":
+                    handing.append(message.id)
+            if before_commit is not None:
+                before_commit(row.id)
+        session.commit()
+        for message_id in handing:
+            hand(message_id)
     _finish(session, batch_id)
     return composed
 
@@ -425,23 +581,21 @@ def _finish(session: Session, batch_id: int) -> None:
         .select_from(BatchRecipient)
         .where(BatchRecipient.batch_id == batch_id, BatchRecipient.outcome.is_(None))
     )
+    values: dict[str, object] = {"lease_until": None}
     if not left:
-        session.execute(
-            sa.update(Batch)
-            .where(Batch.id == batch_id, Batch.state == "running")
-            .values(state="done", finished_at=utcnow())
-        )
+        values.update(state="done", finished_at=utcnow())
+    session.execute(sa.update(Batch).where(Batch.id == batch_id, Batch.state == "running").values(**values))
     session.commit()
 
 
 def cancel(session: Session, batch: Batch, now: datetime | None = None) -> int:
-    """Stop what has not left: recipients not composed yet are cancelled (a run in the middle of one
-    finishes that one). Messages already stored stay. Returns how many were cancelled."""
+    """Stop what has not left: recipients not composed yet are cancelled (a run in the middle of a chunk
+    finishes that chunk). Messages already stored stay. Returns how many were cancelled."""
     now = now or utcnow()
     session.execute(
         sa.update(Batch)
         .where(Batch.id == batch.id, Batch.state == "running")
-        .values(state="cancelled", finished_at=now)
+        .values(state="cancelled", finished_at=now, lease_until=None)
     )
     cancelled = session.execute(
         sa.update(BatchRecipient)
@@ -453,11 +607,28 @@ def cancel(session: Session, batch: Batch, now: datetime | None = None) -> int:
 
 
 def resume_running(now: datetime) -> str:
-    """The clock's pass: every batch still running, run (a worker died, or Redis was away)."""
+    """The clock's pass: every running batch whose worker is gone (no lease, or one run out), run; and
+    drafts nobody sent, deleted."""
     from webapp.extensions import db
 
-    ids = list(db.session.scalars(sa.select(Batch.id).where(Batch.state == "running").order_by(Batch.id)))
-    db.session.rollback()
+    session = db.session
+    stale = list(
+        session.scalars(
+            sa.select(Batch.id).where(Batch.state == "draft", Batch.created_at < now - DRAFT_KEPT)
+        )
+    )
+    if stale:
+        session.execute(sa.delete(BatchRecipient).where(BatchRecipient.batch_id.in_(stale)))
+        session.execute(sa.delete(Batch).where(Batch.id.in_(stale)))
+        session.commit()
+    ids = list(
+        session.scalars(
+            sa.select(Batch.id)
+            .where(Batch.state == "running", sa.or_(Batch.lease_until.is_(None), Batch.lease_until < now))
+            .order_by(Batch.id)
+        )
+    )
+    session.rollback()
     sent = sum(run(batch_id, now=lambda: now) for batch_id in ids)
     return f"{sent} bulk message(s) composed" if sent else ""
 

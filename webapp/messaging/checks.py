@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from webapp import phones, zones
 from webapp.accounts import access, permissions
-from webapp.messaging import optouts, segments
+from webapp.messaging import segments
+from webapp.messaging.facts import Facts
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Candidate, Prospect, User
 from webapp.refusals import Refused
@@ -72,14 +73,16 @@ def not_ours(user: User, about: Subject) -> str | None:
     return None
 
 
-def check_sender(session: Session, user: User, about: Subject, channel: str) -> None:
-    """Tenant, team, right, entitlement, channel enabled."""
+def check_sender(
+    session: Session, user: User, about: Subject, channel: str, facts: Facts | None = None
+) -> None:
+    """Tenant, team, right, entitlement, channel enabled. `facts`: what was read already (a batch's)."""
     org = user.organization
     if org is None or not_ours(user, about):
         raise SendRefused("This conversation belongs to another organisation.")
     if about.kind == "membership" and not org.has_product("crm"):
         raise SendRefused("Your organisation does not have CRM, so prospects cannot be written to.")
-    if not access.may_write(session, user, about):
+    if not (facts or Facts(session)).may_write(user, about):
         raise SendRefused(f"Only the {about.team} can write to {about.people}.")
     if about.membership is not None and about.membership.removed_at is not None:
         raise SendRefused(
@@ -112,7 +115,9 @@ class Unreachable:
     short: str
 
 
-def unreachable(session: Session, contact: Candidate | Prospect, channel: str) -> Unreachable | None:
+def unreachable(
+    session: Session, contact: Candidate | Prospect, channel: str, facts: Facts | None = None
+) -> Unreachable | None:
     """Why this channel cannot reach the recipient (no address, opted out), or None when it can."""
     name, first = contact.full_name, contact.first_name
     if channel == "email":
@@ -121,7 +126,7 @@ def unreachable(session: Session, contact: Candidate | Prospect, channel: str) -
         return None
     if not contact.mobile:
         return Unreachable(f"{name} has no mobile number.", f"{first} has no mobile number")
-    opt_out = optouts.active(session, contact.organization_id, contact.mobile)
+    opt_out = (facts or Facts(session)).opt_out(contact.organization_id, contact.mobile)
     if opt_out is not None:
         return Unreachable(
             f"{phones.display(contact.mobile)} has opted out of texts from your organisation "
@@ -132,9 +137,11 @@ def unreachable(session: Session, contact: Candidate | Prospect, channel: str) -
     return None
 
 
-def check_recipient(session: Session, contact: Candidate | Prospect, channel: str) -> None:
+def check_recipient(
+    session: Session, contact: Candidate | Prospect, channel: str, facts: Facts | None = None
+) -> None:
     """The recipient can be reached on this channel and has not opted out."""
-    found = unreachable(session, contact, channel)
+    found = unreachable(session, contact, channel, facts)
     if found is not None:
         raise SendRefused(found.message, "channel")
 

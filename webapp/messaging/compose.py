@@ -28,6 +28,7 @@ from webapp.messaging import (
     whatsapp,
 )
 from webapp.messaging.checks import SendRefused
+from webapp.messaging.facts import Facts
 from webapp.messaging.segments import SegmentCount
 from webapp.messaging.subjects import Subject
 from webapp.models import (
@@ -199,6 +200,69 @@ def sender_number(
     return number
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A message that passed every check, as it will be stored: what `plan` answers."""
+
+    channel: str
+    text: str
+    count: SegmentCount | None
+    subject: str | None  # an email's, placeholders filled in
+    when: timing.Timing  # send_at: when it leaves (None: now); moved: held to the person's hours
+    template: WhatsappTemplate | None
+    parameters: list[str] | None
+    existing: Conversation | None  # the conversation as it was before this message
+
+    @property
+    def segments(self) -> int:
+        return self.count.segments if self.count else (1 if self.channel == "whatsapp" else 0)
+
+
+def plan(
+    session: Session,
+    user: User,
+    about: Subject,
+    channel: str,
+    body: str,
+    subject: str | None = None,
+    whatsapp_template_id: int | None = None,
+    invite_link: str | None = None,
+    send_at: datetime | None = None,
+    now: datetime | None = None,
+    override_reason: str | None = None,
+    move_picked: bool = False,
+    facts: Facts | None = None,
+) -> Planned:
+    """Every check of one message, in order, and its text as the person will read it; stores nothing.
+    `compose` stores what this answers; a bulk message's preview (webapp.messaging.bulk) shows it, with
+    `facts` read for the whole batch at once. Raises SendRefused with a message for the user."""
+    now = now or utcnow()
+    facts = facts or Facts(session)
+    if send_at is not None:
+        send_at = checks.check_send_at(send_at, now)
+    checks.check_sender(session, user, about, channel, facts)
+    checks.check_recipient(session, about.contact, channel, facts)
+    when = hours_for(session, about, channel, now, send_at, override_reason, move_picked, facts)
+    recipient = recipient_for(about, user, invite_link)
+    org = about.organization
+    template, parameters = None, None
+    existing = facts.conversation(about)
+    if channel == "whatsapp":
+        if whatsapp_template_id is not None:
+            template = whatsapp.approved_template(session, org.id, whatsapp_template_id)
+            if template is None:
+                raise SendRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
+            body, parameters = whatsapp.render(template, recipient)
+        checks.check_whatsapp_window(whatsapp.time_left(existing, now) is not None, template is not None)
+        if when.send_at is not None:
+            ends_at = existing.whatsapp_window_ends_at if existing else None
+            checks.check_whatsapp_window_at(ends_at, when.send_at, template is not None, org.time_zone)
+    text = placeholders.render(body, recipient)
+    rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
+    count = checks.check_body(channel, text, rendered_subject)
+    return Planned(channel, text, count, rendered_subject, when, template, parameters, existing)
+
+
 def compose(
     session: Session,
     user: User,
@@ -212,6 +276,7 @@ def compose(
     now: datetime | None = None,
     override_reason: str | None = None,
     move_picked: bool = False,
+    facts: Facts | None = None,
 ) -> Message:
     """Store the message as queued and debit its credits, in the caller's transaction.
 
@@ -222,36 +287,26 @@ def compose(
     A text is held to the recipient's hours (webapp.messaging.timing): written at night for them it is
     scheduled for their next allowed moment; `override_reason` sets the organisation's hours aside;
     `move_picked` moves a picked `send_at` in their closed hours to the next allowed moment after it
-    rather than refuse it.
+    rather than refuse it. The checks are `plan`'s.
     Raises SendRefused with a message for the user; the caller rolls back and shows it.
     """
-    now = now or utcnow()
-    if send_at is not None:
-        send_at = checks.check_send_at(send_at, now)
-    checks.check_sender(session, user, about, channel)
-    contact = about.contact
-    checks.check_recipient(session, contact, channel)
-    when = hours_for(session, about, channel, now, send_at, override_reason, move_picked)
-    send_at = when.send_at
-    recipient = recipient_for(about, user, invite_link)
-    org = about.organization
-    template, parameters = None, None
-    if channel == "whatsapp":
-        existing = conversations.for_subject(session, about)
-        if whatsapp_template_id is not None:
-            template = whatsapp.approved_template(session, org.id, whatsapp_template_id)
-            if template is None:
-                raise SendRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
-            body, parameters = whatsapp.render(template, recipient)
-        checks.check_whatsapp_window(whatsapp.time_left(existing, now) is not None, template is not None)
-        if send_at is not None:
-            ends_at = existing.whatsapp_window_ends_at if existing else None
-            checks.check_whatsapp_window_at(ends_at, send_at, template is not None, org.time_zone)
-    text = placeholders.render(body, recipient)
-    rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
-    count = checks.check_body(channel, text, rendered_subject)
-
-    conversation = conversations.for_subject(session, about, create=True)
+    planned = plan(
+        session,
+        user,
+        about,
+        channel,
+        body,
+        subject,
+        whatsapp_template_id,
+        invite_link,
+        send_at,
+        now,
+        override_reason,
+        move_picked,
+        facts,
+    )
+    contact, org = about.contact, about.organization
+    conversation = planned.existing or conversations.for_subject(session, about, create=True)
     assert conversation is not None
     if channel == "email":
         from_addr, to_addr = org.display_sender, contact.email or ""
@@ -259,24 +314,25 @@ def compose(
         assert contact.mobile
         to_addr = contact.mobile
         from_addr = sender_number(session, conversation, channel, to_addr).e164
+    send_at = planned.when.send_at
     try:
         store = outbox.queue if send_at is None else functools.partial(outbox.schedule, send_at=send_at)
         message = store(
             session,
             conversation,
             channel=channel,
-            body=text,
+            body=planned.text,
             from_addr=from_addr,
             to_addr=to_addr,
             author_id=user.id,
-            count=count,
-            email_subject=rendered_subject,
-            whatsapp_template_id=template.id if template else None,
-            template_parameters=parameters,
+            count=planned.count,
+            email_subject=planned.subject,
+            whatsapp_template_id=planned.template.id if planned.template else None,
+            template_parameters=planned.parameters,
         )
     except credits.InsufficientCredits as exc:
         raise SendRefused(str(exc), "body") from exc
-    message.hours_override = when.override_reason
+    message.hours_override = planned.when.override_reason
     return message
 
 
@@ -319,19 +375,21 @@ def hours_for(
     send_at: datetime | None = None,
     override_reason: str | None = None,
     move_picked: bool = False,
+    facts: Facts | None = None,
 ) -> timing.Timing:
     """When a message to this person on this channel leaves, under their quiet hours (QUIET_HOURS off:
     now, or at `send_at`). The counter asks it too, to say so before Send."""
     if not current_app.config.get("QUIET_HOURS", True) or channel not in timing.HELD_CHANNELS:
         return timing.Timing(send_at, None)
-    existing = conversations.for_subject(session, about)
+    facts = facts or Facts(session)
+    existing = facts.conversation(about)
     return timing.when(
         about.organization,
         channel,
         about.contact.mobile,
         now,
         send_at=send_at,
-        heard_at=timing.last_heard(session, existing),
+        heard_at=facts.heard_at(existing),
         override_reason=override_reason,
         move_picked=move_picked,
         place_zone=timing.place_of(about),

@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from webapp import zones
 from webapp.messaging import quiet_hours
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.quiet_hours import Decision, OrganizationHours
-from webapp.models import Conversation, Message, Organization
+from webapp.models import Organization
 
 if TYPE_CHECKING:
     from webapp.messaging.subjects import Subject
@@ -43,17 +40,6 @@ class Timing:
     decision: Decision | None  # the quiet hours' answer (None for email, which is not held)
     moved: bool = False  # written to go now, moved to the recipient's next allowed moment
     override_reason: str | None = None  # the writer's reason, where it set the organisation's hours aside
-
-
-def last_heard(session: Session, conversation: Conversation | None) -> datetime | None:
-    """When the person last wrote in this conversation, on any channel."""
-    if conversation is None or conversation.id is None:
-        return None
-    return session.scalar(
-        sa.select(sa.func.max(Message.received_at)).where(
-            Message.conversation_id == conversation.id, Message.direction == "inbound"
-        )
-    )
 
 
 def decide(

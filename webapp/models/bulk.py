@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from webapp.models.organization import Organization
     from webapp.models.user import User
 
-BATCH_STATES = ("running", "done", "cancelled")
+# "draft": the preview, stored so that paging it and Send reuse its checks; "running" once sent.
+BATCH_STATES = ("draft", "running", "done", "cancelled")
 # "sending": claimed by a worker inside its open transaction (never seen committed: the same transaction
 # writes the final outcome with the message), so a killed worker leaves the row empty for the next one.
 RECIPIENT_OUTCOMES = ("sending", "sent", "scheduled", "refused", "failed", "cancelled")
@@ -24,7 +25,7 @@ RECIPIENT_OUTCOMES = ("sending", "sent", "scheduled", "refused", "failed", "canc
 class Batch(Base):
     __tablename__ = "batch"
     __table_args__ = (
-        sa.CheckConstraint("state IN ('running', 'done', 'cancelled')", name="state_known"),
+        sa.CheckConstraint("state IN ('draft', 'running', 'done', 'cancelled')", name="state_known"),
         sa.CheckConstraint("kind IN ('application', 'membership')", name="kind_known"),
     )
 
@@ -45,6 +46,12 @@ class Batch(Base):
     total: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A worker runs the batch until then (renewed as it goes): the clock's pass leaves it alone, and
+    # takes it over once the lease has run out (the worker died).
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What plain quotes and dashes would save (webapp.messaging.lookalikes.savings): credits, messages.
+    plain_saved: Mapped[int] = mapped_column(default=0)
+    plain_helped: Mapped[int] = mapped_column(default=0)
 
     organization: Mapped[Organization] = relationship()
     author: Mapped[User] = relationship()
@@ -74,6 +81,11 @@ class BatchRecipient(Base):
         sa.ForeignKey("message.id", ondelete="SET NULL"), unique=True
     )
     reason: Mapped[str | None] = mapped_column(sa.Text)
+    # The preview's line: the text as they read it, its cost, and when quiet hours move it to.
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    segments: Mapped[int] = mapped_column(default=0)
+    credits: Mapped[int] = mapped_column(default=0)
+    morning_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     batch: Mapped[Batch] = relationship()

@@ -22,7 +22,7 @@ from webapp.crm import prospects
 from webapp.extensions import db
 from webapp.messaging import bulk, checks
 from webapp.messaging.subjects import Kind, Subject
-from webapp.models import CHANNEL_LABELS, Job
+from webapp.models import CHANNEL_LABELS, Batch, Job
 from webapp.web import composer, refusals
 from webapp.web.forms import FlaskForm
 from webapp.web.pages import render, wants_fragment
@@ -48,7 +48,7 @@ class Place:
     list_name: str  # the crumb before the title: "Jobs", "Communities"
     list_url: str
     back_url: str
-    urls: dict[str, str]  # compose, counter, preview, send
+    urls: dict[str, str]  # compose, counter, preview
 
     @property
     def field(self) -> str:
@@ -56,9 +56,7 @@ class Place:
 
 
 def _urls(prefix: str, **key: int) -> dict[str, str]:
-    return {
-        name: url_for(f"bulk.{prefix}_{name}", **key) for name in ("compose", "counter", "preview", "send")
-    }
+    return {name: url_for(f"bulk.{prefix}_{name}", **key) for name in ("compose", "counter", "preview")}
 
 
 def _job(job_id: int) -> Place:
@@ -141,54 +139,54 @@ def _counter(place: Place) -> str:
 
 
 def _preview(place: Place) -> Response:
-    form = BulkForm()
-    people = _chosen(place, form)
-    page_of = partial(_compose_page, place, people, form)
-    draft = composer.ready(form, _setup(place, people), page_of)
-    plan = bulk.preview(
-        db.session, current_user, people, draft.channel, draft.body, draft.subject, None, draft.send_at
-    )
-    q = (request.form.get("q") or "").strip().casefold()
-    lines = [line for line in plan.lines if q in line.name.casefold()] if q else plan.lines
-    number = max(1, ids.parse(request.form.get("page")) or 1)
-    shown = lines[(number - 1) * PAGE : number * PAGE]
-    return render(
-        "bulk/preview.html",
-        "bulk/_lines.html",
-        place=place,
-        chosen=form[place.field].data or [],
-        form=form,
-        plan=plan,
-        lines=shown,
-        matching=len(lines),
-        page_number=number,
-        pages=max(1, -(-len(lines) // PAGE)),
-        q=q,
-        channel_label=CHANNEL_LABELS[plan.channel],
-    )
-
-
-def _send(place: Place) -> Response:
+    """Check every recipient once, store the preview as a draft, and show it (a page of its own, which
+    pages, searches and reloads without checking anyone again)."""
     form = BulkForm()
     people = _chosen(place, form)
     page_of = partial(_compose_page, place, people, form)
     draft = composer.ready(form, _setup(place, people), page_of)
     batch = refusals.submit(
         form,
-        lambda: bulk.start(
+        lambda: bulk.draft(
             db.session,
             current_user,
             place.kind,
-            [p.id for p in people],
+            people,
             draft.channel,
             draft.body,
             draft.subject,
-            send_at=draft.send_at,
+            None,
+            form.template_id.data,
+            draft.send_at,
         ),
         page_of,
     )
-    bulk.launch(batch.id)
     return redirect(url_for("bulk.progress", batch_id=batch.id), 303)
+
+
+def _place_of(batch: Batch) -> Place:
+    owner = bulk.owner_of(db.session, batch) or abort(404)
+    return _job(owner) if batch.kind == "application" else _community(owner)
+
+
+def _draft_page(batch: Batch) -> Response:
+    q = (request.args.get("q") or "").strip()
+    number = max(1, ids.parse(request.args.get("page")) or 1)
+    rows, matching = bulk.lines(db.session, batch, q.casefold(), number, PAGE)
+    return render(
+        "bulk/preview.html",
+        "bulk/_lines.html",
+        batch=batch,
+        place=_place_of(batch),
+        totals=bulk.totals(db.session, batch),
+        form=FlaskForm(),
+        lines=rows,
+        matching=matching,
+        page_number=number,
+        pages=max(1, -(-matching // PAGE)),
+        q=q,
+        channel_label=CHANNEL_LABELS[batch.channel],
+    )
 
 
 @bp.get("/jobs/<id:job_id>/message")
@@ -209,12 +207,6 @@ def job_preview(job_id: int) -> Response:
     return _preview(_job(job_id))
 
 
-@bp.post("/jobs/<id:job_id>/message/send")
-@login_required
-def job_send(job_id: int) -> Response:
-    return _send(_job(job_id))
-
-
 @bp.get("/communities/<id:community_id>/message")
 @login_required
 def community_compose(community_id: int) -> Response:
@@ -233,20 +225,17 @@ def community_preview(community_id: int) -> Response:
     return _preview(_community(community_id))
 
 
-@bp.post("/communities/<id:community_id>/message/send")
-@login_required
-def community_send(community_id: int) -> Response:
-    return _send(_community(community_id))
-
-
-def _batch(batch_id: int):  # type: ignore[no-untyped-def]
+def _batch(batch_id: int) -> Batch:
     return bulk.get_batch(db.session, current_user, batch_id) or abort(404)
 
 
 @bp.get("/batches/<id:batch_id>")
 @login_required
 def progress(batch_id: int) -> Response:
+    """A draft's preview, or a sent batch's progress: one address for the batch, which a reload keeps."""
     batch = _batch(batch_id)
+    if batch.state == "draft":
+        return _draft_page(batch)
     return render(
         "bulk/progress.html",
         "bulk/_progress.html",
@@ -255,6 +244,22 @@ def progress(batch_id: int) -> Response:
         form=FlaskForm(),
         channel_label=CHANNEL_LABELS[batch.channel],
     )
+
+
+@bp.post("/batches/<id:batch_id>/send")
+@login_required
+def send(batch_id: int) -> Response:
+    batch = _batch(batch_id)
+    if not FlaskForm().validate():
+        abort(400)
+    try:
+        bulk.send(db.session, current_user, batch)
+    except bulk.BulkRefused as refused:
+        db.session.rollback()
+        flash(refused.message, "error")
+        return redirect(url_for("bulk.progress", batch_id=batch.id), 303)
+    bulk.launch(batch.id)
+    return redirect(url_for("bulk.progress", batch_id=batch.id), 303)
 
 
 @bp.post("/batches/<id:batch_id>/cancel")
