@@ -1485,3 +1485,43 @@ def test_bulk_message_preview_then_progress_bar_fits_and_passes_axe(
     shot(page, f"bulk-progress-{width}")
     page.reload()  # it survives a reload
     expect(page.get_by_role("heading", name="Done", level=2)).to_be_visible()
+
+
+# --- Bulk messages to all matching a filter (issue 22 §1) ---------------------------------------------
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_message_all_matching_a_filter_names_the_number_in_the_composer(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    """Only reads: the composer is opened, nothing is sent."""
+    from webapp.jobs import queries
+
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    path = job_path(live_app, "Warehouse Associate")
+    with live_app.app_context():
+        recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
+        job_id = int(path.rsplit("/", 1)[1])
+        expected = queries.count_matching(db.session, recruiter, job_id, "a", "screening")
+        everyone = queries.count_matching(db.session, recruiter, job_id)
+        db.session.remove()
+    assert 2 <= expected < everyone
+    page.goto(path)
+    expect(page.get_by_role("link", name=f"Message all {everyone}", exact=True)).to_be_visible()
+    page.get_by_label("Stage").select_option("screening")
+    page.get_by_label("Search by name").fill("a")
+    expect(page).to_have_url(re.compile(r"[?&]q=a(&|$)"))
+    button = page.get_by_role("link", name=f"Message all {expected} matching", exact=True)
+    expect(button).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"bulk-all-list-{width}")
+    button.click()
+    heading = f"Message {expected} people matching “a” in Screening"
+    expect(page.get_by_role("heading", name=heading, level=1, exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name=f"Preview {expected} messages")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"bulk-all-compose-{width}")

@@ -148,7 +148,8 @@ def test_the_organisations_cap_refuses_a_larger_batch(app, world) -> None:
     with pytest.raises(bulk.BulkRefused, match="at most 10 people; you chose 11"):
         start(world, ids)
     db.session.rollback()
-    assert db.session.scalars(sa.select(Batch.state)).all() == ["draft"]
+    # Refused on the count, before anyone is checked: nothing stored.
+    assert db.session.scalars(sa.select(Batch.state)).all() == []
     world["org"].bulk_cap = 11
     db.session.commit()
     assert start(world, ids).total == 11
@@ -257,9 +258,25 @@ def test_whatsapp_outside_the_window_needs_an_approved_template(app, world, fake
     template = f.whatsapp_template(world["org"], approved=True)
     db.session.commit()
     plan = bulk.preview(
-        db.session, world["user"], subjects, "whatsapp", "", whatsapp_template_id=template.id, now=NOW
+        db.session,
+        world["user"],
+        subjects,
+        "whatsapp",
+        "Hi %FIRSTNAME%",
+        whatsapp_template_id=template.id,
+        now=NOW,
     )
-    assert len(plan.sendable) == 6 and plan.lines[0].text.startswith("Hi Tex, can we talk about Backend")
+    # The open windows get the text; the template is for the closed ones only.
+    assert len(plan.sendable) == 6 and plan.lines[0].text == "Hi Tex"
+    assert plan.lines[3].text.startswith("Hi Tex, can we talk about Backend")
+    batch = start(world, ids, body="Hi %FIRSTNAME%", channel="whatsapp", whatsapp_template_id=template.id)
+    assert bulk.run(batch.id, now=lambda: NOW) == 6
+    sent = db.session.scalars(sa.select(Message).order_by(Message.id)).all()
+    assert [m.whatsapp_template_id for m in sent] == [None, None, None, template.id, template.id, template.id]
+    other = f.whatsapp_template(f.messaging_org("Other"), approved=True)
+    db.session.commit()
+    with pytest.raises(bulk.BulkRefused, match="approved WhatsApp templates"):
+        start(world, ids, channel="whatsapp", whatsapp_template_id=other.id)
 
 
 def test_two_workers_on_one_batch_send_nobody_twice(app, world, fake) -> None:

@@ -66,6 +66,12 @@ def test_message_selected_preview_send_progress_report(client, auth, world, fake
     assert "Nomo Bile has no mobile number." in text
     assert "12 will be sent; 1 skipped" in text and "12 credits; your balance is 20" in text
 
+    # "Change the message" opens the composer as it was left: the same people, the same text.
+    change = text.split('id="bulk-change" href="')[1].split('"')[0].replace("&amp;", "&")
+    again = client.get(change).get_data(as_text=True)
+    assert "Message 13 people" in again and "Hi %FIRSTNAME%, news about %JOBTITLE%.</textarea>" in again
+    assert client.get(f"/jobs/{job}/message", query_string={"draft": 10**6}).status_code == 404
+
     searched = client.get(progress_url, query_string={"q": "cand1"}, headers={"HX-Request": "true"})
     body = searched.get_data(as_text=True)
     assert body.lstrip().startswith('<div id="bulk-lines">') and "Cand10" in body and "Cand2 " not in body

@@ -100,14 +100,14 @@ def get_community(session: Session, user: User, community_id: int) -> Community 
     )
 
 
-def members(session: Session, user: User, community: Community, q: str = "") -> list[MemberRow]:
-    """The community's current members, by name (every word, accents and case aside) or part of their
-    number, newest first."""
+def matching(user: User, community_id: int, q: str = "") -> sa.Select[tuple[CommunityMembership]]:
+    """The community's current members this user may see that the search matches (every word of the
+    name, accents and case aside, or part of their number), unordered and uncapped: the one rule of
+    "who matches" for the member list and for a bulk message to all matching."""
     query = (
         access.visible_memberships(user)
         .join(CommunityMembership.prospect)
-        .options(contains_eager(CommunityMembership.prospect))
-        .where(CommunityMembership.community_id == community.id, CommunityMembership.removed_at.is_(None))
+        .where(CommunityMembership.community_id == community_id, CommunityMembership.removed_at.is_(None))
     )
     for word in search.words(q):
         by_name = Prospect.search_name.contains(word, autoescape=True)
@@ -115,8 +115,16 @@ def members(session: Session, user: User, community: Community, q: str = "") -> 
         if len(digits) >= 3 and digits == word.lstrip("+"):
             by_name = sa.or_(by_name, Prospect.mobile.contains(digits, autoescape=True))
         query = query.where(by_name)
-    query = query.order_by(CommunityMembership.created_at.desc(), CommunityMembership.id.desc()).limit(
-        MAX_ROWS
+    return query
+
+
+def members(session: Session, user: User, community: Community, q: str = "") -> list[MemberRow]:
+    """The members the search matches, the newest MAX_ROWS."""
+    query = (
+        matching(user, community.id, q)
+        .options(contains_eager(CommunityMembership.prospect))
+        .order_by(CommunityMembership.created_at.desc(), CommunityMembership.id.desc())
+        .limit(MAX_ROWS)
     )
     rows = list(session.scalars(query))
     activity = {}
@@ -124,6 +132,18 @@ def members(session: Session, user: User, community: Community, q: str = "") -> 
         per_membership = _activity(user).where(Conversation.community_membership_id.in_([m.id for m in rows]))
         activity = {mid: (unread, at) for mid, unread, at in session.execute(per_membership)}
     return [MemberRow(m, *activity.get(m.id, (0, None))) for m in rows]
+
+
+def matching_ids(session: Session, user: User, community_id: int, q: str = "") -> list[int]:
+    """Every membership the search matches, uncapped, in id order."""
+    query = matching(user, community_id, q).with_only_columns(CommunityMembership.id)
+    return list(session.scalars(query.order_by(CommunityMembership.id)))
+
+
+def count_matching(session: Session, user: User, community_id: int, q: str = "") -> int:
+    """How many members the search matches, uncapped (the list shows at most MAX_ROWS)."""
+    found = matching(user, community_id, q).with_only_columns(CommunityMembership.id).subquery()
+    return session.scalar(sa.select(sa.func.count()).select_from(found)) or 0
 
 
 def sourcing_team(session: Session, community: Community) -> list[User]:

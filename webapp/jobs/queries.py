@@ -83,21 +83,39 @@ def activity_for(session: Session, user: User, applications: list[Application]) 
     }
 
 
-def applications_for(
-    session: Session, user: User, job: Job, q: str = "", stage: str = ""
-) -> list[Application]:
-    """The job's applications, filtered by candidate name and stage, newest first."""
-    query = (
-        access.visible_applications(user)
-        .join(Application.candidate)
-        .options(contains_eager(Application.candidate))
-        .where(Application.job_id == job.id)
-    )
+def matching(user: User, job_id: int, q: str = "", stage: str = "") -> sa.Select[tuple[Application]]:
+    """The job's applications this user may see that the filter matches, unordered and uncapped: the one
+    rule of "who matches" for the list and for a bulk message to all matching."""
+    query = access.visible_applications(user).join(Application.candidate).where(Application.job_id == job_id)
     if stage:
         query = query.where(Application.stage == stage)
     # Every word of the query somewhere in the name, accents and case aside: "muller lena" finds
     # Lena Müller, in either order, on any backend.
     for word in search.words(q):
         query = query.where(Candidate.search_name.contains(word, autoescape=True))
-    query = query.order_by(Application.created_at.desc(), Application.id.desc()).limit(MAX_ROWS)
+    return query
+
+
+def applications_for(
+    session: Session, user: User, job: Job, q: str = "", stage: str = ""
+) -> list[Application]:
+    """The job's applications, filtered by candidate name and stage, the newest MAX_ROWS."""
+    query = (
+        matching(user, job.id, q, stage)
+        .options(contains_eager(Application.candidate))
+        .order_by(Application.created_at.desc(), Application.id.desc())
+        .limit(MAX_ROWS)
+    )
     return list(session.scalars(query))
+
+
+def matching_ids(session: Session, user: User, job_id: int, q: str = "", stage: str = "") -> list[int]:
+    """Every application the filter matches, uncapped, in id order."""
+    query = matching(user, job_id, q, stage).with_only_columns(Application.id).order_by(Application.id)
+    return list(session.scalars(query))
+
+
+def count_matching(session: Session, user: User, job_id: int, q: str = "", stage: str = "") -> int:
+    """How many applications the filter matches, uncapped (the list shows at most MAX_ROWS)."""
+    found = matching(user, job_id, q, stage).with_only_columns(Application.id).subquery()
+    return session.scalar(sa.select(sa.func.count()).select_from(found)) or 0

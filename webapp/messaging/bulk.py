@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp.accounts import access
 from webapp.billing import credits, pricing
-from webapp.messaging import checks, compose, dispatch, lookalikes, placeholders
+from webapp.messaging import checks, compose, dispatch, lookalikes, placeholders, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.facts import Known
 from webapp.messaging.subjects import Kind, Subject, of_application, of_membership
@@ -44,6 +44,7 @@ from webapp.models import (
     BatchRecipient,
     CommunityMembership,
     Message,
+    MessageTemplate,
     User,
     utcnow,
 )
@@ -120,6 +121,10 @@ class Line:
     morning_at: datetime | None = None  # quiet hours: when it leaves instead of now
 
 
+def _over_cap(cap: int, people: int) -> str:
+    return f"Your organisation sends a bulk message to at most {cap:,} people; you chose {people:,}."
+
+
 @dataclass(frozen=True)
 class Totals:
     """What the preview's summary says, and why nothing may be sent (`refusal`)."""
@@ -141,10 +146,7 @@ class Totals:
     @property
     def refusal(self) -> str | None:
         if self.people > self.cap:
-            return (
-                f"Your organisation sends a bulk message to at most {self.cap:,} people; "
-                f"you chose {self.people:,}."
-            )
+            return _over_cap(self.cap, self.people)
         if not self.sendable:
             return "None of these people can be reached on this channel."
         if self.credits > self.balance:
@@ -170,6 +172,16 @@ class Plan:
         return self.totals.refusal
 
 
+def _template_for(
+    facts: Known, about: Subject, channel: str, template_id: int | None, now: datetime
+) -> int | None:
+    """A bulk WhatsApp message is free text for whoever's 24-hour window is open, and the approved
+    template (when one was chosen) for the others: the template is theirs only."""
+    if channel != "whatsapp" or template_id is None:
+        return None
+    return None if whatsapp.time_left(facts.conversation(about), now) is not None else template_id
+
+
 def _line(
     session: Session,
     user: User,
@@ -192,7 +204,7 @@ def _line(
             channel,
             body,
             subject,
-            whatsapp_template_id,
+            _template_for(facts, about, channel, whatsapp_template_id, now),
             send_at=send_at,
             now=now,
             move_picked=True,
@@ -264,8 +276,20 @@ def draft(
     send_at: datetime | None = None,
     now: datetime | None = None,
 ) -> Batch:
-    """The preview, stored as a draft batch with a row per recipient (their line), and committed."""
+    """The preview, stored as a draft batch with a row per recipient (their line), and committed.
+    Raises BulkRefused, storing nothing, when there are more people than the organisation's cap (no
+    one is checked for a batch that could never go)."""
     now = now or utcnow()
+    org = user.organization
+    assert org is not None
+    if len(subjects) > org.bulk_cap:
+        raise BulkRefused(_over_cap(org.bulk_cap, len(subjects)), "body")
+    chosen_template = whatsapp_template_id is not None and channel == "whatsapp"
+    if chosen_template and whatsapp.approved_template(session, org.id, whatsapp_template_id) is None:  # type: ignore[arg-type]
+        raise BulkRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
+    if template_id is not None:
+        found = session.get(MessageTemplate, template_id)
+        template_id = found.id if found is not None and found.organization_id == org.id else None
     plan = preview(session, user, subjects, channel, body, subject, whatsapp_template_id, send_at, now)
     assert user.organization_id is not None
     batch = Batch(
@@ -332,6 +356,17 @@ def totals(session: Session, batch: Batch) -> Totals:
         cap=org.bulk_cap,
         saved_credits=batch.plain_saved,
         helped=batch.plain_helped,
+    )
+
+
+def chosen(session: Session, batch: Batch) -> list[int]:
+    """The ids of the batch's people, in the order they were chosen (to write the message again)."""
+    return list(
+        session.scalars(
+            sa.select(BatchRecipient.subject_id)
+            .where(BatchRecipient.batch_id == batch.id)
+            .order_by(BatchRecipient.id)
+        )
     )
 
 
@@ -548,7 +583,9 @@ def run(
                         batch.channel,
                         batch.body,
                         subject=batch.subject,
-                        whatsapp_template_id=batch.whatsapp_template_id,
+                        whatsapp_template_id=_template_for(
+                            facts, about, batch.channel, batch.whatsapp_template_id, moment
+                        ),
                         send_at=batch.send_at if batch.send_at and batch.send_at > moment else None,
                         now=moment,
                         move_picked=True,

@@ -455,7 +455,8 @@ Write = Callable[[Draft], int]
 def draft(form: Composition, about: Subject) -> Draft:
     """The form's message to `about`; SendRefused for a time that is not one."""
     channel = form.channel.data or ""
-    template_id = form.whatsapp_template_id.data if isinstance(form, ComposeForm) else None
+    # A conversation's composer and a bulk message's have the field; an invitation's has none.
+    template_id = form.whatsapp_template_id.data if hasattr(form, "whatsapp_template_id") else None
     send_at = (form.send_at.data or "")[:40].strip()
     return Draft(
         channel,

@@ -1,7 +1,9 @@
-"""Bulk messages: *Message N people* from a job's ticked applications → the one composer → Preview (a
-line per recipient, the totals, the refusal when credits or the cap do not cover) → Send → a progress
-page whose bar one htmx poll refreshes, *Cancel the rest*, and the report as CSV. The rules are
-webapp.messaging.bulk's; these routes parse and render."""
+"""Bulk messages: *Message N people* from a job's applications or a community's members → the one
+composer → Preview (a line per recipient, the totals, the refusal when credits or the cap do not cover)
+→ Send → a progress page whose bar one htmx poll refreshes, *Cancel the rest*, and the report as CSV.
+The people are the ticked ids, or "all matching": the list's filter, carried instead of the ids and
+resolved with the list's own query (webapp.jobs.queries / webapp.crm.prospects `matching`), uncapped.
+The rules are webapp.messaging.bulk's; these routes parse and render."""
 
 from __future__ import annotations
 
@@ -12,19 +14,23 @@ from functools import partial
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
-from wtforms import SelectMultipleField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
-from webapp import ids
+from webapp import ids, zones
 from webapp.accounts import access
 from webapp.crm import prospects
 from webapp.extensions import db
-from webapp.messaging import bulk, checks
+from webapp.jobs import queries
+from webapp.messaging import bulk, checks, whatsapp
 from webapp.messaging.subjects import Kind, Subject
 from webapp.models import CHANNEL_LABELS, Batch, Job
 from webapp.web import composer, refusals
 from webapp.web.forms import FlaskForm
+from webapp.web.list_filters import ApplicationFilterForm, MemberFilterForm
 from webapp.web.pages import render, wants_fragment
 
 bp = Blueprint("bulk", __name__, template_folder="templates")
@@ -36,6 +42,18 @@ class BulkForm(composer.Composition):
     # The chosen people: a job's applications or a community's memberships (one of the two is used).
     application = SelectMultipleField(coerce=ids.parse, validate_choice=False, validators=[Optional()])
     membership = SelectMultipleField(coerce=ids.parse, validate_choice=False, validators=[Optional()])
+    # For those whose WhatsApp window is closed (the others get the text): an approved template.
+    whatsapp_template_id = SelectField(
+        "Approved WhatsApp template, for those whose 24-hour window is closed",
+        coerce=ids.parse,
+        validate_choice=False,
+        validators=[Optional()],
+    )
+    # Or "all matching": the list's filter instead of ids, resolved again at each step (the ticks are then
+    # ignored). Carried as typed; the list's own form checks it (`_filter`).
+    all = BooleanField(validators=[Optional()])
+    filter_q = StringField(validators=[Optional()])
+    filter_stage = StringField(validators=[Optional()])
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class Place:
     list_url: str
     back_url: str
     urls: dict[str, str]  # compose, counter, preview
+    filter_form: type[ApplicationFilterForm] | type[MemberFilterForm]  # the list's
 
     @property
     def field(self) -> str:
@@ -62,8 +81,9 @@ def _urls(prefix: str, **key: int) -> dict[str, str]:
 def _job(job_id: int) -> Place:
     job: Job = access.get_job(db.session, current_user, job_id) or abort(404)
     back = url_for("jobs.detail", job_id=job.id)
+    urls = _urls("job", job_id=job.id)
     return Place(
-        "application", job.id, job.title, "Jobs", url_for("jobs.index"), back, _urls("job", job_id=job.id)
+        "application", job.id, job.title, "Jobs", url_for("jobs.index"), back, urls, ApplicationFilterForm
     )
 
 
@@ -78,11 +98,38 @@ def _community(community_id: int) -> Place:
         url_for("crm.index"),
         back,
         _urls("community", community_id=community.id),
+        MemberFilterForm,
     )
 
 
-def _people(place: Place, wanted: list[int | None]) -> list[Subject]:
-    found = bulk.recipients(db.session, current_user, place.kind, [i for i in wanted if i is not None])
+def _filter(place: Place, form: BulkForm) -> ApplicationFilterForm | MemberFilterForm:
+    """The list's filter that "all matching" carries, checked by the list's own form. Our links and
+    forms only carry good ones: a bad one is an edited address, answered 400 with the reason."""
+    if place.kind == "membership" and form.filter_stage.data:
+        abort(400, description="A community's members have no stage to filter by.")
+    found = place.filter_form(
+        MultiDict({"q": form.filter_q.data or "", "stage": form.filter_stage.data or ""})
+    )
+    if not found.validate():
+        reasons = (f"{found[name].label.text}: {e}" for name, errors in found.errors.items() for e in errors)
+        abort(400, description=" ".join(reasons))
+    return found
+
+
+def _wanted(place: Place, form: BulkForm) -> list[int]:
+    """The ids chosen: the ticked ones, or every one the list's filter matches (the list's own query,
+    uncapped, scoped to the user)."""
+    if not form.all.data:
+        return [i for i in form[place.field].data or [] if i is not None]
+    found = _filter(place, form)
+    q = found.q.data or ""
+    if isinstance(found, ApplicationFilterForm):
+        return queries.matching_ids(db.session, current_user, place.owner_id, q, found.stage.data or "")
+    return prospects.matching_ids(db.session, current_user, place.owner_id, q)
+
+
+def _people(place: Place, form: BulkForm) -> list[Subject]:
+    found = bulk.recipients(db.session, current_user, place.kind, _wanted(place, form))
     if place.kind == "application":
         return [s for s in found if s.application is not None and s.application.job_id == place.owner_id]
     return [s for s in found if s.membership is not None and s.membership.community_id == place.owner_id]
@@ -104,32 +151,76 @@ def _setup(place: Place, people: list[Subject]) -> composer.Setup:
 def _compose_page(place: Place, people: list[Subject], form: BulkForm) -> Response:
     setup = _setup(place, people)
     channel = form.channel.data or ("sms" if "sms" in setup.allowed else setup.allowed[0])
+    wa_templates = (
+        whatsapp.approved_templates(db.session, setup.about.organization.id, setup.about.audience)
+        if "whatsapp" in setup.allowed
+        else []
+    )
+    form.whatsapp_template_id.choices = [SelectChoice("", "None: skip them")] + [
+        SelectChoice(str(t.id), f"{t.name} ({t.locale})") for t in wa_templates
+    ]
     return render(
         "bulk/compose.html",
         "bulk/compose.html",
         place=place,
-        chosen=form[place.field].data or [],
+        chosen=[p.id for p in people],
         people=people,
+        # "all matching": the filter in words (' matching “ada” in Interview'); None for ticked people.
+        matching=_filter(place, form).described() if form.all.data else None,
+        cap=current_user.organization.bulk_cap,
+        wa_templates=wa_templates,
         **composer.context(form, setup, channel),
     )
 
 
 def _chosen(place: Place, form: BulkForm) -> list[Subject]:
-    people = _people(place, form[place.field].data or [])
+    people = _people(place, form)
     if not people:
-        flash("Tick the people to message first.", "error")
+        flash(
+            "Nobody matches this filter." if form.all.data else "Tick the people to message first.", "error"
+        )
         abort(redirect(place.back_url, 303))
     return people
 
 
 def _compose(place: Place) -> Response:
-    wanted = [i for i in (ids.parse(v) for v in request.args.getlist(place.field)) if i is not None]
-    form = BulkForm(formdata=None, **{place.field: wanted})
+    args = request.args
+    if args.get("draft"):
+        return _compose_page(place, *_again(place, ids.parse(args.get("draft"))))
+    wanted = [i for i in (ids.parse(v) for v in args.getlist(place.field)) if i is not None]
+    form = BulkForm(
+        formdata=None,
+        all=args.get("all", "") not in BooleanField.false_values,
+        filter_q=args.get("filter_q", ""),
+        filter_stage=args.get("filter_stage", ""),
+        **{place.field: wanted},
+    )
     return _compose_page(place, _chosen(place, form), form)
 
 
+def _again(place: Place, draft_id: int | None) -> tuple[list[Subject], BulkForm]:
+    """The composer as the writer left it for their draft's preview: its people and its message (so that
+    "Change the message" loses nothing they typed)."""
+    batch = bulk.get_batch(db.session, current_user, draft_id) if draft_id else None
+    if batch is None or batch.state != "draft" or batch.author_id != current_user.id:
+        abort(404)
+    if batch.kind != place.kind or bulk.owner_of(db.session, batch) != place.owner_id:
+        abort(404)
+    zone = zones.zone(zones.name_of_reader(current_user))
+    form = BulkForm(
+        formdata=None,
+        channel=batch.channel,
+        body=batch.body,
+        subject=batch.subject or "",
+        template_id=batch.template_id,
+        send_at=f"{batch.send_at.astimezone(zone):%Y-%m-%dT%H:%M}" if batch.send_at else "",
+        **{place.field: bulk.chosen(db.session, batch)},
+    )
+    return _chosen(place, form), form
+
+
 def _counter(place: Place) -> str:
-    people = _people(place, [ids.parse(v) for v in request.form.getlist(place.field)])
+    people = _people(place, BulkForm())
     if not people:
         abort(404)
     setup = _setup(place, people)
@@ -155,8 +246,8 @@ def _preview(place: Place) -> Response:
             draft.channel,
             draft.body,
             draft.subject,
-            None,
-            form.template_id.data,
+            draft.whatsapp_template_id,
+            ids.parse(form.template_id.data),
             draft.send_at,
         ),
         page_of,

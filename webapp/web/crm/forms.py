@@ -1,4 +1,4 @@
-from wtforms import EmailField, Form, SearchField, StringField
+from wtforms import EmailField, StringField
 from wtforms.validators import Email, Length, Optional
 
 from webapp.web.forms import FlaskForm
@@ -6,16 +6,6 @@ from webapp.web.forms import FlaskForm
 
 def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
-
-
-class MemberFilterForm(Form):
-    """The search of a community's members; read from the query string, so no CSRF token."""
-
-    q = SearchField(
-        "Search by name or number",
-        validators=[Optional(), Length(max=100, message="Search for at most 100 characters.")],
-        filters=[_strip],
-    )
 
 
 class AddMemberForm(FlaskForm):

@@ -14,7 +14,8 @@ from webapp.models import Community, CommunityMembership
 from webapp.web import guards, refusals
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import page_of, subject_panel
-from webapp.web.crm.forms import AddMemberForm, MemberFilterForm
+from webapp.web.crm.forms import AddMemberForm
+from webapp.web.list_filters import MemberFilterForm
 from webapp.web.pages import render, wants_fragment
 
 bp = Blueprint("crm", __name__, template_folder="templates")
@@ -38,15 +39,19 @@ def _community(community_id: int) -> Community:
 
 def _members_context(community: Community) -> tuple[dict, int]:
     form = MemberFilterForm(request.args)
+    rows, total, status = [], 0, 400
     if form.validate():
-        rows, status = prospects.members(db.session, current_user, community, form.q.data or ""), 200
-    else:
-        rows, status = [], 400
+        q = form.q.data or ""
+        rows = prospects.members(db.session, current_user, community, q)
+        # Under the cap, the rows are the count; over it, the true number (for "Message all N").
+        total, status = len(rows), 200
+        if total >= prospects.MAX_ROWS:
+            total = prospects.count_matching(db.session, current_user, community.id, q)
     return {
         "community": community,
         "filter_form": form,
         "members": rows,
-        "max_rows": prospects.MAX_ROWS,
+        "total": total,
     }, status
 
 

@@ -12,11 +12,11 @@ from webapp.accounts import access
 from webapp.extensions import db
 from webapp.jobs import queries
 from webapp.messaging import subjects
-from webapp.models import STAGES, Application, Job
+from webapp.models import Application, Job
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import page_of, subject_panel
 from webapp.web.interview_status import status_context as interview_context
-from webapp.web.jobs.forms import ApplicationFilterForm
+from webapp.web.list_filters import ApplicationFilterForm
 from webapp.web.pages import render
 
 bp = Blueprint("jobs", __name__, template_folder="templates")
@@ -39,18 +39,20 @@ def detail(job_id: int) -> Response:
 
 def _applications(job: Job, form: ApplicationFilterForm) -> tuple[dict[str, Any], int]:
     """The job's applications as the filter asks (none, and 400, for a filter that is not one)."""
+    applications, total, status = [], 0, 400
     if form.validate():
         q, stage = form.q.data or "", form.stage.data or ""
-        applications, status = queries.applications_for(db.session, current_user, job, q=q, stage=stage), 200
-    else:
-        applications, status = [], 400
+        applications = queries.applications_for(db.session, current_user, job, q=q, stage=stage)
+        # Under the cap, the rows are the count; over it, the true number (for "Message all N").
+        total, status = len(applications), 200
+        if total >= queries.MAX_ROWS:
+            total = queries.count_matching(db.session, current_user, job.id, q, stage)
     return {
         "job": job,
         "form": form,
         "applications": applications,
+        "total": total,
         "activity": queries.activity_for(db.session, current_user, applications),
-        "stages": STAGES,
-        "max_rows": queries.MAX_ROWS,
     }, status
 
 
