@@ -310,3 +310,46 @@ def test_two_workers_on_one_batch_send_nobody_twice(app, world, fake) -> None:
     sent = posts(fake)
     assert len(sent) == 30 and set(sent.values()) == {1}
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 30
+
+
+def test_on_rq_the_worker_runs_the_batch_and_the_clock_hands_over_a_dead_ones(app, world, fake) -> None:
+    """`make serve`'s way: Send enqueues the batch as an RQ job that the worker (webapp.messaging.worker)
+    knows; a batch whose worker died is handed to the workers again by the clock, not run in it."""
+    import os
+    import threading
+
+    from tests.conftest import need
+    from webapp.messaging import dispatch, worker
+
+    redis_url = os.environ.get("REDIS_TEST_URL", "")
+    if not redis_url:
+        need("Redis (REDIS_TEST_URL)")
+    # The worker runs on the real clock (no `now` to pass an RQ job): no quiet hours in the way.
+    app.config.update(DISPATCH_MODE="rq", REDIS_URL=redis_url, QUIET_HOURS=False)
+    queue = dispatch.queue(app)
+    queue.empty()
+    try:
+        ids = people(world, 8)
+        f.credits(world["org"], 100)
+        first = start(world, ids).id
+        assert bulk.launch(first) is True
+        assert queue.job_ids == [f"batch-{first}"]
+        # The job ends by removing the thread's session, as a worker's thread does.
+        worker.Loop(queue.connection, [queue.name], threading.Event()).work(burst=True)
+        assert bulk.progress(db.session, db.session.get(Batch, first)).counts == {"sent": 8}
+        assert len(posts(fake)) == 8
+
+        second = start(world, people(world, 3, first="Late")).id
+        # Its worker died holding the lease: once the lease ran out the clock enqueues it again.
+        from webapp.models import utcnow
+
+        ran_out = utcnow() - timedelta(seconds=1)  # the worker runs on the real clock
+        db.session.execute(sa.update(Batch).where(Batch.id == second).values(lease_until=ran_out))
+        db.session.commit()
+        assert bulk.resume_running(utcnow()) == ""  # handed over, not run here
+        assert queue.job_ids == [f"batch-{second}"]
+        worker.Loop(queue.connection, [queue.name], threading.Event()).work(burst=True)
+        assert bulk.progress(db.session, db.session.get(Batch, second)).state == "done"
+        assert len(posts(fake)) == 11
+    finally:
+        queue.empty()

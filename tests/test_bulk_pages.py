@@ -96,6 +96,13 @@ def test_message_selected_preview_send_progress_report(client, auth, world, fake
     assert "Done" in progress and "13 of 13 handled (100%)" in progress
     poll = client.get(progress_url, headers={"HX-Request": "true"}).get_data(as_text=True)
     assert poll.lstrip().startswith("<section") and "hx-trigger" not in poll
+    # The poll sends back what it shows: unchanged, it is answered 204 and nothing is drawn.
+    stamp = "done-12-0-1-0-0"  # state, then sent, scheduled, refused, failed, cancelled
+    hx = {"HX-Request": "true"}
+    assert client.get(progress_url, query_string={"seen": stamp}, headers=hx).status_code == 204
+    assert (
+        client.get(progress_url, query_string={"seen": "running-11-0-1-0-0"}, headers=hx).status_code == 200
+    )
     report = client.get(progress_url + "/report.csv")
     assert report.headers["Content-Type"].startswith("text/csv")
     lines = report.get_data(as_text=True).splitlines()

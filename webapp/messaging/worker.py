@@ -84,11 +84,12 @@ HEARTBEAT_SECONDS = 10.0
 
 
 def _jobs() -> dict[str, Callable[..., Any]]:
-    from webapp.messaging import dispatch, ingest
+    from webapp.messaging import bulk, dispatch, ingest
 
     return {
         "webapp.messaging.dispatch.deliver_job": dispatch.deliver_job,
         "webapp.messaging.ingest.process_job": ingest.process_job,
+        "webapp.messaging.bulk.run_job": bulk.run_job,
     }
 
 

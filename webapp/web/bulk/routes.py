@@ -327,11 +327,14 @@ def progress(batch_id: int) -> Response:
     batch = _batch(batch_id)
     if batch.state == "draft":
         return _draft_page(batch)
+    progress = bulk.progress(db.session, batch)
+    if wants_fragment() and request.args.get("seen") == progress.stamp:
+        return make_response("", 204)  # nothing moved: the bar stays as it is
     return render(
         "bulk/progress.html",
         "bulk/_progress.html",
         batch=batch,
-        progress=bulk.progress(db.session, batch),
+        progress=progress,
         form=FlaskForm(),
         channel_label=CHANNEL_LABELS[batch.channel],
     )
