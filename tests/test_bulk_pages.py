@@ -90,7 +90,7 @@ def test_message_selected_preview_send_progress_report(client, auth, world, fake
     assert sent.status_code == 303 and sent.headers["Location"] == progress_url
     assert len({r.body.get("client_ref") for r in fake.requests if r.body}) == 12
     again = client.post(progress_url + "/send", data={"csrf_token": token}, follow_redirects=True)
-    assert "was sent already" in again.get_data(as_text=True)
+    assert again.status_code == 422 and "was sent already" in again.get_data(as_text=True)
     assert len([r for r in fake.requests if r.body and r.body.get("client_ref")]) == 12
     progress = client.get(progress_url).get_data(as_text=True)
     assert "Done" in progress and "13 of 13 handled (100%)" in progress
@@ -126,7 +126,7 @@ def test_credits_that_do_not_cover_refuse_on_the_preview_and_at_send(client, aut
     refused = client.post(
         preview.headers["Location"] + "/send", data={"csrf_token": token}, follow_redirects=True
     )
-    assert "cost 24 credits" in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "cost 24 credits" in refused.get_data(as_text=True)
     assert not fake.requests
 
 

@@ -260,7 +260,7 @@ def _place_of(batch: Batch) -> Place:
     return _job(owner) if batch.kind == "application" else _community(owner)
 
 
-def _draft_page(batch: Batch) -> Response:
+def _draft_page(batch: Batch, form: FlaskForm | None = None) -> Response:
     q = (request.args.get("q") or "").strip()
     number = max(1, ids.parse(request.args.get("page")) or 1)
     rows, matching = bulk.lines(db.session, batch, q.casefold(), number, PAGE)
@@ -270,7 +270,7 @@ def _draft_page(batch: Batch) -> Response:
         batch=batch,
         place=_place_of(batch),
         totals=bulk.totals(db.session, batch),
-        form=FlaskForm(),
+        form=form or FlaskForm(),
         lines=rows,
         matching=matching,
         page_number=number,
@@ -343,15 +343,13 @@ def progress(batch_id: int) -> Response:
 @bp.post("/batches/<id:batch_id>/send")
 @login_required
 def send(batch_id: int) -> Response:
+    """Send the draft: refused (the preview again, the reason on top) when the totals no longer allow
+    it, or when it was sent already (a second click, another tab)."""
     batch = _batch(batch_id)
-    if not FlaskForm().validate():
-        abort(400)
-    try:
-        bulk.send(db.session, current_user, batch)
-    except bulk.BulkRefused as refused:
-        db.session.rollback()
-        flash(refused.message, "error")
-        return redirect(url_for("bulk.progress", batch_id=batch.id), 303)
+    form = FlaskForm()
+    refusals.submit(
+        form, lambda: bulk.send(db.session, current_user, batch), partial(_draft_page, batch, form)
+    )
     bulk.launch(batch.id)
     return redirect(url_for("bulk.progress", batch_id=batch.id), 303)
 
