@@ -147,6 +147,7 @@ LONGEST_FILES = (
     "test_pacing.py",
     "test_send_worker_threads.py",
     "test_admin.py",
+    "test_bulk.py",
     "test_webhooks.py",
     "test_crm_browser.py",
     "test_migrations.py",
