@@ -353,3 +353,17 @@ def test_on_rq_the_worker_runs_the_batch_and_the_clock_hands_over_a_dead_ones(ap
         assert len(posts(fake)) == 11
     finally:
         queue.empty()
+
+
+def test_a_draft_nobody_sends_is_deleted_after_a_day(app, world) -> None:
+    ids = people(world, 3)
+    subjects = bulk.recipients(db.session, world["user"], "application", ids)
+    old = bulk.draft(db.session, world["user"], "application", subjects, "sms", "Hi", now=NOW)
+    new = bulk.draft(
+        db.session, world["user"], "application", subjects, "sms", "Hi", now=NOW + timedelta(hours=2)
+    )
+    old_id, new_id = old.id, new.id
+    bulk.resume_running(NOW + bulk.DRAFT_KEPT + timedelta(minutes=1))
+    assert db.session.scalars(sa.select(Batch.id)).all() == [new_id]
+    left = set(db.session.scalars(sa.select(BatchRecipient.batch_id)))
+    assert left == {new_id} and old_id not in left
