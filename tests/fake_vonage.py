@@ -28,8 +28,17 @@ paging, `country` and `pattern`/`search_pattern` filters, and Vonage's shape
 `numbers` key when there are none). `fake.own("+447400123456", …)` sets the account's numbers; point
 the app at it with VONAGE_REST_HOST=fake.api_host, VONAGE_API_KEY and VONAGE_API_SECRET.
 `fake.offer(…)` puts numbers on sale: `GET /number/search` lists them (`country` required, `features`
-such as "SMS,VOICE" all present), and `POST /number/buy` (form `country`, `msisdn`) moves one to the
-owned numbers with `{"error-code": "200"}`, or answers 420 "method failed" for a number not on offer.
+such as "SMS,VOICE" all present, `type`, and `pattern` with `search_pattern` 0 starts with, 1 contains,
+2 ends with, on the digits with the country code), and `POST /number/buy` (form `country`, `msisdn`)
+moves one to the owned numbers with `{"error-code": "200", "error-code-label": "success"}` and takes
+its `cost` from the account's balance. Vonage answers every purchase it refuses with 420
+`{"error-code": "420", "error-code-label": "method failed"}`, and so does the fake: for a number not on
+offer (taken meanwhile), and for one the balance cannot pay (`fake.balance`, 10.0 euros to start; served
+as Vonage's Account API serves it, `GET /account/get-balance` → `{"value": …, "autoReload": false}`).
+`fake.buy_delay` holds every purchase's answer that many seconds (for races). `POST /number/update`
+(form `country`, `msisdn`, `app_id`, …) sets an owned number's application (`fake.linked` maps its
+msisdn to the app_id), or answers 420 "method failed" for a number the account does not own;
+`fake.fail_updates(n, status)` makes the next n updates fail (420 "method failed", or a 5xx).
 
 Every POST /v1/messages is recorded (`fake.requests`, a snapshot list of RecordedRequest), its
 `Authorization: Bearer` JWT checked (RS256, signed by the application key, `application_id` claim
@@ -76,6 +85,9 @@ MESSAGES_PATH = "/v1/messages"
 OWNED_NUMBERS_PATH = "/account/numbers"
 SEARCH_PATH = "/number/search"
 BUY_PATH = "/number/buy"
+UPDATE_PATH = "/number/update"
+BALANCE_PATH = "/account/get-balance"
+METHOD_FAILED = {"error-code": "420", "error-code-label": "method failed"}
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,10 @@ class FakeVonage:
         self._script: deque[_Behaviour] = deque()
         self._owned: list[dict[str, Any]] = []
         self._offered: list[dict[str, Any]] = []
+        self.balance = 10.0  # euros, as Vonage keeps an account's balance
+        self.buy_delay = 0.0
+        self.linked: dict[str, str] = {}  # msisdn → app_id, set by POST /number/update
+        self._update_failures: deque[int] = deque()
         self._default = _Behaviour()  # what an empty script answers: 202 at once
         self._rate_limit = 0
         self._accepted_at: deque[float] = deque()  # arrival times of requests not refused by rate_limit
@@ -296,11 +312,21 @@ class FakeVonage:
                     }
                 )
 
+    def fail_updates(self, times: int = 1, status: int = 420) -> None:
+        """Make the next `times` POST /number/update fail: 420 "method failed" (Vonage's refusal), or
+        another status (a 500: Vonage itself failing)."""
+        with self._lock:
+            self._update_failures.extend([status] * times)
+
     def search_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         country = (query.get("country") or [""])[0]
         wanted = set(filter(None, (query.get("features") or [""])[0].split(",")))
+        number_type = (query.get("type") or [""])[0]
         with self._lock:
             numbers = [n for n in self._offered if n["country"] == country and wanted <= set(n["features"])]
+        if number_type:
+            numbers = [n for n in numbers if n["type"] == number_type]
+        numbers = _matching(numbers, query)
         size = int((query.get("size") or ["10"])[0])
         index = int((query.get("index") or ["1"])[0])
         page = numbers[(index - 1) * size : index * size]
@@ -313,14 +339,39 @@ class FakeVonage:
             found = next(
                 (n for n in self._offered if n["msisdn"] == msisdn and n["country"] == country), None
             )
-            if found is None:
-                return 420, {"error-code": "420", "error-code-label": "method failed"}
+            if found is None or float(found["cost"]) > self.balance:
+                return 420, dict(METHOD_FAILED)
             self._offered.remove(found)
-            self._owned.append(
-                {k: found[k] for k in ("country", "msisdn", "type", "features")}
-                | {"messagesCallbackType": "app", "messagesCallbackValue": self.application_id}
-            )
+            self.balance -= float(found["cost"])
+            # Bought, it is linked to no application yet: POST /number/update does that.
+            self._owned.append({k: found[k] for k in ("country", "msisdn", "type", "features")})
         return 200, {"error-code": "200", "error-code-label": "success"}
+
+    def update(self, form: dict[str, list[str]]) -> tuple[int, dict[str, str]]:
+        msisdn = (form.get("msisdn") or [""])[0]
+        country = (form.get("country") or [""])[0]
+        app_id = (form.get("app_id") or [""])[0]
+        with self._lock:
+            failure = self._update_failures.popleft() if self._update_failures else None
+            owned = next((n for n in self._owned if n["msisdn"] == msisdn and n["country"] == country), None)
+            if failure is not None or owned is None:
+                if failure is not None and failure != 420:
+                    return failure, {"error-code": str(failure), "error-code-label": "internal error"}
+                return 420, dict(METHOD_FAILED)
+            if app_id:
+                owned.update(
+                    app_id=app_id,
+                    messagesCallbackType="app",
+                    messagesCallbackValue=app_id,
+                    voiceCallbackType="app",
+                    voiceCallbackValue=app_id,
+                )
+                self.linked[msisdn] = app_id
+        return 200, {"error-code": "200", "error-code-label": "success"}
+
+    def balance_page(self) -> dict[str, Any]:
+        with self._lock:
+            return {"value": round(self.balance, 4), "autoReload": False}
 
     def owned_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """One page of /account/numbers, filtered and paged the way Vonage does."""
@@ -329,10 +380,7 @@ class FakeVonage:
         country = (query.get("country") or [""])[0]
         if country:
             numbers = [n for n in numbers if n["country"] == country]
-        pattern, how = (query.get("pattern") or [""])[0], (query.get("search_pattern") or ["0"])[0]
-        if pattern:
-            test = {"0": str.startswith, "1": str.__contains__, "2": str.endswith}[how]
-            numbers = [n for n in numbers if test(n["msisdn"], pattern)]
+        numbers = _matching(numbers, query)
         size = int((query.get("size") or ["10"])[0])
         index = int((query.get("index") or ["1"])[0])
         page = numbers[(index - 1) * size : index * size]
@@ -491,8 +539,14 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         received_at, received_monotonic = time.time(), time.monotonic()
-        if urlsplit(self.path).path == BUY_PATH:
+        path = urlsplit(self.path).path
+        if path == BUY_PATH:
+            if fake.buy_delay:
+                fake._stopping.wait(fake.buy_delay)
             self._numbers_api(lambda: fake.buy(parse_qs(raw.decode())), raw)
+            return
+        if path == UPDATE_PATH:
+            self._numbers_api(lambda: fake.update(parse_qs(raw.decode())), raw)
             return
         if self.path != MESSAGES_PATH:
             self._answer(404, _problem(404, "Not Found", f"No route for POST {self.path}"))
@@ -552,6 +606,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._numbers_api(lambda: (200, fake.owned_page(query)))
         elif url.path == SEARCH_PATH:
             self._numbers_api(lambda: (200, fake.search_page(query)))
+        elif url.path == BALANCE_PATH:
+            self._numbers_api(lambda: (200, fake.balance_page()))
         else:
             self._answer(404, _problem(404, "Not Found", f"No route for GET {self.path}"))
 
@@ -596,6 +652,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def _matching(numbers: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The numbers whose msisdn matches `pattern` as `search_pattern` says (0, the default: starts with;
+    1: contains; 2: ends with), as the Numbers API filters both its lists."""
+    pattern, how = (query.get("pattern") or [""])[0], (query.get("search_pattern") or ["0"])[0]
+    if not pattern:
+        return numbers
+    test = {"0": str.startswith, "1": str.__contains__, "2": str.endswith}[how]
+    return [n for n in numbers if test(n["msisdn"], pattern)]
 
 
 def _problem(status: int, title: str, detail: str) -> dict[str, str]:

@@ -1525,3 +1525,60 @@ def test_message_all_matching_a_filter_names_the_number_in_the_composer(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert axe_problems(page, axe_source) == []
     shot(page, f"bulk-all-compose-{width}")
+
+
+# --- Requests for sending numbers (issue 23 §1) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_an_admin_requests_a_number_and_staff_find_and_buy_one(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    """A customer of its own (the demo's are only read); the simulator's numbers account sells."""
+    width = size["width"]
+    page.set_viewport_size(size)
+    name = f"Hooli{width}"
+    email = f"admin@{name.lower()}.example"
+    with live_app.app_context():
+        org = f.messaging_org(name)
+        f.user(org, email, admin=True, name=f"{name} Admin").set_password(demo.PASSWORD)
+        db.session.commit()
+        db.session.remove()
+
+    def fits_and_passes(what: str) -> None:
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), what
+        assert axe_problems(page, axe_source) == [], what
+        shot(page, f"number-request-{what}-{width}")
+
+    sign_in(page, email)
+    page.goto("/admin/numbers")
+    form = page.locator("#request-number")
+    form.get_by_label("Country", exact=True).select_option("DE")
+    form.get_by_label("Starts with (optional)").fill("+49 151")
+    form.get_by_label("Region or city (optional)").fill("Berlin")
+    form.get_by_role("button", name="Request the number").click()
+    # No reason chosen: said beside the choice, and what was typed stays.
+    expect(page.locator("#reason-error")).to_have_text("Say why you need the number.")
+    expect(page.get_by_label("Starts with (optional)")).to_have_value("+49 151")
+    fits_and_passes("refused")
+    page.get_by_label("A new country").check()
+    page.get_by_role("button", name="Request the number").click()
+    expect(page.locator(".flash-success")).to_contain_text("Requested.")
+    expect(page.locator("#my-number-requests")).to_contain_text("Open")
+    fits_and_passes("admin")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, "csm@relay.example")
+    page.get_by_role("link", name=f"{name} · Germany · SMS").click()
+    expect(page.get_by_role("heading", name=f"Germany number for {name}", level=1)).to_be_visible()
+    expect(page.get_by_label("Starts with (digits, country code first)")).to_have_value("49151")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#offers tbody tr").first).to_contain_text("starts with +49 151 — Berlin")
+    expect(page.locator("#request-state")).to_have_text("Numbers found")
+    fits_and_passes("staff-search")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#offers tbody tr").first.get_by_role("button", name=re.compile("^Buy")).click()
+    expect(page.locator(".flash-success")).to_contain_text(f"added to {name}'s pool (pending documents)")
+    expect(page.locator("#request-state")).to_have_text("Done")
+    expect(page.locator("#request-history")).to_contain_text("Number linked")
+    fits_and_passes("staff-done")

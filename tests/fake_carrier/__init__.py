@@ -20,6 +20,7 @@ from flask import Flask
 from webapp import phones
 from webapp.providers import fields
 from webapp.providers.base import (
+    STARTS_WITH,
     AvailableNumber,
     BadPayload,
     InboundMessage,
@@ -28,6 +29,7 @@ from webapp.providers.base import (
     OwnedNumber,
     Rejected,
     StatusReport,
+    matches_pattern,
 )
 
 STATES = {"ACCEPTED": "submitted", "DELIVERED": "delivered", "SEEN": "read", "FAILED": "undeliverable"}
@@ -91,6 +93,7 @@ class CarrierNumbers:
     def __init__(self) -> None:
         self.owned_numbers: list[OwnedNumber] = []
         self.stock: list[AvailableNumber] = []
+        self.linked: list[str] = []
 
     def own(self, *numbers: str) -> None:
         for e164 in numbers:
@@ -99,8 +102,15 @@ class CarrierNumbers:
     def owned(self) -> list[OwnedNumber]:
         return sorted(self.owned_numbers, key=lambda n: (n.country, n.e164))
 
-    def search(self, country: str, features: Collection[str] = ("SMS",)) -> list[AvailableNumber]:
-        return [n for n in self.stock if n.country == country and set(features) <= set(n.features)]
+    def search(
+        self,
+        country: str,
+        features: Collection[str] = ("SMS",),
+        pattern: str | None = None,
+        search_pattern: int = STARTS_WITH,
+    ) -> list[AvailableNumber]:
+        wanted = [n for n in self.stock if n.country == country and set(features) <= set(n.features)]
+        return [n for n in wanted if matches_pattern(n.e164, pattern, search_pattern)]
 
     def buy(self, number: AvailableNumber) -> OwnedNumber:
         if number not in self.stock:
@@ -109,6 +119,9 @@ class CarrierNumbers:
         bought = OwnedNumber(number.e164, number.country, number.features, number.type)
         self.owned_numbers.append(bought)
         return bought
+
+    def link(self, number: OwnedNumber) -> None:
+        self.linked.append(number.e164)
 
 
 def create(app: Flask) -> FakeCarrier:

@@ -35,6 +35,7 @@ from webapp.models.messaging import (
     OptOut,
     WhatsappTemplate,
 )
+from webapp.models.number_requests import NumberRequest
 from webapp.models.numbers import SendingNumber
 from webapp.models.organization import Organization
 from webapp.models.scheduling import ScheduledRun
@@ -84,6 +85,7 @@ __all__ = [
     "MessageTemplate",
     "NoteMention",
     "Notification",
+    "NumberRequest",
     "OptOut",
     "Organization",
     "Permission",

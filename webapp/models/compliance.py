@@ -163,7 +163,8 @@ class ComplianceDocument(Base):
 
 
 class ComplianceEvent(Base):
-    """The audit trail: who did what, when, to a submission, one of its documents or a number."""
+    """The audit trail: who did what, when, to a submission, one of its documents, a number or a
+    request for one."""
 
     __tablename__ = "compliance_event"
     __table_args__ = (sa.Index("ix_compliance_event_org_country", "organization_id", "country", "id"),)
@@ -174,6 +175,8 @@ class ComplianceEvent(Base):
     submission_id: Mapped[int | None] = mapped_column(sa.ForeignKey("compliance_submission.id"))
     document_id: Mapped[int | None] = mapped_column(sa.ForeignKey("compliance_document.id"))
     number_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sending_number.id"))
+    # A step of an administrator's request for a number (webapp.numbers.number_requests).
+    number_request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("number_request.id"), index=True)
     # None: Relay itself (an approval that expired).
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
     action: Mapped[str] = mapped_column(sa.String(40))

@@ -2,9 +2,9 @@
 
 A provider sends (`send`), tells its webhooks from forgeries (`verify`), reads them (`parse_inbound`,
 `parse_status`) and keeps a numbers account (list the numbers owned, search for available ones, buy
-one). Dispatch, the webhook routes and the staff pages know this module, never a provider's own API:
-they find a provider through `webapp.providers.registry`, by the name a sending number records. SMTP
-is the email provider and only sends (`Sender`).
+one, link it to our application). Dispatch, the webhook routes and the staff pages know this module,
+never a provider's own API: they find a provider through `webapp.providers.registry`, by the name a
+sending number records. SMTP is the email provider and only sends (`Sender`).
 """
 
 from __future__ import annotations
@@ -152,19 +152,52 @@ class NumberNotBought(RuntimeError):
     """The provider would not sell this number (taken meanwhile, not for sale, no balance): why, in words."""
 
 
+class NumberNotLinked(RuntimeError):
+    """The provider would not point this (owned) number at our application: why, in words. The number
+    stays bought; linking it again is safe (it sets the same application again)."""
+
+
+# How `search` matches its pattern against the number's digits (E.164 without the +), as the providers'
+# numbers APIs take it (the Numbers API's `search_pattern`).
+STARTS_WITH, CONTAINS, ENDS_WITH = 0, 1, 2
+
+
+def matches_pattern(e164: str, pattern: str | None, search_pattern: int = STARTS_WITH) -> bool:
+    """Whether the number's digits (E.164 without the +) match the pattern as a numbers API's search
+    does: start with it, contain it or end with it."""
+    if not pattern:
+        return True
+    digits = e164.lstrip("+")
+    if search_pattern == CONTAINS:
+        return pattern in digits
+    return digits.endswith(pattern) if search_pattern == ENDS_WITH else digits.startswith(pattern)
+
+
 class NumbersAccount(Protocol):
     def owned(self) -> list[OwnedNumber]:
         """Every number the account holds, sorted by country and number. Raises NumbersUnavailable."""
         ...
 
-    def search(self, country: str, features: Collection[str] = ("SMS",)) -> list[AvailableNumber]:
-        """Numbers on offer in a country (ISO alpha-2) that have all these features. Raises
-        NumbersUnavailable."""
+    def search(
+        self,
+        country: str,
+        features: Collection[str] = ("SMS",),
+        pattern: str | None = None,
+        search_pattern: int = STARTS_WITH,
+    ) -> list[AvailableNumber]:
+        """Numbers on offer in a country (ISO alpha-2) that have all these features, and whose digits
+        (E.164 without the +, so starting with the country's calling code) start with, contain or end
+        with `pattern` (search_pattern) when one is given. Raises NumbersUnavailable."""
         ...
 
     def buy(self, number: AvailableNumber) -> OwnedNumber:
         """Buy a number found by `search`; from then on `owned` lists it. Raises NumberNotBought or
         NumbersUnavailable."""
+        ...
+
+    def link(self, number: OwnedNumber) -> None:
+        """Point a number the account holds at our application, so that its inbound messages and status
+        reports come to our webhooks. Raises NumberNotLinked or NumbersUnavailable."""
         ...
 
 

@@ -26,13 +26,16 @@ from flask import Flask
 
 from webapp.providers import fields
 from webapp.providers.base import (
+    STARTS_WITH,
     AvailableNumber,
     BadPayload,
     InboundMessage,
     NumberNotBought,
+    NumberNotLinked,
     Outbound,
     OwnedNumber,
     StatusReport,
+    matches_pattern,
 )
 
 log = logging.getLogger("relay.simulator")
@@ -164,12 +167,19 @@ class SimulatedNumbers:
             numbers = list(self._owned.values())
         return sorted(numbers, key=lambda n: (n.country, n.e164))
 
-    def search(self, country: str, features: Collection[str] = ("SMS",)) -> list[AvailableNumber]:
+    def search(
+        self,
+        country: str,
+        features: Collection[str] = ("SMS",),
+        pattern: str | None = None,
+        search_pattern: int = STARTS_WITH,
+    ) -> list[AvailableNumber]:
         if set(features) - set(FEATURES):
             return []
         with self._lock:
             owned = set(self._owned)
-        return [n for n in _offers(country.upper()) if n.e164 not in owned]
+        offers = [n for n in _offers(country.upper()) if n.e164 not in owned]
+        return [n for n in offers if matches_pattern(n.e164, pattern, search_pattern)]
 
     def buy(self, number: AvailableNumber) -> OwnedNumber:
         if number.e164 not in {n.e164 for n in _offers(number.country)}:
@@ -180,6 +190,12 @@ class SimulatedNumbers:
                 raise NumberNotBought(f"{number.e164} is bought already.")
             self._owned[number.e164] = bought
         return bought
+
+    def link(self, number: OwnedNumber) -> None:
+        """Nothing to point anywhere: the simulator's webhooks are this app's own."""
+        with self._lock:
+            if number.e164 not in self._owned:
+                raise NumberNotLinked(f"The simulator's account does not hold {number.e164}.")
 
 
 def _offers(country: str) -> list[AvailableNumber]:

@@ -1,5 +1,13 @@
 """The Vonage account's numbers, through the SDK's Numbers API: those it owns (GET /account/numbers),
-those on offer (GET /number/search) and buying one (POST /number/buy).
+those on offer (GET /number/search, by features and a pattern of digits), buying one (POST /number/buy)
+and linking one to our Vonage application (POST /number/update with app_id), so that its inbound
+messages and status reports reach our webhooks.
+
+A purchase Vonage refuses is answered 420 "method failed", whatever the reason: the number was taken
+meanwhile, or the account's balance cannot pay for it (Vonage says nothing more; nexmo-cli issue #157,
+"method failed error when purchasing number" with insufficient credit). To say which, a refused purchase
+asks the account's balance (the Account API's GET /account/get-balance) and compares it with the
+number's price.
 
 That API signs in with the account's API key and secret (HTTP Basic), not with the application's JWT that
 the Messages API uses, and it lives on the REST host (rest.nexmo.com). Both are optional settings:
@@ -17,10 +25,17 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from webapp import phones
-from webapp.providers.base import AvailableNumber, NumberNotBought, NumbersUnavailable, OwnedNumber
+from webapp.providers.base import (
+    STARTS_WITH,
+    AvailableNumber,
+    NumberNotBought,
+    NumberNotLinked,
+    NumbersUnavailable,
+    OwnedNumber,
+)
 
 if TYPE_CHECKING:
-    from vonage_http_client import HttpClientOptions
+    from vonage_http_client import HttpClient, HttpClientOptions
     from vonage_numbers import Numbers
 
 log = logging.getLogger("relay.vonage")
@@ -39,11 +54,20 @@ class VonageNumbers:
     def owned(self) -> list[OwnedNumber]:
         return owned_numbers(self.config)
 
-    def search(self, country: str, features: Collection[str] = ("SMS",)) -> list[AvailableNumber]:
-        return search_numbers(self.config, country, features)
+    def search(
+        self,
+        country: str,
+        features: Collection[str] = ("SMS",),
+        pattern: str | None = None,
+        search_pattern: int = STARTS_WITH,
+    ) -> list[AvailableNumber]:
+        return search_numbers(self.config, country, features, pattern, search_pattern)
 
     def buy(self, number: AvailableNumber) -> OwnedNumber:
         return buy_number(self.config, number)
+
+    def link(self, number: OwnedNumber) -> None:
+        link_number(self.config, number)
 
 
 def configured(config: Mapping[str, Any]) -> bool:
@@ -68,18 +92,31 @@ def owned_numbers(config: Mapping[str, Any]) -> list[OwnedNumber]:
 
 
 def search_numbers(
-    config: Mapping[str, Any], country: str, features: Collection[str] = ("SMS",)
+    config: Mapping[str, Any],
+    country: str,
+    features: Collection[str] = ("SMS",),
+    pattern: str | None = None,
+    search_pattern: int = STARTS_WITH,
 ) -> list[AvailableNumber]:
-    """The first page of numbers on offer in the country with all these features (SMS, VOICE, MMS)."""
+    """The first page of numbers on offer in the country with all these features (SMS, VOICE, MMS),
+    and whose digits match `pattern` as `search_pattern` says (0 starts with, 1 contains, 2 ends with)."""
     unknown = set(features) - set(FEATURES)
     if unknown:
         raise ValueError(f"Vonage numbers have no feature {', '.join(sorted(unknown))}")
+    if pattern is not None and not pattern.isdigit():
+        raise ValueError(f"A search pattern is digits only, not {pattern!r}")
     wanted = ",".join(f for f in FEATURES if f in features) or None
     with _numbers_api(config, "search") as client:
         from vonage_numbers import SearchAvailableNumbersFilter
 
         numbers, _count, _next = client.search_available_numbers(
-            SearchAvailableNumbersFilter(country=country.upper(), features=wanted, size=PAGE_SIZE)
+            SearchAvailableNumbersFilter(
+                country=country.upper(),
+                features=wanted,
+                size=PAGE_SIZE,
+                pattern=pattern or None,
+                search_pattern=search_pattern if pattern else None,
+            )
         )
         found = [n for n in (_number(AvailableNumber, item) for item in numbers) if n is not None]
     return sorted(found, key=lambda n: n.e164)
@@ -99,11 +136,69 @@ def buy_number(config: Mapping[str, Any], number: AvailableNumber) -> OwnedNumbe
                 raise  # the account's keys, or Vonage itself, not this number: _numbers_api says so
             # 420 "method failed": taken meanwhile, not for sale to this account, or no balance for it.
             label = _error_label(error.response)
-            raise NumberNotBought(f"Vonage would not sell {shown}{f' ({label})' if label else ''}.") from None
+            refused = f"Vonage would not sell {shown}{f' ({label})' if label else ''}"
+            raise NumberNotBought(f"{refused}: {_why_not_sold(config, number)}") from None
         except NumbersError as error:
             raise NumberNotBought(f"Vonage would not sell {shown}: {error}.") from None
     log.info("bought %s from the Vonage account", number.e164)
     return OwnedNumber(number.e164, number.country, number.features, number.type)
+
+
+def _why_not_sold(config: Mapping[str, Any], number: AvailableNumber) -> str:
+    """Vonage's 420 does not say why: the account's balance against the number's price does."""
+    balance = _balance(config)
+    try:
+        price = float(number.monthly_cost) if number.monthly_cost else None
+    except ValueError:
+        price = None
+    if balance is not None and price is not None and balance < price:
+        return (
+            f"the account's balance, €{balance:.2f}, does not pay for it (€{price:.2f} a month). "
+            "Top up the Vonage account, then buy it again."
+        )
+    return "it was taken meanwhile, or is not for sale to this account. Search again."
+
+
+def _balance(config: Mapping[str, Any]) -> float | None:
+    """The account's balance in euros, or None when Vonage does not say (only used to word a refusal)."""
+    import requests
+    from pydantic import ValidationError
+    from vonage_account import Account
+    from vonage_http_client.errors import HttpRequestError
+
+    try:
+        return float(Account(_http(config)).get_balance().value)
+    except (HttpRequestError, requests.RequestException, ValidationError, KeyError, TypeError) as error:
+        log.warning("Vonage's balance could not be read: %s", error)
+        return None
+
+
+def link_number(config: Mapping[str, Any], number: OwnedNumber) -> None:
+    """Point the number at the application Relay sends through (VONAGE_APPLICATION_ID): its inbound
+    messages and status reports then come to that application's webhooks. Setting it again is harmless."""
+    shown = phones.display(number.e164)
+    app_id = config.get("VONAGE_APPLICATION_ID")
+    if not app_id:
+        raise NumberNotLinked(f"VONAGE_APPLICATION_ID is not set, so {shown} cannot be linked to it.")
+    with _numbers_api(config, "update") as client:
+        from vonage_http_client.errors import AuthenticationError, HttpRequestError
+        from vonage_numbers import NumbersError, UpdateNumberParams
+
+        try:
+            client.update_number(
+                UpdateNumberParams(country=number.country, msisdn=number.e164.lstrip("+"), app_id=app_id)
+            )
+        except HttpRequestError as error:
+            status = getattr(error.response, "status_code", 0)
+            if isinstance(error, AuthenticationError) or not 400 <= status < 500:
+                raise  # _numbers_api says so
+            label = _error_label(error.response)
+            raise NumberNotLinked(
+                f"Vonage would not link {shown} to the application{f' ({label})' if label else ''}."
+            ) from None
+        except NumbersError as error:
+            raise NumberNotLinked(f"Vonage would not link {shown} to the application: {error}.") from None
+    log.info("linked %s to the Vonage application %s", number.e164, app_id)
 
 
 @contextmanager
@@ -113,18 +208,10 @@ def _numbers_api(config: Mapping[str, Any], what: str) -> Iterator[Numbers]:
         raise NumbersUnavailable("VONAGE_API_KEY and VONAGE_API_SECRET are not set", set_up=False)
     import requests
     from pydantic import ValidationError
-    from vonage_http_client import Auth
     from vonage_http_client.errors import AuthenticationError, HttpRequestError
     from vonage_numbers import Numbers
 
-    from webapp.providers.vonage.http import http_client
-
-    client = Numbers(
-        http_client(
-            Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"]),
-            _options(config),
-        )
-    )
+    client = Numbers(_http(config))
     try:
         yield client
     except AuthenticationError:
@@ -137,6 +224,16 @@ def _numbers_api(config: Mapping[str, Any], what: str) -> Iterator[Numbers]:
         raise NumbersUnavailable(f"Vonage could not be reached for the numbers {what}.") from None
     except ValidationError:
         raise NumbersUnavailable(f"Vonage's numbers {what} did not have the expected shape.") from None
+
+
+def _http(config: Mapping[str, Any]) -> HttpClient:
+    """The SDK's HTTP client with the account's key and secret (the Numbers and Account APIs' sign-in)."""
+    from vonage_http_client import Auth
+
+    from webapp.providers.vonage.http import http_client
+
+    auth = Auth(api_key=config["VONAGE_API_KEY"], api_secret=config["VONAGE_API_SECRET"])
+    return http_client(auth, _options(config))
 
 
 def _number(kind: type[OwnedNumber] | type[AvailableNumber], item: Any) -> Any:

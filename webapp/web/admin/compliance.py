@@ -17,7 +17,8 @@ from webapp.extensions import db
 from webapp.models import ComplianceDocument, ComplianceRequirement
 from webapp.numbers import pool
 from webapp.web import refusals
-from webapp.web.admin.forms import DocumentForm, SubmitForm
+from webapp.web.admin import number_requests
+from webapp.web.admin.forms import DocumentForm, NumberRequestForm, SubmitForm
 from webapp.web.admin.routes import bp
 from webapp.web.downloads import attachment
 from webapp.web.guards import numbers_admin_required
@@ -26,6 +27,11 @@ from webapp.web.guards import numbers_admin_required
 @bp.get("/numbers")
 @numbers_admin_required
 def numbers() -> str:
+    return numbers_page()
+
+
+def numbers_page(request_form: NumberRequestForm | None = None) -> str:
+    """The pool, and the requests for numbers with the form to ask for one (as sent, when refused)."""
     org = current_user.organization
     return render_template(
         "admin/numbers.html",
@@ -33,7 +39,17 @@ def numbers() -> str:
         entries=pool.with_usage(db.session, org),
         usage_days=pool.USAGE_DAYS,
         document_countries=catalogue.countries(db.session),
+        **number_requests.context(request_form),
     )
+
+
+@bp.post("/numbers/requests")
+@numbers_admin_required
+def request_number() -> Response:
+    form = number_requests.request_form(posted=True)
+    refusals.submit(form, lambda: number_requests.create(form), lambda: numbers_page(form))
+    flash("Requested. Customer success looks for a number that fits and tells you here.", "success")
+    return redirect(url_for("admin.numbers") + "#number-requests", 303)
 
 
 @bp.get("/compliance")

@@ -1,5 +1,6 @@
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional
 from wtforms.widgets import CheckboxInput
 
@@ -80,3 +81,26 @@ class WhatsappTemplateForm(FlaskForm):
     parameters = StringField("Parameters", validators=[Optional(), Length(max=1000)])
     approved = BooleanField("Approved: may be sent")
     audience = RadioField("Written for", validate_choice=False, validators=[Optional()])
+
+
+class NumberRequestForm(FlaskForm):
+    """A request for a sending number. The rules (a country, something to send, preferences that make a
+    search, a reason) are webapp.numbers.number_requests'; choices are set per request."""
+
+    country = SelectField("Country", validate_choice=False, validators=[Optional()])
+    sms = BooleanField("SMS", default=True)
+    whatsapp = BooleanField("WhatsApp")
+    area_code = StringField("Area code (optional)", validators=[Optional(), Length(max=20)])
+    locality = StringField("Region or city (optional)", validators=[Optional(), Length(max=100)])
+    prefix = StringField("Starts with (optional)", validators=[Optional(), Length(max=30)])
+    reason = RadioField(
+        "Why",
+        choices=[
+            SelectChoice("new_country", "A new country"),
+            SelectChoice("volume", "More volume in a country we text already"),
+            SelectChoice("other", "Something else"),
+        ],
+        validate_choice=False,
+        validators=[Optional()],
+    )
+    note = TextAreaField("In a few words", validators=[Optional(), Length(max=500)])

@@ -56,3 +56,21 @@ class EntitlementsForm(FlaskForm):
 
 class LinkForm(FlaskForm):
     """A new set-password link for a customer's user: nothing to fill in but the CSRF token."""
+
+
+class NumberSearchForm(FlaskForm):
+    # Digits, with the country's calling code first (the provider's search pattern): "4930" for Berlin.
+    pattern = StringField("Starts with (digits, country code first)", validators=[Optional(), Length(max=30)])
+
+
+class BuyNumberForm(FlaskForm):
+    e164 = StringField("Number", validators=[Optional(), Length(max=40)])
+    monthly_cost = StringField("Monthly cost", validators=[Optional(), Length(max=20)])
+
+
+class FinishRequestForm(FlaskForm):
+    """Retry the link (and pooling) of the number bought for a request: nothing but the CSRF token."""
+
+
+class DeclineRequestForm(FlaskForm):
+    reason = TextAreaField("Why not (the customer reads it)", validators=[Optional(), Length(max=500)])

@@ -1,5 +1,6 @@
 """Customer-success pages: every customer's number pool, credits and products, a new set-password link
-for a customer's user, and the review of compliance documents."""
+for a customer's user, the review of compliance documents, and the requests for numbers (search the
+provider's offer, buy, link and pool in one step, or decline)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,15 @@ from webapp.accounts import access, link_email, people
 from webapp.billing import credits, ledger, refills
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceSubmission, Organization, SendingNumber, User
-from webapp.numbers import accounts, pool
+from webapp.models import (
+    ComplianceDocument,
+    ComplianceSubmission,
+    NumberRequest,
+    Organization,
+    SendingNumber,
+    User,
+)
+from webapp.numbers import accounts, number_requests, pool
 from webapp.organizations import settings as organizations
 from webapp.providers import registry
 from webapp.web import refusals
@@ -26,9 +34,13 @@ from webapp.web.downloads import attachment
 from webapp.web.guards import staff_required
 from webapp.web.staff.forms import (
     AddNumberForm,
+    BuyNumberForm,
+    DeclineRequestForm,
     EntitlementsForm,
+    FinishRequestForm,
     LinkForm,
     NumberActionForm,
+    NumberSearchForm,
     RefillForm,
     ReviewForm,
 )
@@ -45,6 +57,7 @@ def index() -> str:
         counts=pool.status_counts(db.session),
         queue=submissions.waiting_for_review(db.session),
         refill_requests=refills.waiting(db.session),
+        number_requests=number_requests.waiting(db.session),
     )
 
 
@@ -313,3 +326,105 @@ def _hand_over(user: User, token: str) -> link_email.Handed:
     """The email of a new link (not an invitation, even for someone invited: staff did not invite them)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return link_email.hand_over(app, db.session, user, current_user, token, invited=False)
+
+
+# --- Requests for numbers (issue 23) ----------------------------------------------------------------------
+
+
+def _number_request(request_id: int) -> NumberRequest:
+    return number_requests.get(db.session, request_id) or abort(404)
+
+
+def _request_page(
+    number_request: NumberRequest,
+    search: number_requests.Search | None = None,
+    search_form: NumberSearchForm | None = None,
+    decline_form: DeclineRequestForm | None = None,
+) -> str:
+    return render_template(
+        "staff/number_request.html",
+        r=number_request,
+        org=number_request.organization,
+        search=search,
+        search_form=search_form
+        or NumberSearchForm(formdata=None, pattern=number_requests.suggested_pattern(number_request)),
+        decline_form=decline_form or DeclineRequestForm(formdata=None),
+        history=audit.of_request(db.session, number_request.id),
+        labels=audit.LABELS,
+    )
+
+
+def _numbers_account() -> tuple[str, Any]:
+    """The default provider's name and numbers account: where staff buy."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return registry.default_name(app), registry.texting(app).numbers
+
+
+@bp.get("/number-requests/<id:request_id>")
+@staff_required
+def number_request(request_id: int) -> str:
+    return _request_page(_number_request(request_id))
+
+
+@bp.post("/number-requests/<id:request_id>/search")
+@staff_required
+def search_numbers(request_id: int) -> str:
+    """The provider's offer for the request (a POST: it asks the provider and is recorded)."""
+    found, form = _number_request(request_id), NumberSearchForm()
+    _name, account = _numbers_account()
+    search = refusals.submit(
+        form,
+        lambda: number_requests.search(db.session, current_user, found, account, form.pattern.data),
+        lambda: _request_page(found, search_form=form),
+    )
+    return _request_page(found, search, form)
+
+
+@bp.post("/number-requests/<id:request_id>/buy")
+@staff_required
+def buy_number(request_id: int) -> Response:
+    """Buy, link and pool in one step; whatever went wrong is said on the request's page."""
+    found, form = _number_request(request_id), BuyNumberForm()
+    name, account = _numbers_account()
+    e164, cost = form.e164.data or "", form.monthly_cost.data or None
+    buy = lambda: number_requests.buy(db.session, current_user, found, account, name, e164, cost)  # noqa: E731
+    refusals.submit(form, buy, lambda: _told_request(found, form), status=303)
+    return _fulfilled(found)
+
+
+@bp.post("/number-requests/<id:request_id>/finish")
+@staff_required
+def finish_request(request_id: int) -> Response:
+    """Link the number bought for the request and pool it, after a link that failed."""
+    found, form = _number_request(request_id), FinishRequestForm()
+    name, account = _numbers_account()
+    finish = lambda: number_requests.finish(db.session, current_user, found, account, name)  # noqa: E731
+    refusals.submit(form, finish, lambda: _told_request(found, form), status=303)
+    return _fulfilled(found)
+
+
+@bp.post("/number-requests/<id:request_id>/decline")
+@staff_required
+def decline_request(request_id: int) -> Response:
+    found, form = _number_request(request_id), DeclineRequestForm()
+    refusals.submit(
+        form,
+        lambda: number_requests.decline(db.session, current_user, found, form.reason.data or ""),
+        lambda: _request_page(found, decline_form=form),
+    )
+    flash(f"Declined: {found.organization.name} reads why on their Sending numbers page.", "success")
+    return redirect(url_for("staff.number_request", request_id=found.id), 303)
+
+
+def _fulfilled(found: NumberRequest) -> Response:
+    number = found.number
+    assert number is not None
+    pooled = f"{found.organization.name}'s pool ({number.status_label.lower()})"
+    flash(f"{phones.display(number.e164)} bought, linked and added to {pooled}.", "success")
+    return redirect(url_for("staff.number_request", request_id=found.id), 303)
+
+
+def _told_request(found: NumberRequest, form: Any) -> Response:
+    """A step that failed is said on the request's page, which shows where the request stands now."""
+    flash(refusals.first_error(form) or "", "error")
+    return redirect(url_for("staff.number_request", request_id=found.id), 303)
