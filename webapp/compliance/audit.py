@@ -29,6 +29,8 @@ LABELS = {
     "number_suspended": "Number suspended",
     "number_resumed": "Number resumed",
     "number_released": "Number released",
+    "number_paused": "Number paused for new conversations (health)",
+    "number_let_in": "Number takes new conversations again",
 }
 
 
