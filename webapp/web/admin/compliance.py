@@ -14,8 +14,8 @@ from webapp import phones
 from webapp.accounts import access
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceRequirement
-from webapp.numbers import pool
+from webapp.models import ComplianceDocument, ComplianceRequirement, utcnow
+from webapp.numbers import health, pool
 from webapp.web import refusals
 from webapp.web.admin.forms import DocumentForm, SubmitForm
 from webapp.web.admin.routes import bp
@@ -33,6 +33,10 @@ def numbers() -> str:
         entries=pool.with_usage(db.session, org),
         usage_days=pool.USAGE_DAYS,
         document_countries=catalogue.countries(db.session),
+        # Number health (issue 23): this pool's numbers only, and today's notices about them.
+        rows=health.overview(db.session, organization_id=org.id, per_page=health.POOL_MAX)[0],
+        notices=health.notices_today(db.session, utcnow(), org.id),
+        near=health.NEAR,
     )
 
 

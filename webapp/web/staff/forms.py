@@ -56,3 +56,14 @@ class EntitlementsForm(FlaskForm):
 
 class LinkForm(FlaskForm):
     """A new set-password link for a customer's user: nothing to fill in but the CSRF token."""
+
+
+class LetInForm(FlaskForm):
+    """Let a paused number take new conversations again: nothing to fill in but the CSRF token."""
+
+
+class NumberCapForm(FlaskForm):
+    # Text: webapp.numbers.health.set_cap says what is wrong with it.
+    cap = StringField(
+        "Most SMS per number per day (empty: the country's guidance)", validators=[Optional(), Length(max=20)]
+    )
