@@ -55,6 +55,7 @@ def upgrade():
         sa.Column("sent_30d", sa.Integer(), nullable=False),
         sa.Column("opt_outs_30d", sa.Integer(), nullable=False),
         sa.Column("opt_out_rate", sa.Float(), nullable=False),
+        sa.Column("failure_codes", sa.String(length=300), nullable=False),
         sa.ForeignKeyConstraint(
             ["number_id"], ["sending_number.id"], name=op.f("fk_number_health_number_id_sending_number")
         ),

@@ -59,6 +59,8 @@ class NumberHealth(Base):
     sent_30d: Mapped[int] = mapped_column(default=0)
     opt_outs_30d: Mapped[int] = mapped_column(default=0)
     opt_out_rate: Mapped[float] = mapped_column(sa.Float, default=0.0)  # opt_outs_30d / sent_30d
+    # The commonest error codes of those 7 days with their counts, most first: "1320:6 1240:5".
+    failure_codes: Mapped[str] = mapped_column(sa.String(300), default="")
 
 
 NOTICE_KINDS = ("near_guidance", "paused")

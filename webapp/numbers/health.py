@@ -26,7 +26,7 @@ the STOPs that reached the number over the messages it sent, over 30 days.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -46,6 +46,7 @@ from webapp.models import (
     SendingNumber,
     User,
 )
+from webapp.models.numbers import STATUS_LABELS
 from webapp.models.upsert import insert_ignore
 from webapp.numbers import guidance
 from webapp.providers.base import Outbound, ProviderError, Sender
@@ -192,6 +193,14 @@ def _figures(session: Session, now: datetime, today: date) -> int:
             .group_by(D.number_id)
         )
     }
+    codes: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    F = NumberDayFailure
+    for number_id, code, n in session.execute(
+        sa.select(F.number_id, F.error_code, sa.func.sum(F.count))
+        .where(F.day >= week, F.day <= today)
+        .group_by(F.number_id, F.error_code)
+    ):
+        codes[number_id].append((code, int(n)))
     numbers = session.execute(
         sa.select(SendingNumber.id, SendingNumber.country, Organization.number_daily_cap)
         .join(Organization, Organization.id == SendingNumber.organization_id)
@@ -215,12 +224,19 @@ def _figures(session: Session, now: datetime, today: date) -> int:
                 "sent_30d": sent_30d,
                 "opt_outs_30d": opt_outs_30d,
                 "opt_out_rate": opt_outs_30d / sent_30d if sent_30d else 0.0,
+                "failure_codes": _top_codes(codes.get(number_id, [])),
             }
         )
     session.execute(sa.delete(NumberHealth))
     if rows:
         session.execute(sa.insert(NumberHealth), rows)
     return len(rows)
+
+
+def _top_codes(counts: list[tuple[str, int]]) -> str:
+    """The three commonest error codes with their counts, as the pages show them: "1320:6 1240:5"."""
+    ranked = sorted(counts, key=lambda c: (-c[1], c[0]))[:3]
+    return " ".join(f"{code.replace(' ', '_')}:{n}" for code, n in ranked)
 
 
 # --- Notices and pauses ------------------------------------------------------------------------------
@@ -394,15 +410,71 @@ SORTS = {
 
 
 @dataclass(frozen=True)
+class Shown:
+    """A number as the health pages show it."""
+
+    id: int
+    e164: str
+    country: str
+    status: str
+    paused_at: datetime | None
+    pause_reason: str | None
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Figures:
+    sms_today: int
+    guidance: int
+    share: float
+    sent_7d: int
+    failed_7d: int
+    failure_rate: float
+    sent_30d: int
+    opt_outs_30d: int
+    opt_out_rate: float
+
+
+@dataclass(frozen=True)
 class Row:
-    number: SendingNumber
-    organization: Organization
-    health: NumberHealth | None
-    failures: list[tuple[str, int]]  # error code, count over 7 days, most first
+    number: Shown
+    organization: Customer
+    health: Figures | None  # None: not counted yet
+    failures: list[tuple[str, int]]  # error code, count over 7 days, most first (the first three)
 
     @property
     def near(self) -> bool:
         return self.health is not None and self.health.share >= NEAR
+
+
+_SHOWN = (
+    SendingNumber.id,
+    SendingNumber.e164,
+    SendingNumber.country,
+    SendingNumber.status,
+    SendingNumber.paused_at,
+    SendingNumber.pause_reason,
+)
+_FIGURES = (
+    NumberHealth.sms_today,
+    NumberHealth.guidance,
+    NumberHealth.share,
+    NumberHealth.sent_7d,
+    NumberHealth.failed_7d,
+    NumberHealth.failure_rate,
+    NumberHealth.sent_30d,
+    NumberHealth.opt_outs_30d,
+    NumberHealth.opt_out_rate,
+)
 
 
 def overview(
@@ -414,17 +486,22 @@ def overview(
     per_page: int = 50,
 ) -> tuple[list[Row], int]:
     """Numbers not released with their figures, riskiest first by `sort` (paused first of all); one
-    organisation's pool only when `organization_id` is given (an admin's page). And how many in all."""
+    organisation's pool only when `organization_id` is given (an admin's page). And how many in all.
+    One statement over one row per number (the clock added the days up), its columns only."""
     key = SORTS.get(sort, SORTS["share"])
-    where = [SendingNumber.status != "released"]
-    if organization_id is not None:
-        where.append(SendingNumber.organization_id == organization_id)
-    total = session.scalar(sa.select(sa.func.count()).select_from(SendingNumber).where(*where)) or 0
-    found = session.execute(
-        sa.select(SendingNumber, Organization, NumberHealth)
+    query = (
+        sa.select(
+            *_SHOWN,
+            Organization.id,
+            Organization.name,
+            NumberHealth.number_id,
+            *_FIGURES,
+            NumberHealth.failure_codes,
+            sa.func.count().over(),
+        )
         .join(Organization, Organization.id == SendingNumber.organization_id)
         .outerjoin(NumberHealth, NumberHealth.number_id == SendingNumber.id)
-        .where(*where)
+        .where(SendingNumber.status != "released")
         .order_by(
             SendingNumber.paused_at.is_(None),
             sa.func.coalesce(key, 0).desc(),
@@ -433,28 +510,39 @@ def overview(
         )
         .limit(per_page)
         .offset((max(page, 1) - 1) * per_page)
-        .execution_options(populate_existing=True)
-    ).all()
-    counted_on = max((h.day for _, _, h in found if h is not None), default=None)
-    failures = _failures(session, [n.id for n, _, _ in found], counted_on)
-    rows = [Row(n, o, h, failures.get(n.id, [])) for n, o, h in found]
-    return rows, total
+    )
+    if organization_id is not None:
+        query = query.where(SendingNumber.organization_id == organization_id)
+    rows, total, n = [], 0, len(_SHOWN)
+    for found in session.execute(query):
+        counted = found[n + 2] is not None
+        rows.append(
+            Row(
+                Shown(*found[:n]),
+                Customer(*found[n : n + 2]),
+                Figures(*found[n + 3 : n + 3 + len(_FIGURES)]) if counted else None,
+                _codes(found[-2]) if counted else [],
+            )
+        )
+        total = found[-1]
+    if not rows and page > 1:  # past the last page: still say how many there are
+        counting = (
+            sa.select(sa.func.count()).select_from(SendingNumber).where(SendingNumber.status != "released")
+        )
+        if organization_id is not None:
+            counting = counting.where(SendingNumber.organization_id == organization_id)
+        total = session.scalar(counting)
+    return rows, total or 0
 
 
-def _failures(session: Session, ids: Iterable[int], today: date | None) -> dict[int, list[tuple[str, int]]]:
-    ids = list(ids)
-    if not ids or today is None:
-        return {}
-    by: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    F = NumberDayFailure
-    for number_id, code, n in session.execute(
-        sa.select(F.number_id, F.error_code, sa.func.sum(F.count))
-        .where(F.number_id.in_(ids), F.day >= today - timedelta(days=FAILURE_DAYS - 1), F.day <= today)
-        .group_by(F.number_id, F.error_code)
-        .order_by(F.number_id, sa.func.sum(F.count).desc(), F.error_code)
-    ):
-        by[number_id].append((code or "no code", int(n)))
-    return by
+def _codes(text: str) -> list[tuple[str, int]]:
+    """ "1320:6 1240:5" → [("1320", 6), ("1240", 5)]; "" stands for a failure the provider gave no
+    code for."""
+    found = []
+    for part in text.split():
+        code, _, count = part.rpartition(":")
+        found.append((code or "no code", int(count)))
+    return found
 
 
 def notices_today(

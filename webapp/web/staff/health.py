@@ -18,7 +18,7 @@ from webapp.web.guards import staff_required
 from webapp.web.staff.forms import LetInForm, NumberCapForm
 from webapp.web.staff.routes import bp
 
-PER_PAGE = 50
+PER_PAGE = 25  # the riskiest first: what staff act on fits one screen
 
 
 @bp.get("/numbers/health")
