@@ -7,6 +7,7 @@ The clock is given (NOW), nobody sleeps; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -232,6 +233,37 @@ def test_a_late_report_is_counted_by_the_next_recount(world) -> None:
     db.session.commit()
     health.refresh(db.session, NOW + timedelta(minutes=1))
     assert (figures(US2).sent_7d, figures(US2).failed_7d) == (10, 10)
+
+
+def test_two_passes_at_once_count_notify_and_pause_once(app, world) -> None:
+    """Two clocks' passes meeting (a run that outlasted its interval): the same figures, one notice of
+    each kind, one pause and its one audit row."""
+    sent(US1, 100, NOW.replace(hour=9))
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def one_pass() -> None:
+        with app.app_context():
+            try:
+                start.wait()
+                health.refresh(db.session, NOW, health.RECOUNT_DAYS)
+            except BaseException as error:  # said by the assertion below
+                failures.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=one_pass) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+    assert (figures(US1).sms_today, figures(US1).share) == (100, 1.0)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(NumberDay)) == 1
+    kinds = sorted(db.session.scalars(sa.select(NumberNotice.kind)))
+    assert kinds == ["near_guidance", "paused"]
+    paused = sa.select(sa.func.count()).where(ComplianceEvent.action == "number_paused")
+    assert db.session.scalar(paused) == 1
 
 
 # --- The 80 % notice -----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from webapp import phones
 from webapp.compliance import audit
+from webapp.database import write_lock
 from webapp.models import (
     Message,
     NumberDay,
@@ -100,11 +101,13 @@ class Refreshed:
 
 def refresh(session: Session, now: datetime, days: int = RECENT_DAYS) -> Refreshed:
     """Recount the last `days` days (today included) of every number, then every number's figures,
-    the notices and the pauses they call for; committed. Safe to run twice at once: on PostgreSQL an
-    advisory lock makes the second wait, then recount the same (the result of a recount does not depend
-    on what was there)."""
+    the notices and the pauses they call for; committed. Safe to run twice at once: a lock (PostgreSQL's
+    advisory lock, SQLite's write lock) makes the second wait, then recount the same (the result of a
+    recount does not depend on what was there)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+    else:
+        write_lock(session)  # SQLite: the database's one write lock, from before the first read
     today = day_of(now)
     first = today - timedelta(days=days - 1)
     _recount(session, first, today)
