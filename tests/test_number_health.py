@@ -33,7 +33,7 @@ from webapp.models import (
     SendingNumber,
     User,
 )
-from webapp.numbers import guidance, health
+from webapp.numbers import guidance, health, health_report
 from webapp.scheduling import tasks
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
@@ -215,7 +215,7 @@ def test_the_figures_match_the_hand_computed_fixture_and_a_recount_changes_nothi
         2,
     )
     # The page's failures by code over 7 days (the 10-days-ago ones are out).
-    rows, total = health.overview(db.session, organization_id=world["acme"].id)
+    rows, total = health_report.overview(db.session, organization_id=world["acme"].id)
     assert total == 4
     assert next(r for r in rows if r.number.e164 == US1).failures == [("1320", 6), ("1240", 5)]
 

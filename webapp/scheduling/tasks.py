@@ -118,12 +118,12 @@ def number_health_recount(now: datetime) -> str:
 def _number_health(now: datetime, wide: int) -> str:
     from flask import current_app
 
-    from webapp.numbers import health
+    from webapp.numbers import health, health_report
     from webapp.providers import registry
 
     days = health.RECOUNT_DAYS if wide else health.RECENT_DAYS
     done = health.refresh(db.session, now, days)
-    emailed = health.email_staff(
+    emailed = health_report.email_staff(
         db.session,
         now,
         registry.for_channel(current_app._get_current_object(), "email"),

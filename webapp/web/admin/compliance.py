@@ -15,7 +15,7 @@ from webapp.accounts import access
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
 from webapp.models import ComplianceDocument, ComplianceRequirement, utcnow
-from webapp.numbers import health, pool
+from webapp.numbers import health, health_report, pool
 from webapp.web import refusals
 from webapp.web.admin.forms import DocumentForm, SubmitForm
 from webapp.web.admin.routes import bp
@@ -34,8 +34,8 @@ def numbers() -> str:
         usage_days=pool.USAGE_DAYS,
         document_countries=catalogue.countries(db.session),
         # Number health (issue 23): this pool's numbers only, and today's notices about them.
-        rows=health.overview(db.session, organization_id=org.id, per_page=health.POOL_MAX)[0],
-        notices=health.notices_today(db.session, utcnow(), org.id),
+        rows=health_report.overview(db.session, organization_id=org.id, per_page=health_report.POOL_MAX)[0],
+        notices=health_report.notices_today(db.session, utcnow(), org.id),
         near=health.NEAR,
     )
 

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from webapp import ids, phones
 from webapp.extensions import db
 from webapp.models import Organization, SendingNumber, utcnow
-from webapp.numbers import guidance, health
+from webapp.numbers import guidance, health, health_report
 from webapp.web import refusals
 from webapp.web.guards import staff_required
 from webapp.web.staff.forms import LetInForm, NumberCapForm
@@ -31,11 +31,11 @@ def _page(
     cap_form: NumberCapForm | None = None, status: int = 200, org_id: int | None = None
 ) -> tuple[str, int]:
     sort = request.args.get("sort", "share")
-    sort = sort if sort in health.SORTS else "share"
+    sort = sort if sort in health_report.SORTS else "share"
     org_id = org_id or ids.parse(request.args.get("org"))
     org = db.session.get(Organization, org_id) if org_id else None
     page = max(1, ids.parse(request.args.get("page")) or 1)
-    rows, total = health.overview(
+    rows, total = health_report.overview(
         db.session, organization_id=org.id if org else None, sort=sort, page=page, per_page=PER_PAGE
     )
     return render_template(
@@ -47,7 +47,7 @@ def _page(
         org=org,
         page=page,
         pages=max(1, math.ceil(total / PER_PAGE)),
-        notices=health.notices_today(db.session, utcnow(), org.id if org else None),
+        notices=health_report.notices_today(db.session, utcnow(), org.id if org else None),
         near=health.NEAR,
         failure_rate=health.FAILURE_RATE,
         failure_min_sent=health.FAILURE_MIN_SENT,
