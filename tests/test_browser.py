@@ -738,6 +738,11 @@ EVERY_PAGE: dict[str, list[tuple[str, str | Callable[[Flask], str]]]] = {
         ("staff", "/staff/"),
         ("staff-organization", lambda app: staff_path(app, "Acme")),
         ("staff-submission-de", lambda app: staff_path(app, "Acme", "DE")),
+        ("staff-number-health", "/staff/numbers/health"),
+        (
+            "staff-number-health-acme",
+            lambda app: staff_path(app, "Acme").replace("organizations/", "numbers/health?org="),
+        ),
         ("403-admin-numbers", "!/admin/numbers"),
     ],
     "recruiter@globex.example": [("globex-jobs", "/jobs")],

@@ -249,9 +249,11 @@ def test_the_clock_command_makes_one_pass(app, world, runner) -> None:
     assert "scheduled-send: nothing to do" in first.output
     assert "notify-email: nothing to do" in first.output
     assert "bulk-resume: nothing to do" in first.output
+    assert "number-health: nothing to do" in first.output
+    assert "number-health-recount: nothing to do" in first.output
     assert fresh(mid_send).status == "unknown"
     again = runner.invoke(args=["clock", "--once"])
-    assert again.output.count("not due (last started") == 7
+    assert again.output.count("not due (last started") == 9
 
 
 # --- Where the clock runs ----------------------------------------------------------------------------
@@ -300,7 +302,8 @@ def test_the_clock_process_runs_the_work_until_sigterm_and_stops_cleanly(
     intervals = (
         "dispatch-recovery every 0.2 s, unknown-give-up every 0.2 s, scheduled-send every 15 s, "
         "compliance-expiry every 3600 s, "
-        "webhook-sweep every 15 s, notify-email every 60 s, bulk-resume every 0.2 s"
+        "webhook-sweep every 15 s, notify-email every 60 s, bulk-resume every 0.2 s, "
+        "number-health every 60 s, number-health-recount every 3600 s"
     )
     assert f"Clock: {intervals}." in output
     assert "dispatch-recovery: 0 message(s) handed to the dispatcher again, 1 left mid-send" in output

@@ -193,6 +193,11 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         # to their morning. Off only for tests and benchmarks that send at whatever hour they run.
         # Only an explicit off turns them off: an empty or mistyped value keeps the law's hours.
         "QUIET_HOURS": (env.get("QUIET_HOURS") or "").strip().lower() not in {"0", "false", "no", "off"},
+        # Number health (webapp.numbers.health): how often the clock recounts today's and yesterday's
+        # messages per number, tells of numbers near their guidance and pauses those over it (0: never);
+        # and how often it recounts the last 30 days, for late delivery reports and days not yet counted.
+        "HEALTH_EVERY_SECONDS": _seconds(env, "HEALTH_EVERY_SECONDS", 60),
+        "HEALTH_RECOUNT_SECONDS": _seconds(env, "HEALTH_RECOUNT_SECONDS", 3600),
         # How often the clock expires compliance approvals past their date (0: never; the CLI still does).
         "COMPLIANCE_EXPIRY_SECONDS": _seconds(env, "COMPLIANCE_EXPIRY_SECONDS", 3600),
         # Whether a served app (wsgi.py) keeps the clock in a thread of its own process; None (unset):

@@ -41,6 +41,8 @@ LABELS = {
     "number_not_pooled": "Not added to the pool",
     "request_done": "Request done",
     "request_declined": "Request declined",
+    "number_paused": "Number paused for new conversations (health)",
+    "number_let_in": "Number takes new conversations again",
 }
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from webapp import phones
 from webapp.billing import credits, pricing
 from webapp.messaging import (
     checks,
@@ -41,6 +42,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.models.organization import family_above
+from webapp.numbers import health
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,12 @@ def templates_for(
 
 
 def sender_number(
-    session: Session, conversation: Conversation, channel: str, recipient: str
+    session: Session, conversation: Conversation, channel: str, recipient: str, now: datetime | None = None
 ) -> SendingNumber:
-    """The conversation's number for this channel, or one chosen now by routing and then kept."""
+    """The conversation's number for this channel, or one chosen now by routing and then kept.
+
+    A number paused for its health (webapp.numbers.health) stays the number of its conversations, so
+    that replies thread; only new conversations are routed past it."""
     kept = conversation.number_for(channel)
     if kept is not None and kept.status == "active":
         return kept
@@ -186,7 +191,22 @@ def sender_number(
             .distinct()
         )
     )
-    number = routing.choose_number(pool, recipient, avoid=taken)
+    at = now or utcnow()
+    try:
+        number = routing.choose_number(
+            pool,
+            recipient,
+            avoid=taken,
+            load=lambda tier: health.load(session, tier, at),
+            first=lambda n: n.organization_id == org.id,
+        )
+    except routing.AllPaused as paused:
+        raise SendRefused(
+            f"Every {paused.country} number of your organisation is paused for new conversations (over its "
+            "daily guidance or failing too often); conversations it already has still send. Customer "
+            "success has been told.",
+            "channel",
+        ) from None
     if number is None:
         label = "SMS" if channel == "sms" else "WhatsApp"
         raise SendRefused(
@@ -198,6 +218,19 @@ def sender_number(
     else:
         conversation.whatsapp_number = number
     return number
+
+
+def number_change(conversation: Conversation | None, channel: str, first_name: str) -> str | None:
+    """What the composer says before Send when the conversation's number on this channel can no longer
+    send (suspended or released), so that `sender_number` will pick another: never a silent switch. A
+    number paused for its health keeps its conversations: nothing to say then."""
+    kept = conversation.number_for(channel) if conversation is not None else None
+    if kept is None or kept.status == "active":
+        return None
+    return (
+        f"This conversation was on {phones.display(kept.e164)}, which is {kept.status_label.lower()}: "
+        f"this message goes from another of your numbers, and {first_name}'s replies will come to that one."
+    )
 
 
 @dataclass(frozen=True)
@@ -313,7 +346,7 @@ def compose(
     else:
         assert contact.mobile
         to_addr = contact.mobile
-        from_addr = sender_number(session, conversation, channel, to_addr).e164
+        from_addr = sender_number(session, conversation, channel, to_addr, now).e164
     send_at = planned.when.send_at
     try:
         store = outbox.queue if send_at is None else functools.partial(outbox.schedule, send_at=send_at)

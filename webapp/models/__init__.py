@@ -17,6 +17,7 @@ from webapp.models.crm import (
     Prospect,
     SourcingTeamMember,
 )
+from webapp.models.health import NumberDay, NumberDayFailure, NumberHealth, NumberNotice
 from webapp.models.ingest import WebhookEvent
 from webapp.models.interviews import INVITATION_STATES, BookingVisit, InterviewSlot, Invitation
 from webapp.models.messaging import (
@@ -85,6 +86,10 @@ __all__ = [
     "MessageTemplate",
     "NoteMention",
     "Notification",
+    "NumberDay",
+    "NumberDayFailure",
+    "NumberHealth",
+    "NumberNotice",
     "NumberRequest",
     "OptOut",
     "Organization",

@@ -106,6 +106,9 @@ class Message(Base):
         sa.Index("ix_message_conversation_id", "conversation_id", "id"),
         # Inbound matching: the last message we sent to this number from that number on that channel.
         sa.Index("ix_message_route", "to_addr", "from_addr", "channel", "id"),
+        # Number health: one number's messages of a day, an index range (the clock's rollup, and the
+        # routing's count of today's messages since that rollup).
+        sa.Index("ix_message_from_created", "from_addr", "created_at"),
         # The "Unmatched messages" list: inbound messages of an organisation not in any conversation.
         sa.Index("ix_message_unmatched", "organization_id", "conversation_id"),
         # The dispatcher's sweep: claims whose lease ran out, outcomes still unknown, queues left behind.
@@ -359,7 +362,11 @@ class OptOut(Base):
     """A number that asked not to be texted: for the whole organisation, all numbers, both channels."""
 
     __tablename__ = "opt_out"
-    __table_args__ = (sa.UniqueConstraint("organization_id", "e164"),)
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "e164"),
+        # Number health's rollup: the opt-outs of the last days.
+        sa.Index("ix_opt_out_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -64,6 +64,14 @@ class SendingNumber(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Health (webapp.numbers.health): set when the number went over its daily guidance or past the
+    # failure threshold. It then takes no new conversations (its conversations keep it, so replies
+    # thread), until staff let it take them again; `paused_at` stays off the status on purpose, since a
+    # number that is not active loses its conversations to routing.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    # The UTC day staff let it take new conversations again: not paused again for that day's figures.
+    let_in_on: Mapped[date | None] = mapped_column(sa.Date)
 
     organization: Mapped[Organization] = relationship()
 

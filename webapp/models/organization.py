@@ -49,6 +49,9 @@ class Organization(Base):
     low_credit_threshold: Mapped[int] = mapped_column(default=50, server_default="50")
     # The most people one bulk message may go to (issue 22); set under Settings.
     bulk_cap: Mapped[int] = mapped_column(default=500, server_default="500")
+    # The customer's own most SMS per number and day (issue 23): below its country's guidance it is the
+    # guidance (webapp.numbers.guidance); None: the country's alone. Set by customer success.
+    number_daily_cap: Mapped[int | None] = mapped_column()
     # IANA name; pages show times in it (webapp.zones).
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
     # The organisation's own hours for texts, on the recipient's clock (webapp.messaging.quiet_hours):

@@ -102,6 +102,37 @@ def resume_bulk(now: datetime) -> str:
     return bulk.resume_running(now)
 
 
+def number_health(now: datetime) -> str:
+    """Number health (webapp.numbers.health): today's and yesterday's messages, failures and opt-outs
+    recounted per number, the figures the health pages read, the 80 % notices and the pauses, and the
+    email to staff about them."""
+    return _number_health(now, 0)
+
+
+def number_health_recount(now: datetime) -> str:
+    """The same over the last 30 days: late delivery reports change days already counted, and days no
+    pass counted (a new installation, a stopped clock) are filled."""
+    return _number_health(now, 1)
+
+
+def _number_health(now: datetime, wide: int) -> str:
+    from flask import current_app
+
+    from webapp.numbers import health, health_report
+    from webapp.providers import registry
+
+    days = health.RECOUNT_DAYS if wide else health.RECENT_DAYS
+    done = health.refresh(db.session, now, days)
+    emailed = health_report.email_staff(
+        db.session,
+        now,
+        registry.for_channel(current_app._get_current_object(), "email"),
+        current_app.config["PUBLIC_BASE_URL"],
+    )
+    said = str(done)
+    return f"{said}; {emailed} notice(s) emailed to staff" if emailed else said
+
+
 TASKS: tuple[Task, ...] = (
     Task("dispatch-recovery", "DISPATCH_SWEEP_SECONDS", recover_claims),
     Task("unknown-give-up", "DISPATCH_SWEEP_SECONDS", give_up_unknown),
@@ -110,4 +141,6 @@ TASKS: tuple[Task, ...] = (
     Task("webhook-sweep", "WEBHOOK_SWEEP_SECONDS", apply_stored_webhooks),
     Task("notify-email", "NOTIFY_EVERY_SECONDS", notify_by_email),
     Task("bulk-resume", "DISPATCH_SWEEP_SECONDS", resume_bulk),
+    Task("number-health", "HEALTH_EVERY_SECONDS", number_health),
+    Task("number-health-recount", "HEALTH_RECOUNT_SECONDS", number_health_recount),
 )

@@ -24,6 +24,7 @@ def register(app: Flask, login_manager: LoginManager) -> None:
     from webapp.web.interviews.routes import bp as interviews_bp
     from webapp.web.jobs.routes import bp as jobs_bp
     from webapp.web.notifications import routes as notifications
+    from webapp.web.staff import health as staff_health  # noqa: F401  (routes on staff's bp)
     from webapp.web.staff.routes import bp as staff_bp
     from webapp.web.webhooks import routes as webhooks
 

@@ -301,6 +301,10 @@ def counter_context(
         "glued_link": None,
         "refused": False,
         "refused_for_reach": False,
+        # The conversation's number can no longer send: said before Send, never switched silently.
+        "number_change": compose.number_change(setup.conversation, channel, about.contact.first_name)
+        if channel in ("sms", "whatsapp")
+        else None,
     }
     if setup.booking_link:
         context.update(_with_booking_link(setup, channel, body, subject))

@@ -14,8 +14,8 @@ from webapp import phones
 from webapp.accounts import access
 from webapp.compliance import audit, catalogue, files, submissions
 from webapp.extensions import db
-from webapp.models import ComplianceDocument, ComplianceRequirement
-from webapp.numbers import pool
+from webapp.models import ComplianceDocument, ComplianceRequirement, utcnow
+from webapp.numbers import health, health_report, pool
 from webapp.web import refusals
 from webapp.web.admin import number_requests
 from webapp.web.admin.forms import DocumentForm, NumberRequestForm, SubmitForm
@@ -40,6 +40,10 @@ def numbers_page(request_form: NumberRequestForm | None = None) -> str:
         usage_days=pool.USAGE_DAYS,
         document_countries=catalogue.countries(db.session),
         **number_requests.context(request_form),
+        # Number health (issue 23): this pool's numbers only, and today's notices about them.
+        rows=health_report.overview(db.session, organization_id=org.id, per_page=health_report.POOL_MAX)[0],
+        notices=health_report.notices_today(db.session, utcnow(), org.id),
+        near=health.NEAR,
     )
 
 

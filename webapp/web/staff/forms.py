@@ -74,3 +74,13 @@ class FinishRequestForm(FlaskForm):
 
 class DeclineRequestForm(FlaskForm):
     reason = TextAreaField("Why not (the customer reads it)", validators=[Optional(), Length(max=500)])
+
+class LetInForm(FlaskForm):
+    """Let a paused number take new conversations again: nothing to fill in but the CSRF token."""
+
+
+class NumberCapForm(FlaskForm):
+    # Text: webapp.numbers.health.set_cap says what is wrong with it.
+    cap = StringField(
+        "Most SMS per number per day (empty: the country's guidance)", validators=[Optional(), Length(max=20)]
+    )
