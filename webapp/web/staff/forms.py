@@ -75,6 +75,7 @@ class FinishRequestForm(FlaskForm):
 class DeclineRequestForm(FlaskForm):
     reason = TextAreaField("Why not (the customer reads it)", validators=[Optional(), Length(max=500)])
 
+
 class LetInForm(FlaskForm):
     """Let a paused number take new conversations again: nothing to fill in but the CSRF token."""
 
