@@ -344,6 +344,10 @@ def test_staff_decline_with_a_reason_the_admin_reads(app, fake, world, offered) 
     assert "This request was declined by Cass Success" in flashed_error(
         staff_post(staff, request, "buy", e164=BERLIN_1)
     )
+    # The customer's page in the staff area lists its requests, declined ones too.
+    customer = text(signed_in(app, "csm@relay.test").get(f"/staff/organizations/{world['acme'].id}"))
+    listed = customer.split('id="customer-number-requests"')[1].split("</section>")[0]
+    assert f'href="/staff/number-requests/{request.id}"' in listed and "Declined" in listed
 
 
 # --- The form and the rights ------------------------------------------------------------------------------

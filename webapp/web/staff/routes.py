@@ -97,6 +97,7 @@ def _organization_page(
     recent, _total = ledger.page(db.session, account.id, ledger.Filters(), top.time_zone)
     return render_template(
         "staff/organization.html",
+        number_requests=number_requests.of_organization(db.session, org.id),
         top=top,
         balance=account.balance,
         recent=recent[:10],
