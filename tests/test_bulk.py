@@ -367,3 +367,25 @@ def test_a_draft_nobody_sends_is_deleted_after_a_day(app, world) -> None:
     assert db.session.scalars(sa.select(Batch.id)).all() == [new_id]
     left = set(db.session.scalars(sa.select(BatchRecipient.batch_id)))
     assert left == {new_id} and old_id not in left
+
+
+def test_the_progress_follows_a_verdict_that_comes_after_the_hand_over(app, world, fake) -> None:
+    """A delivery report that says undeliverable makes the person "failed" in the progress; a message
+    thought refused and confirmed after all is "sent" again (the rows follow their messages)."""
+    from webapp.messaging import status
+
+    ids = people(world, 3)
+    f.credits(world["org"], 100)
+    batch = start(world, ids)
+    bulk.run(batch.id, now=lambda: NOW)
+    assert bulk.progress(db.session, batch).counts == {"sent": 3}
+    first, second = (db.session.get(Message, r.message_id) for r in rows(batch)[:2])
+    status.apply(first, "undeliverable", failure=status.Failure("4", "Invalid number", "No such number."))
+    status.apply(second, "rejected", failure=status.unconfirmed(900))
+    db.session.commit()
+    assert bulk.progress(db.session, batch).counts == {"sent": 1, "failed": 2}
+    assert [line[1] for line in bulk.report(db.session, batch)] == ["failed", "failed", "sent"]
+    status.apply(second, "delivered")  # the provider confirmed it after all
+    db.session.commit()
+    assert bulk.progress(db.session, batch).counts == {"sent": 2, "failed": 1}
+    assert [line[1] for line in bulk.report(db.session, batch)] == ["failed", "sent", "sent"]

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp.accounts import access
 from webapp.billing import credits, pricing
-from webapp.messaging import checks, compose, dispatch, lookalikes, placeholders, whatsapp
+from webapp.messaging import batch_rows, checks, compose, dispatch, lookalikes, placeholders, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.facts import Known
 from webapp.messaging.subjects import Kind, Subject, of_application, of_membership
@@ -714,22 +714,20 @@ def get_batch(session: Session, user: User, batch_id: int) -> Batch | None:
 
 def _outcome() -> sa.ColumnElement[str]:
     """A recipient's outcome as the report says it: a message the provider refused (or that failed on
-    its way) is "failed", whatever the batch stored when it was handed over."""
+    its way) is "failed" (its row says so too, webapp.messaging.batch_rows; the report reads the
+    message, which also gives the provider's reason)."""
     return sa.case(
-        (Message.status.in_(("rejected", "undeliverable")), "failed"),
+        (Message.status.in_(tuple(batch_rows.FAILED)), "failed"),
         else_=sa.func.coalesce(BatchRecipient.outcome, "waiting"),
     )
 
 
 def progress(session: Session, batch: Batch) -> Progress:
-    """The counts by outcome: one grouped query over the batch's index range."""
-    outcome = _outcome()
+    """The counts by outcome: one grouped count over the batch's index range (its rows follow their
+    messages' verdicts, webapp.messaging.batch_rows), and the batch's state."""
+    outcome = sa.func.coalesce(BatchRecipient.outcome, "waiting")
     rows = session.execute(
-        sa.select(outcome, sa.func.count())
-        .select_from(BatchRecipient)
-        .outerjoin(Message, Message.id == BatchRecipient.message_id)
-        .where(BatchRecipient.batch_id == batch.id)
-        .group_by(outcome)
+        sa.select(outcome, sa.func.count()).where(BatchRecipient.batch_id == batch.id).group_by(outcome)
     ).all()
     counts = {o: n for o, n in rows}
     state = session.scalar(sa.select(Batch.state).where(Batch.id == batch.id)) or batch.state

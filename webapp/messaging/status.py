@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from webapp.database import one_statement
 from webapp.inbox import changes as activity
+from webapp.messaging import batch_rows
 from webapp.models import Message, utcnow
 
 RANK = {
@@ -88,6 +89,8 @@ def apply(message: Message, new: str, at: datetime | None = None, failure: Failu
     if message.status in ("unknown", "rejected") and new not in FINAL:
         # An unknown outcome settled, or an unconfirmed message confirmed after all: no error any more.
         message.failed_at = message.error_code = message.error_title = message.error_detail = None
+    if (message.status in batch_rows.FAILED) != (new in batch_rows.FAILED):
+        batch_rows.follow(message, failed=new in batch_rows.FAILED)
     message.status = new
     _stamp(message, new, at)
     if new in FINAL:
