@@ -52,7 +52,7 @@ from webapp import demo  # noqa: E402
 from webapp.billing import credits  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.messaging import bulk  # noqa: E402
-from webapp.models import Application, Candidate, Conversation, Job, OptOut, User  # noqa: E402
+from webapp.models import Application, Candidate, Conversation, Job, OptOut, SendingNumber, User  # noqa: E402
 
 
 def database_url() -> tuple[str, str | None]:
@@ -78,6 +78,14 @@ def populate(people: int, rng: random.Random) -> dict[str, int]:
     org = recruiter.organization
     org.bulk_cap = max(org.bulk_cap, people)
     org.send_days = "1234567"  # any day: whatever day the bench runs, only the clock's hours move people
+    # A German pool that the numbers' daily guidance (webapp.numbers.health: 1,000 SMS a number) lets
+    # send this many in a day, as a customer texting thousands there would have: with the demo's one
+    # German number, everyone past its thousandth is refused ("every DE number is paused").
+    extra = -(-people // 1000)
+    db.session.add_all(
+        SendingNumber(organization_id=org.id, e164=f"+4915123456{900 + n}", country="DE", sms=True)
+        for n in range(extra)
+    )
     rows = []
     for i in range(people):
         roll = rng.random()
