@@ -389,3 +389,21 @@ def test_the_progress_follows_a_verdict_that_comes_after_the_hand_over(app, worl
     db.session.commit()
     assert bulk.progress(db.session, batch).counts == {"sent": 2, "failed": 1}
     assert [line[1] for line in bulk.report(db.session, batch)] == ["failed", "sent", "sent"]
+
+
+def test_the_preview_refuses_those_past_what_the_numbers_take_today(app, world, fake) -> None:
+    """Routing gives no new conversation to a number at its daily guidance (webapp.numbers.health): the
+    preview says so for the people past it, instead of the send refusing them one by one."""
+    ids = people(world, 8)
+    world["org"].number_daily_cap = 5  # the customer's own cap: 5 SMS a number a day
+    f.credits(world["org"], 100)
+    db.session.commit()
+    subjects = bulk.recipients(db.session, world["user"], "application", ids)
+    plan = bulk.preview(db.session, world["user"], subjects, "sms", "Hi %FIRSTNAME%", now=NOW)
+    assert plan.totals.sendable == 5 and plan.totals.credits == 5
+    assert [line.refusal is None for line in plan.lines] == [True] * 5 + [False] * 3
+    assert "Your United States numbers reach their daily guidance" in (plan.lines[5].refusal or "")
+    batch = start(world, ids)
+    assert bulk.run(batch.id, now=lambda: NOW) == 5
+    assert bulk.progress(db.session, batch).counts == {"sent": 5, "refused": 3}
+    assert len(posts(fake)) == 5

@@ -32,9 +32,19 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, selectinload
 
+from webapp import phones
 from webapp.accounts import access
 from webapp.billing import credits, pricing
-from webapp.messaging import batch_rows, checks, compose, dispatch, lookalikes, placeholders, whatsapp
+from webapp.messaging import (
+    batch_rows,
+    checks,
+    compose,
+    dispatch,
+    lookalikes,
+    placeholders,
+    routing,
+    whatsapp,
+)
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.facts import Known
 from webapp.messaging.subjects import Kind, Subject, of_application, of_membership
@@ -45,9 +55,11 @@ from webapp.models import (
     CommunityMembership,
     Message,
     MessageTemplate,
+    Organization,
     User,
     utcnow,
 )
+from webapp.numbers import health
 
 log = logging.getLogger("relay.bulk")
 # What a recipient whose send failed for a reason no check foresaw is told in the report.
@@ -217,6 +229,45 @@ def _line(
     return Line(about, name, None, planned.text, planned.segments, cost, moved)
 
 
+def _within_guidance(
+    session: Session, org: Organization, lines: list[Line], facts: Known, now: datetime
+) -> list[Line]:
+    """The people past what the organisation's numbers take today (webapp.numbers.health: each number's
+    daily guidance) are refused here, in the order chosen, rather than at sending: routing gives no new
+    conversation to a number at its guidance. Those whose conversation keeps a number still go (on it),
+    but count against the room; those moved to their morning count against another day."""
+    numbers = compose.numbers_for(session, org, "sms")
+    if not numbers:
+        return lines
+    rooms: dict[tuple[int, ...], int] = {}
+    out: list[Line] = []
+    for line in lines:
+        mobile = line.subject.contact.mobile
+        if line.refusal is not None or line.morning_at is not None or not mobile:
+            out.append(line)
+            continue
+        tier = routing.tier_for(numbers, mobile)
+        key = tuple(n.id for n in tier)
+        if key not in rooms:
+            rooms[key] = health.room_today(session, tier, now)
+        rooms[key] -= 1
+        existing = facts.conversation(line.subject)
+        kept = existing.number_for("sms") if existing is not None else None
+        if rooms[key] >= 0 or (kept is not None and kept.status == "active"):
+            out.append(line)
+            continue
+        country = phones.region_name(tier[0].country)
+        out.append(
+            Line(
+                line.subject,
+                line.name,
+                f"Your {country} numbers reach their daily guidance before this message: ask customer "
+                "success for another number, or message the rest tomorrow.",
+            )
+        )
+    return out
+
+
 def preview(
     session: Session,
     user: User,
@@ -240,6 +291,8 @@ def preview(
         _line(session, user, s, channel, body, subject, whatsapp_template_id, send_at, now, facts)
         for s in subjects
     ]
+    if channel == "sms" and send_at is None:
+        lines = _within_guidance(session, org, lines, facts, now)
     sendable = [line for line in lines if line.refusal is None]
     saved = None
     if channel == "sms":

@@ -36,6 +36,7 @@ from webapp.models import (
     Conversation,
     Message,
     MessageTemplate,
+    Organization,
     SendingNumber,
     User,
     WhatsappTemplate,
@@ -151,6 +152,27 @@ def templates_for(
     )
 
 
+def numbers_for(session: Session, org: Organization, channel: str) -> list[SendingNumber]:
+    """The active numbers the organisation may send from on this channel: its own, then those its
+    parents lend it (at any depth); least recently used first within, so that new conversations spread
+    over the numbers of one country."""
+    flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
+    owners = sa.select(family_above(org.id).c.id)
+    return list(
+        session.scalars(
+            sa.select(SendingNumber)
+            .where(
+                SendingNumber.organization_id.in_(owners), SendingNumber.status == "active", flag.is_(True)
+            )
+            .order_by(
+                (SendingNumber.organization_id != org.id),
+                SendingNumber.last_used_at.asc().nulls_first(),
+                SendingNumber.id,
+            )
+        )
+    )
+
+
 def sender_number(
     session: Session, conversation: Conversation, channel: str, recipient: str, now: datetime | None = None
 ) -> SendingNumber:
@@ -161,21 +183,8 @@ def sender_number(
     kept = conversation.number_for(channel)
     if kept is not None and kept.status == "active":
         return kept
-    flag = SendingNumber.sms if channel == "sms" else SendingNumber.whatsapp
     org = conversation.organization
-    # Its own numbers, then those its parents lend it (at any depth).
-    owners = sa.select(family_above(org.id).c.id)
-    pool = session.scalars(
-        sa.select(SendingNumber)
-        .where(SendingNumber.organization_id.in_(owners), SendingNumber.status == "active", flag.is_(True))
-        # A sub-organisation's own numbers first, then its parent's; least recently used first within,
-        # so that new conversations spread over the numbers of one country.
-        .order_by(
-            (SendingNumber.organization_id != org.id),
-            SendingNumber.last_used_at.asc().nulls_first(),
-            SendingNumber.id,
-        )
-    ).all()
+    pool = numbers_for(session, org, channel)
     # Numbers another conversation already writes to this person from on this channel (a candidate who
     # is also a prospect): a different one, where the country has one, keeps their replies apart.
     taken = set(

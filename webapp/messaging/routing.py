@@ -28,6 +28,17 @@ class AllPaused(Exception):
         self.country = country
 
 
+def tier_for(pool: Sequence[N], recipient_e164: str) -> Sequence[N]:
+    """The numbers a message to this recipient may go from: those of their country, else the US ones,
+    else all."""
+    country = phones.country_of(recipient_e164)
+    for wanted in (country, "US"):
+        found = [n for n in pool if wanted and n.country == wanted]
+        if found:
+            return found
+    return pool
+
+
 def choose_number(
     numbers: Iterable[N],
     recipient_e164: str,
@@ -49,13 +60,7 @@ def choose_number(
     pool: Sequence[N] = list(numbers)
     if not pool:
         return None
-    country = phones.country_of(recipient_e164)
-    tier = pool
-    for wanted in (country, "US"):
-        found = [n for n in pool if wanted and n.country == wanted]
-        if found:
-            tier = found
-            break
+    tier = tier_for(pool, recipient_e164)
     if load is not None:
         shares = load(tier)
         open_ = [n for n in tier if shares.get(n.e164) is not None]

@@ -380,9 +380,11 @@ def today_sms(session: Session, numbers: Sequence[SendingNumber], now: datetime)
     return found
 
 
-def load(session: Session, numbers: Sequence[SendingNumber], now: datetime) -> dict[str, float | None]:
-    """Each number's share of its daily guidance used today, for routing; None for a number that takes
-    no new conversations (paused, or at its guidance already)."""
+def _used(
+    session: Session, numbers: Sequence[SendingNumber], now: datetime
+) -> list[tuple[SendingNumber, int, int]]:
+    """Each number with the SMS it sent today and its daily guidance (its country's, or its customer's
+    own cap where lower)."""
     sent = today_sms(session, numbers, now)
     caps = dict(
         session.execute(
@@ -391,9 +393,20 @@ def load(session: Session, numbers: Sequence[SendingNumber], now: datetime) -> d
             )
         ).all()
     )
+    return [(n, sent[n.e164], guidance.daily(n.country, caps.get(n.organization_id))) for n in numbers]
+
+
+def load(session: Session, numbers: Sequence[SendingNumber], now: datetime) -> dict[str, float | None]:
+    """Each number's share of its daily guidance used today, for routing; None for a number that takes
+    no new conversations (paused, or at its guidance already)."""
     shares: dict[str, float | None] = {}
-    for n in numbers:
-        daily = guidance.daily(n.country, caps.get(n.organization_id))
-        share = sent[n.e164] / daily if daily else 0.0
+    for n, sent, daily in _used(session, numbers, now):
+        share = sent / daily if daily else 0.0
         shares[n.e164] = None if n.paused_at is not None or share >= 1 else share
     return shares
+
+
+def room_today(session: Session, numbers: Sequence[SendingNumber], now: datetime) -> int:
+    """How many more SMS these numbers take today before each reaches its guidance (paused ones none):
+    what a bulk message's preview weighs its people against."""
+    return sum(max(0, daily - sent) for n, sent, daily in _used(session, numbers, now) if n.paused_at is None)
