@@ -124,7 +124,11 @@ def test_after_a_quiet_spell_a_bucket_lets_its_size_through_spaced_and_no_more(l
             time.sleep(wait)
     assert taken[9] - started < 1.5  # its size comes through in about one window, not two
     assert all(b - a > 0.95 for a, b in zip(taken, taken[10:], strict=False))  # never 11 in a window
-    assert min(b - a for a, b in itertools.pairwise(taken)) > 0.09
+    # Spaced, never at once (a textbook bucket's burst is ~0 s apart). Measured here, after each answer
+    # came back: one late answer shortens the next gap by its lateness (CI once saw 0.078 s), so the
+    # single closest pair is held loosely and the usual gap tightly.
+    gaps = sorted(b - a for a, b in itertools.pairwise(taken))
+    assert gaps[0] > 0.05 and gaps[len(gaps) // 2] > 0.095, gaps
 
 
 def test_a_turn_is_taken_from_every_bucket_or_from_none(limiter) -> None:
