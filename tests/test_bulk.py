@@ -402,7 +402,7 @@ def test_the_preview_refuses_those_past_what_the_numbers_take_today(app, world, 
     plan = bulk.preview(db.session, world["user"], subjects, "sms", "Hi %FIRSTNAME%", now=NOW)
     assert plan.totals.sendable == 5 and plan.totals.credits == 5
     assert [line.refusal is None for line in plan.lines] == [True] * 5 + [False] * 3
-    assert "Your United States numbers reach their daily guidance" in (plan.lines[5].refusal or "")
+    assert "Your United States numbers take no more new conversations today" in (plan.lines[5].refusal or "")
     batch = start(world, ids)
     assert bulk.run(batch.id, now=lambda: NOW) == 5
     assert bulk.progress(db.session, batch).counts == {"sent": 5, "refused": 3}

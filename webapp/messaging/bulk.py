@@ -261,8 +261,9 @@ def _within_guidance(
             Line(
                 line.subject,
                 line.name,
-                f"Your {country} numbers reach their daily guidance before this message: ask customer "
-                "success for another number, or message the rest tomorrow.",
+                f"Your {country} numbers take no more new conversations today (their daily guidance is "
+                "reached before this message, or they are paused): ask customer success for another "
+                "number, or message the rest tomorrow.",
             )
         )
     return out
