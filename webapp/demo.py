@@ -812,7 +812,7 @@ def _thread(
             to_addr=(contact.email if channel == "email" else contact.mobile) if outbound else ours,
             encoding=count.encoding if count and outbound else None,
             segments=(count.segments if count else 1) if outbound and channel != "email" else 0,
-            credits=pricing.credits_for(channel, count.segments if count else 1, acme) if outbound else 0,
+            credits=pricing.message_credits(channel, count, acme) if outbound else 0,
             created_at=at,
             updated_at=at,
             submitted_at=at if outbound and status != "rejected" else None,

@@ -224,7 +224,7 @@ def _line(
         )
     except SendRefused as refused:
         return Line(about, name, refused.message)
-    cost = pricing.credits_for(channel, planned.count.segments if planned.count else 1, about.organization)
+    cost = pricing.message_credits(channel, planned.count, about.organization)
     moved = planned.when.send_at if planned.when.moved else None
     return Line(about, name, None, planned.text, planned.segments, cost, moved)
 

@@ -124,7 +124,7 @@ def _store(
         to_addr=to_addr,
         encoding=count.encoding if count else None,
         segments=segments,
-        credits=pricing.credits_for(channel, count.segments if count else 1, organization),
+        credits=pricing.message_credits(channel, count, organization),
         created_at=now,
         updated_at=now,
         whatsapp_template_id=whatsapp_template_id,

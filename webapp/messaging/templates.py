@@ -195,7 +195,7 @@ def preview(draft: Draft, org: Organization, user: User, base_url: str) -> Previ
     text = placeholders.render(draft.body, recipient)
     channel = draft.channel if draft.channel in CHANNEL_LABELS else "sms"
     count = segments.count(text) if channel == "sms" else None
-    cost = pricing.credits_for(channel, count.segments if count else 1, org)
+    cost = pricing.message_credits(channel, count, org)
     problem = None
     if draft.body.strip():
         try:
