@@ -19,6 +19,8 @@ INSTALL = if test -x $(BIN)/uv && $(BIN)/uv pip install --quiet --compile-byteco
 .PHONY: run serve test lint runtime dev migrate clean-vendor
 
 # One `flask` process migrates and loads the demo data (each start of the app costs its imports).
+# The links sent to candidates (a booking page's) point at this server unless PUBLIC_BASE_URL says where.
+run: export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 run: runtime
 	$(FLASK) prepare --demo
 	@echo "Relay on http://$(HOST):$(PORT)/ - sign in as recruiter@acme.example / relay-demo"

@@ -170,3 +170,34 @@ def test_a_communitys_members_are_messaged_each_in_their_own_conversation(client
     assert (
         client.get(f"/communities/{other.id}/message", query_string={"membership": hidden}).status_code == 404
     )
+
+
+def test_a_line_moved_out_of_their_night_says_when_it_leaves_on_both_clocks(client, auth, app, monkeypatch):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from webapp.messaging import bulk, compose
+
+    app.config["QUIET_HOURS"] = True
+    night = datetime(2026, 12, 8, 23, 10, tzinfo=ZoneInfo("America/Chicago")).astimezone(UTC)
+    for module in (bulk, compose):
+        monkeypatch.setattr(module, "utcnow", lambda: night)
+    acme = f.messaging_org("Acme", sender_name="Acme", time_zone="Europe/Berlin")
+    riley = f.user(acme, "recruiter@acme.test", codes=[permissions.RECRUITMENT_SMS])
+    f.number(acme, "+15125550100")
+    job = f.job(acme, team=[riley], title="Backend Engineer")
+    texan = f.application(job, f.candidate(acme, "Tex", "Ritter", mobile="+15125550123"))
+    f.credits(acme, 5)
+    db.session.commit()
+    auth.login("recruiter@acme.test")
+    fields = {
+        "csrf_token": csrf_from(client, "/jobs"),
+        "application": [str(texan.id)],
+        "channel": "sms",
+        "body": "Hi",
+    }
+    drafted = client.post(f"/jobs/{job.id}/message/preview", data=fields)
+    assert drafted.status_code == 303
+    text = client.get(drafted.headers["Location"]).get_data(as_text=True)
+    # 09:00 in Austin is 16:00 in Berlin, where the organisation reads.
+    assert "Outside their hours now: leaves Wed 09 Dec 16:00 CET your time (Wed 09:00 in Texas)" in text

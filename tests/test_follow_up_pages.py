@@ -20,7 +20,7 @@ from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.messaging import compose, follow_ups, scheduled
-from webapp.models import Message, MessageTemplate
+from webapp.models import Conversation, Message, MessageTemplate
 from webapp.web import composer
 
 HX = {"HX-Request": "true"}
@@ -130,6 +130,25 @@ def test_the_counter_prices_the_follow_up_with_the_message_before_send(client, l
     assert counter(follow_up_days="99", follow_up_body="Any news?").startswith("Follow-up: 1 segment")
     email = counter(channel="email", subject="Hi", follow_up_days="1", follow_up_body="Any news?")
     assert email == "Follow-up if no reply in 1 day: email is free."
+
+
+def test_a_whatsapp_follow_up_is_refused_before_send_in_the_words_send_would_use(client, lena) -> None:
+    conversation = db.session.get(Conversation, int(lena["key"]))
+    conversation.whatsapp_window_ends_at = NOW + timedelta(hours=20)  # free text may go now
+    db.session.commit()
+    fields = {
+        "channel": "whatsapp",
+        "body": "Hi %FIRSTNAME%",
+        "follow_up_days": "2",
+        "follow_up_body": "News?",
+    }
+    html = post(client, f"{lena['c']}/preview", fields).get_data(as_text=True)
+    said = re.search(r'data-counter="follow-up" data-follow-up="refused">([^<]*)</p>', html)
+    assert said and said.group(1).startswith("A WhatsApp follow-up would leave after the 24-hour window")
+    assert "Together" not in html  # not priced as if it could go
+    refused = send(client, lena, **fields)
+    assert refused.status_code == 422 and said.group(1) in refused.get_data(as_text=True)
+    assert messages() == [] and "News?</textarea>" in refused.get_data(as_text=True)
 
 
 def test_without_a_follow_up_text_only_the_message_is_sent(client, lena) -> None:

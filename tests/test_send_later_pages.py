@@ -18,7 +18,7 @@ from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.messaging import compose, scheduled
-from webapp.models import ConversationEvent, Message
+from webapp.models import Conversation, ConversationEvent, Message
 from webapp.web import composer
 
 HX = {"HX-Request": "true"}
@@ -68,7 +68,38 @@ def counter(client, tex, **data) -> str:
 
 
 def test_the_counter_says_before_send_that_a_text_at_night_waits_for_their_morning(client, tex) -> None:
-    assert counter(client, tex) == "moved: It is 23:10 in Texas. Sends tomorrow at 09:00 their time."
+    # On both clocks, and which law holds it: Texas's (09:00), not the federal one (08:00), is named.
+    assert counter(client, tex) == (
+        "moved: It is 23:10 in Texas. Sends tomorrow at 09:00 their time · Wed 16:00 your time. "
+        "Texas law allows texts 09:00–21:00 their time, Sun 12:00–21:00; it cannot be set aside."
+    )
+
+
+def test_held_by_the_organisations_days_alone_the_counter_says_a_reason_sends_it_now(
+    client, tex, clock
+) -> None:
+    clock["at"] = datetime(2026, 12, 12, 10, 0, tzinfo=ZoneInfo("America/Chicago")).astimezone(UTC)  # Sat
+    assert counter(client, tex) == (
+        "moved: It is 10:00 in Texas. Sends Mon 14 Dec at 09:00 their time · Mon 16:00 your time. "
+        "To send now, give a reason under Send later."
+    )
+
+
+def test_whatsapp_free_text_whose_window_closes_before_their_morning_is_refused_before_send_as_at_send(
+    client, tex
+) -> None:
+    conversation = db.session.get(Conversation, int(tex["c"].rsplit("/", 1)[1]))
+    conversation.whatsapp_window_ends_at = NIGHT.replace(hour=8)  # 02:10 in Austin, 09:10 in Berlin
+    db.session.commit()
+    said = counter(client, tex, channel="whatsapp")
+    assert said.startswith(
+        "refused: Their hours open after the WhatsApp window closes (Wed 09 Dec 09:10 CET)."
+    )
+    assert said.endswith("Send an approved WhatsApp template instead.")  # the law holds it: no reason helps
+    response = post(client, f"{tex['c']}/messages", {"channel": "whatsapp", "body": "Hi"})
+    assert response.status_code == 422
+    assert "Their hours open after the WhatsApp window closes" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count(Message.id))) == 0
 
 
 def test_the_counter_gives_a_picked_time_on_both_clocks_or_says_why_not(client, tex) -> None:
@@ -89,7 +120,8 @@ def test_send_at_night_stores_it_for_their_morning_and_hands_nothing_to_dispatch
     assert message.status == "scheduled" and message.body == "Hi Tex"
     assert message.send_at == datetime(2026, 12, 9, 15, 0, tzinfo=UTC)  # 09:00 in Austin
     html = response.get_data(as_text=True)
-    assert "Scheduled for Wed 09 Dec 16:00" in html and f'id="scheduled-at-{message.id}"' in html
+    assert "Scheduled for Wed 09 Dec 16:00 CET (Wed 09:00 in Texas)" in html  # on both clocks
+    assert f'id="scheduled-at-{message.id}"' in html
     assert credits.balance(db.session, tex["org"]) == 9  # paid when scheduled
 
 

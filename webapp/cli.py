@@ -242,6 +242,8 @@ def register(app: Flask) -> None:
 
 
 def _seed_demo(if_empty: bool) -> None:
+    from flask import current_app
+
     from webapp import demo
 
     if if_empty and not demo.database_is_empty(db.session):
@@ -250,7 +252,8 @@ def _seed_demo(if_empty: bool) -> None:
     summary = demo.seed(db.session)
     db.session.commit()
     click.echo("Demo data ready: " + ", ".join(f"{n} {what}" for what, n in summary.items()))
-    click.echo("Sign in at http://127.0.0.1:5000 as recruiter@acme.example, password relay-demo.")
+    address = current_app.config["PUBLIC_BASE_URL"]
+    click.echo(f"Sign in at {address} as recruiter@acme.example, password relay-demo.")
 
 
 def _seconds(option: str, text: str) -> float:

@@ -43,6 +43,7 @@ from webapp.messaging import (
     lookalikes,
     placeholders,
     routing,
+    timing,
     whatsapp,
 )
 from webapp.messaging.checks import SendRefused
@@ -440,6 +441,22 @@ def lines(
         .limit(per_page)
     )
     return list(rows), matching
+
+
+def their_clocks(
+    session: Session, batch: Batch, rows: Sequence[BatchRecipient], reader_zone: str
+) -> dict[int, str]:
+    """For a page of lines, when each line moved out of the person's night leaves on their clock ("Mon
+    09:00 in Texas"), where it differs from the reader's; by line id."""
+    waiting = [row for row in rows if row.morning_at is not None]
+    if not waiting or batch.channel not in timing.HELD_CHANNELS:
+        return {}
+    people = _subjects(session, batch.kind, [row.subject_id for row in waiting])
+    return {
+        row.id: timing.their_clock(row.morning_at, people[row.subject_id], reader_zone)
+        for row in waiting
+        if row.subject_id in people and row.morning_at is not None
+    }
 
 
 # --- Sending ------------------------------------------------------------------------------------------

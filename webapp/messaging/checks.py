@@ -202,13 +202,28 @@ def check_send_at(send_at: datetime, now: datetime) -> datetime:
 
 
 def check_whatsapp_window_at(
-    window_ends_at: datetime | None, send_at: datetime, using_template: bool, zone: str | None
+    window_ends_at: datetime | None,
+    send_at: datetime,
+    using_template: bool,
+    zone: str | None,
+    *,
+    moved: bool = False,
+    overridable: bool = False,
 ) -> None:
     """Free text scheduled for later must leave while the 24-hour window is still open (checked again
-    when it leaves: webapp.messaging.scheduled)."""
+    when it leaves: webapp.messaging.scheduled). `moved`: the time is not one the writer picked but the
+    recipient's next allowed moment (written in their closed hours), so an earlier time is no way out;
+    `overridable`: a reason could send it now (only the organisation's hours held it)."""
     if using_template or (window_ends_at is not None and send_at < window_ends_at):
         return
     closes = zones.format_time(window_ends_at, zone, "%a %d %b %H:%M") if window_ends_at else None
+    if moved:
+        now_instead = ", or give a reason under Send later to send it now" if overridable else ""
+        raise SendRefused(
+            (f"Their hours open after the WhatsApp window closes ({closes}). " if closes else "")
+            + f"Send an approved WhatsApp template instead{now_instead}.",
+            "send_at",
+        )
     raise SendRefused(
         (f"The WhatsApp window closes {closes}, before this would leave. " if closes else "")
         + "Pick an earlier time, or send an approved WhatsApp template instead.",

@@ -296,9 +296,7 @@ def plan(
                 raise SendRefused("Choose one of your approved WhatsApp templates.", "whatsapp_template_id")
             body, parameters = whatsapp.render(template, recipient)
         checks.check_whatsapp_window(whatsapp.time_left(existing, now) is not None, template is not None)
-        if when.send_at is not None:
-            ends_at = existing.whatsapp_window_ends_at if existing else None
-            checks.check_whatsapp_window_at(ends_at, when.send_at, template is not None, org.time_zone)
+        window_open_then(existing, when, template is not None, org)
     text = placeholders.render(body, recipient)
     rendered_subject = placeholders.render(subject, recipient) if subject is not None else None
     count = checks.check_body(channel, text, rendered_subject)
@@ -378,6 +376,23 @@ def compose(
     return message
 
 
+def window_open_then(
+    existing: Conversation | None, when: timing.Timing, using_template: bool, org: Organization
+) -> None:
+    """A WhatsApp free text that leaves later (picked, or moved out of the person's night) must leave
+    while its 24-hour window is open; SendRefused beside Send later if not."""
+    if when.send_at is None:
+        return
+    checks.check_whatsapp_window_at(
+        existing.whatsapp_window_ends_at if existing else None,
+        when.send_at,
+        using_template,
+        org.time_zone,
+        moved=when.moved,
+        overridable=bool(when.decision and when.decision.overridable),
+    )
+
+
 def hours_said(
     session: Session,
     about: Subject,
@@ -386,16 +401,22 @@ def hours_said(
     typed_send_at: str,
     zone: str,
     override_reason: str | None = None,
+    using_template: bool = False,
 ) -> timing.Timing | SendRefused:
     """What `hours_for` will decide at Send, for the composer to say before it: the timing, or the
-    refusal Send would meet (a time that is not one, past, or in the recipient's closed hours)."""
+    refusal Send would meet (a time that is not one, past, or in the recipient's closed hours; WhatsApp
+    free text that would leave after its window closed)."""
     try:
         at = (
             checks.check_send_at(timing.local_time(typed_send_at, zone), now)
             if typed_send_at.strip()
             else None
         )
-        return hours_for(session, about, channel, now, at, override_reason)
+        facts = Facts(session)
+        when = hours_for(session, about, channel, now, at, override_reason, facts=facts)
+        if channel == "whatsapp":
+            window_open_then(facts.conversation(about), when, using_template, about.organization)
+        return when
     except SendRefused as refused:
         return refused
 

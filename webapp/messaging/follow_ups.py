@@ -56,6 +56,19 @@ class Plan:
     subject: str | None = None
 
 
+def channel_refusal(channel: str) -> SendRefused | None:
+    """Why a follow-up cannot go on `channel`, said before Send (the composer's counter) and at it; None
+    when it can. On WhatsApp, days later the 24-hour window has closed (a reply, which would reopen it,
+    cancels the follow-up), and a follow-up is free text."""
+    if channel != "whatsapp":
+        return None
+    return SendRefused(
+        "A WhatsApp follow-up would leave after the 24-hour window has closed, where only an approved "
+        "template may go: follow up by SMS or email instead.",
+        "follow_up_body",
+    )
+
+
 def check_days(days: int | None) -> int:
     if days is None or not MIN_DAYS <= days <= MAX_DAYS:
         raise SendRefused(f"Pick a number of days from {MIN_DAYS} to {MAX_DAYS}.", "follow_up_days")
@@ -105,13 +118,9 @@ def template_text(
 def _said(refused: SendRefused, channel: str) -> SendRefused:
     """The refusal beside the follow-up's own field."""
     # Its time was moved into their hours already: on WhatsApp, a time refused is the closed window.
-    if refused.field == "send_at" and channel == "whatsapp":
-        # Days later the 24-hour window has closed (a reply, which reopens it, cancels the follow-up).
-        return SendRefused(
-            "A WhatsApp follow-up would leave after the 24-hour window has closed, where only an approved "
-            "template may go: follow up by SMS or email instead.",
-            "follow_up_body",
-        )
+    on_channel = channel_refusal(channel)
+    if refused.field == "send_at" and on_channel is not None:
+        return on_channel
     return SendRefused(refused.message, _FIELDS.get(refused.field or "", "follow_up_body"))
 
 

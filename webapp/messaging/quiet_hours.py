@@ -59,6 +59,9 @@ class Rule:
     def hours(self, local: datetime) -> Hours:
         return self.days[local.weekday()]
 
+    def allows(self, local: datetime) -> bool:
+        return _within(local, self.hours(local))
+
     def describe(self) -> str:
         """The hours as the composer says them: "09:00–21:00 their time, Sun 12:00–21:00"."""
         usual = max(set(self.days), key=self.days.count)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from webapp import zones
 from webapp.messaging import quiet_hours
 from webapp.messaging.checks import SendRefused
-from webapp.messaging.quiet_hours import Decision, OrganizationHours
+from webapp.messaging.quiet_hours import Decision, OrganizationHours, Rule
 from webapp.models import Organization
 
 if TYPE_CHECKING:
@@ -124,12 +124,56 @@ def place(decision: Decision) -> str:
 def both_times(moment: datetime, decision: Decision | None, reader_zone: str) -> str:
     """A moment as the recipient and the writer read it: "Tue 09:00 in Texas · Tue 16:00 your time"; for
     email (no recipient's clock), the writer's alone."""
-    mine = moment.astimezone(zones.zone(reader_zone))
     if decision is None:
-        return f"{mine:%a %H:%M} your time"
+        return f"{moment.astimezone(zones.zone(reader_zone)):%a %H:%M} your time"
+    yours = your_time(moment, decision, reader_zone)
+    theirs = their_time(moment, decision)
+    return f"{theirs} · {yours}" if yours else f"{theirs}, your time too"
+
+
+def your_time(moment: datetime, decision: Decision, reader_zone: str) -> str:
+    """The moment on the writer's clock, "Tue 16:00 your time", where it differs from the recipient's
+    (first) clock; "" where both read the same."""
+    mine = moment.astimezone(zones.zone(reader_zone))
     if mine.utcoffset() == moment.astimezone(decision.local_now[0].tzinfo).utcoffset():
-        return f"{their_time(moment, decision)}, your time too"
-    return f"{their_time(moment, decision)} · {mine:%a %H:%M} your time"
+        return ""
+    return f"{mine:%a %H:%M} your time"
+
+
+def moved_words(moved: Timing, reader_zone: str) -> str:
+    """What the composer says, before Send, of a text written while the recipient's hours are closed: their
+    clock now and when it leaves, on the writer's clock too, and what holds it — the law's hours by name
+    (which cannot be set aside), or the organisation's (which a reason can)."""
+    decision = moved.decision
+    if decision is None or moved.send_at is None:
+        return ""
+    yours = your_time(moved.send_at, decision, reader_zone)
+    words = f"{decision.words.removesuffix('.')} · {yours}." if yours else decision.words
+    law = _law_holding(decision)
+    if law is not None:
+        return f"{words} {law.name} allows texts {law.describe()}; it cannot be set aside."
+    if decision.overridable:
+        return f"{words} To send now, give a reason under Send later."
+    return words
+
+
+def _law_holding(decision: Decision) -> Rule | None:
+    """The law that holds a text now, to name: a state's own before the federal one (a state's hours are
+    in the rules only where they are stricter)."""
+    if decision.held_by != "law":
+        return None
+    holding = [r for r in decision.laws if not all(r.allows(local) for local in decision.local_now)]
+    return next((r for r in holding if r.state), holding[0] if holding else decision.rule)
+
+
+def their_clock(moment: datetime, about: Subject, reader_zone: str) -> str:
+    """A moment on the recipient's clock, "Tue 09:00 in Texas", to put beside the writer's where the two
+    differ (a scheduled message in the thread, a line of a bulk preview); "" where they read the same or
+    the person has no number to read a zone from."""
+    if not about.contact.mobile:
+        return ""
+    decision = decide(about.organization, about.contact.mobile, moment, place_zone=place_of(about))
+    return their_time(moment, decision) if your_time(moment, decision, reader_zone) else ""
 
 
 def local_time(text: str, zone: str) -> datetime:

@@ -104,7 +104,9 @@ def send_hours(start: str | None, end: str | None, days: list[str] | None) -> tu
     begins, ends = clock(start, "send_from"), clock(end, "send_until")
     if not begins < ends:
         raise SettingsRefused(
-            f"End after the start ({begins:%H:%M}), on the same day, e.g. 20:00.", "send_until"
+            f"End after the start ({begins:%H:%M}), on the same day: texts go from the start until the end "
+            "of one day, so a window over midnight cannot be set.",
+            "send_until",
         )
     ticked = set(days or ())
     if not ticked:

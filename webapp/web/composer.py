@@ -314,8 +314,11 @@ def counter_context(
     if setup.recipients > 1 and channel in CHANNEL_LABELS:
         context.update(hours_for_many(send_at))
     if setup.recipients == 1 and not context["blocked"] and channel in CHANNEL_LABELS:
-        context.update(hours_context(setup, channel, send_at, reason))
-        if follow_up_body.strip():
+        context.update(hours_context(setup, channel, send_at, reason, whatsapp_template_id is not None))
+        refusal = follow_ups.channel_refusal(channel) if follow_up_body.strip() else None
+        if refusal is not None:
+            context["follow_up_refused"] = refusal.message
+        elif follow_up_body.strip():
             context["follow_up"] = compose.preview(about, current_user, channel, follow_up_body)
             if channel == "sms":
                 context["follow_up_plain"] = compose.plain_offer(about, current_user, follow_up_body)
@@ -327,17 +330,22 @@ def counter_context(
     return context
 
 
-def hours_context(setup: Setup, channel: str, send_at: str, reason: str) -> dict[str, Any]:
+def hours_context(
+    setup: Setup, channel: str, send_at: str, reason: str, using_template: bool = False
+) -> dict[str, Any]:
     """What will happen at Send, said before it (templates/composer/_counter.html): it goes now, it is
     moved to the recipient's morning (and whether a reason can set that aside), it leaves at the picked
     time (on both clocks), or why that time or reason cannot be."""
     zone = zones.name_of_reader(current_user)
-    when = compose.hours_said(db.session, setup.about, channel, utcnow(), send_at, zone, reason)
+    when = compose.hours_said(
+        db.session, setup.about, channel, utcnow(), send_at, zone, reason, using_template
+    )
     if isinstance(when, SendRefused):
         return {"hours_refusal": when.message, "hours_field": when.field}
     return {
         "hours": when,
         "hours_when": timing.both_times(when.send_at, when.decision, zone) if when.send_at else None,
+        "hours_moved": timing.moved_words(when, zone) if when.moved else "",
     }
 
 

@@ -272,6 +272,7 @@ def _draft_page(batch: Batch, form: FlaskForm | None = None) -> Response:
         totals=bulk.totals(db.session, batch),
         form=form or FlaskForm(),
         lines=rows,
+        their_clock=bulk.their_clocks(db.session, batch, rows, zones.name_of_reader(current_user)),
         matching=matching,
         page_number=number,
         pages=max(1, -(-matching // PAGE)),
