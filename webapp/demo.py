@@ -642,10 +642,18 @@ def _rename_templates(session: Session, organization_ids: list[int]) -> None:
     session.flush()
 
 
+# US candidates live in states whose own laws hold texts to other hours than the federal ones (the
+# composer then says "It is 08:30 in Texas…"): New Jersey, Texas, Florida, California, New York.
+_US_AREA_CODES = ("201", "512", "305", "213", "646")
+
+
 def demo_mobile(country: str, index: int) -> str:
-    """A valid mobile of the country, different for each index (libphonenumber's example, varied)."""
+    """A valid mobile of the country, different for each index (libphonenumber's example, varied; in the
+    US, in several states)."""
     example = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
     digits = str(example.national_number)
+    if country == "US":
+        digits = _US_AREA_CODES[index % len(_US_AREA_CODES)] + digits[3:]
     for attempt in range(100):
         suffix = f"{(index * 7 + attempt) % 100:02d}"
         candidate = phonenumbers.parse(f"+{example.country_code}{digits[:-2]}{suffix}")
