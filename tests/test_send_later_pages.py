@@ -85,6 +85,16 @@ def test_held_by_the_organisations_days_alone_the_counter_says_a_reason_sends_it
     )
 
 
+def test_held_by_the_law_then_by_the_organisations_days_the_counter_names_both(client, tex, clock) -> None:
+    # Sunday 09:15 in Austin: Texas allows texts from 12:00 on Sundays, the organisation Monday to Friday.
+    clock["at"] = datetime(2026, 12, 13, 9, 15, tzinfo=ZoneInfo("America/Chicago")).astimezone(UTC)
+    assert counter(client, tex) == (
+        "moved: It is 09:15 in Texas. Sends tomorrow at 09:00 their time · Mon 16:00 your time. "
+        "Texas law allows texts 09:00–21:00 their time, Sun 12:00–21:00; it cannot be set aside. "
+        "After that, your organisation's hours hold it (Mon–Fri 08:00–20:00 their time)."
+    )
+
+
 def test_whatsapp_free_text_whose_window_closes_before_their_morning_is_refused_before_send_as_at_send(
     client, tex
 ) -> None:

@@ -40,6 +40,9 @@ class Timing:
     decision: Decision | None  # the quiet hours' answer (None for email, which is not held)
     moved: bool = False  # written to go now, moved to the recipient's next allowed moment
     override_reason: str | None = None  # the writer's reason, where it set the organisation's hours aside
+    # Moved by the law's hours, to a time the organisation's own hours pushed later still: those hours
+    # ("Mon–Fri 08:00–20:00"), for the composer to name too.
+    org_hours_after: str | None = None
 
 
 def decide(
@@ -100,7 +103,32 @@ def when(
         raise SendRefused(_not_then(decision), "send_at")
     if decision.next_allowed_at is None:
         raise SendRefused(f"{decision.words} {decision.why}", "channel")
-    return Timing(decision.next_allowed_at, decision, moved=True)
+    return Timing(
+        decision.next_allowed_at,
+        decision,
+        moved=True,
+        org_hours_after=_org_hours_after(organization, number, at, decision, heard_at, place_zone),
+    )
+
+
+def _org_hours_after(
+    organization: Organization,
+    number: str | None,
+    at: datetime,
+    decision: Decision,
+    heard_at: datetime | None,
+    place_zone: str | None,
+) -> str | None:
+    """Held by the law now, and by the organisation's hours when the law would let it go (a Sunday noon in
+    Texas, for an organisation that texts Monday to Friday): those hours, described; else None."""
+    if decision.held_by != "law" or decision.next_allowed_at is None:
+        return None
+    law_alone = decide(
+        organization, number, at, heard_at=heard_at, override_reason="-", place_zone=place_zone
+    )
+    if law_alone.next_allowed_at is None or law_alone.next_allowed_at >= decision.next_allowed_at:
+        return None
+    return OrganizationHours.of(organization).describe()
 
 
 def _not_then(decision: Decision) -> str:
@@ -151,7 +179,12 @@ def moved_words(moved: Timing, reader_zone: str) -> str:
     words = f"{decision.words.removesuffix('.')} · {yours}." if yours else decision.words
     law = _law_holding(decision)
     if law is not None:
-        return f"{words} {law.name} allows texts {law.describe()}; it cannot be set aside."
+        after = (
+            f" After that, your organisation's hours hold it ({moved.org_hours_after} their time)."
+            if moved.org_hours_after
+            else ""
+        )
+        return f"{words} {law.name} allows texts {law.describe()}; it cannot be set aside.{after}"
     if decision.overridable:
         return f"{words} To send now, give a reason under Send later."
     return words
