@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -64,7 +65,7 @@ def counter(client, tex, **data) -> str:
     )
     found = re.search(r'data-counter="hours" data-hours="(\w+)">(.*?)</p>', html, re.S)
     assert found, html
-    return f"{found.group(1)}: {re.sub(r'<[^>]+>', '', found.group(2))}"
+    return f"{found.group(1)}: {unescape(re.sub(r'<[^>]+>', '', found.group(2)))}"
 
 
 def test_the_counter_says_before_send_that_a_text_at_night_waits_for_their_morning(client, tex) -> None:
