@@ -1027,6 +1027,12 @@ def test_a_text_outside_their_hours_waits_for_their_morning_and_can_be_edited_an
     expect(said).to_contain_text("their time. To send now, give a reason under Send later.")
     form.locator("summary", has_text="Send later").click()
     expect(form.get_by_role("button", name="In 1 hour")).to_be_visible()
+    # The quick choices come again with each count (out of band): still there, and they still work.
+    expect(form.locator(".quick-times")).to_have_count(1)
+    form.get_by_role("button", name="In 1 hour").click()
+    expect(said).to_have_attribute("data-hours", "refused")  # an hour on, it is still night for Daan
+    form.get_by_role("button", name="Now").click()
+    expect(said).to_have_attribute("data-hours", "moved")
     assert axe_problems(page, axe_source) == []
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, f"send-later-said-{width}")

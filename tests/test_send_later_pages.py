@@ -124,6 +124,18 @@ def test_the_counter_gives_a_picked_time_on_both_clocks_or_says_why_not(client, 
     assert counter(client, tex, send_at="not a time").startswith("refused: Pick a date and a time")
 
 
+def test_each_count_brings_the_quick_choices_as_of_now_out_of_band(client, tex, clock) -> None:
+    def quick() -> list[str]:
+        html = post(client, f"{tex['c']}/preview", {"channel": "sms", "body": "Hi"}).get_data(as_text=True)
+        assert re.search(r'<p class="quick-times" id="quick-times-\d+" hx-swap-oob="true">', html), html
+        return re.findall(r'data-send-at="([^"]*)"', html)
+
+    # Tuesday 23:10 in Austin (Wednesday 06:10 in Berlin): their morning, in an hour, now.
+    assert quick() == ["2026-12-09T16:00", "2026-12-09T07:10", ""]
+    clock["at"] = datetime(2026, 12, 9, 16, 0, tzinfo=UTC)  # a page left open until 10:00 in Austin
+    assert quick() == ["2026-12-10T16:00", "2026-12-09T18:00", ""]
+
+
 def test_send_at_night_stores_it_for_their_morning_and_hands_nothing_to_dispatch(client, tex) -> None:
     response = post(client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME%"})
     assert response.status_code == 200

@@ -33,7 +33,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
@@ -139,6 +139,7 @@ class Ids:
     body_error: str
     send_at: str
     send_at_error: str
+    quick_times: str
     override_reason: str
     override_reason_error: str
     follow_up_days: str
@@ -376,6 +377,16 @@ def quick_times(setup: Setup) -> dict[str, Any]:
         choices["their_morning"] = f"{at.astimezone(zone):%Y-%m-%dT%H:%M}"
         choices["their_morning_label"] = timing.their_time(at, then)
     return choices
+
+
+def counter_response(setup: Setup, data: Mapping[str, str], counted: Collection[str]) -> str:
+    """What the counter's own requests are answered with: the counter for the fields as typed and, where
+    the composer offers quick choices of a time, those choices again (out of band), so that "Their
+    morning" and "In 1 hour" are as of the last keystroke, not of when the page was drawn."""
+    html = render_template("composer/_counter.html", **counter_as_typed(setup, data, counted))
+    if setup.conversation is not None or setup.booking_link:
+        html += render_template("composer/_quick_times.html", ids=setup.ids, oob=True, **quick_times(setup))
+    return html
 
 
 def counter_as_typed(setup: Setup, data: Mapping[str, str], counted: Collection[str]) -> dict[str, Any]:

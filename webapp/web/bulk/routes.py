@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from functools import partial
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
@@ -224,9 +224,7 @@ def _counter(place: Place) -> str:
     if not people:
         abort(404)
     setup = _setup(place, people)
-    return render_template(
-        "composer/_counter.html", **composer.counter_as_typed(setup, request.form, setup.allowed)
-    )
+    return composer.counter_response(setup, request.form, setup.allowed)
 
 
 def _preview(place: Place) -> Response:

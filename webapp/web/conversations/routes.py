@@ -136,8 +136,7 @@ def preview(conversation_id: int) -> str:
     """The composer's counter, as the user types."""
     conversation, about = _conversation(conversation_id)
     setup = conversation_panel.composer_setup(conversation, about)
-    context = composer.counter_as_typed(setup, request.form, CHANNEL_LABELS)
-    return render_template("composer/_counter.html", **context)
+    return composer.counter_response(setup, request.form, CHANNEL_LABELS)
 
 
 @bp.post("/conversations/<id:conversation_id>/messages")

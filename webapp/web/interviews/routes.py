@@ -377,9 +377,7 @@ def preview() -> str:
     """The invitation form's counter, as the user types."""
     job, applications = _invited(request.form)
     setup = _setup(job, applications)
-    return render_template(
-        "composer/_counter.html", **composer.counter_as_typed(setup, request.form, setup.allowed)
-    )
+    return composer.counter_response(setup, request.form, setup.allowed)
 
 
 # --- The Interview card on the application page ----------------------------------------------------------
