@@ -266,8 +266,12 @@ def test_a_number_sends_at_its_own_rate_and_does_not_hold_up_another(world, fake
     arrived = {int(ref): at for at, ref, _ in fake.arrivals()}
     assert sorted(arrived) == sorted(us + de)
     us_times = sorted(arrived[i] for i in us)
-    assert all(later - earlier >= 0.9 for earlier, later in itertools.pairwise(us_times))
-    assert max(arrived[i] for i in de) - min(arrived[i] for i in us + de) < 0.9  # not behind the US number
+    # One a second, as the fake measures arrivals: a request late on the way (a busy machine) shortens
+    # the gap after it, so each gap is held loosely and the three together tightly (two seconds apart).
+    assert all(later - earlier >= 0.6 for earlier, later in itertools.pairwise(us_times))
+    assert us_times[-1] - us_times[0] >= 1.8
+    # Not behind the US number: queued after its three, the German ones would arrive two seconds late.
+    assert max(arrived[i] for i in de) - min(arrived[i] for i in us + de) < 1.4
     assert {(s, a) for s, a, _ in rows(us + de).values()} == {("submitted", 1)}  # waiting is no try
 
 
