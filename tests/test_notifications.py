@@ -128,6 +128,11 @@ def test_a_reply_unread_for_the_wait_is_emailed_once_naming_who_where_what_and_t
     unsubscribe = re.search(r"<(https://relay\.example/notifications/unsubscribe/[^>]+)>", header)
     assert unsubscribe and unsubscribe.group(1) in body
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # As the mail client reads them, raw: a folded header turned into RFC 2047 words (=?utf-8?q?=3Chttps…)
+    # is a header no mail client offers to unsubscribe with.
+    [raw] = [m.raw for m in sink.messages if "riley@acme.test" in m.rcpt_tos]
+    assert f"\r\nList-Unsubscribe: <{unsubscribe.group(1)}>\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
 
     # Told once: later sweeps send nothing more about it.
     assert sweep(MONDAY + WAIT * 3) == ""
