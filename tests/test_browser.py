@@ -1309,7 +1309,8 @@ def test_assign_from_the_pane_and_mention_a_colleague_in_a_note_by_keyboard(
 # The top bar's count of what waits for me lives on the poll the page already has: on an application page
 # the thread's poll, on the jobs list (no poll of its own) the light one in base.html. The requests the
 # page makes over a few poll periods are counted: one poll, never two. With desktop alerts turned on (a
-# click, never on load), the count going up shows one alert; nothing is asked of anyone but Relay.
+# click, never on load), each new reply shows one alert, in a conversation already unread too (the count
+# stays); nothing is asked of anyone but Relay.
 
 RECORD_ALERTS = """(() => {
   window.__alerts = [];
@@ -1327,13 +1328,26 @@ RECORD_ALERTS = """(() => {
 })();"""
 
 
-def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
+def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None, into: int | None = None) -> int:
     """An inbound message lands (as a webhook would store it) in a new conversation of one of the
     recruiter's jobs (never one another browser test reads: the live app is the session's): their count
-    goes up by one. `not_in`: the conversation open on the page, which this never is."""
+    goes up by one. `not_in`: the conversation open on the page, which this never is. `into`: a
+    conversation this made before, unread still: another reply there, the count unchanged. Returns the
+    conversation's id."""
     from webapp.inbox import changes as activity
     from webapp.models import Application, Candidate, Conversation, HiringTeamMember, Job, Message
 
+    if into is not None:
+        with app.app_context():
+            conversation = db.session.get(Conversation, into)
+            message = Message(conversation_id=into, channel="sms", direction="inbound", body="And?")
+            message.status = "received"
+            db.session.add(message)
+            db.session.flush()
+            activity.record(db.session, conversation, message)
+            db.session.commit()
+            db.session.remove()
+        return into
     with app.app_context():
         recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
         job = db.session.scalars(
@@ -1364,7 +1378,9 @@ def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
         db.session.flush()
         activity.record(db.session, conversation, message)
         db.session.commit()
+        found = conversation.id
         db.session.remove()
+    return found
 
 
 def polls_of(asked: list[str]) -> dict[str, int]:
@@ -1406,15 +1422,22 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
         asked: list[str] = []
         page.on("request", lambda r: asked.append(r.url) if r.resource_type in ("xhr", "fetch") else None)
         open_id = int(page.locator(".thread-wrap").get_attribute("id").removeprefix("thread-"))
-        a_reply_for_the_recruiter(live_app, not_in=open_id)
+        noor = a_reply_for_the_recruiter(live_app, not_in=open_id)
         expect(page.locator("#waiting-count")).to_have_text(str(before + 1), timeout=4000)
         page.wait_for_timeout(4000)
         counted = polls_of(asked)
         assert set(counted) == {"conversations/<id>/thread"}, counted
         assert 3 <= counted["conversations/<id>/thread"] <= 5, counted
-        assert page.evaluate("window.__alerts") == [
-            ["Relay: a reply is waiting", f"{before + 1} conversations waiting for you"]
-        ]
+        alerted = ["Relay: a new reply", f"{before + 1} conversations waiting for you"]
+        assert page.evaluate("window.__alerts") == [alerted]
+        # A second reply in that conversation, unread already: the count stays, and it is news all the same.
+        a_reply_for_the_recruiter(live_app, into=noor)
+        for _ in range(40):  # the thread's poll is every 2 s (wait_for_function would need eval: the CSP)
+            if len(page.evaluate("window.__alerts")) > 1:
+                break
+            page.wait_for_timeout(100)
+        assert page.evaluate("window.__alerts") == [alerted, alerted]
+        expect(page.locator("#waiting-count")).to_have_text(str(before + 1))
         shot(page, f"waiting-application-{width}")
 
         # The jobs list has no poll of its own: the top bar's light one, and only it.

@@ -453,16 +453,40 @@ def test_the_count_rides_on_a_poll_only_when_it_may_have_moved(world, client, au
     unchanged = client.get(poll, headers=hx)
     assert unchanged.status_code == 204 and "X-Relay-Waiting" not in unchanged.headers
 
-    say(world["jonas"], "Another")
+    jonas = say(world["jonas"], "Another")
     changed = client.get(poll, headers=hx)
-    count, new_stamp = changed.headers["X-Relay-Waiting"].split()
-    assert count == "2" and new_stamp != stamp
+    count, new_stamp, reply, mention = changed.headers["X-Relay-Waiting"].split()
+    assert count == "2" and new_stamp != stamp and (reply, mention) == (str(jonas.id), "0")
 
     # The light poll of a page without one: 204 always, the count only when behind.
     light = client.get("/notifications/waiting", headers={**hx, "X-Relay-Waiting": new_stamp})
     assert light.status_code == 204 and "X-Relay-Waiting" not in light.headers
     behind = client.get("/notifications/waiting", headers=hx)
-    assert behind.status_code == 204 and behind.headers["X-Relay-Waiting"] == f"2 {new_stamp}"
+    assert behind.status_code == 204 and behind.headers["X-Relay-Waiting"] == f"2 {new_stamp} {jonas.id} 0"
+
+
+def test_a_second_reply_in_an_unread_conversation_is_news_though_the_count_stays(world, client, auth) -> None:
+    """What the desktop alert follows (static/js/app.js): the newest reply waiting, and the newest mention."""
+    first = say(world["lena"], "Hi")
+    riley = db.session.get(User, world["riley"].id)
+    now = waiting.waiting(db.session, riley)
+    assert (now.count, now.reply, now.mention) == (1, first.id, 0)
+    second = say(world["lena"], "Are you there?", at=MONDAY + timedelta(minutes=1))
+    now = waiting.waiting(db.session, riley)
+    assert (now.count, now.reply) == (1, second.id)
+    assert now.header().split()[2] == str(second.id)
+    # Read, then marked unread by Riley: nothing new arrived, so no reply waits to be told of.
+    reads.mark_conversation_read(db.session, riley.id, conversation_of(world["lena"]))
+    reads.mark_unread(db.session, riley.id, conversation_of(world["lena"]).id)
+    db.session.commit()
+    now = waiting.waiting(db.session, riley)
+    assert (now.count, now.reply) == (1, 0)
+    # A colleague's mention of Riley is news; Riley's own mention of themselves is not.
+    mention(world, by="sam", text="@Riley Chen look", at=MONDAY + timedelta(minutes=2))
+    mentioned = waiting.waiting(db.session, riley).mention
+    assert mentioned > 0
+    mention(world, by="riley", text="@Riley Chen note to self", at=MONDAY + timedelta(minutes=3))
+    assert waiting.waiting(db.session, riley).mention == mentioned
 
 
 # --- Two clocks at once (PostgreSQL) -------------------------------------------------------------------
