@@ -1407,7 +1407,7 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
         expect(badge).to_be_visible()
         before = int(badge.get_attribute("data-count"))
         assert page.evaluate("window.__asked") == 0  # never asked on load
-        alerts = page.get_by_role("button", name="Desktop alerts")
+        alerts = page.get_by_role("banner").get_by_role("button", name="Turn on desktop alerts")
         if width > 600:
             alerts.click()  # the visible control asks the browser
             assert page.evaluate("window.__asked") == 1
@@ -1473,6 +1473,59 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
             recruiter.notify_email, recruiter.work_until = "now", datetime(2000, 1, 1, 18).time()
             db.session.commit()
             db.session.remove()
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_desktop_alerts_say_what_a_click_does_and_when_the_browser_blocks_them(
+    page: Page, live_server: str, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.context.add_init_script(RECORD_ALERTS)
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
+    top = page.get_by_role("banner")
+    turn_on = top.get_by_role("button", name="Turn on desktop alerts", exact=True)
+    blocked = top.get_by_role("link", name="Desktop alerts blocked by the browser", exact=True)
+    state = page.locator("[data-alerts-state]")
+
+    def looks_right(name: str) -> None:
+        assert axe_problems(page, axe_source) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+        shot(page, f"{name}-{width}")
+
+    if width > 600:
+        expect(turn_on).to_be_visible()
+        looks_right("alerts-off-top-bar")
+        turn_on.click()  # headless Chromium refuses, as a person answering "Block" would
+        assert page.evaluate("window.__asked") == 1
+        expect(turn_on).to_be_hidden()
+        expect(blocked).to_be_visible()
+        looks_right("alerts-blocked-top-bar")
+        blocked.click()  # to the settings page, which says how to allow them
+        expect(page.get_by_role("heading", name="In this browser")).to_be_visible()
+    else:
+        # No room on a phone's top bar: the notification settings (at the foot of every page) offer it.
+        expect(turn_on).to_be_hidden()
+        page.get_by_role("contentinfo").get_by_role("link", name="Your notifications").click()
+        offered = page.get_by_role("main").get_by_role("button", name="Turn on desktop alerts", exact=True)
+        expect(offered).to_be_visible()
+        expect(state).to_have_text("Desktop alerts are off in this browser.")
+        looks_right("alerts-off-settings")
+        offered.click()
+        assert page.evaluate("window.__asked") == 1
+        expect(offered).to_be_hidden()
+    expect(state).to_contain_text("Desktop alerts are blocked by this browser. To allow them")
+    looks_right("alerts-blocked-settings")
+
+    # Allowed in the browser's own site settings: the page follows without a reload, and the top bar has
+    # nothing more to offer.
+    page.context.grant_permissions(["notifications"], origin=live_server)
+    expect(state).to_have_text("Desktop alerts are on in this browser.")
+    expect(blocked).to_be_hidden()
+    expect(turn_on).to_be_hidden()
+    expect(page.get_by_role("button", name="Turn on desktop alerts")).to_have_count(0)  # none, anywhere
+    looks_right("alerts-on-settings")
 
 
 # --- Bulk messages (issue 22 §1) ---------------------------------------------------------------------

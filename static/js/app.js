@@ -423,18 +423,25 @@ function desktopAlert(title, count, tag) {
   };
 }
 
+// What the controls say follows the browser's permission: "Turn on desktop alerts" while it may still ask,
+// "blocked" (a link to the settings page, which says how to allow them) once it refused, nothing in the
+// top bar once they are on. A change made in the browser's own site settings shows without a reload.
 function showAlertButtons() {
-  for (const button of document.querySelectorAll("[data-alerts-button]")) {
-    button.hidden = !alertsSupported || Notification.permission !== "default";
-  }
+  const permission = alertsSupported ? Notification.permission : "unsupported";
+  for (const button of document.querySelectorAll("[data-alerts-button]")) button.hidden = permission !== "default";
+  for (const link of document.querySelectorAll("[data-alerts-blocked]")) link.hidden = permission !== "denied";
   for (const note of document.querySelectorAll("[data-alerts-state]")) {
-    note.textContent = !alertsSupported ? "This browser cannot show desktop alerts."
-      : Notification.permission === "granted" ? "Desktop alerts are on in this browser."
-      : Notification.permission === "denied" ? "Desktop alerts are blocked in this browser's site settings."
+    note.textContent = permission === "unsupported" ? "This browser cannot show desktop alerts."
+      : permission === "granted" ? "Desktop alerts are on in this browser."
+      : permission === "denied" ? "Desktop alerts are blocked by this browser. To allow them, open the site settings (the icon left of the address) and allow notifications for this site."
       : "Desktop alerts are off in this browser.";
   }
 }
 showAlertButtons();
+navigator.permissions?.query({ name: "notifications" }).then(
+  (status) => status.addEventListener("change", showAlertButtons),
+  () => {},
+);
 
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-alerts-button]");
