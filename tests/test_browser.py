@@ -1528,6 +1528,34 @@ def test_desktop_alerts_say_what_a_click_does_and_when_the_browser_blocks_them(
     looks_right("alerts-on-settings")
 
 
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_notification_settings_say_every_wrong_field_at_once_in_the_forms_own_look(
+    page: Page, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "manager@acme.example")  # nothing is saved: every field below is refused
+    page.get_by_role("contentinfo").get_by_role("link", name="Your notifications").click()
+    hours = page.get_by_role("group", name="My working hours")
+    # No browser's grey frame round the working hours: a group like the others of the form.
+    assert hours.evaluate("e => getComputedStyle(e).borderTopStyle") == "none"
+    page.get_by_label("My time zone").fill("Mars/Olympus")
+    page.get_by_label("From").fill("18:00")
+    page.get_by_label("Until").fill("08:00")
+    for day in ("Mon", "Tue", "Wed", "Thu", "Fri"):
+        hours.get_by_label(day).uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#time_zone-error")).to_have_text(
+        "Choose a time zone from the list, like Europe/Berlin."
+    )
+    expect(page.locator("#work_until-error")).to_have_text("Your working day must end after it starts.")
+    expect(page.locator("#work_days-error")).to_have_text("Tick at least one working day.")
+    expect(page.get_by_label("My time zone")).to_have_value("Mars/Olympus")
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"notification-settings-errors-{width}")
+
+
 # --- Bulk messages (issue 22 §1) ---------------------------------------------------------------------
 
 

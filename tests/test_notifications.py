@@ -362,7 +362,10 @@ def test_one_click_unsubscribe_without_signing_in(world, sink, client) -> None:
 
     # The mail client's one-click POST (RFC 8058): no session, no CSRF token.
     answer = client.post(path, data={"List-Unsubscribe": "One-Click"})
-    assert answer.status_code == 200 and b"no more emails" in answer.data
+    done = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "gets no more notification emails" in done
+    assert "neither about waiting replies nor about notes that mention you" in done
+    assert '<a href="/settings/notifications">notification settings</a>' in done
     db.session.expire_all()
     assert db.session.get(User, world["riley"].id).notify_email == "off"
     assert db.session.get(User, world["sam"].id).notify_email == "now"
@@ -413,6 +416,26 @@ def test_the_settings_page_keeps_the_choice_and_refuses_bad_input_by_the_field(w
         time(17, 30),
         "12",
     )
+
+
+def test_the_settings_page_says_every_wrong_field_at_once(world, client, auth) -> None:
+    auth.login("riley@acme.test")
+    page = client.get("/settings/notifications").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page).group(1)
+    # A zone that is none, a day that ends before it starts, no day ticked: said together, each by its field.
+    form = {"csrf_token": token, "mode": "now", "time_zone": "Mars/Olympus", "work_from": "18:00"}
+    bad = client.post("/settings/notifications", data={**form, "work_until": "08:00"})
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert 'id="time_zone-error"' in html and "Choose a time zone from the list" in html
+    assert 'id="work_until-error"' in html and "Your working day must end after it starts." in html
+    assert 'id="work_days-error"' in html and "Tick at least one working day." in html
+    # Two times that are not times: each said beside its own field.
+    bad = client.post("/settings/notifications", data={**form, "work_from": "8am", "work_until": "6pm"})
+    html = bad.get_data(as_text=True)
+    assert 'id="work_from-error"' in html and 'id="work_until-error"' in html
+    db.session.expire_all()
+    assert db.session.get(User, world["riley"].id).time_zone is None  # nothing kept
 
 
 # --- The top bar's count ------------------------------------------------------------------------------

@@ -638,28 +638,35 @@ def save_settings(
     work_until_text: str,
     work_days: Iterable[str],
 ) -> None:
-    """Keep the person's choice (times as typed, "08:00"); SettingsRefused names the field that is wrong."""
+    """Keep the person's choice (times as typed, "08:00"). SettingsRefused names the first field that is
+    wrong, and carries the others' reasons with it (Refused.also): the form says them all at once."""
     from webapp.models import NOTIFY_CHOICES
 
+    wrong: list[SettingsRefused] = []
     if mode not in NOTIFY_CHOICES:
-        raise SettingsRefused("Choose how you want to be told.", "mode")
+        wrong.append(SettingsRefused("Choose how you want to be told.", "mode"))
     time_zone = time_zone.strip()
     if time_zone and not zones.is_known(time_zone):
-        raise SettingsRefused("Choose a time zone from the list, like Europe/Berlin.", "time_zone")
-    work_from = _time(work_from_text, "work_from")
-    work_until = _time(work_until_text, "work_until")
-    if not work_from < work_until:
-        raise SettingsRefused("Your working day must end after it starts.", "work_until")
+        wrong.append(SettingsRefused("Choose a time zone from the list, like Europe/Berlin.", "time_zone"))
+    work_from = _time(work_from_text, "work_from", wrong)
+    work_until = _time(work_until_text, "work_until", wrong)
+    if work_from is not None and work_until is not None and not work_from < work_until:
+        wrong.append(SettingsRefused("Your working day must end after it starts.", "work_until"))
     days = "".join(sorted({d for d in work_days if d in "1234567"}))
     if not days:
-        raise SettingsRefused("Tick at least one working day.", "work_days")
+        wrong.append(SettingsRefused("Tick at least one working day.", "work_days"))
+    if wrong:
+        first, *others = wrong
+        raise SettingsRefused(first.message, first.field, also=others)
+    assert work_from is not None and work_until is not None
     user.notify_email = mode
     user.time_zone = time_zone or None
     user.work_from, user.work_until, user.work_days = work_from, work_until, days
 
 
-def _time(text: str, field: str) -> time:
+def _time(text: str, field: str, wrong: list[SettingsRefused]) -> time | None:
     try:
         return time.fromisoformat(text.strip())
     except ValueError:
-        raise SettingsRefused("Write a time like 08:00.", field) from None
+        wrong.append(SettingsRefused("Write a time like 08:00.", field))
+        return None
