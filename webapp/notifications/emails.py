@@ -93,7 +93,9 @@ class Swept:
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        if not (self.sent or self.failed or self.held):
+        # What the clock logs: only a pass that sent (or tried to). Someone held to their morning is held
+        # every pass of the night, which is no news.
+        if not (self.sent or self.failed):
             return ""
         parts = [f"{self.sent} notification email(s) sent"]
         if self.failed:
