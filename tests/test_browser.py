@@ -1263,8 +1263,16 @@ def test_assign_from_the_pane_and_mention_a_colleague_in_a_note_by_keyboard(
     expect(pane.locator("[data-assignment=assigned]").last).to_contain_text("Riley Chen took this")
     expect(page.locator(f"#inbox-row-{cid} [data-assignee]")).to_have_text("Assigned to you")
 
-    # A note with a mention, by keyboard: @ and the start of a name offers the people who may see it.
+    # A note with a mention, by keyboard: @ and the start of a name offers the people who may see it. The
+    # field says so, and is a textbox with a listbox popup (a textarea may have no combobox role).
     note = pane.get_by_label("Internal note")
+    expect(note).to_have_accessible_description(
+        "Only your team sees notes; they are never sent. "
+        "Type @ and a name to mention a colleague: they are told in Relay, and by email if they chose to be."
+    )
+    expect(note).to_have_attribute("aria-autocomplete", "list")
+    expect(note).to_have_attribute("aria-haspopup", "listbox")
+    expect(note).to_have_attribute("aria-controls", f"mention-list-{cid}")
     note.click()
     note.press_sequentially("Please check her SQL test, @mor")
     people = pane.get_by_role("listbox", name="People to mention")
