@@ -1269,8 +1269,16 @@ def test_assign_from_the_pane_and_mention_a_colleague_in_a_note_by_keyboard(
     expect(pane.locator("[data-assignment=assigned]").last).to_contain_text("Riley Chen took this")
     expect(page.locator(f"#inbox-row-{cid} [data-assignee]")).to_have_text("Assigned to you")
 
-    # A note with a mention, by keyboard: @ and the start of a name offers the people who may see it.
+    # A note with a mention, by keyboard: @ and the start of a name offers the people who may see it. The
+    # field says so, and is a textbox with a listbox popup (a textarea may have no combobox role).
     note = pane.get_by_label("Internal note")
+    expect(note).to_have_accessible_description(
+        "Only your team sees notes; they are never sent. "
+        "Type @ and a name to mention a colleague: they are told in Relay, and by email if they chose to be."
+    )
+    expect(note).to_have_attribute("aria-autocomplete", "list")
+    expect(note).to_have_attribute("aria-haspopup", "listbox")
+    expect(note).to_have_attribute("aria-controls", f"mention-list-{cid}")
     note.click()
     note.press_sequentially("Please check her SQL test, @mor")
     people = pane.get_by_role("listbox", name="People to mention")
@@ -1315,7 +1323,8 @@ def test_assign_from_the_pane_and_mention_a_colleague_in_a_note_by_keyboard(
 # The top bar's count of what waits for me lives on the poll the page already has: on an application page
 # the thread's poll, on the jobs list (no poll of its own) the light one in base.html. The requests the
 # page makes over a few poll periods are counted: one poll, never two. With desktop alerts turned on (a
-# click, never on load), the count going up shows one alert; nothing is asked of anyone but Relay.
+# click, never on load), each new reply shows one alert, in a conversation already unread too (the count
+# stays); nothing is asked of anyone but Relay.
 
 RECORD_ALERTS = """(() => {
   window.__alerts = [];
@@ -1333,13 +1342,26 @@ RECORD_ALERTS = """(() => {
 })();"""
 
 
-def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
+def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None, into: int | None = None) -> int:
     """An inbound message lands (as a webhook would store it) in a new conversation of one of the
     recruiter's jobs (never one another browser test reads: the live app is the session's): their count
-    goes up by one. `not_in`: the conversation open on the page, which this never is."""
+    goes up by one. `not_in`: the conversation open on the page, which this never is. `into`: a
+    conversation this made before, unread still: another reply there, the count unchanged. Returns the
+    conversation's id."""
     from webapp.inbox import changes as activity
     from webapp.models import Application, Candidate, Conversation, HiringTeamMember, Job, Message
 
+    if into is not None:
+        with app.app_context():
+            conversation = db.session.get(Conversation, into)
+            message = Message(conversation_id=into, channel="sms", direction="inbound", body="And?")
+            message.status = "received"
+            db.session.add(message)
+            db.session.flush()
+            activity.record(db.session, conversation, message)
+            db.session.commit()
+            db.session.remove()
+        return into
     with app.app_context():
         recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
         job = db.session.scalars(
@@ -1370,7 +1392,9 @@ def a_reply_for_the_recruiter(app: Flask, not_in: int | None = None) -> None:
         db.session.flush()
         activity.record(db.session, conversation, message)
         db.session.commit()
+        found = conversation.id
         db.session.remove()
+    return found
 
 
 def polls_of(asked: list[str]) -> dict[str, int]:
@@ -1397,7 +1421,7 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
         expect(badge).to_be_visible()
         before = int(badge.get_attribute("data-count"))
         assert page.evaluate("window.__asked") == 0  # never asked on load
-        alerts = page.get_by_role("button", name="Desktop alerts")
+        alerts = page.get_by_role("banner").get_by_role("button", name="Turn on desktop alerts")
         if width > 600:
             alerts.click()  # the visible control asks the browser
             assert page.evaluate("window.__asked") == 1
@@ -1412,15 +1436,22 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
         asked: list[str] = []
         page.on("request", lambda r: asked.append(r.url) if r.resource_type in ("xhr", "fetch") else None)
         open_id = int(page.locator(".thread-wrap").get_attribute("id").removeprefix("thread-"))
-        a_reply_for_the_recruiter(live_app, not_in=open_id)
+        noor = a_reply_for_the_recruiter(live_app, not_in=open_id)
         expect(page.locator("#waiting-count")).to_have_text(str(before + 1), timeout=4000)
         page.wait_for_timeout(4000)
         counted = polls_of(asked)
         assert set(counted) == {"conversations/<id>/thread"}, counted
         assert 3 <= counted["conversations/<id>/thread"] <= 5, counted
-        assert page.evaluate("window.__alerts") == [
-            ["Relay: a reply is waiting", f"{before + 1} conversations waiting for you"]
-        ]
+        alerted = ["Relay: a new reply", f"{before + 1} conversations waiting for you"]
+        assert page.evaluate("window.__alerts") == [alerted]
+        # A second reply in that conversation, unread already: the count stays, and it is news all the same.
+        a_reply_for_the_recruiter(live_app, into=noor)
+        for _ in range(40):  # the thread's poll is every 2 s (wait_for_function would need eval: the CSP)
+            if len(page.evaluate("window.__alerts")) > 1:
+                break
+            page.wait_for_timeout(100)
+        assert page.evaluate("window.__alerts") == [alerted, alerted]
+        expect(page.locator("#waiting-count")).to_have_text(str(before + 1))
         shot(page, f"waiting-application-{width}")
 
         # The jobs list has no poll of its own: the top bar's light one, and only it.
@@ -1456,6 +1487,87 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
             recruiter.notify_email, recruiter.work_until = "now", datetime(2000, 1, 1, 18).time()
             db.session.commit()
             db.session.remove()
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_desktop_alerts_say_what_a_click_does_and_when_the_browser_blocks_them(
+    page: Page, live_server: str, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.context.add_init_script(RECORD_ALERTS)
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    to_jobs(page)
+    top = page.get_by_role("banner")
+    turn_on = top.get_by_role("button", name="Turn on desktop alerts", exact=True)
+    blocked = top.get_by_role("link", name="Desktop alerts blocked by the browser", exact=True)
+    state = page.locator("[data-alerts-state]")
+
+    def looks_right(name: str) -> None:
+        assert axe_problems(page, axe_source) == []
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+        shot(page, f"{name}-{width}")
+
+    if width > 600:
+        expect(turn_on).to_be_visible()
+        looks_right("alerts-off-top-bar")
+        turn_on.click()  # headless Chromium refuses, as a person answering "Block" would
+        assert page.evaluate("window.__asked") == 1
+        expect(turn_on).to_be_hidden()
+        expect(blocked).to_be_visible()
+        looks_right("alerts-blocked-top-bar")
+        blocked.click()  # to the settings page, which says how to allow them
+        expect(page.get_by_role("heading", name="In this browser")).to_be_visible()
+    else:
+        # No room on a phone's top bar: the notification settings (at the foot of every page) offer it.
+        expect(turn_on).to_be_hidden()
+        page.get_by_role("contentinfo").get_by_role("link", name="Your notifications").click()
+        offered = page.get_by_role("main").get_by_role("button", name="Turn on desktop alerts", exact=True)
+        expect(offered).to_be_visible()
+        expect(state).to_have_text("Desktop alerts are off in this browser.")
+        looks_right("alerts-off-settings")
+        offered.click()
+        assert page.evaluate("window.__asked") == 1
+        expect(offered).to_be_hidden()
+    expect(state).to_contain_text("Desktop alerts are blocked by this browser. To allow them")
+    looks_right("alerts-blocked-settings")
+
+    # Allowed in the browser's own site settings: the page follows without a reload, and the top bar has
+    # nothing more to offer.
+    page.context.grant_permissions(["notifications"], origin=live_server)
+    expect(state).to_have_text("Desktop alerts are on in this browser.")
+    expect(blocked).to_be_hidden()
+    expect(turn_on).to_be_hidden()
+    expect(page.get_by_role("button", name="Turn on desktop alerts")).to_have_count(0)  # none, anywhere
+    looks_right("alerts-on-settings")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_notification_settings_say_every_wrong_field_at_once_in_the_forms_own_look(
+    page: Page, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "manager@acme.example")  # nothing is saved: every field below is refused
+    page.get_by_role("contentinfo").get_by_role("link", name="Your notifications").click()
+    hours = page.get_by_role("group", name="My working hours")
+    # No browser's grey frame round the working hours: a group like the others of the form.
+    assert hours.evaluate("e => getComputedStyle(e).borderTopStyle") == "none"
+    page.get_by_label("My time zone").fill("Mars/Olympus")
+    page.get_by_label("From").fill("18:00")
+    page.get_by_label("Until").fill("08:00")
+    for day in ("Mon", "Tue", "Wed", "Thu", "Fri"):
+        hours.get_by_label(day).uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#time_zone-error")).to_have_text(
+        "Choose a time zone from the list, like Europe/Berlin."
+    )
+    expect(page.locator("#work_until-error")).to_have_text("Your working day must end after it starts.")
+    expect(page.locator("#work_days-error")).to_have_text("Tick at least one working day.")
+    expect(page.get_by_label("My time zone")).to_have_value("Mars/Olympus")
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"notification-settings-errors-{width}")
 
 
 # --- Bulk messages (issue 22 §1) ---------------------------------------------------------------------

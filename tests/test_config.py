@@ -226,6 +226,14 @@ def test_unknown_environment_is_refused(tmp_path) -> None:
             )
             for value in ("nan", "inf", "1e308", "-1")
         ),
+        # A setting counted in minutes says minutes (it said "seconds", and 600 then meant ten hours).
+        *(
+            (
+                {"NOTIFY_WAIT_MINUTES": value},
+                "NOTIFY_WAIT_MINUTES must be a number of minutes from 0 to 5270400",
+            )
+            for value in ("ten", "-1", "nan", "5270401")
+        ),
         ({"SESSION_LIFETIME_SECONDS": "0"}, "SESSION_LIFETIME_SECONDS must be more than 0"),
         ({"SESSION_IDLE_SECONDS": "-1"}, "SESSION_IDLE_SECONDS must be 0"),
     ],

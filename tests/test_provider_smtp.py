@@ -116,6 +116,18 @@ def test_a_sender_name_stays_the_display_name_of_the_one_from_address(sink: Smtp
     assert len(header) <= 998  # unfolded, within RFC 5322's limit for a line
 
 
+def test_list_unsubscribe_goes_out_verbatim_however_long_the_link(sink: SmtpSink) -> None:
+    # Past 78 characters the default policy folded it into RFC 2047 words (=?utf-8?q?=3Chttp=3A//…),
+    # which Gmail and Outlook do not read as a List-Unsubscribe; the parsed copy hid that (it decodes).
+    link = "https://relay.recruiting.example.com:8443/notifications/unsubscribe/" + "eyJ1IjoxfQ." + "x" * 160
+    headers = (("List-Unsubscribe", f"<{link}>"), ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    SmtpProvider(sink.url, timeout=2).send(email(headers=headers))
+
+    lines = sink.messages[0].raw.split(b"\r\n")
+    assert f"List-Unsubscribe: <{link}>".encode() in lines
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in lines
+
+
 def test_a_reply_to_or_recipient_that_is_not_one_address_is_refused(sink: SmtpSink) -> None:
     for changes in ({"reply_to": "grace@acme.example, eve@example.com"}, {"to": "Eve <eve@example.com>"}):
         with pytest.raises(Rejected):

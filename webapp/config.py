@@ -78,6 +78,23 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be {exc}") from None
 
 
+def _minutes(env: Mapping[str, str], name: str, default: float) -> float:
+    """A setting counted in minutes, read as _seconds reads seconds (the same bound, in minutes)."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    longest = MAX_SECONDS // 60
+    try:
+        value = seconds(raw)
+    except ValueError:
+        value = math.nan
+    if not value <= longest:  # nan too
+        raise ConfigError(
+            f"{name} must be a number of minutes from 0 to {longest} (ten years), not {raw.strip()!r}"
+        )
+    return value
+
+
 def _rate_value(text: str) -> float:
     """Messages a second as typed: 0 or more (0.5 is one every two seconds); ValueError otherwise."""
     value = float(text) if text.strip().isascii() else math.nan
@@ -183,7 +200,7 @@ def from_environment(instance_path: str, environ: Mapping[str, str] | None = Non
         "SCHEDULED_SEND_EVERY_SECONDS": _seconds(env, "SCHEDULED_SEND_EVERY_SECONDS", 15),
         # Email notifications (webapp.notifications.emails): a reply still unread this many minutes after
         # it came is emailed to whom it concerns; the clock looks this often (0: never).
-        "NOTIFY_WAIT_MINUTES": _seconds(env, "NOTIFY_WAIT_MINUTES", 10),
+        "NOTIFY_WAIT_MINUTES": _minutes(env, "NOTIFY_WAIT_MINUTES", 10),
         "NOTIFY_EVERY_SECONDS": _seconds(env, "NOTIFY_EVERY_SECONDS", 60),
         # The top bar's count on a page that has no poll of its own asks this often (seconds).
         "WAITING_POLL_SECONDS": _seconds(env, "WAITING_POLL_SECONDS", 10),

@@ -359,8 +359,8 @@ document.addEventListener("focusout", (event) => {
 
 // The top bar's count of what waits for me (base.html, webapp.web.notifications). Every htmx GET of the
 // page (its one poll above all) sends the stamp the count was drawn at; an answer whose X-Relay-Waiting
-// header says "<count> <stamp>" brings a newer one, the Inbox's 204 included. No timer of its own: a page
-// without a poll has the light one in base.html instead.
+// header says "<count> <stamp> <reply> <mention>" brings a newer one, the Inbox's 204 included. No timer
+// of its own: a page without a poll has the light one in base.html instead.
 function waitingBadge() {
   return document.getElementById("waiting");
 }
@@ -374,35 +374,47 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const said = event.detail.xhr && event.detail.xhr.getResponseHeader("X-Relay-Waiting");
   const badge = waitingBadge();
   if (!said || !badge) return;
-  const [count, stamp] = said.split(" ");
+  const [count, stamp, reply, mention] = said.split(" ");
   const before = Number(badge.dataset.count);
   const now = Number(count);
   badge.dataset.stamp = stamp;
   badge.dataset.count = String(now);
   badge.classList.toggle("waiting-none", now === 0);
   document.getElementById("waiting-count").textContent = now > 99 ? "99+" : String(now);
-  if (now === before) return;
-  const live = document.getElementById("waiting-said");
-  if (live) live.textContent = `${now} conversation${now === 1 ? "" : "s"} waiting for you`;
-  if (now > before) desktopAlert(now, stamp);
+  // The newest reply and mention this page has heard of (never lowered: reading the newest reply and
+  // marking it unread again is not news). A reply in a conversation that was unread already is news
+  // too, though the count stays where it was.
+  const news = (field, value) => {
+    const newer = Number(value || 0) > Number(badge.dataset[field] || 0);
+    if (newer) badge.dataset[field] = String(Number(value));
+    return newer;
+  };
+  const newReply = news("reply", reply);
+  const newMention = news("mention", mention);
+  if (now !== before) {
+    const live = document.getElementById("waiting-said");
+    if (live) live.textContent = `${now} conversation${now === 1 ? "" : "s"} waiting for you`;
+  }
+  if (newReply) desktopAlert("Relay: a new reply", now, `relay-reply-${badge.dataset.reply}`);
+  else if (newMention) desktopAlert("Relay: you were mentioned in a note", now, `relay-mention-${badge.dataset.mention}`);
 });
 
-// Desktop alerts: the Notification API, asked for only when the person clicks "Desktop alerts" (the top
-// bar, or their notification settings), never on load. Shown when the count goes up, in whichever tab
-// heard it first: every open tab tags its alert with the same stamp, so the browser shows one. Nothing
-// leaves the browser: the count comes from our own poll.
+// Desktop alerts: the Notification API, asked for only when the person clicks "Turn on desktop alerts"
+// (the top bar, or their notification settings), never on load. Shown for each new reply (or mention),
+// in whichever tab heard of it first: every open tab tags its alert with the reply's (mention's) id, so
+// the browser shows one. Nothing leaves the browser: the news comes from our own poll.
 const alertsSupported = "Notification" in window;
 
 function alertsOn() {
   return alertsSupported && Notification.permission === "granted";
 }
 
-function desktopAlert(count, stamp) {
+function desktopAlert(title, count, tag) {
   if (!alertsOn()) return;
   const badge = waitingBadge();
-  const alert = new Notification("Relay: a reply is waiting", {
+  const alert = new Notification(title, {
     body: `${count} conversation${count === 1 ? "" : "s"} waiting for you`,
-    tag: `relay-waiting-${stamp}`,
+    tag,
     icon: document.querySelector('link[rel="icon"]')?.href,
   });
   alert.onclick = () => {
@@ -411,18 +423,25 @@ function desktopAlert(count, stamp) {
   };
 }
 
+// What the controls say follows the browser's permission: "Turn on desktop alerts" while it may still ask,
+// "blocked" (a link to the settings page, which says how to allow them) once it refused, nothing in the
+// top bar once they are on. A change made in the browser's own site settings shows without a reload.
 function showAlertButtons() {
-  for (const button of document.querySelectorAll("[data-alerts-button]")) {
-    button.hidden = !alertsSupported || Notification.permission !== "default";
-  }
+  const permission = alertsSupported ? Notification.permission : "unsupported";
+  for (const button of document.querySelectorAll("[data-alerts-button]")) button.hidden = permission !== "default";
+  for (const link of document.querySelectorAll("[data-alerts-blocked]")) link.hidden = permission !== "denied";
   for (const note of document.querySelectorAll("[data-alerts-state]")) {
-    note.textContent = !alertsSupported ? "This browser cannot show desktop alerts."
-      : Notification.permission === "granted" ? "Desktop alerts are on in this browser."
-      : Notification.permission === "denied" ? "Desktop alerts are blocked in this browser's site settings."
+    note.textContent = permission === "unsupported" ? "This browser cannot show desktop alerts."
+      : permission === "granted" ? "Desktop alerts are on in this browser."
+      : permission === "denied" ? "Desktop alerts are blocked by this browser. To allow them, open the site settings (the icon left of the address) and allow notifications for this site."
       : "Desktop alerts are off in this browser.";
   }
 }
 showAlertButtons();
+navigator.permissions?.query({ name: "notifications" }).then(
+  (status) => status.addEventListener("change", showAlertButtons),
+  () => {},
+);
 
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-alerts-button]");

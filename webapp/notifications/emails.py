@@ -3,7 +3,9 @@ colleague @mentioned someone in a note, which they have not opened within the wa
 
 The clock's "notify-email" task calls `sweep` (webapp.scheduling.tasks). For each person and conversation
 whose inbound messages — not yet read by that person, not yet named in an email to them — have waited
-NOTIFY_WAIT_MINUTES since the first of them, the conversation's recipients get one email naming them all:
+NOTIFY_WAIT_MINUTES since the first of them, the conversation's recipients are told. Each person gets one
+email per sweep, whatever the count: every conversation that waits for them then, each with its replies
+and its link (and the mentions below):
 
 - its assignee; with no assignee, those who wrote in it; else the members of its hiring (sourcing) team
   (webapp.accounts.access.conversation_team_members: who may write in it as its team);
@@ -12,7 +14,7 @@ NOTIFY_WAIT_MINUTES since the first of them, the conversation's recipients get o
   them the email waits, and the first sweep of their morning sends it.
 
 A mention (webapp.messaging.notes) is emailed to the person mentioned, under the same choice and hours:
-at once (one email for the mentions of a sweep), or in the hourly digest; not when they have opened the
+at once (in that sweep's one email), or in the hourly digest; not when they have opened the
 conversation since (it is read) or may no longer see it. It is claimed by setting its `emailed_at` in a
 conditional UPDATE before the email leaves.
 
@@ -91,7 +93,9 @@ class Swept:
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        if not (self.sent or self.failed or self.held):
+        # What the clock logs: only a pass that sent (or tried to). Someone held to their morning is held
+        # every pass of the night, which is no news.
+        if not (self.sent or self.failed):
             return ""
         parts = [f"{self.sent} notification email(s) sent"]
         if self.failed:
@@ -295,7 +299,8 @@ def sweep(
     secret: str,
     wait: timedelta = DEFAULT_WAIT,
 ) -> Swept:
-    """One pass: claim and send every email that is due at `now` (committing as it goes)."""
+    """One pass: claim and send every email that is due at `now` (committing as it goes): one per person
+    at most, the digest's shape whether they chose "at once" or the hourly digest."""
     swept = Swept()
     found = due(session, now, wait)
     mentioned = mentions_due(session, now, wait)
@@ -318,14 +323,10 @@ def sweep(
         claimed = _claim(session, user, items, now) if items else []
         swept.claimed_elsewhere += len(items) - len(claimed)
         notes = _claim_mentions(session, mentioned.get(user_id, []), now)
-        if user.notify_email == "hourly":
-            if claimed or notes:
-                _send(session, sender, user, claimed, base_url, secret, swept, notes)
-            continue
-        for one in claimed:
-            _send(session, sender, user, [one], base_url, secret, swept)
-        if notes:
-            _send(session, sender, user, [], base_url, secret, swept, notes)
+        # One email per person per sweep, at once as in the digest: everything this clock claimed for
+        # them (seven conversations due in the same minute were seven emails).
+        if claimed or notes:
+            _send(session, sender, user, claimed, base_url, secret, swept, notes)
     return swept
 
 
@@ -498,55 +499,44 @@ def compose(
     secret: str,
     mentioned: list[Mentioned] | None = None,
 ) -> Outbound:
-    """One email to `user` about the replies in `items` (one conversation, or a digest of several) and
-    the notes that mention them."""
+    """One email to `user` about everything that waits for them at this sweep: the replies in `items`
+    and the notes in `mentioned`, one part per conversation (the earliest waiting first), each with
+    its link."""
     base = base_url.rstrip("/")
-    parts, subject = [], ""
-    for note in mentioned or []:
-        conversation = session.get(Conversation, note.conversation_id)
-        assert conversation is not None
-        about = subjects.of_conversation(conversation)
-        text = note.body if len(note.body) <= NOTE_SHOWN else note.body[: NOTE_SHOWN - 1] + "…"
-        quoted = "\n".join(f"  {line}" for line in text.splitlines())
-        parts.append(
-            f"{note.author} mentioned you in a note about {about.contact.full_name} ({about.title}):\n\n"
-            f"{quoted}\n\nOpen the conversation: {base}/inbox?c={note.conversation_id}\n"
-        )
-        subject = f"{note.author} mentioned you about {about.contact.full_name}"
-    for item in items:
-        conversation = session.get(Conversation, item.conversation_id)
+    notes = mentioned or []
+    replies = {item.conversation_id: item for item in items}
+    by_conversation: dict[int, list[Mentioned]] = defaultdict(list)
+    for note in notes:
+        by_conversation[note.conversation_id].append(note)
+    since = {item.conversation_id: item.first_at for item in items}
+    for note in notes:
+        since[note.conversation_id] = min(note.at, since.get(note.conversation_id, note.at))
+    order = sorted(since, key=lambda c: (since[c], c))
+    parts, names = [], []
+    for conversation_id in order:
+        conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         about = subjects.of_conversation(conversation)
         who = about.contact.full_name
-        where = ("the job " if about.kind == "application" else "the community ") + about.title
-        lines = session.scalars(
-            sa.select(M)
-            .where(
-                M.conversation_id == item.conversation_id,
-                M.direction == "inbound",
-                M.id.between(item.first_id, item.upto_id),
-            )
-            .order_by(M.id)
-            .limit(SHOWN_LINES)
-        ).all()
-        quoted = "\n".join(f"  “{changes.preview(m)}”" for m in lines)
-        more = item.count - len(lines)
-        if more > 0:
-            quoted += f"\n  … and {more} more"
-        written = "a message" if item.count == 1 else f"{item.count} messages"
-        parts.append(
-            f"{who} ({where}) wrote {written}, still unread:\n\n{quoted}\n\n"
-            f"Open the conversation: {base}/inbox?c={item.conversation_id}\n"
-        )
-        subject = f"{who} wrote about {about.title}"
-    notes = mentioned or []
-    if items and len(items) + len(notes) > 1:
-        conversations = {i.conversation_id for i in items} | {n.conversation_id for n in notes}
-        subject = (
-            f"{len(conversations)} conversation{'s' if len(conversations) > 1 else ''} wait for you on Relay"
-        )
-    elif len(notes) > 1:
-        subject = f"{len(notes)} notes mention you on Relay"
+        names.append(who)
+        lines = []
+        if conversation_id in replies:
+            lines.append(_replies_part(session, replies[conversation_id], about))
+        for note in by_conversation.get(conversation_id, []):
+            text = note.body if len(note.body) <= NOTE_SHOWN else note.body[: NOTE_SHOWN - 1] + "…"
+            quoted = "\n".join(f"  {line}" for line in text.splitlines())
+            lines.append(f"{note.author} mentioned you in a note about {who} ({about.title}):\n\n{quoted}\n")
+        parts.append("\n".join(lines) + f"\nOpen the conversation: {base}/inbox?c={conversation_id}\n")
+    if len(order) > 1:
+        subject = f"{len(order)} conversations wait for you on Relay: {_listed(names)}"
+    else:
+        # One conversation: who wrote, and/or who mentioned them.
+        said = [f"{names[0]} wrote about {about.title}"] if items else []
+        if len(notes) > 1:
+            said.append(f"{len(notes)} notes mention you" + ("" if items else f" about {names[0]}"))
+        elif notes:
+            said.append(f"{notes[0].author} mentioned you" + ("" if items else f" about {names[0]}"))
+        subject = ", and ".join(said)
     why = (
         "nobody read these replies within the wait"
         if not notes
@@ -575,6 +565,37 @@ def compose(
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ),
     )
+
+
+def _replies_part(session: Session, item: Due, about: subjects.Subject) -> str:
+    """Who wrote, where, and the first line of each reply (the first SHOWN_LINES of them)."""
+    where = ("the job " if about.kind == "application" else "the community ") + about.title
+    lines = session.scalars(
+        sa.select(M)
+        .where(
+            M.conversation_id == item.conversation_id,
+            M.direction == "inbound",
+            M.id.between(item.first_id, item.upto_id),
+        )
+        .order_by(M.id)
+        .limit(SHOWN_LINES)
+    ).all()
+    quoted = "\n".join(f"  “{changes.preview(m)}”" for m in lines)
+    more = item.count - len(lines)
+    if more > 0:
+        quoted += f"\n  … and {more} more"
+    written = "a message" if item.count == 1 else f"{item.count} messages"
+    return f"{about.contact.full_name} ({where}) wrote {written}, still unread:\n\n{quoted}\n"
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    """Lena Müller, Jonas Weber and 2 more: a subject line stays short whatever the count."""
+    names = list(dict.fromkeys(names))  # one person's two applications: named once
+    if len(names) == 1:
+        return names[0]
+    if len(names) > shown:
+        return ", ".join(names[:shown]) + f" and {len(names) - shown} more"
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 # --- Unsubscribe --------------------------------------------------------------------------------------
@@ -619,28 +640,35 @@ def save_settings(
     work_until_text: str,
     work_days: Iterable[str],
 ) -> None:
-    """Keep the person's choice (times as typed, "08:00"); SettingsRefused names the field that is wrong."""
+    """Keep the person's choice (times as typed, "08:00"). SettingsRefused names the first field that is
+    wrong, and carries the others' reasons with it (Refused.also): the form says them all at once."""
     from webapp.models import NOTIFY_CHOICES
 
+    wrong: list[SettingsRefused] = []
     if mode not in NOTIFY_CHOICES:
-        raise SettingsRefused("Choose how you want to be told.", "mode")
+        wrong.append(SettingsRefused("Choose how you want to be told.", "mode"))
     time_zone = time_zone.strip()
     if time_zone and not zones.is_known(time_zone):
-        raise SettingsRefused("Choose a time zone from the list, like Europe/Berlin.", "time_zone")
-    work_from = _time(work_from_text, "work_from")
-    work_until = _time(work_until_text, "work_until")
-    if not work_from < work_until:
-        raise SettingsRefused("Your working day must end after it starts.", "work_until")
+        wrong.append(SettingsRefused("Choose a time zone from the list, like Europe/Berlin.", "time_zone"))
+    work_from = _time(work_from_text, "work_from", wrong)
+    work_until = _time(work_until_text, "work_until", wrong)
+    if work_from is not None and work_until is not None and not work_from < work_until:
+        wrong.append(SettingsRefused("Your working day must end after it starts.", "work_until"))
     days = "".join(sorted({d for d in work_days if d in "1234567"}))
     if not days:
-        raise SettingsRefused("Tick at least one working day.", "work_days")
+        wrong.append(SettingsRefused("Tick at least one working day.", "work_days"))
+    if wrong:
+        first, *others = wrong
+        raise SettingsRefused(first.message, first.field, also=others)
+    assert work_from is not None and work_until is not None
     user.notify_email = mode
     user.time_zone = time_zone or None
     user.work_from, user.work_until, user.work_days = work_from, work_until, days
 
 
-def _time(text: str, field: str) -> time:
+def _time(text: str, field: str, wrong: list[SettingsRefused]) -> time | None:
     try:
         return time.fromisoformat(text.strip())
     except ValueError:
-        raise SettingsRefused("Write a time like 08:00.", field) from None
+        wrong.append(SettingsRefused("Write a time like 08:00.", field))
+        return None

@@ -3,7 +3,9 @@ have not read, among those assigned to them or on their teams, and a stamp that 
 number may have (their own side of the conversations: an inbound message, a read, "mark unread").
 
 The page sends the stamp it shows with its poll (static/js/app.js); the answer carries the count again
-only when the stamp moved, so an unchanged poll stays one index probe more than it was.
+only when the stamp moved, so an unchanged poll stays one index probe more than it was. With the count
+come the newest reply that waits for them and the newest mention of them: what the desktop alert follows
+(a second reply in a conversation already unread moves neither the count nor anything else it shows).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.accounts import access
-from webapp.models import Conversation, ConversationState, User
+from webapp.models import (
+    Conversation,
+    ConversationEvent,
+    ConversationRead,
+    ConversationState,
+    NoteMention,
+    User,
+)
 
 # The top bar counts this far and then says "99+", as the Inbox's title does.
 CAP = 99
@@ -29,14 +38,18 @@ S = ConversationState
 class Waiting:
     count: int
     stamp: str  # the newest change of the person's own conversation states, in microseconds
+    # The id of the newest inbound message they have not read in those conversations (when it is its
+    # conversation's last message), and of the newest note that mentions them: a new one is news.
+    reply: int = 0
+    mention: int = 0
 
     @property
     def label(self) -> str:
         return f"{CAP}+" if self.count > CAP else str(self.count)
 
     def header(self) -> str:
-        """The value of the X-Relay-Waiting answer header: "<count> <stamp>"."""
-        return f"{self.count} {self.stamp}"
+        """The value of the X-Relay-Waiting answer header: "<count> <stamp> <reply> <mention>"."""
+        return f"{self.count} {self.stamp} {self.reply} {self.mention}"
 
 
 def _micros(at: datetime | None) -> str:
@@ -52,8 +65,8 @@ def waiting(session: Session, user: User) -> Waiting:
     """The count and the stamp, in one statement (0 for staff, who belong to no customer)."""
     if user.organization_id is None:
         return Waiting(0, "0")
-    count, newest = session.execute(_statement(*_key(user)), {"waiting_user": user.id}).one()
-    return Waiting(count or 0, _micros(newest))
+    count, newest, reply, mention = session.execute(_statement(*_key(user)), {"waiting_user": user.id}).one()
+    return Waiting(count or 0, _micros(newest), reply or 0, mention or 0)
 
 
 def _key(user: User) -> tuple[Any, ...]:
@@ -76,7 +89,42 @@ def _statement(user_id: int, organization_id: int, crm: bool) -> sa.Select[Any]:
         .limit(CAP + 1)
         .subquery()
     )
+    user = sa.bindparam("waiting_user")
+    marker = (
+        sa.select(ConversationRead.last_read_message_id)
+        .where(
+            ConversationRead.user_id == user,
+            ConversationRead.conversation_id == Conversation.id,
+            ConversationRead.channel == Conversation.last_channel,
+        )
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    # Every waiting conversation, not the counted 100: the newest reply may be in any of them. A reply
+    # followed by a colleague's answer before the next poll is not news (someone answered it).
+    reply = (
+        sa.select(sa.func.max(Conversation.last_message_id))
+        .select_from(S)
+        .join(Conversation, Conversation.id == S.conversation_id)
+        .where(
+            S.user_id == user,
+            S.unread > 0,
+            rule,
+            Conversation.last_direction == "inbound",
+            Conversation.last_message_id > sa.func.coalesce(marker, 0),
+        )
+        .scalar_subquery()
+    )
+    # Not their own mention of themselves (which marks nothing unread for them).
+    mention = (
+        sa.select(sa.func.max(NoteMention.id))
+        .join(ConversationEvent, ConversationEvent.id == NoteMention.event_id)
+        .where(NoteMention.user_id == user, ConversationEvent.author_id != user)
+        .scalar_subquery()
+    )
     return sa.select(
         sa.select(sa.func.count()).select_from(rows).scalar_subquery(),
         _stamp_statement().scalar_subquery(),
+        reply,
+        mention,
     )

@@ -179,10 +179,16 @@ def from_config(config: Mapping[str, Any]) -> SmtpProvider | LogEmailProvider:
 # RFC 5322's limit for a line; 78 is only what it recommends.
 _LONGEST_LINE = 998
 _ADDRESS_HEADERS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
+# Headers a mail client reads as they stand: folded past 78 characters, Python's folder turns the whole
+# List-Unsubscribe value into RFC 2047 words (`=?utf-8?q?=3Chttp=3A//…?=`), which RFC 2369 does not
+# allow there, and Gmail and Outlook then offer no unsubscribe. Our values are ASCII (a signed link).
+_VERBATIM_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+_UNFOLDED_HEADERS = _ADDRESS_HEADERS | _VERBATIM_HEADERS
 
 
 class _Policy(EmailPolicy):
-    """email.policy.default, except that address headers are not folded below RFC 5322's 998 characters.
+    """email.policy.default, except that address headers (and List-Unsubscribe, see _VERBATIM_HEADERS)
+    are not folded below RFC 5322's 998 characters.
 
     Python's folder (3.11's at least) breaks a quoted display name that does not fit a 78-character line
     into bare words and drops its quotes: `"Acme … Notifications <security@bank.example>"
@@ -201,7 +207,7 @@ class _Policy(EmailPolicy):
 
     def _for(self, name: str) -> EmailPolicy:
         # A clone keeps the line ends and the utf8 flag smtplib sets for this one send.
-        return self.clone(max_line_length=_LONGEST_LINE) if name.lower() in _ADDRESS_HEADERS else self
+        return self.clone(max_line_length=_LONGEST_LINE) if name.lower() in _UNFOLDED_HEADERS else self
 
 
 POLICY = _Policy()  # email.policy.default is EmailPolicy() too

@@ -60,8 +60,9 @@ def submit(
         db.session.commit()
     except Refused as refusal:
         db.session.rollback()
-        if refusal.field is None or refusal.field not in said_by_page:
-            put(form, refusal.message, refusal.field)
+        for one in refusal.each():
+            if one.field is None or one.field not in said_by_page:
+                put(form, one.message, one.field)
         _answer(page, status(refusal) if callable(status) else status)
     return result
 
