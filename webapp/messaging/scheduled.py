@@ -42,7 +42,7 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import checks, conversations, optouts, subjects, whatsapp
+from webapp.messaging import checks, conversations, optouts, subjects, timing, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, Conversation, Message, SendingNumber, User, utcnow
 
@@ -106,6 +106,7 @@ def reschedule(
     body: str | None = None,
     subject: str | None = None,
     now: datetime | None = None,
+    reader_zone: str | None = None,
 ) -> Message:
     """Edit a scheduled message: a new time (`send_at`), a new text (`body`, an email's `subject`), or
     both. The message that will leave, which the caller commits:
@@ -117,11 +118,33 @@ def reschedule(
       message. The balance moves by the difference; when it cannot cover the new price, SendRefused
       says so and the caller rolls back (the old message stays as it was).
 
+    The writer's reason to send outside the organisation's hours (hours_override) stays with the
+    message: an edit is not a new decision about the hours, and its form has no reason field. The law's
+    hours are held to as ever; a time they (or, without a reason, the organisation's) do not allow is
+    refused with the first time that can be, on the recipient's clock and `reader_zone`'s (the
+    organisation's by default).
+
     Raises TooLate when it is not scheduled any more (it left, or was cancelled or edited meanwhile),
     SendRefused for a time or text that may not be sent. Rolls back nothing itself."""
+    now = now or utcnow()
+    try:
+        return _reschedule(session, user, message, send_at, body, subject, now)
+    except timing.Closed as closed:
+        zone = reader_zone or _organization(message).time_zone
+        raise SendRefused(timing.edit_refusal(closed.decision, zone), "send_at") from closed
+
+
+def _reschedule(
+    session: Session,
+    user: User,
+    message: Message,
+    send_at: datetime | None,
+    body: str | None,
+    subject: str | None,
+    now: datetime,
+) -> Message:
     from webapp.messaging import compose
 
-    now = now or utcnow()
     conversation = message.conversation
     assert conversation is not None
     about = _may_change(session, user, message, texting=True)
@@ -132,10 +155,13 @@ def reschedule(
         assert message.send_at is not None
         when = max(message.send_at, now + timedelta(seconds=1))
     if body is None and subject is None:
+        kept_reason = message.hours_override
         if send_at is not None:
             # The new time is held to the recipient's hours as a new message's is (a new text is, by
-            # compose).
-            compose.hours_for(session, about, message.channel, now, when)
+            # compose); the reason is kept where the new time still needs it.
+            kept_reason = compose.hours_for(
+                session, about, message.channel, now, when, override_reason=message.hours_override
+            ).override_reason
         if message.channel == "whatsapp":
             checks.check_whatsapp_window_at(
                 conversation.whatsapp_window_ends_at,
@@ -146,13 +172,14 @@ def reschedule(
         moved = session.execute(
             sa.update(Message)
             .where(Message.id == message.id, Message.status == "scheduled")
-            .values(send_at=when, updated_at=now)
+            .values(send_at=when, hours_override=kept_reason, updated_at=now)
             .returning(Message.id)
             .execution_options(synchronize_session=False)
         ).first()
         if moved is None:
             raise too_late(session, message)
         set_committed_value(message, "send_at", when)
+        set_committed_value(message, "hours_override", kept_reason)
         activity.touch(session, conversation.id)
         return message
     if message.whatsapp_template_id is not None:
@@ -177,6 +204,7 @@ def reschedule(
             subject=subject if subject is not None else message.subject,
             send_at=when,
             now=now,
+            override_reason=message.hours_override,
         )
         # A follow-up's new text is still a follow-up: a reply cancels it as it would have the old one.
         edited.follow_up_of_id = message.follow_up_of_id

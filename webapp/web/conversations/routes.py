@@ -216,6 +216,7 @@ def edit_scheduled(conversation_id: int, message_id: int) -> Response:
             message,
             send_at=timing.local_time(send_at, zone) if send_at else None,
             body=body if body is not None and body != message.body else None,
+            reader_zone=zone,
         )
 
     refusals.submit(form, change, lambda: _not_changed(conversation, about, message, form))
