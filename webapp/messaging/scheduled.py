@@ -44,7 +44,7 @@ from webapp.extensions import db
 from webapp.inbox import changes as activity
 from webapp.messaging import checks, conversations, optouts, subjects, timing, whatsapp
 from webapp.messaging.checks import SendRefused
-from webapp.models import CHANNEL_LABELS, Conversation, Message, SendingNumber, User, utcnow
+from webapp.models import CHANNEL_LABELS, BatchRecipient, Conversation, Message, SendingNumber, User, utcnow
 
 log = logging.getLogger("relay.scheduled")
 
@@ -181,6 +181,7 @@ def _reschedule(
         set_committed_value(message, "send_at", when)
         set_committed_value(message, "hours_override", kept_reason)
         activity.touch(session, conversation.id)
+        _carry_over(session, message.id, message, now)
         return message
     if message.whatsapp_template_id is not None:
         raise SendRefused(
@@ -188,6 +189,14 @@ def _reschedule(
             "another instead.",
             "body",
         )
+    from webapp.interviews import invitations
+
+    text = body if body is not None else message.body
+    # An invitation's new text keeps its booking link: the same one, which the candidate will follow.
+    invitation = invitations.of_message(session, message.id)
+    invite_link = None
+    if invitation is not None:
+        text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
     if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
         raise too_late(session, message)
     credits.refund(
@@ -200,14 +209,17 @@ def _reschedule(
             user,
             about,
             message.channel,
-            body if body is not None else message.body,
+            text,
             subject=subject if subject is not None else message.subject,
+            invite_link=invite_link,
             send_at=when,
             now=now,
             override_reason=message.hours_override,
         )
         # A follow-up's new text is still a follow-up: a reply cancels it as it would have the old one.
         edited.follow_up_of_id = message.follow_up_of_id
+        session.flush()
+        _carry_over(session, message.id, edited, now)
         return edited
     except SendRefused as refused:
         short = refused.__cause__
@@ -221,6 +233,29 @@ def _reschedule(
             "left. Shorten it, or contact your Customer Success Manager to refill.",
             "body",
         ) from short
+
+
+def _carry_over(session: Session, old_id: int, message: Message, now: datetime) -> None:
+    """What points at the edited message points at the one that will leave (`message`; the same one
+    when only its time moved), in the same transaction: its invitation (whose link then books from the
+    new time), the follow-ups that follow it, and a bulk send's line for it."""
+    from webapp.interviews import invitations
+
+    invitations.message_moved(session, old_id, message, now)
+    if old_id == message.id:
+        return
+    session.execute(
+        sa.update(Message)
+        .where(Message.follow_up_of_id == old_id)
+        .values(follow_up_of_id=message.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.execute(
+        sa.update(BatchRecipient)
+        .where(BatchRecipient.message_id == old_id)
+        .values(message_id=message.id)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def too_late(session: Session, message: Message) -> TooLate:
