@@ -1056,6 +1056,90 @@ def test_a_text_outside_their_hours_waits_for_their_morning_and_can_be_edited_an
     expect(page.locator("[data-cancelled]").last).to_contain_text("Cancelled: not sent.")
 
 
+def a_scheduled_text_of_our_own(app: Flask) -> str:
+    """A Texan candidate new to this test, on one of the recruiter's jobs (never a conversation another
+    browser test reads: the live app is the session's), with an SMS scheduled for tomorrow: the path of
+    their application."""
+    from datetime import timedelta
+
+    from webapp.messaging import compose, subjects
+    from webapp.models import HiringTeamMember
+
+    with app.app_context():
+        recruiter = db.session.scalar(sa.select(User).where(User.email == "recruiter@acme.example"))
+        job = db.session.scalars(
+            sa.select(Job)
+            .join(HiringTeamMember, HiringTeamMember.job_id == Job.id)
+            .where(HiringTeamMember.user_id == recruiter.id)
+            .order_by(Job.id.desc())
+        ).first()
+        assert job is not None
+        n = db.session.scalar(sa.select(sa.func.count(Candidate.id)))
+        candidate = Candidate(
+            organization_id=job.organization_id,
+            first_name="Tess",
+            last_name="Ortega",
+            email=f"tess.ortega{n}@example.test",
+            mobile=f"+151255501{n % 100:02d}",  # Austin, Texas
+        )
+        application = Application(job=job, candidate=candidate)
+        db.session.add_all([candidate, application])
+        db.session.flush()
+        compose.compose(
+            db.session,
+            recruiter,
+            subjects.of_application(application),
+            "sms",
+            "Hi %FIRSTNAME%, are you free for a call on Thursday?",
+            send_at=datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1),
+        )
+        db.session.commit()
+        path = f"/applications/{application.id}"
+        db.session.remove()
+    return path
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_the_edit_form_of_a_scheduled_text_is_the_composers_with_both_clocks_and_quick_choices(
+    page: Page, live_app: Flask, axe_source: str, size: dict
+) -> None:
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "recruiter@acme.example")
+    page.goto(a_scheduled_text_of_our_own(live_app) + "?tab=sms")
+    scheduled = page.locator("li.msg", has=page.locator(".status-scheduled"))
+    expect(scheduled).to_have_count(1)
+    scheduled.locator("summary", has_text="Edit").click()
+    # Its time on both clocks: Tess's in Texas, and the writer's (Acme's, Berlin).
+    when = scheduled.locator("[data-scheduled-when]")
+    expect(when).to_have_text(re.compile(r"^Sends \w{3} \d\d:\d\d in Texas · \w{3} \d\d:\d\d your time\.$"))
+    expect(
+        scheduled.get_by_role("button", name=re.compile(r"^Their morning \(\w{3} 09:00 in Texas\)$"))
+    ).to_be_visible()
+    # Styled as the composer's fields: the text in the page's font, not the browser's monospace.
+    text = scheduled.get_by_label("Message")
+    body_font = page.evaluate("getComputedStyle(document.body).fontFamily")
+    assert text.evaluate("e => getComputedStyle(e).fontFamily") == body_font
+    assert text.evaluate("e => getComputedStyle(e).borderRadius") == "6px"
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"scheduled-edit-{width}")
+
+    # A quick choice fills Send at, and the line says when that is on both clocks before Save.
+    before, status = when.inner_text(), scheduled.locator(".status-scheduled").inner_text()
+    scheduled.get_by_role("button", name="In 1 hour").click()
+    expect(when).not_to_have_text(before)
+    expect(when).to_have_text(re.compile(r"^Sends \w{3} \d\d:\d\d in Texas · \w{3} \d\d:\d\d your time\.$"))
+    field = scheduled.get_by_label(re.compile("^Send at"))
+    assert field.input_value() == scheduled.get_by_role("button", name="In 1 hour").get_attribute(
+        "data-send-at"
+    )
+    scheduled.get_by_role("button", name="Save").click()
+    expect(scheduled.locator(".status-scheduled")).not_to_have_text(status, timeout=5_000)
+    assert axe_problems(page, axe_source) == []
+    shot(page, f"scheduled-edit-saved-{width}")
+
+
 # --- Follow up if no reply (issue 20 §3) ------------------------------------------------------------------
 # The composer's follow-up part (a template fills its text), Send puts the pending follow-up in the
 # thread, and the candidate's reply (a signed inbound webhook) cancels it. QUIET_HOURS is off here.

@@ -99,6 +99,15 @@ def test_a_follow_up_of_a_scheduled_message_counts_from_its_time(world) -> None:
     assert message.status == "scheduled" and follow_up.send_at == send_at + timedelta(days=2)
 
 
+def test_the_follow_up_of_a_scheduled_message_whose_text_is_edited_follows_the_new_text(world) -> None:
+    message, follow_up = write(world, days=2, send_at=utcnow() + timedelta(hours=5))
+    edited = scheduled.reschedule(db.session, world["user"], message, body="Hi %FIRSTNAME%, free on Monday?")
+    db.session.commit()
+    assert edited.id != message.id
+    # The message it follows is the one that will leave, not the one cancelled as edited.
+    assert fresh(follow_up.id).follow_up_of_id == edited.id
+
+
 @pytest.mark.parametrize("days", [0, 31, None])
 def test_days_outside_1_to_30_are_refused_beside_the_days(world, days) -> None:
     with pytest.raises(SendRefused) as refused:

@@ -115,3 +115,65 @@ def test_a_reply_within_minutes_of_theirs_goes_now_at_night(world) -> None:
 def test_email_is_not_held(world) -> None:
     message = write(world, TUESDAY_NIGHT, channel="email", subject="Hello")
     assert message.status != "scheduled"
+
+
+# --- Editing a scheduled message keeps its reason (the Edit form has no reason field) ------------------
+
+FRIDAY_NOON = at("America/Chicago", 2026, 12, 11, 12, 0)
+
+
+def reason_scheduled(world) -> Message:
+    """Saturday 10:00 in Austin, outside the organisation's Monday–Friday, with the writer's reason."""
+    return write(world, FRIDAY_NOON, send_at=SATURDAY_MORNING, override_reason="They start on Monday")
+
+
+def test_an_edit_of_a_message_scheduled_with_a_reason_keeps_the_reason(world) -> None:
+    message = reason_scheduled(world)
+    assert (message.status, message.hours_override) == ("scheduled", "They start on Monday")
+    # Its text alone: a new message at the same time, with the same reason.
+    edited = scheduled.reschedule(
+        db.session, world["user"], message, body="Hi Tex, see you Monday", now=FRIDAY_NOON
+    )
+    db.session.commit()
+    assert (edited.status, edited.send_at, edited.hours_override) == (
+        "scheduled",
+        SATURDAY_MORNING,
+        "They start on Monday",
+    )
+    # Its time alone, still outside the organisation's hours: the reason still sets them aside.
+    later = at("America/Chicago", 2026, 12, 12, 11, 0)
+    moved = scheduled.reschedule(db.session, world["user"], edited, send_at=later, now=FRIDAY_NOON)
+    db.session.commit()
+    assert (moved.id, moved.send_at, moved.hours_override) == (edited.id, later, "They start on Monday")
+    # Moved inside them, it needs no reason any more: none is kept that was not used.
+    monday = at("America/Chicago", 2026, 12, 14, 10, 0)
+    moved = scheduled.reschedule(db.session, world["user"], moved, send_at=monday, now=FRIDAY_NOON)
+    db.session.commit()
+    assert (moved.send_at, moved.hours_override) == (monday, None)
+
+
+def test_an_edit_is_still_held_to_the_law_and_says_the_first_time_that_can_be(world) -> None:
+    message = reason_scheduled(world)
+    saturday_night = at("America/Chicago", 2026, 12, 12, 22, 0)
+    with pytest.raises(SendRefused) as refused:
+        scheduled.reschedule(db.session, world["user"], message, send_at=saturday_night, now=FRIDAY_NOON)
+    db.session.rollback()
+    assert refused.value.field == "send_at"
+    said = refused.value.message
+    assert said.startswith("At that time it is Sat 22:00 for them: Texas law (Tex. Bus. & Com. Code")
+    # The reason sets the organisation's Monday–Friday aside: Sunday noon, Texas's Sunday hours.
+    assert said.endswith(
+        "Pick a time within their hours: the first is Sun 12:00 in Texas · Sun 19:00 your time."
+    )
+
+
+def test_an_edit_refused_by_the_organisations_hours_does_not_offer_a_reason_field(world) -> None:
+    message = write(world, FRIDAY_NOON, send_at=at("America/Chicago", 2026, 12, 11, 15, 0))
+    with pytest.raises(SendRefused) as refused:
+        scheduled.reschedule(db.session, world["user"], message, send_at=SATURDAY_MORNING, now=FRIDAY_NOON)
+    db.session.rollback()
+    assert refused.value.message == (
+        "At that time it is Sat 10:00 for them: Your organisation sends Mon–Fri 08:00–20:00 their time. "
+        "Pick a time within their hours: the first is Mon 09:00 in Texas · Mon 16:00 your time."
+    )
+    assert "reason" not in refused.value.message

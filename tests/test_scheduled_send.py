@@ -305,6 +305,37 @@ def test_a_new_text_is_priced_anew_the_difference_debited_or_refunded(world, fak
     assert [posts_for(fake, m.id) for m in (message, edited, cheaper)] == [0, 0, 1]
 
 
+def test_a_bulk_sends_line_follows_the_edited_text(world) -> None:
+    from webapp.messaging import batch_rows
+    from webapp.models import Batch, BatchRecipient
+
+    message = schedule(world, "Short")
+    batch = Batch(
+        organization_id=world["org"].id,
+        author_id=world["user"].id,
+        kind="application",
+        channel="sms",
+        body="Short",
+    )
+    db.session.add(batch)
+    db.session.flush()
+    row = BatchRecipient(
+        batch_id=batch.id, subject_id=world["lena"].id, outcome="scheduled", message_id=message.id
+    )
+    db.session.add(row)
+    db.session.commit()
+    edited = scheduled.reschedule(db.session, world["user"], message, body="Short, edited")
+    db.session.commit()
+    db.session.expire_all()
+    row = db.session.get(BatchRecipient, row.id)
+    assert row.message_id == edited.id
+    # So that the provider's verdict on the message that leaves reaches the bulk send's line.
+    batch_rows.follow(fresh(edited.id), failed=True)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(BatchRecipient, row.id).outcome == "failed"
+
+
 def test_an_edit_the_balance_cannot_cover_is_refused_and_changes_nothing(world) -> None:
     message = schedule(world, "Short")
     spend = compose.compose(db.session, world["user"], of_application(world["lena"]), "sms", "x" * 1300)

@@ -256,3 +256,28 @@ def test_the_jobs_place_is_where_a_number_of_several_zones_is_read(client, tex, 
         html = post(client, f"{url}/preview", {"channel": "sms", "body": "Hi"}).get_data(as_text=True)
         found = re.search(r'data-counter="hours" data-hours="(\w+)"', html)
         assert (found.group(1) if found else None) == moved, place
+
+
+def test_the_edit_form_says_its_time_on_both_clocks_offers_the_quick_choices_and_says_a_new_one(
+    client, tex
+) -> None:
+    post(client, f"{tex['c']}/messages", {"channel": "sms", "body": "Hi %FIRSTNAME%"})
+    message = db.session.scalar(sa.select(Message))
+    page = client.get(f"/applications/{tex['application'].id}").get_data(as_text=True)
+    form = page[page.index(f'id="scheduled-at-{message.id}"') :]
+    form = form[: form.index("</form>")]
+    # Wednesday 09:00 in Austin, 16:00 in Berlin: both clocks, as the composer says them.
+    when = re.search(rf'id="scheduled-when-{message.id}" class="hint"[^>]*>([^<]*)<', form)
+    assert when and when.group(1) == "Sends Wed 09:00 in Texas · Wed 16:00 your time."
+    assert 'Their morning <span class="muted">(Wed 09:00 in Texas)</span>' in form and "In 1 hour" in form
+    assert f'data-send-at-for="scheduled-at-{message.id}"' in form
+    # A time picked: what Save would do, before Save, and nothing changes.
+    url = f"{tex['c']}/scheduled/{message.id}/when"
+    later = post(client, url, {"send_at": "2026-12-09T17:30"}).get_data(as_text=True)
+    assert "Sends Wed 10:30 in Texas · Wed 17:30 your time." in later and 'class="hint"' in later
+    night = post(client, url, {"send_at": "2026-12-10T05:00"}).get_data(as_text=True)
+    assert 'class="field-error"' in night
+    assert "Pick a time within their hours: the first is Thu 09:00 in Texas · Thu 16:00 your time." in night
+    assert "reason" not in night
+    db.session.expire_all()
+    assert db.session.get(Message, message.id).send_at == datetime(2026, 12, 9, 15, 0, tzinfo=UTC)

@@ -46,10 +46,14 @@ def find(session: Session, token: str) -> Invitation | None:
 
 
 def closed_reason(invitation: Invitation | None, now: datetime) -> str | None:
-    """Why the link no longer books — "unknown", "replaced", "over" (the interview has started) or
-    "expired" — or None while it works."""
+    """Why the link no longer books — "unknown", "unsent" (its message never left: scheduled, held or
+    cancelled before its time), "replaced", "over" (the interview has started) or "expired" — or None
+    while it works."""
     if invitation is None:
         return "unknown"
+    if invitation.message.status in invitations.NOT_SENT:
+        # Nobody was given this link: it books nothing, whoever holds it.
+        return "unsent"
     if invitation.state == "replaced":
         return "replaced"
     if invitation.state == "booked" and invitation.slot is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ def new_token() -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# A booking link in a message's text: PUBLIC_BASE_URL/book/<token> (booking.TOKEN's characters).
+_LINK = re.compile(r"https?://\S+?/book/([A-Za-z0-9_-]{16,64})")
+# The states of a message that never left: its invitation's link was never read, and books nothing.
+NOT_SENT = ("scheduled", "held", "cancelled")
 
 
 def booking_url(base_url: str, token: str) -> str:
@@ -156,7 +163,7 @@ def invite(
         token_hash=token_hash(token),
         channel=channel,
         state="sent",
-        expires_at=(message.send_at or now) + VALID_FOR,
+        expires_at=valid_until(message, now),
         created_by_id=user.id,
         created_at=now,
     )
@@ -227,6 +234,58 @@ def invite_many(
     return outcomes
 
 
+def valid_until(message: Message, now: datetime) -> datetime:
+    """Until when an unbooked link books: VALID_FOR from when its message leaves (now, or its send_at).
+    The one rule, for an invitation written and for one whose message moved."""
+    return (message.send_at or now) + VALID_FOR
+
+
+# --- A scheduled invitation edited (webapp.messaging.scheduled.reschedule) ----------------------------
+
+
+def of_message(session: Session, message_id: int) -> Invitation | None:
+    return session.scalar(sa.select(Invitation).where(Invitation.message_id == message_id))
+
+
+def link_in(invitation: Invitation, text: str) -> str | None:
+    """The invitation's own booking link as it stands in `text` (the token's hash is the invitation's),
+    or None."""
+    for found in _LINK.finditer(text):
+        if token_hash(found.group(1)) == invitation.token_hash:
+            return found.group(0)
+    return None
+
+
+def edited_text(invitation: Invitation, channel: str, old_text: str, new_text: str) -> tuple[str, str]:
+    """A scheduled invitation's new text, with its booking link as %INVITELINK% for compose to render,
+    and that link: the same link (the token is not stored, only its hash, so it is read back from the
+    text the message was going to send). Refused, as a new invitation's text is, by SMS or WhatsApp
+    without the link or with it glued to a word; an email without it gets it at its end."""
+    link = link_in(invitation, old_text)
+    if link is None:
+        raise SendRefused(
+            "This invitation's booking link is not in its text any more: cancel it and invite again.", "body"
+        )
+    text = new_text.replace(link, INVITELINK)
+    if INVITELINK not in text and needs_invitelink(channel, "interview_invitation"):
+        raise SendRefused(
+            f"Keep the booking link {link} in the text: without it the candidate could not book.", "body"
+        )
+    return with_link(channel, text), link
+
+
+def message_moved(session: Session, old_id: int, message: Message, now: datetime) -> None:
+    """A scheduled invitation's message was given a new time, or replaced by its edited text (`old_id`
+    cancelled): its invitation follows it, in the caller's transaction, and its link books for
+    VALID_FOR from the new time."""
+    session.execute(
+        sa.update(Invitation)
+        .where(Invitation.message_id == old_id)
+        .values(message_id=message.id, expires_at=valid_until(message, now))
+        .execution_options(synchronize_session="fetch")
+    )
+
+
 # --- What state an invitation is in ------------------------------------------------------------------
 
 
@@ -236,7 +295,15 @@ def is_expired(invitation: Invitation, now: datetime) -> bool:
 
 def describe(invitation: Invitation, zone: str | None, now: datetime) -> str:
     """The invitation's state in words, for the team reading in `zone` (the organisation's): an interview
-    in person at its place's clock, as the candidate was told, with the team's beside it."""
+    in person at its place's clock, as the candidate was told, with the team's beside it. One whose
+    message has not left (scheduled, held, cancelled) says so: the candidate has no link yet."""
+    message = invitation.message
+    if message is not None and message.status in NOT_SENT and invitation.state != "booked":
+        if message.status == "scheduled" and message.send_at is not None:
+            return f"Scheduled for {zones.format_time(message.send_at, zone, '%a %d %b %H:%M')}, not sent yet"
+        if message.status == "held":
+            return f"Held: not sent ({(message.error_title or 'held when it was due to leave').rstrip('.')})"
+        return "Cancelled before it was sent"
     if invitation.state == "booked" and invitation.slot is not None:
         shown = slots.shown(invitation.slot, zone or zones.DEFAULT, "%a %d %b %Y, %H:%M")
         when = shown.when + (f" ({shown.place})" if shown.place and shown.different else "")
@@ -259,6 +326,7 @@ def for_messages(session: Session, message_ids: Sequence[int]) -> dict[int, Invi
     found = session.scalars(
         sa.select(Invitation)
         .where(Invitation.message_id.in_(list(message_ids)))
+        # Their messages are the thread's, loaded already: each is found in the session, not read again.
         .options(selectinload(Invitation.slot))
     )
     return {i.message_id: i for i in found}
@@ -270,7 +338,11 @@ def of_application(session: Session, application_id: int) -> list[Invitation]:
         session.scalars(
             sa.select(Invitation)
             .where(Invitation.application_id == application_id)
-            .options(selectinload(Invitation.slot), selectinload(Invitation.created_by))
+            .options(
+                selectinload(Invitation.slot),
+                selectinload(Invitation.created_by),
+                selectinload(Invitation.message),
+            )
             .order_by(Invitation.id.desc())
         )
     )

@@ -193,6 +193,9 @@ class Decision:
     rule: Rule | None  # the law that holds it (its name and citation)
     words: str  # for the composer: "It is 23:10 in Texas. Sends tomorrow at 09:00 their time."
     why: str  # which rule, and whether the writer can do anything about it
+    # Which rule alone, without the way round it the composer offers (a reason): what a form that has
+    # no reason field says (a scheduled message's Edit, webapp.messaging.timing.edit_refusal).
+    rule_words: str = ""
     zone_note: str = ""  # "several zones: America/Chicago, America/Denver"; how the zone was found
     reply: bool = False  # a reply within minutes of the person's own message: goes now
     overridden: bool = False  # the organisation's window set aside, with the writer's reason
@@ -265,9 +268,11 @@ def decide(
     held_by, rule = held
     after = _next_allowed(now, found, law_holds, org)
     if rule is not None:
-        why = f"{rule.name} ({rule.citation}) allows texts {rule.describe()}; it cannot be set aside."
+        rule_words = f"{rule.name} ({rule.citation}) allows texts {rule.describe()}; it cannot be set aside."
+        why = rule_words
     else:
-        why = f"Your organisation sends {organization.describe()} their time; you can send now with a reason."
+        rule_words = f"Your organisation sends {organization.describe()} their time."
+        why = f"{rule_words[:-1]}; you can send now with a reason."
     return Decision(
         allowed_now=False,
         next_allowed_at=after,
@@ -275,6 +280,7 @@ def decide(
         rule=rule,
         words=f"It is {_clocks(local_now, place_name)}. {_sends_at(after, local_now)}",
         why=why,
+        rule_words=rule_words,
         **place,
     )
 

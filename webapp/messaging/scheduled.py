@@ -42,9 +42,9 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import checks, conversations, optouts, subjects, whatsapp
+from webapp.messaging import checks, conversations, optouts, subjects, timing, whatsapp
 from webapp.messaging.checks import SendRefused
-from webapp.models import CHANNEL_LABELS, Conversation, Message, SendingNumber, User, utcnow
+from webapp.models import CHANNEL_LABELS, BatchRecipient, Conversation, Message, SendingNumber, User, utcnow
 
 log = logging.getLogger("relay.scheduled")
 
@@ -106,6 +106,7 @@ def reschedule(
     body: str | None = None,
     subject: str | None = None,
     now: datetime | None = None,
+    reader_zone: str | None = None,
 ) -> Message:
     """Edit a scheduled message: a new time (`send_at`), a new text (`body`, an email's `subject`), or
     both. The message that will leave, which the caller commits:
@@ -117,11 +118,33 @@ def reschedule(
       message. The balance moves by the difference; when it cannot cover the new price, SendRefused
       says so and the caller rolls back (the old message stays as it was).
 
+    The writer's reason to send outside the organisation's hours (hours_override) stays with the
+    message: an edit is not a new decision about the hours, and its form has no reason field. The law's
+    hours are held to as ever; a time they (or, without a reason, the organisation's) do not allow is
+    refused with the first time that can be, on the recipient's clock and `reader_zone`'s (the
+    organisation's by default).
+
     Raises TooLate when it is not scheduled any more (it left, or was cancelled or edited meanwhile),
     SendRefused for a time or text that may not be sent. Rolls back nothing itself."""
+    now = now or utcnow()
+    try:
+        return _reschedule(session, user, message, send_at, body, subject, now)
+    except timing.Closed as closed:
+        zone = reader_zone or _organization(message).time_zone
+        raise SendRefused(timing.edit_refusal(closed.decision, zone), "send_at") from closed
+
+
+def _reschedule(
+    session: Session,
+    user: User,
+    message: Message,
+    send_at: datetime | None,
+    body: str | None,
+    subject: str | None,
+    now: datetime,
+) -> Message:
     from webapp.messaging import compose
 
-    now = now or utcnow()
     conversation = message.conversation
     assert conversation is not None
     about = _may_change(session, user, message, texting=True)
@@ -132,10 +155,13 @@ def reschedule(
         assert message.send_at is not None
         when = max(message.send_at, now + timedelta(seconds=1))
     if body is None and subject is None:
+        kept_reason = message.hours_override
         if send_at is not None:
             # The new time is held to the recipient's hours as a new message's is (a new text is, by
-            # compose).
-            compose.hours_for(session, about, message.channel, now, when)
+            # compose); the reason is kept where the new time still needs it.
+            kept_reason = compose.hours_for(
+                session, about, message.channel, now, when, override_reason=message.hours_override
+            ).override_reason
         if message.channel == "whatsapp":
             checks.check_whatsapp_window_at(
                 conversation.whatsapp_window_ends_at,
@@ -146,14 +172,16 @@ def reschedule(
         moved = session.execute(
             sa.update(Message)
             .where(Message.id == message.id, Message.status == "scheduled")
-            .values(send_at=when, updated_at=now)
+            .values(send_at=when, hours_override=kept_reason, updated_at=now)
             .returning(Message.id)
             .execution_options(synchronize_session=False)
         ).first()
         if moved is None:
             raise too_late(session, message)
         set_committed_value(message, "send_at", when)
+        set_committed_value(message, "hours_override", kept_reason)
         activity.touch(session, conversation.id)
+        _carry_over(session, message.id, message, now)
         return message
     if message.whatsapp_template_id is not None:
         raise SendRefused(
@@ -161,6 +189,14 @@ def reschedule(
             "another instead.",
             "body",
         )
+    from webapp.interviews import invitations
+
+    text = body if body is not None else message.body
+    # An invitation's new text keeps its booking link: the same one, which the candidate will follow.
+    invitation = invitations.of_message(session, message.id)
+    invite_link = None
+    if invitation is not None:
+        text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
     if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
         raise too_late(session, message)
     credits.refund(
@@ -173,13 +209,17 @@ def reschedule(
             user,
             about,
             message.channel,
-            body if body is not None else message.body,
+            text,
             subject=subject if subject is not None else message.subject,
+            invite_link=invite_link,
             send_at=when,
             now=now,
+            override_reason=message.hours_override,
         )
         # A follow-up's new text is still a follow-up: a reply cancels it as it would have the old one.
         edited.follow_up_of_id = message.follow_up_of_id
+        session.flush()
+        _carry_over(session, message.id, edited, now)
         return edited
     except SendRefused as refused:
         short = refused.__cause__
@@ -193,6 +233,29 @@ def reschedule(
             "left. Shorten it, or contact your Customer Success Manager to refill.",
             "body",
         ) from short
+
+
+def _carry_over(session: Session, old_id: int, message: Message, now: datetime) -> None:
+    """What points at the edited message points at the one that will leave (`message`; the same one
+    when only its time moved), in the same transaction: its invitation (whose link then books from the
+    new time), the follow-ups that follow it, and a bulk send's line for it."""
+    from webapp.interviews import invitations
+
+    invitations.message_moved(session, old_id, message, now)
+    if old_id == message.id:
+        return
+    session.execute(
+        sa.update(Message)
+        .where(Message.follow_up_of_id == old_id)
+        .values(follow_up_of_id=message.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.execute(
+        sa.update(BatchRecipient)
+        .where(BatchRecipient.message_id == old_id)
+        .values(message_id=message.id)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def too_late(session: Session, message: Message) -> TooLate:

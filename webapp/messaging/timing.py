@@ -45,6 +45,15 @@ class Timing:
     org_hours_after: str | None = None
 
 
+class Closed(SendRefused):
+    """A moment the recipient's hours do not allow, with their answer (`decision`), so that a form
+    without the composer's reason field can say it its own way (`edit_refusal`)."""
+
+    def __init__(self, message: str, field: str, decision: Decision) -> None:
+        super().__init__(message, field)
+        self.decision = decision
+
+
 def decide(
     organization: Organization,
     number: str | None,
@@ -98,9 +107,9 @@ def when(
     if decision.allowed_now:
         return Timing(send_at, decision, override_reason=reason if decision.overridden else None)
     if reason is not None and decision.held_by == "law":
-        raise SendRefused(decision.why, "override_reason")
+        raise Closed(decision.why, "override_reason", decision)
     if send_at is not None and not move_picked:
-        raise SendRefused(_not_then(decision), "send_at")
+        raise Closed(_not_then(decision), "send_at", decision)
     if decision.next_allowed_at is None:
         raise SendRefused(f"{decision.words} {decision.why}", "channel")
     return Timing(
@@ -136,6 +145,19 @@ def _not_then(decision: Decision) -> str:
     first = decision.next_allowed_at
     after = f" The first time it can go: {their_time(first, decision)}." if first else ""
     return f"At that time it is {then:%a %H:%M} for them: {decision.why}{after}"
+
+
+def edit_refusal(decision: Decision, reader_zone: str) -> str:
+    """Why a scheduled message may not move to that moment, for its Edit form, which has no reason
+    field: the rule, and what to do instead — a time within their hours, the first on both clocks."""
+    then = decision.local_now[0]
+    first = decision.next_allowed_at
+    instead = (
+        f" Pick a time within their hours: the first is {both_times(first, decision, reader_zone)}."
+        if first
+        else " No time in the next two weeks suits every one of their zones."
+    )
+    return f"At that time it is {then:%a %H:%M} for them: {decision.rule_words}{instead}"
 
 
 def their_time(moment: datetime, decision: Decision) -> str:

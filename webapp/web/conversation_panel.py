@@ -34,7 +34,7 @@ from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.status import PENDING
 from webapp.messaging.subjects import Kind, Subject
 from webapp.models import CHANNEL_LABELS, Conversation, ConversationEvent, Message, OptOut
-from webapp.web import composer
+from webapp.web import composer, scheduled_edit
 from webapp.web.composer import ComposeForm
 from webapp.web.forms import FlaskForm
 
@@ -145,6 +145,8 @@ def messages_context(
         "refunded": credits.refunded_ids(db.session, shown),
         "invitation_of": invitations.for_messages(db.session, shown),
         "their_clock": their_clocks(about, items),
+        # The Edit form of each message that waits for its time.
+        **scheduled_edit.context(about, items, lambda: composer_setup(conversation, about)),
     }
 
 

@@ -109,7 +109,7 @@ def _by_day(offered: list[InterviewSlot], zone: str) -> list[Day]:
 def _closed(invitation: Invitation | None, reason: str) -> Response:
     company = invitation.application.job.organization.display_sender if invitation else None
     body = render_template("booking/closed.html", reason=reason, company=company)
-    return make_response(body, 404 if reason == "unknown" else 200)
+    return make_response(body, 404 if reason in ("unknown", "unsent") else 200)
 
 
 def _invitation(token: str) -> Invitation:

@@ -30,7 +30,7 @@ from webapp.extensions import db
 from webapp.messaging import assignment, notes, reads, scheduled, simulate, subjects, timing
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut, User, utcnow
-from webapp.web import composer, conversation_panel, refusals
+from webapp.web import composer, conversation_panel, refusals, scheduled_edit
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import (
     ALL,
@@ -215,10 +215,31 @@ def edit_scheduled(conversation_id: int, message_id: int) -> Response:
             message,
             send_at=timing.local_time(send_at, zone) if send_at else None,
             body=body if body is not None and body != message.body else None,
+            reader_zone=zone,
         )
 
     refusals.submit(form, change, lambda: _not_changed(conversation, about, message, form))
     return _changed(conversation, about)
+
+
+@bp.post("/conversations/<id:conversation_id>/scheduled/<id:message_id>/when")
+@login_required
+def scheduled_when(conversation_id: int, message_id: int) -> str:
+    """What the Edit form's Save would do with the time picked, as it is picked: on both clocks, or why
+    not. Changes nothing."""
+    conversation, about = _conversation(conversation_id)
+    message = _scheduled(conversation, message_id)
+    typed = (request.form.get("send_at") or "")[:40]
+    if message.status != "scheduled" or message.send_at is None:
+        return render_template(
+            "conversation_panel/_scheduled_when.html", message_id=message.id, said="", refused=False
+        )
+    text, refused = scheduled_edit.said(
+        db.session, about, message, typed, zones.name_of_reader(current_user), utcnow()
+    )
+    return render_template(
+        "conversation_panel/_scheduled_when.html", message_id=message.id, said=text, refused=refused
+    )
 
 
 def _scheduled(conversation: Conversation, message_id: int) -> Message:
