@@ -40,9 +40,6 @@ class Timing:
     decision: Decision | None  # the quiet hours' answer (None for email, which is not held)
     moved: bool = False  # written to go now, moved to the recipient's next allowed moment
     override_reason: str | None = None  # the writer's reason, where it set the organisation's hours aside
-    # Moved by the law's hours, to a time the organisation's own hours pushed later still: those hours
-    # ("Mon–Fri 08:00–20:00"), for the composer to name too.
-    org_hours_after: str | None = None
 
 
 class Closed(SendRefused):
@@ -112,32 +109,7 @@ def when(
         raise Closed(_not_then(decision), "send_at", decision)
     if decision.next_allowed_at is None:
         raise SendRefused(f"{decision.words} {decision.why}", "channel")
-    return Timing(
-        decision.next_allowed_at,
-        decision,
-        moved=True,
-        org_hours_after=_org_hours_after(organization, number, at, decision, heard_at, place_zone),
-    )
-
-
-def _org_hours_after(
-    organization: Organization,
-    number: str | None,
-    at: datetime,
-    decision: Decision,
-    heard_at: datetime | None,
-    place_zone: str | None,
-) -> str | None:
-    """Held by the law now, and by the organisation's hours when the law would let it go (a Sunday noon in
-    Texas, for an organisation that texts Monday to Friday): those hours, described; else None."""
-    if decision.held_by != "law" or decision.next_allowed_at is None:
-        return None
-    law_alone = decide(
-        organization, number, at, heard_at=heard_at, override_reason="-", place_zone=place_zone
-    )
-    if law_alone.next_allowed_at is None or law_alone.next_allowed_at >= decision.next_allowed_at:
-        return None
-    return OrganizationHours.of(organization).describe()
+    return Timing(decision.next_allowed_at, decision, moved=True)
 
 
 def _not_then(decision: Decision) -> str:
@@ -190,10 +162,12 @@ def your_time(moment: datetime, decision: Decision, reader_zone: str) -> str:
     return f"{mine:%a %H:%M} your time"
 
 
-def moved_words(moved: Timing, reader_zone: str) -> str:
+def moved_words(moved: Timing, about: Subject, reader_zone: str) -> str:
     """What the composer says, before Send, of a text written while the recipient's hours are closed: their
     clock now and when it leaves, on the writer's clock too, and what holds it — the law's hours by name
-    (which cannot be set aside), or the organisation's (which a reason can)."""
+    (which cannot be set aside), then the organisation's where those push it later still (a Sunday noon
+    in Texas for an organisation that texts Monday to Friday), or the organisation's alone (which a
+    reason can set aside)."""
     decision = moved.decision
     if decision is None or moved.send_at is None:
         return ""
@@ -201,9 +175,18 @@ def moved_words(moved: Timing, reader_zone: str) -> str:
     words = f"{decision.words.removesuffix('.')} · {yours}." if yours else decision.words
     law = _law_holding(decision)
     if law is not None:
+        # Asked only here, for the words: a bulk preview's thousands of decisions do not pay for it.
+        alone = decide(
+            about.organization,
+            about.contact.mobile,
+            decision.local_now[0],
+            override_reason="-",
+            place_zone=place_of(about),
+        ).next_allowed_at
+        org = OrganizationHours.of(about.organization).describe()
         after = (
-            f" After that, your organisation's hours hold it ({moved.org_hours_after} their time)."
-            if moved.org_hours_after
+            f" After that, your organisation's hours hold it ({org} their time)."
+            if alone is not None and alone < moved.send_at
             else ""
         )
         return f"{words} {law.name} allows texts {law.describe()}; it cannot be set aside.{after}"

@@ -346,7 +346,7 @@ def hours_context(
     return {
         "hours": when,
         "hours_when": timing.both_times(when.send_at, when.decision, zone) if when.send_at else None,
-        "hours_moved": timing.moved_words(when, zone) if when.moved else "",
+        "hours_moved": timing.moved_words(when, setup.about, zone) if when.moved else "",
     }
 
 
