@@ -1573,6 +1573,40 @@ def test_the_top_bar_count_is_live_on_the_pages_one_poll_and_alerts_on_a_click(
             db.session.remove()
 
 
+# Chrome on Android: the API is there and permission can be granted, but a page may not make a
+# notification (only a service worker may): its constructor throws.
+PAGE_CANNOT_NOTIFY = """(() => {
+  if (!("Notification" in window)) return;
+  const Real = window.Notification;
+  function Refusing() { throw new TypeError("Failed to construct 'Notification': Illegal constructor."); }
+  Object.defineProperty(Refusing, "permission", { get: () => Real.permission });
+  Refusing.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Refusing;
+})();"""
+
+
+def test_a_browser_that_cannot_notify_from_a_page_is_told_so_not_broken(
+    page: Page, live_app: Flask, live_server: str
+) -> None:
+    live_app.config["WAITING_POLL_SECONDS"] = 1
+    try:
+        page.context.add_init_script(PAGE_CANNOT_NOTIFY)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.context.grant_permissions(["notifications"], origin=live_server)
+        sign_in(page, "recruiter@acme.example")
+        to_jobs(page)
+        before = int(page.locator("#waiting").get_attribute("data-count"))
+        a_reply_for_the_recruiter(live_app)
+        expect(page.locator("#waiting-count")).to_have_text(str(before + 1), timeout=4000)
+        page.wait_for_timeout(500)
+        assert errors == []  # the alert that could not be made is no error on the page
+        page.get_by_role("contentinfo").get_by_role("link", name="Your notifications").click()
+        expect(page.locator("[data-alerts-state]")).to_have_text("This browser cannot show desktop alerts.")
+    finally:
+        live_app.config["WAITING_POLL_SECONDS"] = 10
+
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
 def test_desktop_alerts_say_what_a_click_does_and_when_the_browser_blocks_them(
     page: Page, live_server: str, axe_source: str, size: dict

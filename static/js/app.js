@@ -403,7 +403,9 @@ document.addEventListener("htmx:afterRequest", (event) => {
 // (the top bar, or their notification settings), never on load. Shown for each new reply (or mention),
 // in whichever tab heard of it first: every open tab tags its alert with the reply's (mention's) id, so
 // the browser shows one. Nothing leaves the browser: the news comes from our own poll.
-const alertsSupported = "Notification" in window;
+// A phone's browser (Chrome on Android) has the API but refuses to make a notification from a page (only
+// from a service worker): found out at the first alert, remembered for the tab, and said in the settings.
+let alertsSupported = "Notification" in window && sessionStorage.getItem("relay-alerts-unsupported") !== "1";
 
 function alertsOn() {
   return alertsSupported && Notification.permission === "granted";
@@ -412,11 +414,19 @@ function alertsOn() {
 function desktopAlert(title, count, tag) {
   if (!alertsOn()) return;
   const badge = waitingBadge();
-  const alert = new Notification(title, {
-    body: `${count} conversation${count === 1 ? "" : "s"} waiting for you`,
-    tag,
-    icon: document.querySelector('link[rel="icon"]')?.href,
-  });
+  let alert;
+  try {
+    alert = new Notification(title, {
+      body: `${count} conversation${count === 1 ? "" : "s"} waiting for you`,
+      tag,
+      icon: document.querySelector('link[rel="icon"]')?.href,
+    });
+  } catch {
+    alertsSupported = false;
+    sessionStorage.setItem("relay-alerts-unsupported", "1");
+    showAlertButtons();
+    return;
+  }
   alert.onclick = () => {
     window.focus();
     if (badge) window.location.href = badge.href;
