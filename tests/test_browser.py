@@ -1012,6 +1012,31 @@ def closed_hours(live_app: Flask) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
+def test_a_texan_candidates_hours_are_said_on_both_clocks_before_send(
+    page: Page, live_app: Flask, axe_source: str, size: dict, closed_hours: None
+) -> None:
+    """Reads only: the counter for the demo's Texan candidate (a 512 number), in Berlin's organisation."""
+    width = size["width"]
+    page.set_viewport_size(size)
+    sign_in(page, "admin@acme.example")
+    page.goto(application_path(live_app, "Emma Johnson", "Data Analyst") + "?tab=sms")
+    form = page.locator("form.composer")
+    form.get_by_label("Message").fill("Hi Emma, are you free for a call?")
+    said = form.locator("[data-counter=hours]")
+    expect(said).to_have_attribute("data-hours", "moved")
+    expect(said).to_contain_text(
+        re.compile(r"^It is \d\d:\d\d in Texas\. Sends .* their time · .* your time\.")
+    )
+    # The law's hours, by name, or the organisation's (which a reason sets aside): whichever holds it now.
+    expect(said).to_contain_text(
+        re.compile(r"Texas law allows texts|To send now, give a reason under Send later")
+    )
+    assert axe_problems(page, axe_source) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, f"send-later-texas-{width}")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["1366", "375"])
 def test_a_text_outside_their_hours_waits_for_their_morning_and_can_be_edited_and_cancelled(
     page: Page, live_app: Flask, axe_source: str, size: dict, closed_hours: None
 ) -> None:
