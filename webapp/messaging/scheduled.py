@@ -484,3 +484,37 @@ def refusal(session: Session, message: Message, now: datetime, seen: _Seen | Non
     ):
         return "The WhatsApp 24-hour window had closed: outside it WhatsApp allows only an approved template."
     return None
+
+
+# --- What an edit's new time would do, said before Save (webapp.web.scheduled_edit) -----------------
+
+
+def both_times(about: subjects.Subject, message: Message, at: datetime, zone: str) -> str:
+    """A moment on the recipient's clock and the writer's: "Wed 09:00 in Texas · Wed 16:00 your time";
+    an email's on the writer's alone (it is not held to anyone's hours)."""
+    decision = None
+    if message.channel in timing.HELD_CHANNELS and message.to_addr:
+        decision = timing.decide(about.organization, message.to_addr, at, place_zone=timing.place_of(about))
+    return timing.both_times(at, decision, zone)
+
+
+def time_said(
+    session: Session, about: subjects.Subject, message: Message, typed: str, zone: str, now: datetime
+) -> tuple[str, bool]:
+    """What Save would do with a newly typed time, and whether it would be refused: "Sends Wed 09:00 in
+    Texas · Wed 16:00 your time.", or the reason not, as the edit words it (a time within their hours,
+    the first that can be). Blank: the time it has. For the Edit form's line, as the composer's counter
+    asks compose.hours_said."""
+    from webapp.messaging import compose
+
+    assert message.send_at is not None
+    if not typed.strip():
+        return f"Sends {both_times(about, message, message.send_at, zone)}.", False
+    try:
+        at = checks.check_send_at(timing.local_time(typed, zone), now)
+        compose.hours_for(session, about, message.channel, now, at, override_reason=message.hours_override)
+    except timing.Closed as closed:
+        return timing.edit_refusal(closed.decision, zone), True
+    except SendRefused as refused:
+        return refused.message, True
+    return f"Sends {both_times(about, message, at, zone)}.", False

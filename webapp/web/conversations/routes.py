@@ -30,7 +30,7 @@ from webapp.extensions import db
 from webapp.messaging import assignment, notes, reads, scheduled, simulate, subjects, timing
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Conversation, Message, OptOut, User, utcnow
-from webapp.web import composer, conversation_panel, refusals, scheduled_edit
+from webapp.web import composer, conversation_panel, refusals
 from webapp.web.composer import ComposeForm
 from webapp.web.conversation_panel import (
     ALL,
@@ -234,7 +234,7 @@ def scheduled_when(conversation_id: int, message_id: int) -> str:
         return render_template(
             "conversation_panel/_scheduled_when.html", message_id=message.id, said="", refused=False
         )
-    text, refused = scheduled_edit.said(
+    text, refused = scheduled.time_said(
         db.session, about, message, typed, zones.name_of_reader(current_user), utcnow()
     )
     return render_template(
