@@ -51,6 +51,9 @@ log = logging.getLogger("relay.scheduled")
 # The error code of a scheduled message whose text was edited: cancelled, and replaced by a new one
 # (the thread shows the new one only: webapp.messaging.conversations).
 EDITED = conversations.EDITED
+# The error code of a scheduled invitation cancelled before it left because a newer invitation replaced
+# it (webapp.interviews.invitations.invite): its link would book nothing.
+REPLACED = "replaced"
 
 
 class TooLate(SendRefused):
@@ -91,10 +94,23 @@ def cancel(session: Session, user: User, message: Message, now: datetime | None 
     is not scheduled any more, SendRefused when the user may not write here."""
     now = now or utcnow()
     _may_change(session, user, message, texting=False)
-    if not _move(session, message, "cancelled", now, title=f"Cancelled by {user.name}"):
+    if not withdraw(
+        session, message, now, title=f"Cancelled by {user.name}", note="Scheduled message cancelled"
+    ):
         raise too_late(session, message)
-    credits.refund(session, _organization(message), message, "Scheduled message cancelled")
     return message
+
+
+def withdraw(
+    session: Session, message: Message, now: datetime, *, title: str, note: str, code: str | None = None
+) -> bool:
+    """Cancel a scheduled message and give its credits back, in the caller's transaction, whoever asks
+    (a person's Cancel, an invitation replaced by a newer one): the one conditional UPDATE out of
+    `scheduled`. False, and nothing changed, when it is not scheduled any more (it left meanwhile)."""
+    if not _move(session, message, "cancelled", now, title=title, code=code):
+        return False
+    credits.refund(session, _organization(message), message, note[: credits.NOTE_LENGTH])
+    return True
 
 
 def reschedule(
@@ -264,6 +280,8 @@ def too_late(session: Session, message: Message) -> TooLate:
     if message.status == "cancelled":
         if message.error_code == EDITED:
             return TooLate("It was edited meanwhile: reload the conversation to see the new text.")
+        if message.error_code == REPLACED:
+            return TooLate("It was cancelled: a newer invitation replaced it.")
         return TooLate("It was cancelled.")
     if message.status == "held":
         return TooLate(f"It was held when it was due to leave: {(message.error_title or '').rstrip('.')}.")
