@@ -8,7 +8,6 @@ POSTs to the fake Vonage. The race with the scheduler is played on PostgreSQL, w
 from __future__ import annotations
 
 import re
-import threading
 import time
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
-from tests.test_scheduled_races import ROUNDS, together
+from tests.test_scheduled_races import ROUNDS, first_holds_second_waits, together
 from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
@@ -153,7 +152,7 @@ def test_a_new_invitation_against_the_scheduler_the_old_one_leaves_once_or_is_re
         sent_before = len(to_lena(fake))
 
         def scheduler(round_: int = round_, due=due) -> scheduled.Handed:
-            time.sleep(0.004 * round_)
+            time.sleep(0.002 * round_)
             return scheduled.send_due(due)
 
         def reinvite(due=due) -> int:
@@ -188,52 +187,6 @@ def test_a_new_invitation_against_the_scheduler_the_old_one_leaves_once_or_is_re
         assert len(to_lena(fake)) == sent_before + (1 if outcomes[-1] == "cancelled" else 2)
     assert balance(world) == 500 - paid
     print("a new invitation against the scheduler:", outcomes)
-
-
-def first_holds_second_waits(app, first, second) -> tuple[bool, dict[str, object]]:
-    """`first(results)` runs in a thread of its own up to its flush and holds its transaction open;
-    `second(results)` then runs in another and is watched in pg_stat_activity until it waits for a lock;
-    then `first` commits. Whether `second` waited, and what both put in `results`."""
-    done_first, release = threading.Event(), threading.Event()
-    results: dict[str, object] = {}
-
-    def run_first() -> None:
-        with app.app_context():
-            first(results)
-            db.session.flush()
-            done_first.set()
-            release.wait(30)
-            db.session.commit()
-            db.session.remove()
-
-    def run_second() -> None:
-        with app.app_context():
-            results["pid"] = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
-            second(results)
-            db.session.commit()
-            db.session.remove()
-
-    holder = threading.Thread(target=run_first)
-    holder.start()
-    assert done_first.wait(30)
-    waiter = threading.Thread(target=run_second)
-    waiter.start()
-    deadline, waiting = time.monotonic() + 10, False
-    while time.monotonic() < deadline and not waiting and waiter.is_alive():
-        time.sleep(0.05)
-        pid = results.get("pid")
-        if pid is not None:
-            waiting = (
-                db.session.scalar(
-                    sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-                )
-                == "Lock"
-            )
-        db.session.rollback()
-    release.set()
-    holder.join(30)
-    waiter.join(30)
-    return waiting, results
 
 
 def reinvite_in(world, now):
