@@ -42,7 +42,7 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import checks, conversations, optouts, subjects, timing, whatsapp
+from webapp.messaging import checks, conversations, follow_ups, optouts, subjects, timing, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, BatchRecipient, Conversation, Message, SendingNumber, User, utcnow
 
@@ -106,10 +106,17 @@ def withdraw(
 ) -> bool:
     """Cancel a scheduled message and give its credits back, in the caller's transaction, whoever asks
     (a person's Cancel, an invitation replaced by a newer one): the one conditional UPDATE out of
-    `scheduled`. False, and nothing changed, when it is not scheduled any more (it left meanwhile)."""
+    `scheduled`. Its pending follow-ups are cancelled and refunded with it: nobody follows up on a
+    message that never left. False, and nothing changed, when it is not scheduled any more (it left
+    meanwhile).
+
+    The rows in the order a reply takes them (its follow-ups, then the credits): the message, its
+    follow-ups, then the credits, so that a cancel and a reply never wait for each other."""
     if not _move(session, message, "cancelled", now, title=title, code=code):
         return False
+    stopped = follow_ups.followed_cancelled(session, message.id, now)
     credits.refund(session, _organization(message), message, note[: credits.NOTE_LENGTH])
+    follow_ups.refund(session, stopped)
     return True
 
 
@@ -194,10 +201,11 @@ def _reschedule(
         ).first()
         if moved is None:
             raise too_late(session, message)
+        was = message.send_at
         set_committed_value(message, "send_at", when)
         set_committed_value(message, "hours_override", kept_reason)
         activity.touch(session, conversation.id)
-        _carry_over(session, message.id, message, now)
+        _carry_over(session, message.id, was, message, now)
         return message
     if message.whatsapp_template_id is not None:
         raise SendRefused(
@@ -215,6 +223,12 @@ def _reschedule(
         text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
     if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
         raise too_late(session, message)
+    # Its follow-ups, which will follow the new text (_carry_over), locked now, before the credits: in
+    # the order a reply takes them (webapp.messaging.follow_ups.replied), so that the two never wait
+    # for each other.
+    session.execute(
+        sa.select(Message.id).where(Message.follow_up_of_id == message.id).with_for_update()
+    ).all()
     credits.refund(
         session, _organization(message), message, "Scheduled message edited: its new text is paid instead"
     )
@@ -235,7 +249,7 @@ def _reschedule(
         # A follow-up's new text is still a follow-up: a reply cancels it as it would have the old one.
         edited.follow_up_of_id = message.follow_up_of_id
         session.flush()
-        _carry_over(session, message.id, edited, now)
+        _carry_over(session, message.id, message.send_at, edited, now)
         return edited
     except SendRefused as refused:
         short = refused.__cause__
@@ -251,27 +265,31 @@ def _reschedule(
         ) from short
 
 
-def _carry_over(session: Session, old_id: int, message: Message, now: datetime) -> None:
-    """What points at the edited message points at the one that will leave (`message`; the same one
-    when only its time moved), in the same transaction: its invitation (whose link then books from the
-    new time), the follow-ups that follow it, and a bulk send's line for it."""
+def _carry_over(
+    session: Session, old_id: int, old_send_at: datetime | None, message: Message, now: datetime
+) -> None:
+    """What points at the edited message (`old_id`, due at `old_send_at`) points at the one that will
+    leave (`message`; the same one when only its time moved), in the same transaction: its invitation
+    (whose link then books from the new time), the follow-ups that follow it (their times moved by as
+    much as its time was), and a bulk send's line for it."""
     from webapp.interviews import invitations
 
     invitations.message_moved(session, old_id, message, now)
-    if old_id == message.id:
-        return
-    session.execute(
-        sa.update(Message)
-        .where(Message.follow_up_of_id == old_id)
-        .values(follow_up_of_id=message.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    session.execute(
-        sa.update(BatchRecipient)
-        .where(BatchRecipient.message_id == old_id)
-        .values(message_id=message.id)
-        .execution_options(synchronize_session="fetch")
-    )
+    if old_id != message.id:
+        session.execute(
+            sa.update(Message)
+            .where(Message.follow_up_of_id == old_id)
+            .values(follow_up_of_id=message.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        session.execute(
+            sa.update(BatchRecipient)
+            .where(BatchRecipient.message_id == old_id)
+            .values(message_id=message.id)
+            .execution_options(synchronize_session="fetch")
+        )
+    if old_send_at is not None and message.send_at is not None:
+        follow_ups.followed_moved(session, message.id, message.send_at - old_send_at, now)
 
 
 def too_late(session: Session, message: Message) -> TooLate:
