@@ -27,6 +27,7 @@ from tests.test_scheduled_races import (
     balance,
     first_holds_second_waits,
     posts_for,
+    schedule,
     scheduler_at,
     together,
 )
@@ -321,3 +322,17 @@ def test_step_by_step_a_reply_waits_for_the_cancel_of_the_message_and_finds_noth
     follow_up = db.session.get(Message, follow_up_id)
     assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.UNSENT)
     assert (refunds_of(message_id), refunds_of(follow_up_id)) == (1, 1) and balance(world) == 500
+
+
+def test_another_message_cancelled_against_a_reply_neither_waits_for_the_other_forever(app, world) -> None:
+    """A plain scheduled message cancelled while a reply cancels the follow-up of another message of the
+    conversation: both give credits back and both mark the conversation. The cancel takes the
+    conversation's row before the credits, as the reply does, so the two never deadlock."""
+    for round_ in range(ROUNDS):
+        _, follow_up_id = followed_later(world)
+        plain_id, _ = schedule(world, "Plain")
+        cancelled, replied = together(app, cancel(world, plain_id), reply_after(round_))
+        assert not isinstance(cancelled, Exception), cancelled
+        assert not isinstance(replied, Exception), replied
+        assert (refunds_of(plain_id), refunds_of(follow_up_id)) == (1, 1)
+    assert balance(world) == 500 - ROUNDS  # each followed message paid, its follow-up and the plain one not

@@ -110,11 +110,13 @@ def withdraw(
     message that never left. False, and nothing changed, when it is not scheduled any more (it left
     meanwhile).
 
-    The rows in the order a reply takes them (its follow-ups, then the credits): the message, its
-    follow-ups, then the credits, so that a cancel and a reply never wait for each other."""
+    The rows in the order a reply takes them (its follow-ups, its conversation, then the credits): the
+    message, its follow-ups, its conversation, then the credits, so that a cancel and a reply never
+    wait for each other."""
     if not _move(session, message, "cancelled", now, title=title, code=code):
         return False
     stopped = follow_ups.followed_cancelled(session, message.id, now)
+    _lock_conversation(session, message)
     credits.refund(session, _organization(message), message, note[: credits.NOTE_LENGTH])
     follow_ups.refund(session, stopped)
     return True
@@ -223,12 +225,13 @@ def _reschedule(
         text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
     if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
         raise too_late(session, message)
-    # Its follow-ups, which will follow the new text (_carry_over), locked now, before the credits: in
-    # the order a reply takes them (webapp.messaging.follow_ups.replied), so that the two never wait
-    # for each other.
+    # Its follow-ups, which will follow the new text (_carry_over), and its conversation locked now,
+    # before the credits: in the order a reply takes them (webapp.messaging.inbound), so that the two
+    # never wait for each other.
     session.execute(
         sa.select(Message.id).where(Message.follow_up_of_id == message.id).with_for_update()
     ).all()
+    _lock_conversation(session, message)
     credits.refund(
         session, _organization(message), message, "Scheduled message edited: its new text is paid instead"
     )
@@ -319,6 +322,18 @@ def _may_change(session: Session, user: User, message: Message, *, texting: bool
     elif checks.not_ours(user, about) or not access.may_write(session, user, about):
         raise SendRefused(f"Only the {about.team} can change a message to {about.people}.")
     return about
+
+
+def _lock_conversation(session: Session, message: Message) -> None:
+    """The message's conversation row, locked as a reply locks it (FOR NO KEY UPDATE: a message being
+    inserted holds a key-share lock on it), before the credits are touched: a reply cancelling a
+    follow-up takes the conversation, then the credits, and this transaction marks the conversation at
+    its commit (webapp.inbox.changes), so taking the credits first would let the two deadlock."""
+    session.execute(
+        sa.select(Conversation.id)
+        .where(Conversation.id == message.conversation_id)
+        .with_for_update(key_share=True)
+    ).all()
 
 
 def _organization(message: Message):  # type: ignore[no-untyped-def]
