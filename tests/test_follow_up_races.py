@@ -336,3 +336,41 @@ def test_another_message_cancelled_against_a_reply_neither_waits_for_the_other_f
         assert not isinstance(replied, Exception), replied
         assert (refunds_of(plain_id), refunds_of(follow_up_id)) == (1, 1)
     assert balance(world) == 500 - ROUNDS  # each followed message paid, its follow-up and the plain one not
+
+
+def edit_follow_up(world, follow_up_id: int) -> Callable[[dict[str, object]], object]:
+    def run(results: dict[str, object]) -> None:
+        user = db.session.get(User, world["user_id"])
+        follow_up = db.session.get(Message, follow_up_id)
+        results["edited"] = scheduled.reschedule(db.session, user, follow_up, body="Still keen?").id
+
+    return run
+
+
+def move_uncommitted(world, message_id: int, by: timedelta) -> Callable[[dict[str, object]], object]:
+    def run(results: dict[str, object]) -> None:
+        user = db.session.get(User, world["user_id"])
+        message = db.session.get(Message, message_id)
+        scheduled.reschedule(db.session, user, message, send_at=message.send_at + by)
+
+    return run
+
+
+@pytest.mark.parametrize("first", ["move", "edit"])
+def test_step_by_step_the_message_moved_while_its_follow_up_is_rewritten_the_new_text_moves(
+    app, world, first
+) -> None:
+    """The message moved by two hours and its follow-up's text edited, one held uncommitted while the
+    other waits: whichever comes first, the follow-up that will leave (the new text) is two hours later
+    too, follows the message, and is paid once."""
+    message_id, follow_up_id = followed_later(world)
+    was = db.session.get(Message, follow_up_id).send_at
+    move, edit = move_uncommitted(world, message_id, timedelta(hours=2)), edit_follow_up(world, follow_up_id)
+    waiting, results = first_holds_second_waits(app, *((move, edit) if first == "move" else (edit, move)))
+    assert waiting, f"the second never waited for the {first}"
+    db.session.expire_all()
+    edited = db.session.get(Message, results["edited"])
+    assert (edited.status, edited.body, edited.follow_up_of_id) == ("scheduled", "Still keen?", message_id)
+    assert edited.send_at == was + timedelta(hours=2)
+    assert db.session.get(Message, follow_up_id).status == "cancelled"
+    assert balance(world) == 498  # the message and the follow-up's new text

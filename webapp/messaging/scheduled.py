@@ -170,6 +170,15 @@ def _reschedule(
 ) -> Message:
     from webapp.messaging import compose
 
+    if message.follow_up_of_id is not None:
+        # A follow-up: the message it follows locked first, then this one read as it now is. An edit of
+        # that message moves its follow-ups (follow_ups.followed_moved) holding its row, and would not
+        # see a follow-up's new text written meanwhile (a row inserted after its statement began); in
+        # turn, this edit would keep a time read before that move. One after the other, neither is lost.
+        session.execute(
+            sa.select(Message.id).where(Message.id == message.follow_up_of_id).with_for_update(key_share=True)
+        ).all()
+        session.refresh(message)
     conversation = message.conversation
     assert conversation is not None
     about = _may_change(session, user, message, texting=True)
