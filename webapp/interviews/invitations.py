@@ -131,7 +131,9 @@ def invite(
     """Store the invitation and its message (queued, paid) in the caller's transaction; SendRefused
     says why not. The caller commits, then hands invitation.message_id to dispatch. `send_at`,
     `override_reason` and `move_picked` as in compose.compose: a message held to the candidate's
-    morning, or written for later, is scheduled, and its link's validity counts from when it leaves."""
+    morning, or written for later, is scheduled, and its link's validity counts from when it leaves.
+    An earlier invitation whose message has not left yet is cancelled and refunded with it
+    (`withdraw_unsent`)."""
     check_slots(session, application, now)
     text = with_link(channel, body, subject)
     # Before this one is paid for: the earlier message's row, then the credits, in the scheduler's order
