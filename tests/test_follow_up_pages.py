@@ -201,3 +201,23 @@ def test_after_their_reply_the_thread_says_the_follow_up_was_not_sent(client, le
         r"The credits were given back\.",
         html,
     )
+
+
+def test_the_message_moved_its_follow_up_moves_cancelled_the_thread_says_it_was_not_sent(
+    client, lena
+) -> None:
+    # Wednesday 14:00 (Berlin, Lena's clock too), its follow-up two days later.
+    send(client, lena, send_at="2026-12-09T14:00", follow_up_days="2", follow_up_body="Any news?")
+    message, follow_up = messages()
+    assert follow_up.send_at == datetime(2026, 12, 11, 13, 0, tzinfo=UTC)
+    url = f"/conversations/{message.conversation_id}/scheduled/{message.id}"
+    assert post(client, url, {"send_at": "2026-12-10T15:00"}).status_code == 204
+    # A day and an hour later, as the message (their hours are tests/test_follow_ups.py's).
+    assert messages()[1].send_at == datetime(2026, 12, 12, 14, 0, tzinfo=UTC)
+    assert "Follow-up if no reply · Scheduled for Sat 12 Dec 15:00" in page(client, lena)
+
+    assert post(client, f"{url}/cancel", {}).status_code == 204
+    html = page(client, lena)
+    assert "Follow-up not sent: the message it follows was cancelled. The credits were given back." in html
+    assert "Follow-up if no reply · Scheduled" not in html
+    assert credits.balance(db.session, lena["org"]) == 10

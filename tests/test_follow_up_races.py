@@ -3,7 +3,12 @@ their follow-up is due. Each in a thread of its own (its own session and connect
 the follow-up either leaves (one POST to the fake Vonage, paid) or is cancelled by the reply (no POST,
 refunded), never both, and neither side deadlocks — also when the scheduler hands over another message
 of the same conversation in the same pass (it then writes the conversation's row, which the reply
-locks too)."""
+locks too).
+
+The message a follow-up follows, still scheduled, given a new time or cancelled at the moment the
+person replies: the follow-up is cancelled once and refunded once, whoever wins; a move that comes
+after the reply leaves the cancelled follow-up's time as it was, and a cancel of the message that comes
+first leaves the reply nothing to cancel."""
 
 from __future__ import annotations
 
@@ -17,12 +22,20 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories as f
-from tests.test_scheduled_races import ROUNDS, balance, posts_for, scheduler_at, together
+from tests.test_scheduled_races import (
+    ROUNDS,
+    balance,
+    first_holds_second_waits,
+    posts_for,
+    schedule,
+    scheduler_at,
+    together,
+)
 from webapp.accounts import permissions
 from webapp.extensions import db
 from webapp.messaging import compose, dispatch, follow_ups, inbound, scheduled
 from webapp.messaging.subjects import of_application
-from webapp.models import Message, User, utcnow
+from webapp.models import CreditTransaction, Message, User, utcnow
 from webapp.providers.base import InboundMessage
 
 OUR, LENA = "+4915123456700", "+4915123456789"
@@ -169,3 +182,195 @@ def test_step_by_step_a_reply_waits_for_the_scheduler_that_took_its_follow_up(ap
         dispatch.deliver(message_id)
     assert posts_for(fake, follow_up_id) == 1
     assert balance(world) == 500 - 3
+
+
+# --- The message it follows, moved or cancelled, against a reply -------------------------------------------
+
+
+def followed_later(world) -> tuple[int, int]:
+    """A message scheduled for an hour from now and its follow-up a day after it: (message, follow-up)."""
+    user = db.session.get(User, world["user_id"])
+    about = of_application(world["lena"])
+    message = compose.compose(db.session, user, about, "sms", "Hi", send_at=utcnow() + timedelta(hours=1))
+    follow_up = follow_ups.schedule(db.session, user, about, message, follow_ups.Plan(1, "Any news?"))
+    db.session.commit()
+    return message.id, follow_up.id
+
+
+def move_by(world, message_id: int, by: timedelta) -> Callable[[], object]:
+    def run() -> object:
+        user = db.session.get(User, world["user_id"])
+        message = db.session.get(Message, message_id)
+        assert message is not None and message.send_at is not None
+        scheduled.reschedule(db.session, user, message, send_at=message.send_at + by)
+        db.session.commit()
+        return message_id
+
+    return run
+
+
+def cancel(world, message_id: int) -> Callable[[], object]:
+    def run() -> object:
+        user = db.session.get(User, world["user_id"])
+        scheduled.cancel(db.session, user, db.session.get(Message, message_id))
+        db.session.commit()
+        return message_id
+
+    return run
+
+
+def reply_after(round_: int) -> Callable[[], object]:
+    """The person's reply, later in later rounds: the other side does more before its first write, so
+    without a head start it would always come second (which wins is still the database's doing)."""
+
+    def run() -> object:
+        time.sleep(0.01 * round_)
+        return receive()
+
+    return run
+
+
+def refunds_of(message_id: int) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(CreditTransaction.id)).where(
+            CreditTransaction.message_id == message_id, CreditTransaction.kind == "refund"
+        )
+    )
+
+
+def test_the_message_moved_against_a_reply_the_follow_up_is_cancelled_once(app, world) -> None:
+    outcomes = []
+    for round_ in range(ROUNDS):
+        message_id, follow_up_id = followed_later(world)
+        was = db.session.get(Message, follow_up_id).send_at
+        moved, replied = together(app, move_by(world, message_id, timedelta(hours=2)), reply_after(round_))
+        assert not isinstance(moved, Exception), moved  # no deadlock, no error on either side
+        assert not isinstance(replied, Exception), replied
+        db.session.expire_all()
+        follow_up = db.session.get(Message, follow_up_id)
+        assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.REPLIED)
+        assert refunds_of(follow_up_id) == 1
+        # Moved first, then cancelled; or cancelled first, and then its time left as it was.
+        assert follow_up.send_at in (was, was + timedelta(hours=2))
+        outcomes.append("moved first" if follow_up.send_at != was else "replied first")
+    assert balance(world) == 500 - ROUNDS  # each message paid, each follow-up given back
+    print("the message moved against a reply:", outcomes)
+
+
+def test_the_message_cancelled_against_a_reply_the_follow_up_is_refunded_once(app, world) -> None:
+    outcomes = []
+    for round_ in range(ROUNDS):
+        message_id, follow_up_id = followed_later(world)
+        cancelled, replied = together(app, cancel(world, message_id), reply_after(round_))
+        assert not isinstance(cancelled, Exception), cancelled
+        assert not isinstance(replied, Exception), replied
+        db.session.expire_all()
+        follow_up = db.session.get(Message, follow_up_id)
+        assert follow_up.status == "cancelled"
+        assert follow_up.error_code in (follow_ups.REPLIED, follow_ups.UNSENT)
+        assert (refunds_of(message_id), refunds_of(follow_up_id)) == (1, 1)
+        outcomes.append(follow_up.error_code)
+    assert balance(world) == 500  # nothing left
+    print("the message cancelled against a reply:", outcomes)
+
+
+def cancel_uncommitted(world, message_id: int) -> Callable[[dict[str, object]], object]:
+    def run(results: dict[str, object]) -> None:
+        user = db.session.get(User, world["user_id"])
+        scheduled.cancel(db.session, user, db.session.get(Message, message_id))
+
+    return run
+
+
+def receive_uncommitted(results: dict[str, object]) -> None:
+    results["reply"] = inbound.receive(
+        db.session,
+        InboundMessage(str(uuid.uuid4()), "sms", LENA, OUR, "Yes, I'm interested", utcnow()),
+    ).message.id
+
+
+def test_step_by_step_a_move_waits_for_the_reply_and_leaves_the_cancelled_follow_up_alone(app, world) -> None:
+    """The reply has cancelled the follow-up, uncommitted; moving the message it follows waits for it
+    (seen in pg_stat_activity), then finds it cancelled: its time stays as it was, refunded once."""
+    message_id, follow_up_id = followed_later(world)
+    was = db.session.get(Message, follow_up_id).send_at
+    waiting, _ = first_holds_second_waits(
+        app, receive_uncommitted, lambda results: move_by(world, message_id, timedelta(hours=2))()
+    )
+    assert waiting, "the move never waited for the reply's cancel of the follow-up"
+    db.session.expire_all()
+    follow_up = db.session.get(Message, follow_up_id)
+    assert (follow_up.status, follow_up.error_code, follow_up.send_at) == (
+        "cancelled",
+        follow_ups.REPLIED,
+        was,
+    )
+    assert db.session.get(Message, message_id).status == "scheduled"
+    assert refunds_of(follow_up_id) == 1 and balance(world) == 499
+
+
+def test_step_by_step_a_reply_waits_for_the_cancel_of_the_message_and_finds_nothing_left(app, world) -> None:
+    """The message is cancelled and its follow-up with it, uncommitted; the reply's cancel waits for it,
+    then finds the follow-up gone: cancelled as unsent, refunded once."""
+    message_id, follow_up_id = followed_later(world)
+    waiting, results = first_holds_second_waits(
+        app, cancel_uncommitted(world, message_id), lambda results: results.update(reply=receive())
+    )
+    assert waiting, "the reply never waited for the cancel of the message it follows"
+    assert "reply" in results
+    db.session.expire_all()
+    follow_up = db.session.get(Message, follow_up_id)
+    assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.UNSENT)
+    assert (refunds_of(message_id), refunds_of(follow_up_id)) == (1, 1) and balance(world) == 500
+
+
+def test_another_message_cancelled_against_a_reply_neither_waits_for_the_other_forever(app, world) -> None:
+    """A plain scheduled message cancelled while a reply cancels the follow-up of another message of the
+    conversation: both give credits back and both mark the conversation. The cancel takes the
+    conversation's row before the credits, as the reply does, so the two never deadlock."""
+    for round_ in range(ROUNDS):
+        _, follow_up_id = followed_later(world)
+        plain_id, _ = schedule(world, "Plain")
+        cancelled, replied = together(app, cancel(world, plain_id), reply_after(round_))
+        assert not isinstance(cancelled, Exception), cancelled
+        assert not isinstance(replied, Exception), replied
+        assert (refunds_of(plain_id), refunds_of(follow_up_id)) == (1, 1)
+    assert balance(world) == 500 - ROUNDS  # each followed message paid, its follow-up and the plain one not
+
+
+def edit_follow_up(world, follow_up_id: int) -> Callable[[dict[str, object]], object]:
+    def run(results: dict[str, object]) -> None:
+        user = db.session.get(User, world["user_id"])
+        follow_up = db.session.get(Message, follow_up_id)
+        results["edited"] = scheduled.reschedule(db.session, user, follow_up, body="Still keen?").id
+
+    return run
+
+
+def move_uncommitted(world, message_id: int, by: timedelta) -> Callable[[dict[str, object]], object]:
+    def run(results: dict[str, object]) -> None:
+        user = db.session.get(User, world["user_id"])
+        message = db.session.get(Message, message_id)
+        scheduled.reschedule(db.session, user, message, send_at=message.send_at + by)
+
+    return run
+
+
+@pytest.mark.parametrize("first", ["move", "edit"])
+def test_step_by_step_the_message_moved_while_its_follow_up_is_rewritten_the_new_text_moves(
+    app, world, first
+) -> None:
+    """The message moved by two hours and its follow-up's text edited, one held uncommitted while the
+    other waits: whichever comes first, the follow-up that will leave (the new text) is two hours later
+    too, follows the message, and is paid once."""
+    message_id, follow_up_id = followed_later(world)
+    was = db.session.get(Message, follow_up_id).send_at
+    move, edit = move_uncommitted(world, message_id, timedelta(hours=2)), edit_follow_up(world, follow_up_id)
+    waiting, results = first_holds_second_waits(app, *((move, edit) if first == "move" else (edit, move)))
+    assert waiting, f"the second never waited for the {first}"
+    db.session.expire_all()
+    edited = db.session.get(Message, results["edited"])
+    assert (edited.status, edited.body, edited.follow_up_of_id) == ("scheduled", "Still keen?", message_id)
+    assert edited.send_at == was + timedelta(hours=2)
+    assert db.session.get(Message, follow_up_id).status == "cancelled"
+    assert balance(world) == 498  # the message and the follow-up's new text

@@ -293,3 +293,91 @@ def test_their_message_assigned_to_the_conversation_by_an_administrator_cancels_
     db.session.commit()
     assert (fresh(follow_up.id).status, fresh(follow_up.id).error_code) == ("cancelled", follow_ups.REPLIED)
     assert balance(world) == 9
+
+
+# --- The message it follows moved, or cancelled, before it left -------------------------------------------
+
+
+def test_a_new_time_for_the_message_moves_its_follow_up_by_as_much(world) -> None:
+    send_at = utcnow() + timedelta(hours=5)
+    message, follow_up = write(world, days=2, send_at=send_at)
+    scheduled.reschedule(db.session, world["user"], message, send_at=send_at + timedelta(hours=3))
+    db.session.commit()
+    assert fresh(follow_up.id).send_at == send_at + timedelta(days=2, hours=3)
+    # And earlier again: the same distance kept, whichever way it moves.
+    scheduled.reschedule(db.session, world["user"], fresh(message.id), send_at=send_at + timedelta(hours=1))
+    db.session.commit()
+    assert fresh(follow_up.id).send_at == send_at + timedelta(days=2, hours=1)
+    assert (fresh(follow_up.id).status, balance(world)) == ("scheduled", 8)  # the same price
+
+
+def test_a_new_text_and_time_for_the_message_the_follow_up_follows_the_new_one_moved_as_much(world) -> None:
+    send_at = utcnow() + timedelta(hours=5)
+    message, follow_up = write(world, days=2, send_at=send_at)
+    edited = scheduled.reschedule(
+        db.session,
+        world["user"],
+        message,
+        body="Hi %FIRSTNAME%, free on Monday?",
+        send_at=send_at + timedelta(hours=2),
+    )
+    db.session.commit()
+    moved = fresh(follow_up.id)
+    assert (moved.follow_up_of_id, moved.send_at) == (edited.id, send_at + timedelta(days=2, hours=2))
+    assert balance(world) == 8
+
+
+def test_a_follow_up_moved_into_their_closed_hours_goes_at_their_next_allowed_moment(app, world) -> None:
+    app.config["QUIET_HOURS"] = True
+    f.number(world["org"], "+15125550100")
+    tex = f.application(
+        f.job(world["org"], team=[world["user"]]),
+        f.candidate(world["org"], "Tex", "Ritter", mobile="+15125550123"),
+    )
+    db.session.commit()
+    austin = ZoneInfo("America/Chicago")
+    now = datetime(2026, 12, 9, 10, 0, tzinfo=austin).astimezone(UTC)  # Wednesday
+    about = of_application(tex)
+    thursday = datetime(2026, 12, 10, 10, 0, tzinfo=austin).astimezone(UTC)
+    message = compose.compose(db.session, world["user"], about, "sms", "Hi", send_at=thursday, now=now)
+    follow_up = follow_ups.schedule(
+        db.session, world["user"], about, message, follow_ups.Plan(1, "Any news?"), now=now
+    )
+    db.session.commit()
+    assert follow_up.send_at == datetime(2026, 12, 11, 10, 0, tzinfo=austin)  # Friday 10:00
+    # The message a day later (Friday): its follow-up would be Saturday 10:00, outside the organisation's
+    # Monday–Friday; it goes at their next allowed moment, Monday 09:00 (Texas law), as when scheduled.
+    friday = datetime(2026, 12, 11, 10, 0, tzinfo=austin).astimezone(UTC)
+    scheduled.reschedule(db.session, world["user"], message, send_at=friday, now=now)
+    db.session.commit()
+    assert fresh(follow_up.id).send_at == datetime(2026, 12, 14, 9, 0, tzinfo=austin)
+
+
+def test_a_follow_up_cancelled_by_their_reply_keeps_its_time_when_the_message_moves(world, client) -> None:
+    send_at = utcnow() + timedelta(hours=5)
+    message, follow_up = write(world, days=2, send_at=send_at)
+    reply(client)
+    scheduled.reschedule(db.session, world["user"], fresh(message.id), send_at=send_at + timedelta(hours=3))
+    db.session.commit()
+    stopped = fresh(follow_up.id)
+    assert (stopped.status, stopped.error_code) == ("cancelled", follow_ups.REPLIED)
+    assert stopped.send_at == send_at + timedelta(days=2)
+
+
+def test_cancelling_the_message_before_it_leaves_cancels_and_refunds_its_follow_up(world, fake) -> None:
+    send_at = utcnow() + timedelta(hours=5)
+    message, follow_up = write(world, days=2, send_at=send_at)
+    assert balance(world) == 8
+    scheduled.cancel(db.session, world["user"], message)
+    db.session.commit()
+    stopped = fresh(follow_up.id)
+    assert (stopped.status, stopped.error_code) == ("cancelled", follow_ups.UNSENT)
+    assert balance(world) == 10  # both given back
+    note = db.session.scalar(
+        sa.select(CreditTransaction.note).where(
+            CreditTransaction.message_id == follow_up.id, CreditTransaction.kind == "refund"
+        )
+    )
+    assert note == "Follow-up not needed: the message it follows was cancelled"
+    assert scheduled.send_due(stopped.send_at + timedelta(minutes=1)) == scheduled.Handed()
+    assert fake.requests == []

@@ -102,6 +102,54 @@ def together(app: Flask, *work: Callable[[], object]) -> list[object]:
     return results
 
 
+def first_holds_second_waits(
+    app: Flask, first: Callable[[dict[str, object]], object], second: Callable[[dict[str, object]], object]
+) -> tuple[bool, dict[str, object]]:
+    """`first(results)` runs in a thread of its own up to its flush and holds its transaction open;
+    `second(results)` then runs in another and is watched in pg_stat_activity until it waits for a lock;
+    then `first` commits. Whether `second` waited, and what both put in `results`."""
+    done_first, release = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def run_first() -> None:
+        with app.app_context():
+            first(results)
+            db.session.flush()
+            done_first.set()
+            release.wait(30)
+            db.session.commit()
+            db.session.remove()
+
+    def run_second() -> None:
+        with app.app_context():
+            results["pid"] = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+            second(results)
+            db.session.commit()
+            db.session.remove()
+
+    holder = threading.Thread(target=run_first)
+    holder.start()
+    assert done_first.wait(30)
+    waiter = threading.Thread(target=run_second)
+    waiter.start()
+    deadline, waiting = time.monotonic() + 10, False
+    while time.monotonic() < deadline and not waiting and waiter.is_alive():
+        time.sleep(0.05)
+        pid = results.get("pid")
+        if pid is not None:
+            waiting = (
+                db.session.scalar(
+                    sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                )
+                == "Lock"
+            )
+        db.session.rollback()
+    release.set()
+    holder.join(30)
+    waiter.join(30)
+    return waiting, results
+
+
 def scheduler_at(now, round_: int = 0) -> Callable[[], scheduled.Handed]:
     """The scheduler's pass at `now`; in later rounds it starts a little later, so that both orders
     of the race are played (which one wins each round is still the database's doing)."""

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp import zones
 from webapp.interviews import slots
-from webapp.messaging import compose, subjects, templates
+from webapp.messaging import compose, scheduled, subjects, templates
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
 from webapp.models import CHANNEL_LABELS, Application, Invitation, Message, User
@@ -131,9 +131,14 @@ def invite(
     """Store the invitation and its message (queued, paid) in the caller's transaction; SendRefused
     says why not. The caller commits, then hands invitation.message_id to dispatch. `send_at`,
     `override_reason` and `move_picked` as in compose.compose: a message held to the candidate's
-    morning, or written for later, is scheduled, and its link's validity counts from when it leaves."""
+    morning, or written for later, is scheduled, and its link's validity counts from when it leaves.
+    An earlier invitation whose message has not left yet is cancelled and refunded with it
+    (`withdraw_unsent`)."""
     check_slots(session, application, now)
     text = with_link(channel, body, subject)
+    # Before this one is paid for: the earlier message's row, then the credits, in the scheduler's order
+    # (it takes a due row, then refunds one it holds), so that the two never wait for each other.
+    withdraw_unsent(session, application.id, now)
     token = new_token()
     message = compose.compose(
         session,
@@ -234,6 +239,36 @@ def invite_many(
     return outcomes
 
 
+def withdraw_unsent(session: Session, application_id: int, now: datetime) -> list[int]:
+    """The earlier invitations that a new one replaces (`invite`) whose message has not left yet: each
+    message cancelled and refunded (scheduled.withdraw: the conditional UPDATE on `status =
+    'scheduled'`), in the caller's transaction, so that it never leaves later with a link that books
+    nothing. One the scheduler took meanwhile has left: it stays as it went, replaced as any sent one
+    is. The ids cancelled."""
+    waiting = session.scalars(
+        sa.select(Message)
+        .join(Invitation, Invitation.message_id == Message.id)
+        .where(
+            Invitation.application_id == application_id,
+            Invitation.state.in_(("sent", "cancelled")),
+            Message.status == "scheduled",
+        )
+        .order_by(Message.id)
+    ).all()
+    withdrawn = []
+    for message in waiting:
+        if scheduled.withdraw(
+            session,
+            message,
+            now,
+            title="Replaced by a newer invitation",
+            note="Scheduled invitation replaced by a newer one before it left",
+            code=scheduled.REPLACED,
+        ):
+            withdrawn.append(message.id)
+    return withdrawn
+
+
 def valid_until(message: Message, now: datetime) -> datetime:
     """Until when an unbooked link books: VALID_FOR from when its message leaves (now, or its send_at).
     The one rule, for an invitation written and for one whose message moved."""
@@ -303,6 +338,8 @@ def describe(invitation: Invitation, zone: str | None, now: datetime) -> str:
             return f"Scheduled for {zones.format_time(message.send_at, zone, '%a %d %b %H:%M')}, not sent yet"
         if message.status == "held":
             return f"Held: not sent ({(message.error_title or 'held when it was due to leave').rstrip('.')})"
+        if message.error_code == scheduled.REPLACED:
+            return "Cancelled before it was sent: replaced by a newer invitation"
         return "Cancelled before it was sent"
     if invitation.state == "booked" and invitation.slot is not None:
         shown = slots.shown(invitation.slot, zone or zones.DEFAULT, "%a %d %b %Y, %H:%M")

@@ -10,9 +10,15 @@ over to it. Its text goes through every check a message's does (compose.compose)
 
 It is cancelled, and its credits given back, the moment the person writes back on any channel of the
 conversation (`replied`, called by webapp.messaging.inbound as a reply joins its conversation) or the
-application is closed (`application_closed`, by webapp.jobs.stages). Each is one conditional UPDATE on
-`status = 'scheduled'`, as every move out of `scheduled` is, so that a follow-up racing the scheduler
-either leaves or is cancelled, never both. Our own outbound messages never cancel one.
+application is closed (`application_closed`, by webapp.jobs.stages), and with the message it follows
+when that is cancelled before it leaves (`followed_cancelled`: "any news?" about a message never sent).
+Each is one conditional UPDATE on `status = 'scheduled'`, as every move out of `scheduled` is, so that
+a follow-up racing the scheduler either leaves or is cancelled, never both. Our own outbound messages
+never cancel one.
+
+It keeps its distance from the message it follows: when that one is given a new time
+(webapp.messaging.scheduled.reschedule), the follow-up moves by as much (`followed_moved`), and is
+held to the recipient's hours again as when it was first scheduled.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.billing import credits
 from webapp.messaging.checks import SendRefused
@@ -34,6 +41,7 @@ MIN_DAYS, MAX_DAYS = 1, 30
 # The error codes of a follow-up cancelled because it was no longer needed (the thread says which).
 REPLIED = "replied"
 CLOSED = "closed"
+UNSENT = "unsent"  # the message it follows was cancelled before it left
 # The stages after which nobody follows up with the candidate (webapp.models.ats.STAGES).
 FINAL_STAGES = frozenset({"hired", "rejected"})
 # A refusal of the follow-up's text or time, said beside the composer's follow-up fields.
@@ -89,7 +97,7 @@ def schedule(
     at = (followed.send_at or now) + timedelta(days=days)
     try:
         # Their hours at that moment, as for a message written then: moved to the next allowed moment.
-        at = compose.hours_for(session, about, followed.channel, at).send_at or at
+        at = _in_hours(session, about, followed.channel, at)
         message = compose.compose(
             session, user, about, followed.channel, plan.body, subject=plan.subject, send_at=at, now=now
         )
@@ -97,6 +105,66 @@ def schedule(
         raise _said(refused, followed.channel) from refused
     message.follow_up_of_id = followed.id
     return message
+
+
+def _in_hours(session: Session, about: Subject, channel: str, at: datetime) -> datetime:
+    """A follow-up's time held to the recipient's hours, as for a message written then: moved to their
+    next allowed moment (a follow-up is not a reply, and no writer's reason carries over to it)."""
+    from webapp.messaging import compose
+
+    return compose.hours_for(session, about, channel, at).send_at or at
+
+
+def followed_moved(
+    session: Session, followed_id: int, by: timedelta, now: datetime | None = None
+) -> list[int]:
+    """The message `followed_id` (still scheduled) was given a time `by` later (earlier, if negative):
+    its pending follow-ups move by as much, each held to the recipient's hours (`_in_hours`), in the
+    caller's transaction, after the followed message's row (webapp.messaging.scheduled). Each move is
+    the conditional UPDATE on `status = 'scheduled'`: one the person's reply cancelled, or the
+    scheduler took, meanwhile stays as it is. The ids moved; SendRefused beside the new time when their
+    hours allow no moment to move one to."""
+    from webapp.inbox import changes as activity
+    from webapp.messaging import subjects
+
+    if not by:
+        return []
+    now = now or utcnow()
+    pending = session.scalars(
+        sa.select(Message)
+        .where(Message.follow_up_of_id == followed_id, Message.status == "scheduled")
+        .order_by(Message.id)
+    ).all()
+    moved = []
+    for follow_up in pending:
+        assert follow_up.send_at is not None and follow_up.conversation is not None
+        # Never into the past (its own time may have been edited nearer to the message than N days).
+        at = max(follow_up.send_at + by, now + timedelta(seconds=1))
+        try:
+            at = _in_hours(session, subjects.of_conversation(follow_up.conversation), follow_up.channel, at)
+        except SendRefused as refused:
+            raise SendRefused(f"Its follow-up cannot move with it: {refused.message}", "send_at") from refused
+        done = session.execute(
+            sa.update(Message)
+            .where(Message.id == follow_up.id, Message.status == "scheduled")
+            .values(send_at=at, updated_at=now)
+            .returning(Message.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if done is not None:
+            set_committed_value(follow_up, "send_at", at)
+            activity.touch(session, follow_up.conversation_id)
+            moved.append(follow_up.id)
+    return moved
+
+
+def followed_cancelled(session: Session, followed_id: int, now: datetime | None = None) -> list[int]:
+    """The message `followed_id` was cancelled before it left: its pending follow-ups are cancelled
+    too (the conditional UPDATE), in the caller's transaction; their credits are for the caller to give
+    back with `refund` once it has locked what it needs in its order (webapp.messaging.scheduled)."""
+    return _stop(
+        session, Message.follow_up_of_id == followed_id, now, UNSENT, "The message it follows was cancelled."
+    )
 
 
 def template_text(

@@ -42,7 +42,7 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import checks, conversations, optouts, subjects, timing, whatsapp
+from webapp.messaging import checks, conversations, follow_ups, optouts, subjects, timing, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, BatchRecipient, Conversation, Message, SendingNumber, User, utcnow
 
@@ -51,6 +51,9 @@ log = logging.getLogger("relay.scheduled")
 # The error code of a scheduled message whose text was edited: cancelled, and replaced by a new one
 # (the thread shows the new one only: webapp.messaging.conversations).
 EDITED = conversations.EDITED
+# The error code of a scheduled invitation cancelled before it left because a newer invitation replaced
+# it (webapp.interviews.invitations.invite): its link would book nothing.
+REPLACED = "replaced"
 
 
 class TooLate(SendRefused):
@@ -91,10 +94,32 @@ def cancel(session: Session, user: User, message: Message, now: datetime | None 
     is not scheduled any more, SendRefused when the user may not write here."""
     now = now or utcnow()
     _may_change(session, user, message, texting=False)
-    if not _move(session, message, "cancelled", now, title=f"Cancelled by {user.name}"):
+    if not withdraw(
+        session, message, now, title=f"Cancelled by {user.name}", note="Scheduled message cancelled"
+    ):
         raise too_late(session, message)
-    credits.refund(session, _organization(message), message, "Scheduled message cancelled")
     return message
+
+
+def withdraw(
+    session: Session, message: Message, now: datetime, *, title: str, note: str, code: str | None = None
+) -> bool:
+    """Cancel a scheduled message and give its credits back, in the caller's transaction, whoever asks
+    (a person's Cancel, an invitation replaced by a newer one): the one conditional UPDATE out of
+    `scheduled`. Its pending follow-ups are cancelled and refunded with it: nobody follows up on a
+    message that never left. False, and nothing changed, when it is not scheduled any more (it left
+    meanwhile).
+
+    The rows in the order a reply takes them (its follow-ups, its conversation, then the credits): the
+    message, its follow-ups, its conversation, then the credits, so that a cancel and a reply never
+    wait for each other."""
+    if not _move(session, message, "cancelled", now, title=title, code=code):
+        return False
+    stopped = follow_ups.followed_cancelled(session, message.id, now)
+    _lock_conversation(session, message)
+    credits.refund(session, _organization(message), message, note[: credits.NOTE_LENGTH])
+    follow_ups.refund(session, stopped)
+    return True
 
 
 def reschedule(
@@ -145,6 +170,15 @@ def _reschedule(
 ) -> Message:
     from webapp.messaging import compose
 
+    if message.follow_up_of_id is not None:
+        # A follow-up: the message it follows locked first, then this one read as it now is. An edit of
+        # that message moves its follow-ups (follow_ups.followed_moved) holding its row, and would not
+        # see a follow-up's new text written meanwhile (a row inserted after its statement began); in
+        # turn, this edit would keep a time read before that move. One after the other, neither is lost.
+        session.execute(
+            sa.select(Message.id).where(Message.id == message.follow_up_of_id).with_for_update(key_share=True)
+        ).all()
+        session.refresh(message)
     conversation = message.conversation
     assert conversation is not None
     about = _may_change(session, user, message, texting=True)
@@ -178,10 +212,11 @@ def _reschedule(
         ).first()
         if moved is None:
             raise too_late(session, message)
+        was = message.send_at
         set_committed_value(message, "send_at", when)
         set_committed_value(message, "hours_override", kept_reason)
         activity.touch(session, conversation.id)
-        _carry_over(session, message.id, message, now)
+        _carry_over(session, message.id, was, message, now)
         return message
     if message.whatsapp_template_id is not None:
         raise SendRefused(
@@ -199,6 +234,13 @@ def _reschedule(
         text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
     if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
         raise too_late(session, message)
+    # Its follow-ups, which will follow the new text (_carry_over), and its conversation locked now,
+    # before the credits: in the order a reply takes them (webapp.messaging.inbound), so that the two
+    # never wait for each other.
+    session.execute(
+        sa.select(Message.id).where(Message.follow_up_of_id == message.id).with_for_update()
+    ).all()
+    _lock_conversation(session, message)
     credits.refund(
         session, _organization(message), message, "Scheduled message edited: its new text is paid instead"
     )
@@ -219,7 +261,7 @@ def _reschedule(
         # A follow-up's new text is still a follow-up: a reply cancels it as it would have the old one.
         edited.follow_up_of_id = message.follow_up_of_id
         session.flush()
-        _carry_over(session, message.id, edited, now)
+        _carry_over(session, message.id, message.send_at, edited, now)
         return edited
     except SendRefused as refused:
         short = refused.__cause__
@@ -235,27 +277,31 @@ def _reschedule(
         ) from short
 
 
-def _carry_over(session: Session, old_id: int, message: Message, now: datetime) -> None:
-    """What points at the edited message points at the one that will leave (`message`; the same one
-    when only its time moved), in the same transaction: its invitation (whose link then books from the
-    new time), the follow-ups that follow it, and a bulk send's line for it."""
+def _carry_over(
+    session: Session, old_id: int, old_send_at: datetime | None, message: Message, now: datetime
+) -> None:
+    """What points at the edited message (`old_id`, due at `old_send_at`) points at the one that will
+    leave (`message`; the same one when only its time moved), in the same transaction: its invitation
+    (whose link then books from the new time), the follow-ups that follow it (their times moved by as
+    much as its time was), and a bulk send's line for it."""
     from webapp.interviews import invitations
 
     invitations.message_moved(session, old_id, message, now)
-    if old_id == message.id:
-        return
-    session.execute(
-        sa.update(Message)
-        .where(Message.follow_up_of_id == old_id)
-        .values(follow_up_of_id=message.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    session.execute(
-        sa.update(BatchRecipient)
-        .where(BatchRecipient.message_id == old_id)
-        .values(message_id=message.id)
-        .execution_options(synchronize_session="fetch")
-    )
+    if old_id != message.id:
+        session.execute(
+            sa.update(Message)
+            .where(Message.follow_up_of_id == old_id)
+            .values(follow_up_of_id=message.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        session.execute(
+            sa.update(BatchRecipient)
+            .where(BatchRecipient.message_id == old_id)
+            .values(message_id=message.id)
+            .execution_options(synchronize_session="fetch")
+        )
+    if old_send_at is not None and message.send_at is not None:
+        follow_ups.followed_moved(session, message.id, message.send_at - old_send_at, now)
 
 
 def too_late(session: Session, message: Message) -> TooLate:
@@ -264,6 +310,8 @@ def too_late(session: Session, message: Message) -> TooLate:
     if message.status == "cancelled":
         if message.error_code == EDITED:
             return TooLate("It was edited meanwhile: reload the conversation to see the new text.")
+        if message.error_code == REPLACED:
+            return TooLate("It was cancelled: a newer invitation replaced it.")
         return TooLate("It was cancelled.")
     if message.status == "held":
         return TooLate(f"It was held when it was due to leave: {(message.error_title or '').rstrip('.')}.")
@@ -283,6 +331,18 @@ def _may_change(session: Session, user: User, message: Message, *, texting: bool
     elif checks.not_ours(user, about) or not access.may_write(session, user, about):
         raise SendRefused(f"Only the {about.team} can change a message to {about.people}.")
     return about
+
+
+def _lock_conversation(session: Session, message: Message) -> None:
+    """The message's conversation row, locked as a reply locks it (FOR NO KEY UPDATE: a message being
+    inserted holds a key-share lock on it), before the credits are touched: a reply cancelling a
+    follow-up takes the conversation, then the credits, and this transaction marks the conversation at
+    its commit (webapp.inbox.changes), so taking the credits first would let the two deadlock."""
+    session.execute(
+        sa.select(Conversation.id)
+        .where(Conversation.id == message.conversation_id)
+        .with_for_update(key_share=True)
+    ).all()
 
 
 def _organization(message: Message):  # type: ignore[no-untyped-def]
