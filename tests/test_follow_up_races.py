@@ -374,3 +374,94 @@ def test_step_by_step_the_message_moved_while_its_follow_up_is_rewritten_the_new
     assert edited.send_at == was + timedelta(hours=2)
     assert db.session.get(Message, follow_up_id).status == "cancelled"
     assert balance(world) == 498  # the message and the follow-up's new text
+
+
+# --- A message sent as the person replies, with a follow-up pending -----------------------------------------
+
+
+def send_held_after_its_debit_while_a_reply_comes(app, world) -> tuple[bool, dict[str, object]]:
+    """The recruiter's send (compose, as the route runs it) held right after its debit (the UPDATE of the
+    credit account, seen on its own connection), uncommitted; the reply then runs and is watched in
+    pg_stat_activity until it waits for a lock; then the send goes on and commits. Whether the reply
+    waited, and what each side answered (an exception if it failed)."""
+    debited, release = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+    sender: list[threading.Thread] = []
+
+    def hold_after_debit(connection, _cursor, statement: str, *_args) -> None:
+        if threading.current_thread() is sender[0] and statement.startswith("UPDATE credit_account"):
+            debited.set()
+            release.wait(30)
+
+    def send() -> None:
+        with app.app_context():
+            try:
+                user = db.session.get(User, world["user_id"])
+                message = compose.compose(
+                    db.session, user, of_application(world["lena"]), "sms", "Are you free?"
+                )
+                db.session.commit()
+                results["sent"] = message.id
+            except Exception as exc:  # a deadlock's loser: the writer's text lost
+                db.session.rollback()
+                results["sent"] = exc
+            finally:
+                db.session.remove()
+
+    def reply() -> None:
+        with app.app_context():
+            results["pid"] = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+            try:
+                results["reply"] = receive()
+            except Exception as exc:  # a deadlock's loser: the webhook failed
+                db.session.rollback()
+                results["reply"] = exc
+            finally:
+                db.session.remove()
+
+    sender.append(threading.Thread(target=send))
+    sa.event.listen(db.engine, "after_cursor_execute", hold_after_debit)
+    try:
+        sender[0].start()
+        assert debited.wait(30), "the send never debited"
+        replier = threading.Thread(target=reply)
+        replier.start()
+        deadline, waiting = time.monotonic() + 10, False
+        while time.monotonic() < deadline and not waiting and replier.is_alive():
+            time.sleep(0.05)
+            pid = results.get("pid")
+            if pid is not None:
+                waiting = (
+                    db.session.scalar(
+                        sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                    )
+                    == "Lock"
+                )
+            db.session.rollback()
+        release.set()
+        sender[0].join(30)
+        replier.join(30)
+    finally:
+        release.set()
+        sa.event.remove(db.engine, "after_cursor_execute", hold_after_debit)
+    return waiting, results
+
+
+def test_step_by_step_a_send_and_a_reply_that_cancels_a_follow_up_neither_deadlocks(app, world) -> None:
+    """The recruiter presses Send as the person's reply arrives, a follow-up pending in the conversation:
+    the send has debited the credits and is held there; the reply cancels the follow-up and waits for a
+    lock the send holds (the conversation's row, taken before the credits; without that it took the
+    conversation's row and waited for the credits, while the send would then wait for the conversation:
+    a deadlock, one side aborted). Both commit: the message is stored and paid, the follow-up refunded."""
+    _, follow_up_id = followed_later(world)
+    waiting, results = send_held_after_its_debit_while_a_reply_comes(app, world)
+    assert waiting, "the reply never waited for the send"
+    assert not isinstance(results["sent"], Exception), results["sent"]
+    assert not isinstance(results["reply"], Exception), results["reply"]
+    db.session.expire_all()
+    sent = db.session.get(Message, results["sent"])
+    assert sent.status == "queued" and sent.body == "Are you free?"
+    follow_up = db.session.get(Message, follow_up_id)
+    assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.REPLIED)
+    assert refunds_of(follow_up_id) == 1
+    assert balance(world) == 500 - 2  # the message it follows and the new one; the follow-up given back

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from webapp.billing import credits, pricing
 from webapp.inbox import changes as activity
+from webapp.messaging import conversations
 from webapp.messaging.segments import SegmentCount
 from webapp.models import Conversation, Message, utcnow
 
@@ -132,6 +133,10 @@ def _store(
     )
     session.add(message)
     session.flush()
+    # The conversation's row before the credits, in a reply's order (conversations.lock): taken only
+    # by the UPDATE of `activity.record` below, after the debit, a reply cancelling a follow-up could
+    # hold it and wait for the credits this send holds.
+    conversations.lock(session, conversation.id)
     try:
         credits.debit(session, organization, message)
     except credits.InsufficientCredits:

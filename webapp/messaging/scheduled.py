@@ -334,15 +334,9 @@ def _may_change(session: Session, user: User, message: Message, *, texting: bool
 
 
 def _lock_conversation(session: Session, message: Message) -> None:
-    """The message's conversation row, locked as a reply locks it (FOR NO KEY UPDATE: a message being
-    inserted holds a key-share lock on it), before the credits are touched: a reply cancelling a
-    follow-up takes the conversation, then the credits, and this transaction marks the conversation at
-    its commit (webapp.inbox.changes), so taking the credits first would let the two deadlock."""
-    session.execute(
-        sa.select(Conversation.id)
-        .where(Conversation.id == message.conversation_id)
-        .with_for_update(key_share=True)
-    ).all()
+    """The message's conversation row, locked before the credits are touched (conversations.lock)."""
+    assert message.conversation_id is not None
+    conversations.lock(session, message.conversation_id)
 
 
 def _organization(message: Message):  # type: ignore[no-untyped-def]
