@@ -33,12 +33,12 @@ from tests.test_scheduled_races import (
 )
 from webapp.accounts import permissions
 from webapp.extensions import db
-from webapp.messaging import compose, dispatch, follow_ups, inbound, scheduled
+from webapp.messaging import bulk, compose, dispatch, follow_ups, inbound, scheduled
 from webapp.messaging.subjects import of_application
-from webapp.models import CreditTransaction, Message, User, utcnow
+from webapp.models import BatchRecipient, CreditTransaction, Message, User, utcnow
 from webapp.providers.base import InboundMessage
 
-OUR, LENA = "+4915123456700", "+4915123456789"
+OUR, LENA, ANN = "+4915123456700", "+4915123456789", "+4915123456788"
 
 
 @pytest.fixture
@@ -91,10 +91,10 @@ def a_reply(round_: int) -> Callable[[], object]:
     return run
 
 
-def receive() -> int:
+def receive(sender: str = LENA) -> int:
     received = inbound.receive(
         db.session,
-        InboundMessage(str(uuid.uuid4()), "sms", LENA, OUR, "Yes, I'm interested", utcnow()),
+        InboundMessage(str(uuid.uuid4()), "sms", sender, OUR, "Yes, I'm interested", utcnow()),
     )
     db.session.commit()
     return received.message.id
@@ -187,10 +187,11 @@ def test_step_by_step_a_reply_waits_for_the_scheduler_that_took_its_follow_up(ap
 # --- The message it follows, moved or cancelled, against a reply -------------------------------------------
 
 
-def followed_later(world) -> tuple[int, int]:
-    """A message scheduled for an hour from now and its follow-up a day after it: (message, follow-up)."""
+def followed_later(world, application=None) -> tuple[int, int]:
+    """A message scheduled for an hour from now and its follow-up a day after it: (message, follow-up);
+    to Lena unless another `application` is given."""
     user = db.session.get(User, world["user_id"])
-    about = of_application(world["lena"])
+    about = of_application(application or world["lena"])
     message = compose.compose(db.session, user, about, "sms", "Hi", send_at=utcnow() + timedelta(hours=1))
     follow_up = follow_ups.schedule(db.session, user, about, message, follow_ups.Plan(1, "Any news?"))
     db.session.commit()
@@ -379,32 +380,31 @@ def test_step_by_step_the_message_moved_while_its_follow_up_is_rewritten_the_new
 # --- A message sent as the person replies, with a follow-up pending -----------------------------------------
 
 
-def send_held_after_its_debit_while_a_reply_comes(app, world) -> tuple[bool, dict[str, object]]:
-    """The recruiter's send (compose, as the route runs it) held right after its debit (the UPDATE of the
-    credit account, seen on its own connection), uncommitted; the reply then runs and is watched in
-    pg_stat_activity until it waits for a lock; then the send goes on and commits. Whether the reply
-    waited, and what each side answered (an exception if it failed)."""
-    debited, release = threading.Event(), threading.Event()
+def held_at_the_credits_while_a_reply_comes(
+    app, writer: Callable[[], object], sender: str = LENA
+) -> tuple[bool, dict[str, object]]:
+    """`writer()` (then its commit) in a thread of its own, held right after its UPDATE of the credit
+    account (a debit or a refund, seen on its own connection), uncommitted; the reply (from `sender`)
+    then runs and is watched in pg_stat_activity until it waits for a lock; then the writer goes on and
+    commits. Whether the reply waited, and what each side answered (an exception if it failed: a
+    deadlock's loser)."""
+    at_credits, release = threading.Event(), threading.Event()
     results: dict[str, object] = {}
-    sender: list[threading.Thread] = []
+    holder: list[threading.Thread] = []
 
-    def hold_after_debit(connection, _cursor, statement: str, *_args) -> None:
-        if threading.current_thread() is sender[0] and statement.startswith("UPDATE credit_account"):
-            debited.set()
+    def hold_at_credits(connection, _cursor, statement: str, *_args) -> None:
+        if threading.current_thread() is holder[0] and statement.startswith("UPDATE credit_account"):
+            at_credits.set()
             release.wait(30)
 
-    def send() -> None:
+    def write() -> None:
         with app.app_context():
             try:
-                user = db.session.get(User, world["user_id"])
-                message = compose.compose(
-                    db.session, user, of_application(world["lena"]), "sms", "Are you free?"
-                )
+                results["writer"] = writer()
                 db.session.commit()
-                results["sent"] = message.id
-            except Exception as exc:  # a deadlock's loser: the writer's text lost
+            except Exception as exc:
                 db.session.rollback()
-                results["sent"] = exc
+                results["writer"] = exc
             finally:
                 db.session.remove()
 
@@ -412,18 +412,18 @@ def send_held_after_its_debit_while_a_reply_comes(app, world) -> tuple[bool, dic
         with app.app_context():
             results["pid"] = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
             try:
-                results["reply"] = receive()
-            except Exception as exc:  # a deadlock's loser: the webhook failed
+                results["reply"] = receive(sender)
+            except Exception as exc:
                 db.session.rollback()
                 results["reply"] = exc
             finally:
                 db.session.remove()
 
-    sender.append(threading.Thread(target=send))
-    sa.event.listen(db.engine, "after_cursor_execute", hold_after_debit)
+    holder.append(threading.Thread(target=write))
+    sa.event.listen(db.engine, "after_cursor_execute", hold_at_credits)
     try:
-        sender[0].start()
-        assert debited.wait(30), "the send never debited"
+        holder[0].start()
+        assert at_credits.wait(30), "the writer never touched the credits"
         replier = threading.Thread(target=reply)
         replier.start()
         deadline, waiting = time.monotonic() + 10, False
@@ -439,12 +439,22 @@ def send_held_after_its_debit_while_a_reply_comes(app, world) -> tuple[bool, dic
                 )
             db.session.rollback()
         release.set()
-        sender[0].join(30)
+        holder[0].join(30)
         replier.join(30)
     finally:
         release.set()
-        sa.event.remove(db.engine, "after_cursor_execute", hold_after_debit)
+        sa.event.remove(db.engine, "after_cursor_execute", hold_at_credits)
     return waiting, results
+
+
+def send_now(world) -> Callable[[], object]:
+    """The recruiter's Send (compose, as the route runs it): the message's id."""
+
+    def run() -> object:
+        user = db.session.get(User, world["user_id"])
+        return compose.compose(db.session, user, of_application(world["lena"]), "sms", "Are you free?").id
+
+    return run
 
 
 def test_step_by_step_a_send_and_a_reply_that_cancels_a_follow_up_neither_deadlocks(app, world) -> None:
@@ -454,14 +464,74 @@ def test_step_by_step_a_send_and_a_reply_that_cancels_a_follow_up_neither_deadlo
     conversation's row and waited for the credits, while the send would then wait for the conversation:
     a deadlock, one side aborted). Both commit: the message is stored and paid, the follow-up refunded."""
     _, follow_up_id = followed_later(world)
-    waiting, results = send_held_after_its_debit_while_a_reply_comes(app, world)
+    waiting, results = held_at_the_credits_while_a_reply_comes(app, send_now(world))
     assert waiting, "the reply never waited for the send"
-    assert not isinstance(results["sent"], Exception), results["sent"]
+    assert not isinstance(results["writer"], Exception), results["writer"]
     assert not isinstance(results["reply"], Exception), results["reply"]
     db.session.expire_all()
-    sent = db.session.get(Message, results["sent"])
+    sent = db.session.get(Message, results["writer"])
     assert sent.status == "queued" and sent.body == "Are you free?"
     follow_up = db.session.get(Message, follow_up_id)
     assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.REPLIED)
     assert refunds_of(follow_up_id) == 1
     assert balance(world) == 500 - 2  # the message it follows and the new one; the follow-up given back
+
+
+def test_step_by_step_the_scheduler_holding_a_message_and_a_reply_that_cancels_a_follow_up(
+    app, world
+) -> None:
+    """The scheduler holds a due message (SMS switched off since it was written) and gives its credits
+    back, held there uncommitted, as the person's reply cancels a follow-up of the same conversation: the
+    reply waits for the scheduler (which took the conversation's row before the credits, as the reply
+    does); both commit, each message refunded once."""
+    _, follow_up_id = followed_later(world)
+    user = db.session.get(User, world["user_id"])
+    due = utcnow() + timedelta(minutes=30)  # before the message the follow-up follows
+    plain = compose.compose(db.session, user, of_application(world["lena"]), "sms", "Plain", send_at=due)
+    world["org"].sms_enabled = False
+    db.session.commit()
+    plain_id, due = plain.id, plain.send_at
+    waiting, results = held_at_the_credits_while_a_reply_comes(
+        app, lambda: scheduled.send_due(due, hand_over=False)
+    )
+    assert waiting, "the reply never waited for the scheduler"
+    assert not isinstance(results["writer"], Exception), results["writer"]
+    assert not isinstance(results["reply"], Exception), results["reply"]
+    assert results["writer"].held == [plain_id] and results["writer"].queued == []
+    db.session.expire_all()
+    assert db.session.get(Message, plain_id).status == "held"
+    follow_up = db.session.get(Message, follow_up_id)
+    assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.REPLIED)
+    assert (refunds_of(plain_id), refunds_of(follow_up_id)) == (1, 1)
+    assert balance(world) == 500 - 1  # the message the follow-up follows
+
+
+def test_step_by_step_a_bulk_chunk_and_a_reply_that_cancels_a_follow_up_of_one_of_its_people(
+    app, world
+) -> None:
+    """A bulk message's chunk (one transaction) has paid for its first recipient (Lena) and is held
+    there, uncommitted, as the second recipient's reply cancels their follow-up: the reply waits for the
+    chunk (which took its people's conversations before the first debit); both commit, the bulk message
+    goes to both, the follow-up is refunded."""
+    ann = f.application(world["lena"].job, f.candidate(world["org"], "Ann", "Berg", mobile=ANN))
+    db.session.commit()
+    _, follow_up_id = followed_later(world, ann)
+    user = db.session.get(User, world["user_id"])
+    people = [world["lena"].id, ann.id]
+    batch = bulk.start(db.session, user, "application", people, "sms", "Hello %FIRSTNAME%")
+    assert (
+        db.session.scalars(sa.select(BatchRecipient.subject_id).order_by(BatchRecipient.id)).all() == people
+    )
+    waiting, results = held_at_the_credits_while_a_reply_comes(
+        app, lambda: bulk.run(batch.id, handed_over=lambda message_id: None), sender=ANN
+    )
+    assert waiting, "the reply never waited for the bulk chunk"
+    assert not isinstance(results["reply"], Exception), results["reply"]
+    assert results["writer"] == 2
+    db.session.expire_all()
+    outcomes = db.session.scalars(sa.select(BatchRecipient.outcome).order_by(BatchRecipient.id)).all()
+    assert outcomes == ["sent", "sent"]
+    follow_up = db.session.get(Message, follow_up_id)
+    assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.REPLIED)
+    assert refunds_of(follow_up_id) == 1
+    assert balance(world) == 500 - 3  # the message the follow-up follows, the bulk message to both

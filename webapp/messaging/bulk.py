@@ -39,6 +39,7 @@ from webapp.messaging import (
     batch_rows,
     checks,
     compose,
+    conversations,
     dispatch,
     lookalikes,
     placeholders,
@@ -641,6 +642,10 @@ def run(
             break
         people = _subjects(session, batch.kind, [r.subject_id for r in rows])
         facts = Known.load(session, user, people.values())
+        # The chunk pays for its people one after the other in one transaction: each of their
+        # conversations' rows taken before the first debit (conversations.lock), or a reply in one of
+        # them could hold its row and wait for the credits the chunk holds from an earlier recipient.
+        conversations.lock(session, *(c.id for c in map(facts.conversation, people.values()) if c))
         handing: list[int] = []
         for row in rows:
             about = people.get(row.subject_id)

@@ -27,15 +27,19 @@ def for_subject(session: Session, about: Subject, create: bool = False) -> Conve
     return conversation
 
 
-def lock(session: Session, conversation_id: int) -> None:
-    """The conversation's row, locked as a reply locks it (webapp.messaging.inbound: FOR NO KEY UPDATE,
-    as a message being inserted holds a key-share lock on it), by a writer that will touch the credits
-    next. The one order is the conversation's row, then the credit account: a reply that cancels a
-    follow-up takes them so (and refunds it), and every writer marks the conversation (an UPDATE of this
-    row, at its commit at the latest: webapp.inbox.changes), so one that took the credits first could
-    wait for a reply that waits for it: a deadlock. SQLite writes one at a time: a plain read there."""
+def lock(session: Session, *conversation_ids: int | None) -> None:
+    """The conversations' rows, locked as a reply locks its one (webapp.messaging.inbound: FOR NO KEY
+    UPDATE, as a message being inserted holds a key-share lock on it), in the order of their ids, by a
+    writer that will touch the credits next. The one order is the conversation's row, then the credit
+    account: a reply that cancels a follow-up takes them so (and refunds it), and every writer marks
+    the conversation (an UPDATE of this row, at its commit at the latest: webapp.inbox.changes), so one
+    that took the credits first could wait for a reply that waits for it: a deadlock. SQLite writes one
+    at a time: a plain read there."""
     session.execute(
-        sa.select(Conversation.id).where(Conversation.id == conversation_id).with_for_update(key_share=True)
+        sa.select(Conversation.id)
+        .where(Conversation.id.in_(sorted({i for i in conversation_ids if i is not None})))
+        .order_by(Conversation.id)
+        .with_for_update(key_share=True)
     ).all()
 
 

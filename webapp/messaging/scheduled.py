@@ -471,15 +471,20 @@ def _leave(session: Session, due: list[Message], now: datetime) -> tuple[list[in
             set_committed_value(message, "status", "queued")
             assert message.conversation is not None
             activity.record(session, message.conversation, message, left_at=now)
-    held: list[int] = []
-    for message, reason in holding:
-        if message.send_at is None or message.send_at > now:
-            continue
-        if _move(session, message, "held", now, title=reason):
-            credits.refund(session, _organization(message), message, f"Held: {reason}"[: credits.NOTE_LENGTH])
-            held.append(message.id)
-            log.info("scheduled message %s held: %s", message.id, reason)
-    return queued, held
+    stopped = [
+        (message, reason)
+        for message, reason in holding
+        if message.send_at is not None
+        and message.send_at <= now
+        and _move(session, message, "held", now, title=reason)
+    ]
+    if stopped:
+        # Their conversations' rows, all of them before the first refund (conversations.lock).
+        conversations.lock(session, *(message.conversation_id for message, _ in stopped))
+    for message, reason in stopped:
+        credits.refund(session, _organization(message), message, f"Held: {reason}"[: credits.NOTE_LENGTH])
+        log.info("scheduled message %s held: %s", message.id, reason)
+    return queued, [message.id for message, _ in stopped]
 
 
 def refusal(session: Session, message: Message, now: datetime, seen: _Seen | None = None) -> str | None:
