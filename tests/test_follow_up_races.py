@@ -33,7 +33,7 @@ from tests.test_scheduled_races import (
 )
 from webapp.accounts import permissions
 from webapp.extensions import db
-from webapp.messaging import bulk, compose, dispatch, follow_ups, inbound, scheduled
+from webapp.messaging import bulk, compose, dispatch, follow_ups, inbound, scheduled, status
 from webapp.messaging.subjects import of_application
 from webapp.models import BatchRecipient, CreditTransaction, Message, User, utcnow
 from webapp.providers.base import InboundMessage
@@ -535,3 +535,31 @@ def test_step_by_step_a_bulk_chunk_and_a_reply_that_cancels_a_follow_up_of_one_o
     assert (follow_up.status, follow_up.error_code) == ("cancelled", follow_ups.REPLIED)
     assert refunds_of(follow_up_id) == 1
     assert balance(world) == 500 - 3  # the message the follow-up follows, the bulk message to both
+
+
+def test_step_by_step_a_rejection_report_and_a_reply_that_cancels_a_follow_up(app, world) -> None:
+    """The network rejects a message (its report refunds it), held there uncommitted, as the person's
+    reply cancels a follow-up of the same conversation: the reply waits for the report (which took the
+    conversation's row before the credits); both commit, both refunded once."""
+    _, follow_up_id = followed_later(world)
+    user = db.session.get(User, world["user_id"])
+    sent = compose.compose(db.session, user, of_application(world["lena"]), "sms", "Hi")
+    db.session.commit()
+    dispatch.deliver(sent.id)
+    db.session.expire_all()
+    sent = db.session.get(Message, sent.id)
+    provider_id, sent_id = sent.provider_id, sent.id
+    assert provider_id is not None
+
+    def rejected() -> object:
+        failure = status.Failure("4", "Invalid recipient")
+        return status.receive_report(db.session, provider_id, "rejected", failure=failure).id
+
+    waiting, results = held_at_the_credits_while_a_reply_comes(app, rejected)
+    assert waiting, "the reply never waited for the report"
+    assert not isinstance(results["writer"], Exception), results["writer"]
+    assert not isinstance(results["reply"], Exception), results["reply"]
+    db.session.expire_all()
+    assert db.session.get(Message, sent_id).status == "rejected"
+    assert (refunds_of(sent_id), refunds_of(follow_up_id)) == (1, 1)
+    assert balance(world) == 500 - 1  # the message the follow-up follows

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp import metrics
+from webapp.messaging import conversations
 from webapp.models import CreditAccount, CreditTransaction, Message, Organization, User, utcnow
 from webapp.models.upsert import insert_ignore
 from webapp.refusals import Refused
@@ -116,6 +117,10 @@ def refund(session: Session, organization: Organization, message: Message, note:
     )
     if debited is None or already is not None:
         return False
+    # The conversation's row before the credits, in a reply's order (conversations.lock): a rejection,
+    # a held message or a cancel that took the credits first could wait for a reply cancelling a
+    # follow-up in that conversation, which holds its row and waits for the credits.
+    conversations.lock(session, message.conversation_id)
     new_balance = _change(session, debited.account_id, -debited.amount)
     assert new_balance is not None  # adding never fails the condition
     session.add(

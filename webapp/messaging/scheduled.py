@@ -111,12 +111,11 @@ def withdraw(
     meanwhile).
 
     The rows in the order a reply takes them (its follow-ups, its conversation, then the credits): the
-    message, its follow-ups, its conversation, then the credits, so that a cancel and a reply never
-    wait for each other."""
+    message, its follow-ups, its conversation (credits.refund locks it), then the credits, so that a
+    cancel and a reply never wait for each other."""
     if not _move(session, message, "cancelled", now, title=title, code=code):
         return False
     stopped = follow_ups.followed_cancelled(session, message.id, now)
-    _lock_conversation(session, message)
     credits.refund(session, _organization(message), message, note[: credits.NOTE_LENGTH])
     follow_ups.refund(session, stopped)
     return True
@@ -234,13 +233,12 @@ def _reschedule(
         text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
     if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
         raise too_late(session, message)
-    # Its follow-ups, which will follow the new text (_carry_over), and its conversation locked now,
-    # before the credits: in the order a reply takes them (webapp.messaging.inbound), so that the two
-    # never wait for each other.
+    # Its follow-ups, which will follow the new text (_carry_over), locked now, before the conversation
+    # and the credits (the refund takes them in that order): in the order a reply takes them
+    # (webapp.messaging.inbound), so that the two never wait for each other.
     session.execute(
         sa.select(Message.id).where(Message.follow_up_of_id == message.id).with_for_update()
     ).all()
-    _lock_conversation(session, message)
     credits.refund(
         session, _organization(message), message, "Scheduled message edited: its new text is paid instead"
     )
@@ -331,12 +329,6 @@ def _may_change(session: Session, user: User, message: Message, *, texting: bool
     elif checks.not_ours(user, about) or not access.may_write(session, user, about):
         raise SendRefused(f"Only the {about.team} can change a message to {about.people}.")
     return about
-
-
-def _lock_conversation(session: Session, message: Message) -> None:
-    """The message's conversation row, locked before the credits are touched (conversations.lock)."""
-    assert message.conversation_id is not None
-    conversations.lock(session, message.conversation_id)
 
 
 def _organization(message: Message):  # type: ignore[no-untyped-def]
