@@ -20,7 +20,7 @@ from webapp.accounts import permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import dispatch, scheduled
+from webapp.messaging import dispatch, scheduled, unsent
 from webapp.models import Application, InterviewSlot, Invitation, Message, User, utcnow
 
 LENA = "+4915123456789"
@@ -89,7 +89,7 @@ def test_a_new_invitation_cancels_the_earlier_one_still_waiting_and_lena_hears_o
 
     db.session.expire_all()
     old = db.session.get(Message, old_message)
-    assert (old.status, old.error_code) == ("cancelled", scheduled.REPLACED)
+    assert (old.status, old.error_code) == ("cancelled", unsent.REPLACED)
     assert db.session.get(Invitation, old_invitation).state == "replaced"
     assert credits.refunded_ids(db.session, [old_message]) == {old_message}
     assert balance(world) == 499  # the earlier one given back, the new one paid
@@ -173,7 +173,7 @@ def test_a_new_invitation_against_the_scheduler_the_old_one_leaves_once_or_is_re
         old = db.session.get(Message, old_message)
         refunded = credits.refunded_ids(db.session, [old_message]) == {old_message}
         if old.status == "cancelled":
-            assert old.error_code == scheduled.REPLACED and refunded
+            assert old.error_code == unsent.REPLACED and refunded
             assert old_message not in handed.queued
             assert len(to_lena(fake)) == sent_before + 1  # the new one only
             paid -= 1
@@ -224,7 +224,7 @@ def test_step_by_step_the_scheduler_waits_for_the_new_invitation_and_leaves_the_
     assert results["read"] == [old_message] and results["left"] == ([], [])
     dispatch.deliver(results["invited"])
     db.session.expire_all()
-    assert db.session.get(Message, old_message).error_code == scheduled.REPLACED
+    assert db.session.get(Message, old_message).error_code == unsent.REPLACED
     assert len(to_lena(fake)) == 1 and balance(world) == 499
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from webapp import zones
 from webapp.interviews import slots
-from webapp.messaging import compose, scheduled, subjects, templates
+from webapp.messaging import compose, subjects, templates, unsent
 from webapp.messaging.checks import SendRefused
 from webapp.messaging.templates import INVITELINK, SAMPLE_BOOKING_PATH, needs_invitelink
 from webapp.models import CHANNEL_LABELS, Application, Invitation, Message, User
@@ -241,7 +241,7 @@ def invite_many(
 
 def withdraw_unsent(session: Session, application_id: int, now: datetime) -> list[int]:
     """The earlier invitations that a new one replaces (`invite`) whose message has not left yet: each
-    message cancelled and refunded (scheduled.withdraw: the conditional UPDATE on `status =
+    message cancelled and refunded (unsent.withdraw: the conditional UPDATE on `status =
     'scheduled'`), in the caller's transaction, so that it never leaves later with a link that books
     nothing. One the scheduler took meanwhile has left: it stays as it went, replaced as any sent one
     is. The ids cancelled."""
@@ -257,13 +257,13 @@ def withdraw_unsent(session: Session, application_id: int, now: datetime) -> lis
     ).all()
     withdrawn = []
     for message in waiting:
-        if scheduled.withdraw(
+        if unsent.withdraw(
             session,
             message,
             now,
             title="Replaced by a newer invitation",
             note="Scheduled invitation replaced by a newer one before it left",
-            code=scheduled.REPLACED,
+            code=unsent.REPLACED,
         ):
             withdrawn.append(message.id)
     return withdrawn
@@ -338,7 +338,7 @@ def describe(invitation: Invitation, zone: str | None, now: datetime) -> str:
             return f"Scheduled for {zones.format_time(message.send_at, zone, '%a %d %b %H:%M')}, not sent yet"
         if message.status == "held":
             return f"Held: not sent ({(message.error_title or 'held when it was due to leave').rstrip('.')})"
-        if message.error_code == scheduled.REPLACED:
+        if message.error_code == unsent.REPLACED:
             return "Cancelled before it was sent: replaced by a newer invitation"
         return "Cancelled before it was sent"
     if invitation.state == "booked" and invitation.slot is not None:

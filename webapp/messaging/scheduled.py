@@ -42,7 +42,7 @@ from webapp.accounts import access, permissions
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.inbox import changes as activity
-from webapp.messaging import checks, conversations, follow_ups, optouts, subjects, timing, whatsapp
+from webapp.messaging import checks, conversations, follow_ups, optouts, subjects, timing, unsent, whatsapp
 from webapp.messaging.checks import SendRefused
 from webapp.models import CHANNEL_LABELS, BatchRecipient, Conversation, Message, SendingNumber, User, utcnow
 
@@ -51,9 +51,6 @@ log = logging.getLogger("relay.scheduled")
 # The error code of a scheduled message whose text was edited: cancelled, and replaced by a new one
 # (the thread shows the new one only: webapp.messaging.conversations).
 EDITED = conversations.EDITED
-# The error code of a scheduled invitation cancelled before it left because a newer invitation replaced
-# it (webapp.interviews.invitations.invite): its link would book nothing.
-REPLACED = "replaced"
 
 
 class TooLate(SendRefused):
@@ -94,31 +91,11 @@ def cancel(session: Session, user: User, message: Message, now: datetime | None 
     is not scheduled any more, SendRefused when the user may not write here."""
     now = now or utcnow()
     _may_change(session, user, message, texting=False)
-    if not withdraw(
+    if not unsent.withdraw(
         session, message, now, title=f"Cancelled by {user.name}", note="Scheduled message cancelled"
     ):
         raise too_late(session, message)
     return message
-
-
-def withdraw(
-    session: Session, message: Message, now: datetime, *, title: str, note: str, code: str | None = None
-) -> bool:
-    """Cancel a scheduled message and give its credits back, in the caller's transaction, whoever asks
-    (a person's Cancel, an invitation replaced by a newer one): the one conditional UPDATE out of
-    `scheduled`. Its pending follow-ups are cancelled and refunded with it: nobody follows up on a
-    message that never left. False, and nothing changed, when it is not scheduled any more (it left
-    meanwhile).
-
-    The rows in the order a reply takes them (its follow-ups, its conversation, then the credits): the
-    message, its follow-ups, its conversation (credits.refund locks it), then the credits, so that a
-    cancel and a reply never wait for each other."""
-    if not _move(session, message, "cancelled", now, title=title, code=code):
-        return False
-    stopped = follow_ups.followed_cancelled(session, message.id, now)
-    credits.refund(session, _organization(message), message, note[: credits.NOTE_LENGTH])
-    follow_ups.refund(session, stopped)
-    return True
 
 
 def reschedule(
@@ -231,7 +208,9 @@ def _reschedule(
     invite_link = None
     if invitation is not None:
         text, invite_link = invitations.edited_text(invitation, message.channel, message.body, text)
-    if not _move(session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED):
+    if not unsent.move_out(
+        session, message, "cancelled", now, title="Edited: replaced by the new text", code=EDITED
+    ):
         raise too_late(session, message)
     # Its follow-ups, which will follow the new text (_carry_over), locked now, before the conversation
     # and the credits (the refund takes them in that order): in the order a reply takes them
@@ -308,7 +287,7 @@ def too_late(session: Session, message: Message) -> TooLate:
     if message.status == "cancelled":
         if message.error_code == EDITED:
             return TooLate("It was edited meanwhile: reload the conversation to see the new text.")
-        if message.error_code == REPLACED:
+        if message.error_code == unsent.REPLACED:
             return TooLate("It was cancelled: a newer invitation replaced it.")
         return TooLate("It was cancelled.")
     if message.status == "held":
@@ -334,31 +313,6 @@ def _may_change(session: Session, user: User, message: Message, *, texting: bool
 def _organization(message: Message):  # type: ignore[no-untyped-def]
     assert message.conversation is not None
     return message.conversation.organization
-
-
-def _move(
-    session: Session, message: Message, new: str, now: datetime, *, title: str, code: str | None = None
-) -> bool:
-    """scheduled → `new` (a final status) if it is still scheduled: one conditional UPDATE. True if this
-    caller moved it (the row stays locked until the caller's commit)."""
-    moved = session.execute(
-        sa.update(Message)
-        .where(Message.id == message.id, Message.status == "scheduled")
-        .values(status=new, failed_at=now, updated_at=now, error_code=code, error_title=title[:300])
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if moved is None:
-        return False
-    for name, value in (
-        ("status", new),
-        ("failed_at", now),
-        ("error_code", code),
-        ("error_title", title[:300]),
-    ):
-        set_committed_value(message, name, value)
-    activity.touch(session, message.conversation_id)
-    return True
 
 
 # --- The scheduler -----------------------------------------------------------------------------------
@@ -468,7 +422,7 @@ def _leave(session: Session, due: list[Message], now: datetime) -> tuple[list[in
         for message, reason in holding
         if message.send_at is not None
         and message.send_at <= now
-        and _move(session, message, "held", now, title=reason)
+        and unsent.move_out(session, message, "held", now, title=reason)
     ]
     if stopped:
         # Their conversations' rows, all of them before the first refund (conversations.lock).
