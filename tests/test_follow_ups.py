@@ -381,3 +381,20 @@ def test_cancelling_the_message_before_it_leaves_cancels_and_refunds_its_follow_
     assert note == "Follow-up not needed: the message it follows was cancelled"
     assert scheduled.send_due(stopped.send_at + timedelta(minutes=1)) == scheduled.Handed()
     assert fake.requests == []
+
+
+def test_a_message_held_when_it_was_due_takes_its_follow_up_with_it(world, fake) -> None:
+    from webapp.messaging import optouts
+
+    send_at = utcnow() + timedelta(hours=5)
+    message, follow_up = write(world, days=2, send_at=send_at)
+    assert balance(world) == 8
+    optouts.opt_out(db.session, world["org"].id, LENA, message)  # before it left
+    db.session.commit()
+    handed = scheduled.send_due(send_at + timedelta(minutes=1), hand_over=False)
+    assert handed.held == [message.id] and handed.queued == []
+    stopped = fresh(follow_up.id)
+    assert (stopped.status, stopped.error_code) == ("cancelled", follow_ups.HELD)
+    assert balance(world) == 10  # both given back
+    later = scheduled.send_due(stopped.send_at + timedelta(minutes=1), hand_over=False)
+    assert later == scheduled.Handed() and fake.requests == []

@@ -42,6 +42,7 @@ MIN_DAYS, MAX_DAYS = 1, 30
 REPLIED = "replied"
 CLOSED = "closed"
 UNSENT = "unsent"  # the message it follows was cancelled before it left
+HELD = "followed_held"  # the message it follows was held when it was due (webapp.messaging.scheduled)
 # The stages after which nobody follows up with the candidate (webapp.models.ats.STAGES).
 FINAL_STAGES = frozenset({"hired", "rejected"})
 # A refusal of the follow-up's text or time, said beside the composer's follow-up fields.
@@ -156,6 +157,18 @@ def followed_moved(
             activity.touch(session, follow_up.conversation_id)
             moved.append(follow_up.id)
     return moved
+
+
+def followed_held(session: Session, followed_ids: list[int], now: datetime | None = None) -> list[int]:
+    """The messages `followed_ids` were held when they were due (opted out since, a right taken away…):
+    their pending follow-ups are cancelled (the conditional UPDATE), in the caller's transaction — "any
+    news?" about a message they never got; their credits are for the caller to give back with `refund`
+    once it has locked what it needs in its order (webapp.messaging.scheduled)."""
+    if not followed_ids:
+        return []
+    return _stop(
+        session, Message.follow_up_of_id.in_(followed_ids), now, HELD, "The message it follows was held."
+    )
 
 
 def followed_cancelled(session: Session, followed_id: int, now: datetime | None = None) -> list[int]:

@@ -424,12 +424,15 @@ def _leave(session: Session, due: list[Message], now: datetime) -> tuple[list[in
         and message.send_at <= now
         and unsent.move_out(session, message, "held", now, title=reason)
     ]
+    # Their follow-ups with them (nobody follows up on a message that never left), then their
+    # conversations' rows, all of them before the first refund (conversations.lock): a reply's order.
+    follow_ups_held = follow_ups.followed_held(session, [message.id for message, _ in stopped], now)
     if stopped:
-        # Their conversations' rows, all of them before the first refund (conversations.lock).
         conversations.lock(session, *(message.conversation_id for message, _ in stopped))
     for message, reason in stopped:
         credits.refund(session, _organization(message), message, f"Held: {reason}"[: credits.NOTE_LENGTH])
         log.info("scheduled message %s held: %s", message.id, reason)
+    follow_ups.refund(session, follow_ups_held)
     return queued, [message.id for message, _ in stopped]
 
 
