@@ -43,12 +43,16 @@ class Facts:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._seen: dict[tuple[str, int], Conversation | None] = {}  # the checks ask twice
+        self._opted: dict[tuple[int, str], OptOut | None] = {}  # SMS and WhatsApp ask of one number
 
     def may_write(self, user: User, about: Subject) -> bool:
         return access.may_write(self.session, user, about)
 
     def opt_out(self, organization_id: int, e164: str) -> OptOut | None:
-        return optouts.active(self.session, organization_id, e164)
+        key = (organization_id, e164)
+        if key not in self._opted:
+            self._opted[key] = optouts.active(self.session, organization_id, e164)
+        return self._opted[key]
 
     def conversation(self, about: Subject) -> Conversation | None:
         key = (about.kind, about.id)

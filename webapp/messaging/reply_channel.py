@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webapp.messaging import checks
+from webapp.messaging.facts import Facts
 from webapp.messaging.subjects import Subject
 from webapp.models import CHANNEL_LABELS, Conversation, Message
 
@@ -91,13 +92,14 @@ def for_conversation(
     contact = about.contact
     org = about.organization
     blocked: dict[str, str] = {}
+    facts = Facts(session)  # one opt-out lookup for both of the number's channels
     for channel in CHANNEL_LABELS:
         if channel not in org.channels:
             blocked[channel] = f"{IN_WORDS[channel]} is not switched on for your organisation"
         elif channel not in offered:
             blocked[channel] = f"you may not send {IN_WORDS[channel]} here"
         else:
-            found = checks.unreachable(session, contact, channel)
+            found = checks.unreachable(session, contact, channel, facts)
             if found is not None:
                 blocked[channel] = found.short
     last_inbound, last_message, scheduled = None, None, None
