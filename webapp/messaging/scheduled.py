@@ -497,13 +497,19 @@ def refusal(session: Session, message: Message, now: datetime, seen: _Seen | Non
 # --- What an edit's new time would do, said before Save (webapp.web.scheduled_edit) -----------------
 
 
-def both_times(about: subjects.Subject, message: Message, at: datetime, zone: str) -> str:
-    """A moment on the recipient's clock and the writer's: "Wed 09:00 in Texas · Wed 16:00 your time";
-    an email's on the writer's alone (it is not held to anyone's hours)."""
+def clocks(about: subjects.Subject, message: Message, at: datetime, zone: str) -> tuple[str, str]:
+    """A moment on the recipient's clock and the writer's, "Wed 09:00 in Texas · Wed 16:00 your time",
+    and the recipient's alone where it differs from the writer's ("Wed 09:00 in Texas", else ""), from
+    one decision of their hours; an email's on the writer's alone (it is not held to anyone's hours)."""
     decision = None
     if message.channel in timing.HELD_CHANNELS and message.to_addr:
         decision = timing.decide(about.organization, message.to_addr, at, place_zone=timing.place_of(about))
-    return timing.both_times(at, decision, zone)
+    theirs = timing.beside(at, decision, zone) if decision is not None else ""
+    return timing.both_times(at, decision, zone), theirs
+
+
+def both_times(about: subjects.Subject, message: Message, at: datetime, zone: str) -> str:
+    return clocks(about, message, at, zone)[0]
 
 
 def time_said(

@@ -204,14 +204,22 @@ def _law_holding(decision: Decision) -> Rule | None:
     return next((r for r in holding if r.state), holding[0] if holding else decision.rule)
 
 
-def their_clock(moment: datetime, about: Subject, reader_zone: str) -> str:
+def beside(moment: datetime, decision: Decision, reader_zone: str) -> str:
     """A moment on the recipient's clock, "Tue 09:00 in Texas", to put beside the writer's where the two
-    differ (a scheduled message in the thread, a line of a bulk preview); "" where they read the same or
-    the person has no number to read a zone from."""
+    differ; "" where they read the same."""
+    return their_time(moment, decision) if your_time(moment, decision, reader_zone) else ""
+
+
+def their_clock(moment: datetime, about: Subject, reader_zone: str) -> str:
+    """`beside` for a person not yet written to (a line of a bulk preview), their zone read from their
+    mobile; "" where they have none."""
     if not about.contact.mobile:
         return ""
-    decision = decide(about.organization, about.contact.mobile, moment, place_zone=place_of(about))
-    return their_time(moment, decision) if your_time(moment, decision, reader_zone) else ""
+    return beside(
+        moment,
+        decide(about.organization, about.contact.mobile, moment, place_zone=place_of(about)),
+        reader_zone,
+    )
 
 
 def local_time(text: str, zone: str) -> datetime:

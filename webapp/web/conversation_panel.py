@@ -25,11 +25,10 @@ from werkzeug.wrappers import Response
 from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import Length
 
-from webapp import zones
 from webapp.billing import credits
 from webapp.extensions import db
 from webapp.interviews import invitations
-from webapp.messaging import assignment, checks, conversations, notes, optouts, reads, reply_channel, timing
+from webapp.messaging import assignment, checks, conversations, notes, optouts, reads, reply_channel
 from webapp.messaging.reply_channel import ReplyChannel
 from webapp.messaging.status import PENDING
 from webapp.messaging.subjects import Kind, Subject
@@ -144,20 +143,8 @@ def messages_context(
         "older": older,
         "refunded": credits.refunded_ids(db.session, shown),
         "invitation_of": invitations.for_messages(db.session, shown),
-        "their_clock": their_clocks(about, items),
-        # The Edit form of each message that waits for its time.
+        # Each message that waits for its time: when, on both clocks, and its Edit form.
         **scheduled_edit.context(about, items, lambda: composer_setup(conversation, about)),
-    }
-
-
-def their_clocks(about: Subject, items: Sequence[Message]) -> dict[int, str]:
-    """When each text that waits for its time leaves on the person's clock ("Mon 09:00 in Texas"), to
-    show beside the reader's where the clocks differ."""
-    reader_zone = zones.name_of_reader(current_user)
-    return {
-        m.id: timing.their_clock(m.send_at, about, reader_zone)
-        for m in items
-        if m.status == "scheduled" and m.send_at is not None and m.channel in timing.HELD_CHANNELS
     }
 
 

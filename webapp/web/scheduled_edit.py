@@ -20,16 +20,18 @@ from webapp.web import composer
 
 
 def context(about: Subject, items: Sequence[Message], setup: Callable[[], composer.Setup]) -> dict[str, Any]:
-    """For a page of the thread: each scheduled message's time on both clocks (`scheduled_when`, by id)
+    """For a page of the thread: each scheduled message's time on both clocks (`scheduled_when`, by id),
+    on the person's clock alone where it differs (`their_clock`), from one decision of their hours each,
     and the quick choices of a time (`edit_quick`, the composer's; `setup` makes its Setup, asked only
     when something on the page waits)."""
     waiting = [m for m in items if m.status == "scheduled" and m.send_at is not None]
     if not waiting:
-        return {"scheduled_when": {}, "edit_quick": None}
+        return {"scheduled_when": {}, "their_clock": {}, "edit_quick": None}
     zone = zones.name_of_reader(current_user)
+    clocks = {m.id: scheduled.clocks(about, m, m.send_at, zone) for m in waiting if m.send_at is not None}
     return {
-        "scheduled_when": {
-            m.id: f"Sends {scheduled.both_times(about, m, m.send_at, zone)}." for m in waiting
-        },
+        "scheduled_when": {key: f"Sends {both}." for key, (both, _) in clocks.items()},
+        # Beside "Scheduled for …" (the writer's clock) in the message's head: the person's, where it differs.
+        "their_clock": {key: theirs for key, (_, theirs) in clocks.items()},
         "edit_quick": composer.quick_times(setup()),
     }
