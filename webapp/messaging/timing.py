@@ -175,7 +175,8 @@ def moved_words(moved: Timing, about: Subject, reader_zone: str) -> str:
     words = f"{decision.words.removesuffix('.')} · {yours}." if yours else decision.words
     law = _law_holding(decision)
     if law is not None:
-        # Asked only here, for the words: a bulk preview's thousands of decisions do not pay for it.
+        # Asked only here, for the words: a bulk preview's thousands of decisions do not pay for it. Any
+        # reason sets the organisation's hours aside and keeps the law's: when the law alone lets it go.
         alone = decide(
             about.organization,
             about.contact.mobile,
